@@ -1,0 +1,1 @@
+"""The agent core: loop, events, budgets, compaction and trajectory recording."""

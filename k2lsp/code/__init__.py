@@ -1,0 +1,1 @@
+"""Code intelligence on tree-sitter: languages, parsing, symbols, repo map, syntax gate."""
