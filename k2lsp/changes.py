@@ -19,10 +19,18 @@ class FileChange:
     new_text: str | None
     old_path: str | None = None  # set for renames
     binary: bool = False  # binary files carry no text; delivery copies bytes
+    # git file modes ("100644", "100755", "120000" symlink); None = absent on that side / unknown
+    old_mode: str | None = None
+    new_mode: str | None = None
 
     @property
     def kind(self) -> str:
         """created | deleted | renamed | modified."""
+        if self.binary and (self.old_mode or self.new_mode) and self.old_path is None:
+            if self.old_mode is None:
+                return "created"
+            if self.new_mode is None:
+                return "deleted"
         if self.old_text is None and not self.binary and self.old_path is None:
             return "created"
         if self.new_text is None and not self.binary:
@@ -62,7 +70,8 @@ def unified_diff(old_path: str, new_path: str, old: str | None, new: str | None)
     b = (new or "").splitlines(keepends=True)
     out = []
     for line in difflib.unified_diff(
-        a, b,
+        a,
+        b,
         fromfile="/dev/null" if old is None else f"a/{old_path}",
         tofile="/dev/null" if new is None else f"b/{new_path}",
     ):

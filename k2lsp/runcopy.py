@@ -1,13 +1,355 @@
 """The run copy: a git worktree on branch `k2lsp/<run-id>` holding the user's current state
-(HEAD + staged + unstaged + untracked non-ignored files + unsaved buffers), or a temporary
-copy for folders that are not git repositories.
+(HEAD + staged + unstaged + untracked non-ignored files + unsaved buffers).
 
-STUB: the run-copies issue implements this. Contract:
+Where things live (decided here, see docs): every run gets `<state_dir>/runs/<run-id>/` with
+`run.json` (metadata), `run.lock` (held with flock while the run's process lives; `k2lsp gc`
+removes runs whose lock is free) and the work tree itself, named after the source folder.
+`state_dir` defaults to `$K2LSP_STATE_DIR`, else `$XDG_STATE_HOME/k2lsp`, else
+`~/.local/state/k2lsp`.
 
-    rc = RunCopy.create(source=Path(repo), run_id="20261122-abcd", overlay={"a.py": "..."})
-    rc.root          # Path of the copy the tools work in
-    rc.changes()     # ChangeSet: the copy now vs. its starting snapshot
-    rc.cleanup()     # remove the copy (after delivery, unless kept)
+The starting snapshot is a commit built with a temporary index (the user's index, stash list,
+HEAD and branches are never touched): `git add -A` of the user's work tree into the private
+index, the unsaved buffers hashed on top, `write-tree`, `commit-tree -p HEAD` (no parent in a
+repository without commits). When nothing is uncommitted the snapshot is HEAD itself. A folder
+that is not a git repository gets the same treatment with a private repository
+`<run-dir>/snapshot.git` (honouring a `.gitignore` if present, skipping virtualenvs and
+`node_modules`); its run copy has no branch and can be delivered by `apply` or `patch`.
 """
 
 from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from k2lsp import gitcmd, snapshot
+from k2lsp.changes import ChangeSet, FileChange
+from k2lsp.errors import PathError, UsageError
+from k2lsp.workspace import Workspace, decode_text
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+BRANCH_PREFIX = "k2lsp/"
+
+
+def default_state_dir(state_dir: Path | str | None = None) -> Path:
+    """Where k2lsp keeps runs, patches and checkpoints of non-git folders."""
+    if state_dir:
+        return Path(state_dir).expanduser().resolve()
+    env = os.environ.get("K2LSP_STATE_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return (base / "k2lsp").resolve()
+
+
+def new_run_id() -> str:
+    """A fresh, sortable run id (`YYYYmmdd-HHMMSS-xxxxxx`)."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def _lock(path: Path) -> IO[str] | None:
+    """Open and exclusively flock `path`; None when another live process holds it."""
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # no flock (Windows): treat the pid in run.json as the liveness signal
+        return handle
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+@dataclass
+class RunCopy:
+    """One run's private copy of the user's folder."""
+
+    root: Path  # where tools work (the copy of `source`)
+    source: Path  # the user's folder
+    run_id: str
+    is_git: bool
+    branch: str | None
+    base_commit: str  # the starting snapshot
+    run_dir: Path
+    worktree: Path  # top of the git work tree of the copy (== root unless source is a subfolder)
+    git_dir: Path  # common git dir owning the worktree (the user's repo, or snapshot.git)
+    prefix: str = ""  # source relative to its repository top level ("" at the top)
+    _lock_handle: IO[str] | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        """The k2lsp state folder this run lives in."""
+        return self.run_dir.parent.parent
+
+    # ---- creation -------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        source: Path | str,
+        run_id: str,
+        overlay: dict[str, str] | None = None,
+        state_dir: Path | str | None = None,
+    ) -> RunCopy:
+        """Snapshot `source` (plus unsaved `overlay` buffers) into a fresh run copy."""
+        src = Path(source).expanduser().resolve()
+        if not src.is_dir():
+            raise UsageError(f"{source} is not a folder; pass --repo with an existing directory")
+        if not _RUN_ID.match(run_id) or run_id.endswith(".lock") or ".." in run_id:
+            raise UsageError(
+                f"run id {run_id!r} is not usable as a branch name; use letters, "
+                "digits, '.', '_' and '-'"
+            )
+        if not gitcmd.git_available():
+            raise UsageError("git is not installed or not on PATH; k2lsp needs it for run copies")
+        run_dir = default_state_dir(state_dir) / "runs" / run_id
+        if run_dir.exists():
+            raise UsageError(f"run {run_id} already exists at {run_dir}; pick another run id")
+        run_dir.mkdir(parents=True)
+        lock = _lock(run_dir / "run.lock")
+        try:
+            copy = _create(src, run_id, dict(overlay or {}), run_dir)
+        except BaseException:
+            if lock:
+                lock.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        copy._lock_handle = lock
+        copy._save_meta()
+        return copy
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunCopy:
+        """The run copy described by `<run_dir>/run.json` (no lock is taken)."""
+        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        return cls(
+            root=Path(meta["root"]),
+            source=Path(meta["source"]),
+            run_id=meta["run_id"],
+            is_git=meta["is_git"],
+            branch=meta["branch"],
+            base_commit=meta["base_commit"],
+            run_dir=run_dir,
+            worktree=Path(meta["worktree"]),
+            git_dir=Path(meta["git_dir"]),
+            prefix=meta.get("prefix", ""),
+        )
+
+    def _save_meta(self) -> None:
+        meta = {
+            "run_id": self.run_id,
+            "source": str(self.source),
+            "root": str(self.root),
+            "is_git": self.is_git,
+            "branch": self.branch,
+            "base_commit": self.base_commit,
+            "worktree": str(self.worktree),
+            "git_dir": str(self.git_dir),
+            "prefix": self.prefix,
+            "pid": os.getpid(),
+            "created": time.time(),
+        }
+        tmp = self.run_dir / "run.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        os.replace(tmp, self.run_dir / "run.json")
+
+    # ---- the change set -------------------------------------------------------------------
+    def snapshot_now(self) -> str:
+        """A tree of the copy's current state minus run litter (caches, bytecode); the copy's
+        own index and files are not modified."""
+        seed = Path(
+            gitcmd.out(self.worktree, "rev-parse", "--path-format=absolute", "--git-path", "index")
+        )
+        with gitcmd.temp_index(seed, self.run_dir) as env:
+            return gitcmd.snapshot_tree(self.worktree, env, exclude=snapshot.RUN_LITTER)
+
+    def changes(self) -> ChangeSet:
+        """The copy now vs. its starting snapshot, per file with old and new text."""
+        tree = self.snapshot_now()
+        args = ["diff-tree", "-r", "-z", "-M", "--no-commit-id", "--no-ext-diff"]
+        if self.prefix:
+            args.append(f"--relative={self.prefix}/")
+        raw = gitcmd.run(self.worktree, *args, self.base_commit, tree).stdout
+        files = [self._file_change(entry) for entry in snapshot.parse_raw(raw)]
+        return ChangeSet(sorted((f for f in files if f is not None), key=lambda f: f.path))
+
+    def _file_change(self, entry: snapshot.RawEntry) -> FileChange | None:
+        if "160000" in (entry.old_mode, entry.new_mode):
+            return None  # submodules are not part of a run's change set
+        old_path, new_path = entry.old_path, entry.new_path
+        old_bytes = None if entry.old_mode == snapshot.ABSENT else self._old_bytes(old_path)
+        new_bytes = None if entry.new_mode == snapshot.ABSENT else self.read_bytes(new_path)
+        binary = (
+            "120000" in (entry.old_mode, entry.new_mode)
+            or _is_binary(old_bytes)
+            or _is_binary(new_bytes)
+        )
+        return FileChange(
+            path=new_path,
+            old_text=None if binary or old_bytes is None else old_bytes.decode("utf-8"),
+            new_text=None if binary or new_bytes is None else new_bytes.decode("utf-8"),
+            old_path=old_path if old_path != new_path else None,
+            binary=binary,
+            old_mode=None if entry.old_mode == snapshot.ABSENT else entry.old_mode,
+            new_mode=None if entry.new_mode == snapshot.ABSENT else entry.new_mode,
+        )
+
+    def _repo_path(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def _old_bytes(self, rel: str) -> bytes | None:
+        """Bytes of `rel` in the starting snapshot, as they were on disk (checkout filters on)."""
+        return gitcmd.cat_file(
+            self.worktree, f"{self.base_commit}:{self._repo_path(rel)}", filters=True
+        )
+
+    def base_bytes(self, rel: str) -> bytes | None:
+        """Public form of `_old_bytes` for delivery (None = absent at the start)."""
+        return self._old_bytes(rel)
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        """Current bytes of `rel` in the copy (a symlink's target for links), None if absent."""
+        path = self.root / rel
+        if path.is_symlink():
+            return os.fsencode(os.readlink(path))
+        return path.read_bytes() if path.is_file() else None
+
+    # ---- cleanup --------------------------------------------------------------------------
+    def cleanup(self, keep_branch: bool = False) -> None:
+        """Remove the copy; its branch goes too unless kept or it carries a delivered commit."""
+        if self.is_git:
+            gitcmd.run(
+                self.source, "worktree", "remove", "--force", str(self.worktree), check=False
+            )
+        shutil.rmtree(self.worktree, ignore_errors=True)
+        if self.is_git:
+            gitcmd.run(self.source, "worktree", "prune", check=False)
+            if self.branch and not keep_branch:
+                # Compare-and-delete: a branch that moved (a delivered commit) survives.
+                gitcmd.run(
+                    self.source,
+                    "update-ref",
+                    "-d",
+                    f"refs/heads/{self.branch}",
+                    self.base_commit,
+                    check=False,
+                )
+        if self._lock_handle is not None:
+            self._lock_handle.close()
+            self._lock_handle = None
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def workspace(self, **kw: Any) -> Workspace:
+        """A Workspace confined to the copy."""
+        return Workspace(self.root, **kw)
+
+
+def _create(src: Path, run_id: str, overlay: dict[str, str], run_dir: Path) -> RunCopy:
+    top = gitcmd.toplevel(src)
+    is_git = top is not None
+    if top is None:
+        git_dir = run_dir / "snapshot.git"
+        gitcmd.run(run_dir, "init", "-q", "--bare", str(git_dir))
+        exclude = git_dir / "info" / "exclude"
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        exclude.write_text("\n".join(snapshot.NON_GIT_EXCLUDES) + "\n", encoding="utf-8")
+        top, prefix = src, ""
+        base = snapshot.snapshot_nongit(src, git_dir, overlay)
+    else:
+        git_dir = gitcmd.common_dir(src)
+        prefix = src.relative_to(top).as_posix() if src != top else ""
+        base = snapshot.snapshot_git(top, src, overlay, run_dir)
+    worktree = run_dir / (re.sub(r"[^A-Za-z0-9._-]", "_", top.name) or "work")
+    branch = BRANCH_PREFIX + run_id if is_git else None
+    add = ["worktree", "add", "-q", "-f"]
+    add += ["-b", branch] if branch else ["--detach"]
+    if is_git:
+        gitcmd.run(top, *add, str(worktree), base)
+    else:
+        gitcmd.run(run_dir, "--git-dir", str(git_dir), *add, str(worktree), base)
+    root = worktree / prefix if prefix else worktree
+    return RunCopy(
+        root=root,
+        source=src,
+        run_id=run_id,
+        is_git=is_git,
+        branch=branch,
+        base_commit=base,
+        run_dir=run_dir,
+        worktree=worktree,
+        git_dir=git_dir,
+        prefix=prefix,
+    )
+
+
+def _is_binary(data: bytes | None) -> bool:
+    if data is None:
+        return False
+    try:
+        decode_text(data, "file")
+    except PathError:
+        return True
+    return False
+
+
+# ---- stale runs ---------------------------------------------------------------------------
+def stale_runs(state_dir: Path | str | None = None) -> list[Path]:
+    """Run folders whose owning process is gone (their lock can be taken)."""
+    runs = default_state_dir(state_dir) / "runs"
+    found = []
+    for run_dir in sorted(runs.iterdir() if runs.is_dir() else []):
+        if not run_dir.is_dir():
+            continue
+        lock = _lock(run_dir / "run.lock")
+        if lock is None:
+            continue  # a live run holds it
+        lock.close()
+        found.append(run_dir)
+    return found
+
+
+def remove_run(run_dir: Path) -> str:
+    """Remove one stale run: its worktree, its undelivered branch, its folder."""
+    try:
+        copy = RunCopy.load(run_dir)
+    except (OSError, ValueError, KeyError):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return f"removed {run_dir} (incomplete run folder)"
+    if copy.is_git and not copy.source.is_dir():
+        copy.is_git = False  # the repository itself is gone: only our files remain
+    copy.cleanup(keep_branch=False)
+    kept = ""
+    if copy.is_git and copy.branch and gitcmd.rev(copy.source, f"refs/heads/{copy.branch}"):
+        kept = f"; kept branch {copy.branch} (it carries a delivered commit)"
+    return f"removed run {copy.run_id} ({copy.source}){kept}"
+
+
+def cli_gc(argv: list[str]) -> int:
+    """`k2lsp gc`: remove run copies left behind by crashed or killed runs."""
+    parser = argparse.ArgumentParser(prog="k2lsp gc", description=cli_gc.__doc__)
+    parser.add_argument("--state-dir", help="k2lsp state folder (default: ~/.local/state/k2lsp)")
+    parser.add_argument("--dry-run", action="store_true", help="list stale runs, remove nothing")
+    args = parser.parse_args(argv)
+    stale = stale_runs(args.state_dir)
+    if not stale:
+        print("no stale run copies")
+        return 0
+    for run_dir in stale:
+        if args.dry_run:
+            print(f"stale: {run_dir}")
+            continue
+        try:
+            print(remove_run(run_dir))
+        except gitcmd.GitError as exc:
+            print(f"could not remove {run_dir}: {exc}", file=sys.stderr)
+    return 0

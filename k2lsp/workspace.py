@@ -1,19 +1,61 @@
-"""The workspace a run works in: path confinement, ignore rules, safe file reading.
+"""The workspace a run works in: path confinement, ignore rules, secrets, safe file reading.
 
 Every tool path goes through `Workspace.resolve`, which refuses `..` escapes, absolute paths
-outside the root and symlinks pointing out of it.
+outside the root and symlinks pointing out of it. Files matching the secret denylist
+(`DEFAULT_SECRET_GLOBS` plus the `secret_globs` setting; a `!pattern` entry lifts a default)
+are not read unless the `allow_secrets` setting is on.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from k2lsp.errors import PathError
 
 # Files larger than this are refused by read-whole-file helpers (tools page them instead).
 MAX_TEXT_BYTES = 8 * 1024 * 1024
+
+# Files never read for the model unless the user allows it (matched against the file name and
+# the workspace-relative path).
+DEFAULT_SECRET_GLOBS: tuple[str, ...] = (
+    ".env",
+    ".env.*",
+    "*.env",
+    ".envrc",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".netrc",
+    "_netrc",
+    ".pgpass",
+    ".pypirc",
+    ".npmrc",
+    ".git-credentials",
+    ".htpasswd",
+    "credentials",
+    "credentials.*",
+    "*credentials*.json",
+    "*.tfvars",
+    "secrets.y*ml",
+    "secrets.json",
+    "secrets.toml",
+    ".aws/credentials",
+    ".docker/config.json",
+    "*.kdbx",
+)
 
 
 @dataclass
@@ -23,28 +65,114 @@ class Workspace:
     root: Path
     # Unsaved editor buffers (relative posix path -> text) that override the disk content.
     overlay: dict[str, str] = field(default_factory=dict)
+    # Extra secret patterns (a `!pattern` entry removes a default one); None = defaults only.
+    secret_globs: list[str] | None = None
+    allow_secrets: bool = False
+    _is_git: bool | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser().resolve()
+
+    @classmethod
+    def from_settings(
+        cls, root: Path | str, settings: Any, overlay: dict[str, str] | None = None
+    ) -> Workspace:
+        """A workspace honouring the secret settings of a `k2lsp.config.Settings`."""
+        return cls(
+            Path(root),
+            overlay=dict(overlay or {}),
+            secret_globs=list(getattr(settings, "secret_globs", None) or []),
+            allow_secrets=bool(getattr(settings, "allow_secrets", False)),
+        )
 
     def resolve(self, path: str | os.PathLike[str], *, must_exist: bool = False) -> Path:
         """Absolute path of `path` inside the workspace, or PathError saying why not."""
         raw = os.fspath(path)
         if "\x00" in raw:
             raise PathError(f"path {raw!r} contains a NUL byte")
-        candidate = Path(raw).expanduser()
-        if not candidate.is_absolute():
-            candidate = self.root / candidate
-        # Resolve symlinks of existing parts; a not-yet-existing tail is resolved lexically.
-        resolved = candidate.resolve(strict=False)
-        if not _is_within(resolved, self.root):
-            raise PathError(
-                f"path {raw!r} is outside the workspace {self.root}; "
-                "use a path relative to the workspace root"
-            )
-        if must_exist and not resolved.exists():
-            raise PathError(f"{self.rel(resolved)} does not exist")
+        try:
+            candidate = Path(raw).expanduser()
+            if not candidate.is_absolute():
+                candidate = self.root / candidate
+            # Resolve symlinks of existing parts; a not-yet-existing tail is resolved lexically.
+            resolved = candidate.resolve(strict=False)
+            if not _is_within(resolved, self.root):
+                raise PathError(
+                    f"path {raw!r} is outside the workspace {self.root}; "
+                    "use a path relative to the workspace root"
+                )
+            if _unresolved_link(resolved, self.root):
+                raise PathError(f"path {raw!r} goes through a symlink loop or a broken link")
+            if must_exist and not resolved.exists():
+                raise PathError(f"{self.rel(resolved)} does not exist")
+        except (OSError, RuntimeError, ValueError) as exc:  # symlink loops, names too long
+            raise PathError(f"path {raw!r} cannot be used: {exc}") from None
         return resolved
+
+    def resolve_entry(self, path: str | os.PathLike[str]) -> Path:
+        """Like `resolve`, but a final symlink is kept as the link itself (not followed)."""
+        raw = os.fspath(path)
+        name = Path(raw).name
+        if name in ("", ".", ".."):
+            return self.resolve(raw)
+        parent = self.resolve(Path(raw).parent)
+        entry = parent / name
+        if entry == self.root:
+            raise PathError(f"path {raw!r} names the workspace root, not a file")
+        return entry
+
+    # ---- secrets ------------------------------------------------------------------------
+    def secret_patterns(self) -> list[str]:
+        """The effective secret denylist."""
+        globs = list(DEFAULT_SECRET_GLOBS)
+        for pat in self.secret_globs or []:
+            if pat.startswith("!"):
+                globs = [g for g in globs if g != pat[1:]]
+            elif pat not in globs:
+                globs.append(pat)
+        return globs
+
+    def is_secret(self, rel: str) -> bool:
+        """Does workspace-relative `rel` match the secret denylist?"""
+        posix = PurePosixPath(rel.replace(os.sep, "/"))
+        text, name = posix.as_posix(), posix.name
+        for pat in self.secret_patterns():
+            if "/" in pat:
+                if fnmatch.fnmatchcase(text, pat) or fnmatch.fnmatchcase(text, "*/" + pat):
+                    return True
+            elif fnmatch.fnmatchcase(name, pat):
+                return True
+        return False
+
+    def check_readable(self, path: str | os.PathLike[str]) -> Path:
+        """The resolved path, or PathError if it is a secret file the user has not allowed."""
+        abs_path = self.resolve(path)
+        rel = self.rel(abs_path)
+        if not self.allow_secrets and self.is_secret(rel):
+            raise PathError(
+                f"{rel} matches the secret denylist and is not read; if the user wants it "
+                "read, they set `allow_secrets = true` in k2lsp.toml or lift the pattern "
+                'with `secret_globs = ["!<pattern>"]`'
+            )
+        return abs_path
+
+    # ---- ignore rules -------------------------------------------------------------------
+    def ignored(self, rels: Iterable[str]) -> set[str]:
+        """Those of `rels` (workspace-relative) that .gitignore rules exclude."""
+        items = [r for r in rels if r not in ("", ".")]
+        if not items:
+            return set()
+        if self._is_git is None:
+            self._is_git = _git(self.root, "rev-parse", "--is-inside-work-tree").returncode == 0
+        if self._is_git:
+            data = "\0".join(items).encode("utf-8", "surrogateescape") + b"\0"
+            proc = _git(self.root, "check-ignore", "-z", "--stdin", input=data)
+            return {os.fsdecode(p) for p in proc.stdout.split(b"\0") if p}
+        return _ignored_by_files(self.root, items)
+
+    def is_ignored(self, rel: str) -> bool:
+        """Is workspace-relative `rel` excluded by .gitignore rules (tracked files never are)?"""
+        return rel in self.ignored([rel])
 
     def rel(self, path: Path) -> str:
         """Workspace-relative posix form of an absolute path inside the root."""
@@ -57,7 +185,7 @@ class Workspace:
 
     def read_text(self, path: str | os.PathLike[str]) -> str:
         """Text of a workspace file (overlay first), refusing binary, non-UTF-8 and huge files."""
-        abs_path = self.resolve(path, must_exist=False)
+        abs_path = self.check_readable(path)
         rel = self.rel(abs_path)
         if rel in self.overlay:
             return self.overlay[rel]
@@ -67,7 +195,10 @@ class Workspace:
             raise PathError(f"{rel} is a directory, not a file")
         size = abs_path.stat().st_size
         if size > MAX_TEXT_BYTES:
-            raise PathError(f"{rel} is {size:,} bytes, over the {MAX_TEXT_BYTES:,}-byte limit for whole-file use")
+            raise PathError(
+                f"{rel} is {size:,} bytes, over the {MAX_TEXT_BYTES:,}-byte limit for "
+                "whole-file use"
+            )
         data = abs_path.read_bytes()
         return decode_text(data, rel)
 
@@ -84,9 +215,61 @@ def decode_text(data: bytes, label: str) -> str:
         ) from None
 
 
+def _unresolved_link(path: Path, root: Path) -> bool:
+    """Did resolution stop early (a symlink loop leaves links and `..` in the result)?"""
+    rel_parts = path.relative_to(root).parts
+    if ".." in rel_parts:
+        return True
+    current = root
+    for part in rel_parts:
+        current = current / part
+        if current.is_symlink():
+            return True
+        if not current.exists():
+            return False  # the rest does not exist yet: nothing left to follow
+    return False
+
+
 def _is_within(path: Path, root: Path) -> bool:
     try:
         path.relative_to(root)
     except ValueError:
         return False
     return True
+
+
+def _git(cwd: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    try:
+        return subprocess.run(
+            ["git", *args],
+            cwd=str(cwd),
+            input=input,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+    except FileNotFoundError:
+        return subprocess.CompletedProcess(["git"], 127, b"", b"")
+
+
+def _ignored_by_files(root: Path, rels: list[str]) -> set[str]:
+    """Apply the root .gitignore (and .git/info-less folders) to `rels` without git."""
+    gitignore = root / ".gitignore"
+    lines = gitignore.read_text("utf-8", "replace").splitlines() if gitignore.is_file() else []
+    try:
+        import pathspec
+    except ImportError:  # minimal fallback: plain name/path globs, no negation
+        pats = [ln.strip().rstrip("/") for ln in lines if ln.strip() and ln[0] not in "#!"]
+        return {
+            r
+            for r in rels
+            if any(
+                fnmatch.fnmatchcase(part, p.lstrip("/"))
+                for p in pats
+                for part in (r, *r.split("/"))
+            )
+        }
+    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    return {r for r in rels if spec.match_file(r + ("/" if (root / r).is_dir() else ""))}

@@ -5,7 +5,7 @@
 # Usage: sandbox/build-offline.sh [--tag NAME] [--mirror URL] [--force]
 #
 # The image is cached: it is tagged k2lsp-sandbox:offline-<hash> where <hash> is the SHA-256
-# of this script (its whole definition). When that tag exists the script is a fast no-op that
+# of this script's non-comment lines (its definition). When that tag exists the script is a fast no-op that
 # only (re)points the main tag (default k2lsp-sandbox:latest) at it.
 set -eu
 
@@ -24,7 +24,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-HASH="$(sha256sum "$0" | cut -c1-16)"
+# The definition is every non-comment line of this script: editing comments keeps the cache.
+HASH="$(grep -v '^[[:space:]]*#' "$0" | sha256sum | cut -c1-16)"
 CACHED="k2lsp-sandbox:offline-$HASH"
 
 if [ "$FORCE" = 0 ] && docker image inspect "$CACHED" >/dev/null 2>&1; then
@@ -55,12 +56,13 @@ debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR"
 # The unprivileged user commands run as when the host gives no better uid (see sandbox/README.md).
 chroot "$ROOTFS" /usr/sbin/groupadd --gid 1000 k2lsp
 chroot "$ROOTFS" /usr/sbin/useradd --uid 1000 --gid 1000 --create-home --shell /bin/bash k2lsp
-# Slim: package caches, docs, man pages, locales, bytecode caches.
+# Slim: package caches, docs, man pages, locales. Bytecode stays (and is completed): the root
+# file system is read-only at run time, so missing .pyc files would be recompiled on every run.
 rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* \
        "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* \
        "$ROOTFS"/var/log/*.log "$ROOTFS"/var/cache/debconf/*-old
 find "$ROOTFS"/usr/share/locale -mindepth 1 -maxdepth 1 ! -name 'en*' -exec rm -rf {} + 2>/dev/null || true
-find "$ROOTFS"/usr/lib/python3* -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true
+chroot "$ROOTFS" /usr/bin/python3 -m compileall -q -j 0 /usr/lib/python3 /usr/lib/python3.11 >/dev/null 2>&1 || true
 # A writable home and /tmp for any uid the sandbox picks.
 chmod 1777 "$ROOTFS/tmp"
 

@@ -80,7 +80,13 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """The flat JSON form: type, run_id, seq, ts, then the fields."""
-        return {"type": self.type, "run_id": self.run_id, "seq": self.seq, "ts": self.ts, **self.data}
+        return {
+            "type": self.type,
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "ts": self.ts,
+            **self.data,
+        }
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> Event:

@@ -22,7 +22,7 @@ def problems_of(lang: str, text: str) -> tuple[bytes, list[SyntaxProblem]]:
 
 
 def check_edit(rel_path: str, old_text: str | None, new_text: str) -> None:
-    """Raise ToolError when `new_text` has more ERROR/MISSING nodes than `old_text` (None = new file)."""
+    """Raise ToolError if `new_text` has more ERROR/MISSING nodes than `old_text` (None: new)."""
     lang = language_for(rel_path)
     if lang is None:
         return
@@ -55,7 +55,7 @@ def _signature(problem: SyntaxProblem, data: bytes) -> tuple[str, str]:
 def _first_new(
     new: list[SyntaxProblem], new_data: bytes, old: list[SyntaxProblem], old_data: bytes
 ) -> SyntaxProblem:
-    """The first problem of `new` that `old` did not already have (matched by kind and line text)."""
+    """The first problem of `new` that `old` did not have (matched by kind and line text)."""
     remaining = Counter(_signature(p, old_data) for p in old)
     for problem in new:
         sig = _signature(problem, new_data)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from functools import lru_cache
+from functools import cache
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -76,7 +76,7 @@ def unsupported_note(path: str) -> str:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_language(lang: str) -> Language:
     """The tree-sitter Language for a language id (imports the grammar wheel on first use)."""
     from tree_sitter import Language

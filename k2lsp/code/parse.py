@@ -32,7 +32,7 @@ def parse(lang: str, data: bytes) -> Tree:
 
 
 def syntax_problems(tree: Tree, data: bytes) -> list[SyntaxProblem]:
-    """Every ERROR and MISSING node of the tree, in document order (only subtrees with errors are walked)."""
+    """Every ERROR and MISSING node, in document order (only subtrees with errors are walked)."""
     root = tree.root_node
     if not root.has_error:
         return []

@@ -44,6 +44,8 @@ class AssistantTurn:
     finish_reason: str | None = None
     # Host-specific fields to send back verbatim (e.g. OpenRouter `reasoning_details`).
     extra: dict[str, Any] = field(default_factory=dict)
+    # The field reasoning arrived in (`reasoning_content` or `reasoning`); None if it never did.
+    reasoning_field: str | None = None
 
     def to_message(self, reasoning_field: str = "reasoning_content") -> dict[str, Any]:
         """The history entry for this reply, as received (content omitted when empty)."""
@@ -54,10 +56,22 @@ class AssistantTurn:
             msg[reasoning_field] = self.reasoning
         if self.tool_calls:
             msg["tool_calls"] = [
-                {"id": c.id, "type": "function",
-                 "function": {"name": c.name, "arguments": c.arguments}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
                 for c in self.tool_calls
             ]
         for key, value in self.extra.items():
             msg[key] = copy.deepcopy(value)
         return msg
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One entry of GET /models (context length and reasoning support when the host says)."""
+
+    id: str
+    context_length: int | None = None
+    supports_reasoning: bool | None = None

@@ -134,12 +134,16 @@ class ToolRegistry:
         """OpenAI tool entries for `tools(**kw)`."""
         return [t.schema() for t in self.tools(**kw)]
 
-    async def execute(self, name: str, arguments: str | dict[str, Any], ctx: ToolContext) -> ToolResult:
+    async def execute(
+        self, name: str, arguments: str | dict[str, Any], ctx: ToolContext
+    ) -> ToolResult:
         """Run a tool call; every failure becomes a ToolResult(ok=False) the model can read."""
         tool_ = self._tools.get(name)
         if tool_ is None:
             known = ", ".join(self._tools)
-            return ToolResult(False, f"Error: unknown tool {name!r}. Available tools: {known}.", "unknown tool")
+            return ToolResult(
+                False, f"Error: unknown tool {name!r}. Available tools: {known}.", "unknown tool"
+            )
         try:
             raw = json.loads(arguments) if isinstance(arguments, str) else arguments
             if raw is None:
@@ -148,11 +152,18 @@ class ToolRegistry:
                 raise ToolError("arguments must be a JSON object")
             args = tool_.params.model_validate(raw)
         except json.JSONDecodeError as exc:
-            return ToolResult(False, f"Error: the arguments are not valid JSON ({exc}). "
-                              "Send a single JSON object matching the tool's schema.", "bad JSON")
+            return ToolResult(
+                False,
+                f"Error: the arguments are not valid JSON ({exc}). "
+                "Send a single JSON object matching the tool's schema.",
+                "bad JSON",
+            )
         except ValidationError as exc:
-            return ToolResult(False, f"Error: invalid arguments for {name}: {_short_validation(exc)}",
-                              "invalid arguments")
+            return ToolResult(
+                False,
+                f"Error: invalid arguments for {name}: {_short_validation(exc)}",
+                "invalid arguments",
+            )
         except ToolError as exc:
             return ToolResult(False, f"Error: {exc}", str(exc)[:80])
         try:
@@ -161,12 +172,17 @@ class ToolRegistry:
             else:
                 out = await asyncio.to_thread(tool_.func, ctx, args)
         except ToolError as exc:
-            return ToolResult(False, f"Error: {exc}", str(exc).splitlines()[0][:120] if str(exc) else "error")
+            return ToolResult(
+                False, f"Error: {exc}", str(exc).splitlines()[0][:120] if str(exc) else "error"
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a tool bug must not kill the run
-            return ToolResult(False, f"Error: tool {name} failed internally: {type(exc).__name__}: {exc}",
-                              "internal tool error")
+            return ToolResult(
+                False,
+                f"Error: tool {name} failed internally: {type(exc).__name__}: {exc}",
+                "internal tool error",
+            )
         if isinstance(out, ToolResult):
             return out
         text = str(out)
@@ -184,8 +200,9 @@ def _short_validation(exc: ValidationError) -> str:
 REGISTRY = ToolRegistry()
 
 
-def tool(name: str, params: type[BaseModel], *, edits: bool = False,
-         registry: ToolRegistry | None = None) -> Callable[[ToolFunc], ToolFunc]:
+def tool(
+    name: str, params: type[BaseModel], *, edits: bool = False, registry: ToolRegistry | None = None
+) -> Callable[[ToolFunc], ToolFunc]:
     """Decorator registering `func` as tool `name`; the description is the function docstring."""
 
     def deco(func: ToolFunc) -> ToolFunc:

@@ -1,0 +1,105 @@
+"""Overhead of each sandbox backend for one `pytest -q` run of a small suite, against running it
+directly on the host. Prints medians and ratios (goal: bwrap <= 1.1x, warm docker <= 1.3x).
+
+    .venv/bin/python bench/sandbox_overhead.py [--rounds 7] [--files 20] [--tests 10]
+
+Rounds are interleaved (direct, bwrap, docker, direct, ...) so machine noise hits each alike.
+Docker runs the image's own python/pytest; direct and bwrap run the host's `python3`. Plugin
+autoloading is off everywhere (PYTEST_DISABLE_PLUGIN_AUTOLOAD=1) so host plugins do not skew the
+comparison. A second table gives the fixed cost of one command (`true`) per backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from k2lsp.sandbox import Sandbox, SandboxSettings, get_sandbox
+
+COMMAND = "python3 -m pytest -q -p no:cacheprovider"
+
+
+def make_suite(root: Path, files: int, tests: int) -> None:
+    """A small pytest suite: `files` modules of `tests` passing tests each."""
+    (root / "tests").mkdir()
+    (root / "pytest.ini").write_text("[pytest]\n")
+    for f in range(files):
+        body = "".join(
+            f"def test_{t}():\n    assert sum(range({t})) == {t * (t - 1) // 2}\n\n"
+            for t in range(tests)
+        )
+        (root / "tests" / f"test_m{f}.py").write_text(body)
+
+
+def timed(fn: Callable[[], int]) -> float:
+    """Seconds one call of `fn` takes (it must return exit code 0)."""
+    start = time.perf_counter()
+    code = fn()
+    elapsed = time.perf_counter() - start
+    if code != 0:
+        raise SystemExit(f"benchmark command failed with exit code {code}")
+    return elapsed
+
+
+def main() -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--files", type=int, default=20)
+    parser.add_argument("--tests", type=int, default=10)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="k2lsp-bench-"))
+    make_suite(root, args.files, args.tests)
+    boxes: list[Sandbox] = []
+    for kind in ("bwrap", "docker"):
+        try:
+            boxes.append(get_sandbox(kind, root, SandboxSettings()))
+        except Exception as exc:  # a backend missing here: report and go on
+            print(f"{kind}: unavailable ({exc})")
+    for command in (COMMAND, "true"):
+        measure(root, boxes, command, args.rounds, args.files * args.tests)
+    for box in boxes:
+        box.close()
+
+
+def measure(root: Path, boxes: list[Sandbox], command: str, rounds: int, n_tests: int) -> None:
+    """Print median times of `command` run directly and in each sandbox."""
+    extra = {"PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env = {**os.environ, **extra}
+
+    def direct() -> int:
+        return subprocess.run(
+            command, shell=True, cwd=root, env=env, capture_output=True
+        ).returncode
+
+    runners: dict[str, Callable[[], int]] = {"direct": direct}
+    for box in boxes:
+        runners[box.name] = lambda box=box: box.run(command, timeout_s=600, env=extra).exit_code
+    cold: dict[str, float] = {}
+    if "docker" in runners and command == COMMAND:
+        cold["docker (cold: container start + run)"] = timed(runners["docker"])
+    for fn in runners.values():  # warm-up: page cache, imports, container
+        timed(fn)
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, fn in runners.items():
+            samples[name].append(timed(fn))
+    base = statistics.median(samples["direct"])
+    what = f"suite of {n_tests} tests" if command == COMMAND else "fixed cost of one command"
+    print(f"{what}: `{command}`; {rounds} interleaved rounds, medians")
+    for name, values in samples.items():
+        med = statistics.median(values)
+        label = "docker (warm)" if name == "docker" else name
+        print(f"  {label:<40} {med * 1000:8.0f} ms   {med / base:5.2f}x direct")
+    for name, value in cold.items():
+        print(f"  {name:<40} {value * 1000:8.0f} ms   {value / base:5.2f}x direct (once)")
+
+
+if __name__ == "__main__":
+    main()

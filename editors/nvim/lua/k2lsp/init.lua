@@ -1,0 +1,267 @@
+-- k2lsp for Neovim (>= 0.10): starts the k2lsp language server, renders its `k2lsp/stream`
+-- events in an output split, and adds :K2* commands, a statusline function and :checkhealth.
+local output = require("k2lsp.output")
+local status = require("k2lsp.status")
+
+local M = {}
+
+M.defaults = {
+  cmd = nil, -- e.g. { "/path/to/k2lsp", "--stdio" }; default: <root>/.venv/bin/k2lsp, then PATH
+  filetypes = nil, -- nil: attach to every file buffer
+  root_markers = { ".git", "pyproject.toml", "package.json", "go.mod", "Cargo.toml", "k2lsp.toml" },
+  -- k2lsp options sent as initializationOptions.k2lsp (Settings names, camelCase or snake_case):
+  -- provider, baseUrl, model, maxSteps, maxTokens, budgetUsd, timeoutS, sandbox, preview...
+  settings = {},
+  api_key_cmd = nil, -- a command (list) printing the API key; handed to the server in api_key_env
+  api_key_env = "K2LSP_API_KEY",
+  cmd_env = {},
+  open_output = true, -- open the output split when a run starts
+}
+
+M.config = vim.deepcopy(M.defaults)
+M.statusline = status.statusline
+
+local NAME = "k2lsp"
+local has_011 = vim.fn.has("nvim-0.11") == 1
+
+local function notify(msg, level)
+  vim.notify("k2lsp: " .. msg, level or vim.log.levels.INFO)
+end
+
+--- The command that starts the server for `root`.
+function M.resolve_cmd(root)
+  if M.config.cmd then
+    return M.config.cmd
+  end
+  local venv = root and (root .. "/.venv/bin/k2lsp")
+  if venv and vim.fn.executable(venv) == 1 then
+    return { venv, "--stdio" }
+  end
+  local exe = vim.fn.exepath("k2lsp")
+  if exe ~= "" then
+    return { exe, "--stdio" }
+  end
+  return nil
+end
+
+local function api_key_env()
+  local env = vim.deepcopy(M.config.cmd_env)
+  local cmd = M.config.api_key_cmd
+  if cmd then
+    local res = vim.system(cmd, { text = true }):wait()
+    if res.code ~= 0 then
+      notify("api_key_cmd failed (exit " .. res.code .. "); starting without a key", vim.log.levels.WARN)
+    else
+      env[M.config.api_key_env] = vim.trim(res.stdout or "")
+    end
+  end
+  return env
+end
+
+local function on_stream(_, result)
+  if type(result) ~= "table" or type(result.events) ~= "table" then
+    return
+  end
+  for _, ev in ipairs(result.events) do
+    status.update(ev)
+    if ev.type == "run_started" and M.config.open_output then
+      output.open(false)
+    end
+    local ok, err = pcall(output.render, ev)
+    if not ok then
+      notify("could not render event: " .. tostring(err), vim.log.levels.WARN)
+    end
+  end
+end
+
+local function on_delivery(_, result)
+  if type(result) ~= "table" then
+    return
+  end
+  status.delivered(result)
+  local level = (result.status == "conflict" or result.status == "refused") and vim.log.levels.WARN
+    or vim.log.levels.INFO
+  notify(string.format("%s: %s", result.status or "?", result.message or ""), level)
+end
+
+--- The vim.lsp client configuration for `root`.
+function M.client_config(root)
+  local cmd = M.resolve_cmd(root)
+  if not cmd then
+    return nil
+  end
+  local opts = vim.tbl_extend("keep", vim.deepcopy(M.config.settings), {
+    streamNotifications = true,
+    transcript = false,
+    logReasoning = false,
+  })
+  return {
+    name = NAME,
+    cmd = cmd,
+    cmd_env = api_key_env(),
+    root_dir = root,
+    init_options = { k2lsp = opts },
+    handlers = { ["k2lsp/stream"] = on_stream, ["k2lsp/delivery"] = on_delivery },
+  }
+end
+
+local warned = false
+
+--- Start (or reuse) the server for buffer `buf` and attach it.
+function M.attach(buf)
+  buf = (buf == nil or buf == 0) and vim.api.nvim_get_current_buf() or buf
+  if vim.bo[buf].buftype ~= "" or vim.api.nvim_buf_get_name(buf) == "" then
+    return nil
+  end
+  local root = vim.fs.root(buf, M.config.root_markers) or vim.fs.dirname(vim.api.nvim_buf_get_name(buf))
+  local cfg = M.client_config(root)
+  if not cfg then
+    if not warned then
+      warned = true
+      notify("k2lsp not found: set cmd in setup{}, pip install k2lsp, or create .venv", vim.log.levels.ERROR)
+    end
+    return nil
+  end
+  return vim.lsp.start(cfg, { bufnr = buf })
+end
+
+--- The k2lsp client of the current buffer, else any running k2lsp client.
+function M.client()
+  local clients = vim.lsp.get_clients({ name = NAME, bufnr = 0 })
+  if #clients == 0 then
+    clients = vim.lsp.get_clients({ name = NAME })
+  end
+  return clients[1]
+end
+
+local function request(client, method, params, handler)
+  if has_011 then
+    return client:request(method, params, handler)
+  end
+  return client.request(method, params, handler)
+end
+
+--- Run `workspace/executeCommand` for `command` with one argument object `args`.
+function M.exec(command, args, on_result)
+  local client = M.client()
+  if not client then
+    notify("no k2lsp server is running (open a file of the project first)", vim.log.levels.ERROR)
+    return
+  end
+  request(client, "workspace/executeCommand", { command = command, arguments = { args or vim.empty_dict() } }, function(err, result)
+    if err then
+      notify(command .. " failed: " .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+      return
+    end
+    if on_result then
+      on_result(result)
+    end
+  end)
+end
+
+local function text_args(opts)
+  local client = M.client()
+  local args = { uri = vim.uri_from_bufnr(0) }
+  if opts.range and opts.range > 0 and client then
+    local last = vim.api.nvim_buf_get_lines(0, opts.line2 - 1, opts.line2, false)[1] or ""
+    local p = vim.lsp.util.make_given_range_params({ opts.line1, 0 }, { opts.line2, #last }, 0, client.offset_encoding)
+    args.range = p.range
+  end
+  return args
+end
+
+local function started(result)
+  if type(result) == "table" and result.runId then
+    notify("run " .. result.runId .. " started")
+  end
+end
+
+local function need_text(opts, what)
+  if opts.args == "" then
+    notify("usage: give the " .. what .. " after the command", vim.log.levels.ERROR)
+    return false
+  end
+  return true
+end
+
+local commands = {
+  K2Ask = { nargs = "*", range = true, fn = function(o)
+    if need_text(o, "question") then
+      M.exec("k2lsp.ask", vim.tbl_extend("force", text_args(o), { question = o.args }), started)
+    end
+  end },
+  K2Task = { nargs = "*", range = true, fn = function(o)
+    if need_text(o, "task") then
+      M.exec("k2lsp.task", vim.tbl_extend("force", text_args(o), { task = o.args }), started)
+    end
+  end },
+  K2FixTest = { nargs = "?", fn = function(o)
+    if o.args ~= "" then
+      M.exec("k2lsp.fixFailingTest", { uri = vim.uri_from_bufnr(0), testName = o.args }, started)
+      return
+    end
+    vim.lsp.buf.code_action({
+      apply = true,
+      filter = function(a) return (a.title or ""):find("Fix failing test", 1, true) ~= nil end,
+    })
+  end },
+  K2Explain = { range = true, fn = function(o) M.exec("k2lsp.explain", text_args(o), started) end },
+  K2Refactor = { nargs = "*", range = true, fn = function(o)
+    local args = text_args(o)
+    if o.args ~= "" then
+      args.instruction = o.args
+    end
+    M.exec("k2lsp.refactor", args, started)
+  end },
+  K2Cancel = { nargs = "?", fn = function(o)
+    M.exec("k2lsp.cancel", o.args ~= "" and { runId = o.args } or vim.empty_dict(), function(r)
+      local n = r and r.cancelled and #r.cancelled or 0
+      notify(n > 0 and ("cancelled " .. table.concat(r.cancelled, ", ")) or "no run to cancel")
+    end)
+  end },
+  K2Undo = { nargs = "?", fn = function(o)
+    M.exec("k2lsp.undo", o.args ~= "" and { runId = o.args } or vim.empty_dict(), function(r)
+      vim.cmd("checktime")
+      notify("undid " .. ((r and r.runId) or "?") .. ": " .. table.concat((r and r.restored) or {}, ", "))
+    end)
+  end },
+  K2Accept = { nargs = "?", fn = function(o) M.exec("k2lsp.accept", o.args ~= "" and { runId = o.args } or vim.empty_dict()) end },
+  K2Reject = { nargs = "?", fn = function(o) M.exec("k2lsp.reject", o.args ~= "" and { runId = o.args } or vim.empty_dict()) end },
+  K2Status = { fn = function()
+    M.exec("k2lsp.status", vim.empty_dict(), function(r)
+      notify(string.format("%d active run(s), %d tokens, $%.4f", r.active or 0,
+        (r.promptTokens or 0) + (r.completionTokens or 0), r.costUsd or 0))
+    end)
+  end },
+  K2Output = { fn = function() output.toggle() end },
+}
+
+--- Configure k2lsp and start it for matching buffers. `opts` extends `M.defaults`.
+function M.setup(opts)
+  M.config = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
+  warned = false
+  for name, spec in pairs(commands) do
+    vim.api.nvim_create_user_command(name, spec.fn, { nargs = spec.nargs or 0, range = spec.range })
+  end
+  local group = vim.api.nvim_create_augroup("k2lsp", { clear = true })
+  local pattern = M.config.filetypes or "*"
+  vim.api.nvim_create_autocmd("FileType", {
+    group = group,
+    pattern = pattern,
+    callback = function(ev) M.attach(ev.buf) end,
+  })
+  if M.config.filetypes == nil then
+    -- buffers without a filetype never fire FileType
+    vim.api.nvim_create_autocmd({ "BufReadPost", "BufNewFile" }, {
+      group = group,
+      callback = function(ev) if vim.bo[ev.buf].filetype == "" then M.attach(ev.buf) end end,
+    })
+  end
+  for _, buf in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(buf) then
+      M.attach(buf)
+    end
+  end
+end
+
+return M

@@ -1,0 +1,53 @@
+-- Apply "K2: Fix failing test" through vim.lsp.buf.code_action on the test under the cursor,
+-- then wait for the run to finish and the fixed code to land in calc.py's buffer.
+package.path = vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/?.lua;" .. package.path
+local H = require("harness")
+
+H.run(function()
+  H.setup()
+  local root = assert(os.getenv("K2_ROOT"))
+  if not H.open(root .. "/test_calc.py") then
+    error("k2lsp client did not start")
+  end
+  -- cursor on the body of test_add
+  local lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+  for i, l in ipairs(lines) do
+    if l:find("def test_add", 1, true) then
+      vim.api.nvim_win_set_cursor(0, { i + 1, 4 })
+    end
+  end
+  local titles = {}
+  vim.lsp.buf.code_action({
+    apply = true,
+    filter = function(a)
+      table.insert(titles, a.title)
+      return (a.title or ""):find("Fix failing test", 1, true) ~= nil
+    end,
+  })
+  H.result.action_titles = titles
+  H.wait("run_finished", 180000, function()
+    local r = require("k2lsp.status").last()
+    return r ~= nil and r.outcome ~= nil
+  end)
+  H.wait("buffer_changed", 60000, function()
+    return table.concat(H.buffer_lines(root .. "/calc.py"), "\n"):find("a + b", 1, true) ~= nil
+  end)
+  H.result.calc_buffer = H.buffer_lines(root .. "/calc.py")
+  local wins = require("k2lsp.output").windows()
+  H.mark("output_window", #wins > 0)
+  if #wins > 0 then
+    local closed, reasoning = {}, {}
+    vim.api.nvim_win_call(wins[1], function()
+      for i, l in ipairs(vim.api.nvim_buf_get_lines(0, 0, -1, false)) do
+        if vim.startswith(l, "┆ ") then
+          table.insert(reasoning, i)
+          if vim.fn.foldclosed(i) ~= -1 then
+            table.insert(closed, i)
+          end
+        end
+      end
+    end)
+    H.result.reasoning_lines = reasoning
+    H.result.folded_reasoning_lines = closed
+  end
+end)

@@ -1,0 +1,71 @@
+-- Test harness for headless Neovim runs driven by tests/test_editor_nvim.py: reads its inputs
+-- from the environment, records observations in a JSON file, and always exits.
+local H = {}
+
+H.result = { errors = {}, marks = {} }
+H.result_path = assert(os.getenv("K2_RESULT"), "K2_RESULT not set")
+
+--- Write the result file and quit Neovim.
+function H.finish()
+  local f = assert(io.open(H.result_path, "w"))
+  f:write(vim.json.encode(H.result))
+  f:close()
+  vim.cmd("qa!")
+end
+
+--- Record a named observation.
+function H.mark(name, value)
+  H.result.marks[name] = value
+end
+
+--- Wait up to `ms` for `cond`; record whether it held under `name`.
+function H.wait(name, ms, cond)
+  local ok = vim.wait(ms, function()
+    local good, v = pcall(cond)
+    return good and v
+  end, 100)
+  H.mark(name, ok)
+  return ok
+end
+
+--- Set up k2lsp against the server given in $K2LSP_BIN with the sandbox off.
+function H.setup()
+  require("k2lsp").setup({
+    cmd = { assert(os.getenv("K2LSP_BIN")), "--stdio" },
+    settings = { sandbox = "none", maxSteps = 20 },
+  })
+end
+
+--- Open `path` and wait until the k2lsp client is attached and initialized.
+function H.open(path)
+  vim.cmd("edit " .. vim.fn.fnameescape(path))
+  return H.wait("client_ready", 60000, function()
+    local c = require("k2lsp").client()
+    return c ~= nil and c.initialized and #vim.lsp.get_clients({ bufnr = 0, name = "k2lsp" }) == 1
+  end)
+end
+
+--- Lines of the buffer holding `path` (empty when not loaded).
+function H.buffer_lines(path)
+  local buf = vim.fn.bufnr(path)
+  if buf == -1 then
+    return {}
+  end
+  return vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+end
+
+--- Run `fn`, recording any error, then finish.
+function H.run(fn)
+  local ok, err = xpcall(fn, debug.traceback)
+  if not ok then
+    table.insert(H.result.errors, tostring(err))
+  end
+  local okl, lines = pcall(require("k2lsp.output").lines)
+  H.result.output = okl and lines or {}
+  local last = require("k2lsp.status").last()
+  H.result.last_run = last and vim.deepcopy(last) or vim.NIL
+  H.result.statusline = require("k2lsp").statusline()
+  H.finish()
+end
+
+return H

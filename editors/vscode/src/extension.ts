@@ -1,0 +1,255 @@
+/** VS Code entry point: starts k2lsp, feeds the "K2" Output channel and the status bar. */
+
+import * as path from "node:path";
+import * as vscode from "vscode";
+import { LanguageClient, type LanguageClientOptions, type ServerOptions } from "vscode-languageclient/node";
+import { buildInitializationOptions, resolveServerPath } from "./options";
+import {
+  CMD,
+  DELIVERY_NOTIFICATION,
+  type DeliveryParams,
+  FIX_FAILING_TEST_TITLE,
+  type RunStarted,
+  runIdArgs,
+  STREAM_NOTIFICATION,
+  type StreamParams,
+  textArgs,
+} from "./protocol";
+import { StreamRenderer } from "./render";
+import { RunTracker } from "./status";
+
+const SECRET_KEY = "k2lsp.apiKey";
+
+let client: LanguageClient | undefined;
+let output: vscode.OutputChannel;
+let statusItem: vscode.StatusBarItem;
+const renderer = new StreamRenderer();
+const tracker = new RunTracker();
+
+function settings(): vscode.WorkspaceConfiguration {
+  return vscode.workspace.getConfiguration("k2lsp");
+}
+
+function settingsObject(): Record<string, unknown> {
+  const cfg = settings();
+  const out: Record<string, unknown> = {};
+  for (const key of ["provider", "baseUrl", "model", "maxSteps", "maxTokens", "budgetUsd", "timeoutS", "sandbox", "testCommand", "preview"]) {
+    out[key] = cfg.get(key);
+  }
+  return out;
+}
+
+function updateStatus(): void {
+  const text = tracker.text();
+  if (!text) {
+    statusItem.hide();
+    return;
+  }
+  const running = tracker.active().length > 0;
+  statusItem.text = `${running ? "$(sync~spin)" : "$(hubot)"} ${text}`;
+  statusItem.tooltip = running ? "K2 run in progress: click to cancel" : "K2: show output";
+  statusItem.command = running ? "k2.cancel" : "k2.showOutput";
+  statusItem.show();
+}
+
+function onStream(params: StreamParams): void {
+  for (const ev of params.events) {
+    tracker.update(ev);
+    const text = renderer.render(ev);
+    if (text) output.append(text);
+    if (ev.type === "run_started") output.show(true);
+  }
+  updateStatus();
+}
+
+async function onDelivery(params: DeliveryParams): Promise<void> {
+  const msg = `K2 ${params.runId}: ${params.status}${params.message ? ` — ${params.message}` : ""}`;
+  output.appendLine(`[delivery] ${msg}`);
+  if (params.status === "conflict" || params.status === "refused") {
+    void vscode.window.showWarningMessage(msg);
+  }
+  if ((params.status === "applied" || params.status === "merged") && settings().get<boolean>("saveAfterApply", true)) {
+    await saveChanged(params.paths ?? []);
+  }
+}
+
+async function saveChanged(paths: string[]): Promise<void> {
+  const roots = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+  const wanted = new Set(paths.flatMap((p) => (path.isAbsolute(p) ? [p] : roots.map((r) => path.join(r, p)))));
+  for (const doc of vscode.workspace.textDocuments) {
+    if (doc.isDirty && wanted.has(doc.uri.fsPath)) await doc.save();
+  }
+}
+
+async function serverEnv(context: vscode.ExtensionContext): Promise<NodeJS.ProcessEnv> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  const key = await context.secrets.get(SECRET_KEY);
+  if (key) env[settings().get<string>("apiKeyEnv", "K2LSP_API_KEY")] = key;
+  return env;
+}
+
+async function startClient(context: vscode.ExtensionContext): Promise<void> {
+  const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+  let command: string;
+  try {
+    command = resolveServerPath(settings().get<string>("serverPath", ""), folders, process.env.PATH);
+  } catch (err) {
+    const pick = await vscode.window.showErrorMessage(String((err as Error).message), "Open settings");
+    if (pick) void vscode.commands.executeCommand("workbench.action.openSettings", "k2lsp.serverPath");
+    return;
+  }
+  const args = settings().get<string[]>("serverArgs", ["--stdio"]);
+  const cwd = folders[0];
+  const serverOptions: ServerOptions = { command, args, options: { env: await serverEnv(context), cwd } };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
+    initializationOptions: buildInitializationOptions(settingsObject()),
+    outputChannelName: "K2 Language Server",
+    middleware: {
+      workspace: {
+        // answer the server's workspace/configuration "k2lsp" with the set options only
+        // (VS Code would hand over every default, "" included, and the editor-only keys)
+        configuration: async (params, token, next) => {
+          const answers = await next(params, token);
+          if (!Array.isArray(answers)) return answers;
+          return params.items.map((item, i) =>
+            item.section === "k2lsp" ? buildInitializationOptions(settingsObject()).k2lsp : answers[i],
+          );
+        },
+      },
+    },
+  };
+  client = new LanguageClient("k2lsp", "K2 (k2lsp)", serverOptions, clientOptions);
+  client.onNotification(STREAM_NOTIFICATION, onStream);
+  client.onNotification(DELIVERY_NOTIFICATION, (p: DeliveryParams) => void onDelivery(p));
+  await client.start();
+}
+
+async function stopClient(): Promise<void> {
+  const c = client;
+  client = undefined;
+  if (c) await c.stop().catch(() => undefined);
+}
+
+async function exec<T>(command: string, args: Record<string, unknown>): Promise<T | undefined> {
+  if (!client) {
+    void vscode.window.showErrorMessage("K2: the k2lsp server is not running (see the K2 Language Server output).");
+    return undefined;
+  }
+  try {
+    return await client.sendRequest<T>("workspace/executeCommand", { command, arguments: [args] });
+  } catch (err) {
+    void vscode.window.showErrorMessage(`K2: ${command} failed: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+function editorArgs(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const ed = vscode.window.activeTextEditor;
+  if (!ed) return { ...extra };
+  const sel = ed.selection;
+  const range = {
+    start: { line: sel.start.line, character: sel.start.character },
+    end: { line: sel.end.line, character: sel.end.character },
+  };
+  return textArgs(ed.document.uri.toString(), range, extra);
+}
+
+async function startRun(command: string, args: Record<string, unknown>): Promise<void> {
+  const res = await exec<RunStarted>(command, args);
+  if (res?.runId) output.show(true);
+}
+
+async function ask(prompt: string): Promise<string | undefined> {
+  const value = await vscode.window.showInputBox({ prompt, ignoreFocusOut: true });
+  return value?.trim() ? value.trim() : undefined;
+}
+
+async function fixFailingTest(): Promise<void> {
+  const ed = vscode.window.activeTextEditor;
+  if (!ed) {
+    void vscode.window.showErrorMessage("K2: open a test file and put the cursor in the failing test.");
+    return;
+  }
+  const actions = await vscode.commands.executeCommand<(vscode.CodeAction | vscode.Command)[]>(
+    "vscode.executeCodeActionProvider",
+    ed.document.uri,
+    ed.selection,
+  );
+  for (const a of actions ?? []) {
+    const cmd = "command" in a && typeof a.command === "object" ? a.command : (a as vscode.Command);
+    if (a.title.includes(FIX_FAILING_TEST_TITLE) && cmd?.command === CMD.fixFailingTest) {
+      await startRun(CMD.fixFailingTest, (cmd.arguments?.[0] ?? {}) as Record<string, unknown>);
+      return;
+    }
+  }
+  const testName = await ask("K2: no test found at the cursor. Name of the failing test:");
+  if (testName) await startRun(CMD.fixFailingTest, { uri: ed.document.uri.toString(), testName });
+}
+
+function register(context: vscode.ExtensionContext): void {
+  const reg = (id: string, fn: () => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, fn));
+  reg("k2.ask", async () => {
+    const question = await ask("Ask K2 (about the selection or file)");
+    if (question) await startRun(CMD.ask, editorArgs({ question }));
+  });
+  reg("k2.task", async () => {
+    const task = await ask("K2 task (may edit files)");
+    if (task) await startRun(CMD.task, editorArgs({ task }));
+  });
+  reg("k2.fixFailingTest", fixFailingTest);
+  reg("k2.explain", () => startRun(CMD.explain, editorArgs()));
+  reg("k2.refactor", async () => {
+    const instruction = await vscode.window.showInputBox({ prompt: "How to refactor (empty: improve structure and names)" });
+    if (instruction !== undefined) await startRun(CMD.refactor, editorArgs(instruction ? { instruction } : {}));
+  });
+  reg("k2.cancel", async () => {
+    const res = await exec<{ cancelled: string[] }>(CMD.cancel, runIdArgs());
+    if (res) void vscode.window.showInformationMessage(res.cancelled.length ? `K2: cancelled ${res.cancelled.join(", ")}` : "K2: no run to cancel");
+  });
+  reg("k2.undo", async () => {
+    const res = await exec<{ runId: string; restored: string[] }>(CMD.undo, runIdArgs());
+    if (res) void vscode.window.showInformationMessage(`K2: undid ${res.runId} (${res.restored.join(", ") || "no file"})`);
+  });
+  reg("k2.accept", () => exec(CMD.accept, runIdArgs()));
+  reg("k2.reject", () => exec(CMD.reject, runIdArgs()));
+  reg("k2.showOutput", () => output.show(true));
+  reg("k2.setApiKey", async () => {
+    const key = await vscode.window.showInputBox({ prompt: "K2 API key (kept in VS Code's secret storage)", password: true, ignoreFocusOut: true });
+    if (!key) return;
+    await context.secrets.store(SECRET_KEY, key.trim());
+    await stopClient();
+    await startClient(context);
+  });
+  reg("k2.clearApiKey", async () => {
+    await context.secrets.delete(SECRET_KEY);
+    await stopClient();
+    await startClient(context);
+  });
+  reg("k2.restart", async () => {
+    await stopClient();
+    await startClient(context);
+  });
+}
+
+/** Extension activation. */
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  output = vscode.window.createOutputChannel("K2");
+  statusItem = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 50);
+  context.subscriptions.push(output, statusItem);
+  register(context);
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration(async (e) => {
+      if (e.affectsConfiguration("k2lsp")) {
+        await stopClient();
+        await startClient(context);
+      }
+    }),
+  );
+  await startClient(context);
+}
+
+/** Extension deactivation. */
+export async function deactivate(): Promise<void> {
+  await stopClient();
+}

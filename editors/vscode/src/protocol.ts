@@ -1,0 +1,86 @@
+/** Names and payloads of the k2lsp server (mirror of k2lsp/server/protocol.py). */
+
+export const CMD = {
+  ask: "k2lsp.ask",
+  task: "k2lsp.task",
+  fixDiagnostic: "k2lsp.fixDiagnostic",
+  explain: "k2lsp.explain",
+  refactor: "k2lsp.refactor",
+  writeTests: "k2lsp.writeTests",
+  fixFailingTest: "k2lsp.fixFailingTest",
+  cancel: "k2lsp.cancel",
+  undo: "k2lsp.undo",
+  status: "k2lsp.status",
+  accept: "k2lsp.accept",
+  reject: "k2lsp.reject",
+} as const;
+
+export const STREAM_NOTIFICATION = "k2lsp/stream";
+export const DELIVERY_NOTIFICATION = "k2lsp/delivery";
+export const FIX_FAILING_TEST_TITLE = "Fix failing test";
+
+export interface Position {
+  line: number;
+  character: number;
+}
+
+export interface Range {
+  start: Position;
+  end: Position;
+}
+
+/** One event: `Event.to_dict()` of k2lsp.agent.events, flat. */
+export interface K2Event {
+  type: string;
+  run_id: string;
+  seq: number;
+  ts: number;
+  [field: string]: unknown;
+}
+
+export interface StreamParams {
+  runId: string;
+  events: K2Event[];
+}
+
+export interface DeliveryParams {
+  runId: string;
+  status: string;
+  paths?: string[];
+  message?: string;
+  patchPath?: string;
+  diffUri?: string;
+}
+
+export interface RunStarted {
+  runId: string;
+  transcriptUri: string;
+}
+
+export interface CancelResult {
+  cancelled: string[];
+}
+
+export interface UndoResult {
+  runId: string;
+  restored: string[];
+}
+
+/** Build the single argument object of a text command (ask/task/explain/refactor). */
+export function textArgs(
+  uri: string | undefined,
+  range: Range | undefined,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  const args: Record<string, unknown> = { ...extra };
+  if (uri) args.uri = uri;
+  if (range && !(range.start.line === range.end.line && range.start.character === range.end.character)) {
+    args.range = range;
+  }
+  return args;
+}
+
+/** Build the argument of k2lsp.cancel / undo / accept / reject. */
+export function runIdArgs(runId?: string): Record<string, unknown> {
+  return runId ? { runId } : {};
+}

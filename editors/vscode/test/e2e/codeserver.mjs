@@ -1,0 +1,106 @@
+// Real-editor test: drives code-server (with the k2lsp .vsix installed) in Debian's chromium via
+// playwright-core. Opens test_calc.py, applies "K2: Fix failing test" from the quick-fix menu,
+// waits for calc.py to be saved fixed, and reads the "K2" Output channel (panel and log file).
+// Env: CS_URL, CS_DATA (code-server user-data-dir), K2_ROOT, SHOTS (screenshot dir), CHROMIUM.
+// Prints one JSON line {output_channel, panel_text} on success; exits 1 with a reason otherwise.
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const WAIT_MS = Number(process.env.K2_WAIT_MS ?? 180000);
+const root = process.env.K2_ROOT;
+const shots = process.env.SHOTS ?? "/tmp";
+const log = (...a) => console.error("[e2e]", ...a);
+
+function findFiles(dir, pred, out = []) {
+  if (!existsSync(dir)) return out;
+  for (const name of readdirSync(dir)) {
+    const p = path.join(dir, name);
+    if (statSync(p).isDirectory()) findFiles(p, pred, out);
+    else if (pred(p)) out.push(p);
+  }
+  return out;
+}
+
+async function poll(what, fn, ms = WAIT_MS, every = 500) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+async function openQuickFix(page) {
+  // the server may still be starting: retry until K2's action is in the menu
+  return poll("the K2 quick fix", async () => {
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("Control+.");
+    const item = page.locator(".action-widget .monaco-list-row", { hasText: "Fix failing test" });
+    try {
+      await item.first().waitFor({ state: "visible", timeout: 5000 });
+      return item.first();
+    } catch {
+      return undefined;
+    }
+  }, WAIT_MS, 2000);
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-dev-shm-usage",
+    ],
+  });
+  const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
+  page.on("pageerror", (e) => log("page error:", e.message));
+  try {
+    await page.goto(process.env.CS_URL, { timeout: 120000 });
+    await page.locator(".monaco-workbench").waitFor({ timeout: 180000 });
+    await page.locator(".explorer-folders-view, .explorer-viewlet").first().waitFor({ timeout: 120000 });
+    log("workbench up");
+    await page.locator(".explorer-folders-view .monaco-list-row", { hasText: "test_calc.py" }).dblclick();
+    const body = page.locator(".monaco-editor .view-line", { hasText: "assert add(2, 3) == 5" });
+    await body.waitFor({ timeout: 60000 });
+    await body.click(); // the cursor goes into test_add's body
+    log("test_calc.py open, cursor in test_add");
+    const item = await openQuickFix(page);
+    log("quick fix menu shows:", (await item.innerText()).replace(/\s+/g, " "));
+    await page.screenshot({ path: path.join(shots, "quickfix.png") });
+    await item.click();
+    const calc = path.join(root, "calc.py");
+    await poll("calc.py saved with the fix", () => readFileSync(calc, "utf8").includes("return a + b"));
+    log("calc.py saved");
+    const panel = page.locator(".part.panel .view-lines", { hasText: "finished: success" });
+    await panel.first().waitFor({ timeout: WAIT_MS });
+    const panelText = await page.locator(".part.panel").innerText();
+    const files = await poll("the K2 output channel log", () => {
+      const found = findFiles(process.env.CS_DATA, (p) => /(^|[-/])K2\.log$/.test(p));
+      return found.length ? found : undefined;
+    }, 60000);
+    const outputChannel = await poll("the output channel to be flushed", () => {
+      const text = files.map((f) => readFileSync(f, "utf8")).join("\n");
+      return text.includes("finished: success") ? text : undefined;
+    }, 60000);
+    await page.screenshot({ path: path.join(shots, "done.png") });
+    console.log(JSON.stringify({ output_channel: outputChannel, panel_text: panelText }));
+  } catch (err) {
+    await page.screenshot({ path: path.join(shots, "failure.png") }).catch(() => undefined);
+    log(`FAILED: ${err.message} (screenshot ${path.join(shots, "failure.png")})`);
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+  }
+}
+
+await main();

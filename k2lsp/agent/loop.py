@@ -1,0 +1,289 @@
+"""The agent loop: ask K2 for a step, run the tool calls it made, repeat until a reply has no
+tool calls or a budget runs out.
+
+History rules (k2-protocol.md): each reply is appended exactly as received
+(`client.history_message`), followed by exactly one `role: "tool"` message per call, in call
+order. The loop continues whenever the reply carries parsed tool calls, whatever
+`finish_reason` says. Control flow uses exceptions: `_Finished` ends a run normally,
+`BudgetExhausted` / `ProviderError` end it early, and task cancellation becomes `Cancelled`.
+
+Cancellation policy: editing tools run shielded and are allowed to finish before a cancel is
+honoured (they are quick and write whole files), so no edit is ever half-applied; read-only
+tools, tests and commands are abandoned at once (the run copy is discarded on cancel anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from k2lsp.agent.budgets import Budget
+from k2lsp.agent.compaction import Ledger, compact, message_chars, should_compact
+from k2lsp.agent.events import Emitter, Event
+from k2lsp.agent.guards import RepeatGuard
+from k2lsp.agent.trajectory import Trajectory
+from k2lsp.errors import Cancelled, ContextOverflow
+from k2lsp.model.types import AssistantTurn, ToolCall
+from k2lsp.agent.redaction import mark_safe, redact_text
+from k2lsp.tools.base import ToolContext, ToolRegistry, ToolResult, cap_output
+
+EMPTY_RESULT = "(the tool returned no output)"
+MAX_RESULT_CHARS = 50_000
+CHARS_PER_TOKEN = 3.5
+
+
+def model_text(result: ToolResult, limit: int = MAX_RESULT_CHARS) -> str:
+    """The text the model sees for a tool result: redacted, capped, never empty."""
+    text = cap_output(
+        redact_text(result.text),
+        limit,
+        "ask for a smaller part (a line range, a narrower pattern or path)",
+    )
+    return mark_safe(text) if text.strip() else EMPTY_RESULT
+
+
+class ModelClient(Protocol):
+    """What the loop needs from `k2lsp.model.client.K2Client`."""
+
+    context_length: int
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        on_delta: Any = None,
+        on_retry: Any = None,
+    ) -> AssistantTurn: ...
+
+    def history_message(self, turn: AssistantTurn) -> dict[str, Any]: ...
+
+
+class _Finished(Exception):
+    """The model replied without tool calls: the run is done."""
+
+    def __init__(self, summary: str) -> None:
+        super().__init__(summary)
+        self.summary = summary
+
+
+@dataclass
+class LoopResult:
+    """How the loop ended (the caller maps errors to outcomes)."""
+
+    summary: str
+    steps: int
+    tests_failed: bool | None  # last run_tests result: True failed, False passed, None not run
+
+
+class AgentLoop:
+    """Drives one run's conversation; components are injected."""
+
+    def __init__(
+        self,
+        client: ModelClient,
+        registry: ToolRegistry,
+        ctx: ToolContext,
+        emitter: Emitter,
+        *,
+        budget: Budget,
+        ledger: Ledger,
+        guard: RepeatGuard | None = None,
+        trajectory: Trajectory | None = None,
+        read_only: bool = False,
+        max_result_chars: int = MAX_RESULT_CHARS,
+    ) -> None:
+        self.client = client
+        self.registry = registry
+        self.ctx = ctx
+        self.emitter = emitter
+        self.budget = budget
+        self.ledger = ledger
+        self.guard = guard or RepeatGuard()
+        self.trajectory = trajectory
+        self.max_result_chars = max_result_chars
+        self.offered = {t.name: t for t in registry.tools(read_only=read_only)}
+        self.schemas = [t.schema() for t in self.offered.values()]
+        self.messages: list[dict[str, Any]] = []
+        self.tests_failed: bool | None = None
+        self.compactions = 0
+        self._tokens_per_char = 1 / CHARS_PER_TOKEN
+        self._test_events = 0
+        self._schema_len = len(json.dumps(self.schemas))
+        emitter.add_sink(self._watch)
+
+    async def run(self, messages: list[dict[str, Any]]) -> LoopResult:
+        """Run to the end; raises BudgetExhausted, ProviderError or Cancelled."""
+        self.messages = list(messages)
+        try:
+            async with asyncio.timeout(self.budget.remaining_time()):
+                while True:
+                    await self._step()
+        except _Finished as fin:
+            return LoopResult(fin.summary, self.budget.steps, self.tests_failed)
+        except TimeoutError:
+            raise self.budget.time_exhausted() from None
+        except asyncio.CancelledError:
+            raise Cancelled("the run was cancelled; nothing was delivered") from None
+
+    async def _step(self) -> None:
+        step = self.budget.begin_step()
+        self._status(step, "model", f"step {step} of {self.budget.max_steps}")
+        if should_compact(self._estimate_tokens(), self.client.context_length):
+            self._compact(step, forced=False)
+        try:
+            turn = await self._request(step)
+        except ContextOverflow:
+            self._compact(step, forced=True)
+            turn = await self._request(step)
+        self.messages.append(self.client.history_message(turn))
+        self.ledger.note_reply(turn.reasoning, turn.content)
+        if not turn.tool_calls:
+            raise _Finished(turn.content or "")
+        for call in turn.tool_calls:
+            await self._run_call(call)
+        self.budget.check()
+
+    async def _request(self, step: int) -> AssistantTurn:
+        msgs = self.messages
+        if self.trajectory is not None:
+            self.trajectory.request(self.emitter.run_id, step, msgs, self.schemas)
+        chars = sum(message_chars(m) for m in msgs) + self._schema_chars()
+        turn = await self.client.complete(
+            msgs, self.schemas, on_delta=self._on_delta, on_retry=self._on_retry
+        )
+        u = turn.usage
+        if u.prompt_tokens > 0 and chars > 0:
+            self._tokens_per_char = u.prompt_tokens / chars
+        self.budget.add_usage(u)
+        t = self.budget.used
+        self.emitter.emit(
+            "usage",
+            prompt_tokens=u.prompt_tokens,
+            cached_tokens=u.cached_tokens,
+            completion_tokens=u.completion_tokens,
+            cost_usd=u.cost_usd,
+            total_prompt_tokens=t.prompt_tokens,
+            total_cached_tokens=t.cached_tokens,
+            total_completion_tokens=t.completion_tokens,
+            total_cost_usd=t.cost_usd,
+        )
+        if self.trajectory is not None:
+            self.trajectory.response(
+                self.emitter.run_id,
+                step,
+                self.client.history_message(turn),
+                {
+                    "prompt_tokens": u.prompt_tokens,
+                    "cached_tokens": u.cached_tokens,
+                    "completion_tokens": u.completion_tokens,
+                    "cost_usd": u.cost_usd,
+                },
+                turn.finish_reason,
+            )
+        return turn
+
+    async def _run_call(self, call: ToolCall) -> None:
+        from k2lsp.model.toolparse import parse_arguments
+
+        args: dict[str, Any] | None = None
+        try:
+            args = parse_arguments(call.arguments)
+        except ValueError as exc:
+            self.emitter.emit("tool_call", id=call.id, name=call.name, args=call.arguments)
+            result = ToolResult(
+                False,
+                f"Error: the arguments of this {call.name} call are not "
+                f"valid JSON ({exc}). Call the tool again with one JSON object "
+                "matching its schema.",
+                "invalid JSON arguments",
+            )
+        else:
+            self.emitter.emit("tool_call", id=call.id, name=call.name, args=args)
+            tests_before = self._test_events
+            result = await self._guarded(call.name, args)
+            if call.name == "run_tests" and self._test_events == tests_before:
+                self.tests_failed = not result.ok  # the tool emitted no test_result event
+        text = model_text(result, self.max_result_chars)
+        self.emitter.emit(
+            "tool_result",
+            id=call.id,
+            name=call.name,
+            ok=result.ok,
+            summary=redact_text(result.summary),
+            text=text,
+        )
+        self.ledger.note_tool(call.name, result.ok, result.summary)
+        self.messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
+
+    async def _guarded(self, name: str, args: dict[str, Any]) -> ToolResult:
+        blocked = self.guard.check(name, args)
+        if blocked is not None:
+            return ToolResult(False, blocked, "repeated call blocked")
+        tool_ = self.offered.get(name)
+        if tool_ is None:
+            known = ", ".join(self.offered)
+            return ToolResult(
+                False,
+                f"Error: there is no tool {name!r} in this run. Available tools: {known}.",
+                "unknown tool",
+            )
+        task = asyncio.ensure_future(self.registry.execute(name, args, self.ctx))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if tool_.edits and not task.done():
+                await asyncio.wait([task])  # let an edit finish: never half-applied
+            else:
+                task.cancel()
+            raise
+
+    def _watch(self, event: Event) -> None:
+        if event.type == "test_result":
+            self._test_events += 1
+            d = event.data
+            ok = d.get("ok")
+            self.tests_failed = (
+                (not ok) if ok is not None else bool(d.get("failed") or d.get("errors"))
+            )
+        self.ledger.on_event(event)
+
+    def _compact(self, step: int, *, forced: bool) -> None:
+        ctx_chars = int(self.client.context_length / self._tokens_per_char)
+        before = len(self.messages)
+        keep = ctx_chars * (15 if forced else 30) // 100
+        self.messages = compact(
+            self.messages, self.ledger, keep_chars=keep, max_units=2 if forced else None
+        )
+        self.compactions += 1
+        why = "the host reported a context overflow" if forced else "the context is nearly full"
+        self.ledger.decide(f"context compacted at step {step} ({why})")
+        self._status(
+            step,
+            "compacting",
+            f"compacted the conversation ({why}): {before} -> {len(self.messages)} messages",
+        )
+
+    def _estimate_tokens(self) -> int:
+        chars = sum(message_chars(m) for m in self.messages) + self._schema_chars()
+        return int(chars * self._tokens_per_char)
+
+    def _schema_chars(self) -> int:
+        return self._schema_len
+
+    def _on_delta(self, kind: str, text: str) -> None:
+        if kind in ("reasoning", "content"):
+            self.emitter.emit(kind, text=text)
+
+    def _on_retry(self, attempt: int, delay_s: float, reason: str) -> None:
+        self._status(
+            self.budget.steps,
+            "retrying",
+            f"attempt {attempt} failed ({reason}); retrying in {delay_s:.1f} s",
+        )
+
+    def _status(self, step: int, phase: str, message: str) -> None:
+        self.emitter.emit(
+            "status", step=step, max_steps=self.budget.max_steps, phase=phase, message=message
+        )

@@ -1,0 +1,124 @@
+"""Trajectory recording: one JSONL file per run with every event (the `--json` stream, line for
+line) plus every request and response, all redacted with `k2lsp.redact`.
+
+Request lines are incremental so a long run does not write its history quadratically:
+``{"type": "request", "step", "base", "messages", "tools"}`` means "the first `base` messages
+of the previous request, followed by `messages`"; `tools` is written on the first request and
+whenever it changes (else null). After a compaction `base` is 0 and the whole list is written.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from k2lsp.agent.events import Event
+from k2lsp.agent.redaction import redact_tree
+
+
+def trajectory_path(state_dir: Path | str | None, run_id: str) -> Path:
+    """Where the trajectory of `run_id` goes: `<state_dir>/trajectories/<run_id>.jsonl`."""
+    from k2lsp.runcopy import default_state_dir
+
+    return default_state_dir(state_dir) / "trajectories" / f"{run_id}.jsonl"
+
+
+class Trajectory:
+    """Appends redacted records to a JSONL file; safe to call from worker threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] | None = self.path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self._prev: list[dict[str, Any]] = []
+        self._prev_tools: list[dict[str, Any]] | None = None
+
+    def write(self, record: dict[str, Any], *, redacted: bool = False) -> None:
+        """Redact (unless already `redacted`) and append one record."""
+        safe = record if redacted else redact_tree(record)
+        line = json.dumps(safe, ensure_ascii=False, separators=(",", ":"))
+        with self._lock:
+            if self._file is not None:
+                self._file.write(line + "\n")
+                self._file.flush()
+
+    def event(self, event: Event) -> None:
+        """Record an event (an `EventSink`)."""
+        self.write(event.to_dict())
+
+    def event_safe(self, event: Event) -> None:
+        """Record an event whose fields are already redacted (an `EventSink`)."""
+        self.write(event.to_dict(), redacted=True)
+
+    def request(
+        self, run_id: str, step: int, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+    ) -> None:
+        """Record the request of `step` as a delta against the previous one."""
+        base = _common_prefix(self._prev, messages)
+        tools_out = None if tools == self._prev_tools else tools
+        self.write(
+            {
+                "type": "request",
+                "run_id": run_id,
+                "step": step,
+                "ts": time.time(),
+                "base": base,
+                "messages": messages[base:],
+                "tools": tools_out,
+            }
+        )
+        self._prev = list(messages)
+        self._prev_tools = tools
+
+    def response(
+        self,
+        run_id: str,
+        step: int,
+        message: dict[str, Any],
+        usage: dict[str, Any],
+        finish_reason: str | None,
+    ) -> None:
+        """Record the full assistant reply of `step`."""
+        self.write(
+            {
+                "type": "response",
+                "run_id": run_id,
+                "step": step,
+                "ts": time.time(),
+                "message": message,
+                "usage": usage,
+                "finish_reason": finish_reason,
+            }
+        )
+
+    def close(self) -> None:
+        """Close the file (further writes are dropped)."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def _common_prefix(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> int:
+    n = 0
+    for a, b in zip(old, new, strict=False):
+        if a is not b and a != b:
+            break
+        n += 1
+    return n
+
+
+def replay_requests(path: Path) -> list[list[dict[str, Any]]]:
+    """Rebuild the full message list of every recorded request (for tests and tooling)."""
+    out: list[list[dict[str, Any]]] = []
+    prev: list[dict[str, Any]] = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        if rec.get("type") == "request":
+            prev = prev[: rec["base"]] + rec["messages"]
+            out.append(prev)
+    return out

@@ -1,0 +1,260 @@
+"""Structure-aware text edits: find a definition by name, replace it, insert code next to it.
+
+Pure functions on LF text; the tools in `k2lsp.tools.symbols` add paths, the gate and writes.
+
+Replacement rule (shown to the model in the tool description): the definition's range runs
+from its decorators / `export` / `template<...>` / attributes to its end. If the new code does
+not start with such a prefix the old one is kept, so sending just `def f(...)` keeps `@cache`.
+Leading comments are kept unless the new code itself starts with a comment, which then
+replaces them. Code given dedented (or copied at the definition's own indentation) is fitted
+to the definition's indentation.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING
+
+from k2lsp.code.parse import parse
+from k2lsp.code.symbols import Symbol, extract_symbols
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+_PREFIX_STARTS = ("@", "export", "template", "#[", "declare")
+_COMMENT_STARTS = {"python": ("#",), "default": ("//", "/*")}
+_STRINGISH = (
+    "string",
+    "template_string",
+    "raw_string_literal",
+    "string_literal",
+    "interpreted_string_literal",
+)
+
+
+class LookupFailure(Exception):
+    """The symbol is missing or ambiguous; the message lists candidates and locations."""
+
+
+def find_definition(symbols: list[Symbol], query: str, rel: str) -> Symbol:
+    """The one definition `query` names (`f`, `A.m`, `A.m@LINE`); LookupFailure lists candidates."""
+    query = query.strip()
+    name, _, line_part = query.partition("@")
+    line = int(line_part) if line_part.strip().isdigit() else None
+    exact = [s for s in symbols if s.qualname == name]
+    found = exact or [s for s in symbols if s.name == name or s.qualname.endswith("." + name)]
+    if line is not None:
+        found = [s for s in found if s.start_line <= line <= s.end_line]
+        found = [s for s in found if s.start_line == line] or found[-1:]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise LookupFailure(_missing_message(symbols, name, rel))
+    listing = "; ".join(
+        f"{s.qualname}@{s.start_line} ({s.kind} `{s.signature}`)" for s in found[:20]
+    )
+    raise LookupFailure(
+        f"{query!r} matches {len(found)} definitions in {rel}: {listing}. "
+        f"Say which one with NAME@LINE, e.g. {found[0].qualname}@{found[0].start_line}."
+    )
+
+
+def _missing_message(symbols: list[Symbol], name: str, rel: str) -> str:
+    if not symbols:
+        return f"no definition named {name!r} in {rel}: it defines nothing the parser recognises."
+    quals = sorted({s.qualname for s in symbols})
+    close = difflib.get_close_matches(name, quals, n=5, cutoff=0.5)
+    listing = ", ".join(f"{s.qualname}@{s.start_line}" for s in symbols[:40])
+    more = f" (and {len(symbols) - 40} more)" if len(symbols) > 40 else ""
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return f"no definition named {name!r} in {rel}.{hint} Definitions there: {listing}{more}."
+
+
+def _line_start(data: bytes, pos: int) -> int:
+    return data.rfind(b"\n", 0, pos) + 1
+
+
+def indent_at(data: bytes, pos: int) -> tuple[str, bool]:
+    """(whitespace at the start of the line holding `pos`, is `pos` the first token on its line)."""
+    start = _line_start(data, pos)
+    before = data[start:pos].decode("utf-8", "replace")
+    ws = before[: len(before) - len(before.lstrip(" \t"))]
+    return ws, before.strip() == ""
+
+
+def protected_lines(lang: str, code: str) -> set[int]:
+    """0-based indexes of lines that start inside a multi-line string (never re-indented)."""
+    if "\n" not in code:
+        return set()
+    tree = parse(lang, code.encode("utf-8", "surrogatepass"))
+    out: set[int] = set()
+    stack: list[Node] = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.start_point[0] == node.end_point[0]:
+            continue
+        if any(k in node.type for k in _STRINGISH):
+            out.update(range(node.start_point[0] + 1, node.end_point[0] + 1))
+            continue
+        stack.extend(node.children)
+    return out
+
+
+def _width(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def reindent(
+    lines: list[str], protected: set[int], base: str, target: str, skip_first: bool
+) -> list[str]:
+    """Replace leading `base` by `target` on every line that is not blank or protected."""
+    out = []
+    for i, line in enumerate(lines):
+        if i in protected or not line.strip():
+            out.append(line if i in protected else "")
+            continue
+        body = line[len(base) :] if line.startswith(base) else line.lstrip(" \t")
+        out.append(body if (i == 0 and skip_first) else target + body)
+    return out
+
+
+def _tabify(lines: list[str], protected: set[int]) -> list[str]:
+    """Space indentation -> tabs (one tab per indent unit) for files indented with tabs."""
+    widths = [
+        _width(x)
+        for i, x in enumerate(lines)
+        if x.strip() and i not in protected and x.startswith(" ")
+    ]
+    unit = min((w for w in widths if w > 0), default=0)
+    if not unit:
+        return lines
+    out = []
+    for i, line in enumerate(lines):
+        width = _width(line)
+        if i in protected or not line.startswith(" ") or line[:width].strip(" "):
+            out.append(line)
+        else:
+            out.append("\t" * (width // unit) + " " * (width % unit) + line[width:])
+    return out
+
+
+def clean_code(code: str) -> str:
+    """Code with LF endings and no leading/trailing blank lines."""
+    lines = code.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(line.rstrip() if line.strip() else "" for line in lines)
+
+
+def placements(lang: str, code: str, target: str) -> list[str]:
+    """Candidate texts of `code` for where a definition indented by `target` starts, best first.
+
+    The first line goes right after the existing indentation; the others get full indentation.
+    """
+    lines = code.split("\n")
+    protected = protected_lines(lang, code)
+    first_ws = lines[0][: _width(lines[0])]
+    if "\t" in target and " " in first_ws + "".join(x[: _width(x)] for x in lines[1:4]):
+        lines = _tabify(lines, protected)
+        first_ws = lines[0][: _width(lines[0])]
+    as_placed = "\n".join([lines[0][len(first_ws) :], *lines[1:]])
+    shifted = "\n".join(reindent(lines, protected, first_ws, target, skip_first=True))
+    if first_ws == target:
+        return [as_placed]
+    if first_ws:
+        return [shifted]
+    rest = [_width(x) for i, x in enumerate(lines[1:], 1) if x.strip() and i not in protected]
+    order = [as_placed, shifted] if rest and min(rest) >= len(target) else [shifted, as_placed]
+    if lang == "python":  # indentation is syntax: keep the readings Python accepts, in order
+        valid = [c for c in order if _python_ok(c, target, protected)]
+        order = valid + [c for c in order if c not in valid]
+    return order
+
+
+def _python_ok(candidate: str, target: str, protected: set[int]) -> bool:
+    """Does `candidate`, placed after `target` indentation, parse as Python on its own?"""
+    import ast
+
+    lines = candidate.split("\n")
+    out = [lines[0]]
+    for i, line in enumerate(lines[1:], 1):
+        out.append(line[len(target) :] if i not in protected and line.startswith(target) else line)
+    try:
+        ast.parse("\n".join(out) + "\n")
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _starts_with_comment(lang: str, code: str) -> bool:
+    starts = _COMMENT_STARTS.get(lang, _COMMENT_STARTS["default"])
+    return code.lstrip().startswith(starts)
+
+
+def replace_definitions(lang: str, text: str, sym: Symbol, code: str) -> list[str]:
+    """Candidate new texts of the file with `sym` replaced by `code`, best first."""
+    data = text.encode("utf-8", "surrogatepass")
+    code = clean_code(code)
+    stripped = code.lstrip()
+    start = sym.start_byte
+    if _starts_with_comment(lang, code) and sym.lead_byte < start:
+        start = sym.lead_byte
+    elif not stripped.startswith(_PREFIX_STARTS) and sym.core_byte > start:
+        start = sym.core_byte
+    target, first_on_line = indent_at(data, start)
+    if not first_on_line:
+        options = [stripped]
+    else:
+        options = placements(lang, code, target)
+    head, tail = (
+        data[:start].decode("utf-8", "surrogatepass"),
+        data[sym.end_byte :].decode("utf-8", "surrogatepass"),
+    )
+    return [head + option + tail for option in options]
+
+
+def resolve_in_text(lang: str, text: str, query: str, rel: str) -> Symbol:
+    """Parse `text` and find the definition `query` names."""
+    return find_definition(extract_symbols(lang, text.encode("utf-8", "surrogatepass")), query, rel)
+
+
+def block(lang: str, code: str, target: str) -> str:
+    """`code` dedented and indented to `target` as whole lines, ending with a newline."""
+    lines = code.split("\n")
+    protected = protected_lines(lang, code)
+    widths = [_width(x) for i, x in enumerate(lines) if x.strip() and i not in protected]
+    margin = min(widths, default=0)
+    base = next((x[:margin] for i, x in enumerate(lines) if x.strip() and i not in protected), "")
+    if "\t" in target:
+        lines = _tabify(reindent(lines, protected, base, "", skip_first=False), protected)
+        base = ""
+    return "\n".join(reindent(lines, protected, base, target, skip_first=False)) + "\n"
+
+
+def insert_text(lang: str, text: str, code: str, anchor: Symbol | None, after: bool) -> str:
+    """The file text with `code` inserted after/before `anchor` (or at the end when None)."""
+    code = clean_code(code)
+    data = text.encode("utf-8", "surrogatepass")
+    blank = "\n" * (2 if lang == "python" and (anchor is None or anchor.depth == 0) else 1)
+    if anchor is None:
+        body = text if not text or text.endswith("\n") else text + "\n"
+        trailing = len(body) - len(body.rstrip("\n")) - 1 if body.strip() else 0
+        sep = "\n" * max(0, len(blank) - trailing) if body.strip() else ""
+        return body + sep + block(lang, code, "")
+    target, _first = indent_at(data, anchor.start_byte)
+    chunk = block(lang, code, target)
+    if after:
+        pos = data.find(b"\n", anchor.end_byte)
+        pos = len(data) if pos < 0 else pos + 1
+        head = data[:pos].decode("utf-8", "surrogatepass")
+        tail = data[pos:].decode("utf-8", "surrogatepass")
+        if not head.endswith("\n"):
+            head += "\n"
+        after_sep = blank if tail.strip() and not tail.startswith("\n") else ""
+        return head + blank + chunk + after_sep + tail
+    pos = _line_start(data, anchor.lead_byte)
+    head = data[:pos].decode("utf-8", "surrogatepass")
+    tail = data[pos:].decode("utf-8", "surrogatepass")
+    return head + chunk + blank + tail

@@ -1,0 +1,230 @@
+"""Ranking definitions and rendering the token-budgeted repository map text."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import re
+from typing import TYPE_CHECKING
+
+from k2lsp.code.symbols import Symbol
+
+if TYPE_CHECKING:
+    from k2lsp.code.repomap import RepoMap
+
+CHARS_PER_TOKEN = 4
+_FOCUS_FILE_BOOST = 5.0
+_FOCUS_REF_BOOST = 4.0
+_FOCUS_NAME_BOOST = 10.0
+_PRIVATE_FACTOR = 0.3
+_NESTED_FACTOR = 0.5
+_BASE = 0.05
+_TEST_FACTOR = 0.3
+_TESTISH = re.compile(
+    r"(^|/)(tests?|testing|__tests__|spec)/|(^|/)test_[^/]*$|_test\.[a-z]+$|\.(test|spec)\.[a-z]+$"
+)
+_DOC_KINDS = frozenset({"class", "interface", "struct", "trait", "enum", "namespace", "module"})
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+_PATHLIKE = re.compile(r"[\w./-]+\.[A-Za-z0-9+]+")
+
+
+def name_prior(name: str, kind: str, depth: int) -> float:
+    """Prior on how useful a definition is in a map, from its name and shape alone."""
+    factor = 1.0
+    core = name.strip("_")
+    if len(core) <= 2:
+        factor *= 0.05
+    elif len(core) >= 8 and ("_" in core or any(c.isupper() for c in core[1:])):
+        factor *= 3.0
+    if name.startswith("_") and not name.endswith("__"):
+        factor *= _PRIVATE_FACTOR
+    if depth > 0 and kind == "function":
+        factor *= _NESTED_FACTOR
+    return factor
+
+
+def vote_weight(count: int) -> int:
+    """Integer votes of a file mentioning a name `count` times (integers: sums never drift)."""
+    return int(1000 * math.sqrt(count) + 0.5)
+
+
+Entry = tuple[float, str, int, tuple]  # -score, file, start byte, symbol tuple
+
+
+def _file_entries(rmap: RepoMap, rel: str, rec: tuple, focus: _Focus | None) -> list[Entry]:
+    """Scored entries of one file's definitions, best first."""
+    refsum, defcount = rmap.refsum, rmap.defcount
+    file_factor = _TEST_FACTOR if _TESTISH.search(rel) else 1.0
+    if focus is not None and rel in focus.files:
+        file_factor *= _FOCUS_FILE_BOOST
+    out = []
+    for sym, (own, prior) in zip(rec[0], rec[3], strict=True):
+        name = sym[0]
+        votes = refsum.get(name, 0) - own
+        if focus is not None:
+            votes += focus.refs.get(name, 0)
+        ndefs = defcount.get(name, 1) or 1
+        score = (_BASE + (votes / 1000.0 if votes > 0 else 0.0)) * prior * file_factor / ndefs
+        if ndefs > 5:
+            score *= 0.1
+        if focus is not None and (name in focus.names or sym[1] in focus.names):
+            score *= _FOCUS_NAME_BOOST
+        out.append((-score, rel, sym[3], sym))
+    out.sort()
+    return out
+
+
+class _Focus:
+    def __init__(self, rmap: RepoMap, files: frozenset[str], names: frozenset[str]) -> None:
+        self.files, self.names = files, names
+        self.refs: dict[str, float] = {}
+        for rel in files:
+            entry = rmap.index.get(rel)
+            rec = rmap.records.get(entry[2]) if entry else None
+            if rec is not None:
+                for name, count in rec[1].items():
+                    self.refs[name] = self.refs.get(name, 0) + _FOCUS_REF_BOOST * vote_weight(count)
+
+
+def rank_symbols(
+    rmap: RepoMap,
+    focus_files: frozenset[str],
+    focus_names: frozenset[str],
+    limit: int | None = None,
+) -> list[tuple[float, str, Symbol]]:
+    """(score, file, symbol) of the best `limit` definitions (all when None), best first.
+
+    Without focus, per-file results are cached and recomputed only for files that define a name
+    whose votes changed since the last call, so one edit costs little.
+    """
+    focus = _Focus(rmap, focus_files, focus_names) if (focus_files or focus_names) else None
+    lists: list[list[Entry]] = []
+    if focus is None:
+        cache = rmap.rank_cache
+        dirty, dirty_all = rmap.take_dirty()
+        for rel in [r for r in cache if r not in rmap.index]:
+            del cache[rel]
+        for rel, entry in rmap.index.items():
+            cached = cache.get(rel)
+            if (
+                cached is None
+                or cached[0] != entry[2]
+                or dirty_all
+                or (dirty and not cached[2].isdisjoint(dirty))
+            ):
+                rec = rmap.records.get(entry[2])
+                if rec is None:
+                    continue
+                cached = (
+                    entry[2],
+                    _file_entries(rmap, rel, rec, None),
+                    frozenset(t[0] for t in rec[0]),
+                )
+                cache[rel] = cached
+            lists.append(cached[1])
+    else:
+        for rel, entry in rmap.index.items():
+            rec = rmap.records.get(entry[2])
+            if rec is not None:
+                lists.append(_file_entries(rmap, rel, rec, focus))
+    merged = heapq.merge(*lists)
+    best = list(itertools.islice(merged, limit)) if limit is not None else list(merged)
+    return [(-neg, rel, Symbol(*sym)) for neg, rel, _pos, sym in best]
+
+
+def _line(sym: Symbol, with_doc: bool) -> str:
+    text = f"{sym.start_line:>6} {'  ' * sym.depth}{sym.signature}"
+    if with_doc and sym.doc:
+        doc = sym.doc if len(sym.doc) <= 70 else sym.doc[:67] + "..."
+        text += f"  # {doc}"
+    return text
+
+
+def render_map(
+    rmap: RepoMap,
+    max_tokens: int,
+    focus_files: frozenset[str] = frozenset(),
+    focus_names: frozenset[str] = frozenset(),
+    only: tuple[str, ...] = (),
+) -> str:
+    """The map text within about `max_tokens` tokens (4 characters per token)."""
+    limit = None if only else max_tokens * CHARS_PER_TOKEN // 12 + 200
+    ranked = rank_symbols(rmap, focus_files, focus_names, limit)
+    if only:
+        ranked = [
+            r
+            for r in ranked
+            if any(r[1] == p or r[1].startswith(p.rstrip("/") + "/") for p in only)
+        ]
+    budget = max_tokens * CHARS_PER_TOKEN
+    chosen: dict[str, dict[str, Symbol]] = {}
+    file_order: list[str] = []
+    used = 0
+    misses = 0
+    by_qual_cache: dict[str, dict[str, tuple]] = {}
+    for _score, rel, sym in ranked:
+        lines = chosen.get(rel)
+        extra: list[Symbol] = []
+        cost = 0
+        if lines is None:
+            cost += len(rel) + 2
+            lines = {}
+        if sym.qualname in lines:
+            continue
+        parent = sym.qualname
+        if "." in parent:
+            quals = by_qual_cache.get(rel)
+            if quals is None:
+                quals = {t[1]: t for t in reversed(rmap.records[rmap.index[rel][2]][0])}
+                by_qual_cache[rel] = quals
+            while "." in parent:
+                parent = parent.rsplit(".", 1)[0]
+                anc = quals.get(parent)
+                if anc is not None and anc[1] not in lines:
+                    extra.append(Symbol(*anc))
+        for s in [*extra, sym]:
+            cost += len(_line(s, s.kind in _DOC_KINDS)) + 1
+        if used + cost > budget:
+            misses += 1
+            if misses > 40:
+                break
+            continue
+        used += cost
+        if rel not in chosen:
+            chosen[rel] = lines
+            file_order.append(rel)
+        for s in [*extra, sym]:
+            lines[s.qualname] = s
+    total_defs = sum(
+        len(rmap.records[e[2]][0]) for e in rmap.index.values() if e[2] in rmap.records
+    )
+    shown = sum(len(v) for v in chosen.values())
+    out = [
+        f"Repository map: {shown} of {total_defs} definitions in {len(chosen)} of "
+        f"{len(rmap.index)} files, most referenced first (line numbers on the left; "
+        "read_file shows bodies, find_symbol finds uses)."
+    ]
+    for rel in file_order:
+        out.append(f"{rel}:")
+        for s in sorted(chosen[rel].values(), key=lambda s: (s.start_byte, -s.end_byte)):
+            out.append(_line(s, s.kind in _DOC_KINDS))
+    if shown == 0:
+        out.append("(no definitions found" + (" under the given paths)" if only else ")"))
+    return "\n".join(out) + "\n"
+
+
+def mentions(text: str, rmap: RepoMap) -> tuple[frozenset[str], frozenset[str]]:
+    """Files and defined names a task text mentions (paths or basenames; identifiers)."""
+    files: set[str] = set()
+    by_base: dict[str, list[str]] = {}
+    for rel in rmap.index:
+        by_base.setdefault(rel.rsplit("/", 1)[-1], []).append(rel)
+    for token in _PATHLIKE.findall(text):
+        token = token.strip("./")
+        if token in rmap.index:
+            files.add(token)
+        elif "/" not in token and len(by_base.get(token, [])) in (1, 2):
+            files.update(by_base[token])
+    names = {w for w in _WORD.findall(text) if rmap.defcount.get(w, 0) > 0}
+    return frozenset(files), frozenset(names)

@@ -1,0 +1,345 @@
+"""The repository map: a ranked, token-budgeted outline of the definitions in a repository.
+
+Definitions are ranked by how often other files mention their name (a one-step PageRank:
+each referring file votes with the square root of its mention count, split between all
+definitions of that name), boosted for files and identifiers the task mentions. Per-file
+analysis is cached on disk by content hash and refreshed incrementally: a file is re-read
+only when its size or mtime changed (or its mtime is too recent to trust) and re-parsed only
+when its content hash changed, so the map is never stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from k2lsp.code.cache import DiskCache, content_hash, default_cache_dir
+from k2lsp.code.files import list_source_files
+from k2lsp.code.languages import language_for
+from k2lsp.code.refs import identifier_counts
+from k2lsp.code.symbols import Symbol, extract_symbols
+
+log = logging.getLogger(__name__)
+
+# (symbol tuples, identifier counts, note, per-symbol (own votes, prior)): cached per content hash.
+Record = tuple[tuple[tuple[Any, ...], ...], dict[str, int], str, tuple[tuple[int, float], ...]]
+_RACY_NS = 2_000_000_000  # mtimes this close to the last check are re-hashed
+_MAX_MAP_FILE_BYTES = 1_000_000
+_CHARS_PER_TOKEN = 4
+_BLOB_FLUSH = 64
+
+
+def analyze(rel: str, data: bytes) -> Record:
+    """Symbols and identifier counts of one file (a note instead when it cannot be read)."""
+    lang = language_for(rel)
+    if lang is None:
+        return (), {}, "unsupported", ()
+    if b"\x00" in data[:8192]:
+        return (), {}, "binary", ()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return (), {}, "not UTF-8", ()
+    if len(data) > _MAX_MAP_FILE_BYTES:
+        return (), {}, "too large", ()
+    from k2lsp.code.rank import name_prior, vote_weight
+
+    symbols = extract_symbols(lang, data)
+    idents = identifier_counts(text)
+    statics = tuple(
+        (vote_weight(idents.get(s.name, 0)), name_prior(s.name, s.kind, s.depth)) for s in symbols
+    )
+    return tuple(tuple(s) for s in symbols), idents, "", statics
+
+
+@dataclass
+class RefreshStats:
+    """What one refresh did."""
+
+    files: int = 0
+    rehashed: int = 0
+    parsed: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+
+
+class RepoMap:
+    """In-memory map of one root, kept in sync with the disk and the on-disk cache."""
+
+    def __init__(
+        self, root: Path, cache_dir: Path | None = None, files: list[str] | None = None
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.cache = DiskCache(cache_dir or default_cache_dir(), self.root)
+        self.fixed_files = files
+        self.index: dict[str, tuple[int, int, str, int]] = {}
+        self.records: dict[str, Record] = {}
+        self.refsum: dict[str, int] = {}
+        self.defcount: dict[str, int] = {}
+        self.rank_cache: dict[str, Any] = {}  # rank.py's per-file scored entries
+        self._dirty: set[str] = set()
+        self._dirty_all = True
+        self._loaded = False
+        self._unsaved = 0
+        self._pack_records = 0
+        self._token: str | None = None
+        self._rendered_token = ""
+        self._rendered: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._primer: threading.Thread | None = None
+
+    # ----- keeping up to date -------------------------------------------------------------
+    def _load(self) -> None:
+        pack = self.cache.load_pack()
+        self._loaded = True
+        if not pack or any(e[2] not in pack["records"] for e in pack["index"].values()):
+            return
+        self.index, self.records = pack["index"], pack["records"]
+        self.refsum, self.defcount = pack["refsum"], pack["defcount"]
+        self._pack_records = len(self.index)
+
+    def refresh(self) -> RefreshStats:
+        """Bring the map up to date with the files on disk; return what was done."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> RefreshStats:
+        t0 = time.perf_counter()
+        if not self._loaded:
+            self._load()
+        stats = RefreshStats()
+        paths = self.fixed_files if self.fixed_files is not None else list_source_files(self.root)
+        now = time.time_ns()
+        root_str = str(self.root)
+        seen: set[str] = set()
+        new_blobs: list[str] = []
+        for rel in paths:
+            try:
+                st = os.stat(os.path.join(root_str, rel))
+            except OSError:
+                continue
+            seen.add(rel)
+            old = self.index.get(rel)
+            if (
+                old is not None
+                and old[0] == st.st_mtime_ns
+                and old[1] == st.st_size
+                and old[3] - old[0] > _RACY_NS
+            ):
+                continue
+            self._update(rel, st.st_mtime_ns, st.st_size, now, old, stats, new_blobs)
+        for rel in [r for r in self.index if r not in seen]:
+            self._remove(rel)
+            stats.removed += 1
+        stats.files = len(seen)
+        self._persist(stats, new_blobs)
+        stats.seconds = time.perf_counter() - t0
+        return stats
+
+    def _update(
+        self,
+        rel: str,
+        mtime: int,
+        size: int,
+        now: int,
+        old: tuple[int, int, str, int] | None,
+        stats: RefreshStats,
+        new_blobs: list[str],
+    ) -> None:
+        try:
+            data = (self.root / rel).read_bytes()
+        except OSError:
+            return
+        stats.rehashed += 1
+        digest = content_hash(data)
+        if old is not None and old[2] == digest:
+            self.index[rel] = (mtime, size, digest, now)
+            return
+        rec = self.records.get(digest) or self.cache.load_blob(digest)
+        if rec is None:
+            rec = analyze(rel, data)
+            stats.parsed += 1
+            new_blobs.append(digest)
+        old_rec = self.records.get(old[2]) if old is not None else None
+        self.records[digest] = rec
+        self.index[rel] = (mtime, size, digest, now)
+        if old_rec is not None:
+            self._replace(old_rec, rec)
+        else:
+            self._add(rec)
+
+    def _replace(self, old: Record, new: Record) -> None:
+        """Apply the difference between two versions of one file to the vote totals."""
+        from k2lsp.code.rank import vote_weight
+
+        refsum, defcount, dirty = self.refsum, self.defcount, self._dirty
+        old_i, new_i = old[1], new[1]
+        for name in old_i.keys() | new_i.keys():
+            before, after = old_i.get(name, 0), new_i.get(name, 0)
+            if before != after:
+                refsum[name] = refsum.get(name, 0) + vote_weight(after) - vote_weight(before)
+                dirty.add(name)
+        old_d = Counter(t[0] for t in old[0])
+        new_d = Counter(t[0] for t in new[0])
+        for name in old_d.keys() | new_d.keys():
+            if old_d[name] != new_d[name]:
+                defcount[name] = defcount.get(name, 0) + new_d[name] - old_d[name]
+                dirty.add(name)
+
+    def _remove(self, rel: str) -> None:
+        entry = self.index.pop(rel)
+        rec = self.records.get(entry[2])
+        if rec is not None:
+            self._add(rec, -1)
+
+    def _add(self, rec: Record, sign: int = 1) -> None:
+        from k2lsp.code.rank import vote_weight
+
+        refsum, defcount = self.refsum, self.defcount
+        for name, count in rec[1].items():
+            refsum[name] = refsum.get(name, 0) + sign * vote_weight(count)
+        for sym in rec[0]:
+            defcount[sym[0]] = defcount.get(sym[0], 0) + sign
+        if not self._dirty_all:
+            self._dirty.update(rec[1])
+            self._dirty.update(sym[0] for sym in rec[0])
+            if len(self._dirty) > 50_000:
+                self._dirty_all = True
+                self._dirty = set()
+
+    def take_dirty(self) -> tuple[set[str], bool]:
+        """Names whose votes changed since the last call (or True: everything changed)."""
+        dirty, dirty_all = self._dirty, self._dirty_all
+        self._dirty, self._dirty_all = set(), False
+        return dirty, dirty_all
+
+    def _persist(self, stats: RefreshStats, new_blobs: list[str]) -> None:
+        changed = stats.parsed + stats.removed + stats.rehashed
+        if not changed:
+            return
+        if stats.parsed or stats.removed or stats.rehashed:
+            self._token = None
+        self._unsaved += changed
+        if self._pack_records == 0 or self._unsaved > _BLOB_FLUSH or stats.parsed > _BLOB_FLUSH:
+            self._save_pack()
+            self._pack_records = len(self.index)
+            self._unsaved = 0
+            return
+        for digest in new_blobs:
+            self.cache.save_blob(digest, self.records[digest])
+
+    def flush(self) -> None:
+        """Write the whole pack now (e.g. at the end of a run)."""
+        if self._unsaved:
+            self._save_pack()
+            self._unsaved = 0
+
+    def _save_pack(self) -> None:
+        refsum = {k: v for k, v in self.refsum.items() if v}
+        defcount = {k: v for k, v in self.defcount.items() if v > 0}
+        self.cache.save_pack(self.index, self.records, {"refsum": refsum, "defcount": defcount})
+
+    def state_token(self) -> str:
+        """A digest of which content every file has: equal tokens mean equal maps."""
+        if self._token is None:
+            parts = "\0".join(f"{rel}\1{self.index[rel][2]}" for rel in sorted(self.index))
+            self._token = content_hash(parts.encode("utf-8", "surrogatepass"))
+        return self._token
+
+    def _prime(self) -> None:
+        from k2lsp.code.rank import rank_symbols
+
+        with self._lock:
+            if not self.rank_cache:
+                rank_symbols(self, frozenset(), frozenset(), 0)
+
+    def wait_idle(self) -> None:
+        """Wait for background ranking started by `render` (benchmarks and tests)."""
+        if self._primer is not None:
+            self._primer.join()
+
+    def render(
+        self,
+        max_tokens: int,
+        focus_files: frozenset[str] = frozenset(),
+        focus_names: frozenset[str] = frozenset(),
+        only: tuple[str, ...] = (),
+    ) -> str:
+        """The map text (see `rank.render_map`), reused from the disk cache when nothing changed."""
+        with self._lock:
+            return self._render(max_tokens, focus_files, focus_names, only)
+
+    def _render(
+        self,
+        max_tokens: int,
+        focus_files: frozenset[str],
+        focus_names: frozenset[str],
+        only: tuple[str, ...],
+    ) -> str:
+        from k2lsp.code.rank import render_map
+
+        key = repr((max_tokens, sorted(focus_files), sorted(focus_names), only))
+        token = self.state_token()
+        if self._rendered_token != token:
+            self._rendered = self.cache.load_rendered(token)
+            self._rendered_token = token
+        text = self._rendered.get(key)
+        if text is not None and not self.rank_cache and self._primer is None:
+            # Served from disk: rank in the background so the next (edited) map is quick.
+            self._primer = threading.Thread(
+                target=self._prime, name="k2lsp-repomap-prime", daemon=True
+            )
+            self._primer.start()
+        if text is None:
+            text = render_map(self, max_tokens, focus_files, focus_names, only)
+            self._rendered[key] = text
+            if len(self._rendered) > 16:
+                self._rendered.pop(next(iter(self._rendered)))
+            self.cache.save_rendered(token, self._rendered)
+        return text
+
+    # ----- queries ----------------------------------------------------------------------
+    def symbols(self, rel: str) -> list[Symbol]:
+        """Cached definitions of one file (call refresh first)."""
+        entry = self.index.get(rel)
+        rec = self.records.get(entry[2]) if entry else None
+        return [Symbol(*t) for t in rec[0]] if rec else []
+
+    def files(self) -> list[str]:
+        """Files in the map, sorted."""
+        return sorted(self.index)
+
+    def definitions(self, name: str) -> list[tuple[str, Symbol]]:
+        """(file, symbol) of every definition whose name or qualified name is `name`."""
+        out = []
+        for rel in sorted(self.index):
+            rec = self.records.get(self.index[rel][2])
+            if rec is None:
+                continue
+            for t in rec[0]:
+                if t[0] == name or t[1] == name or t[1].endswith("." + name):
+                    out.append((rel, Symbol(*t)))
+        return out
+
+    def referring_files(self, name: str) -> list[str]:
+        """Files whose text mentions `name` as an identifier."""
+        out = []
+        for rel in sorted(self.index):
+            rec = self.records.get(self.index[rel][2])
+            if rec is not None and name in rec[1]:
+                out.append(rel)
+        return out
+
+    def ranked(
+        self, focus_files: frozenset[str] = frozenset(), focus_names: frozenset[str] = frozenset()
+    ) -> list[tuple[float, str, Symbol]]:
+        """Every definition with its score, best first (deterministic order)."""
+        from k2lsp.code.rank import rank_symbols
+
+        return rank_symbols(self, focus_files, focus_names)

@@ -1,0 +1,359 @@
+"""The K2 client: one streamed Chat Completions request per `complete()`, with our own retries.
+
+Built on the official `openai` SDK (`AsyncOpenAI(max_retries=0)`, imported lazily). Each attempt
+reads the raw SSE lines (`with_streaming_response`) so a stream that ends without `[DONE]` is
+detected and thrown away whole. Malformed replies (tool_calls finish with no usable call,
+reasoning-only replies, unparsable leaked tool tokens) are retried a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from k2lsp.config import Settings
+from k2lsp.errors import MalformedReply, ModelNotFound, ProviderError
+from k2lsp.model.cost import cost_usd
+from k2lsp.model.errors import Failure, classify_status, classify_stream_error
+from k2lsp.model.request import (
+    build_messages,
+    choose_max_tokens,
+    count_tool_calls,
+    estimate_tokens,
+    normalize_tools,
+)
+from k2lsp.model.retry import backoff_delay
+from k2lsp.model.stream import Accumulator, DeltaCallback, SSEParser
+from k2lsp.model.toolparse import extract_leaked_calls, has_leaked_tokens
+from k2lsp.model.types import AssistantTurn, ModelInfo, ToolCall, Usage
+from k2lsp.providers import PROVIDERS, default_prices, model_profile
+from k2lsp.redact import redact, register_secret
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from openai import AsyncOpenAI
+
+    RetryCallback = Callable[[int, float, str], None]
+
+log = logging.getLogger(__name__)
+
+
+class _Retry(Exception):
+    """An attempt failed in a way another attempt may fix."""
+
+    def __init__(self, failure: Failure, malformed: bool = False) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
+        self.malformed = malformed
+
+
+def _malformed(reason: str) -> _Retry:
+    return _Retry(Failure(reason, True), malformed=True)
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    mod = type(exc).__module__
+    return isinstance(exc, OSError) or mod.startswith(("httpx", "httpcore", "h11", "anyio"))
+
+
+class K2Client:
+    """Talks to one K2 host/model as configured by `Settings`."""
+
+    def __init__(self, settings: Settings) -> None:
+        settings.check_ready()
+        register_secret(settings.api_key)
+        self.settings = settings
+        self.preset = PROVIDERS[settings.provider]
+        self.profile = model_profile(settings.model)
+        self.prices = {**default_prices(settings.provider, settings.model), **settings.prices}
+        self.total_usage = Usage()
+        self._sdk_client: AsyncOpenAI | None = None
+        self._context: int | None = settings.context_length
+        self._models_checked = settings.context_length is not None
+        self._secrets = (settings.api_key,) if settings.api_key else ()
+        if settings.thinking is False and self.profile.thinking_switch == "always":
+            log.warning("%s always thinks; `thinking = false` is ignored", settings.model)
+
+    # plumbing --------------------------------------------------------------------------------
+    def _sdk(self) -> AsyncOpenAI:
+        if self._sdk_client is None:
+            from openai import AsyncOpenAI
+
+            self._sdk_client = AsyncOpenAI(
+                base_url=self.settings.base_url,
+                api_key=self.settings.api_key or "not-needed",
+                max_retries=0,
+                timeout=self.settings.request_timeout_s,
+            )
+        return self._sdk_client
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        if self._sdk_client is not None:
+            await self._sdk_client.close()
+            self._sdk_client = None
+
+    @property
+    def context_length(self) -> int:
+        """The context window: settings, else GET /models, else the model profile."""
+        return self._context or self.profile.context_length
+
+    @property
+    def thinking(self) -> bool:
+        """Whether requests run with thinking on."""
+        switch = self.profile.thinking_switch
+        return switch == "always" or (
+            switch == "extra_body" and self.settings.thinking is not False
+        )
+
+    # request ---------------------------------------------------------------------------------
+    def build_request(
+        self, messages: list[dict[str, Any]], tool_schemas: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """The keyword arguments of one chat.completions request (messages are copies)."""
+        msgs = build_messages(
+            messages, send_field=self.preset.reasoning_send, thinking=self.thinking
+        )
+        tools = normalize_tools(tool_schemas)
+        prompt = estimate_tokens(msgs, tools)
+        temp = self.settings.temperature
+        body: dict[str, Any] = {
+            "model": self.settings.model,
+            "messages": msgs,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": choose_max_tokens(
+                self.settings.max_output_tokens, prompt, self.context_length
+            ),
+            "temperature": min(1.0, max(0.0, self.profile.temperature if temp is None else temp)),
+        }
+        if tools:
+            body["tools"] = tools
+            body["tool_choice"] = "auto"
+        if self.profile.thinking_switch == "extra_body":
+            state = "disabled" if self.settings.thinking is False else "enabled"
+            body["extra_body"] = {"thinking": {"type": state}}
+        return body
+
+    # the call --------------------------------------------------------------------------------
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tool_schemas: list[dict[str, Any]] | None = None,
+        *,
+        on_delta: DeltaCallback | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> AssistantTurn:
+        """One assistant reply (a stream that reached [DONE]), after bounded retries."""
+        await self._learn_context()
+        body = self.build_request(messages, tool_schemas)
+        first_n = count_tool_calls(messages)
+        attempts = 1 + max(0, self.settings.max_retries)
+        for attempt in range(1, attempts + 1):
+            try:
+                turn = await self._attempt(body, first_n, on_delta)
+            except _Retry as retry:
+                if attempt == attempts:
+                    raise self._give_up(retry, attempts) from None
+                delay = backoff_delay(
+                    attempt,
+                    self.settings.retry_base_delay_s,
+                    self.settings.retry_max_delay_s,
+                    retry.failure.delay_s,
+                )
+                log.warning("K2 attempt %d failed (%s); retrying in %.1fs", attempt, retry, delay)
+                if on_retry is not None:
+                    on_retry(attempt, delay, retry.failure.reason)
+                await asyncio.sleep(delay)
+                continue
+            self.total_usage += turn.usage
+            return turn
+        raise AssertionError("unreachable")
+
+    def _give_up(self, retry: _Retry, attempts: int) -> ProviderError:
+        reason = retry.failure.reason
+        if retry.malformed:
+            return MalformedReply(
+                f"The model sent an unusable reply {attempts} times in a row ({reason}). Try "
+                "again, or try another provider or model.",
+                kind="malformed",
+            )
+        return ProviderError(
+            f"The model host kept failing after {attempts} attempts ({reason}). Try again "
+            "later or switch provider.",
+            status=retry.failure.status,
+            kind="transient",
+        )
+
+    async def _attempt(
+        self, body: dict[str, Any], first_n: int, on_delta: DeltaCallback | None
+    ) -> AssistantTurn:
+        import openai
+
+        acc = Accumulator(on_delta=on_delta)
+        parser = SSEParser()
+        try:
+            async with self._sdk().chat.completions.with_streaming_response.create(**body) as resp:
+                async for line in resp.iter_lines():
+                    self._consume(parser.feed(line), acc)
+                self._consume(parser.flush(), acc)
+        except openai.APIStatusError as exc:
+            failure = self._classify(exc.status_code, exc.body, exc.response.headers)
+            if failure.status == 404 and failure.error is None:
+                raise await self._model_not_found(failure.reason) from None
+            if failure.retry:
+                raise _Retry(failure) from None
+            assert failure.error is not None
+            raise failure.error from None
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise _Retry(
+                Failure(redact(f"connection failed: {exc}", self._secrets), True)
+            ) from None
+        except openai.APIError as exc:  # a bare APIError is transient (k2-protocol.md)
+            raise _Retry(Failure(redact(f"host error: {exc}", self._secrets), True)) from None
+        except Exception as exc:
+            if not _is_transport_error(exc):
+                raise
+            reason = redact(f"stream broken: {type(exc).__name__}: {exc}", self._secrets)
+            raise _Retry(Failure(reason, True)) from None
+        if not parser.done:
+            raise _Retry(Failure("the stream ended before [DONE]", True))
+        acc.close()
+        return self._finish(acc, body, first_n)
+
+    def _classify(self, status: int, body: Any, headers: Any = None) -> Failure:
+        return classify_status(
+            status, body, key_hint=self.settings.key_hint(), secrets=self._secrets, headers=headers
+        )
+
+    def _consume(self, data: str | None, acc: Accumulator) -> None:
+        if data is None:
+            return
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise _Retry(Failure(f"unreadable stream chunk: {data[:80]!r}", True)) from None
+        if not isinstance(chunk, dict):
+            return
+        acc.feed(chunk)
+        if acc.error is not None:
+            failure = classify_stream_error(
+                acc.error, key_hint=self.settings.key_hint(), secrets=self._secrets
+            )
+            if failure.retry or failure.error is None:
+                raise _Retry(failure)
+            raise failure.error
+
+    def _finish(self, acc: Accumulator, body: dict[str, Any], first_n: int) -> AssistantTurn:
+        reasoning, content = acc.reasoning, acc.content
+        calls = [c for c in acc.calls() if c[1]]
+        leaked: list[tuple[str, str, str]] = []
+        had_tokens = has_leaked_tokens(content) or has_leaked_tokens(reasoning)
+        if has_leaked_tokens(content):
+            content, found = extract_leaked_calls(content)
+            leaked += found
+        if reasoning is not None and has_leaked_tokens(reasoning):
+            reasoning, found = extract_leaked_calls(reasoning)
+            leaked += found
+        if had_tokens and not calls and not leaked:
+            raise _malformed("raw tool-call tokens without a parsable call")
+        calls = calls or leaked
+        tool_calls = [
+            ToolCall(cid or f"functions.{name}:{first_n + i}", name, args)
+            for i, (cid, name, args) in enumerate(calls)
+        ]
+        if not tool_calls and acc.finish_reason == "tool_calls":
+            raise _malformed("finish_reason tool_calls without a usable call")
+        if not tool_calls and not content.strip():
+            raise _malformed("a reply with reasoning only" if reasoning else "an empty reply")
+        extra = {"reasoning_details": acc.details} if acc.details else {}
+        return AssistantTurn(
+            reasoning=reasoning,
+            content=content or None,
+            tool_calls=tool_calls,
+            usage=self._usage(acc, body),
+            finish_reason=acc.finish_reason,
+            extra=extra,
+            reasoning_field=acc.reasoning_field,
+        )
+
+    def _usage(self, acc: Accumulator, body: dict[str, Any]) -> Usage:
+        raw = acc.usage
+        if raw is None:  # the host sent none: estimate so budgets still work
+            text = (acc.reasoning or "") + acc.content + "".join(c[2] for c in acc.calls())
+            usage = Usage(
+                estimate_tokens(body["messages"], body.get("tools") or []), 0, len(text) // 4
+            )
+        else:
+            details = raw.get("prompt_tokens_details") or {}
+            cached = raw.get("cached_tokens") or details.get("cached_tokens") or 0
+            usage = Usage(
+                int(raw.get("prompt_tokens") or 0),
+                int(cached),
+                int(raw.get("completion_tokens") or 0),
+            )
+        usage.cost_usd = cost_usd(usage, self.prices)
+        return usage
+
+    # history and models ----------------------------------------------------------------------
+    def history_message(self, turn: AssistantTurn) -> dict[str, Any]:
+        """The assistant message to store: reasoning byte for byte in the host's field."""
+        field = self.preset.reasoning_send or turn.reasoning_field or "reasoning_content"
+        return turn.to_message(field)
+
+    async def list_models(self) -> list[ModelInfo]:
+        """What GET /models offers (with context length and reasoning support when given)."""
+        import openai
+
+        try:
+            page = await self._sdk().models.list()
+        except openai.APIStatusError as exc:
+            failure = self._classify(exc.status_code, exc.body)
+            raise failure.error or ProviderError(
+                f"GET /models failed ({failure.reason})", status=exc.status_code
+            ) from None
+        except openai.APIConnectionError as exc:
+            msg = redact(f"cannot reach {self.settings.base_url}: {exc}", self._secrets)
+            raise ProviderError(msg, kind="connection") from None
+        out = []
+        for item in page.data:
+            data = item.model_dump()
+            ctx = data.get("context_length") or data.get("max_model_len")
+            reasoning = data.get("supports_reasoning")
+            out.append(
+                ModelInfo(
+                    str(data.get("id")),
+                    int(ctx) if isinstance(ctx, int | float) else None,
+                    bool(reasoning) if reasoning is not None else None,
+                )
+            )
+        return out
+
+    async def _learn_context(self) -> None:
+        """Once per client: take the context length from GET /models when the host gives it."""
+        if self._models_checked:
+            return
+        self._models_checked = True
+        try:
+            models = await self.list_models()
+        except Exception as exc:
+            log.debug("GET /models failed: %s", redact(str(exc), self._secrets))
+            return
+        for m in models:
+            if m.id == self.settings.model and m.context_length:
+                self._context = m.context_length
+
+    async def _model_not_found(self, reason: str) -> ModelNotFound:
+        try:
+            available = [m.id for m in await self.list_models()]
+        except Exception:
+            available = []
+        listing = ", ".join(available) if available else "(GET /models returned nothing)"
+        return ModelNotFound(
+            f"The host does not know model {self.settings.model!r} ({reason}). It offers: "
+            f"{listing}. Set K2LSP_MODEL or `model` in k2lsp.toml.",
+            available=available,
+        )

@@ -1,0 +1,189 @@
+"""Request building: tool-schema normalisation, outgoing messages, `max_tokens` and thinking.
+
+Everything here works on deep copies; the caller's history is never mutated (k2-protocol.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+from k2lsp.errors import ContextOverflow, UsageError
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+MAX_TOOLS = 128
+MIN_OUTPUT_TOKENS = 16_000
+SAFETY_TOKENS = 512
+REASONING_PLACEHOLDER = "(reasoning from an earlier step is not available)"
+EMPTY_TOOL_RESULT = "(the tool produced no output)"
+EMPTY_TEXT = "(empty)"
+_DROP_KEYS = {"title", "$schema", "examples", "discriminator"}
+_REASONING_KEYS = ("reasoning_content", "reasoning")
+
+
+def _enum_type(values: list[Any]) -> str:
+    if all(isinstance(v, bool) for v in values):
+        return "boolean"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "integer"
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return "number"
+    return "string"
+
+
+def _is_null(schema: Any) -> bool:
+    return isinstance(schema, dict) and schema.get("type") == "null"
+
+
+def _norm(schema: Any, defs: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    """Normalise one sub-schema (inline $ref, simplify Optional, give everything a type)."""
+    if not isinstance(schema, dict) or depth > 24:
+        return {"type": "object"}
+    s = {k: v for k, v in schema.items() if k not in _DROP_KEYS}
+    if "$ref" in s:
+        target = defs.get(str(s.pop("$ref")).rsplit("/", 1)[-1], {})
+        s = {**_norm(target, defs, depth + 1), **{k: v for k, v in s.items() if k != "$defs"}}
+    s.pop("$defs", None)
+    s.pop("definitions", None)
+    for key in ("anyOf", "oneOf"):
+        if key in s:
+            options = [o for o in s.pop(key) if not _is_null(o)]
+            if len(options) == 1:
+                s = {**_norm(options[0], defs, depth + 1), **s}
+            elif options:
+                s[key] = [_norm(o, defs, depth + 1) for o in options]
+    if "allOf" in s and len(s["allOf"]) == 1:
+        s = {**_norm(s.pop("allOf")[0], defs, depth + 1), **s}
+    if "const" in s and "enum" not in s:
+        s["enum"] = [s.pop("const")]
+    if isinstance(s.get("type"), list):
+        types = [t for t in s["type"] if t != "null"]
+        s["type"] = types[0] if len(types) == 1 else types
+    if "type" not in s and "anyOf" not in s and "oneOf" not in s:
+        if "enum" in s:
+            s["type"] = _enum_type(list(s["enum"]))
+        elif "properties" in s:
+            s["type"] = "object"
+        elif "items" in s:
+            s["type"] = "array"
+        else:
+            s["type"] = "string"
+    if isinstance(s.get("properties"), dict):
+        s["properties"] = {k: _norm(v, defs, depth + 1) for k, v in s["properties"].items()}
+    if "items" in s:
+        s["items"] = _norm(s["items"], defs, depth + 1)
+    if isinstance(s.get("additionalProperties"), dict):
+        s["additionalProperties"] = _norm(s["additionalProperties"], defs, depth + 1)
+    return s
+
+
+def normalize_parameters(params: Any) -> dict[str, Any]:
+    """A tool's `parameters` schema in the shape K2 hosts accept (root object, typed, no $ref)."""
+    if params is None:
+        return {"type": "object", "properties": {}}
+    if not isinstance(params, dict):
+        raise UsageError(
+            f"tool parameters must be a JSON schema object, got {type(params).__name__}"
+        )
+    defs = {**params.get("definitions", {}), **params.get("$defs", {})}
+    out = _norm(params, defs)
+    if out.get("type") != "object":
+        raise UsageError(f"tool parameters root must be an object schema, got {out.get('type')!r}")
+    out.setdefault("properties", {})
+    return out
+
+
+def normalize_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """OpenAI `tools[]` entries normalised for K2; UsageError on bad names or too many tools."""
+    tools = tools or []
+    if len(tools) > MAX_TOOLS:
+        raise UsageError(f"{len(tools)} tools offered; K2 hosts accept at most {MAX_TOOLS}")
+    out = []
+    for entry in tools:
+        fn = entry.get("function", entry)
+        name = str(fn.get("name", ""))
+        if not NAME_RE.match(name):
+            raise UsageError(
+                f"tool name {name!r} is invalid for K2: it must match {NAME_RE.pattern}"
+            )
+        item: dict[str, Any] = {"name": name}
+        if fn.get("description"):
+            item["description"] = str(fn["description"])
+        item["parameters"] = normalize_parameters(fn.get("parameters"))
+        out.append({"type": "function", "function": item})
+    return out
+
+
+def _assistant(msg: dict[str, Any], send_field: str | None, thinking: bool) -> dict[str, Any]:
+    calls = msg.get("tool_calls") or []
+    if not msg.get("content"):
+        msg.pop("content", None)
+        if not calls:
+            msg["content"] = EMPTY_TEXT
+    if not calls:
+        if not msg.get("tool_calls"):
+            msg.pop("tool_calls", None)
+        return msg
+    for call in calls:
+        call.setdefault("type", "function")
+        fn = call.setdefault("function", {})
+        if not isinstance(fn.get("arguments"), str):
+            fn["arguments"] = json.dumps(fn.get("arguments") or {})
+        elif not fn["arguments"].strip():
+            fn["arguments"] = "{}"
+    have = next((k for k in _REASONING_KEYS if msg.get(k)), None)
+    value = msg.get(have) if have else None
+    target = send_field or have or "reasoning_content"
+    for key in _REASONING_KEYS:
+        msg.pop(key, None)
+    if value:
+        msg[target] = value
+    elif thinking:
+        msg[target] = REASONING_PLACEHOLDER
+    return msg
+
+
+def build_messages(
+    messages: list[dict[str, Any]], *, send_field: str | None, thinking: bool
+) -> list[dict[str, Any]]:
+    """Outgoing messages from deep copies: no empty content, reasoning on tool-call messages."""
+    out = []
+    for original in messages:
+        msg = copy.deepcopy(original)
+        role = msg.get("role")
+        if role == "assistant":
+            msg = _assistant(msg, send_field, thinking)
+        elif role == "tool":
+            content = msg.get("content")
+            if not isinstance(content, str):
+                content = "" if content is None else json.dumps(content)
+            msg["content"] = content if content.strip() else EMPTY_TOOL_RESULT
+        elif msg.get("content") in ("", None, []):
+            msg["content"] = EMPTY_TEXT
+        out.append(msg)
+    return out
+
+
+def estimate_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
+    """A conservative prompt size estimate (3 characters per token)."""
+    text = json.dumps(messages, ensure_ascii=False) + json.dumps(tools, ensure_ascii=False)
+    return len(text) // 3 + 16
+
+
+def choose_max_tokens(wanted: int, prompt_tokens: int, context_length: int) -> int:
+    """`max_tokens` for a request: ≥16k when the window allows, clamped to what fits."""
+    room = context_length - prompt_tokens - SAFETY_TOKENS
+    if room < 1024:
+        raise ContextOverflow(
+            f"The prompt (~{prompt_tokens} tokens) leaves no room for an answer in the "
+            f"{context_length}-token context; compact the history.",
+            kind="context",
+        )
+    return max(1024, min(max(wanted, MIN_OUTPUT_TOKENS), room))
+
+
+def count_tool_calls(messages: list[dict[str, Any]]) -> int:
+    """How many tool calls the conversation already holds (for synthesised ids)."""
+    return sum(len(m.get("tool_calls") or []) for m in messages if m.get("role") == "assistant")

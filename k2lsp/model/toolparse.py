@@ -1,0 +1,129 @@
+"""Tolerant tool-argument parsing and recovery of tool calls leaked as raw K2 tokens.
+
+K2 hosts sometimes send arguments that are not quite JSON (truncated, wrapped in a code fence,
+followed by trailing text) and bad hosts leak the model's raw tool-call tokens
+(`<|tool_calls_section_begin|>` … `<|tool_call_begin|>functions.NAME:IDX<|tool_call_argument_begin|>
+{json}<|tool_call_end|>` … `<|tool_calls_section_end|>`) into `content` or reasoning.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+SECTION_BEGIN = "<|tool_calls_section_begin|>"
+SECTION_END = "<|tool_calls_section_end|>"
+CALL_BEGIN = "<|tool_call_begin|>"
+ARG_BEGIN = "<|tool_call_argument_begin|>"
+CALL_END = "<|tool_call_end|>"
+TOKENS = (SECTION_BEGIN, SECTION_END, CALL_BEGIN, ARG_BEGIN, CALL_END)
+
+_CALL_RE = re.compile(
+    re.escape(CALL_BEGIN)
+    + r"\s*(?P<id>[^<\s]+?)\s*"
+    + re.escape(ARG_BEGIN)
+    + r"(?P<args>.*?)"
+    + r"(?:"
+    + re.escape(CALL_END)
+    + r"|(?="
+    + re.escape(CALL_BEGIN)
+    + r")|(?="
+    + re.escape(SECTION_END)
+    + r")|$)",
+    re.DOTALL,
+)
+_SECTION_RE = re.compile(
+    re.escape(SECTION_BEGIN) + r".*?(?:" + re.escape(SECTION_END) + r"|$)", re.DOTALL
+)
+_FENCE_RE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def _close_truncated(text: str) -> str:
+    """Close strings, arrays and objects left open by a truncated JSON text."""
+    stack: list[str] = []
+    in_str = escape = False
+    for ch in text:
+        if in_str:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
+    out = text + ('"' if in_str else "")
+    out = re.sub(r"[,:]\s*$", "", out.rstrip())
+    return out + "".join(reversed(stack))
+
+
+def parse_arguments(text: str | None) -> dict[str, Any]:
+    """Arguments text -> dict, tolerating fences, trailing text and truncation.
+
+    Raises ValueError (with a message the model can act on) when nothing sensible remains.
+    """
+    raw = (text or "").strip()
+    if not raw:
+        return {}
+    fenced = _FENCE_RE.match(raw)
+    if fenced:
+        raw = fenced.group(1)
+    candidates = [raw]
+    try:
+        obj, _end = json.JSONDecoder().raw_decode(raw)  # trailing text after a valid object
+        candidates.insert(0, json.dumps(obj))
+    except ValueError:
+        start = raw.find("{")
+        if start > 0:
+            candidates.append(raw[start:])
+    candidates += [_close_truncated(c) for c in list(candidates)]
+    for cand in candidates:
+        try:
+            obj = json.loads(cand)
+        except ValueError:
+            continue
+        if isinstance(obj, str):  # double-encoded JSON
+            try:
+                obj = json.loads(obj)
+            except ValueError:
+                continue
+        if isinstance(obj, dict):
+            return obj
+        raise ValueError(f"arguments must be a JSON object, got {type(obj).__name__}")
+    snippet = raw[:120] + ("…" if len(raw) > 120 else "")
+    raise ValueError(f"arguments are not valid JSON: {snippet!r}")
+
+
+def has_leaked_tokens(text: str | None) -> bool:
+    """Whether `text` contains any raw K2 tool-call token."""
+    return bool(text) and any(tok in text for tok in TOKENS)  # type: ignore[operator]
+
+
+def _name_from_id(call_id: str) -> str:
+    """`functions.read_file:3` -> `read_file` (also tolerates `read_file:3`, `read_file`)."""
+    name = call_id.split(":", 1)[0]
+    return name.removeprefix("functions.")
+
+
+def extract_leaked_calls(text: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """Split leaked raw tool tokens out of `text`.
+
+    Returns the text without any tool token and the calls found as (id, name, arguments).
+    """
+    calls: list[tuple[str, str, str]] = []
+    for m in _CALL_RE.finditer(text):
+        call_id = m.group("id").strip()
+        args = m.group("args").strip()
+        for tok in TOKENS:
+            args = args.replace(tok, "")
+        calls.append((call_id, _name_from_id(call_id), args.strip()))
+    clean = _SECTION_RE.sub("", text)
+    clean = _CALL_RE.sub("", clean)
+    for tok in TOKENS:
+        clean = clean.replace(tok, "")
+    return clean.strip(), calls

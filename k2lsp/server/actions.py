@@ -1,0 +1,200 @@
+"""Code actions: cheap, local, never touching the model or the disk (only the open document).
+
+"K2: Fix <message>" per diagnostic in range; "K2: Explain", "K2: Refactor…", "K2: Write tests"
+on a selection; "K2: Fix failing test" inside a test function (tree-sitter, cached per document
+version and warmed in a worker thread after edits) or on a k2lsp test-failure diagnostic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from k2lsp.server import protocol
+
+if TYPE_CHECKING:
+    from pygls.lsp.server import LanguageServer
+
+    from k2lsp.server.testdetect import DetectedTest
+
+log = logging.getLogger(__name__)
+_TITLE_CHARS = 80
+
+
+def _range_dict(r: types.Range) -> dict[str, Any]:
+    return {
+        "start": {"line": r.start.line, "character": r.start.character},
+        "end": {"line": r.end.line, "character": r.end.character},
+    }
+
+
+def _action(
+    title: str,
+    command: str,
+    args: dict[str, Any],
+    kind: str | None,
+    diagnostics: list[types.Diagnostic] | None = None,
+) -> types.CodeAction:
+    return types.CodeAction(
+        title=title,
+        kind=kind,
+        diagnostics=diagnostics,
+        command=types.Command(title=title, command=command, arguments=[args]),
+    )
+
+
+def short(text: str, limit: int = _TITLE_CHARS) -> str:
+    """First line of `text`, cut to `limit` characters."""
+    line = (text.strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class TestCache:
+    """Test functions per document, keyed by version; refreshed off the event loop."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[int | None, list[DetectedTest]]] = {}
+        self._pending: dict[str, asyncio.Task[None]] = {}
+
+    def tests(self, uri: str, path: str, version: int | None, text: str) -> list[DetectedTest]:
+        """The tests of this document version (parsed now if the warm-up has not run yet)."""
+        hit = self.entries.get(uri)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        from k2lsp.server.testdetect import find_tests
+
+        found = _safe_find(find_tests, path, text)
+        self.entries[uri] = (version, found)
+        return found
+
+    def warm(
+        self, uri: str, path: str, version: int | None, text: str, delay: float = 0.15
+    ) -> None:
+        """Re-detect tests in a worker thread shortly after the document changed."""
+        old = self._pending.pop(uri, None)
+        if old is not None:
+            old.cancel()
+        self._pending[uri] = asyncio.get_running_loop().create_task(
+            self._warm(uri, path, version, text, delay)
+        )
+
+    async def _warm(
+        self, uri: str, path: str, version: int | None, text: str, delay: float
+    ) -> None:
+        await asyncio.sleep(delay)
+        from k2lsp.server.testdetect import find_tests
+
+        found = await asyncio.to_thread(_safe_find, find_tests, path, text)
+        current = self.entries.get(uri)
+        if current is None or current[0] != version:
+            self.entries[uri] = (version, found)
+        self._pending.pop(uri, None)
+
+    def forget(self, uri: str) -> None:
+        """Drop a closed document."""
+        self.entries.pop(uri, None)
+
+
+def _safe_find(find: Any, path: str, text: str) -> list[DetectedTest]:
+    try:
+        return list(find(path, text))
+    except Exception:  # a grammar problem must never break code actions
+        log.exception("test detection failed for %s", path)
+        return []
+
+
+def code_actions(
+    ls: LanguageServer, params: types.CodeActionParams, cache: TestCache
+) -> list[types.CodeAction]:
+    """Every K2 action for this range of this document."""
+    uri, rng = params.text_document.uri, params.range
+    out: list[types.CodeAction] = []
+    test_offered = False
+    for diag in params.context.diagnostics:
+        data = diag.data if isinstance(diag.data, dict) else {}
+        if diag.source == protocol.DIAGNOSTIC_SOURCE and data.get("testId"):
+            args = {
+                "uri": uri,
+                "testName": data["testId"],
+                "range": _range_dict(diag.range),
+                "message": str(data.get("message") or diag.message),
+            }
+            out.append(
+                _action(
+                    f"K2: Fix failing test {short(data['testId'], 60)}",
+                    protocol.CMD_FIX_FAILING_TEST,
+                    args,
+                    types.CodeActionKind.QuickFix,
+                    [diag],
+                )
+            )
+            test_offered = True
+            continue
+        diag_json = ls.protocol._converter.unstructure(diag, types.Diagnostic)
+        out.append(
+            _action(
+                f"K2: Fix {short(diag.message)}",
+                protocol.CMD_FIX_DIAGNOSTIC,
+                {"uri": uri, "diagnostic": diag_json},
+                types.CodeActionKind.QuickFix,
+                [diag],
+            )
+        )
+    if rng.start != rng.end:
+        sel = {"uri": uri, "range": _range_dict(rng)}
+        out.append(_action("K2: Explain", protocol.CMD_EXPLAIN, sel, None))
+        out.append(
+            _action(
+                "K2: Refactor…", protocol.CMD_REFACTOR, sel, types.CodeActionKind.RefactorRewrite
+            )
+        )
+        out.append(_action("K2: Write tests", protocol.CMD_WRITE_TESTS, sel, None))
+    doc = ls.workspace.text_documents.get(uri)
+    if doc is not None and not test_offered:
+        test = _test_at(cache, uri, doc.path, doc.version, doc.source, rng.start.line)
+        if test is not None:
+            span = types.Range(
+                start=types.Position(line=test.start_line, character=0),
+                end=types.Position(line=test.end_line + 1, character=0),
+            )
+            args = {
+                "uri": uri,
+                "testName": test.name,
+                "framework": test.framework,
+                "range": _range_dict(span),
+            }
+            out.append(
+                _action(
+                    f"K2: Fix failing test {short(test.name, 60)}",
+                    protocol.CMD_FIX_FAILING_TEST,
+                    args,
+                    types.CodeActionKind.QuickFix,
+                )
+            )
+    return _only(out, params.context.only)
+
+
+def _test_at(
+    cache: TestCache, uri: str, path: str, version: int | None, text: str, line: int
+) -> DetectedTest | None:
+    found = [t for t in cache.tests(uri, path, version, text) if t.start_line <= line <= t.end_line]
+    return min(found, key=lambda t: t.end_line - t.start_line) if found else None
+
+
+def _only(actions: list[types.CodeAction], only: Any) -> list[types.CodeAction]:
+    if not only:
+        return actions
+    wanted = [str(getattr(k, "value", k)) for k in only]
+    return [
+        a
+        for a in actions
+        if a.kind is not None
+        and any(
+            str(getattr(a.kind, "value", a.kind)) == w
+            or str(getattr(a.kind, "value", a.kind)).startswith(w + ".")
+            for w in wanted
+        )
+    ]

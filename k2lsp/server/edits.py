@@ -1,0 +1,263 @@
+"""A run's ChangeSet -> one WorkspaceEdit, checked against what the editor holds now.
+
+Each changed file is compared with the editor's current state (the open buffer with its
+version, else the disk). Unchanged since the run started: the change applies as minimal
+line edits on that version. Moved on: the change is rebased three-way (`k2lsp.git.merge3`);
+if that conflicts, nothing at all is applied and the caller saves the patch. Never overwrite.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from k2lsp.changes import ChangeSet, FileChange
+
+if TYPE_CHECKING:
+    from pygls.lsp.server import LanguageServer
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+@dataclass
+class DocState:
+    """What the editor holds for a path now: text (None = absent) and buffer version."""
+
+    uri: str
+    text: str | None
+    version: int | None  # None: not open in the editor
+    binary: bool = False
+
+
+@dataclass
+class Plan:
+    """What delivering a change set means now."""
+
+    edit: types.WorkspaceEdit | None = None
+    disk_writes: dict[str, str | None] = field(default_factory=dict)  # fallback ops; None=delete
+    conflicts: list[str] = field(default_factory=list)  # paths that could not be merged
+    merged: list[str] = field(default_factory=list)  # paths rebased over the user's edits
+    skipped: list[str] = field(default_factory=list)  # binary files (not deliverable by LSP)
+    before: dict[str, str | None] = field(default_factory=dict)  # state replaced (for undo)
+    after: dict[str, str | None] = field(default_factory=dict)  # state produced
+
+
+def split_lines(text: str) -> list[str]:
+    """LSP lines with their endings (\\n, \\r\\n or \\r only)."""
+    return _LINE.findall(text)
+
+
+def _width(s: str, encoding: str) -> int:
+    if encoding == "utf-8":
+        return len(s.encode("utf-8"))
+    if encoding == "utf-32":
+        return len(s)
+    return len(s.encode("utf-16-le")) // 2
+
+
+def _position(lines: list[str], i: int, encoding: str) -> types.Position:
+    if i < len(lines):
+        return types.Position(line=i, character=0)
+    if not lines:
+        return types.Position(line=0, character=0)
+    last = lines[-1]
+    if last.endswith(("\n", "\r")):
+        return types.Position(line=len(lines), character=0)
+    return types.Position(line=len(lines) - 1, character=_width(last, encoding))
+
+
+def line_edits(old: str, new: str, encoding: str = "utf-16") -> list[types.TextEdit]:
+    """Minimal whole-line TextEdits turning `old` into `new` (non-overlapping, in order)."""
+    a, b = split_lines(old), split_lines(new)
+    out: list[types.TextEdit] = []
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        rng = types.Range(start=_position(a, i1, encoding), end=_position(a, i2, encoding))
+        out.append(types.TextEdit(range=rng, new_text="".join(b[j1:j2])))
+    return out
+
+
+def current_state(ls: LanguageServer, root: Path, rel: str) -> DocState:
+    """The editor's view of `rel`: its open buffer, else the file on disk."""
+    path = root / rel
+    uri = path.as_uri()
+    doc = ls.workspace.text_documents.get(uri)
+    if doc is not None:
+        return DocState(uri, doc.source, doc.version)
+    if not path.is_file():
+        return DocState(uri, None, None)
+    data = path.read_bytes()
+    try:
+        return DocState(uri, data.decode("utf-8"), None)
+    except UnicodeDecodeError:
+        return DocState(uri, None, None, binary=True)
+
+
+def _encoding(ls: LanguageServer) -> str:
+    enc = ls.workspace.position_encoding
+    return str(getattr(enc, "value", enc) or "utf-16")
+
+
+def _target(change: FileChange, state: DocState, plan: Plan) -> tuple[bool, str | None]:
+    """(ok, text to produce) for one path, rebasing over the user's edits when needed."""
+    base, wanted = change.old_text, change.new_text
+    if state.text == base:
+        return True, wanted
+    if state.text == wanted:
+        return True, wanted  # already there (e.g. the user made the same change)
+    if base is None or wanted is None or state.text is None:
+        return False, None  # created/deleted on both sides differently
+    from k2lsp.git import merge3
+
+    merged, conflicted = merge3(base, state.text, wanted)
+    if conflicted:
+        return False, None
+    plan.merged.append(change.path)
+    return True, merged
+
+
+def plan_delivery(ls: LanguageServer, root: Path, changes: ChangeSet) -> Plan:
+    """Compare every change with the editor's state and build the edit (or the conflicts)."""
+    caps = ls.client_capabilities
+    ws_edit = caps.workspace.workspace_edit if caps and caps.workspace else None
+    versioned = bool(ws_edit and ws_edit.document_changes)
+    res_ops = (
+        {str(getattr(k, "value", k)) for k in (ws_edit.resource_operations or [])}
+        if ws_edit and versioned
+        else set()
+    )
+    enc = _encoding(ls)
+    plan = Plan()
+    doc_changes: list[Any] = []
+    plain: dict[str, list[types.TextEdit]] = {}
+    for change in changes.files:
+        if change.binary:
+            plan.skipped.append(change.path)
+            continue
+        if change.kind == "renamed" and change.old_path:
+            _plan_rename(ls, root, change, plan, doc_changes, res_ops, enc)
+            continue
+        state = current_state(ls, root, change.path)
+        ok, text = _target(change, state, plan)
+        if not ok:
+            plan.conflicts.append(change.path)
+            continue
+        plan.before[change.path], plan.after[change.path] = state.text, text
+        if text == state.text:
+            continue
+        if state.text is None or text is None:
+            _plan_create_delete(state, change.path, text, plan, doc_changes, res_ops)
+            continue
+        edits = line_edits(state.text, text, enc)
+        if versioned:
+            ident = types.OptionalVersionedTextDocumentIdentifier(
+                uri=state.uri, version=state.version
+            )
+            doc_changes.append(types.TextDocumentEdit(text_document=ident, edits=edits))
+        else:
+            plain[state.uri] = edits
+    if doc_changes:
+        plan.edit = types.WorkspaceEdit(document_changes=doc_changes)
+    elif plain:
+        plan.edit = types.WorkspaceEdit(changes=plain)
+    return plan
+
+
+def _plan_create_delete(
+    state: DocState,
+    rel: str,
+    text: str | None,
+    plan: Plan,
+    doc_changes: list[Any],
+    res_ops: set[str],
+) -> None:
+    if text is not None:  # create
+        if "create" in res_ops:
+            doc_changes.append(
+                types.CreateFile(
+                    uri=state.uri,
+                    options=types.CreateFileOptions(overwrite=False, ignore_if_exists=False),
+                )
+            )
+            ident = types.OptionalVersionedTextDocumentIdentifier(uri=state.uri, version=None)
+            zero = types.Range(
+                start=types.Position(line=0, character=0), end=types.Position(line=0, character=0)
+            )
+            doc_changes.append(
+                types.TextDocumentEdit(
+                    text_document=ident, edits=[types.TextEdit(range=zero, new_text=text)]
+                )
+            )
+        else:
+            plan.disk_writes[rel] = text
+    elif "delete" in res_ops:
+        doc_changes.append(
+            types.DeleteFile(
+                uri=state.uri, options=types.DeleteFileOptions(ignore_if_not_exists=True)
+            )
+        )
+    else:
+        plan.disk_writes[rel] = None
+
+
+def _plan_rename(
+    ls: LanguageServer,
+    root: Path,
+    change: FileChange,
+    plan: Plan,
+    doc_changes: list[Any],
+    res_ops: set[str],
+    enc: str,
+) -> None:
+    assert change.old_path is not None
+    old = current_state(ls, root, change.old_path)
+    new = current_state(ls, root, change.path)
+    if old.text != change.old_text or new.text is not None:
+        plan.conflicts.append(change.path)
+        return
+    plan.before.update({change.old_path: old.text, change.path: None})
+    plan.after.update({change.old_path: None, change.path: change.new_text})
+    if "rename" not in res_ops:
+        plan.disk_writes[change.path] = change.new_text
+        plan.disk_writes[change.old_path] = None
+        return
+    doc_changes.append(
+        types.RenameFile(
+            old_uri=old.uri, new_uri=new.uri, options=types.RenameFileOptions(overwrite=False)
+        )
+    )
+    if change.new_text is not None and change.new_text != old.text:
+        ident = types.OptionalVersionedTextDocumentIdentifier(uri=new.uri, version=None)
+        doc_changes.append(
+            types.TextDocumentEdit(
+                text_document=ident, edits=line_edits(old.text or "", change.new_text, enc)
+            )
+        )
+
+
+def write_disk(root: Path, writes: dict[str, str | None]) -> None:
+    """Apply fallback file operations (files the editor could not create/delete itself)."""
+    for rel, text in writes.items():
+        path = root / rel
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8", newline="")
+
+
+def inverse(plan_before: dict[str, str | None], plan_after: dict[str, str | None]) -> ChangeSet:
+    """The change set that undoes a delivery (after -> before), for `k2lsp.undo`."""
+    files = [
+        FileChange(path=p, old_text=plan_after.get(p), new_text=plan_before.get(p))
+        for p in sorted(set(plan_before) | set(plan_after))
+        if plan_after.get(p) != plan_before.get(p)
+    ]
+    return ChangeSet(files)

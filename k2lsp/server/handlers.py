@@ -1,0 +1,169 @@
+"""LSP feature and command registration: thin handlers that parse, snapshot and delegate."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from lsprotocol import types
+
+from k2lsp.server import commands, protocol
+from k2lsp.server.actions import code_actions
+from k2lsp.server.app import K2LanguageServer
+from k2lsp.server.commands import as_dict
+from k2lsp.server.config import parse_config
+
+log = logging.getLogger(__name__)
+CommandHandler = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def _initialize(ls: K2LanguageServer, params: types.InitializeParams) -> None:
+    ls.init_options = as_dict(params.initialization_options)
+    ls.editor_config = parse_config(ls.init_options)
+    exp = as_dict(params.capabilities.experimental) if params.capabilities else None
+    k2 = exp.get("k2lsp") if isinstance(exp, dict) else None
+    ls.experimental_stream = isinstance(k2, dict) and k2.get("stream") is True
+
+
+async def _initialized(ls: K2LanguageServer, params: types.InitializedParams) -> None:
+    for problem in ls.editor_config.problems:
+        ls.show(problem, types.MessageType.Warning)
+    await _pull_configuration(ls)
+
+
+async def _pull_configuration(ls: K2LanguageServer) -> None:
+    """Ask for the `k2lsp` section and merge it over initializationOptions."""
+    caps = ls.client_capabilities
+    if not (caps and caps.workspace and caps.workspace.configuration):
+        return
+    try:
+        items = [types.ConfigurationItem(section="k2lsp")]
+        values = await asyncio.wait_for(
+            ls.workspace_configuration_async(types.ConfigurationParams(items=items)), 30
+        )
+    except Exception as exc:
+        log.warning("workspace/configuration failed: %s", exc)
+        return
+    raw = as_dict(values[0]) if values else None
+    if raw is None:
+        return
+    config = parse_config(raw, parse_config(ls.init_options))
+    for problem in config.problems:
+        ls.show(problem, types.MessageType.Warning)
+    config.problems = []
+    ls.editor_config = config
+
+
+def _did_change_configuration(
+    ls: K2LanguageServer, params: types.DidChangeConfigurationParams
+) -> None:
+    settings = as_dict(params.settings)
+    if isinstance(settings, dict) and "k2lsp" in settings:
+        config = parse_config(settings, parse_config(ls.init_options))
+        for problem in config.problems:
+            ls.show(problem, types.MessageType.Warning)
+        config.problems = []
+        ls.editor_config = config
+    else:
+        ls.background(_pull_configuration(ls))
+
+
+def _code_action(ls: K2LanguageServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    return code_actions(ls, params, ls.test_cache)
+
+
+def _did_open(ls: K2LanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+    doc = ls.workspace.text_documents.get(params.text_document.uri)
+    if doc is not None:
+        ls.test_cache.warm(doc.uri, doc.path, doc.version, doc.source, delay=0.0)
+
+
+def _did_change(ls: K2LanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+    doc = ls.workspace.text_documents.get(params.text_document.uri)
+    if doc is not None:
+        ls.test_cache.warm(doc.uri, doc.path, doc.version, doc.source)
+
+
+def _did_close(ls: K2LanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.test_cache.forget(params.text_document.uri)
+
+
+def _progress_cancel(ls: K2LanguageServer, params: types.WorkDoneProgressCancelParams) -> None:
+    run = ls.runs.by_token(params.token)
+    if run is not None:
+        ls.runs.cancel(run)
+
+
+def _shutdown(ls: K2LanguageServer, *args: Any) -> None:
+    for run in ls.runs.active():
+        ls.runs.cancel(run)
+
+
+def _run_command(name: str) -> CommandHandler:
+    async def handler(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
+        return await commands.start(ls, name, args)
+
+    return handler
+
+
+def _guarded(func: Callable[..., Any]) -> CommandHandler:
+    """A control command that shows its UsageError before the error response."""
+
+    async def handler(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
+        from k2lsp.errors import UsageError
+
+        try:
+            result = func(ls, args)
+            return await result if asyncio.iscoroutine(result) else result
+        except UsageError as exc:
+            ls.show(f"K2: {exc}", types.MessageType.Warning)
+            raise
+
+    return handler
+
+
+async def _status(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
+    totals = ls.runs.totals()
+    ls.window_log_message(
+        types.LogMessageParams(
+            type=types.MessageType.Info,
+            message=(
+                f"[k2lsp] {len(totals['runs'])} run(s), {totals['active']} active, "
+                f"{totals['promptTokens'] + totals['completionTokens']:,} tokens, "
+                f"${totals['costUsd']:.4f}"
+            ),
+        )
+    )
+    return totals
+
+
+def register(server: K2LanguageServer) -> None:
+    """Attach every feature and command to `server`."""
+    server.feature(types.INITIALIZE)(_initialize)
+    server.feature(types.INITIALIZED)(_initialized)
+    server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(_did_change_configuration)
+    server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(
+            code_action_kinds=[types.CodeActionKind.QuickFix, types.CodeActionKind.RefactorRewrite],
+            resolve_provider=False,
+        ),
+    )(_code_action)
+    server.feature(types.TEXT_DOCUMENT_DID_OPEN)(_did_open)
+    server.feature(types.TEXT_DOCUMENT_DID_CHANGE)(_did_change)
+    server.feature(types.TEXT_DOCUMENT_DID_CLOSE)(_did_close)
+    server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)(_progress_cancel)
+    server.feature(types.SHUTDOWN)(_shutdown)
+    for name in protocol.RUN_COMMANDS:
+        server.command(name)(_run_command(name))
+    server.command(protocol.CMD_CANCEL)(_guarded(commands.cancel))
+    server.command(protocol.CMD_UNDO)(_guarded(commands.undo))
+    server.command(protocol.CMD_STATUS)(_status)
+    server.command(protocol.CMD_ACCEPT)(
+        _guarded(lambda ls, args: commands.resolve_preview(ls, args, True))
+    )
+    server.command(protocol.CMD_REJECT)(
+        _guarded(lambda ls, args: commands.resolve_preview(ls, args, False))
+    )

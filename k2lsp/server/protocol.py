@@ -1,0 +1,252 @@
+"""Every custom name and payload the k2lsp language server speaks, in one place.
+
+Editor clients (editors/vscode, editors/nvim) are built against exactly this file.
+
+Transport: standard LSP. Client -> server calls are `workspace/executeCommand` with ONE
+argument, a JSON object (the ``*Args`` shapes below). Every run-starting command answers at
+once (the editor never waits on the model) with `RunStarted`.
+
+Server -> client, for every client (standard channels only):
+- `$/progress` work-done progress per run (only if `window.workDoneProgress` is advertised);
+  cancellable: `window/workDoneProgress/cancel` cancels the run.
+- `window/logMessage` lines: ``[k2lsp <run id>] <text>`` (reasoning, tool calls, results).
+- a live Markdown transcript ``<state dir>/transcripts/<run id>.md`` opened with
+  `window/showDocument` (takeFocus false) when the client supports showDocument.
+- the change set as one `workspace/applyEdit` (versioned `TextDocumentEdit`s when the client
+  advertises `workspace.workspaceEdit.documentChanges`, else plain `changes`).
+- approvals via `window/showMessageRequest` with the actions in `APPROVAL_ACTIONS`.
+- `textDocument/publishDiagnostics` with source ``"k2lsp"`` for failing tests.
+
+Server -> client, only for clients that opt in with
+``initializationOptions: {"k2lsp": {"streamNotifications": true}}`` or
+``capabilities.experimental: {"k2lsp": {"stream": true}}``:
+
+- `k2lsp/stream` notification, `StreamParams`:
+  ``{"runId": "20261122-210501-ab12", "events": [<event>, ...]}``
+  Each event is `k2lsp.agent.events.Event.to_dict()`: a flat object
+  ``{"type", "run_id", "seq", "ts", ...fields}`` with the fields of `EVENT_FIELDS`
+  (run_started, reasoning{text}, content{text}, tool_call{id,name,args},
+  tool_result{id,name,ok,summary,text}, edit{path,diff},
+  test_result{passed,failed,errors,skipped,command,duration}, usage{...}, status{step,
+  max_steps,phase,message}, run_finished{outcome,exit_code,summary}).
+  Batches are sent at most once per ~50 ms per run; events are in `seq` order, none is lost
+  or repeated; consecutive `reasoning` (or `content`) deltas inside a batch are merged into
+  one event carrying the seq of the last delta merged. `run_finished` is always the last
+  event of the last batch of a run.
+- `k2lsp/delivery` notification, `DeliveryParams`, after a run's changes were handled:
+  ``{"runId", "status", "paths", "message", "patchPath"?, "diffUri"?}`` with status one of
+  `DELIVERY_STATUSES`.
+
+Configuration (initializationOptions ``{"k2lsp": {...}}`` and `workspace/configuration`
+section ``"k2lsp"``): keys are `k2lsp.config.Settings` field names in snake_case or camelCase
+(``baseUrl``, ``model``, ``maxSteps``, ``budgetUsd``, ``sandbox``, ``allowCommands``...) plus
+the server-only keys in `SERVER_OPTION_KEYS`. Invalid values are reported with
+`window/showMessage` (type Warning) and the default is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+# --- commands (workspace/executeCommand) -----------------------------------------------------
+CMD_ASK = "k2lsp.ask"
+CMD_TASK = "k2lsp.task"
+CMD_FIX_DIAGNOSTIC = "k2lsp.fixDiagnostic"
+CMD_EXPLAIN = "k2lsp.explain"
+CMD_REFACTOR = "k2lsp.refactor"
+CMD_WRITE_TESTS = "k2lsp.writeTests"
+CMD_FIX_FAILING_TEST = "k2lsp.fixFailingTest"
+CMD_CANCEL = "k2lsp.cancel"
+CMD_UNDO = "k2lsp.undo"
+CMD_STATUS = "k2lsp.status"
+CMD_ACCEPT = "k2lsp.accept"
+CMD_REJECT = "k2lsp.reject"
+
+# Command -> run mode (`k2lsp.run.MODES`).
+RUN_COMMANDS: dict[str, str] = {
+    CMD_ASK: "ask",
+    CMD_TASK: "task",
+    CMD_FIX_DIAGNOSTIC: "fix_diagnostic",
+    CMD_EXPLAIN: "explain",
+    CMD_REFACTOR: "refactor",
+    CMD_WRITE_TESTS: "write_tests",
+    CMD_FIX_FAILING_TEST: "fix_failing_test",
+}
+CONTROL_COMMANDS = (CMD_CANCEL, CMD_UNDO, CMD_STATUS, CMD_ACCEPT, CMD_REJECT)
+ALL_COMMANDS = (*RUN_COMMANDS, *CONTROL_COMMANDS)
+
+# --- custom notifications (server -> client, opt-in) -----------------------------------------
+STREAM_NOTIFICATION = "k2lsp/stream"
+DELIVERY_NOTIFICATION = "k2lsp/delivery"
+
+# Diagnostics published for failing tests carry this source.
+DIAGNOSTIC_SOURCE = "k2lsp"
+
+# window/showMessageRequest answers for approvals.
+APPROVE_ONCE = "Allow once"
+APPROVE_RUN = "Allow for this run"
+DENY = "Deny"
+APPROVAL_ACTIONS = (APPROVE_ONCE, APPROVE_RUN, DENY)
+
+# Preview mode: the diff is shown, the run waits for accept/reject.
+PREVIEW_ACCEPT = "Apply"
+PREVIEW_REJECT = "Discard"
+
+# Server-only configuration keys (besides Settings fields).
+SERVER_OPTION_KEYS = (
+    "streamNotifications",  # bool, default false: send k2lsp/stream and k2lsp/delivery
+    "preview",  # bool, default false: show the diff and wait for k2lsp.accept / k2lsp.reject
+    "transcript",  # bool, default true: write and open the live Markdown transcript
+    "logReasoning",  # bool, default true: reasoning lines in window/logMessage
+    "approvals",  # "ask" (default: showMessageRequest) | "policy" (headless: no prompt)
+)
+
+DeliveryStatus = Literal[
+    "applied",  # the edit landed in the editor
+    "merged",  # the user edited meanwhile; the change was rebased (three-way) and applied
+    "conflict",  # could not be merged; nothing applied; the patch is saved at patchPath
+    "refused",  # the client rejected workspace/applyEdit; patch saved at patchPath
+    "preview",  # waiting for k2lsp.accept / k2lsp.reject; diff at diffUri
+    "rejected",  # the user rejected the preview; nothing applied
+    "nothing",  # the run changed no file
+    "skipped",  # the run did not succeed (cancelled, error): nothing applied
+]
+DELIVERY_STATUSES: tuple[str, ...] = (
+    "applied",
+    "merged",
+    "conflict",
+    "refused",
+    "preview",
+    "rejected",
+    "nothing",
+    "skipped",
+)
+
+
+class Position(TypedDict):
+    """LSP Position (0-based line, UTF-16 character)."""
+
+    line: int
+    character: int
+
+
+class Range(TypedDict):
+    """LSP Range."""
+
+    start: Position
+    end: Position
+
+
+class _TextArgs(TypedDict, total=False):
+    uri: str  # the document the command is about (optional for ask/task)
+    range: Range  # the selection (optional; whole document when absent)
+
+
+class AskArgs(_TextArgs, total=False):
+    """k2lsp.ask: a question answered from the selection/file context; never edits."""
+
+    question: str  # required
+
+
+class TaskArgs(_TextArgs, total=False):
+    """k2lsp.task: free text; may edit."""
+
+    task: str  # required
+
+
+class FixDiagnosticArgs(TypedDict, total=False):
+    """k2lsp.fixDiagnostic: fix one diagnostic (an LSP Diagnostic object)."""
+
+    uri: str  # required
+    diagnostic: dict[str, Any]  # required: {range, message, severity?, source?, code?}
+
+
+class SelectionArgs(_TextArgs, total=False):
+    """k2lsp.explain / k2lsp.refactor / k2lsp.writeTests: act on a selection."""
+
+    instruction: str  # refactor: what to change (default: improve structure and names)
+
+
+class FixFailingTestArgs(TypedDict, total=False):
+    """k2lsp.fixFailingTest: make one test pass (the code action fills every field)."""
+
+    uri: str  # required
+    testName: str  # required: e.g. "test_add", "TestMath.test_add", "adds numbers"
+    framework: str  # pytest | unittest | jest | vitest | go | cargo
+    range: Range  # the test function
+    message: str  # the failure text when known (from a k2lsp diagnostic)
+
+
+class RunIdArgs(TypedDict, total=False):
+    """k2lsp.cancel / k2lsp.accept / k2lsp.reject / k2lsp.undo: which run.
+
+    cancel without runId cancels every active run; undo without runId undoes the last
+    delivered run; accept/reject without runId act on the only pending preview.
+    """
+
+    runId: str
+
+
+class RunStarted(TypedDict):
+    """Answer of every run-starting command."""
+
+    runId: str
+    transcriptUri: str  # "" when transcripts are off
+
+
+class RunInfo(TypedDict):
+    """One run in k2lsp.status."""
+
+    runId: str
+    mode: str
+    task: str
+    state: str  # running | finished | cancelled | preview
+    outcome: str  # "" while running, else an Outcome value
+    delivery: str  # a DeliveryStatus or "" while running
+    steps: int
+    promptTokens: int
+    cachedTokens: int
+    completionTokens: int
+    costUsd: float
+
+
+class StatusResult(TypedDict):
+    """Answer of k2lsp.status."""
+
+    runs: list[RunInfo]
+    active: int
+    promptTokens: int
+    cachedTokens: int
+    completionTokens: int
+    costUsd: float
+
+
+class CancelResult(TypedDict):
+    """Answer of k2lsp.cancel: the run ids that were cancelled."""
+
+    cancelled: list[str]
+
+
+class UndoResult(TypedDict):
+    """Answer of k2lsp.undo."""
+
+    runId: str
+    restored: list[str]  # workspace-relative paths restored
+
+
+class StreamParams(TypedDict):
+    """Payload of the `k2lsp/stream` notification."""
+
+    runId: str
+    events: list[dict[str, Any]]
+
+
+class DeliveryParams(TypedDict, total=False):
+    """Payload of the `k2lsp/delivery` notification."""
+
+    runId: str
+    status: str  # a DeliveryStatus
+    paths: list[str]  # workspace-relative paths concerned
+    message: str  # human text (also shown with window/showMessage)
+    patchPath: str  # conflict/refused: absolute path of the saved patch
+    diffUri: str  # preview: file URI of the diff shown

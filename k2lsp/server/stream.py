@@ -1,0 +1,300 @@
+"""Render one run's events to the editor: coalesced `k2lsp/stream` batches (opt-in), `$/progress`,
+`window/logMessage` lines and a live Markdown transcript.
+
+`RunStream.sink` may be called from any thread; everything sent to the client is sent from the
+event loop, at most once per `interval` seconds per run, and nothing is lost: consecutive
+reasoning/content deltas are merged, every other event is passed through in `seq` order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from k2lsp.agent.events import Event
+from k2lsp.server import protocol
+
+if TYPE_CHECKING:
+    from pygls.lsp.server import LanguageServer
+
+log = logging.getLogger(__name__)
+_MERGEABLE = ("reasoning", "content")
+_LINE_FLUSH_CHARS = 300
+
+
+def coalesce(events: list[Event]) -> list[Event]:
+    """Merge consecutive reasoning (or content) deltas; keep everything else as is."""
+    out: list[Event] = []
+    for ev in events:
+        prev = out[-1] if out else None
+        if prev is not None and ev.type in _MERGEABLE and prev.type == ev.type:
+            text = str(prev.data.get("text", "")) + str(ev.data.get("text", ""))
+            out[-1] = Event(ev.type, ev.run_id, ev.seq, {**ev.data, "text": text}, prev.ts)
+        else:
+            out.append(ev)
+    return out
+
+
+class RunStream:
+    """Fan-out of one run's events to the editor's channels."""
+
+    def __init__(
+        self,
+        ls: LanguageServer,
+        run_id: str,
+        *,
+        title: str,
+        notify: bool,
+        log_reasoning: bool = True,
+        transcript: Path | None = None,
+        interval: float = 0.05,
+        observers: list[Callable[[Event], None]] | None = None,
+    ) -> None:
+        self.ls = ls
+        self.run_id = run_id
+        self.title = title
+        self.notify = notify
+        self.log_reasoning = log_reasoning
+        self.transcript = transcript
+        self.interval = interval
+        self.observers = list(observers or [])
+        self.progress_token: str | None = None
+        self.last_seq = 0  # highest seq received
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[Event] = []
+        self._lock = threading.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_flush = 0.0
+        self._partial: dict[str, str] = {"reasoning": "", "content": ""}
+        self._last_kind = ""
+        self._status: dict[str, Any] = {
+            "step": 0,
+            "max_steps": 0,
+            "tool": "",
+            "phase": "starting",
+            "tokens": 0,
+            "cost": 0.0,
+        }
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def open(self, task: str) -> None:
+        """Create the progress bar, start the transcript and show it (when supported)."""
+        caps = self.ls.client_capabilities
+        window = caps.window if caps else None
+        if window is not None and window.work_done_progress:
+            token = f"k2lsp-{self.run_id}"
+            try:
+                await asyncio.wait_for(self.ls.work_done_progress.create_async(token), 10)
+                self.progress_token = token
+                self.ls.work_done_progress.begin(
+                    token,
+                    types.WorkDoneProgressBegin(
+                        title=self.title, cancellable=True, message=task[:120], percentage=0
+                    ),
+                )
+            except Exception as exc:  # the client may refuse progress; runs go on without it
+                log.warning("progress not available: %s", exc)
+                self.progress_token = None
+        if self.transcript is not None:
+            self._open_transcript(task, window)
+
+    def _open_transcript(self, task: str, window: Any) -> None:
+        assert self.transcript is not None
+        try:
+            self.transcript.parent.mkdir(parents=True, exist_ok=True)
+            self.transcript.write_text(
+                f"# K2 run {self.run_id}\n\n**{self.title}**: {task}\n", encoding="utf-8"
+            )
+        except OSError as exc:
+            log.warning("transcript disabled: %s", exc)
+            self.transcript = None
+            return
+        if window is not None and window.show_document is not None and window.show_document.support:
+            params = types.ShowDocumentParams(uri=self.transcript.as_uri(), take_focus=False)
+            self.ls.window_show_document(params)
+
+    def close(self, message: str) -> None:
+        """Flush what is left and end the progress bar with `message`."""
+        self.flush()
+        if self.progress_token is not None:
+            self.ls.work_done_progress.end(
+                self.progress_token, types.WorkDoneProgressEnd(message=message[:200])
+            )
+            self.progress_token = None
+
+    # --- intake (any thread) -------------------------------------------------------------
+    def sink(self, event: Event) -> None:
+        """Accept an event from the run (thread-safe, never blocks on the client)."""
+        with self._lock:
+            self._pending.append(event)
+            self.last_seq = max(self.last_seq, event.seq)
+        if threading.get_ident() == getattr(self._loop, "_thread_id", None):
+            self._arm(event.type == "run_finished")
+        else:
+            self._loop.call_soon_threadsafe(self._arm, event.type == "run_finished")
+
+    def _arm(self, now: bool) -> None:
+        if now:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.flush()
+            return
+        if self._timer is None:
+            delay = max(0.0, self._last_flush + self.interval - time.monotonic())
+            self._timer = self._loop.call_later(delay, self.flush)
+
+    # --- output (event loop) -------------------------------------------------------------
+    def flush(self) -> None:
+        """Send everything pending as one batch to every channel."""
+        self._timer = None
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        self._last_flush = time.monotonic()
+        batch.sort(key=lambda e: e.seq)
+        for ev in batch:
+            for observer in self.observers:
+                try:
+                    observer(ev)
+                except Exception:
+                    log.exception("event observer failed")
+        merged = coalesce(batch)
+        if self.notify:
+            payload = {"runId": self.run_id, "events": [e.to_dict() for e in merged]}
+            self.ls.protocol.notify(protocol.STREAM_NOTIFICATION, payload)
+        lines: list[tuple[str, types.MessageType]] = []
+        md: list[str] = []
+        for ev in merged:
+            self._track(ev)
+            lines.extend(self._log_lines(ev))
+            md.append(self._markdown(ev))
+        for text, kind in lines:
+            self.ls.window_log_message(
+                types.LogMessageParams(type=kind, message=f"[k2lsp {self.run_id}] {text}")
+            )
+        self._report_progress()
+        self._append_transcript("".join(md))
+
+    def _track(self, ev: Event) -> None:
+        d, st = ev.data, self._status
+        if ev.type == "status":
+            st["step"] = int(d.get("step") or 0)
+            st["max_steps"] = int(d.get("max_steps") or 0)
+            st["phase"] = str(d.get("phase") or "")
+        elif ev.type == "tool_call":
+            st["tool"] = str(d.get("name") or "")
+        elif ev.type == "tool_result":
+            st["tool"] = ""
+        elif ev.type == "usage":
+            st["tokens"] = int(d.get("total_prompt_tokens") or 0) + int(
+                d.get("total_completion_tokens") or 0
+            )
+            st["cost"] = float(d.get("total_cost_usd") or 0.0)
+
+    def progress_message(self) -> str:
+        """One line: step, current tool (or phase), tokens, cost."""
+        st = self._status
+        step = f"step {st['step']}/{st['max_steps']}" if st["max_steps"] else f"step {st['step']}"
+        doing = f"tool {st['tool']}" if st["tool"] else str(st["phase"] or "thinking")
+        return f"{step} · {doing} · {st['tokens']:,} tokens · ${st['cost']:.4f}"
+
+    def _report_progress(self) -> None:
+        if self.progress_token is None:
+            return
+        st = self._status
+        pct = int(100 * st["step"] / st["max_steps"]) if st["max_steps"] else None
+        self.ls.work_done_progress.report(
+            self.progress_token,
+            types.WorkDoneProgressReport(
+                message=self.progress_message(), percentage=pct, cancellable=True
+            ),
+        )
+
+    def _log_lines(self, ev: Event) -> list[tuple[str, types.MessageType]]:
+        d = ev.data
+        if ev.type in _MERGEABLE:
+            if ev.type == "reasoning" and not self.log_reasoning:
+                return []
+            label = "thinking" if ev.type == "reasoning" else "answer"
+            text = self._partial[ev.type] + str(d.get("text", ""))
+            *done, rest = text.split("\n")
+            if len(rest) > _LINE_FLUSH_CHARS:
+                done, rest = [*done, rest], ""
+            self._partial[ev.type] = rest
+            return [(f"{label}: {line}", types.MessageType.Log) for line in done if line.strip()]
+        out = self._drain_partials()
+        info = types.MessageType.Info
+        if ev.type == "tool_call":
+            args = json.dumps(d.get("args"), ensure_ascii=False)[:200]
+            out.append((f"tool {d.get('name')} {args}", info))
+        elif ev.type == "tool_result":
+            out.append((f"  -> {'ok' if d.get('ok') else 'error'}: {d.get('summary', '')}", info))
+        elif ev.type == "edit":
+            out.append((f"edited {d.get('path')}", info))
+        elif ev.type == "test_result":
+            out.append(
+                (
+                    f"tests: {d.get('passed', 0)} passed, {d.get('failed', 0)} failed, "
+                    f"{d.get('errors', 0)} errors ({d.get('command', '')})",
+                    info,
+                )
+            )
+        elif ev.type == "run_finished":
+            out.append((f"finished: {d.get('outcome')} - {d.get('summary', '')}", info))
+        return out
+
+    def _drain_partials(self) -> list[tuple[str, types.MessageType]]:
+        out = []
+        for kind, label in (("reasoning", "thinking"), ("content", "answer")):
+            if self._partial[kind].strip():
+                out.append((f"{label}: {self._partial[kind]}", types.MessageType.Log))
+            self._partial[kind] = ""
+        return out
+
+    def _markdown(self, ev: Event) -> str:
+        d = ev.data
+        head = ""
+        if ev.type in _MERGEABLE and ev.type != self._last_kind:
+            head = "\n\n### Thinking\n\n" if ev.type == "reasoning" else "\n\n### Answer\n\n"
+        self._last_kind = ev.type
+        if ev.type in _MERGEABLE:
+            return head + str(d.get("text", ""))
+        if ev.type == "tool_call":
+            args = json.dumps(d.get("args"), ensure_ascii=False)
+            return f"\n\n- **{d.get('name')}** `{args[:300]}`\n"
+        if ev.type == "tool_result":
+            return f"  - {'ok' if d.get('ok') else 'error'}: {d.get('summary', '')}\n"
+        if ev.type == "edit":
+            return f"\n\n```diff\n{str(d.get('diff', '')).rstrip()}\n```\n"
+        if ev.type == "test_result":
+            return (
+                f"\n\n**Tests**: {d.get('passed', 0)} passed, {d.get('failed', 0)} failed, "
+                f"{d.get('errors', 0)} errors (`{d.get('command', '')}`)\n"
+            )
+        if ev.type == "run_finished":
+            return f"\n\n## {d.get('outcome')}\n\n{d.get('summary', '')}\n"
+        return ""
+
+    def _append_transcript(self, text: str) -> None:
+        if self.transcript is None or not text:
+            return
+        try:
+            with self.transcript.open("a", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            log.warning("transcript write failed: %s", exc)
+            self.transcript = None
+
+    def append_note(self, text: str) -> None:
+        """Add a line to the transcript (delivery results and the like)."""
+        self._append_transcript(f"\n\n> {text}\n")

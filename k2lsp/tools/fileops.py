@@ -1,0 +1,174 @@
+"""Shared helpers of the file tools: confined paths, text with its line-ending style, atomic
+writes that keep the file mode, and the compact diff shown after an edit."""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import functools
+import os
+import re
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from k2lsp.changes import unified_diff
+from k2lsp.errors import PathError
+from k2lsp.tools.base import ToolError
+from k2lsp.workspace import MAX_TEXT_BYTES, decode_text
+
+if TYPE_CHECKING:
+    from k2lsp.tools.base import ToolContext
+
+DIFF_CAP_CHARS = 6_000
+
+
+def confined(ctx: ToolContext, path: str) -> tuple[Path, str]:
+    """Absolute path and workspace-relative posix path of `path`, or ToolError saying why not."""
+    if not path or not path.strip():
+        raise ToolError("path is empty; give a file path relative to the workspace root")
+    try:
+        abs_path = ctx.workspace.resolve(path)
+    except PathError as exc:
+        raise ToolError(str(exc)) from None
+    return abs_path, ctx.workspace.rel(abs_path)
+
+
+def check_secret(ctx: ToolContext, rel: str) -> None:
+    """Refuse files on the workspace's secret denylist (unless the user allowed secrets)."""
+    checker = getattr(ctx.workspace, "check_readable", None)
+    if checker is None:
+        return
+    try:
+        checker(rel)
+    except PathError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def is_secret(ctx: ToolContext, rel: str) -> bool:
+    """Is `rel` on the secret denylist (and secrets not allowed)? Same rules as
+    `Workspace.is_secret`, compiled once so filtering thousands of hits stays cheap."""
+    ws = ctx.workspace
+    if getattr(ws, "allow_secrets", False) or not hasattr(ws, "secret_patterns"):
+        return False
+    by_name, by_path = _secret_regexes(tuple(ws.secret_patterns()))
+    name = rel.rsplit("/", 1)[-1]
+    return bool(
+        (by_name is not None and by_name.match(name))
+        or (by_path is not None and by_path.match(rel))
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _secret_regexes(
+    patterns: tuple[str, ...],
+) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    names = [fnmatch.translate(p) for p in patterns if "/" not in p]
+    paths = [fnmatch.translate(q) for p in patterns if "/" in p for q in (p, "*/" + p)]
+    return (
+        re.compile("|".join(names)) if names else None,
+        re.compile("|".join(paths)) if paths else None,
+    )
+
+
+@dataclass
+class TextFile:
+    """A text file's content with its line endings normalised to LF, and how to write it back."""
+
+    rel: str
+    raw: str  # exactly as on disk (or in the editor buffer)
+    crlf: bool  # every line ending is CRLF: edit `text`, write back with CRLF
+
+    @property
+    def text(self) -> str:
+        """The content with LF line endings when the file is CRLF, else `raw`."""
+        return self.raw.replace("\r\n", "\n") if self.crlf else self.raw
+
+    def to_disk(self, text: str) -> str:
+        """`text` (in the form of `.text`) converted back to the file's line-ending style."""
+        return text.replace("\r\n", "\n").replace("\n", "\r\n") if self.crlf else text
+
+
+def uses_crlf(raw: str) -> bool:
+    """True when the text has line endings and all of them are CRLF."""
+    crlf = raw.count("\r\n")
+    return crlf > 0 and crlf == raw.count("\n")
+
+
+def load_text(ctx: ToolContext, abs_path: Path, rel: str) -> TextFile:
+    """The text of an existing file (editor buffer first), refusing binary/non-UTF-8/huge files."""
+    overlay = ctx.workspace.overlay
+    if rel in overlay:
+        raw = overlay[rel]
+        return TextFile(rel, raw, uses_crlf(raw))
+    if not abs_path.exists():
+        raise ToolError(f"{rel} does not exist; use create_file to create it")
+    if abs_path.is_dir():
+        raise ToolError(f"{rel} is a directory, not a file; use list_files to see its files")
+    size = abs_path.stat().st_size
+    if size > MAX_TEXT_BYTES:
+        raise ToolError(
+            f"{rel} is {size:,} bytes, too large to edit as text (limit {MAX_TEXT_BYTES:,}); "
+            "use run_command with a stream editor instead"
+        )
+    try:
+        raw = decode_text(abs_path.read_bytes(), rel)
+    except PathError as exc:
+        raise ToolError(str(exc)) from None
+    return TextFile(rel, raw, uses_crlf(raw))
+
+
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(abs_path: Path, text: str) -> None:
+    """Write `text` as UTF-8 via a temp file in the same folder and os.replace, keeping the mode.
+
+    A cancelled or crashed write leaves either the old file or the new one, never a mix.
+    """
+    try:
+        mode = stat.S_IMODE(abs_path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    data = text.encode("utf-8", "surrogatepass")
+    fd, tmp = tempfile.mkstemp(dir=abs_path.parent, prefix=f".{abs_path.name}.", suffix=".k2tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, abs_path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def gate(rel: str, old_text: str | None, new_text: str) -> None:
+    """Run the syntax gate (refuses edits that add parse errors) before anything is written."""
+    from k2lsp.code.gate import check_edit
+
+    check_edit(rel, old_text, new_text)
+
+
+def diff_of(rel: str, old: str | None, new: str | None) -> str:
+    """Unified diff of a change with LF line endings (for events and for the model)."""
+    norm_old = None if old is None else old.replace("\r\n", "\n")
+    norm_new = None if new is None else new.replace("\r\n", "\n")
+    return unified_diff(rel, rel, norm_old, norm_new)
+
+
+def compact(diff: str, limit: int = DIFF_CAP_CHARS) -> str:
+    """The diff cut to `limit` characters with a note on how to check the rest."""
+    if len(diff) <= limit:
+        return diff
+    cut = diff[:limit].rsplit("\n", 1)[0]
+    more = len(diff) - len(cut)
+    return f"{cut}\n[... diff truncated ({more:,} more characters); use read_file to check ...]\n"

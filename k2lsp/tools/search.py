@@ -1,0 +1,221 @@
+"""search: ripgrep over the workspace (honouring .gitignore), hits as `path:line:text`, with a
+pure-Python fallback giving the same output when the rg binary is absent."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from k2lsp.tools import fileops
+from k2lsp.tools.base import ToolContext, ToolError, tool
+from k2lsp.tools.walk import (
+    RgTimeout,
+    glob_matches,
+    rg_binary,
+    rg_type_args,
+    run_rg,
+    walk_files,
+)
+
+LINE_CAP = 300
+FALLBACK_MAX_BYTES = 8 * 1024 * 1024
+
+RG_FLAGS = (
+    "--heading", "--with-filename", "--line-number", "--null", "--color", "never", "--hidden",
+    "--no-require-git", "--no-messages", "--max-columns-preview", "-g", "!.git",
+)  # fmt: skip
+
+# path -> that file's hits as b"LINE:text\n" lines (the ripgrep --heading body form).
+Blocks = dict[str, bytes]
+
+
+class SearchParams(BaseModel):
+    """Arguments of search."""
+
+    pattern: str = Field(
+        description="Regular expression (Rust/ripgrep syntax: like Python re, without "
+        "look-around or backreferences), or literal text when fixed_strings is true."
+    )
+    path: str | None = Field(
+        default=None, description="Folder or file to search, relative to the workspace root."
+    )
+    glob: str | None = Field(
+        default=None,
+        description="Only search files matching this glob, e.g. '*.py' or 'src/**/*.ts'.",
+    )
+    fixed_strings: bool = Field(
+        default=False, description="Treat pattern as literal text instead of a regex."
+    )
+    max_results: int = Field(
+        default=100, ge=1, le=1000, description="Most matching lines to return (default 100)."
+    )
+
+
+@tool("search", SearchParams)
+def search(ctx: ToolContext, args: SearchParams) -> str:
+    """Search file contents for a regex (or literal text) and return matching lines as
+    `path:line:text`, files in path order. Ignored (.gitignore) files are skipped."""
+    if not args.pattern:
+        raise ToolError("pattern is empty; give the text or regex to search for")
+    abs_path, rel = fileops.confined(ctx, args.path or ".")
+    if not abs_path.exists():
+        raise ToolError(f"{rel} does not exist; search a folder that exists (or omit path)")
+    if abs_path.is_file():
+        fileops.check_secret(ctx, rel)
+    rg = rg_binary()
+    notes: list[str] = []
+    blocks = _rg_blocks(ctx, rg, rel, args, notes) if rg else None
+    if blocks is None:
+        blocks = _py_blocks(ctx, _compile(args), rel, args.glob)
+    if ctx.workspace.overlay:
+        _apply_overlay(ctx, blocks, _compile(args), rel, args.glob)
+    for path in [p for p in blocks if fileops.is_secret(ctx, p)]:
+        del blocks[path]
+    return render(blocks, args, rel, notes)
+
+
+def _compile(args: SearchParams) -> re.Pattern[str]:
+    """The pattern as a Python regex (fallback and editor buffers)."""
+    try:
+        return re.compile(re.escape(args.pattern) if args.fixed_strings else args.pattern)
+    except re.error as exc:
+        raise ToolError(_bad_regex(args.pattern, str(exc))) from None
+
+
+def _bad_regex(pattern: str, detail: str) -> str:
+    return (
+        f"invalid regular expression {pattern!r}: {detail}. Escape special characters "
+        r"(\( \[ \. \* \+ \? \{ \|) or pass fixed_strings=true to search for the literal text."
+    )
+
+
+def _rg_blocks(
+    ctx: ToolContext, rg: str, rel: str, args: SearchParams, notes: list[str]
+) -> Blocks | None:
+    """Hits from ripgrep, or None when the binary cannot be started."""
+    cmd = [*RG_FLAGS, "--max-columns", str(LINE_CAP)]
+    type_args = rg_type_args(args.glob) if args.glob else None
+    cmd += type_args or []  # (`--glob` would override .gitignore; path globs filter below)
+    if args.fixed_strings:
+        cmd.append("--fixed-strings")
+    cmd += ["-e", args.pattern]
+    if rel != ".":
+        cmd += ["--", rel]
+    try:
+        proc = run_rg(rg, cmd, ctx.root)
+    except RgTimeout as exc:
+        raise ToolError(f"{exc}; narrow the search with path or glob") from None
+    if proc is None:
+        return None
+    if proc.returncode == 2 and not proc.stdout:
+        err = proc.stderr.decode("utf-8", "replace").strip()
+        if "regex" in err or "error:" in err:
+            detail = " ".join(ln.strip() for ln in err.splitlines() if ln.startswith("error:"))
+            raise ToolError(_bad_regex(args.pattern, detail or err))
+        raise ToolError(f"search failed: {err or 'ripgrep exited with status 2'}")
+    blocks = parse_heading(proc.stdout, notes)
+    if args.glob and type_args is None:
+        blocks = {p: b for p, b in blocks.items() if glob_matches(args.glob, p)}
+    return blocks
+
+
+def parse_heading(out: bytes, notes: list[str]) -> Blocks:
+    """Split `rg --heading --null` output into per-file blocks; other lines become notes."""
+    blocks: Blocks = {}
+    if not out:
+        return blocks
+    for chunk in out.split(b"\n\n"):
+        path, sep, body = chunk.partition(b"\x00")
+        if not sep:  # e.g. "x.bin: binary file matches (...)"
+            notes += chunk.decode("utf-8", "replace").splitlines()
+            continue
+        name = path.decode("utf-8", "surrogateescape")
+        blocks[name.removeprefix("./")] = body if body.endswith(b"\n") else body + b"\n"
+    return blocks
+
+
+def _py_blocks(ctx: ToolContext, regex: re.Pattern[str], rel: str, glob: str | None) -> Blocks:
+    """The Python fallback: walk like git, skip binary files, match line by line."""
+    blocks: Blocks = {}
+    for path in walk_files(ctx.root, "" if rel == "." else rel):
+        if glob and not glob_matches(glob, path):
+            continue
+        text = _text_of(ctx.root / path)
+        if text is not None:
+            _add_matches(blocks, path, regex, text)
+    return blocks
+
+
+def _text_of(abs_path: Path) -> str | None:
+    try:
+        if abs_path.stat().st_size > FALLBACK_MAX_BYTES:
+            return None
+        data = abs_path.read_bytes()
+    except OSError:
+        return None
+    if b"\x00" in data[:8192]:
+        return None
+    return data.decode("utf-8", "replace")
+
+
+def _add_matches(blocks: Blocks, path: str, regex: re.Pattern[str], text: str) -> None:
+    hits = [
+        f"{n}:{line.rstrip(chr(13))}\n"
+        for n, line in enumerate(text.split("\n"), 1)
+        if regex.search(line)
+    ]
+    if text.endswith("\n") and hits and hits[-1].startswith(f"{text.count(chr(10)) + 1}:"):
+        hits.pop()  # the empty "line" after the final newline
+    if hits:
+        blocks[path] = "".join(hits).encode("utf-8", "surrogateescape")
+
+
+def _apply_overlay(
+    ctx: ToolContext, blocks: Blocks, regex: re.Pattern[str], rel: str, glob: str | None
+) -> None:
+    """Unsaved editor buffers replace the disk content of their files in the results."""
+    for path, text in ctx.workspace.overlay.items():
+        if rel != "." and path != rel and not path.startswith(rel + "/"):
+            continue
+        if glob and not glob_matches(glob, path):
+            continue
+        blocks.pop(path, None)
+        _add_matches(blocks, path, regex, text)
+
+
+def render(blocks: Blocks, args: SearchParams, rel: str, notes: list[str]) -> str:
+    """`path:line:text` lines in path order, capped at max_results with a note."""
+    where = "the workspace" if rel == "." else rel
+    total = sum(body.count(b"\n") for body in blocks.values())
+    extra = "".join(f"\n{n}" for n in notes)
+    if total == 0:
+        scope = f" in files matching {args.glob!r}" if args.glob else ""
+        return (
+            f"No matches for {args.pattern!r} in {where}{scope} "
+            f"(.gitignored files are not searched).{extra}"
+        )
+    out: list[str] = []
+    for path in sorted(blocks):
+        for line in blocks[path].decode("utf-8", "replace").split("\n")[:-1]:
+            num, _, text = line.partition(":")
+            text = text.rstrip("\r")
+            if len(text) > LINE_CAP:
+                text = text[:LINE_CAP] + " … [line truncated]"
+            out.append(f"{path}:{num}:{text}")
+            if len(out) >= args.max_results:
+                break
+        if len(out) >= args.max_results:
+            break
+    head = f"{_plural(total, 'matching line')} in {_plural(len(blocks), 'file')}:"
+    if total > len(out):
+        extra = (
+            f"\n[... {total - len(out)} more matching lines not shown; narrow with path or glob, "
+            "or raise max_results ...]" + extra
+        )
+    return head + "\n" + "\n".join(out) + extra
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -1,0 +1,47 @@
+"""Shared fixtures: a started fake K2 server and the env that points k2lsp at it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from k2lsp.model.fake_server import FakeK2Server
+
+TEST_KEY = "sk-test-k2lsp-0123456789abcdefghij"
+
+
+@pytest.fixture
+def fake_k2() -> Iterator[FakeK2Server]:
+    """A started FakeK2Server with an empty script; add replies with `fake_k2.add(...)`."""
+    srv = FakeK2Server()
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def make_k2_env(base_url: str, model: str = "kimi-k2-thinking") -> dict[str, str]:
+    """A copy of os.environ pointing k2lsp at `base_url` (for subprocesses)."""
+    env = dict(os.environ)
+    env.update(
+        K2LSP_BASE_URL=base_url,
+        K2LSP_API_KEY=TEST_KEY,
+        K2LSP_MODEL=model,
+        K2LSP_PROVIDER="openai-compatible",
+    )
+    return env
+
+
+@pytest.fixture
+def k2_env(fake_k2: FakeK2Server) -> dict[str, str]:
+    """Env dict (K2LSP_BASE_URL/API_KEY/MODEL/PROVIDER) pointing at the `fake_k2` server."""
+    return make_k2_env(fake_k2.base_url)
+
+
+@pytest.fixture
+def k2_env_for() -> Callable[..., dict[str, str]]:
+    """Factory: `k2_env_for(base_url, model=...)` -> env dict, for servers a test starts itself."""
+    return make_k2_env

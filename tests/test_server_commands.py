@@ -1,0 +1,195 @@
+"""End-to-end: every k2lsp command over stdio against the real server and the fake K2 host."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lsprotocol import types
+
+from k2lsp.model.fake_server import FakeK2Server, Reply
+from tests.lsp_fixtures import FIX_ADD, Editor, make_project, start_editor, stop_editor
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeK2Server]:
+    srv = FakeK2Server([], models=["kimi-k2-thinking"])
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+async def editor(tmp_path: Path, fake: FakeK2Server) -> AsyncIterator[Editor]:
+    root = make_project(tmp_path / "proj")
+    ed = await start_editor(root, fake.base_url, tmp_path / "home")
+    yield ed
+    await stop_editor(ed)
+
+
+def sel(start: int, end: int) -> dict[str, Any]:
+    return {"start": {"line": start, "character": 0}, "end": {"line": end, "character": 0}}
+
+
+async def test_task_returns_at_once_and_its_edit_lands_in_the_buffer(
+        editor: Editor, fake: FakeK2Server) -> None:
+    fake.add(Reply(reasoning="Looking at add.", tool_calls=[FIX_ADD], hold=True),
+             Reply(reasoning="Fixed.", content="add now adds."))
+    uri = editor.open("calc.py")
+    started = await editor.command("k2lsp.task", {"task": "fix add", "uri": uri})
+    assert started["runId"] and started["transcriptUri"].endswith(".md")
+    assert await asyncio.to_thread(fake.wait_held)  # the answer came while the model streams
+    status = await editor.command("k2lsp.status")
+    assert status["runs"][0]["state"] == "running"
+    fake.release()
+    info = await editor.finished(started["runId"])
+    assert info["outcome"] == "success" and info["delivery"] == "applied"
+    assert "return a + b" in editor.text("calc.py")
+    assert "return a - b" in (editor.root / "calc.py").read_text()  # buffer, not disk
+    edit = editor.applied[0].document_changes[0]
+    assert isinstance(edit, types.TextDocumentEdit) and edit.text_document.version == 1
+    assert editor.deliveries[-1]["status"] == "applied"
+
+
+async def test_task_starts_from_unsaved_buffers(editor: Editor, fake: FakeK2Server) -> None:
+    fake.add(Reply(reasoning="Read it.", tool_calls=[("read_file", {"path": "calc.py"})]),
+             Reply(reasoning="ok", content="Seen."))
+    uri = editor.open("calc.py")
+    editor.change(uri, "def add(a, b):\n    return a - b  # UNSAVED\n")
+    started = await editor.command("k2lsp.task", {"task": "look at add"})
+    await editor.finished(started["runId"])
+    tool_reply = [m for m in fake.requests[1]["messages"] if m["role"] == "tool"][0]
+    assert "# UNSAVED" in tool_reply["content"]
+
+
+async def test_ask_streams_an_answer_and_never_edits(editor: Editor, fake: FakeK2Server) -> None:
+    fake.add(Reply(reasoning="The function subtracts.", content="It returns a minus b."))
+    uri = editor.open("calc.py")
+    started = await editor.command("k2lsp.ask", {"question": "what does add do?", "uri": uri,
+                                                 "range": sel(0, 2)})
+    info = await editor.finished(started["runId"])
+    assert info["mode"] == "ask" and info["delivery"] == "nothing"
+    assert editor.applied == []
+    text = "".join(e["text"] for e in editor.events(started["runId"]) if e["type"] == "content")
+    assert text == "It returns a minus b."
+    body = fake.requests[0]
+    tool_names = {t["function"]["name"] for t in body.get("tools", [])}
+    assert "edit_file" not in tool_names
+    prompt = "\n".join(str(m.get("content")) for m in body["messages"])
+    assert "what does add do?" in prompt and "return a - b" in prompt
+
+
+@pytest.mark.parametrize(("command", "arg", "expect"), [
+    ("k2lsp.fixDiagnostic", {"diagnostic": {
+        "range": sel(1, 1), "message": "add subtracts", "source": "mylint"}}, "add subtracts"),
+    ("k2lsp.explain", {"range": sel(0, 2)}, "Explain the code in calc.py lines 1-2"),
+    ("k2lsp.refactor", {"range": sel(0, 2), "instruction": "use operator.add"},
+     "use operator.add"),
+    ("k2lsp.writeTests", {"range": sel(4, 6)}, "Write tests for the code in calc.py lines 5-6"),
+    ("k2lsp.fixFailingTest", {"testName": "test_add", "framework": "pytest"},
+     "Make the failing test test_add (pytest)"),
+])
+async def test_each_run_command_builds_its_task(editor: Editor, fake: FakeK2Server, command: str,
+                                                arg: dict[str, Any], expect: str) -> None:
+    fake.add(Reply(reasoning="ok", content="Done."))
+    uri = editor.open("calc.py")
+    started = await editor.command(command, {"uri": uri, **arg})
+    info = await editor.finished(started["runId"])
+    assert info["outcome"] == "success"
+    prompt = "\n".join(str(m.get("content")) for m in fake.requests[0]["messages"])
+    assert expect in prompt
+    assert "return a - b" in prompt  # the document excerpt is in the context
+
+
+async def test_write_tests_creates_a_file_through_the_editor(
+        editor: Editor, fake: FakeK2Server) -> None:
+    new = "from calc import mul\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n"
+    fake.add(Reply(reasoning="A new test file.", tool_calls=[
+        ("create_file", {"path": "tests/test_mul.py", "content": new})]),
+        Reply(reasoning="ok", content="Added tests."))
+    uri = editor.open("calc.py")
+    started = await editor.command("k2lsp.writeTests", {"uri": uri, "range": sel(4, 6)})
+    info = await editor.finished(started["runId"])
+    assert info["delivery"] == "applied", editor.client.messages
+    kinds = [type(c).__name__ for c in editor.applied[0].document_changes or []]
+    assert kinds == ["CreateFile", "TextDocumentEdit"]
+    assert (editor.root / "tests" / "test_mul.py").read_text() == new
+
+
+async def test_undo_restores_the_buffer_through_the_editor(
+        editor: Editor, fake: FakeK2Server) -> None:
+    fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(reasoning="ok", content="ok"))
+    uri = editor.open("calc.py")
+    before = editor.text("calc.py")
+    started = await editor.command("k2lsp.task", {"task": "fix add"})
+    await editor.finished(started["runId"])
+    assert editor.text("calc.py") != before
+    undone = await editor.command("k2lsp.undo", {})
+    assert undone == {"runId": started["runId"], "restored": ["calc.py"]}
+    assert editor.text("calc.py") == before
+    assert editor.docs[uri][0] == 3  # applied as two editor edits: undoable in the editor too
+    with pytest.raises(Exception, match="nothing to undo"):
+        await editor.command("k2lsp.undo", {})
+
+
+async def test_status_reports_runs_tokens_and_cost(editor: Editor, fake: FakeK2Server) -> None:
+    fake.add(Reply(reasoning="r", content="a", prompt_tokens=1000, completion_tokens=50,
+                   cached_tokens=400))
+    started = await editor.command("k2lsp.ask", {"question": "hi?"})
+    await editor.finished(started["runId"])
+    status = await editor.command("k2lsp.status")
+    assert status["active"] == 0 and len(status["runs"]) == 1
+    assert status["promptTokens"] == 1000 and status["completionTokens"] == 50
+    assert status["cachedTokens"] == 400
+    assert status["costUsd"] >= 0 and status["runs"][0]["steps"] >= 1
+
+
+async def test_preview_waits_for_accept_then_applies(tmp_path: Path, fake: FakeK2Server) -> None:
+    root = make_project(tmp_path / "proj")
+    ed = await start_editor(root, fake.base_url, tmp_path / "home", init_options={"preview": True})
+    try:
+        fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(reasoning="ok", content="ok"),
+                 Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(reasoning="ok", content="ok"))
+        ed.open("calc.py")
+        first = await ed.command("k2lsp.task", {"task": "fix add"})
+        await ed.wait_for(lambda: any(d["status"] == "preview" for d in ed.deliveries))
+        preview = next(d for d in ed.deliveries if d["status"] == "preview")
+        assert any(doc.uri == preview["diffUri"] for doc in ed.client.shown_documents)
+        diff = Path(preview["diffUri"].removeprefix("file://")).read_text()
+        assert "+    return a + b" in diff
+        assert ed.applied == []
+        await ed.command("k2lsp.reject", {"runId": first["runId"]})
+        assert (await ed.finished(first["runId"]))["delivery"] == "rejected"
+        assert ed.applied == [] and "a - b" in ed.text("calc.py")
+        second = await ed.command("k2lsp.task", {"task": "fix add"})
+        await ed.wait_for(lambda: sum(d["status"] == "preview" for d in ed.deliveries) == 2)
+        await ed.command("k2lsp.accept", {})
+        assert (await ed.finished(second["runId"]))["delivery"] == "applied"
+        assert "a + b" in ed.text("calc.py")
+    finally:
+        await stop_editor(ed)
+
+
+@pytest.mark.parametrize(("command", "arg", "message"), [
+    ("k2lsp.ask", {}, "the question is empty"),
+    ("k2lsp.task", {"task": "  "}, "the task is empty"),
+    ("k2lsp.explain", {}, "needs the document"),
+    ("k2lsp.fixDiagnostic", {"uri": "URI"}, "the diagnostic is missing"),
+    ("k2lsp.fixFailingTest", {"uri": "URI"}, "the test name is missing"),
+    ("k2lsp.explain", {"uri": "file:///elsewhere/x.py"}, "outside the workspace"),
+    ("k2lsp.cancel", {"runId": "nope"}, "no run 'nope'"),
+    ("k2lsp.accept", {}, "no preview is waiting"),
+])
+async def test_bad_command_arguments_are_refused_with_a_clear_message(
+        editor: Editor, fake: FakeK2Server, command: str, arg: dict[str, Any],
+        message: str) -> None:
+    arg = {k: (editor.uri("calc.py") if v == "URI" else v) for k, v in arg.items()}
+    with pytest.raises(Exception, match=message):
+        await editor.command(command, arg)
+    assert any(message in m.message for m in editor.client.messages)
+    assert fake.requests == []

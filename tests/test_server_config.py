@@ -1,0 +1,153 @@
+"""Configuration (initializationOptions, workspace/configuration) and the server's command line."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k2lsp.model.fake_server import FakeK2Server, Reply
+from k2lsp.server.config import parse_config
+from tests.lsp_fixtures import API_KEY, make_project, server_env, start_editor, stop_editor
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeK2Server]:
+    srv = FakeK2Server([], models=["kimi-k2-thinking", "kimi-k2-thinking-turbo"])
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize(("raw", "problem"), [
+    ({"maxSteps": -3}, "'maxSteps' = -3 is invalid (expected a number greater than 0)"),
+    ({"maxSteps": 2.5}, "'maxSteps' = 2.5 is invalid (expected a whole number)"),
+    ({"sandbox": "vm"}, "expected one of auto, docker, bwrap, none"),
+    ({"preview": "yes"}, "'preview' = 'yes' is invalid (expected true or false)"),
+    ({"approvals": "never"}, "expected one of ask, policy"),
+    ({"allowCommands": "make"}, "expected a list of strings"),
+    ({"temperature": 7}, "expected a number between 0 and 2"),
+    ({"prices": {"input": -1}}, "expected an object of non-negative numbers"),
+    ({"bogus": 1}, "unknown setting 'bogus' ignored"),
+    ("text", "must be an object"),
+])
+def test_bad_values_are_reported_and_defaults_kept(raw: Any, problem: str) -> None:
+    config = parse_config({"k2lsp": raw} if isinstance(raw, dict) else raw)
+    assert len(config.problems) == 1 and problem in config.problems[0]
+    assert config.overrides == {} and config.options.preview is False
+
+
+def test_good_values_map_to_settings_and_options() -> None:
+    config = parse_config({"k2lsp": {"maxSteps": 7, "budget_usd": 0.5, "allowCommands": ["make *"],
+                                     "preview": True, "approvals": "policy", "stateDir": "/tmp/s",
+                                     "model": "kimi-k2-thinking-turbo"}})
+    assert config.problems == []
+    assert config.overrides["max_steps"] == 7 and config.overrides["budget_usd"] == 0.5
+    assert config.overrides["allow_commands"] == ["make *"]
+    assert str(config.overrides["state_dir"]) == "/tmp/s"
+    assert config.options.preview and config.options.approvals == "policy"
+    later = parse_config({"maxSteps": 9}, config)
+    assert later.overrides["max_steps"] == 9 and later.overrides["budget_usd"] == 0.5
+
+
+def test_a_bad_api_key_value_is_never_echoed() -> None:
+    config = parse_config({"apiKey": ["sk-secret-value-123456789012345"]})
+    assert "sk-secret" not in config.problems[0] and "***" in config.problems[0]
+
+
+async def test_invalid_configuration_is_shown_and_the_server_still_works(
+        tmp_path: Path, fake: FakeK2Server) -> None:
+    fake.add(Reply(reasoning="ok", content="Hello."))
+    ed = await start_editor(make_project(tmp_path / "proj"), fake.base_url, tmp_path / "home",
+                            init_options={"maxSteps": "many", "preview": 3},
+                            configuration={"sandbox": "vm", "model": "kimi-k2-thinking-turbo"})
+    try:
+        await ed.wait_for(lambda: len(ed.client.messages) >= 3)
+        shown = [m.message for m in ed.client.messages]
+        assert any("'maxSteps' = 'many' is invalid" in m for m in shown)
+        assert any("'preview' = 3 is invalid" in m for m in shown)
+        assert any("'sandbox' = 'vm' is invalid" in m and "using 'auto'" in m for m in shown)
+        await ed.wait_for(lambda: True)
+        run_id = (await ed.command("k2lsp.ask", {"question": "hi?"}))["runId"]
+        info = await ed.finished(run_id)
+        assert info["outcome"] == "success"
+        assert fake.requests[0]["model"] == "kimi-k2-thinking-turbo"  # the valid key applied
+    finally:
+        await stop_editor(ed)
+
+
+async def test_missing_model_configuration_is_reported_without_a_run(
+        tmp_path: Path, fake: FakeK2Server) -> None:
+    ed = await start_editor(make_project(tmp_path / "proj"), fake.base_url, tmp_path / "home",
+                            init_options={"provider": "nowhere"})
+    try:
+        with pytest.raises(Exception, match="unknown provider"):
+            await ed.command("k2lsp.ask", {"question": "hi?"})
+        assert any("unknown provider 'nowhere'" in m.message for m in ed.client.messages)
+        assert fake.requests == [] and (await ed.command("k2lsp.status"))["runs"] == []
+    finally:
+        await stop_editor(ed)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--port", "5"], "--port is for --tcp"),
+    (["--tcp"], "--tcp needs --port N"),
+    (["--stdio", "--tcp", "--port", "5"], "choose one of --stdio and --tcp"),
+])
+def test_bad_server_flags_exit_2_with_a_message(argv: list[str], message: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "k2lsp.server", *argv], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr
+
+
+def _frame(obj: dict[str, Any]) -> bytes:
+    body = json.dumps(obj).encode()
+    return f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def _read_message(sock: socket.socket) -> dict[str, Any]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, rest = data.split(b"\r\n\r\n", 1)
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    while len(rest) < length:
+        rest += sock.recv(4096)
+    return json.loads(rest[:length])
+
+
+def test_tcp_mode_serves_initialize(tmp_path: Path, unused_tcp_port: int) -> None:
+    env = server_env("http://127.0.0.1:9/v1", tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "k2lsp", "--tcp", "--port",
+                             str(unused_tcp_port)], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", unused_tcp_port), timeout=30)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        with sock:
+            sock.sendall(_frame({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {}}}))
+            reply = _read_message(sock)
+        caps = reply["result"]["capabilities"]
+        assert reply["result"]["serverInfo"]["name"] == "k2lsp"
+        assert "k2lsp.task" in caps["executeCommandProvider"]["commands"]
+        assert caps["codeActionProvider"]["codeActionKinds"] == ["quickfix", "refactor.rewrite"]
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+    assert API_KEY.encode() not in err

@@ -1,0 +1,124 @@
+"""End-to-end: how a run streams to the editor (custom batches, progress, log, transcript), and a
+strict client with no custom capability that must get everything over standard LSP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+
+from k2lsp.agent.events import Event
+from k2lsp.model.fake_server import FakeK2Server, Reply
+from k2lsp.server.stream import coalesce
+from tests.lsp_fixtures import FIX_ADD, capabilities, make_project, start_editor, stop_editor
+
+pytestmark = pytest.mark.timeout(180)
+REASONING = "".join(f"Step {i}: checking how add behaves with {i} and {i + 1}.\n" for i in range(40))
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeK2Server]:
+    srv = FakeK2Server([], models=["kimi-k2-thinking"])
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+async def test_stream_batches_are_ordered_coalesced_and_lose_nothing(
+        tmp_path: Path, fake: FakeK2Server) -> None:
+    root = make_project(tmp_path / "proj")
+    fake.add(Reply(reasoning=REASONING, tool_calls=[FIX_ADD], chunk_size=4, delay_s=0.002),
+             Reply(reasoning="Now it adds.", content="Fixed add.", chunk_size=3))
+    ed = await start_editor(root, fake.base_url, tmp_path / "home")
+    try:
+        ed.open("calc.py")
+        run_id = (await ed.command("k2lsp.task", {"task": "fix add"}))["runId"]
+        await ed.finished(run_id)
+        await ed.wait_for(lambda: any(e["type"] == "run_finished" for e in ed.events(run_id)))
+    finally:
+        await stop_editor(ed)
+    events = ed.events(run_id)
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert all(batch["runId"] == run_id for batch in ed.stream)
+    reasoning = "".join(e["text"] for e in events if e["type"] == "reasoning")
+    assert reasoning == REASONING + "Now it adds."
+    assert "".join(e["text"] for e in events if e["type"] == "content") == "Fixed add."
+    chunks = len(REASONING) // 4
+    assert sum(e["type"] == "reasoning" for e in events) < chunks / 2  # deltas were merged
+    assert len(ed.stream) < chunks / 2  # batched, not one notification per delta
+    order = [e["type"] for e in events if e["type"] in ("run_started", "tool_call", "edit",
+                                                         "tool_result", "run_finished")]
+    assert order == ["run_started", "tool_call", "edit", "tool_result", "run_finished"]
+    assert events[-1]["type"] == "run_finished" and events[-1]["outcome"] == "success"
+
+
+def test_coalesce_merges_only_neighbouring_deltas_of_one_kind() -> None:
+    evs = [Event("reasoning", "r", 1, {"text": "a"}), Event("reasoning", "r", 2, {"text": "b"}),
+           Event("content", "r", 3, {"text": "c"}), Event("reasoning", "r", 4, {"text": "d"}),
+           Event("tool_call", "r", 5, {"id": "1", "name": "x", "args": {}}),
+           Event("reasoning", "r", 6, {"text": "e"})]
+    out = coalesce(evs)
+    assert [(e.type, e.seq, e.data.get("text")) for e in out] == [
+        ("reasoning", 2, "ab"), ("content", 3, "c"), ("reasoning", 4, "d"),
+        ("tool_call", 5, None), ("reasoning", 6, "e")]
+
+
+async def test_progress_log_and_transcript_follow_the_run(tmp_path: Path, fake: FakeK2Server) -> None:
+    root = make_project(tmp_path / "proj")
+    fake.add(Reply(reasoning="First I read the file.\nThen I fix it.",
+                   tool_calls=[("read_file", {"path": "calc.py"})], prompt_tokens=900,
+                   completion_tokens=40),
+             Reply(reasoning="fixing", tool_calls=[FIX_ADD]),
+             Reply(reasoning="done", content="All good."))
+    ed = await start_editor(root, fake.base_url, tmp_path / "home")
+    try:
+        started = await ed.command("k2lsp.task", {"task": "fix add"})
+        run_id = started["runId"]
+        await ed.finished(run_id)
+        token = f"k2lsp-{run_id}"
+        await ed.wait_for(lambda: any(isinstance(v, types.WorkDoneProgressEnd)
+                                      for v in ed.client.progress_reports.get(token, [])))
+    finally:
+        await stop_editor(ed)
+    reports = ed.client.progress_reports[token]
+    assert isinstance(reports[0], types.WorkDoneProgressBegin) and reports[0].cancellable
+    messages = [r.message or "" for r in reports if isinstance(r, types.WorkDoneProgressReport)]
+    assert any("tool read_file" in m for m in messages)
+    assert any("step 2" in m and "tokens" in m and "$" in m for m in messages)
+    assert isinstance(reports[-1], types.WorkDoneProgressEnd) and "success" in reports[-1].message
+    logs = ed.logs()
+    assert f"[k2lsp {run_id}] thinking: First I read the file." in logs
+    assert f"[k2lsp {run_id}] thinking: Then I fix it." in logs
+    assert f'[k2lsp {run_id}] tool read_file {{"path": "calc.py"}}' in logs
+    assert f"[k2lsp {run_id}] finished: success - All good." in logs
+    transcript = Path(started["transcriptUri"].removeprefix("file://"))
+    assert started["transcriptUri"] in [d.uri for d in ed.client.shown_documents]
+    md = transcript.read_text()
+    assert md.index("First I read the file.") < md.index("**read_file**") < md.index("```diff")
+    assert "+    return a + b" in md and "## success" in md and "All good." in md
+
+
+async def test_client_without_custom_capability_gets_standard_lsp_only(
+        tmp_path: Path, fake: FakeK2Server) -> None:
+    root = make_project(tmp_path / "proj")
+    fake.add(Reply(reasoning="thinking about add", tool_calls=[FIX_ADD]),
+             Reply(reasoning="ok", content="Fixed."))
+    caps = capabilities(stream=False, document_changes=False, resource_ops=False)
+    ed = await start_editor(root, fake.base_url, tmp_path / "home", stream=False, caps=caps)
+    try:
+        uri = ed.open("calc.py")
+        run_id = (await ed.command("k2lsp.task", {"task": "fix add"}))["runId"]
+        info = await ed.finished(run_id)
+    finally:
+        await stop_editor(ed)
+    assert info["delivery"] == "applied"
+    assert ed.stream == [] and ed.deliveries == []  # no custom notification at all
+    edit = ed.applied[0]
+    assert edit.document_changes is None and list(edit.changes or {}) == [uri]
+    assert "return a + b" in ed.text("calc.py")
+    assert f"k2lsp-{run_id}" in ed.client.progress_reports
+    assert "thinking: thinking about add" in ed.logs()
+    assert any("K2 changed 1 file" in m.message for m in ed.client.messages)
