@@ -26,22 +26,22 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pydantic import BaseModel  # noqa: E402
+from pydantic import BaseModel
 
-from k2lsp.agent.budgets import Budget  # noqa: E402
-from k2lsp.agent.compaction import Ledger  # noqa: E402
-from k2lsp.agent.events import Emitter  # noqa: E402
-from k2lsp.agent.loop import AgentLoop  # noqa: E402
-from k2lsp.agent.prompts import initial_messages  # noqa: E402
-from k2lsp.agent.trajectory import Trajectory  # noqa: E402
-from k2lsp.cli_render import JsonRenderer  # noqa: E402
-from k2lsp.config import Settings  # noqa: E402
-from k2lsp.model import fake_server  # noqa: E402
-from k2lsp.model.client import K2Client  # noqa: E402
-from k2lsp.model.fake_script import Reply  # noqa: E402
-from k2lsp.run import redacting  # noqa: E402
-from k2lsp.tools.base import ToolContext, ToolRegistry, tool  # noqa: E402
-from k2lsp.workspace import Workspace  # noqa: E402
+from k2lsp.agent.budgets import Budget
+from k2lsp.agent.compaction import Ledger
+from k2lsp.agent.events import Emitter
+from k2lsp.agent.loop import AgentLoop
+from k2lsp.agent.prompts import initial_messages
+from k2lsp.agent.trajectory import Trajectory
+from k2lsp.cli_render import JsonRenderer
+from k2lsp.config import Settings
+from k2lsp.model import fake_server
+from k2lsp.model.client import K2Client
+from k2lsp.model.fake_script import Reply
+from k2lsp.run import redacting
+from k2lsp.tools.base import ToolContext, ToolRegistry, tool
+from k2lsp.workspace import Workspace
 
 MODEL = "kimi-k2-thinking"
 SERVER_TIMES: list[float] = []
@@ -72,6 +72,14 @@ class TimedLoop(AgentLoop):
     """Records the wall time of every step."""
 
     step_times: list[float]
+    request_times: list[float]
+
+    async def _request(self, step: int) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await super()._request(step)
+        finally:
+            self.request_times.append(time.perf_counter() - t0)
 
     async def _step(self) -> None:
         t0 = time.perf_counter()
@@ -104,29 +112,46 @@ def registry(kb: int) -> ToolRegistry:
 async def bench(steps: int, kb: int) -> dict[str, Any]:
     """Run once; returns per-step overhead figures in ms."""
     reasoning = "Let me look at the next part of the output and compare it with the last. " * 6
-    script = [Reply(reasoning=reasoning, tool_calls=[("dump", {"part": i})], chunk_size=24)
-              for i in range(steps - 1)]
+    script = [
+        Reply(reasoning=reasoning, tool_calls=[("dump", {"part": i})], chunk_size=24)
+        for i in range(steps - 1)
+    ]
     script.append(Reply(reasoning="Done.", content="All parts read."))
     with tempfile.TemporaryDirectory() as tmp, TimedServer(script, models=[MODEL]) as srv:
-        settings = Settings(provider="openai-compatible", base_url=srv.base_url, model=MODEL,
-                            api_key="sk-bench-0000000000000000000000")
+        settings = Settings(
+            provider="openai-compatible",
+            base_url=srv.base_url,
+            model=MODEL,
+            api_key="sk-bench-0000000000000000000000",
+        )
         trajectory = Trajectory(Path(tmp) / "t.jsonl")
-        devnull = open(os.devnull, "w")  # noqa: SIM115
+        devnull = open(os.devnull, "w")
         emitter = Emitter("bench", [redacting([trajectory.event_safe, JsonRenderer(devnull)])])
         ctx = ToolContext(workspace=Workspace(Path(tmp)), emitter=emitter, settings=settings)
         client = K2Client(settings)
-        loop = TimedLoop(client, registry(kb), ctx, emitter, budget=Budget(max_steps=steps + 5),
-                         ledger=Ledger(goal="bench"), trajectory=trajectory)
-        loop.step_times = []
+        loop = TimedLoop(
+            client,
+            registry(kb),
+            ctx,
+            emitter,
+            budget=Budget(max_steps=steps + 5),
+            ledger=Ledger(goal="bench"),
+            trajectory=trajectory,
+        )
+        loop.step_times, loop.request_times = [], []
         SERVER_TIMES.clear()
         await loop.run(initial_messages("read every part"))
         await client.aclose()
         trajectory.close()
         devnull.close()
     overhead = [max(0.0, s - m) * 1000 for s, m in zip(loop.step_times, SERVER_TIMES, strict=False)]
+    client = [
+        max(0.0, r - m) * 1000 for r, m in zip(loop.request_times, SERVER_TIMES, strict=False)
+    ]
     return {
         "overhead": overhead,
         "server": [m * 1000 for m in SERVER_TIMES],
+        "client": client,
         "compactions": loop.compactions,
     }
 
@@ -160,16 +185,26 @@ def main() -> None:
     out = asyncio.run(bench(args.steps, args.kb))
     red = redaction_ms(args.kb)
     ov, srv = out["overhead"], out["server"]
-    print(f"loop overhead, {len(ov)} steps, tool output {args.kb} KB per step, "
-          f"{out['compactions']} compaction(s)")
-    print(f"  client+loop per step (excl. model): median {statistics.median(ov):.2f} ms, "
-          f"p90 {pct(ov, 0.9):.2f} ms, max {max(ov):.2f} ms  (goal < 5 ms)")
-    print(f"  of which one redaction pass over the raw tool output: median {red:.2f} ms "
-          f"(k2lsp.redact.redact on {args.kb} KB)")
-    print(f"  client+loop per step without that pass: median "
-          f"{max(0.0, statistics.median(ov) - red):.2f} ms")
-    print(f"  fake model (server) per request:    median {statistics.median(srv):.2f} ms, "
-          f"p90 {pct(srv, 0.9):.2f} ms")
+    print(
+        f"loop overhead, {len(ov)} steps, tool output {args.kb} KB per step, "
+        f"{out['compactions']} compaction(s)"
+    )
+    print(
+        f"  client+loop per step (excl. model): median {statistics.median(ov):.2f} ms, "
+        f"p90 {pct(ov, 0.9):.2f} ms, max {max(ov):.2f} ms  (goal < 5 ms)"
+    )
+    print(
+        f"  of which one redaction pass over the raw tool output: median {red:.2f} ms "
+        f"(k2lsp.redact.redact on {args.kb} KB)"
+    )
+    print(
+        f"  client+loop per step without that pass: median "
+        f"{max(0.0, statistics.median(ov) - red):.2f} ms"
+    )
+    print(
+        f"  fake model (server) per request:    median {statistics.median(srv):.2f} ms, "
+        f"p90 {pct(srv, 0.9):.2f} ms"
+    )
 
 
 if __name__ == "__main__":

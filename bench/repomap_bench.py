@@ -36,21 +36,25 @@ K2_WORKER = r"""
 import json, os, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[4])
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+c0 = cpu()
 t0 = time.perf_counter()
 from k2lsp.code.repomap import RepoMap
 root, cache, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 files = json.loads((root / ".bench-files.json").read_text())
 rmap = RepoMap(root, cache, files)
 rmap.refresh(); text = rmap.render(%(tokens)d)
-out = {"seconds": time.perf_counter() - t0, "chars": len(text)}
-t1 = time.perf_counter(); rmap.wait_idle(); out["prime_seconds"] = time.perf_counter() - t1
+out = {"seconds": time.perf_counter() - t0, "cpu": cpu() - c0, "chars": len(text)}
+rmap.wait_idle(); out["total_seconds"] = time.perf_counter() - t0; out["total_cpu"] = cpu() - c0
 if mode == "edit":
     victim = root / files[len(files) // 2]
     orig = victim.read_bytes()
     try:
         victim.write_bytes(orig + b"\n\ndef k2_bench_added_function(x):\n    return x\n")
-        t1 = time.perf_counter(); rmap.refresh(); text2 = rmap.render(%(tokens)d)
-        out["edit_seconds"] = time.perf_counter() - t1
+        c1 = cpu(); t1 = time.perf_counter(); rmap.refresh(); text2 = rmap.render(%(tokens)d)
+        out["edit_seconds"] = time.perf_counter() - t1; out["edit_cpu"] = cpu() - c1
         added = rmap.symbols(files[len(files) // 2])[-1].name
         out["edit_seen"] = added == "k2_bench_added_function"
     finally:
@@ -67,6 +71,10 @@ import json, os, resource, sys, time
 from pathlib import Path
 root, mode = Path(sys.argv[1]), sys.argv[3]
 files = [str(root / f) for f in json.loads((root / ".bench-files.json").read_text())]
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+c0 = cpu()
 t0 = time.perf_counter()
 from aider.repomap import RepoMap
 class IO:
@@ -83,7 +91,7 @@ class Model:
         return len(text) / 4
 rm = RepoMap(map_tokens=%(tokens)d, root=str(root), main_model=Model(), io=IO())
 text = rm.get_repo_map([], files) or ""
-out = {"seconds": time.perf_counter() - t0, "chars": len(text)}
+out = {"seconds": time.perf_counter() - t0, "cpu": cpu() - c0, "chars": len(text)}
 if mode == "edit":
     victim = Path(files[len(files) // 2])
     orig = victim.read_bytes()
@@ -92,8 +100,9 @@ if mode == "edit":
         t1 = time.perf_counter(); auto = rm.get_repo_map([], files) or ""
         out["edit_auto_seconds"] = time.perf_counter() - t1
         out["edit_auto_stale"] = auto == text
-        t1 = time.perf_counter(); forced = rm.get_repo_map([], files, force_refresh=True) or ""
-        out["edit_seconds"] = time.perf_counter() - t1
+        c1 = cpu(); t1 = time.perf_counter()
+        forced = rm.get_repo_map([], files, force_refresh=True) or ""
+        out["edit_seconds"] = time.perf_counter() - t1; out["edit_cpu"] = cpu() - c1
     finally:
         victim.write_bytes(orig)
 out["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -171,28 +180,36 @@ def _run(python: Path | str, worker: str, root: Path, cache: Path, mode: str) ->
 def bench_k2(root: Path, runs: int) -> dict[str, list[float]]:
     """Cold (empty cache), warm (cache present, fresh process) and one-edit (in-process) figures."""
     cache = CACHE / f"k2-cache-{root.name}"
-    res: dict[str, list[float]] = {
-        "cold": [],
-        "cold_rss": [],
-        "warm": [],
-        "warm_rss": [],
-        "edit": [],
-        "restore": [],
-    }
+    keys = (
+        "cold",
+        "cold_cpu",
+        "cold_total",
+        "cold_rss",
+        "warm",
+        "warm_cpu",
+        "warm_rss",
+        "edit",
+        "edit_cpu",
+    )
+    res: dict[str, list[float]] = {k: [] for k in keys}
     for _ in range(runs):
         shutil.rmtree(cache, ignore_errors=True)
         cold = _run(K2_PY, K2_WORKER, root, cache, "plain")
         res["cold"].append(cold["seconds"])
+        res["cold_cpu"].append(cold["cpu"])
+        res["cold_total"].append(cold["total_seconds"])
         res["cold_rss"].append(cold["maxrss_mib"])
         warm = _run(K2_PY, K2_WORKER, root, cache, "edit")
-        res["warm"].append(warm["seconds"])
-        res["warm_rss"].append(warm["maxrss_mib"])
-        res["edit"].append(warm["edit_seconds"])
-        res["restore"].append(warm["restore_seconds"])
+        for key, src in (
+            ("warm", "seconds"),
+            ("warm_cpu", "cpu"),
+            ("warm_rss", "maxrss_mib"),
+            ("edit", "edit_seconds"),
+            ("edit_cpu", "edit_cpu"),
+        ):
+            res[key].append(warm[src])
         if not (warm["edit_seen"] and warm["restored_same"]):
             print("  WARNING: k2lsp map was stale after an edit", warm)
-    warm2 = _run(K2_PY, K2_WORKER, root, cache, "plain")  # after the restore: fresh process, warm
-    res["warm"].append(warm2["seconds"])
     return res
 
 
@@ -203,9 +220,12 @@ def bench_aider(root: Path) -> dict[str, float]:
     warm = _run(AIDER_PY, AIDER_WORKER, root, CACHE, "edit")
     return {
         "cold": cold["seconds"],
+        "cold_cpu": cold["cpu"],
         "cold_rss": cold["maxrss_mib"],
         "warm": warm["seconds"],
+        "warm_cpu": warm["cpu"],
         "edit_forced": warm["edit_seconds"],
+        "edit_cpu": warm["edit_cpu"],
         "edit_auto": warm["edit_auto_seconds"],
         "edit_auto_stale": warm["edit_auto_stale"],
     }
@@ -214,33 +234,39 @@ def bench_aider(root: Path) -> dict[str, float]:
 def report(
     name: str, nfiles: int, k2: dict[str, list[float]], aider: dict[str, float] | None
 ) -> None:
-    """Print one corpus's figures."""
+    """Print one corpus's figures (wall seconds, and CPU seconds, which load disturbs less)."""
     med = {k: statistics.median(v) for k, v in k2.items() if v}
+    runs = ", ".join(f"{x:.2f}" for x in k2["cold"])
     print(f"\n== {name}: {nfiles} files, map budget {MAP_TOKENS} tokens ==")
     print(
-        f"k2lsp  cold {med['cold']:.2f} s (runs {', '.join(f'{x:.2f}' for x in k2['cold'])}), "
-        f"peak {max(k2['cold_rss']):.0f} MiB"
+        f"k2lsp  cold {med['cold']:.2f} s wall / {med['cold_cpu']:.2f} s CPU (runs {runs}); "
+        f"{med['cold_total']:.2f} s incl. cache write; peak {max(k2['cold_rss']):.0f} MiB"
     )
     print(
-        f"k2lsp  warm {med['warm']:.3f} s (fresh process, cache on disk), "
-        f"peak {max(k2['warm_rss']):.0f} MiB"
+        f"k2lsp  warm {med['warm']:.3f} s wall / {med['warm_cpu']:.3f} s CPU (fresh process, "
+        f"cache on disk); peak {max(k2['warm_rss']):.0f} MiB"
     )
     print(
-        f"k2lsp  after one edit {med['edit'] * 1000:.0f} ms in-process (map updated, never stale); "
-        f"after restoring it {med['restore'] * 1000:.0f} ms"
+        f"k2lsp  after one edit {med['edit'] * 1000:.0f} ms wall / "
+        f"{med['edit_cpu'] * 1000:.0f} ms CPU "
+        "(in-process; the edit is in the map)"
     )
     if aider:
+        state = "STALE" if aider["edit_auto_stale"] else "fresh"
         print(
-            f"aider  cold {aider['cold']:.2f} s, peak {aider['cold_rss']:.0f} MiB; "
-            f"warm {aider['warm']:.2f} s; "
-            f"after one edit: auto mode {aider['edit_auto'] * 1000:.0f} ms "
-            f"({'STALE' if aider['edit_auto_stale'] else 'fresh'}), "
-            f"forced {aider['edit_forced']:.2f} s"
+            f"aider  cold {aider['cold']:.2f} s wall / {aider['cold_cpu']:.2f} s CPU, "
+            f"peak {aider['cold_rss']:.0f} MiB; "
+            f"warm {aider['warm']:.2f} s / {aider['warm_cpu']:.2f} s CPU"
         )
         print(
-            f"ratio  cold {med['cold'] / aider['cold']:.2f}x Aider, "
-            f"warm {med['warm'] / aider['warm']:.2f}x, "
-            f"one edit {med['edit'] / aider['edit_forced']:.3f}x (vs forced refresh)"
+            f"aider  after one edit: auto mode {aider['edit_auto'] * 1000:.0f} ms ({state}); "
+            f"forced {aider['edit_forced']:.2f} s wall / {aider['edit_cpu']:.2f} s CPU"
+        )
+        print(
+            f"ratio  cold {med['cold'] / aider['cold']:.2f}x Aider wall, "
+            f"{med['cold_cpu'] / aider['cold_cpu']:.2f}x CPU; "
+            f"warm {med['warm'] / aider['warm']:.3f}x wall; "
+            f"one edit {med['edit_cpu'] / aider['edit_cpu']:.4f}x CPU (vs forced refresh)"
         )
 
 

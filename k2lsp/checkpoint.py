@@ -28,6 +28,8 @@ from k2lsp import gitcmd
 from k2lsp.errors import EditConflict, UsageError
 from k2lsp.workspace import Workspace
 
+KEEP_CHECKPOINTS = 100
+
 
 @dataclass
 class UndoResult:
@@ -49,6 +51,8 @@ def checkpoint_dir(source: Path | str, state_dir: Path | str | None = None) -> P
     from k2lsp.runcopy import default_state_dir
 
     src = Path(source).expanduser().resolve()
+    if not src.is_dir():
+        raise UsageError(f"{source} is not a folder; pass --repo with the folder k2lsp wrote to")
     if gitcmd.toplevel(src) is not None:
         return gitcmd.common_dir(src) / "k2lsp" / "checkpoints"
     key = hashlib.sha1(str(src).encode("utf-8")).hexdigest()[:16]
@@ -109,7 +113,15 @@ def record(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     os.replace(tmp, base / cp_id)
+    _prune(base)
     return cp_id
+
+
+def _prune(base: Path) -> None:
+    """Keep the newest KEEP_CHECKPOINTS checkpoints of a folder."""
+    entries = sorted(p for p in base.iterdir() if (p / "manifest.json").is_file())
+    for old in entries[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _save_entry(ws: Workspace, tmp: Path, n: int, rel_in: str) -> dict[str, Any]:

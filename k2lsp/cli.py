@@ -28,7 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "undo": ("k2lsp.git:cli_undo", "restore the files as they were before the last delivery"),
     "gc": ("k2lsp.runcopy:cli_gc", "remove leftover run copies"),
 }
-SERVER_FLAGS = ("--stdio", "--tcp", "--ws", "--port", "--host")
+SERVER_FLAGS = ("--stdio", "--tcp", "--ws", "--port", "--host", "--log-level")
 OUTPUTS = ("apply", "branch", "patch")
 SANDBOXES = ("auto", "docker", "bwrap", "none")
 MODES = ("task", "ask", "fix_diagnostic", "explain", "refactor", "write_tests", "fix_failing_test")

@@ -183,7 +183,7 @@ class TerminalRenderer:
         )
 
     def _draw_status(self) -> None:
-        if self.live and self.kind is None:
+        if self.live and self.kind is None and self.max_steps:
             _write(self.err, "\r\x1b[K" + self._c(DIM, self.status_text()))
             self._status_shown = True
 

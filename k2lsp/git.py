@@ -14,6 +14,7 @@ replaced atomically, and the checkpoint is sealed with what was written (for `k2
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -264,6 +265,10 @@ def _plan_file(run_copy: RunCopy, ws: Workspace, fc: FileChange) -> list[_Write]
         old_abs, new_abs = ws.resolve_entry(old_rel), ws.resolve_entry(fc.path)
     except PathError as exc:
         return str(exc)
+    if fc.new_mode == "120000" and theirs is not None:
+        target = (new_abs.parent / os.fsdecode(theirs)).resolve()
+        if not target.is_relative_to(ws.root):
+            return "the run made it a symlink pointing outside your folder"
     in_the_way = [p for p in (old_abs, new_abs) if p.is_dir() and not p.is_symlink()]
     if in_the_way:
         return f"your tree has a folder at {ws.rel(in_the_way[0])}"

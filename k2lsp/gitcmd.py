@@ -95,6 +95,8 @@ def run(
             check=False,
         )
     except FileNotFoundError:
+        if not Path(cwd).is_dir():
+            raise GitError(f"folder {cwd} does not exist") from None
         raise GitError("git is not installed or not on PATH; install git and retry") from None
     if check and proc.returncode not in ok_codes:
         err = proc.stderr.decode("utf-8", "replace").strip()
@@ -173,9 +175,7 @@ def temp_index(seed: Path | None = None, where: Path | None = None) -> Iterator[
                 pass
 
 
-def snapshot_tree(
-    worktree: Path, env_index: Mapping[str, str], exclude: Sequence[str] = ()
-) -> str:
+def snapshot_tree(worktree: Path, env_index: Mapping[str, str], exclude: Sequence[str] = ()) -> str:
     """Stage the whole work tree (honouring .gitignore) into the temp index and write a tree.
 
     Paths matching the `exclude` glob pathspecs keep their committed version (or stay out).

@@ -133,11 +133,10 @@ async def execute_run(
     client = K2Client(settings)  # raises UsageError on bad provider / key
     run_id = request.run_id or new_run_id()
     state_dir = getattr(settings, "state_dir", None)
-    run_copy = await asyncio.to_thread(make_run_copy, repo, run_id, request.overlay, state_dir)
     path = trajectory_file or trajectory_path(state_dir, run_id)
     trajectory = Trajectory(path)
     emitter = Emitter(run_id, [redacting([trajectory.event_safe, *(sinks or [])])])
-    result = RunResult(run_id, Outcome.SUCCESS, "", trajectory=path, run_copy=run_copy)
+    result = RunResult(run_id, Outcome.SUCCESS, "", trajectory=path)
     emitter.emit(
         "run_started",
         task=request.task,
@@ -147,14 +146,15 @@ async def execute_run(
         mode=request.mode,
     )
     try:
-        await _drive(request, settings, client, run_copy, emitter, trajectory, result)
+        result.run_copy = await asyncio.to_thread(
+            make_run_copy, repo, run_id, request.overlay, state_dir
+        )
+        await _drive(request, settings, client, result.run_copy, emitter, trajectory, result)
         if finish is not None and result.outcome is not Outcome.CANCELLED:
             result = await finish(result)
     except asyncio.CancelledError:
-        result.outcome, result.summary = (
-            Outcome.CANCELLED,
-            "the run was cancelled; nothing was delivered",
-        )
+        result.outcome = Outcome.CANCELLED
+        result.summary = "the run was cancelled; nothing was delivered"
     except K2lspError as exc:
         result.outcome, result.summary = exc.outcome, str(exc)
     finally:

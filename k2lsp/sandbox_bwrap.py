@@ -38,6 +38,14 @@ PASS_ENV = (
 )
 
 
+# What shells and runtimes print when fork() fails under RLIMIT_NPROC.
+FORK_FAILED = (
+    "fork: Resource temporarily unavailable",
+    "Cannot fork",
+    "can't fork",
+    "BlockingIOError: [Errno 11] Resource temporarily unavailable",
+)
+
 # /proc entries a uid-0 process could write even without capabilities.
 PROC_KNOBS = (
     "/proc/sys",
@@ -174,14 +182,14 @@ class BwrapSandbox(Sandbox):
                 cap=s.output_cap_bytes,
                 cwd=self.root,
                 env={**base_env, **(env or {})},
-                preexec_fn=functools.partial(_limit_child, s, cgroup),
+                preexec_fn=functools.partial(_limit_child, s, cgroup, _nproc_limit(s.pids)),
             )
             hits = cgroup.limits_hit() if cgroup else []
         finally:
             if cgroup:
                 cgroup.remove()
         hits = (["timeout"] if out.timed_out else []) + hits + (["output"] if out.truncated else [])
-        if not hits and "fork: Resource temporarily unavailable" in out.output:
+        if not hits and any(m in out.output for m in FORK_FAILED):
             hits.append("pids")
         if not hits and ("MemoryError" in out.output or "Cannot allocate memory" in out.output):
             hits.append("memory")
@@ -197,7 +205,21 @@ class BwrapSandbox(Sandbox):
         return super().describe() + f" ({how})"
 
 
-def _limit_child(settings: SandboxSettings, cgroup: Cgroup | None) -> None:
+def _nproc_limit(pids: int) -> int:
+    """RLIMIT_NPROC counts every process of the user, so allow `pids` more than exist now."""
+    if os.geteuid() == 0:
+        return pids  # root is exempt anyway; the cgroup limits it
+    uid, count = os.getuid(), 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                count += entry.stat().st_uid == uid
+            except OSError:
+                continue
+    return count + pids
+
+
+def _limit_child(settings: SandboxSettings, cgroup: Cgroup | None, nproc: int) -> None:
     """In the child before exec: join the cgroup and set rlimits (inherited by bwrap's tree)."""
     if cgroup is not None:
         cgroup.join(os.getpid())
@@ -207,7 +229,7 @@ def _limit_child(settings: SandboxSettings, cgroup: Cgroup | None) -> None:
         (resource.RLIMIT_DATA, mem),
         (resource.RLIMIT_FSIZE, fsize),
         (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_NPROC, settings.pids),
+        (resource.RLIMIT_NPROC, nproc),
     ):
         try:
             resource.setrlimit(limit, (value, value))

@@ -19,8 +19,17 @@ from k2lsp.errors import PathError
 from k2lsp.workspace import DEFAULT_SECRET_GLOBS, Workspace
 
 # Files a run's tools and tests leave behind that never belong in its change set.
-RUN_LITTER = ("__pycache__/**", "*.pyc", "*.pyo", ".pytest_cache/**", ".mypy_cache/**",
-              ".ruff_cache/**", ".coverage", ".coverage.*", ".hypothesis/**")
+RUN_LITTER = (
+    "__pycache__/**",
+    "*.pyc",
+    "*.pyo",
+    ".pytest_cache/**",
+    ".mypy_cache/**",
+    ".ruff_cache/**",
+    ".coverage",
+    ".coverage.*",
+    ".hypothesis/**",
+)
 # Skipped when copying a folder that is not a git repository (heavy, machine-specific).
 NON_GIT_EXCLUDES = (
     ".venv/",

@@ -68,7 +68,7 @@ class Workspace:
     # Extra secret patterns (a `!pattern` entry removes a default one); None = defaults only.
     secret_globs: list[str] | None = None
     allow_secrets: bool = False
-    _is_git: bool | None = field(default=None, repr=False, compare=False)
+    _is_git: bool | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser().resolve()

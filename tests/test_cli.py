@@ -181,6 +181,7 @@ def test_sigint_mid_stream_exits_130_and_applies_nothing(repo: Path, tmp_path: P
         ("missing_folder", "does not exist"),
         ("empty_task", "nothing to do"),
         ("bad_number", "--max-steps"),
+        ("patch_file_without_patch", "--patch-file only works with --output patch"),
     ],
 )
 def test_bad_input_exits_2_with_a_readable_message(
@@ -198,8 +199,10 @@ def test_bad_input_exits_2_with_a_readable_message(
         args[3] = str(tmp_path / "nope")
     elif case == "empty_task":
         args[1] = "  "
-    else:
+    elif case == "bad_number":
         args += ["--max-steps", "zero"]
+    else:
+        args += ["--patch-file", str(tmp_path / "x.patch"), "--output", "apply"]
     proc = k2lsp(args, env)
     assert proc.returncode == 2
     assert needle in proc.stderr

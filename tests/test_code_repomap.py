@@ -91,6 +91,7 @@ def test_warm_start_reuses_the_disk_cache(repo: Path, cache: Path) -> None:
     first = RepoMap(repo, cache)
     first.refresh()
     text = first.render(1024)
+    first.flush()  # the pack is written in the background; a new process would find it
     second = RepoMap(repo, cache)
     stats = second.refresh()
     assert (stats.parsed, stats.rehashed) == (0, 0)
@@ -105,6 +106,7 @@ def test_one_changed_file_is_reparsed_and_the_map_is_never_stale(repo: Path, cac
     assert stats.parsed == 1 and stats.rehashed == 1
     assert "renamed_fn" in rmap.render(2048) and "lonely" not in rmap.render(2048)
     # A fresh process (new object, same cache) sees the change too, without re-parsing.
+    rmap.flush()
     again = RepoMap(repo, cache)
     stats = again.refresh()
     assert stats.parsed == 0 and "renamed_fn" in again.render(2048)
@@ -157,6 +159,7 @@ def test_paths_limit_the_map(repo: Path, cache: Path) -> None:
 def test_corrupt_cache_is_rebuilt(repo: Path, cache: Path) -> None:
     rmap = RepoMap(repo, cache)
     rmap.refresh()
+    rmap.flush()
     rmap.cache.pack_path.write_bytes(b"garbage")
     again = RepoMap(repo, cache)
     stats = again.refresh()

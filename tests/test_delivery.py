@@ -235,19 +235,40 @@ def test_headless_cli_delivers_through_each_output_mode(tmp_path: Path, output: 
     script = [Reply(reasoning="edit", tool_calls=[("edit_file", edit)]), Reply(content="Done.")]
     env = make_k2_env("")
     with FakeK2Server(script, models=["kimi-k2-thinking"]) as srv:
-        env.update(K2LSP_BASE_URL=srv.base_url, XDG_STATE_HOME=str(tmp_path / "xdg"),
-                   XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+        env.update(
+            K2LSP_BASE_URL=srv.base_url,
+            XDG_STATE_HOME=str(tmp_path / "xdg"),
+            XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+        )
         env.pop("CI", None)
-        args = ["--task", "make f return 2", "--repo", str(repo), "--output", output,
-                "--sandbox", "none"]
-        proc = subprocess.run([sys.executable, "-m", "k2lsp", *args], env=env,
-                              capture_output=True, text=True, timeout=300)
+        args = [
+            "--task",
+            "make f return 2",
+            "--repo",
+            str(repo),
+            "--output",
+            output,
+            "--sandbox",
+            "none",
+        ]
+        proc = subprocess.run(
+            [sys.executable, "-m", "k2lsp", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert proc.returncode == 0, proc.stderr
     assert (repo / "notes.txt").read_text() == "user's untracked notes\n"
     if output == "apply":
         assert "return 2" in (repo / "a.py").read_text()
-        undo_proc = subprocess.run([sys.executable, "-m", "k2lsp", "undo", "--repo", str(repo)],
-                                   env=env, capture_output=True, text=True, timeout=120)
+        undo_proc = subprocess.run(
+            [sys.executable, "-m", "k2lsp", "undo", "--repo", str(repo)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert undo_proc.returncode == 0, undo_proc.stderr
         assert (repo / "a.py").read_text() == "def f():\n    return 1\n"
     elif output == "branch":
@@ -275,7 +296,29 @@ def test_folder_in_the_way_is_a_conflict_not_a_deletion(tmp_path: Path, state: P
 def test_run_litter_is_not_part_of_the_change_set(tmp_path: Path, state: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"m.py": "x = 1\n"})
     rc = RunCopy.create(repo, "r", state_dir=state)
-    write(rc.root, {"__pycache__/m.cpython-311.pyc": b"\0pyc", ".pytest_cache/v/x": "1",
-                    "pkg/__pycache__/y.pyc": b"\0", ".coverage": b"\0", "m.py": "x = 2\n"})
+    write(
+        rc.root,
+        {
+            "__pycache__/m.cpython-311.pyc": b"\0pyc",
+            ".pytest_cache/v/x": "1",
+            "pkg/__pycache__/y.pyc": b"\0",
+            ".coverage": b"\0",
+            "m.py": "x = 2\n",
+        },
+    )
     assert rc.changes().paths() == ["m.py"]
+    rc.cleanup()
+
+
+def test_symlink_escaping_the_folder_is_not_delivered(tmp_path: Path, state: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    rc = RunCopy.create(repo, "r", state_dir=state)
+    os.symlink("/etc/passwd", rc.root / "leak")
+    os.symlink("a.txt", rc.root / "alias")
+    d = deliver(rc, rc.changes(), "apply", task="t")
+    assert d.outcome is Outcome.EDIT_CONFLICT and d.conflicts == ["leak"]
+    assert not (repo / "leak").is_symlink() and not (repo / "alias").exists()
+    (rc.root / "leak").unlink()
+    d = deliver(rc, rc.changes(), "apply", task="t")
+    assert d.outcome is Outcome.SUCCESS and os.readlink(repo / "alias") == "a.txt"
     rc.cleanup()

@@ -307,3 +307,32 @@ async def test_missing_folder_is_a_usage_error(tmp_path: Path, where: str) -> No
         target.write_text("x")
     with FakeK2Server([FINAL], models=[MODEL]) as srv, pytest.raises(UsageError, match="--repo"):
         await run(srv, target, tmp_path)
+
+
+async def test_compaction_before_the_context_fills_up(repo: Path, tmp_path: Path) -> None:
+    (repo / "big.txt").write_text("".join(f"line {i} of a long file\n" for i in range(2000)))
+    reads = [
+        Reply(
+            reasoning=f"part {i}",
+            tool_calls=[
+                (
+                    "read_file",
+                    {"path": "big.txt", "start_line": 1 + 400 * i, "end_line": 400 * (i + 1)},
+                )
+            ],
+        )
+        for i in range(5)
+    ]
+    with FakeK2Server([*reads, FINAL], models=[MODEL]) as srv:
+        result, events = await run(srv, repo, tmp_path, context_length=16_000)
+        sizes = [len(json.dumps(r["messages"])) for r in srv.requests]
+        srv_requests_last = srv.requests[-1]["messages"]
+        notes = [
+            r["messages"][2].get("content", "") for r in srv.requests if len(r["messages"]) > 2
+        ]
+    assert result.outcome is Outcome.SUCCESS
+    assert any(d["phase"] == "compacting" for d in of(events, "status"))
+    assert any("## Task ledger" in n for n in notes)
+    last_tools = [m for m in srv_requests_last if m["role"] == "tool"]
+    assert 1 <= len(last_tools) < 5  # older reads were summarised, the latest kept whole
+    assert max(sizes) < 5 * sizes[1]

@@ -150,7 +150,7 @@ def test_compaction_drops_reasoning_before_the_current_tool_loop() -> None:
     msgs.append({"role": "assistant", "reasoning_content": "final thoughts", "content": "Done."})
     msgs.append({"role": "user", "content": "now also fix b"})
     msgs += _history(1)[2:]
-    out = compact(msgs, Ledger(goal="g"), keep_chars=10**9)
+    out = compact(msgs, Ledger(goal="g"), keep_chars=10**9, max_units=4)
     old_call = out[3]
     assert old_call["reasoning_content"] == REASONING_PLACEHOLDER
     final = next(m for m in out if m.get("content") == "Done.")
@@ -198,3 +198,8 @@ def test_system_prompt_is_stable_and_read_only_modes_say_so() -> None:
         "explain x", mode="explain", context="def x(): ...", focus_paths=["a.py"]
     )
     assert "def x()" in msgs[1]["content"] and "a.py" in msgs[1]["content"]
+
+
+def test_compaction_with_nothing_to_drop_keeps_the_history_object() -> None:
+    msgs = _history(1)
+    assert compact(msgs, Ledger(goal="g"), keep_chars=10**9) is msgs

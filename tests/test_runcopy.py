@@ -295,3 +295,8 @@ def test_uncommitted_secrets_stay_out_of_snapshot_commits(tmp_path: Path, state:
     rc.cleanup()
     assert (repo / ".env").read_text() == "API_KEY=untracked\n"
     assert git(repo, "diff", "--cached", "--name-only") == "conf/.env\n"
+
+
+def test_gc_with_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert runcopy.cli_gc(["--state-dir", str(tmp_path / "empty")]) == 0
+    assert "no stale run copies" in capsys.readouterr().out

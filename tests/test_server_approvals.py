@@ -111,7 +111,6 @@ async def test_failing_tests_become_diagnostics_that_offer_a_fix(
         assert len(titles) == 1 and titles[0].startswith("K2: Fix failing test")
         fake.release()
         assert (await ed.finished(run_id))["outcome"] == "success"
-        print("DBG", [e for e in ed.events(run_id) if e["type"] in ("test_result", "tool_result")], ed.client.diagnostics)
-        await ed.wait_for(lambda: ed.client.diagnostics.get(uri) == [], timeout=10)
+        await ed.wait_for(lambda: list(ed.client.diagnostics.get(uri, [None])) == [])
     finally:
         await stop_editor(ed)

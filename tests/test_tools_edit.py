@@ -67,7 +67,7 @@ async def test_edit_replaces_once_records_and_returns_the_diff(
     assert res.ok, res.text
     assert (root / "m.py").read_text() == PY.replace("a - b\n", "a - b - 0\n")
     assert res.text.startswith(
-        "Edited m.py: replaced line 6 with 1 line(s).\n--- a/m.py\n+++ b/m.py\n"
+        "Edited m.py: replaced line 6 with 1 line.\n--- a/m.py\n+++ b/m.py\n"
     )
     assert "-    return a - b\n+    return a - b - 0\n" in res.text
     assert ctx.edited == ["m.py"]
@@ -156,9 +156,22 @@ async def test_no_match_reports_a_whitespace_insensitive_match(
 
 
 async def test_no_match_notices_an_edit_already_made(ctx: ToolContext, root: Path) -> None:
-    put(root, "a.py", "x = 2\n")
-    res = await edit(ctx, "a.py", "x = 1", "x = 2")
-    assert not res.ok and "new_text is already present at line 1" in res.text
+    put(root, "a.py", "import os\ntimeout_seconds = 30.0\n")
+    res = await edit(ctx, "a.py", "timeout = 10", "timeout_seconds = 30.0")
+    assert not res.ok and "new_text is already present at line 2" in res.text
+
+
+async def test_closest_lines_are_found_in_a_large_file(ctx: ToolContext, root: Path) -> None:
+    body = "".join(
+        f"def handler_{i}(request):\n    return respond(request, {i})\n" for i in range(10_000)
+    )
+    put(root, "big.py", body)
+    res = await edit(
+        ctx, "big.py", "def handler_7321(request):\n    retrun respond(request, 7321)\n", ""
+    )
+    assert not res.ok
+    assert "closest text is lines 14643-14644" in res.text
+    assert " 14644\t    return respond(request, 7321)" in res.text
 
 
 async def test_no_match_with_nothing_similar(ctx: ToolContext, root: Path) -> None:

@@ -129,7 +129,22 @@ async def test_long_lines_are_truncated(ctx: ToolContext, root: Path, engine: st
     (root / "min.js").write_text("var needle=1;" + "x" * 5000 + "\n")
     res = await search(ctx, pattern="needle")
     hit = res.text.splitlines()[1]
-    assert hit.startswith("min.js:1:var needle=1;") and len(hit) < 400
+    assert hit.startswith("min.js:1:var needle=1;xxx") and len(hit) < 400
+    assert hit.endswith(" … [line truncated]")
+
+
+async def test_a_file_of_several_megabytes_is_searched_to_its_end(
+    ctx: ToolContext, root: Path, engine: str
+) -> None:
+    n = 350_000  # ~ 10 MB, above the fallback's whole-file size
+    lines = [f"row {i:08d} payload" for i in range(n)] + ["the LASTNEEDLE row\r"]
+    (root / "big.csv").write_text("\n".join(lines) + "\n")
+    res = await search(ctx, pattern="LASTNEEDLE|row 00000007 ")
+    assert res.text.splitlines() == [
+        "2 matching lines in 1 file:",
+        "big.csv:8:row 00000007 payload",
+        f"big.csv:{n + 1}:the LASTNEEDLE row",
+    ]
 
 
 async def test_form_feed_and_unicode_separators_stay_on_their_line(

@@ -318,7 +318,7 @@ def test_edit_emits_edit_event_with_diff(repo: Path) -> None:
 
 
 def test_large_file_edit_finishes_in_bounded_time(tmp_path: Path) -> None:
-    body = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(40_000))  # ~1.2 MB
+    body = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(100_000))  # ~3.3 MB
     (tmp_path / "big.py").write_text(body)
     t0 = time.monotonic()
     res = run(
@@ -329,7 +329,7 @@ def test_large_file_edit_finishes_in_bounded_time(tmp_path: Path) -> None:
         code="def f39999(x):\n    return 0\n",
     )
     assert res.ok, res.text
-    assert time.monotonic() - t0 < 60
+    assert time.monotonic() - t0 < 120
 
 
 def test_repo_map_outlines_ranked_definitions(repo: Path) -> None:

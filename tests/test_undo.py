@@ -157,3 +157,12 @@ def test_checkpoint_paths_are_confined(tmp_path: Path) -> None:
     with pytest.raises(PathError):
         record_checkpoint(src, ["../outside.txt"], "bad")
     assert checkpoint.list_checkpoints(src) == []
+
+
+def test_undo_in_a_missing_folder_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_undo(["--repo", str(tmp_path / "nope")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="not a folder"):
+        record_checkpoint(tmp_path / "nope", ["a"], "x")

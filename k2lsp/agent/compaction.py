@@ -140,7 +140,8 @@ def summarise_unit(unit: list[dict[str, Any]]) -> list[str]:
 def compact(
     messages: list[dict[str, Any]], ledger: Ledger, *, keep_chars: int, max_units: int | None = None
 ) -> list[dict[str, Any]]:
-    """A new, shorter history (the input list is not modified)."""
+    """A new, shorter history (the input list is not modified); `messages` itself when
+    nothing can be dropped or shrunk."""
     head, body = messages[:2], messages[2:]
     old_summary: list[str] = []
     if body and body[0].get("role") == "user" and _text(body[0]).startswith(NOTE_MARK):
@@ -156,6 +157,8 @@ def compact(
         kept.insert(0, unit)
         used += size
     dropped = units[: len(units) - len(kept)]
+    if not dropped and used <= keep_chars:
+        return messages  # nothing to gain: keep the prefix (and the host's cache) intact
     if kept and used > keep_chars:
         kept[-1] = _shrink_unit(kept[-1], keep_chars)
     summary = old_summary + [line for unit in dropped for line in summarise_unit(unit)]

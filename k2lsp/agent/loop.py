@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from k2lsp.agent.budgets import Budget
 from k2lsp.agent.compaction import Ledger, compact, message_chars, should_compact
 from k2lsp.agent.events import Emitter, Event
 from k2lsp.agent.guards import RepeatGuard
+from k2lsp.agent.redaction import mark_safe, redact_text
 from k2lsp.agent.trajectory import Trajectory
 from k2lsp.errors import Cancelled, ContextOverflow
 from k2lsp.model.types import AssistantTurn, ToolCall
-from k2lsp.agent.redaction import mark_safe, redact_text
 from k2lsp.tools.base import ToolContext, ToolRegistry, ToolResult, cap_output
 
 EMPTY_RESULT = "(the tool returned no output)"
@@ -137,7 +137,11 @@ class AgentLoop:
         except ContextOverflow:
             self._compact(step, forced=True)
             turn = await self._request(step)
-        self.messages.append(self.client.history_message(turn))
+        reply = self.client.history_message(turn)
+        if self.trajectory is not None:
+            usage = asdict(turn.usage)
+            self.trajectory.response(self.emitter.run_id, step, reply, usage, turn.finish_reason)
+        self.messages.append(reply)
         self.ledger.note_reply(turn.reasoning, turn.content)
         if not turn.tool_calls:
             raise _Finished(turn.content or "")
@@ -149,39 +153,15 @@ class AgentLoop:
         msgs = self.messages
         if self.trajectory is not None:
             self.trajectory.request(self.emitter.run_id, step, msgs, self.schemas)
-        chars = sum(message_chars(m) for m in msgs) + self._schema_chars()
+        chars = sum(message_chars(m) for m in msgs) + self._schema_len
         turn = await self.client.complete(
             msgs, self.schemas, on_delta=self._on_delta, on_retry=self._on_retry
         )
-        u = turn.usage
-        if u.prompt_tokens > 0 and chars > 0:
-            self._tokens_per_char = u.prompt_tokens / chars
-        self.budget.add_usage(u)
-        t = self.budget.used
-        self.emitter.emit(
-            "usage",
-            prompt_tokens=u.prompt_tokens,
-            cached_tokens=u.cached_tokens,
-            completion_tokens=u.completion_tokens,
-            cost_usd=u.cost_usd,
-            total_prompt_tokens=t.prompt_tokens,
-            total_cached_tokens=t.cached_tokens,
-            total_completion_tokens=t.completion_tokens,
-            total_cost_usd=t.cost_usd,
-        )
-        if self.trajectory is not None:
-            self.trajectory.response(
-                self.emitter.run_id,
-                step,
-                self.client.history_message(turn),
-                {
-                    "prompt_tokens": u.prompt_tokens,
-                    "cached_tokens": u.cached_tokens,
-                    "completion_tokens": u.completion_tokens,
-                    "cost_usd": u.cost_usd,
-                },
-                turn.finish_reason,
-            )
+        if turn.usage.prompt_tokens > 0 and chars > 0:
+            self._tokens_per_char = turn.usage.prompt_tokens / chars
+        self.budget.add_usage(turn.usage)
+        totals = {f"total_{k}": v for k, v in asdict(self.budget.used).items()}
+        self.emitter.emit("usage", **asdict(turn.usage), **totals)
         return turn
 
     async def _run_call(self, call: ToolCall) -> None:
@@ -253,9 +233,10 @@ class AgentLoop:
         ctx_chars = int(self.client.context_length / self._tokens_per_char)
         before = len(self.messages)
         keep = ctx_chars * (15 if forced else 30) // 100
-        self.messages = compact(
-            self.messages, self.ledger, keep_chars=keep, max_units=2 if forced else None
-        )
+        new = compact(self.messages, self.ledger, keep_chars=keep, max_units=2 if forced else None)
+        if new is self.messages:
+            return
+        self.messages = new
         self.compactions += 1
         why = "the host reported a context overflow" if forced else "the context is nearly full"
         self.ledger.decide(f"context compacted at step {step} ({why})")
@@ -266,11 +247,8 @@ class AgentLoop:
         )
 
     def _estimate_tokens(self) -> int:
-        chars = sum(message_chars(m) for m in self.messages) + self._schema_chars()
+        chars = sum(message_chars(m) for m in self.messages) + self._schema_len
         return int(chars * self._tokens_per_char)
-
-    def _schema_chars(self) -> int:
-        return self._schema_len
 
     def _on_delta(self, kind: str, text: str) -> None:
         if kind in ("reasoning", "content"):

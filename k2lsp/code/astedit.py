@@ -252,7 +252,9 @@ def insert_text(lang: str, text: str, code: str, anchor: Symbol | None, after: b
         tail = data[pos:].decode("utf-8", "surrogatepass")
         if not head.endswith("\n"):
             head += "\n"
-        after_sep = blank if tail.strip() and not tail.startswith("\n") else ""
+        next_line = tail.split("\n", 1)[0]
+        # Separate from a following sibling, not from a closing brace or a dedent.
+        after_sep = blank if next_line.strip() and _width(next_line) >= len(target) else ""
         return head + blank + chunk + after_sep + tail
     pos = _line_start(data, anchor.lead_byte)
     head = data[:pos].decode("utf-8", "surrogatepass")

@@ -44,11 +44,6 @@ def name_prior(name: str, kind: str, depth: int) -> float:
     return factor
 
 
-def vote_weight(count: int) -> int:
-    """Integer votes of a file mentioning a name `count` times (integers: sums never drift)."""
-    return int(1000 * math.sqrt(count) + 0.5)
-
-
 Entry = tuple[float, str, int, tuple]  # -score, file, start byte, symbol tuple
 
 
@@ -83,8 +78,8 @@ class _Focus:
             entry = rmap.index.get(rel)
             rec = rmap.records.get(entry[2]) if entry else None
             if rec is not None:
-                for name, count in rec[1].items():
-                    self.refs[name] = self.refs.get(name, 0) + _FOCUS_REF_BOOST * vote_weight(count)
+                for name, votes in rec[1].items():
+                    self.refs[name] = self.refs.get(name, 0) + _FOCUS_REF_BOOST * votes
 
 
 def rank_symbols(
@@ -141,6 +136,27 @@ def _line(sym: Symbol, with_doc: bool) -> str:
     return text
 
 
+def _ancestors(
+    rmap: RepoMap,
+    rel: str,
+    qualname: str,
+    shown: dict[str, Symbol],
+    cache: dict[str, dict[str, tuple]],
+) -> list[Symbol]:
+    """Enclosing definitions of `qualname` not shown yet (outermost last)."""
+    quals = cache.get(rel)
+    if quals is None:
+        quals = {t[1]: t for t in reversed(rmap.records[rmap.index[rel][2]][0])}
+        cache[rel] = quals
+    out = []
+    while "." in qualname:
+        qualname = qualname.rsplit(".", 1)[0]
+        anc = quals.get(qualname)
+        if anc is not None and anc[1] not in shown:
+            out.append(Symbol(*anc))
+    return out
+
+
 def render_map(
     rmap: RepoMap,
     max_tokens: int,
@@ -172,17 +188,8 @@ def render_map(
             lines = {}
         if sym.qualname in lines:
             continue
-        parent = sym.qualname
-        if "." in parent:
-            quals = by_qual_cache.get(rel)
-            if quals is None:
-                quals = {t[1]: t for t in reversed(rmap.records[rmap.index[rel][2]][0])}
-                by_qual_cache[rel] = quals
-            while "." in parent:
-                parent = parent.rsplit(".", 1)[0]
-                anc = quals.get(parent)
-                if anc is not None and anc[1] not in lines:
-                    extra.append(Symbol(*anc))
+        if "." in sym.qualname:
+            extra = _ancestors(rmap, rel, sym.qualname, lines, by_qual_cache)
         for s in [*extra, sym]:
             cost += len(_line(s, s.kind in _DOC_KINDS)) + 1
         if used + cost > budget:
@@ -210,7 +217,11 @@ def render_map(
         for s in sorted(chosen[rel].values(), key=lambda s: (s.start_byte, -s.end_byte)):
             out.append(_line(s, s.kind in _DOC_KINDS))
     if shown == 0:
-        out.append("(no definitions found" + (" under the given paths)" if only else ")"))
+        where = " under the given paths" if only else ""
+        out.append(
+            f"(no definitions found{where}; the map covers Python, JavaScript, TypeScript/TSX, Go, "
+            "Rust, Java, C and C++ files: use list_files and search for others)"
+        )
     return "\n".join(out) + "\n"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -26,6 +27,23 @@ def identifier_counts(text: str) -> dict[str, int]:
     for word in _STOP.intersection(counts):
         del counts[word]
     return dict(counts)
+
+
+def vote_weight(count: int) -> int:
+    """Integer votes of a file mentioning a name `count` times: 1000 * sqrt(count), rounded.
+
+    Integers keep running totals exact, so incremental updates never drift from a rebuild.
+    """
+    return _WEIGHTS[count] if count < len(_WEIGHTS) else int(1000 * math.sqrt(count) + 0.5)
+
+
+_WEIGHTS = [int(1000 * math.sqrt(c) + 0.5) for c in range(512)]
+
+
+def identifier_votes(text: str) -> dict[str, int]:
+    """`identifier_counts` turned into votes (see `vote_weight`)."""
+    weights, top = _WEIGHTS, len(_WEIGHTS)
+    return {k: weights[c] if c < top else vote_weight(c) for k, c in identifier_counts(text).items()}
 
 
 def reference_lines(text: str, name: str, limit: int = 50) -> list[tuple[int, str]]:

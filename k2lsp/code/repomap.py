@@ -22,12 +22,12 @@ from typing import Any
 from k2lsp.code.cache import DiskCache, content_hash, default_cache_dir
 from k2lsp.code.files import list_source_files
 from k2lsp.code.languages import language_for
-from k2lsp.code.refs import identifier_counts
+from k2lsp.code.refs import identifier_votes
 from k2lsp.code.symbols import Symbol, extract_symbols
 
 log = logging.getLogger(__name__)
 
-# (symbol tuples, identifier counts, note, per-symbol (own votes, prior)): cached per content hash.
+# (symbol tuples, identifier votes, note, per-symbol (own votes, prior)): cached per content hash.
 Record = tuple[tuple[tuple[Any, ...], ...], dict[str, int], str, tuple[tuple[int, float], ...]]
 _RACY_NS = 2_000_000_000  # mtimes this close to the last check are re-hashed
 _MAX_MAP_FILE_BYTES = 1_000_000
@@ -36,7 +36,7 @@ _BLOB_FLUSH = 64
 
 
 def analyze(rel: str, data: bytes) -> Record:
-    """Symbols and identifier counts of one file (a note instead when it cannot be read)."""
+    """Symbols and identifier votes of one file (a note instead when it cannot be read)."""
     lang = language_for(rel)
     if lang is None:
         return (), {}, "unsupported", ()
@@ -48,13 +48,11 @@ def analyze(rel: str, data: bytes) -> Record:
         return (), {}, "not UTF-8", ()
     if len(data) > _MAX_MAP_FILE_BYTES:
         return (), {}, "too large", ()
-    from k2lsp.code.rank import name_prior, vote_weight
+    from k2lsp.code.rank import name_prior
 
     symbols = extract_symbols(lang, data)
-    idents = identifier_counts(text)
-    statics = tuple(
-        (vote_weight(idents.get(s.name, 0)), name_prior(s.name, s.kind, s.depth)) for s in symbols
-    )
+    idents = identifier_votes(text)
+    statics = tuple((idents.get(s.name, 0), name_prior(s.name, s.kind, s.depth)) for s in symbols)
     return tuple(tuple(s) for s in symbols), idents, "", statics
 
 
@@ -93,6 +91,7 @@ class RepoMap:
         self._rendered: dict[str, str] = {}
         self._lock = threading.RLock()
         self._primer: threading.Thread | None = None
+        self._saver: threading.Thread | None = None
 
     # ----- keeping up to date -------------------------------------------------------------
     def _load(self) -> None:
@@ -176,14 +175,12 @@ class RepoMap:
 
     def _replace(self, old: Record, new: Record) -> None:
         """Apply the difference between two versions of one file to the vote totals."""
-        from k2lsp.code.rank import vote_weight
-
         refsum, defcount, dirty = self.refsum, self.defcount, self._dirty
         old_i, new_i = old[1], new[1]
         for name in old_i.keys() | new_i.keys():
             before, after = old_i.get(name, 0), new_i.get(name, 0)
             if before != after:
-                refsum[name] = refsum.get(name, 0) + vote_weight(after) - vote_weight(before)
+                refsum[name] = refsum.get(name, 0) + after - before
                 dirty.add(name)
         old_d = Counter(t[0] for t in old[0])
         new_d = Counter(t[0] for t in new[0])
@@ -199,11 +196,10 @@ class RepoMap:
             self._add(rec, -1)
 
     def _add(self, rec: Record, sign: int = 1) -> None:
-        from k2lsp.code.rank import vote_weight
-
         refsum, defcount = self.refsum, self.defcount
-        for name, count in rec[1].items():
-            refsum[name] = refsum.get(name, 0) + sign * vote_weight(count)
+        get = refsum.get
+        for name, votes in rec[1].items():
+            refsum[name] = get(name, 0) + sign * votes
         for sym in rec[0]:
             defcount[sym[0]] = defcount.get(sym[0], 0) + sign
         if not self._dirty_all:
@@ -239,11 +235,23 @@ class RepoMap:
         if self._unsaved:
             self._save_pack()
             self._unsaved = 0
+        self._join_saver()
 
     def _save_pack(self) -> None:
+        """Write the pack from a snapshot in a background thread (joined by `flush`/exit)."""
+        self._join_saver()
         refsum = {k: v for k, v in self.refsum.items() if v}
         defcount = {k: v for k, v in self.defcount.items() if v > 0}
-        self.cache.save_pack(self.index, self.records, {"refsum": refsum, "defcount": defcount})
+        snapshot = (dict(self.index), dict(self.records), {"refsum": refsum, "defcount": defcount})
+        self._saver = threading.Thread(
+            target=self.cache.save_pack, args=snapshot, name="k2lsp-repomap-save", daemon=False
+        )
+        self._saver.start()
+
+    def _join_saver(self) -> None:
+        if self._saver is not None:
+            self._saver.join()
+            self._saver = None
 
     def state_token(self) -> str:
         """A digest of which content every file has: equal tokens mean equal maps."""
@@ -260,9 +268,10 @@ class RepoMap:
                 rank_symbols(self, frozenset(), frozenset(), 0)
 
     def wait_idle(self) -> None:
-        """Wait for background ranking started by `render` (benchmarks and tests)."""
+        """Wait for background work (ranking after a cache hit, cache writes)."""
         if self._primer is not None:
             self._primer.join()
+        self._join_saver()
 
     def render(
         self,

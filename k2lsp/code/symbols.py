@@ -83,7 +83,9 @@ class _Walker:
         if kind in self.rules.scopes or kind == "impl":
             self.visit_children(body, qual, kind)
         elif self.rules.nested_in_functions and kind in ("function", "method"):
-            self.visit_children(body, qual, kind)
+            inner = self.data[body.start_byte : body.end_byte]
+            if b"def " in inner or b"class " in inner:  # only then can it hold definitions
+                self.visit_children(body, qual, kind)
 
     def make_symbol(
         self,
@@ -146,8 +148,8 @@ class _Walker:
 
 
 def _last_named(node: Node) -> Node | None:
-    kids = node.named_children
-    return kids[-1] if kids else None
+    count = node.named_child_count
+    return node.named_child(count - 1) if count else None
 
 
 def _own_line(data: bytes, pos: int) -> bool:
@@ -244,12 +246,12 @@ def _signature(header: bytes, whole: bool) -> str:
 
 
 def _python_docstring(body: Node | None) -> str:
-    if body is None or not body.named_children:
+    if body is None or not body.named_child_count:
         return ""
-    first = body.named_children[0]
-    if first.type != "expression_statement" or not first.named_children:
+    first = body.named_child(0)
+    if first is None or first.type != "expression_statement" or not first.named_child_count:
         return ""
-    string = first.named_children[0]
+    string = first.named_child(0)
     if string.type != "string":
         return ""
     parts = [lr._text(c) for c in string.named_children if c.type == "string_content"]

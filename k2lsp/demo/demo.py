@@ -72,6 +72,7 @@ def pick_sandbox(kind: str, root: Path, err: Any) -> str:
 def demo_settings(base_url: str, sandbox: str, state_dir: Path) -> Any:
     """Settings pointing at the in-process fake server."""
     from k2lsp.config import Settings
+    from k2lsp.providers import MOONSHOT_PRICES
 
     return Settings(
         provider="openai-compatible",
@@ -81,6 +82,7 @@ def demo_settings(base_url: str, sandbox: str, state_dir: Path) -> Any:
         sandbox=sandbox,
         max_steps=20,
         state_dir=state_dir,
+        prices=dict(MOONSHOT_PRICES),
         test_command=None
         if sandbox in ("auto", "docker")
         else f"PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {sys.executable} -m pytest -q -p no:cacheprovider",
@@ -93,7 +95,8 @@ def banner(err: Any) -> None:
     print(
         f"{line}\n k2lsp demo: a REPLAY of recorded K2 moves (no API key, no model call).\n"
         " The agent loop, tools, sandbox, git and the openai SDK are real; the model's\n"
-        f" replies come from {SESSION.name} via a local fake K2 server.\n{line}",
+        f" replies come from {SESSION.name} via a local fake K2 server. Costs are shown\n"
+        f" at Moonshot's list prices; nothing is billed.\n{line}",
         file=err,
     )
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,17 +20,15 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from k2lsp import __version__
-from k2lsp.errors import UsageError
 from k2lsp.server import protocol
-from k2lsp.server.actions import TestCache
-from k2lsp.server.config import EditorConfig
-from k2lsp.server.diagnostics import TestDiagnostics
-from k2lsp.server.runs import RunRegistry
 
 if TYPE_CHECKING:
     from k2lsp.agent.events import Event
     from k2lsp.config import Settings
-    from k2lsp.server.runs import Run
+    from k2lsp.server.actions import TestCache
+    from k2lsp.server.config import EditorConfig
+    from k2lsp.server.diagnostics import TestDiagnostics
+    from k2lsp.server.runs import Run, RunRegistry
 
 log = logging.getLogger(__name__)
 Approve = Callable[[str, str], Awaitable[bool]]
@@ -40,16 +39,50 @@ class K2LanguageServer(LanguageServer):
 
     def __init__(self) -> None:
         super().__init__("k2lsp", __version__)
-        self.editor_config = EditorConfig()
-        self.runs = RunRegistry()
-        self.test_cache = TestCache()
-        self.test_diagnostics = TestDiagnostics()
         self.experimental_stream = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.init_options: object = None  # raw initializationOptions (plain JSON)
+        self._config: EditorConfig | None = None
+
+    # Session state, built on first use so that `initialize` imports as little as possible.
+    @property
+    def editor_config(self) -> EditorConfig:
+        """The validated editor configuration (initializationOptions until configuration)."""
+        if self._config is None:
+            from k2lsp.server.config import parse_config
+
+            self._config = parse_config(self.init_options)
+        return self._config
+
+    @editor_config.setter
+    def editor_config(self, value: EditorConfig) -> None:
+        self._config = value
+
+    @cached_property
+    def runs(self) -> RunRegistry:
+        """Every run of this session."""
+        from k2lsp.server.runs import RunRegistry
+
+        return RunRegistry()
+
+    @cached_property
+    def test_cache(self) -> TestCache:
+        """Detected test functions per open document."""
+        from k2lsp.server.actions import TestCache
+
+        return TestCache()
+
+    @cached_property
+    def test_diagnostics(self) -> TestDiagnostics:
+        """Published test-failure diagnostics."""
+        from k2lsp.server.diagnostics import TestDiagnostics
+
+        return TestDiagnostics()
 
     def root(self) -> Path:
         """The workspace folder (UsageError when the editor opened no folder)."""
+        from k2lsp.errors import UsageError
+
         root = self.workspace.root_path
         if not root:
             raise UsageError("no workspace folder is open; open your project folder first")

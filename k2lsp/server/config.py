@@ -11,9 +11,10 @@ import re
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from k2lsp.config import Settings
+if TYPE_CHECKING:
+    from k2lsp.config import Settings
 
 SANDBOX_KINDS = ("auto", "docker", "bwrap", "none")
 APPROVAL_MODES = ("ask", "policy")
@@ -97,6 +98,8 @@ def _set_option(options: ServerOptions, name: str, key: str, value: Any) -> str:
 
 
 def _set_override(out: dict[str, Any], name: str, key: str, value: Any, hint: Any) -> str:
+    from k2lsp.config import Settings
+
     default = getattr(Settings(), name)
     if value is None:
         out.pop(name, None)
@@ -178,6 +181,8 @@ _HINTS: dict[str, Any] | None = None
 def _settings_hints() -> dict[str, Any]:
     global _HINTS
     if _HINTS is None:
+        from k2lsp.config import Settings
+
         hints = typing.get_type_hints(Settings)
         _HINTS = {k: v for k, v in hints.items() if k not in ("extra", "api_key_env")}
     return _HINTS

@@ -9,25 +9,36 @@ from typing import Any
 
 from lsprotocol import types
 
-from k2lsp.server import commands, protocol
-from k2lsp.server.actions import code_actions
+from k2lsp.server import protocol
 from k2lsp.server.app import K2LanguageServer
-from k2lsp.server.commands import as_dict
-from k2lsp.server.config import parse_config
 
 log = logging.getLogger(__name__)
 CommandHandler = Callable[..., Awaitable[dict[str, Any]]]
 
 
+def as_dict(value: Any) -> Any:
+    """Plain JSON form of a value (pygls may hand over namedtuple-like objects)."""
+    if hasattr(value, "_asdict"):
+        value = value._asdict()
+    if isinstance(value, dict):
+        return {str(k): as_dict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_dict(v) for v in value]
+    return value
+
+
 def _initialize(ls: K2LanguageServer, params: types.InitializeParams) -> None:
+    # Only a snapshot here: options are validated (and problems shown) on `initialized`.
     ls.init_options = as_dict(params.initialization_options)
-    ls.editor_config = parse_config(ls.init_options)
     exp = as_dict(params.capabilities.experimental) if params.capabilities else None
     k2 = exp.get("k2lsp") if isinstance(exp, dict) else None
     ls.experimental_stream = isinstance(k2, dict) and k2.get("stream") is True
 
 
 async def _initialized(ls: K2LanguageServer, params: types.InitializedParams) -> None:
+    from k2lsp.server.config import parse_config
+
+    ls.editor_config = parse_config(ls.init_options)
     for problem in ls.editor_config.problems:
         ls.show(problem, types.MessageType.Warning)
     await _pull_configuration(ls)
@@ -35,6 +46,8 @@ async def _initialized(ls: K2LanguageServer, params: types.InitializedParams) ->
 
 async def _pull_configuration(ls: K2LanguageServer) -> None:
     """Ask for the `k2lsp` section and merge it over initializationOptions."""
+    from k2lsp.server.config import parse_config
+
     caps = ls.client_capabilities
     if not (caps and caps.workspace and caps.workspace.configuration):
         return
@@ -59,6 +72,8 @@ async def _pull_configuration(ls: K2LanguageServer) -> None:
 def _did_change_configuration(
     ls: K2LanguageServer, params: types.DidChangeConfigurationParams
 ) -> None:
+    from k2lsp.server.config import parse_config
+
     settings = as_dict(params.settings)
     if isinstance(settings, dict) and "k2lsp" in settings:
         config = parse_config(settings, parse_config(ls.init_options))
@@ -71,6 +86,8 @@ def _did_change_configuration(
 
 
 def _code_action(ls: K2LanguageServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    from k2lsp.server.actions import code_actions
+
     return code_actions(ls, params, ls.test_cache)
 
 
@@ -103,19 +120,22 @@ def _shutdown(ls: K2LanguageServer, *args: Any) -> None:
 
 def _run_command(name: str) -> CommandHandler:
     async def handler(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
-        return await commands.start(ls, name, args)
+        from k2lsp.server.commands import start
+
+        return await start(ls, name, args)
 
     return handler
 
 
-def _guarded(func: Callable[..., Any]) -> CommandHandler:
-    """A control command that shows its UsageError before the error response."""
+def _guarded(name: str, *extra: Any) -> CommandHandler:
+    """A control command (`k2lsp.server.commands.<name>`) that shows its UsageError."""
 
     async def handler(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
         from k2lsp.errors import UsageError
+        from k2lsp.server import commands
 
         try:
-            result = func(ls, args)
+            result = getattr(commands, name)(ls, args, *extra)
             return await result if asyncio.iscoroutine(result) else result
         except UsageError as exc:
             ls.show(f"K2: {exc}", types.MessageType.Warning)
@@ -158,12 +178,8 @@ def register(server: K2LanguageServer) -> None:
     server.feature(types.SHUTDOWN)(_shutdown)
     for name in protocol.RUN_COMMANDS:
         server.command(name)(_run_command(name))
-    server.command(protocol.CMD_CANCEL)(_guarded(commands.cancel))
-    server.command(protocol.CMD_UNDO)(_guarded(commands.undo))
+    server.command(protocol.CMD_CANCEL)(_guarded("cancel"))
+    server.command(protocol.CMD_UNDO)(_guarded("undo"))
     server.command(protocol.CMD_STATUS)(_status)
-    server.command(protocol.CMD_ACCEPT)(
-        _guarded(lambda ls, args: commands.resolve_preview(ls, args, True))
-    )
-    server.command(protocol.CMD_REJECT)(
-        _guarded(lambda ls, args: commands.resolve_preview(ls, args, False))
-    )
+    server.command(protocol.CMD_ACCEPT)(_guarded("resolve_preview", True))
+    server.command(protocol.CMD_REJECT)(_guarded("resolve_preview", False))

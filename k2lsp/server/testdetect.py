@@ -1,8 +1,8 @@
 """Find test functions with tree-sitter: pytest, unittest, jest/vitest, go test, cargo test.
 
-`find_tests(path, text)` lists the tests of one document; `enclosing_test(path, text, line)` gives the
-one enclosing a 0-based line. A cheap text pre-check skips parsing files with no test marker,
-so code actions on ordinary files never pay for a parse.
+`find_tests(path, text)` lists the tests of one document; `enclosing_test(path, text, line)`
+gives the one enclosing a 0-based line. A cheap text pre-check skips parsing files with no
+test marker, so code actions on ordinary files never pay for a parse.
 """
 
 from __future__ import annotations

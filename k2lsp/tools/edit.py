@@ -4,6 +4,9 @@ one step when it does not (closest lines, whitespace-insensitive matches, every 
 from __future__ import annotations
 
 import difflib
+import heapq
+import re
+from collections import Counter
 
 from pydantic import BaseModel, Field
 
@@ -11,8 +14,10 @@ from k2lsp.tools import fileops
 from k2lsp.tools.base import ToolContext, ToolError, tool
 
 MAX_LISTED = 10
-FUZZY_MAX_LINES = 20_000
+FUZZY_MAX_LINES = 200_000
 FUZZY_MIN_RATIO = 0.5
+FUZZY_CANDIDATES = 12
+_TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 class EditFileParams(BaseModel):
@@ -58,10 +63,9 @@ def edit_file(ctx: ToolContext, args: EditFileParams) -> str:
     ctx.record_edit(rel, diff)
     first = text.count("\n", 0, idx) + 1
     last = first + old.rstrip("\n").count("\n")
-    added = new.rstrip("\n").count("\n") + 1 if new else 0
-    return f"Edited {rel}: replaced {_span(first, last)} with {added} line(s).\n" + fileops.compact(
-        diff
-    )
+    added = fileops.plural(new.rstrip("\n").count("\n") + 1 if new else 0, "line")
+    head = f"Edited {rel}: replaced {_span(first, last)} with {added}.\n"
+    return head + fileops.compact(diff)
 
 
 def _span(first: int, last: int) -> str:
@@ -163,14 +167,13 @@ def _loose_matches(lines: list[str], old_lines: list[str]) -> list[int]:
     size = len(want)
     hits: list[int] = []
     for i in range(len(keys) - size + 1):
-        if size == 1:
-            ok = bool(want[0]) and want[0] in keys[i]
+        if size == 1:  # a short fragment must equal the line, a longer one may sit inside it
+            ok = want[0] == keys[i] or (len(want[0]) >= 6 and want[0] in keys[i])
         else:
-            window = keys[i : i + size]
             ok = (
-                window[0].endswith(want[0])
-                and window[-1].startswith(want[-1])
-                and window[1:-1] == want[1:-1]
+                keys[i].endswith(want[0])
+                and keys[i + size - 1].startswith(want[-1])
+                and keys[i + 1 : i + size - 1] == want[1:-1]
             )
         if ok:
             hits.append(i)
@@ -178,21 +181,48 @@ def _loose_matches(lines: list[str], old_lines: list[str]) -> list[int]:
 
 
 def _closest(lines: list[str], old_lines: list[str]) -> tuple[int, float] | None:
-    """Start and similarity of the window of len(old_lines) lines most like old_text."""
+    """Start and similarity of the window of len(old_lines) lines most like old_text.
+
+    Windows are ranked cheaply by the old_text tokens they share, rare tokens counting more
+    (prefix sums, linear in the file); only the best few are scored with difflib.
+    """
     if len(lines) > FUZZY_MAX_LINES:
         return None
     size = len(old_lines)
-    target = "\n".join(line.strip() for line in old_lines)
-    matcher = difflib.SequenceMatcher(None, autojunk=False)
-    matcher.set_seq2(target)
+    wanted = {tok for line in old_lines for tok in _TOKEN.findall(line)}
+    if not wanted:
+        return None
+    per_line = [[t for t in _TOKEN.findall(line) if t in wanted] for line in lines]
+    freq: Counter[str] = Counter(t for toks in per_line for t in toks)
+    prefix = [0.0]
+    for toks in per_line:
+        prefix.append(prefix[-1] + sum(1.0 / freq[t] for t in toks))
+
+    def rank(i: int) -> float:
+        return prefix[min(i + size, len(lines))] - prefix[i]
+
     best: tuple[int, float] | None = None
-    floor = FUZZY_MIN_RATIO
-    stripped = [line.strip() for line in lines]
-    for i in range(max(1, len(lines) - size + 1)):
-        matcher.set_seq1("\n".join(stripped[i : i + size]))
-        if matcher.real_quick_ratio() < floor or matcher.quick_ratio() < floor:
-            continue
-        ratio = matcher.ratio()
-        if ratio >= floor and (best is None or ratio > best[1]):
-            best, floor = (i, ratio), ratio
+    for i in sorted(
+        heapq.nlargest(FUZZY_CANDIDATES, range(max(1, len(lines) - size + 1)), key=rank)
+    ):
+        ratio = _similarity(lines[i : i + size], old_lines)
+        if ratio >= FUZZY_MIN_RATIO and (best is None or ratio > best[1]):
+            best = (i, ratio)
     return best
+
+
+def _similarity(window: list[str], old_lines: list[str]) -> float:
+    """Line-by-line difflib similarity, weighted by line length (fast on long windows)."""
+    score = weight = 0.0
+    for have, want in zip(window, old_lines, strict=False):
+        a, b = have.strip(), want.strip()
+        w = max(len(a), len(b), 1)
+        score += w * (1.0 if a == b else difflib.SequenceMatcher(None, a, b).ratio())
+        weight += w
+    missing = len(old_lines) - len(window)  # a window cut short by the end of the file
+    weight += (
+        sum(max(len(line.strip()), 1) for line in old_lines[len(old_lines) - missing :])
+        if missing > 0
+        else 0
+    )
+    return score / weight if weight else 0.0

@@ -172,3 +172,8 @@ def compact(diff: str, limit: int = DIFF_CAP_CHARS) -> str:
     cut = diff[:limit].rsplit("\n", 1)[0]
     more = len(diff) - len(cut)
     return f"{cut}\n[... diff truncated ({more:,} more characters); use read_file to check ...]\n"
+
+
+def plural(n: int, noun: str) -> str:
+    """`1 file`, `2 files`."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

@@ -116,12 +116,13 @@ def list_files(ctx: ToolContext, args: ListFilesParams) -> str:
         raise ToolError(f"{rel} does not exist; list the parent folder to find the right path")
     if abs_path.is_file():
         return f"{rel} is a file ({abs_path.stat().st_size:,} bytes); use read_file to read it."
-    files = _find_files(ctx, abs_path, rel, args.pattern)
+    files = _find_files(ctx, rel, args.pattern)
     where = "the workspace root" if rel == "." else rel
     matching = f" matching {args.pattern!r}" if args.pattern else ""
     if not files:
         return f"No files under {where}{matching} (ignored files are not listed)."
-    head = f"{len(files)} files under {where}{matching} (.gitignored files and .git not shown):"
+    head = f"{fileops.plural(len(files), 'file')} under {where}{matching}"
+    head += " (.gitignored files and .git not shown):"
     return head + "\n" + _tree(ctx, files[:LIST_CAP]) + _more(len(files) - LIST_CAP)
 
 
@@ -131,7 +132,7 @@ def _more(extra: int) -> str:
     return f"\n[... {extra} more files not shown; narrow with path or pattern ...]"
 
 
-def _find_files(ctx: ToolContext, abs_path: Path, rel: str, pattern: str | None) -> list[str]:
+def _find_files(ctx: ToolContext, rel: str, pattern: str | None) -> list[str]:
     scope = "" if rel == "." else rel
     rg = rg_binary()
     found = _rg_files(ctx, rg, scope) if rg else None
@@ -203,7 +204,7 @@ def create_file(ctx: ToolContext, args: CreateFileParams) -> str:
     diff = fileops.diff_of(rel, None, args.content)
     ctx.record_edit(rel, diff)
     lines = args.content.count("\n") + (0 if args.content.endswith("\n") or not args.content else 1)
-    return f"Created {rel} ({lines} lines).\n" + fileops.compact(diff)
+    return f"Created {rel} ({fileops.plural(lines, 'line')}).\n" + fileops.compact(diff)
 
 
 def _check_parents(ctx: ToolContext, abs_path: Path) -> None:

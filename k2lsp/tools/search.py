@@ -4,6 +4,7 @@ pure-Python fallback giving the same output when the rg binary is absent."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -20,7 +21,8 @@ from k2lsp.tools.walk import (
 )
 
 LINE_CAP = 300
-FALLBACK_MAX_BYTES = 8 * 1024 * 1024
+FALLBACK_WHOLE_BYTES = 8 * 1024 * 1024  # bigger files are streamed line by line
+RG_PREVIEW_NOTE = " [... omitted end of long line]"
 
 RG_FLAGS = (
     "--heading", "--with-filename", "--line-number", "--null", "--color", "never", "--hidden",
@@ -142,32 +144,43 @@ def _py_blocks(ctx: ToolContext, regex: re.Pattern[str], rel: str, glob: str | N
     for path in walk_files(ctx.root, "" if rel == "." else rel):
         if glob and not glob_matches(glob, path):
             continue
-        text = _text_of(ctx.root / path)
-        if text is not None:
-            _add_matches(blocks, path, regex, text)
+        lines = _lines_of(ctx.root / path)
+        if lines is not None:
+            _add_matches(blocks, path, regex, lines)
     return blocks
 
 
-def _text_of(abs_path: Path) -> str | None:
+def _lines_of(abs_path: Path) -> Iterable[str] | None:
+    """The lines of a text file (None for binary or unreadable files); big files streamed."""
     try:
-        if abs_path.stat().st_size > FALLBACK_MAX_BYTES:
-            return None
-        data = abs_path.read_bytes()
+        with open(abs_path, "rb") as fh:
+            head = fh.read(8192)
+            if b"\x00" in head:
+                return None
+            if abs_path.stat().st_size <= FALLBACK_WHOLE_BYTES:
+                return _split((head + fh.read()).decode("utf-8", "replace"))
     except OSError:
         return None
-    if b"\x00" in data[:8192]:
-        return None
-    return data.decode("utf-8", "replace")
+    return _stream_lines(abs_path)
 
 
-def _add_matches(blocks: Blocks, path: str, regex: re.Pattern[str], text: str) -> None:
+def _stream_lines(abs_path: Path) -> Iterator[str]:
+    with open(abs_path, "rb") as fh:
+        for raw in fh:
+            yield raw.removesuffix(b"\n").decode("utf-8", "replace")
+
+
+def _split(text: str) -> list[str]:
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()  # no line after the final newline
+    return lines
+
+
+def _add_matches(blocks: Blocks, path: str, regex: re.Pattern[str], lines: Iterable[str]) -> None:
     hits = [
-        f"{n}:{line.rstrip(chr(13))}\n"
-        for n, line in enumerate(text.split("\n"), 1)
-        if regex.search(line)
+        f"{n}:{line.rstrip(chr(13))}\n" for n, line in enumerate(lines, 1) if regex.search(line)
     ]
-    if text.endswith("\n") and hits and hits[-1].startswith(f"{text.count(chr(10)) + 1}:"):
-        hits.pop()  # the empty "line" after the final newline
     if hits:
         blocks[path] = "".join(hits).encode("utf-8", "surrogateescape")
 
@@ -182,7 +195,7 @@ def _apply_overlay(
         if glob and not glob_matches(glob, path):
             continue
         blocks.pop(path, None)
-        _add_matches(blocks, path, regex, text)
+        _add_matches(blocks, path, regex, _split(text))
 
 
 def render(blocks: Blocks, args: SearchParams, rel: str, notes: list[str]) -> str:
@@ -201,21 +214,19 @@ def render(blocks: Blocks, args: SearchParams, rel: str, notes: list[str]) -> st
         for line in blocks[path].decode("utf-8", "replace").split("\n")[:-1]:
             num, _, text = line.partition(":")
             text = text.rstrip("\r")
-            if len(text) > LINE_CAP:
+            if text.endswith(RG_PREVIEW_NOTE):
+                text = text.removesuffix(RG_PREVIEW_NOTE) + " … [line truncated]"
+            elif len(text) > LINE_CAP:
                 text = text[:LINE_CAP] + " … [line truncated]"
             out.append(f"{path}:{num}:{text}")
             if len(out) >= args.max_results:
                 break
         if len(out) >= args.max_results:
             break
-    head = f"{_plural(total, 'matching line')} in {_plural(len(blocks), 'file')}:"
+    head = f"{fileops.plural(total, 'matching line')} in {fileops.plural(len(blocks), 'file')}:"
     if total > len(out):
         extra = (
-            f"\n[... {total - len(out)} more matching lines not shown; narrow with path or glob, "
+            f"\n[... {total - len(out):,} more matching lines not shown; narrow with path or glob, "
             "or raise max_results ...]" + extra
         )
     return head + "\n" + "\n".join(out) + extra
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -6,6 +6,7 @@ Importing this module is cheap: tree-sitter and the grammars load on first use.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,9 +17,11 @@ from k2lsp.tools.base import ToolError, cap_output, tool
 
 if TYPE_CHECKING:
     from k2lsp.code.repomap import RepoMap
+    from k2lsp.code.symbols import Symbol
     from k2lsp.tools.base import ToolContext
 
-_MAPS: dict[tuple[str, str], RepoMap] = {}
+_MAPS: OrderedDict[tuple[str, str], RepoMap] = OrderedDict()
+_MAX_MAPS = 3  # maps kept in memory (one per workspace root; run copies come and go)
 _MAPS_LOCK = threading.Lock()
 _REF_LIMIT = 40
 
@@ -36,6 +39,9 @@ def repo_map_for(ctx: ToolContext) -> RepoMap:
         if rmap is None:
             rmap = RepoMap(ctx.root, cache_dir)
             _MAPS[key] = rmap
+            while len(_MAPS) > _MAX_MAPS:
+                _MAPS.popitem(last=False)[1].flush()
+        _MAPS.move_to_end(key)
     return rmap
 
 
@@ -129,7 +135,7 @@ def find_symbol(ctx: ToolContext, args: FindSymbolParams) -> str:
         close = difflib.get_close_matches(name.rsplit(".", 1)[-1], all_names, n=8, cutoff=0.6)
         hint = f" Similar names: {', '.join(close)}." if close else ""
         out.append(f"No definition of {name!r} found{' under ' + only if only else ''}.{hint}")
-    skip = {(rel, line) for rel, s in defs for line in (s.start_line, _core_line(s))}
+    skip = {(rel, ln) for rel, s in defs for ln in (s.start_line, _core_line(ctx.root / rel, s))}
     refs = _references(ctx, name.rsplit(".", 1)[-1], only, skip)
     out.append(
         f"References to {name.rsplit('.', 1)[-1]!r}: "
@@ -139,8 +145,16 @@ def find_symbol(ctx: ToolContext, args: FindSymbolParams) -> str:
     return cap_output("\n".join(out) + "\n", hint="pass path to narrow the search")
 
 
-def _core_line(sym: object) -> int:
-    return int(getattr(sym, "start_line", 0))
+def _core_line(path: Path, sym: Symbol) -> int:
+    """Line of the definition keyword (after decorators), which is not a reference."""
+    if sym.core_byte == sym.start_byte:
+        return sym.start_line
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(sym.core_byte)
+    except OSError:
+        return sym.start_line
+    return head.count(b"\n") + 1
 
 
 def _under(rel: str, only: str) -> bool:

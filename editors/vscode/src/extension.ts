@@ -64,7 +64,7 @@ function onStream(params: StreamParams): void {
 
 async function onDelivery(params: DeliveryParams): Promise<void> {
   const msg = `K2 ${params.runId}: ${params.status}${params.message ? ` — ${params.message}` : ""}`;
-  output.appendLine(`[delivery] ${msg}`);
+  output.append(renderer.note(`[delivery] ${msg}`));
   if (params.status === "conflict" || params.status === "refused") {
     void vscode.window.showWarningMessage(msg);
   }

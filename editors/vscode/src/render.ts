@@ -35,6 +35,14 @@ export class StreamRenderer {
     return out;
   }
 
+  /** Text to append for a line of our own (e.g. a delivery note), after any open line. */
+  note(text: string): string {
+    const out = this.closeLine() + text + "\n";
+    this.kind = undefined;
+    this.atLineStart = true;
+    return out;
+  }
+
   private closeLine(): string {
     return this.atLineStart ? "" : "\n";
   }
@@ -44,7 +52,6 @@ export class StreamRenderer {
     let out = "";
     if (this.kind !== kind || runChanged) {
       out += this.closeLine();
-      out += kind === "reasoning" ? "  ┆ (thinking)\n" : "";
       this.atLineStart = true;
     }
     this.kind = kind;

@@ -83,7 +83,7 @@ async function main() {
     log("calc.py saved");
     const panel = page.locator(".part.panel .view-lines", { hasText: "finished: success" });
     await panel.first().waitFor({ timeout: WAIT_MS });
-    const panelText = await page.locator(".part.panel").innerText();
+    const panelText = (await panel.first().innerText()).replace(/\u00a0/g, " ");
     const files = await poll("the K2 output channel log", () => {
       const found = findFiles(process.env.CS_DATA, (p) => /(^|[-/])K2\.log$/.test(p));
       return found.length ? found : undefined;

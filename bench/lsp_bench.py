@@ -1,0 +1,208 @@
+"""Language-server benchmarks: cold `initialize` latency and code-action latency under load.
+
+    .venv/bin/python bench/lsp_bench.py [--runs 7] [--requests 400] [--jedi PATH]
+
+1. Cold initialize: process start -> InitializeResult, for `python -m k2lsp --stdio`, a bare
+   pygls 2 server (the floor any pygls server pays, mostly `import lsprotocol.types`) and
+   jedi-language-server (if found: --jedi, $JEDI_LS, PATH or /tmp/jls-venv; install it in its own
+   venv with `python -m venv /tmp/jls-venv && /tmp/jls-venv/bin/pip install
+   jedi-language-server==0.47.0`). Runs alternate between servers; medians and ratios are
+   printed (the goal: k2lsp <= 1.1x bare pygls).
+2. Code actions on a 5,000-line Python test file while a run streams reasoning from the fake K2
+   host to a client with k2lsp/stream on: p50/p99 latency of textDocument/codeAction at random
+   positions (cursor and selections), and the same with no run for comparison (goal p99 < 20 ms).
+
+Prints figures only; never fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BARE_PYGLS = (
+    "from pygls.lsp.server import LanguageServer\n"
+    "LanguageServer('bare', '0').start_io()\n"
+)
+
+
+def _frame(obj: dict[str, Any]) -> bytes:
+    body = json.dumps(obj).encode()
+    return f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def _read(stream: Any) -> dict[str, Any]:
+    length = 0
+    while True:
+        line = stream.readline()
+        if not line:
+            raise RuntimeError("server closed its stdout")
+        if line in (b"\r\n", b"\n"):
+            break
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return json.loads(stream.read(length))
+
+
+def time_initialize(cmd: list[str], root: Path, env: dict[str, str]) -> float:
+    """Seconds from process start to the initialize result."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env, cwd=root)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(_frame({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "processId": os.getpid(), "rootUri": root.as_uri(), "capabilities": {}}}))
+    proc.stdin.flush()
+    while True:
+        msg = _read(proc.stdout)
+        if msg.get("id") == 1:
+            break
+    elapsed = time.perf_counter() - start
+    proc.kill()
+    proc.wait()
+    return elapsed
+
+
+def find_jedi(explicit: str | None) -> str | None:
+    """Path of a jedi-language-server executable, or None."""
+    for cand in (explicit, os.environ.get("JEDI_LS"), shutil.which("jedi-language-server"),
+                 "/tmp/jls-venv/bin/jedi-language-server"):
+        if cand and Path(cand).exists():
+            return cand
+    return None
+
+
+def bench_initialize(runs: int, jedi: str | None) -> None:
+    """Print the cold-initialize table."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        bare = root / "bare_pygls.py"
+        bare.write_text(BARE_PYGLS)
+        env = {**os.environ, "HOME": tmp, "XDG_STATE_HOME": tmp}
+        servers = {"k2lsp": [sys.executable, "-m", "k2lsp", "--stdio"],
+                   "bare pygls 2": [sys.executable, str(bare)]}
+        if jedi:
+            servers["jedi-language-server"] = [jedi]
+        times: dict[str, list[float]] = {name: [] for name in servers}
+        for name, cmd in servers.items():  # warm the bytecode caches once
+            time_initialize(cmd, root, env)
+        for _ in range(runs):
+            for name, cmd in servers.items():
+                times[name].append(time_initialize(cmd, root, env))
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    print(f"Cold initialize (process start -> InitializeResult), median of {runs} runs:")
+    for name, ts in times.items():
+        print(f"  {name:22s} {med[name] * 1000:7.0f} ms  (min {min(ts) * 1000:.0f}, "
+              f"max {max(ts) * 1000:.0f})")
+    print(f"  ratio k2lsp / bare pygls 2:          {med['k2lsp'] / med['bare pygls 2']:.2f}x"
+          "  (goal <= 1.1x)")
+    if jedi:
+        print(f"  ratio k2lsp / jedi-language-server:  "
+              f"{med['k2lsp'] / med['jedi-language-server']:.2f}x")
+    else:
+        print("  jedi-language-server not found (see the module docstring to install it)")
+
+
+def make_test_file(lines: int = 5000) -> str:
+    """A Python test module of about `lines` lines: helpers, test functions, a test class."""
+    out = ["import pytest", "", ""]
+    i = 0
+    while len(out) < lines - 8:
+        out += [f"def helper_{i}(x):", f"    y = x * {i}", "    return y + 1", "", ""]
+        out += [f"def test_case_{i}():", f"    assert helper_{i}(1) == {i + 1}", "", ""]
+        i += 1
+    out += ["class TestGroup:", "    def test_inner(self):", "        assert True", ""]
+    return "\n".join(out) + "\n"
+
+
+async def _code_action_latencies(client: Any, uri: str, n: int, lines: int) -> list[float]:
+    from lsprotocol import types
+
+    rng = random.Random(7)
+    out = []
+    for i in range(n):
+        line = rng.randrange(lines - 1)
+        end = line + (rng.randrange(1, 20) if i % 3 == 0 else 0)
+        params = types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(start=types.Position(line=line, character=0),
+                              end=types.Position(line=end, character=0)),
+            context=types.CodeActionContext(diagnostics=[]))
+        t0 = time.perf_counter()
+        await client.text_document_code_action_async(params)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def bench_code_actions(n: int) -> None:
+    """Print code-action latency while a run streams, and idle."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from lsprotocol import types
+
+    from k2lsp.model.fake_server import FakeK2Server, Reply
+    from tests.lsp_fixtures import start_editor, stop_editor
+
+    long = "".join(f"Considering case {i} of the input in detail.\n" for i in range(4000))
+    fake = FakeK2Server([Reply(reasoning=long, content="Done.", chunk_size=8, delay_s=0.002)])
+    base = fake.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "proj"
+        root.mkdir()
+        text = make_test_file()
+        (root / "test_big.py").write_text(text)
+        ed = await start_editor(root, base, Path(tmp) / "home")
+        try:
+            uri = ed.open("test_big.py")
+            lines = text.count("\n")
+            await _code_action_latencies(ed.client, uri, 20, lines)  # warm-up
+            idle = await _code_action_latencies(ed.client, uri, n, lines)
+            run_id = (await ed.command("k2lsp.ask", {"question": "think hard"}))["runId"]
+            await ed.wait_for(lambda: len(ed.stream) > 3)
+            busy = await _code_action_latencies(ed.client, uri, n, lines)
+            streaming = ed.events(run_id)[-1]["type"] != "run_finished"
+            batches = len(ed.stream)
+            ed.client.workspace_execute_command(types.ExecuteCommandParams(
+                command="k2lsp.cancel", arguments=[{"runId": run_id}]))
+        finally:
+            await stop_editor(ed)
+            fake.stop()
+    print(f"\nCode actions on a {lines:,}-line test file ({n} requests each, p50 / p99 / max):")
+    for name, vals in (("idle", idle), ("while a run streams", busy)):
+        print(f"  {name:22s} {_pct(vals, 0.5):6.2f} / {_pct(vals, 0.99):6.2f} / "
+              f"{max(vals) * 1000:6.2f} ms")
+    print(f"  stream batches received meanwhile: {batches}; run still streaming at the end: "
+          f"{streaming}  (goal p99 < 20 ms)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both benchmarks and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--jedi", default=None, help="path of jedi-language-server")
+    parser.add_argument("--skip-init", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.skip_init:
+        bench_initialize(args.runs, find_jedi(args.jedi))
+    asyncio.run(bench_code_actions(args.requests))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Emacs eglot (Debian emacs-nox + elpa-eglot) in batch mode: one standard-LSP round trip.
+
+Evidence that a client with no k2lsp-specific code works: eglot starts `k2lsp --stdio`, asks for
+code actions in a failing test, executes "K2: Fix failing test" with `workspace/executeCommand`,
+and the server's `workspace/applyEdit` lands in the calc.py buffer. The server sends no custom
+notification to such a client; reasoning reaches it as `window/logMessage`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from k2lsp.model.fake_server import FakeK2Server, Reply
+
+pytestmark = pytest.mark.editor
+
+MODEL = "kimi-k2-thinking"
+CALC = "def add(a, b):\n    return a - b\n"
+TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+
+ELISP = r"""
+(require 'eglot)
+(require 'json)
+(require 'seq)
+(setq eglot-sync-connect 120
+      eglot-connect-timeout 120
+      eglot-confirm-server-initiated-edits nil
+      confirm-kill-processes nil
+      make-backup-files nil)
+(defvar k2-result '())
+(defun k2-note (key value) (push (cons key value) k2-result))
+(defun k2-finish ()
+  (with-temp-file (getenv "K2_RESULT") (insert (json-encode k2-result)))
+  (kill-emacs 0))
+(defun k2-wait (seconds pred)
+  (let ((deadline (+ (float-time) seconds)))
+    (while (and (not (funcall pred)) (< (float-time) deadline))
+      (accept-process-output nil 0.2))
+    (funcall pred)))
+(condition-case err
+    (let* ((root (file-name-as-directory (getenv "K2_ROOT")))
+           (default-directory root)
+           (buf (find-file-noselect (expand-file-name "test_calc.py" root))))
+      (with-current-buffer buf
+        (python-mode)
+        (eglot '(python-mode) (project-current nil root) 'eglot-lsp-server
+               (list (getenv "K2LSP_BIN") "--stdio"
+                     :initializationOptions '(:k2lsp (:sandbox "none" :maxSteps 20)))
+               "python")
+        (k2-note 'connected (and (eglot-current-server) t))
+        (goto-char (point-min))
+        (search-forward "assert add")
+        (let* ((server (eglot-current-server))
+               (pos (eglot--pos-to-lsp-position))
+               (actions (jsonrpc-request
+                         server :textDocument/codeAction
+                         (list :textDocument (eglot--TextDocumentIdentifier)
+                               :range (list :start pos :end pos)
+                               :context (list :diagnostics []))))
+               (fix (seq-find (lambda (a) (string-match-p "Fix failing test" (plist-get a :title)))
+                              actions))
+               (cmd (and fix (if (stringp (plist-get fix :command)) fix (plist-get fix :command)))))
+          (k2-note 'titles (vconcat (mapcar (lambda (a) (plist-get a :title)) actions)))
+          (when cmd
+            (eglot-execute-command server (plist-get cmd :command) (plist-get cmd :arguments))
+            (k2-note 'applied
+                     (k2-wait 180 (lambda ()
+                                    (let ((calc (get-file-buffer (expand-file-name "calc.py" root))))
+                                      (and calc (with-current-buffer calc
+                                                  (save-excursion
+                                                    (goto-char (point-min))
+                                                    (search-forward "a + b" nil t))))))))
+            (let ((calc (get-file-buffer (expand-file-name "calc.py" root))))
+              (k2-note 'calc (and calc (with-current-buffer calc (buffer-string)))))
+            ;; reasoning reaches a standard client as window/logMessage; the run's end too
+            (k2-wait 60 (lambda ()
+                          (with-current-buffer (jsonrpc-events-buffer server)
+                            (save-excursion (goto-char (point-min))
+                                            (search-forward "The edit is in place" nil t)))))
+            (k2-note 'events (with-current-buffer (jsonrpc-events-buffer server)
+                               (buffer-string))))))
+      (k2-finish))
+  (error (k2-note 'error (format "%S" err)) (k2-finish)))
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A git repository with a failing test: add() subtracts."""
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    (repo / "calc.py").write_text(CALC)
+    (repo / "test_calc.py").write_text(TEST_CALC)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
+    return repo
+
+
+def _emacs_with_eglot() -> str | None:
+    emacs = shutil.which("emacs")
+    if emacs is None:
+        return None
+    probe = subprocess.run(
+        [emacs, "-q", "--batch", "--eval", "(require 'eglot)"],
+        capture_output=True,
+        timeout=120,
+    )
+    return emacs if probe.returncode == 0 else None
+
+
+def test_eglot_applies_fix_failing_test_with_standard_lsp_only(
+    project: Path, tmp_path: Path
+) -> None:
+    emacs = _emacs_with_eglot()
+    if emacs is None:
+        pytest.skip("emacs with eglot missing (apt-get install emacs-nox elpa-eglot)")
+    script = tmp_path / "eglot-test.el"
+    script.write_text(ELISP)
+    result = tmp_path / "result.json"
+    server = Path(sys.executable).parent / "k2lsp"
+    replies = [
+        Reply(
+            reasoning="The test expects add(2, 3) == 5. Let me read calc.py first.",
+            tool_calls=[("read_file", {"path": "calc.py"})],
+        ),
+        Reply(
+            reasoning="add subtracts its arguments.",
+            tool_calls=[
+                (
+                    "edit_file",
+                    {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"},
+                )
+            ],
+        ),
+        Reply(reasoning="The edit is in place.", content="Fixed add()."),
+    ]
+    with FakeK2Server(replies, models=[MODEL]) as srv:
+        env = {
+            **os.environ,
+            "K2LSP_BIN": str(server) if server.exists() else "k2lsp",
+            "K2_ROOT": str(project),
+            "K2_RESULT": str(result),
+            "K2LSP_BASE_URL": srv.base_url,
+            "K2LSP_API_KEY": "sk-test-editor-eglot",
+            "K2LSP_MODEL": MODEL,
+            "K2LSP_PROVIDER": "openai-compatible",
+            "K2LSP_SANDBOX": "none",
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
+            "HOME": str(tmp_path),
+        }
+        proc = subprocess.run(
+            [emacs, "-q", "--batch", "-l", str(script)],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=420,
+        )
+    assert result.exists(), f"emacs wrote no result (exit {proc.returncode}):\n{proc.stderr[:3000]}"
+    data = json.loads(result.read_text())
+    assert "error" not in data, f"{data.get('error')}\n{proc.stderr[-3000:]}"
+    assert data["connected"] is True
+    assert any("Fix failing test" in t for t in data["titles"]), data["titles"]
+    assert data["applied"] is True, data.get("calc")
+    assert data["calc"] == "def add(a, b):\n    return a + b\n"
+    events = data["events"]
+    assert "window/logMessage" in events
+    assert "The test expects add(2, 3) == 5" in events  # reasoning, through logMessage
+    assert "k2lsp/stream" not in events  # no custom method for a standard client
