@@ -31,10 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-BARE_PYGLS = (
-    "from pygls.lsp.server import LanguageServer\n"
-    "LanguageServer('bare', '0').start_io()\n"
-)
+BARE_PYGLS = "from pygls.lsp.server import LanguageServer\nLanguageServer('bare', '0').start_io()\n"
 
 
 def _frame(obj: dict[str, Any]) -> bytes:
@@ -58,11 +55,25 @@ def _read(stream: Any) -> dict[str, Any]:
 def time_initialize(cmd: list[str], root: Path, env: dict[str, str]) -> float:
     """Seconds from process start to the initialize result."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env, cwd=root)
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=root,
+    )
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(_frame({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "processId": os.getpid(), "rootUri": root.as_uri(), "capabilities": {}}}))
+    proc.stdin.write(
+        _frame(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"processId": os.getpid(), "rootUri": root.as_uri(), "capabilities": {}},
+            }
+        )
+    )
     proc.stdin.flush()
     while True:
         msg = _read(proc.stdout)
@@ -76,8 +87,12 @@ def time_initialize(cmd: list[str], root: Path, env: dict[str, str]) -> float:
 
 def find_jedi(explicit: str | None) -> str | None:
     """Path of a jedi-language-server executable, or None."""
-    for cand in (explicit, os.environ.get("JEDI_LS"), shutil.which("jedi-language-server"),
-                 "/tmp/jls-venv/bin/jedi-language-server"):
+    for cand in (
+        explicit,
+        os.environ.get("JEDI_LS"),
+        shutil.which("jedi-language-server"),
+        "/tmp/jls-venv/bin/jedi-language-server",
+    ):
         if cand and Path(cand).exists():
             return cand
     return None
@@ -90,12 +105,14 @@ def bench_initialize(runs: int, jedi: str | None) -> None:
         bare = root / "bare_pygls.py"
         bare.write_text(BARE_PYGLS)
         env = {**os.environ, "HOME": tmp, "XDG_STATE_HOME": tmp}
-        servers = {"k2lsp": [sys.executable, "-m", "k2lsp", "--stdio"],
-                   "bare pygls 2": [sys.executable, str(bare)]}
+        servers = {
+            "k2lsp": [sys.executable, "-m", "k2lsp", "--stdio"],
+            "bare pygls 2": [sys.executable, str(bare)],
+        }
         if jedi:
             servers["jedi-language-server"] = [jedi]
         times: dict[str, list[float]] = {name: [] for name in servers}
-        for name, cmd in servers.items():  # warm the bytecode caches once
+        for cmd in servers.values():  # warm the bytecode caches once
             time_initialize(cmd, root, env)
         for _ in range(runs):
             for name, cmd in servers.items():
@@ -103,13 +120,19 @@ def bench_initialize(runs: int, jedi: str | None) -> None:
     med = {name: statistics.median(ts) for name, ts in times.items()}
     print(f"Cold initialize (process start -> InitializeResult), median of {runs} runs:")
     for name, ts in times.items():
-        print(f"  {name:22s} {med[name] * 1000:7.0f} ms  (min {min(ts) * 1000:.0f}, "
-              f"max {max(ts) * 1000:.0f})")
-    print(f"  ratio k2lsp / bare pygls 2:          {med['k2lsp'] / med['bare pygls 2']:.2f}x"
-          "  (goal <= 1.1x)")
+        print(
+            f"  {name:22s} {med[name] * 1000:7.0f} ms  (min {min(ts) * 1000:.0f}, "
+            f"max {max(ts) * 1000:.0f})"
+        )
+    print(
+        f"  ratio k2lsp / bare pygls 2:          {med['k2lsp'] / med['bare pygls 2']:.2f}x"
+        "  (goal <= 1.1x)"
+    )
     if jedi:
-        print(f"  ratio k2lsp / jedi-language-server:  "
-              f"{med['k2lsp'] / med['jedi-language-server']:.2f}x")
+        print(
+            f"  ratio k2lsp / jedi-language-server:  "
+            f"{med['k2lsp'] / med['jedi-language-server']:.2f}x"
+        )
     else:
         print("  jedi-language-server not found (see the module docstring to install it)")
 
@@ -136,9 +159,12 @@ async def _code_action_latencies(client: Any, uri: str, n: int, lines: int) -> l
         end = line + (rng.randrange(1, 20) if i % 3 == 0 else 0)
         params = types.CodeActionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(start=types.Position(line=line, character=0),
-                              end=types.Position(line=end, character=0)),
-            context=types.CodeActionContext(diagnostics=[]))
+            range=types.Range(
+                start=types.Position(line=line, character=0),
+                end=types.Position(line=end, character=0),
+            ),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
         t0 = time.perf_counter()
         await client.text_document_code_action_async(params)
         out.append(time.perf_counter() - t0)
@@ -177,17 +203,22 @@ async def bench_code_actions(n: int) -> None:
             busy = await _code_action_latencies(ed.client, uri, n, lines)
             streaming = ed.events(run_id)[-1]["type"] != "run_finished"
             batches = len(ed.stream)
-            ed.client.workspace_execute_command(types.ExecuteCommandParams(
-                command="k2lsp.cancel", arguments=[{"runId": run_id}]))
+            ed.client.workspace_execute_command(
+                types.ExecuteCommandParams(command="k2lsp.cancel", arguments=[{"runId": run_id}])
+            )
         finally:
             await stop_editor(ed)
             fake.stop()
     print(f"\nCode actions on a {lines:,}-line test file ({n} requests each, p50 / p99 / max):")
     for name, vals in (("idle", idle), ("while a run streams", busy)):
-        print(f"  {name:22s} {_pct(vals, 0.5):6.2f} / {_pct(vals, 0.99):6.2f} / "
-              f"{max(vals) * 1000:6.2f} ms")
-    print(f"  stream batches received meanwhile: {batches}; run still streaming at the end: "
-          f"{streaming}  (goal p99 < 20 ms)")
+        print(
+            f"  {name:22s} {_pct(vals, 0.5):6.2f} / {_pct(vals, 0.99):6.2f} / "
+            f"{max(vals) * 1000:6.2f} ms"
+        )
+    print(
+        f"  stream batches received meanwhile: {batches}; run still streaming at the end: "
+        f"{streaming}  (goal p99 < 20 ms)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

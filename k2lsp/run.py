@@ -151,7 +151,7 @@ async def execute_run(
         )
         await _drive(request, settings, client, result.run_copy, emitter, trajectory, result)
         if finish is not None and result.outcome is not Outcome.CANCELLED:
-            result = await finish(result)
+            result = await _uncancellable(finish(result))
     except asyncio.CancelledError:
         result.outcome = Outcome.CANCELLED
         result.summary = "the run was cancelled; nothing was delivered"
@@ -168,6 +168,15 @@ async def execute_run(
     )
     trajectory.close()
     return result
+
+
+async def _uncancellable(coro: Awaitable[RunResult]) -> RunResult:
+    """Await a delivery to its end even if cancelled meanwhile (it reports what happened)."""
+    task = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        return await task
 
 
 async def _drive(

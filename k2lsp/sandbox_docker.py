@@ -12,8 +12,9 @@ no-new-privileges, and a non-root user:
   copy's group added, and the run copy made group-writable before each command (only missing
   g+w bits are added; the run copy is k2lsp's own temporary copy, never the user's tree).
 
-Timeouts: the command runs under coreutils `timeout`, which kills its whole process group;
-a host-side backstop kills every process of the sandbox user in the container if that fails.
+Timeouts: the command runs under coreutils `timeout`, which kills its whole process group at the
+deadline; when the command ends, whatever it left running in that group is killed too; a
+host-side backstop kills every process of the sandbox user in the container if all that fails.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ from k2lsp.sandbox import CommandResult, OutputCap, Sandbox, SandboxSettings, si
 from k2lsp.sandbox_bwrap import git_dirs
 
 IMAGE_USER = "1000:1000"
+# Runs the command under coreutils `timeout` (its own process group, killed at the deadline),
+# then kills whatever the command left running in that group (background jobs, fork bombs).
+WRAPPER = (
+    'timeout -k 5 "$1" /bin/sh -c "$2" & pid=$!; wait "$pid"; rc=$?; '
+    'kill -KILL "-$pid" 2>/dev/null; exit "$rc"'
+)
 BACKSTOP_S = 15.0
 
 
@@ -152,7 +159,7 @@ class DockerSandbox(Sandbox):
             grant_group_write(self.root)
         before = _cgroup_counters(container.id)
         api = container.client.api
-        argv = ["timeout", "-k", "5", f"{max(timeout_s, 0.1):.3f}", "/bin/sh", "-c", command]
+        argv = ["/bin/sh", "-c", WRAPPER, "k2lsp", f"{max(timeout_s, 0.1):.3f}", command]
         exec_id = api.exec_create(
             container.id, argv, workdir=str(workdir), environment=env or {}, user=self.user
         )["Id"]

@@ -49,8 +49,9 @@ def apply_text_edits(text: str, edits: list[types.TextEdit]) -> str:
             i += 1
         return starts[pos.line] + i
 
-    spans = sorted(((offset(e.range.start), offset(e.range.end), e.new_text) for e in edits),
-                   reverse=True)
+    spans = sorted(
+        ((offset(e.range.start), offset(e.range.end), e.new_text) for e in edits), reverse=True
+    )
     for start, end, new in spans:
         text = text[:start] + new + text[end:]
     return text
@@ -81,18 +82,25 @@ class Editor:
         if text is None:
             text = (self.root / rel).read_text(encoding="utf-8")
         self.docs[uri] = (1, text)
-        self.client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
-                                                 text=text)))
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=text
+                )
+            )
+        )
         return uri
 
     def change(self, uri: str, text: str) -> None:
         """Replace a buffer's text (a user edit), bumping its version."""
         version = self.docs[uri][0] + 1
         self.docs[uri] = (version, text)
-        self.client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
 
     def text(self, rel: str) -> str:
         """The buffer text of an open file, else the disk text."""
@@ -101,7 +109,9 @@ class Editor:
             return self.docs[uri][1]
         return (self.root / rel).read_text(encoding="utf-8")
 
-    def handle_apply(self, params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+    def handle_apply(
+        self, params: types.ApplyWorkspaceEditParams
+    ) -> types.ApplyWorkspaceEditResult:
         """Apply a WorkspaceEdit like an editor: check versions, change buffers, notify."""
         if self.before_apply is not None:
             self.before_apply()
@@ -115,7 +125,8 @@ class Editor:
                 version = change.text_document.version
                 if uri in self.docs and version is not None and self.docs[uri][0] != version:
                     return types.ApplyWorkspaceEditResult(
-                        applied=False, failure_reason=f"version mismatch for {uri}")
+                        applied=False, failure_reason=f"version mismatch for {uri}"
+                    )
         for change in edit.document_changes or []:
             self._apply_one(change)
         for uri, edits in (edit.changes or {}).items():
@@ -152,8 +163,9 @@ class Editor:
 
     def events(self, run_id: str | None = None) -> list[dict[str, Any]]:
         """All streamed events (of one run), in arrival order."""
-        return [e for batch in self.stream if run_id in (None, batch["runId"])
-                for e in batch["events"]]
+        return [
+            e for batch in self.stream if run_id in (None, batch["runId"]) for e in batch["events"]
+        ]
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 60.0) -> None:
         """Poll until `predicate()` holds."""
@@ -166,8 +178,9 @@ class Editor:
 
     async def command(self, name: str, arg: dict[str, Any] | None = None) -> Any:
         """workspace/executeCommand with one object argument."""
-        params = types.ExecuteCommandParams(command=name,
-                                            arguments=[arg] if arg is not None else None)
+        params = types.ExecuteCommandParams(
+            command=name, arguments=[arg] if arg is not None else None
+        )
         return plain(await self.client.workspace_execute_command_async(params))
 
     async def finished(self, run_id: str, timeout: float = 90.0) -> dict[str, Any]:
@@ -189,19 +202,31 @@ class Editor:
         return info
 
 
-def capabilities(*, stream: bool, document_changes: bool = True,
-                 resource_ops: bool = True, progress: bool = True) -> types.ClientCapabilities:
+def capabilities(
+    *, stream: bool, document_changes: bool = True, resource_ops: bool = True, progress: bool = True
+) -> types.ClientCapabilities:
     """Client capabilities of an editor with (or without) our custom channel."""
-    ops = [types.ResourceOperationKind.Create, types.ResourceOperationKind.Delete,
-           types.ResourceOperationKind.Rename] if resource_ops else None
+    ops = (
+        [
+            types.ResourceOperationKind.Create,
+            types.ResourceOperationKind.Delete,
+            types.ResourceOperationKind.Rename,
+        ]
+        if resource_ops
+        else None
+    )
     return types.ClientCapabilities(
         workspace=types.WorkspaceClientCapabilities(
-            apply_edit=True, configuration=True,
+            apply_edit=True,
+            configuration=True,
             workspace_edit=types.WorkspaceEditClientCapabilities(
-                document_changes=document_changes, resource_operations=ops)),
+                document_changes=document_changes, resource_operations=ops
+            ),
+        ),
         window=types.WindowClientCapabilities(
             work_done_progress=progress,
-            show_document=types.ShowDocumentClientCapabilities(support=True)),
+            show_document=types.ShowDocumentClientCapabilities(support=True),
+        ),
         experimental={"k2lsp": {"stream": True}} if stream else None,
     )
 
@@ -209,13 +234,21 @@ def capabilities(*, stream: bool, document_changes: bool = True,
 def server_env(base_url: str, home: Path) -> dict[str, str]:
     """Environment of the server process: the fake K2 host and a private home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("K2LSP_")}
-    env.update({
-        "K2LSP_BASE_URL": base_url, "K2LSP_API_KEY": API_KEY, "K2LSP_MODEL": "kimi-k2-thinking",
-        "K2LSP_PROVIDER": "openai-compatible", "HOME": str(home),
-        "XDG_STATE_HOME": str(home / "state"), "XDG_CONFIG_HOME": str(home / "config"),
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
-    })
+    env.update(
+        {
+            "K2LSP_BASE_URL": base_url,
+            "K2LSP_API_KEY": API_KEY,
+            "K2LSP_MODEL": "kimi-k2-thinking",
+            "K2LSP_PROVIDER": "openai-compatible",
+            "HOME": str(home),
+            "XDG_STATE_HOME": str(home / "state"),
+            "XDG_CONFIG_HOME": str(home / "config"),
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        }
+    )
     return env
 
 
@@ -249,10 +282,16 @@ def _register(client: LanguageClient, editor_ref: list[Editor]) -> None:
         editor_ref[0].deliveries.append(plain(params))
 
 
-async def start_editor(root: Path, base_url: str, home: Path, *, stream: bool = True,
-                       init_options: dict[str, Any] | None = None,
-                       caps: types.ClientCapabilities | None = None,
-                       configuration: dict[str, Any] | None = None) -> Editor:
+async def start_editor(
+    root: Path,
+    base_url: str,
+    home: Path,
+    *,
+    stream: bool = True,
+    init_options: dict[str, Any] | None = None,
+    caps: types.ClientCapabilities | None = None,
+    configuration: dict[str, Any] | None = None,
+) -> Editor:
     """Spawn `k2lsp --stdio`, initialize it for `root`, and return the editor around it."""
     ref: list[Editor] = []
 
@@ -261,8 +300,9 @@ async def start_editor(root: Path, base_url: str, home: Path, *, stream: bool = 
         _register(client, ref)
         return client
 
-    config = ClientServerConfig(server_command=SERVER_CMD, client_factory=factory,
-                                server_env=server_env(base_url, home))
+    config = ClientServerConfig(
+        server_command=SERVER_CMD, client_factory=factory, server_env=server_env(base_url, home)
+    )
     client = await config.start()
     assert isinstance(client, LanguageClient)
     editor = Editor(client, root)
@@ -271,10 +311,14 @@ async def start_editor(root: Path, base_url: str, home: Path, *, stream: bool = 
         client.set_configuration(configuration, section="k2lsp")
     inner: dict[str, Any] = {"sandbox": "none", **({"streamNotifications": True} if stream else {})}
     options = {"k2lsp": {**inner, **(init_options or {})}}
-    await client.initialize_session(types.InitializeParams(
-        capabilities=caps or capabilities(stream=stream), root_uri=root.as_uri(),
-        workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-        initialization_options=options))
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=caps or capabilities(stream=stream),
+            root_uri=root.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+            initialization_options=options,
+        )
+    )
     return editor
 
 
@@ -288,25 +332,33 @@ def make_project(root: Path) -> Path:
     """A small Python project: calc.py with a bug and a pytest test for it."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "calc.py").write_text(
-        "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n",
-        encoding="utf-8")
+        "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n", encoding="utf-8"
+    )
     tests = root / "tests"
     tests.mkdir(exist_ok=True)
     (tests / "test_calc.py").write_text(
-        "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
-        encoding="utf-8")
+        "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n", encoding="utf-8"
+    )
     return root
 
 
 FIX_ADD = ("edit_file", {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"})
 
 
-def code_action_params(uri: str, start: tuple[int, int], end: tuple[int, int],
-                       diagnostics: list[types.Diagnostic] | None = None,
-                       only: list[str] | None = None) -> types.CodeActionParams:
+def code_action_params(
+    uri: str,
+    start: tuple[int, int],
+    end: tuple[int, int],
+    diagnostics: list[types.Diagnostic] | None = None,
+    only: list[str] | None = None,
+) -> types.CodeActionParams:
     """CodeActionParams for a range (0-based (line, character) pairs)."""
-    rng = types.Range(start=types.Position(line=start[0], character=start[1]),
-                      end=types.Position(line=end[0], character=end[1]))
+    rng = types.Range(
+        start=types.Position(line=start[0], character=start[1]),
+        end=types.Position(line=end[0], character=end[1]),
+    )
     return types.CodeActionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), range=rng,
-        context=types.CodeActionContext(diagnostics=diagnostics or [], only=only))
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        range=rng,
+        context=types.CodeActionContext(diagnostics=diagnostics or [], only=only),
+    )

@@ -249,3 +249,26 @@ def test_help_and_version_import_nothing_heavy(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_ci_defaults_to_a_branch_and_leaves_the_tree_alone(repo: Path, tmp_path: Path) -> None:
+    with FakeK2Server(session(), models=[MODEL]) as srv:
+        proc = k2lsp(
+            ["--task", "Fix the failing test.", "--repo", str(repo), "--sandbox", "none"],
+            env_for(tmp_path, srv.base_url, CI="true"),
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert git_status(repo) == ""
+    branches = subprocess.run(
+        ["git", "branch", "--list", "k2lsp/*"], cwd=repo, capture_output=True, text=True
+    ).stdout.split()
+    assert len(branches) == 1
+    shown = subprocess.run(
+        ["git", "show", f"{branches[0]}:textstats/stats.py"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "return len(text.split())" in shown
+    assert "on branch k2lsp/" in proc.stderr

@@ -146,6 +146,9 @@ def test_fix_failing_test_code_action_edits_buffer_and_streams_reasoning(
     assert len(data["reasoning_lines"]) == 3, out
     assert data["folded_reasoning_lines"] == data["reasoning_lines"], out
     assert data["statusline"].startswith("K2 ✓ success"), data["statusline"]
+    health = "\n".join(data["health"])
+    assert re.search(r"OK server: .*k2lsp --stdio", health), health
+    assert re.search(r"OK client running", health), health
 
 
 def test_k2cancel_stops_a_streaming_run(nvim: str, project: Path) -> None:
@@ -163,3 +166,17 @@ def test_k2cancel_stops_a_streaming_run(nvim: str, project: Path) -> None:
     assert re.search(r"^━━ finished: cancelled \(exit 130\)", out, re.M), out
     assert "never" not in out
     assert (project / "calc.py").read_text() == CALC
+
+
+def test_bad_input_gets_actionable_messages(nvim: str, project: Path) -> None:
+    data = run_nvim(nvim, "bad_input.lua", project, "http://127.0.0.1:9/v1")
+    assert data["errors"] == [], data["errors"]
+    assert data["marks"]["clients"] == 0
+    notes = [n["msg"] for n in data["notes"]]
+    assert any(
+        "cannot run /nonexistent/bin/k2lsp" in m and "pip install k2lsp" in m for m in notes
+    ), notes
+    assert any("usage: give the question after the command" in m for m in notes), notes
+    assert any("no k2lsp server is running" in m for m in notes), notes
+    health = "\n".join(data["health"])
+    assert "ERROR server command is not executable: /nonexistent/bin/k2lsp" in health, health

@@ -336,3 +336,27 @@ async def test_compaction_before_the_context_fills_up(repo: Path, tmp_path: Path
     last_tools = [m for m in srv_requests_last if m["role"] == "tool"]
     assert 1 <= len(last_tools) < 5  # older reads were summarised, the latest kept whole
     assert max(sizes) < 5 * sizes[1]
+
+
+@pytest.mark.parametrize(
+    ("mode", "call", "needle"),
+    [
+        ("task", ("rm_rf", {"path": "/"}), "there is no tool 'rm_rf'"),
+        (
+            "ask",
+            ("edit_file", {"path": "README.md", "old_text": "a", "new_text": "b"}),
+            "there is no tool 'edit_file'",
+        ),
+        ("task", ("read_file", {"no_path": 1}), "invalid arguments for read_file"),
+    ],
+)
+async def test_bad_calls_from_the_model_become_tool_errors(
+    repo: Path, tmp_path: Path, mode: str, call: tuple[str, dict[str, Any]], needle: str
+) -> None:
+    script = [Reply(reasoning="r", tool_calls=[call]), FINAL]
+    with FakeK2Server(script, models=[MODEL]) as srv:
+        result, _ = await run(srv, repo, tmp_path, mode=mode)
+        last = srv.requests[1]["messages"][-1]
+    assert result.outcome is Outcome.SUCCESS
+    assert last["role"] == "tool" and needle in last["content"]
+    assert not result.changes

@@ -13,7 +13,7 @@ from lsprotocol import types
 
 from k2lsp.model.fake_server import FakeK2Server, Reply
 from k2lsp.server.edits import line_edits, split_lines
-from k2lsp.server.testdetect import find_tests, enclosing_test
+from k2lsp.server.testdetect import enclosing_test, find_tests
 from tests.lsp_fixtures import (
     Editor,
     apply_text_edits,
@@ -26,20 +26,31 @@ from tests.lsp_fixtures import (
 pytestmark = pytest.mark.timeout(180)
 
 SOURCES = {
-    "tests/test_py.py": ("import pytest\n\n\ndef helper():\n    pass\n\n\n"
-                         "@pytest.mark.slow\ndef test_sum():\n    assert sum([1]) == 1\n\n\n"
-                         "class TestGroup:\n    def test_inner(self):\n        assert True\n"),
-    "tests/test_unit.py": ("import unittest\n\n\nclass MathTest(unittest.TestCase):\n"
-                           "    def test_add(self):\n        self.assertEqual(1 + 1, 2)\n"),
-    "web/math.test.js": ("describe('math', () => {\n  it('adds', () => {\n"
-                         "    expect(1 + 1).toBe(2)\n  })\n})\n"),
-    "web/math.test.ts": ("import { test, expect } from 'vitest'\n\ntest('subtracts', () => {\n"
-                         "  expect(2 - 1).toBe(1)\n})\n"),
-    "pkg/math_test.go": ("package pkg\n\nimport \"testing\"\n\nfunc TestAdd(t *testing.T) {\n"
-                         "\tif 1+1 != 2 {\n\t\tt.Fatal(\"bad\")\n\t}\n}\n"),
-    "src/lib.rs": ("pub fn add(a: i32, b: i32) -> i32 { a + b }\n\n#[cfg(test)]\nmod tests {\n"
-                   "    use super::*;\n\n    #[test]\n    fn adds() {\n"
-                   "        assert_eq!(add(1, 1), 2);\n    }\n}\n"),
+    "tests/test_py.py": (
+        "import pytest\n\n\ndef helper():\n    pass\n\n\n"
+        "@pytest.mark.slow\ndef test_sum():\n    assert sum([1]) == 1\n\n\n"
+        "class TestGroup:\n    def test_inner(self):\n        assert True\n"
+    ),
+    "tests/test_unit.py": (
+        "import unittest\n\n\nclass MathTest(unittest.TestCase):\n"
+        "    def test_add(self):\n        self.assertEqual(1 + 1, 2)\n"
+    ),
+    "web/math.test.js": (
+        "describe('math', () => {\n  it('adds', () => {\n    expect(1 + 1).toBe(2)\n  })\n})\n"
+    ),
+    "web/math.test.ts": (
+        "import { test, expect } from 'vitest'\n\ntest('subtracts', () => {\n"
+        "  expect(2 - 1).toBe(1)\n})\n"
+    ),
+    "pkg/math_test.go": (
+        'package pkg\n\nimport "testing"\n\nfunc TestAdd(t *testing.T) {\n'
+        '\tif 1+1 != 2 {\n\t\tt.Fatal("bad")\n\t}\n}\n'
+    ),
+    "src/lib.rs": (
+        "pub fn add(a: i32, b: i32) -> i32 { a + b }\n\n#[cfg(test)]\nmod tests {\n"
+        "    use super::*;\n\n    #[test]\n    fn adds() {\n"
+        "        assert_eq!(add(1, 1), 2);\n    }\n}\n"
+    ),
 }
 # (file, 0-based line inside the test, expected test name, framework)
 CASES = [
@@ -79,9 +90,13 @@ async def _actions(editor: Editor, params: types.CodeActionParams) -> list[types
 
 async def test_diagnostic_offers_fix_with_its_message(editor: Editor, fake: FakeK2Server) -> None:
     uri = editor.open("calc.py")
-    diag = types.Diagnostic(range=types.Range(start=types.Position(line=1, character=4),
-                                              end=types.Position(line=1, character=16)),
-                            message="add returns the difference\nmore text", source="mylint")
+    diag = types.Diagnostic(
+        range=types.Range(
+            start=types.Position(line=1, character=4), end=types.Position(line=1, character=16)
+        ),
+        message="add returns the difference\nmore text",
+        source="mylint",
+    )
     actions = await _actions(editor, code_action_params(uri, (1, 5), (1, 5), [diag]))
     assert [a.title for a in actions] == ["K2: Fix add returns the difference"]
     cmd = actions[0].command
@@ -97,7 +112,10 @@ async def test_selection_offers_explain_refactor_and_write_tests(editor: Editor)
     actions = await _actions(editor, code_action_params(uri, (0, 0), (2, 0)))
     assert [a.title for a in actions] == ["K2: Explain", "K2: Refactor…", "K2: Write tests"]
     assert [a.command.command for a in actions if a.command] == [
-        "k2lsp.explain", "k2lsp.refactor", "k2lsp.writeTests"]
+        "k2lsp.explain",
+        "k2lsp.refactor",
+        "k2lsp.writeTests",
+    ]
     assert actions[0].command is not None
     assert actions[0].command.arguments[0]["range"]["end"] == {"line": 2, "character": 0}
     only = await _actions(editor, code_action_params(uri, (0, 0), (2, 0), only=["refactor"]))
@@ -111,14 +129,18 @@ async def test_plain_cursor_outside_tests_offers_nothing(editor: Editor) -> None
 
 @pytest.mark.parametrize(("rel", "line", "name", "framework"), CASES)
 async def test_fix_failing_test_is_offered_inside_each_framework_test(
-        editor: Editor, rel: str, line: int, name: str, framework: str) -> None:
+    editor: Editor, rel: str, line: int, name: str, framework: str
+) -> None:
     uri = editor.open(rel)
     actions = await _actions(editor, code_action_params(uri, (line, 2), (line, 2)))
     assert [a.title for a in actions] == [f"K2: Fix failing test {name}"]
     assert actions[0].command is not None
     arg = actions[0].command.arguments[0]
     assert (arg["testName"], arg["framework"], actions[0].command.command) == (
-        name, framework, "k2lsp.fixFailingTest")
+        name,
+        framework,
+        "k2lsp.fixFailingTest",
+    )
 
 
 async def test_edited_buffer_is_what_test_detection_sees(editor: Editor) -> None:
@@ -130,11 +152,14 @@ async def test_edited_buffer_is_what_test_detection_sees(editor: Editor) -> None
 
 async def test_k2lsp_test_failure_diagnostic_offers_fix_failing_test(editor: Editor) -> None:
     uri = editor.open("tests/test_calc.py")
-    diag = types.Diagnostic(range=types.Range(start=types.Position(line=4, character=0),
-                                              end=types.Position(line=5, character=0)),
-                            message="test_add failed: assert -1 == 5", source="k2lsp",
-                            data={"testId": "tests/test_calc.py::test_add",
-                                  "message": "assert -1 == 5"})
+    diag = types.Diagnostic(
+        range=types.Range(
+            start=types.Position(line=4, character=0), end=types.Position(line=5, character=0)
+        ),
+        message="test_add failed: assert -1 == 5",
+        source="k2lsp",
+        data={"testId": "tests/test_calc.py::test_add", "message": "assert -1 == 5"},
+    )
     actions = await _actions(editor, code_action_params(uri, (4, 0), (4, 0), [diag]))
     assert [a.title for a in actions] == ["K2: Fix failing test tests/test_calc.py::test_add"]
     assert actions[0].command is not None
@@ -147,12 +172,15 @@ def test_find_tests_names_each_framework(rel: str, line: int, name: str, framewo
     assert found is not None and (found.name, found.framework) == (name, framework)
 
 
-@pytest.mark.parametrize(("rel", "text"), [
-    ("calc.py", "def helper():\n    return 1\n"),
-    ("notes.txt", "def test_x(): pass\n"),
-    ("pkg/math.go", "package pkg\nimport \"testing\"\nfunc TestX(t *testing.T) {}\n"),
-    ("src/a.rs", "#[derive(Debug)]\nstruct A;\nfn test_like() {}\n"),
-])
+@pytest.mark.parametrize(
+    ("rel", "text"),
+    [
+        ("calc.py", "def helper():\n    return 1\n"),
+        ("notes.txt", "def test_x(): pass\n"),
+        ("pkg/math.go", 'package pkg\nimport "testing"\nfunc TestX(t *testing.T) {}\n'),
+        ("src/a.rs", "#[derive(Debug)]\nstruct A;\nfn test_like() {}\n"),
+    ],
+)
 def test_find_tests_ignores_non_tests(rel: str, text: str) -> None:
     assert find_tests(rel, text) == []
 
@@ -168,8 +196,9 @@ endings = st.sampled_from(["\n", "\r\n"])
 
 @settings(max_examples=200, deadline=None)
 @given(old=lines, new=lines, eol=endings, final_newline=st.booleans())
-def test_line_edits_turn_old_into_new(old: list[str], new: list[str], eol: str,
-                                      final_newline: bool) -> None:
+def test_line_edits_turn_old_into_new(
+    old: list[str], new: list[str], eol: str, final_newline: bool
+) -> None:
     a = eol.join(old) + (eol if final_newline and old else "")
     b = eol.join(new) + (eol if new else "")
     assert apply_text_edits(a, line_edits(a, b)) == b

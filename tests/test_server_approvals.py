@@ -39,13 +39,20 @@ def _tool_texts(fake: FakeK2Server) -> list[str]:
     return [str(m["content"]) for m in last if m["role"] == "tool"]
 
 
-async def _two_commands(tmp_path: Path, fake: FakeK2Server, answers: list[str],
-                        **options: object) -> Editor:
-    fake.add(Reply(reasoning="run one", tool_calls=[FIRST]),
-             Reply(reasoning="run two", tool_calls=[SECOND]),
-             Reply(reasoning="done", content="Ran them."))
-    ed = await start_editor(make_project(tmp_path / "proj"), fake.base_url, tmp_path / "home",
-                            init_options=dict(options))
+async def _two_commands(
+    tmp_path: Path, fake: FakeK2Server, answers: list[str], **options: object
+) -> Editor:
+    fake.add(
+        Reply(reasoning="run one", tool_calls=[FIRST]),
+        Reply(reasoning="run two", tool_calls=[SECOND]),
+        Reply(reasoning="done", content="Ran them."),
+    )
+    ed = await start_editor(
+        make_project(tmp_path / "proj"),
+        fake.base_url,
+        tmp_path / "home",
+        init_options=dict(options),
+    )
     ed.approvals = list(answers)
     try:
         run_id = (await ed.command("k2lsp.task", {"task": "run the commands"}))["runId"]
@@ -60,8 +67,7 @@ async def test_allow_once_then_deny(tmp_path: Path, fake: FakeK2Server) -> None:
     assert len(ed.questions) == 2
     question = ed.questions[0]
     assert "echo first-ran" in question.message and question.type == types.MessageType.Warning
-    assert [a.title for a in question.actions or []] == ["Allow once", "Allow for this run",
-                                                         "Deny"]
+    assert [a.title for a in question.actions or []] == ["Allow once", "Allow for this run", "Deny"]
     first, second = _tool_texts(fake)
     assert "first-ran" in first
     assert "declined" in second and "second-ran" not in second.replace("echo second-ran", "")
@@ -77,8 +83,9 @@ async def test_allow_for_this_run_asks_once(tmp_path: Path, fake: FakeK2Server) 
 async def test_policy_mode_never_asks_and_refuses(tmp_path: Path, fake: FakeK2Server) -> None:
     ed = await _two_commands(tmp_path, fake, ["Allow once"], approvals="policy")
     assert ed.questions == []
-    assert all("not allowed by the approval policy" in t or "declined" in t
-               for t in _tool_texts(fake))
+    assert all(
+        "not allowed by the approval policy" in t or "declined" in t for t in _tool_texts(fake)
+    )
 
 
 async def test_allow_list_runs_without_asking(tmp_path: Path, fake: FakeK2Server) -> None:
@@ -89,12 +96,15 @@ async def test_allow_list_runs_without_asking(tmp_path: Path, fake: FakeK2Server
 
 
 async def test_failing_tests_become_diagnostics_that_offer_a_fix(
-        tmp_path: Path, fake: FakeK2Server) -> None:
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
     run_tests = ("run_tests", {"command": f"{sys.executable} -m pytest -q -p no:cacheprovider"})
-    fake.add(Reply(reasoning="run the tests", tool_calls=[run_tests]),
-             Reply(reasoning="fix add", tool_calls=[FIX_ADD], hold=True),
-             Reply(reasoning="again", tool_calls=[run_tests]),
-             Reply(reasoning="green", content="Fixed; tests pass."))
+    fake.add(
+        Reply(reasoning="run the tests", tool_calls=[run_tests]),
+        Reply(reasoning="fix add", tool_calls=[FIX_ADD], hold=True),
+        Reply(reasoning="again", tool_calls=[run_tests]),
+        Reply(reasoning="green", content="Fixed; tests pass."),
+    )
     ed = await start_editor(make_project(tmp_path / "proj"), fake.base_url, tmp_path / "home")
     try:
         uri = ed.open("tests/test_calc.py")
@@ -105,7 +115,8 @@ async def test_failing_tests_become_diagnostics_that_offer_a_fix(
         assert diag.source == "k2lsp" and diag.range.start.line == 4
         assert "test_add" in diag.message and diag.severity == types.DiagnosticSeverity.Error
         actions = await ed.client.text_document_code_action_async(
-            code_action_params(uri, (4, 0), (4, 0), [diag]))
+            code_action_params(uri, (4, 0), (4, 0), [diag])
+        )
         assert actions is not None
         titles = [a.title for a in actions]
         assert len(titles) == 1 and titles[0].startswith("K2: Fix failing test")

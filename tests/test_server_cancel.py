@@ -34,8 +34,10 @@ async def editor(tmp_path: Path, fake: FakeK2Server) -> AsyncIterator[Editor]:
 
 async def _start_held(editor: Editor, fake: FakeK2Server) -> str:
     """A run that has edited calc.py in its copy and is now streaming its next reply."""
-    fake.add(Reply(reasoning="fix add", tool_calls=[FIX_ADD]),
-             Reply(reasoning="Checking once more " * 20, content="Fixed.", hold=True))
+    fake.add(
+        Reply(reasoning="fix add", tool_calls=[FIX_ADD]),
+        Reply(reasoning="Checking once more " * 20, content="Fixed.", hold=True),
+    )
     editor.open("calc.py")
     run_id: str = (await editor.command("k2lsp.task", {"task": "fix add"}))["runId"]
     assert await asyncio.to_thread(fake.wait_held)
@@ -43,14 +45,16 @@ async def _start_held(editor: Editor, fake: FakeK2Server) -> str:
 
 
 @pytest.mark.parametrize("how", ["command", "progress"])
-async def test_cancel_mid_stream_applies_nothing(editor: Editor, fake: FakeK2Server,
-                                                 how: str) -> None:
+async def test_cancel_mid_stream_applies_nothing(
+    editor: Editor, fake: FakeK2Server, how: str
+) -> None:
     run_id = await _start_held(editor, fake)
     if how == "command":
         assert await editor.command("k2lsp.cancel", {"runId": run_id}) == {"cancelled": [run_id]}
     else:
         editor.client.window_work_done_progress_cancel(
-            types.WorkDoneProgressCancelParams(token=f"k2lsp-{run_id}"))
+            types.WorkDoneProgressCancelParams(token=f"k2lsp-{run_id}")
+        )
     info = await editor.finished(run_id)
     assert info["state"] == "cancelled" and info["outcome"] == "cancelled"
     assert editor.applied == [] and editor.text("calc.py") == ORIGINAL
@@ -58,13 +62,17 @@ async def test_cancel_mid_stream_applies_nothing(editor: Editor, fake: FakeK2Ser
     await editor.wait_for(lambda: any(e["type"] == "run_finished" for e in editor.events(run_id)))
     last = editor.events(run_id)[-1]
     assert last["type"] == "run_finished" and last["outcome"] == "cancelled"
-    await editor.wait_for(lambda: isinstance(
-        editor.client.progress_reports[f"k2lsp-{run_id}"][-1], types.WorkDoneProgressEnd))
+    await editor.wait_for(
+        lambda: isinstance(
+            editor.client.progress_reports[f"k2lsp-{run_id}"][-1], types.WorkDoneProgressEnd
+        )
+    )
     assert await editor.command("k2lsp.cancel", {}) == {"cancelled": []}
 
 
 async def test_user_edit_elsewhere_in_the_file_is_kept_and_the_change_rebased(
-        editor: Editor, fake: FakeK2Server) -> None:
+    editor: Editor, fake: FakeK2Server
+) -> None:
     run_id = await _start_held(editor, fake)
     uri = editor.uri("calc.py")
     mine = ORIGINAL.replace("return a * b", "return b * a  # mine")
@@ -78,8 +86,9 @@ async def test_user_edit_elsewhere_in_the_file_is_kept_and_the_change_rebased(
     assert isinstance(edit, types.TextDocumentEdit) and edit.text_document.version == 2
 
 
-async def test_conflicting_user_edit_is_never_overwritten(editor: Editor,
-                                                           fake: FakeK2Server) -> None:
+async def test_conflicting_user_edit_is_never_overwritten(
+    editor: Editor, fake: FakeK2Server
+) -> None:
     run_id = await _start_held(editor, fake)
     mine = ORIGINAL.replace("return a - b", "return sum((a, b))  # mine")
     editor.change(editor.uri("calc.py"), mine)
@@ -95,7 +104,8 @@ async def test_conflicting_user_edit_is_never_overwritten(editor: Editor,
 
 
 async def test_edit_racing_the_apply_is_refused_by_version_and_reported(
-        editor: Editor, fake: FakeK2Server) -> None:
+    editor: Editor, fake: FakeK2Server
+) -> None:
     fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(reasoning="ok", content="ok"))
     uri = editor.open("calc.py")
     typed = ORIGINAL + "# typed while the edit was in flight\n"
@@ -106,8 +116,9 @@ async def test_edit_racing_the_apply_is_refused_by_version_and_reported(
     assert "version mismatch" in editor.deliveries[-1]["message"]
 
 
-async def test_client_rejecting_apply_edit_keeps_the_patch(editor: Editor,
-                                                            fake: FakeK2Server) -> None:
+async def test_client_rejecting_apply_edit_keeps_the_patch(
+    editor: Editor, fake: FakeK2Server
+) -> None:
     fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(reasoning="ok", content="ok"))
     editor.apply_edits = False
     editor.open("calc.py")
@@ -123,20 +134,33 @@ async def test_client_rejecting_apply_edit_keeps_the_patch(editor: Editor,
 
 async def test_two_concurrent_runs_both_deliver(tmp_path: Path) -> None:
     """Run A (fake host A) is held mid-stream while run B (host B) finishes; then A lands."""
-    fix_mul = ("edit_file", {"path": "calc.py", "old_text": "return a * b",
-                             "new_text": "return a * b  # checked"})
-    host_a = FakeK2Server([Reply(reasoning="fix add", tool_calls=[FIX_ADD]),
-                           Reply(reasoning="wait", content="A done.", hold=True)])
-    host_b = FakeK2Server([Reply(reasoning="touch mul", tool_calls=[fix_mul]),
-                           Reply(reasoning="ok", content="B done.")])
+    fix_mul = (
+        "edit_file",
+        {"path": "calc.py", "old_text": "return a * b", "new_text": "return a * b  # checked"},
+    )
+    host_a = FakeK2Server(
+        [
+            Reply(reasoning="fix add", tool_calls=[FIX_ADD]),
+            Reply(reasoning="wait", content="A done.", hold=True),
+        ]
+    )
+    host_b = FakeK2Server(
+        [
+            Reply(reasoning="touch mul", tool_calls=[fix_mul]),
+            Reply(reasoning="ok", content="B done."),
+        ]
+    )
     url_a, url_b = host_a.start(), host_b.start()
     ed = await start_editor(make_project(tmp_path / "proj"), url_a, tmp_path / "home")
     try:
         ed.open("calc.py")
         run_a = (await ed.command("k2lsp.task", {"task": "fix add"}))["runId"]
         assert await asyncio.to_thread(host_a.wait_held)
-        ed.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
-            settings={"k2lsp": {"sandbox": "none", "baseUrl": url_b}}))
+        ed.client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(
+                settings={"k2lsp": {"sandbox": "none", "baseUrl": url_b}}
+            )
+        )
         run_b = (await ed.command("k2lsp.task", {"task": "check mul"}))["runId"]
         assert (await ed.finished(run_b))["delivery"] == "applied"
         status = await ed.command("k2lsp.status")

@@ -37,9 +37,12 @@ def sel(start: int, end: int) -> dict[str, Any]:
 
 
 async def test_task_returns_at_once_and_its_edit_lands_in_the_buffer(
-        editor: Editor, fake: FakeK2Server) -> None:
-    fake.add(Reply(reasoning="Looking at add.", tool_calls=[FIX_ADD], hold=True),
-             Reply(reasoning="Fixed.", content="add now adds."))
+    editor: Editor, fake: FakeK2Server
+) -> None:
+    fake.add(
+        Reply(reasoning="Looking at add.", tool_calls=[FIX_ADD], hold=True),
+        Reply(reasoning="Fixed.", content="add now adds."),
+    )
     uri = editor.open("calc.py")
     started = await editor.command("k2lsp.task", {"task": "fix add", "uri": uri})
     assert started["runId"] and started["transcriptUri"].endswith(".md")
@@ -57,21 +60,24 @@ async def test_task_returns_at_once_and_its_edit_lands_in_the_buffer(
 
 
 async def test_task_starts_from_unsaved_buffers(editor: Editor, fake: FakeK2Server) -> None:
-    fake.add(Reply(reasoning="Read it.", tool_calls=[("read_file", {"path": "calc.py"})]),
-             Reply(reasoning="ok", content="Seen."))
+    fake.add(
+        Reply(reasoning="Read it.", tool_calls=[("read_file", {"path": "calc.py"})]),
+        Reply(reasoning="ok", content="Seen."),
+    )
     uri = editor.open("calc.py")
     editor.change(uri, "def add(a, b):\n    return a - b  # UNSAVED\n")
     started = await editor.command("k2lsp.task", {"task": "look at add"})
     await editor.finished(started["runId"])
-    tool_reply = [m for m in fake.requests[1]["messages"] if m["role"] == "tool"][0]
+    tool_reply = next(m for m in fake.requests[1]["messages"] if m["role"] == "tool")
     assert "# UNSAVED" in tool_reply["content"]
 
 
 async def test_ask_streams_an_answer_and_never_edits(editor: Editor, fake: FakeK2Server) -> None:
     fake.add(Reply(reasoning="The function subtracts.", content="It returns a minus b."))
     uri = editor.open("calc.py")
-    started = await editor.command("k2lsp.ask", {"question": "what does add do?", "uri": uri,
-                                                 "range": sel(0, 2)})
+    started = await editor.command(
+        "k2lsp.ask", {"question": "what does add do?", "uri": uri, "range": sel(0, 2)}
+    )
     info = await editor.finished(started["runId"])
     assert info["mode"] == "ask" and info["delivery"] == "nothing"
     assert editor.applied == []
@@ -84,18 +90,31 @@ async def test_ask_streams_an_answer_and_never_edits(editor: Editor, fake: FakeK
     assert "what does add do?" in prompt and "return a - b" in prompt
 
 
-@pytest.mark.parametrize(("command", "arg", "expect"), [
-    ("k2lsp.fixDiagnostic", {"diagnostic": {
-        "range": sel(1, 1), "message": "add subtracts", "source": "mylint"}}, "add subtracts"),
-    ("k2lsp.explain", {"range": sel(0, 2)}, "Explain the code in calc.py lines 1-2"),
-    ("k2lsp.refactor", {"range": sel(0, 2), "instruction": "use operator.add"},
-     "use operator.add"),
-    ("k2lsp.writeTests", {"range": sel(4, 6)}, "Write tests for the code in calc.py lines 5-6"),
-    ("k2lsp.fixFailingTest", {"testName": "test_add", "framework": "pytest"},
-     "Make the failing test test_add (pytest)"),
-])
-async def test_each_run_command_builds_its_task(editor: Editor, fake: FakeK2Server, command: str,
-                                                arg: dict[str, Any], expect: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "arg", "expect"),
+    [
+        (
+            "k2lsp.fixDiagnostic",
+            {"diagnostic": {"range": sel(1, 1), "message": "add subtracts", "source": "mylint"}},
+            "add subtracts",
+        ),
+        ("k2lsp.explain", {"range": sel(0, 2)}, "Explain the code in calc.py lines 1-2"),
+        (
+            "k2lsp.refactor",
+            {"range": sel(0, 2), "instruction": "use operator.add"},
+            "use operator.add",
+        ),
+        ("k2lsp.writeTests", {"range": sel(4, 6)}, "Write tests for the code in calc.py lines 5-6"),
+        (
+            "k2lsp.fixFailingTest",
+            {"testName": "test_add", "framework": "pytest"},
+            "Make the failing test test_add (pytest)",
+        ),
+    ],
+)
+async def test_each_run_command_builds_its_task(
+    editor: Editor, fake: FakeK2Server, command: str, arg: dict[str, Any], expect: str
+) -> None:
     fake.add(Reply(reasoning="ok", content="Done."))
     uri = editor.open("calc.py")
     started = await editor.command(command, {"uri": uri, **arg})
@@ -107,11 +126,16 @@ async def test_each_run_command_builds_its_task(editor: Editor, fake: FakeK2Serv
 
 
 async def test_write_tests_creates_a_file_through_the_editor(
-        editor: Editor, fake: FakeK2Server) -> None:
+    editor: Editor, fake: FakeK2Server
+) -> None:
     new = "from calc import mul\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n"
-    fake.add(Reply(reasoning="A new test file.", tool_calls=[
-        ("create_file", {"path": "tests/test_mul.py", "content": new})]),
-        Reply(reasoning="ok", content="Added tests."))
+    fake.add(
+        Reply(
+            reasoning="A new test file.",
+            tool_calls=[("create_file", {"path": "tests/test_mul.py", "content": new})],
+        ),
+        Reply(reasoning="ok", content="Added tests."),
+    )
     uri = editor.open("calc.py")
     started = await editor.command("k2lsp.writeTests", {"uri": uri, "range": sel(4, 6)})
     info = await editor.finished(started["runId"])
@@ -122,7 +146,8 @@ async def test_write_tests_creates_a_file_through_the_editor(
 
 
 async def test_undo_restores_the_buffer_through_the_editor(
-        editor: Editor, fake: FakeK2Server) -> None:
+    editor: Editor, fake: FakeK2Server
+) -> None:
     fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(reasoning="ok", content="ok"))
     uri = editor.open("calc.py")
     before = editor.text("calc.py")
@@ -138,8 +163,11 @@ async def test_undo_restores_the_buffer_through_the_editor(
 
 
 async def test_status_reports_runs_tokens_and_cost(editor: Editor, fake: FakeK2Server) -> None:
-    fake.add(Reply(reasoning="r", content="a", prompt_tokens=1000, completion_tokens=50,
-                   cached_tokens=400))
+    fake.add(
+        Reply(
+            reasoning="r", content="a", prompt_tokens=1000, completion_tokens=50, cached_tokens=400
+        )
+    )
     started = await editor.command("k2lsp.ask", {"question": "hi?"})
     await editor.finished(started["runId"])
     status = await editor.command("k2lsp.status")
@@ -153,8 +181,12 @@ async def test_preview_waits_for_accept_then_applies(tmp_path: Path, fake: FakeK
     root = make_project(tmp_path / "proj")
     ed = await start_editor(root, fake.base_url, tmp_path / "home", init_options={"preview": True})
     try:
-        fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(reasoning="ok", content="ok"),
-                 Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(reasoning="ok", content="ok"))
+        fake.add(
+            Reply(reasoning="fix", tool_calls=[FIX_ADD]),
+            Reply(reasoning="ok", content="ok"),
+            Reply(reasoning="fix", tool_calls=[FIX_ADD]),
+            Reply(reasoning="ok", content="ok"),
+        )
         ed.open("calc.py")
         first = await ed.command("k2lsp.task", {"task": "fix add"})
         await ed.wait_for(lambda: any(d["status"] == "preview" for d in ed.deliveries))
@@ -175,19 +207,22 @@ async def test_preview_waits_for_accept_then_applies(tmp_path: Path, fake: FakeK
         await stop_editor(ed)
 
 
-@pytest.mark.parametrize(("command", "arg", "message"), [
-    ("k2lsp.ask", {}, "the question is empty"),
-    ("k2lsp.task", {"task": "  "}, "the task is empty"),
-    ("k2lsp.explain", {}, "needs the document"),
-    ("k2lsp.fixDiagnostic", {"uri": "URI"}, "the diagnostic is missing"),
-    ("k2lsp.fixFailingTest", {"uri": "URI"}, "the test name is missing"),
-    ("k2lsp.explain", {"uri": "file:///elsewhere/x.py"}, "outside the workspace"),
-    ("k2lsp.cancel", {"runId": "nope"}, "no run 'nope'"),
-    ("k2lsp.accept", {}, "no preview is waiting"),
-])
+@pytest.mark.parametrize(
+    ("command", "arg", "message"),
+    [
+        ("k2lsp.ask", {}, "the question is empty"),
+        ("k2lsp.task", {"task": "  "}, "the task is empty"),
+        ("k2lsp.explain", {}, "needs the document"),
+        ("k2lsp.fixDiagnostic", {"uri": "URI"}, "the diagnostic is missing"),
+        ("k2lsp.fixFailingTest", {"uri": "URI"}, "the test name is missing"),
+        ("k2lsp.explain", {"uri": "file:///elsewhere/x.py"}, "outside the workspace"),
+        ("k2lsp.cancel", {"runId": "nope"}, "no run 'nope'"),
+        ("k2lsp.accept", {}, "no preview is waiting"),
+    ],
+)
 async def test_bad_command_arguments_are_refused_with_a_clear_message(
-        editor: Editor, fake: FakeK2Server, command: str, arg: dict[str, Any],
-        message: str) -> None:
+    editor: Editor, fake: FakeK2Server, command: str, arg: dict[str, Any], message: str
+) -> None:
     arg = {k: (editor.uri("calc.py") if v == "URI" else v) for k, v in arg.items()}
     with pytest.raises(Exception, match=message):
         await editor.command(command, arg)

@@ -12,10 +12,19 @@ from lsprotocol import types
 from k2lsp.agent.events import Event
 from k2lsp.model.fake_server import FakeK2Server, Reply
 from k2lsp.server.stream import coalesce
-from tests.lsp_fixtures import FIX_ADD, capabilities, make_project, start_editor, stop_editor
+from tests.lsp_fixtures import (
+    API_KEY,
+    FIX_ADD,
+    capabilities,
+    make_project,
+    start_editor,
+    stop_editor,
+)
 
 pytestmark = pytest.mark.timeout(180)
-REASONING = "".join(f"Step {i}: checking how add behaves with {i} and {i + 1}.\n" for i in range(40))
+REASONING = "".join(
+    f"Step {i}: checking how add behaves with {i} and {i + 1}.\n" for i in range(40)
+)
 
 
 @pytest.fixture
@@ -27,10 +36,13 @@ async def fake() -> AsyncIterator[FakeK2Server]:
 
 
 async def test_stream_batches_are_ordered_coalesced_and_lose_nothing(
-        tmp_path: Path, fake: FakeK2Server) -> None:
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
     root = make_project(tmp_path / "proj")
-    fake.add(Reply(reasoning=REASONING, tool_calls=[FIX_ADD], chunk_size=4, delay_s=0.002),
-             Reply(reasoning="Now it adds.", content="Fixed add.", chunk_size=3))
+    fake.add(
+        Reply(reasoning=REASONING, tool_calls=[FIX_ADD], chunk_size=4, delay_s=0.002),
+        Reply(reasoning="Now it adds.", content="Fixed add.", chunk_size=3),
+    )
     ed = await start_editor(root, fake.base_url, tmp_path / "home")
     try:
         ed.open("calc.py")
@@ -49,38 +61,60 @@ async def test_stream_batches_are_ordered_coalesced_and_lose_nothing(
     chunks = len(REASONING) // 4
     assert sum(e["type"] == "reasoning" for e in events) < chunks / 2  # deltas were merged
     assert len(ed.stream) < chunks / 2  # batched, not one notification per delta
-    order = [e["type"] for e in events if e["type"] in ("run_started", "tool_call", "edit",
-                                                         "tool_result", "run_finished")]
+    order = [
+        e["type"]
+        for e in events
+        if e["type"] in ("run_started", "tool_call", "edit", "tool_result", "run_finished")
+    ]
     assert order == ["run_started", "tool_call", "edit", "tool_result", "run_finished"]
     assert events[-1]["type"] == "run_finished" and events[-1]["outcome"] == "success"
 
 
 def test_coalesce_merges_only_neighbouring_deltas_of_one_kind() -> None:
-    evs = [Event("reasoning", "r", 1, {"text": "a"}), Event("reasoning", "r", 2, {"text": "b"}),
-           Event("content", "r", 3, {"text": "c"}), Event("reasoning", "r", 4, {"text": "d"}),
-           Event("tool_call", "r", 5, {"id": "1", "name": "x", "args": {}}),
-           Event("reasoning", "r", 6, {"text": "e"})]
+    evs = [
+        Event("reasoning", "r", 1, {"text": "a"}),
+        Event("reasoning", "r", 2, {"text": "b"}),
+        Event("content", "r", 3, {"text": "c"}),
+        Event("reasoning", "r", 4, {"text": "d"}),
+        Event("tool_call", "r", 5, {"id": "1", "name": "x", "args": {}}),
+        Event("reasoning", "r", 6, {"text": "e"}),
+    ]
     out = coalesce(evs)
     assert [(e.type, e.seq, e.data.get("text")) for e in out] == [
-        ("reasoning", 2, "ab"), ("content", 3, "c"), ("reasoning", 4, "d"),
-        ("tool_call", 5, None), ("reasoning", 6, "e")]
+        ("reasoning", 2, "ab"),
+        ("content", 3, "c"),
+        ("reasoning", 4, "d"),
+        ("tool_call", 5, None),
+        ("reasoning", 6, "e"),
+    ]
 
 
-async def test_progress_log_and_transcript_follow_the_run(tmp_path: Path, fake: FakeK2Server) -> None:
+async def test_progress_log_and_transcript_follow_the_run(
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
     root = make_project(tmp_path / "proj")
-    fake.add(Reply(reasoning="First I read the file.\nThen I fix it.",
-                   tool_calls=[("read_file", {"path": "calc.py"})], prompt_tokens=900,
-                   completion_tokens=40),
-             Reply(reasoning="fixing", tool_calls=[FIX_ADD]),
-             Reply(reasoning="done", content="All good."))
+    fake.add(
+        Reply(
+            reasoning="First I read the file.\nThen I fix it.",
+            tool_calls=[("read_file", {"path": "calc.py"})],
+            prompt_tokens=900,
+            completion_tokens=40,
+        ),
+        Reply(reasoning="fixing", tool_calls=[FIX_ADD]),
+        Reply(reasoning="done", content="All good."),
+    )
     ed = await start_editor(root, fake.base_url, tmp_path / "home")
     try:
         started = await ed.command("k2lsp.task", {"task": "fix add"})
         run_id = started["runId"]
         await ed.finished(run_id)
         token = f"k2lsp-{run_id}"
-        await ed.wait_for(lambda: any(isinstance(v, types.WorkDoneProgressEnd)
-                                      for v in ed.client.progress_reports.get(token, [])))
+        await ed.wait_for(
+            lambda: any(
+                isinstance(v, types.WorkDoneProgressEnd)
+                for v in ed.client.progress_reports.get(token, [])
+            )
+        )
     finally:
         await stop_editor(ed)
     reports = ed.client.progress_reports[token]
@@ -99,13 +133,18 @@ async def test_progress_log_and_transcript_follow_the_run(tmp_path: Path, fake: 
     md = transcript.read_text()
     assert md.index("First I read the file.") < md.index("**read_file**") < md.index("```diff")
     assert "+    return a + b" in md and "## success" in md and "All good." in md
+    shown = [logs, md, repr(ed.stream), repr(ed.client.messages), repr(reports)]
+    assert not any(API_KEY in text for text in shown)  # the key never leaks to the editor
 
 
 async def test_client_without_custom_capability_gets_standard_lsp_only(
-        tmp_path: Path, fake: FakeK2Server) -> None:
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
     root = make_project(tmp_path / "proj")
-    fake.add(Reply(reasoning="thinking about add", tool_calls=[FIX_ADD]),
-             Reply(reasoning="ok", content="Fixed."))
+    fake.add(
+        Reply(reasoning="thinking about add", tool_calls=[FIX_ADD]),
+        Reply(reasoning="ok", content="Fixed."),
+    )
     caps = capabilities(stream=False, document_changes=False, resource_ops=False)
     ed = await start_editor(root, fake.base_url, tmp_path / "home", stream=False, caps=caps)
     try:

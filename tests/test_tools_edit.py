@@ -155,6 +155,23 @@ async def test_no_match_reports_a_whitespace_insensitive_match(
     assert "     2\t\tdef f(self):\n     3\t\t\treturn 1" in res.text
 
 
+@pytest.mark.parametrize(
+    ("content", "old", "loose"),
+    [
+        ("value  =  compute( a, b )\n", "value = compute(a, b)", True),
+        ("    if ready :\n", "if ready:", True),
+        ("limit=max(10)\n", "x = 1", False),  # a short fragment inside a line is no match
+    ],
+)
+async def test_single_line_whitespace_insensitive_match(
+    ctx: ToolContext, root: Path, content: str, old: str, loose: bool
+) -> None:
+    put(root, "w.py", content)
+    res = await edit(ctx, "w.py", old, "changed = 1")
+    assert not res.ok
+    assert ("matches line 1 when whitespace is ignored" in res.text) is loose
+
+
 async def test_no_match_notices_an_edit_already_made(ctx: ToolContext, root: Path) -> None:
     put(root, "a.py", "import os\ntimeout_seconds = 30.0\n")
     res = await edit(ctx, "a.py", "timeout = 10", "timeout_seconds = 30.0")

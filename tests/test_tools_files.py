@@ -290,6 +290,34 @@ def _paths_of_tree(text: str) -> list[str]:
     return out
 
 
+IGNORE_CASES = {
+    "double-star dir": ("**/cache/\n", ["a/cache/x.txt", "cache/y.txt", "a/cachex.txt"]),
+    "anchored path": ("/docs/*.tmp\n", ["docs/a.tmp", "sub/docs/b.tmp", "docs/c.txt"]),
+    "middle double-star": ("docs/**/*.tmp\n", ["docs/a/b/c.tmp", "docs/x.tmp", "y.tmp"]),
+    "negation": ("*.txt\n!keep.txt\n", ["a.txt", "keep.txt", "d/keep.txt", "d/b.txt"]),
+    "char class": ("file[0-9].py\n", ["file1.py", "fileA.py", "d/file2.py"]),
+    "nested file": ("", ["d/.gitignore", "d/x.log", "x.log"]),
+    "comment and blank": ("# *.py\n\n*.md\n", ["a.py", "b.md"]),
+    "dir-only vs file": ("out/\n", ["out/a.txt", "d/out", "x/out/b.txt"]),
+    "info/exclude and .ignore": ("", [".git/info/exclude", ".ignore", "a.tmp", "b.bak", "c.py"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(IGNORE_CASES))
+async def test_python_fallback_lists_what_ripgrep_lists(
+    ctx: ToolContext, root: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    ignore, files = IGNORE_CASES[case]
+    write(root, ".gitignore", ignore)
+    for rel in files:
+        special = {".gitignore": "*.log\n", "exclude": "*.tmp\n", ".ignore": "*.bak\n"}
+        write(root, rel, special.get(rel.rsplit("/", 1)[-1], "x\n"))
+    monkeypatch.delenv("K2LSP_RG", raising=False)
+    with_rg = (await call(ctx, "list_files")).text
+    monkeypatch.setenv("K2LSP_RG", "none")
+    assert (await call(ctx, "list_files")).text == with_rg
+
+
 async def test_list_files_is_capped_with_a_note(ctx: ToolContext, root: Path, engine: str) -> None:
     for i in range(620):
         write(root, f"many/f{i:04d}.txt", "")
@@ -297,6 +325,20 @@ async def test_list_files_is_capped_with_a_note(ctx: ToolContext, root: Path, en
     assert res.text.startswith("620 files under many")
     assert res.text.endswith("[... 120 more files not shown; narrow with path or pattern ...]")
     assert len(_paths_of_tree(res.text)) == 500
+
+
+async def test_list_files_stays_within_the_character_cap(
+    ctx: ToolContext, root: Path, engine: str
+) -> None:
+    for i in range(450):
+        write(root, f"d{i:03d}/{'n' * 60}.txt", "")
+    res = await call(ctx, "list_files")
+    assert len(res.text) < 31_000
+    shown = len(_paths_of_tree(res.text))
+    assert 100 < shown < 450
+    assert res.text.endswith(
+        f"[... {450 - shown} more files not shown; narrow with path or pattern ...]"
+    )
 
 
 async def test_list_files_marks_secret_files(ctx: ToolContext, root: Path, engine: str) -> None:

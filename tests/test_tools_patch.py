@@ -208,3 +208,17 @@ def test_cli_apply_patch(repo: Path, tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 1 and "nothing was written" in proc.stdout
+
+
+def test_no_prefix_diff_of_file_under_folder_named_b(repo: Path) -> None:
+    (repo / "b").mkdir()
+    (repo / "b" / "x.py").write_text("v = 1\n")
+    res = patch(repo, "--- b/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-v = 1\n+v = 2\n")
+    assert res.ok, res.text
+    assert (repo / "b" / "x.py").read_text() == "v = 2\n"
+
+
+def test_non_utf8_target_is_refused(repo: Path) -> None:
+    (repo / "l.py").write_bytes("s = 'caf\u00e9'\n".encode("latin-1"))
+    res = patch(repo, "--- a/l.py\n+++ b/l.py\n@@ -1 +1 @@\n-s = 1\n+s = 2\n")
+    assert not res.ok and "not valid UTF-8" in res.text

@@ -125,6 +125,17 @@ async def test_results_are_capped_with_a_note(ctx: ToolContext, root: Path, engi
     )
 
 
+async def test_output_stays_within_the_character_cap(
+    ctx: ToolContext, root: Path, engine: str
+) -> None:
+    (root / "wide.txt").write_text("".join(f"hit {i:04d} " + "w" * 250 + "\n" for i in range(900)))
+    res = await search(ctx, pattern="hit", max_results=1000)
+    assert len(res.text) < 31_000
+    assert res.text.splitlines()[-1].endswith(
+        "more matching lines not shown; narrow with path or glob ...]"
+    )
+
+
 async def test_long_lines_are_truncated(ctx: ToolContext, root: Path, engine: str) -> None:
     (root / "min.js").write_text("var needle=1;" + "x" * 5000 + "\n")
     res = await search(ctx, pattern="needle")
@@ -187,6 +198,21 @@ async def test_search_errors_and_empty_results_say_what_to_do(
     assert res.ok is ok
     assert expected in res.text
     assert "hunter2" not in res.text
+
+
+async def test_null_optional_arguments_mean_their_defaults(ctx: ToolContext, engine: str) -> None:
+    args = {"pattern": "def helper", "path": None, "glob": None, "fixed_strings": None,
+            "max_results": None}  # fmt: skip
+    res = await search(ctx, **args)
+    assert res.ok and res.text.splitlines()[1:] == ["src/util.py:1:def helper(x):"]
+    listed = await build_registry().execute("list_files", {"path": None, "pattern": None}, ctx)
+    assert listed.ok and "util.py" in listed.text
+    read = await build_registry().execute(
+        "read_file", {"path": "src/util.py", "start_line": None}, ctx
+    )
+    assert read.ok and "     1\tdef helper(x):" in read.text
+    bad = await search(ctx, pattern=None)
+    assert not bad.ok and "invalid arguments for search: pattern" in bad.text
 
 
 async def test_both_engines_give_the_same_output(

@@ -56,8 +56,10 @@ def pick_sandbox(kind: str, root: Path, err: Any) -> str:
     if kind != "auto":
         return kind
     try:
-        get_sandbox("auto", root, SandboxSettings(kind="auto")).close()
-        return "auto"
+        sandbox = get_sandbox("auto", root, SandboxSettings(kind="auto"))
+        sandbox.close()
+        print(f"Tests run in the {sandbox.name} sandbox.", file=err)
+        return str(sandbox.name)
     except SandboxUnavailable as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no sandbox"
         print(
@@ -84,7 +86,7 @@ def demo_settings(base_url: str, sandbox: str, state_dir: Path) -> Any:
         state_dir=state_dir,
         prices=dict(MOONSHOT_PRICES),
         test_command=None
-        if sandbox in ("auto", "docker")
+        if sandbox in ("auto", "docker", "bwrap")
         else f"PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {sys.executable} -m pytest -q -p no:cacheprovider",
     )
 

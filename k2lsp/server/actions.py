@@ -111,46 +111,15 @@ def code_actions(
 ) -> list[types.CodeAction]:
     """Every K2 action for this range of this document."""
     uri, rng = params.text_document.uri, params.range
-    out: list[types.CodeAction] = []
-    test_offered = False
-    for diag in params.context.diagnostics:
-        data = diag.data if isinstance(diag.data, dict) else {}
-        if diag.source == protocol.DIAGNOSTIC_SOURCE and data.get("testId"):
-            args = {
-                "uri": uri,
-                "testName": data["testId"],
-                "range": _range_dict(diag.range),
-                "message": str(data.get("message") or diag.message),
-            }
-            out.append(
-                _action(
-                    f"K2: Fix failing test {short(data['testId'], 60)}",
-                    protocol.CMD_FIX_FAILING_TEST,
-                    args,
-                    types.CodeActionKind.QuickFix,
-                    [diag],
-                )
-            )
-            test_offered = True
-            continue
-        diag_json = ls.protocol._converter.unstructure(diag, types.Diagnostic)
-        out.append(
-            _action(
-                f"K2: Fix {short(diag.message)}",
-                protocol.CMD_FIX_DIAGNOSTIC,
-                {"uri": uri, "diagnostic": diag_json},
-                types.CodeActionKind.QuickFix,
-                [diag],
-            )
-        )
+    out = [_diagnostic_action(ls, uri, diag) for diag in params.context.diagnostics]
+    test_offered = any(
+        a.command and a.command.command == protocol.CMD_FIX_FAILING_TEST for a in out
+    )
     if rng.start != rng.end:
         sel = {"uri": uri, "range": _range_dict(rng)}
+        refactor = types.CodeActionKind.RefactorRewrite
         out.append(_action("K2: Explain", protocol.CMD_EXPLAIN, sel, None))
-        out.append(
-            _action(
-                "K2: Refactor…", protocol.CMD_REFACTOR, sel, types.CodeActionKind.RefactorRewrite
-            )
-        )
+        out.append(_action("K2: Refactor…", protocol.CMD_REFACTOR, sel, refactor))
         out.append(_action("K2: Write tests", protocol.CMD_WRITE_TESTS, sel, None))
     doc = ls.workspace.text_documents.get(uri)
     if doc is not None and not test_offered:
@@ -160,21 +129,26 @@ def code_actions(
                 start=types.Position(line=test.start_line, character=0),
                 end=types.Position(line=test.end_line + 1, character=0),
             )
-            args = {
-                "uri": uri,
-                "testName": test.name,
-                "framework": test.framework,
-                "range": _range_dict(span),
-            }
-            out.append(
-                _action(
-                    f"K2: Fix failing test {short(test.name, 60)}",
-                    protocol.CMD_FIX_FAILING_TEST,
-                    args,
-                    types.CodeActionKind.QuickFix,
-                )
-            )
+            args = {"uri": uri, "testName": test.name, "framework": test.framework,
+                    "range": _range_dict(span)}  # fmt: skip
+            title = f"K2: Fix failing test {short(test.name, 60)}"
+            fix = types.CodeActionKind.QuickFix
+            out.append(_action(title, protocol.CMD_FIX_FAILING_TEST, args, fix))
     return _only(out, params.context.only)
+
+
+def _diagnostic_action(ls: LanguageServer, uri: str, diag: types.Diagnostic) -> types.CodeAction:
+    """ "K2: Fix failing test" for a k2lsp test failure, else "K2: Fix <message>"."""
+    data = diag.data if isinstance(diag.data, dict) else {}
+    fix = types.CodeActionKind.QuickFix
+    if diag.source == protocol.DIAGNOSTIC_SOURCE and data.get("testId"):
+        args = {"uri": uri, "testName": data["testId"], "range": _range_dict(diag.range),
+                "message": str(data.get("message") or diag.message)}  # fmt: skip
+        title = f"K2: Fix failing test {short(data['testId'], 60)}"
+        return _action(title, protocol.CMD_FIX_FAILING_TEST, args, fix, [diag])
+    diag_json = ls.protocol._converter.unstructure(diag, types.Diagnostic)
+    args = {"uri": uri, "diagnostic": diag_json}
+    return _action(f"K2: Fix {short(diag.message)}", protocol.CMD_FIX_DIAGNOSTIC, args, fix, [diag])
 
 
 def _test_at(

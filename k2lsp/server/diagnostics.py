@@ -1,8 +1,8 @@
 """Failing tests seen by a run become diagnostics (source "k2lsp") on the failing lines.
 
 Each diagnostic carries `data = {"testId", "message"}` so its code action can offer
-"K2: Fix failing test" for exactly that test. A later test result of the same file replaces the
-file's k2lsp diagnostics (an all-green result clears them).
+"K2: Fix failing test" for exactly that test. Each test result replaces every k2lsp
+diagnostic published before (files that no longer fail are cleared).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class TestDiagnostics:
                     data={"testId": test_id, "message": message[:4000], "command": command},
                 )
             )
-        stale = [uri for uri in self.by_uri if uri not in fresh] if not failures else []
+        stale = [uri for uri in self.by_uri if uri not in fresh]  # the latest result rules
         for uri in stale:
             fresh[uri] = []
         for uri, diags in fresh.items():

@@ -29,7 +29,8 @@ Server -> client, only for clients that opt in with
   tool_result{id,name,ok,summary,text}, edit{path,diff},
   test_result{passed,failed,errors,skipped,command,duration}, usage{...}, status{step,
   max_steps,phase,message}, run_finished{outcome,exit_code,summary}).
-  Batches are sent at most once per ~50 ms per run; events are in `seq` order, none is lost
+  Batches are sent at most once per ~50 ms per run (the batch holding `run_finished` goes out
+  at once); events are in `seq` order, none is lost
   or repeated; consecutive `reasoning` (or `content`) deltas inside a batch are merged into
   one event carrying the seq of the last delta merged. `run_finished` is always the last
   event of the last batch of a run.

@@ -178,12 +178,20 @@ class RunStream:
             self._track(ev)
             lines.extend(self._log_lines(ev))
             md.append(self._markdown(ev))
-        for text, kind in lines:
-            self.ls.window_log_message(
-                types.LogMessageParams(type=kind, message=f"[k2lsp {self.run_id}] {text}")
-            )
+        self._send_log(lines)
         self._report_progress()
         self._append_transcript("".join(md))
+
+    def _send_log(self, lines: list[tuple[str, types.MessageType]]) -> None:
+        """One window/logMessage per run of same-type lines (fewer messages, same text)."""
+        group: list[str] = []
+        for i, (text, kind) in enumerate(lines):
+            group.append(f"[k2lsp {self.run_id}] {text}")
+            if i + 1 == len(lines) or lines[i + 1][1] != kind:
+                self.ls.window_log_message(
+                    types.LogMessageParams(type=kind, message="\n".join(group))
+                )
+                group = []
 
     def _track(self, ev: Event) -> None:
         d, st = ev.data, self._status

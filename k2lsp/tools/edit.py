@@ -8,7 +8,7 @@ import heapq
 import re
 from collections import Counter
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from k2lsp.tools import fileops
 from k2lsp.tools.base import ToolContext, ToolError, tool
@@ -20,7 +20,7 @@ FUZZY_CANDIDATES = 12
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
-class EditFileParams(BaseModel):
+class EditFileParams(fileops.Params):
     """Arguments of edit_file."""
 
     path: str = Field(description="File to edit, relative to the workspace root.")

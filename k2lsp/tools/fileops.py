@@ -12,7 +12,9 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, model_validator
 
 from k2lsp.changes import unified_diff
 from k2lsp.errors import PathError
@@ -71,6 +73,23 @@ def _secret_regexes(
         re.compile("|".join(names)) if names else None,
         re.compile("|".join(paths)) if paths else None,
     )
+
+
+class Params(BaseModel):
+    """Tool arguments where an explicit `null` for an optional argument means its default
+    (models often send `"glob": null`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_default(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+        return {
+            k: v
+            for k, v in data.items()
+            if not (v is None and k in fields and not fields[k].is_required())
+        }
 
 
 @dataclass

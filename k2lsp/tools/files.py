@@ -9,10 +9,10 @@ import os
 import stat
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from k2lsp.tools import fileops
-from k2lsp.tools.base import ToolContext, ToolError, ToolResult, tool
+from k2lsp.tools.base import OUTPUT_CAP_CHARS, ToolContext, ToolError, ToolResult, tool
 from k2lsp.tools.pager import read_page
 from k2lsp.tools.walk import RgTimeout, glob_matches, rg_binary, run_rg, walk_files
 
@@ -21,7 +21,7 @@ PAGE_CHARS = 30_000
 LIST_CAP = 500
 
 
-class ReadFileParams(BaseModel):
+class ReadFileParams(fileops.Params):
     """Arguments of read_file."""
 
     path: str = Field(description="File path relative to the workspace root.")
@@ -37,8 +37,8 @@ class ReadFileParams(BaseModel):
 
 @tool("read_file", ReadFileParams)
 def read_file(ctx: ToolContext, args: ReadFileParams) -> ToolResult:
-    """Read a text file with line numbers (`number<TAB>line`). Large files come in pages of
-    about 400 lines; the footer tells the exact call for the next page."""
+    """Read a text file with line numbers (`number<TAB>line`; the numbers are not part of the
+    file). Large files come in pages of about 400 lines; the footer gives the next call."""
     abs_path, rel = fileops.confined(ctx, args.path)
     fileops.check_secret(ctx, rel)
     start = args.start_line or 1
@@ -97,7 +97,7 @@ def _footer(rel: str, first: int, last: int, total: int, cut: bool) -> str:
     return note + "; end of file]"
 
 
-class ListFilesParams(BaseModel):
+class ListFilesParams(fileops.Params):
     """Arguments of list_files."""
 
     path: str = Field(default=".", description="Folder to list, relative to the workspace root.")
@@ -123,7 +123,8 @@ def list_files(ctx: ToolContext, args: ListFilesParams) -> str:
         return f"No files under {where}{matching} (ignored files are not listed)."
     head = f"{fileops.plural(len(files), 'file')} under {where}{matching}"
     head += " (.gitignored files and .git not shown):"
-    return head + "\n" + _tree(ctx, files[:LIST_CAP]) + _more(len(files) - LIST_CAP)
+    tree, shown = _tree(ctx, files[:LIST_CAP])
+    return head + "\n" + tree + _more(len(files) - shown)
 
 
 def _more(extra: int) -> str:
@@ -162,9 +163,11 @@ def _tree_key(rel: str) -> tuple[str, str]:
     return folder, name
 
 
-def _tree(ctx: ToolContext, files: list[str]) -> str:
+def _tree(ctx: ToolContext, files: list[str]) -> tuple[str, int]:
+    """The tree text of `files` (within OUTPUT_CAP_CHARS) and how many files it shows."""
     lines: list[str] = []
     current: str | None = None
+    chars = shown = 0
     for rel in files:
         folder, _, name = rel.rpartition("/")
         if folder != current:
@@ -173,10 +176,15 @@ def _tree(ctx: ToolContext, files: list[str]) -> str:
                 lines.append(f"{folder}/")
         mark = "  (secret: not readable)" if fileops.is_secret(ctx, rel) else ""
         lines.append(f"  {name}{mark}" if folder else f"{name}{mark}")
-    return "\n".join(lines)
+        chars += len(lines[-1]) + len(folder) + 2
+        if chars > OUTPUT_CAP_CHARS:
+            lines.pop()
+            break
+        shown += 1
+    return "\n".join(lines), shown
 
 
-class CreateFileParams(BaseModel):
+class CreateFileParams(fileops.Params):
     """Arguments of create_file."""
 
     path: str = Field(description="Path of the new file, relative to the workspace root.")
@@ -216,7 +224,7 @@ def _check_parents(ctx: ToolContext, abs_path: Path) -> None:
         raise ToolError(f"{rel} is a file, so it cannot hold {child}; choose another path")
 
 
-class DeleteFileParams(BaseModel):
+class DeleteFileParams(fileops.Params):
     """Arguments of delete_file."""
 
     path: str = Field(description="File to delete, relative to the workspace root.")

@@ -73,7 +73,10 @@ def read_page(
     line_no, offset, last = 1, 0, b""
     while chunk := stream.read(chunk_size):
         if offset == 0 and b"\x00" in chunk[:BINARY_SNIFF]:
-            raise ToolError(f"{label} is a binary file; it cannot be read as text")
+            raise ToolError(
+                f"{label} is a binary file; it cannot be read as text "
+                "(read the source it is built from, or inspect it with run_command)"
+            )
         _check_utf8(decoder, chunk, offset, label)
         newlines = chunk.count(b"\n")
         if col.full or line_no + newlines < start:

@@ -90,11 +90,14 @@ class FileResult:
     note: str = ""
 
 
-def _clean(name: str) -> str:
+def _clean(name: str, root: Path) -> str:
+    """The path a header names: `a/`/`b/` prefixes dropped unless the file really lives there."""
     name = name.strip().split("\t", 1)[0]
-    if name == _DEV_NULL:
+    if name == _DEV_NULL or not name.startswith(("a/", "b/")):
         return name
-    return name[2:] if name.startswith(("a/", "b/")) else name
+    if not (root / name[2:]).exists() and (root / name).is_file():
+        return name  # a --no-prefix diff of a file under a folder called a/ or b/
+    return name[2:]
 
 
 def _locate(lines: list[str], old: list[str], expected: int, lo: int) -> int | None:
@@ -182,7 +185,7 @@ def _nearest(lines: list[str], old: list[str]) -> str:
 
 def _plan_file(ctx: ToolContext, pf: Any) -> tuple[FileResult | None, list[str]]:
     """What one patched file becomes, or the reasons it cannot be patched."""
-    source, target = _clean(pf.source_file), _clean(pf.target_file)
+    source, target = _clean(pf.source_file, ctx.root), _clean(pf.target_file, ctx.root)
     if source == _DEV_NULL and target == _DEV_NULL:
         return None, ["a file header names /dev/null on both sides"]
     rel_for = target if target != _DEV_NULL else source

@@ -7,10 +7,10 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from k2lsp.tools import fileops
-from k2lsp.tools.base import ToolContext, ToolError, tool
+from k2lsp.tools.base import OUTPUT_CAP_CHARS, ToolContext, ToolError, tool
 from k2lsp.tools.walk import (
     RgTimeout,
     glob_matches,
@@ -33,7 +33,7 @@ RG_FLAGS = (
 Blocks = dict[str, bytes]
 
 
-class SearchParams(BaseModel):
+class SearchParams(fileops.Params):
     """Arguments of search."""
 
     pattern: str = Field(
@@ -72,7 +72,7 @@ def search(ctx: ToolContext, args: SearchParams) -> str:
     if blocks is None:
         blocks = _py_blocks(ctx, _compile(args), rel, args.glob)
     if ctx.workspace.overlay:
-        _apply_overlay(ctx, blocks, _compile(args), rel, args.glob)
+        _apply_overlay(ctx, blocks, _overlay_regex(args), rel, args.glob)
     for path in [p for p in blocks if fileops.is_secret(ctx, p)]:
         del blocks[path]
     return render(blocks, args, rel, notes)
@@ -84,6 +84,15 @@ def _compile(args: SearchParams) -> re.Pattern[str]:
         return re.compile(re.escape(args.pattern) if args.fixed_strings else args.pattern)
     except re.error as exc:
         raise ToolError(_bad_regex(args.pattern, str(exc))) from None
+
+
+def _overlay_regex(args: SearchParams) -> re.Pattern[str] | None:
+    """The Python form of the pattern for editor buffers; None when only ripgrep knows the
+    syntax (then the buffers' files keep their on-disk hits)."""
+    try:
+        return _compile(args)
+    except ToolError:
+        return None
 
 
 def _bad_regex(pattern: str, detail: str) -> str:
@@ -186,9 +195,11 @@ def _add_matches(blocks: Blocks, path: str, regex: re.Pattern[str], lines: Itera
 
 
 def _apply_overlay(
-    ctx: ToolContext, blocks: Blocks, regex: re.Pattern[str], rel: str, glob: str | None
+    ctx: ToolContext, blocks: Blocks, regex: re.Pattern[str] | None, rel: str, glob: str | None
 ) -> None:
     """Unsaved editor buffers replace the disk content of their files in the results."""
+    if regex is None:
+        return
     for path, text in ctx.workspace.overlay.items():
         if rel != "." and path != rel and not path.startswith(rel + "/"):
             continue
@@ -209,7 +220,21 @@ def render(blocks: Blocks, args: SearchParams, rel: str, notes: list[str]) -> st
             f"No matches for {args.pattern!r} in {where}{scope} "
             f"(.gitignored files are not searched).{extra}"
         )
+    out = _hit_lines(blocks, args.max_results)
+    head = f"{fileops.plural(total, 'matching line')} in {fileops.plural(len(blocks), 'file')}:"
+    if total > len(out):
+        raise_hint = "" if len(out) < args.max_results else ", or raise max_results"
+        extra = (
+            f"\n[... {total - len(out):,} more matching lines not shown; narrow with path or "
+            f"glob{raise_hint} ...]" + extra
+        )
+    return head + "\n" + "\n".join(out) + extra
+
+
+def _hit_lines(blocks: Blocks, limit: int) -> list[str]:
+    """The first `limit` hits in path order, within OUTPUT_CAP_CHARS in all."""
     out: list[str] = []
+    chars = 0
     for path in sorted(blocks):
         for line in blocks[path].decode("utf-8", "replace").split("\n")[:-1]:
             num, _, text = line.partition(":")
@@ -218,15 +243,9 @@ def render(blocks: Blocks, args: SearchParams, rel: str, notes: list[str]) -> st
                 text = text.removesuffix(RG_PREVIEW_NOTE) + " … [line truncated]"
             elif len(text) > LINE_CAP:
                 text = text[:LINE_CAP] + " … [line truncated]"
-            out.append(f"{path}:{num}:{text}")
-            if len(out) >= args.max_results:
-                break
-        if len(out) >= args.max_results:
-            break
-    head = f"{fileops.plural(total, 'matching line')} in {fileops.plural(len(blocks), 'file')}:"
-    if total > len(out):
-        extra = (
-            f"\n[... {total - len(out):,} more matching lines not shown; narrow with path or glob, "
-            "or raise max_results ...]" + extra
-        )
-    return head + "\n" + "\n".join(out) + extra
+            hit = f"{path}:{num}:{text}"
+            chars += len(hit) + 1
+            if len(out) >= limit or chars > OUTPUT_CAP_CHARS:
+                return out
+            out.append(hit)
+    return out

@@ -153,19 +153,23 @@ def is_ignored(rules: list[IgnoreRule], rel: str, is_dir: bool) -> bool:
 
 
 def _rules_in(root: Path, rel_dir: str) -> list[IgnoreRule]:
+    folder = root / rel_dir if rel_dir else root
     rules: list[IgnoreRule] = []
-    for name in (".gitignore", ".ignore"):
-        path = root / rel_dir / name if rel_dir else root / name
-        try:
-            rules += parse_ignore(path.read_text("utf-8", "replace"), rel_dir)
-        except OSError:
-            continue
+    for name in (".gitignore", ".ignore", ".rgignore"):  # later files take precedence
+        rules += _read_rules(folder / name, rel_dir)
     return rules
+
+
+def _read_rules(path: Path, base: str) -> list[IgnoreRule]:
+    try:
+        return parse_ignore(path.read_text("utf-8", "replace"), base)
+    except OSError:
+        return []
 
 
 def walk_files(root: Path, start: str = "") -> Iterator[str]:
     """Workspace-relative posix paths of the files under `start`, honouring ignore files."""
-    rules: list[IgnoreRule] = []
+    rules = _read_rules(root / ".git" / "info" / "exclude", "")
     parts = [p for p in start.split("/") if p] if start not in ("", ".") else []
     for depth in range(len(parts)):  # ignore files of the folders above `start` apply too
         rules += _rules_in(root, "/".join(parts[:depth]))

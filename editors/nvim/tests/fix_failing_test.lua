@@ -50,4 +50,6 @@ H.run(function()
     H.result.reasoning_lines = reasoning
     H.result.folded_reasoning_lines = closed
   end
+  vim.cmd("checkhealth k2lsp")
+  H.result.health = vim.api.nvim_buf_get_lines(0, 0, -1, false)
 end)

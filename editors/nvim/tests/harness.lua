@@ -28,6 +28,14 @@ function H.wait(name, ms, cond)
   return ok
 end
 
+--- Record every vim.notify message in result.notes (the plugin reports problems this way).
+function H.capture_notify()
+  H.result.notes = {}
+  vim.notify = function(msg, level)
+    table.insert(H.result.notes, { msg = tostring(msg), level = level or vim.log.levels.INFO })
+  end
+end
+
 --- Set up k2lsp against the server given in $K2LSP_BIN with the sandbox off.
 function H.setup()
   require("k2lsp").setup({

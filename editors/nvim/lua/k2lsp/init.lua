@@ -115,10 +115,16 @@ function M.attach(buf)
   end
   local root = vim.fs.root(buf, M.config.root_markers) or vim.fs.dirname(vim.api.nvim_buf_get_name(buf))
   local cfg = M.client_config(root)
+  local problem = nil
   if not cfg then
+    problem = "k2lsp not found (no .venv/bin/k2lsp, not on PATH): pip install k2lsp, or set cmd in setup{}"
+  elseif vim.fn.executable(cfg.cmd[1]) ~= 1 then
+    problem = "cannot run " .. cfg.cmd[1] .. ": not an executable; fix cmd in setup{} or pip install k2lsp"
+  end
+  if problem then
     if not warned then
       warned = true
-      notify("k2lsp not found: set cmd in setup{}, pip install k2lsp, or create .venv", vim.log.levels.ERROR)
+      notify(problem, vim.log.levels.ERROR)
     end
     return nil
   end

@@ -1,0 +1,78 @@
+// Unit tests of the extension's vscode-free core (dist/core.mjs): server lookup and its errors,
+// initializationOptions, the Output channel renderer and the status text.
+import assert from "node:assert/strict";
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { buildInitializationOptions, resolveServerPath, RunTracker, StreamRenderer, textArgs } from "../dist/core.mjs";
+
+function fakeExe(dir, rel) {
+  const file = path.join(dir, rel);
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, "#!/bin/sh\n");
+  chmodSync(file, 0o755);
+  return file;
+}
+
+test("the server is found in the workspace venv before PATH", () => {
+  const ws = mkdtempSync(path.join(tmpdir(), "k2ws-"));
+  const bin = mkdtempSync(path.join(tmpdir(), "k2bin-"));
+  const onPath = fakeExe(bin, "k2lsp");
+  assert.equal(resolveServerPath("", [ws], bin, "linux"), onPath);
+  const venv = fakeExe(ws, ".venv/bin/k2lsp");
+  assert.equal(resolveServerPath("", [ws], bin, "linux"), venv);
+});
+
+test("a bad configured path says which setting to fix", () => {
+  assert.throws(() => resolveServerPath("/nonexistent/k2lsp", [], ""), /k2lsp\.serverPath "\/nonexistent\/k2lsp" is not an executable file: fix the setting or clear it/);
+});
+
+test("no server anywhere says how to install it", () => {
+  const ws = mkdtempSync(path.join(tmpdir(), "k2ws-"));
+  assert.throws(() => resolveServerPath("", [ws], "", "linux"), /pip install k2lsp, or set k2lsp\.serverPath/);
+});
+
+test("VS Code defaults (empty, null) are not sent; streaming is on", () => {
+  const opts = buildInitializationOptions({ provider: "", model: "kimi-k2-thinking", maxSteps: null, sandbox: "none", budgetUsd: 0.5 });
+  assert.deepEqual(opts, {
+    k2lsp: { streamNotifications: true, transcript: false, logReasoning: false, model: "kimi-k2-thinking", sandbox: "none", budgetUsd: 0.5 },
+  });
+});
+
+test("an empty selection is not sent as a range", () => {
+  const pos = { line: 3, character: 2 };
+  assert.deepEqual(textArgs("file:///a.py", { start: pos, end: pos }, { question: "q" }), { question: "q", uri: "file:///a.py" });
+});
+
+test("reasoning is set apart, tool calls take one line each, runs get headers", () => {
+  const r = new StreamRenderer();
+  const ev = (type, fields) => ({ type, run_id: "r1", seq: 0, ts: 0, ...fields });
+  let out = "";
+  out += r.render(ev("run_started", { mode: "task", task: "do it" }));
+  out += r.render(ev("reasoning", { text: "first\nsec" }));
+  out += r.render(ev("reasoning", { text: "ond" }));
+  out += r.render(ev("tool_call", { name: "read_file", args: { path: "a.py" } }));
+  out += r.render(ev("tool_result", { name: "read_file", ok: false, summary: "no such file\nat all" }));
+  out += r.render(ev("content", { text: "Answer." }));
+  out += r.note("[delivery] applied");
+  out += r.render(ev("usage", { total_prompt_tokens: 1 }));
+  out += r.render(ev("run_finished", { outcome: "success", exit_code: 0, summary: "" }));
+  assert.equal(
+    out,
+    "\n━━ K2 task · r1 · do it ━━\n  ┆ first\n  ┆ second\n→ read_file {\"path\":\"a.py\"}\n" +
+      "← read_file error: no such file at all\nAnswer.\n[delivery] applied\n━━ finished: success (exit 0)\n",
+  );
+});
+
+test("the status text follows step, tokens and cost, then the outcome", () => {
+  const t = new RunTracker();
+  const ev = (type, fields) => ({ type, run_id: "r1", seq: 0, ts: 0, ...fields });
+  assert.equal(t.text(), "");
+  t.update(ev("run_started", { mode: "task" }));
+  t.update(ev("status", { step: 2, max_steps: 300, phase: "model" }));
+  t.update(ev("usage", { total_prompt_tokens: 1500, total_completion_tokens: 500, total_cost_usd: 0.0123 }));
+  assert.equal(t.text(), "K2 step 2/300 model · 2.0k tok · $0.0123");
+  t.update(ev("run_finished", { outcome: "cancelled" }));
+  assert.equal(t.text(), "K2 cancelled · 2.0k tok · $0.0123");
+});
