@@ -303,6 +303,23 @@ class NoneSandbox(Sandbox):
         )
 
 
+def settings_for(settings: Any) -> SandboxSettings:
+    """SandboxSettings from k2lsp's Settings: `sandbox`, `sandbox_image`, then a profile file
+    (`extra["sandbox_profile"]`) and a table of overrides (`extra["sandbox_limits"]`)."""
+    kind = getattr(settings, "sandbox", None) or "auto"
+    image = getattr(settings, "sandbox_image", None) or SandboxSettings.image
+    extra = getattr(settings, "extra", None) or {}
+    overrides = dict(extra.get("sandbox_limits") or {})
+    profile = extra.get("sandbox_profile")
+    if profile:
+        return SandboxSettings.from_toml(Path(profile), kind=kind, image=image, **overrides)
+    known = {f.name for f in fields(SandboxSettings)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise UsageError(f"unknown sandbox limits {unknown}; known: {sorted(known)}")
+    return SandboxSettings(kind=kind, image=image, **overrides)
+
+
 HOW_TO_ENABLE = (
     "no sandbox backend is available. Enable one of:\n"
     "  - docker: install docker (apt-get install docker.io), start the daemon, make sure this user "
@@ -330,6 +347,7 @@ def get_sandbox(kind: str, root: Path, settings: SandboxSettings | None = None) 
     docker_problem = sandbox_docker.problem(settings.image)
     if docker_problem is None:
         return sandbox_docker.DockerSandbox.create(root, settings)
+    sandbox_docker.problem.cache_clear()  # only success is remembered: docker may come up later
     bwrap_problem = sandbox_bwrap.problem()
     if bwrap_problem is None:
         log.info("sandbox auto: using bwrap (docker: %s)", docker_problem)

@@ -172,6 +172,7 @@ class BwrapSandbox(Sandbox):
         s = self.settings
         base_env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
         base_env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        base_env.update(toolchain_env(base_env))
         cgroup = (
             Cgroup.try_create(memory_mb=s.memory_mb, pids=s.pids) if os.geteuid() == 0 else None
         )
@@ -191,8 +192,9 @@ class BwrapSandbox(Sandbox):
         hits = (["timeout"] if out.timed_out else []) + hits + (["output"] if out.truncated else [])
         if not hits and any(m in out.output for m in FORK_FAILED):
             hits.append("pids")
-        if not hits and ("MemoryError" in out.output or "Cannot allocate memory" in out.output):
-            hits.append("memory")
+        tail = out.output[-600:]
+        if not hits and out.exit_code != 0 and ("MemoryError" in tail or "Cannot allocate" in tail):
+            hits.append("memory")  # RLIMIT_DATA refused an allocation
         note = signal_note(out.exit_code)
         output = out.output + (f"\n[k2lsp: {note}]" if note and not out.timed_out else "")
         return CommandResult(
@@ -254,6 +256,29 @@ HOME_TOOLCHAINS = (
     ".local/share/virtualenvs",
     ".sdkman",
 )
+
+
+# Toolchain variables whose default is under $HOME (which the sandbox replaces).
+HOME_VARS = {
+    "CARGO_HOME": ".cargo",
+    "RUSTUP_HOME": ".rustup",
+    "GOPATH": "go",
+    "PYENV_ROOT": ".pyenv",
+    "NVM_DIR": ".nvm",
+    "VOLTA_HOME": ".volta",
+}
+
+
+def toolchain_env(env: dict[str, str]) -> dict[str, str]:
+    """Point toolchains at their real (read-only) folders under the host's home."""
+    home = Path(os.path.expanduser("~"))
+    out = {}
+    for var, rel in HOME_VARS.items():
+        if var not in env and var not in os.environ and (home / rel).is_dir():
+            out[var] = str(home / rel)
+        elif var in os.environ:
+            out[var] = os.environ[var]
+    return out
 
 
 def _home_args(root: Path, ro_paths: list[str]) -> list[str]:

@@ -154,15 +154,12 @@ class DockerSandbox(Sandbox):
         """`docker exec` the command with a timeout; report limits it ran into."""
         start = time.monotonic()
         workdir = self._cwd(cwd)
-        container = self.container()
         if self._owner[0] == 0:
             grant_group_write(self.root)
+        argv = ["/bin/sh", "-c", WRAPPER, "k2lsp", f"{max(timeout_s, 0.1):.3f}", command]
+        container, exec_id = self._exec_create(argv, workdir, env or {})
         before = _cgroup_counters(container.id)
         api = container.client.api
-        argv = ["/bin/sh", "-c", WRAPPER, "k2lsp", f"{max(timeout_s, 0.1):.3f}", command]
-        exec_id = api.exec_create(
-            container.id, argv, workdir=str(workdir), environment=env or {}, user=self.user
-        )["Id"]
         acc = OutputCap(self.settings.output_cap_bytes)
         stream = api.exec_start(exec_id, stream=True)
         reader = threading.Thread(target=_drain, args=(stream, acc), daemon=True)
@@ -188,6 +185,29 @@ class DockerSandbox(Sandbox):
         return CommandResult(
             124 if timed_out else exit_code, text, duration, timed_out, truncated, hits, self.name
         )
+
+    def _exec_create(self, argv: list[str], workdir: Path, env: dict[str, str]) -> tuple[Any, str]:
+        """Create the exec; a container that died (e.g. OOM-killed init) is replaced once."""
+        import docker
+
+        for attempt in (1, 2):
+            container = self.container()
+            try:
+                exec_id = container.client.api.exec_create(
+                    container.id, argv, workdir=str(workdir), environment=env, user=self.user
+                )["Id"]
+                return container, exec_id
+            except (docker.errors.NotFound, docker.errors.APIError) as exc:
+                died = isinstance(exc, docker.errors.NotFound) or "is not running" in str(exc)
+                if attempt == 2 or not died:
+                    raise SandboxUnavailable(f"docker exec failed: {str(exc)[:300]}") from None
+                with self._lock:
+                    self._container = None
+                try:
+                    container.remove(force=True)
+                except docker.errors.DockerException:
+                    pass
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Remove the container and the scratch folder."""

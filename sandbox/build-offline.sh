@@ -13,7 +13,7 @@ TAG="k2lsp-sandbox:latest"
 MIRROR="${K2LSP_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE="bookworm"
 FORCE=0
-PACKAGES="python3,python3-pip,python3-venv,python3-pytest,git,ca-certificates,make,procps"
+PACKAGES="python3,python-is-python3,python3-pip,python3-venv,python3-pytest,git,ca-certificates,make,procps"
 while [ $# -gt 0 ]; do
     case "$1" in
         --tag) TAG="$2"; shift 2 ;;

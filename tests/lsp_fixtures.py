@@ -189,7 +189,7 @@ class Editor:
 
         async def done() -> bool:
             nonlocal info
-            status = await self.command("k2lsp.status")
+            status = await self.command("k2lsp.status", {})
             info = next(r for r in status["runs"] if r["runId"] == run_id)
             return info["state"] not in ("running", "preview", "delivering")
 

@@ -272,3 +272,27 @@ def test_ci_defaults_to_a_branch_and_leaves_the_tree_alone(repo: Path, tmp_path:
     ).stdout
     assert "return len(text.split())" in shown
     assert "on branch k2lsp/" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        (["doctor", "--help"], "usage: k2lsp doctor"),
+        (["gc", "--help"], "usage: k2lsp gc"),
+        (["undo", "--help"], "usage: k2lsp undo"),
+        (["sandbox", "--help"], "usage: k2lsp sandbox"),
+        (["tool", "--help"], "usage: k2lsp tool"),
+        (["models", "--help"], "usage: k2lsp models"),
+        (["demo", "--help"], "usage: k2lsp demo"),
+    ],
+)
+def test_subcommands_are_dispatched(argv: list[str], usage: str) -> None:
+    proc = k2lsp(argv, dict(os.environ), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(usage)
+
+
+def test_no_arguments_start_the_language_server_on_stdio() -> None:
+    proc = subprocess.run([*K2LSP], stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    assert proc.returncode == 0  # the server saw end of input and stopped
+    assert b"Traceback" not in proc.stderr

@@ -45,7 +45,11 @@ def test_lookup_in_a_file_without_definitions() -> None:
         ("def f():\n    return 1", "    ", "def f():\n        return 1"),  # dedented -> indented
         ("    def f():\n        return 1", "    ", "def f():\n        return 1"),  # already placed
         ("def f():\n        return 1", "    ", "def f():\n        return 1"),  # own-text form
-        ("        def f():\n            return 1", "    ", "def f():\n        return 1"),  # too deep
+        (
+            "        def f():\n            return 1",
+            "    ",
+            "def f():\n        return 1",
+        ),  # too deep
         ("def f():\n    return 1", "", "def f():\n    return 1"),  # top level
     ],
 )

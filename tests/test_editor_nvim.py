@@ -116,7 +116,10 @@ def _fix_script() -> list[Reply]:
                 )
             ],
         ),
-        Reply(reasoning="The edit is in place.", content="Fixed add(): it subtracted instead of adding."),
+        Reply(
+            reasoning="The edit is in place.",
+            content="Fixed add(): it subtracted instead of adding.",
+        ),
     ]
 
 

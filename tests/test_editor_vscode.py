@@ -90,7 +90,10 @@ def _fix_script() -> list[Reply]:
                 )
             ],
         ),
-        Reply(reasoning="The edit is in place.", content="Fixed add(): it subtracted instead of adding."),
+        Reply(
+            reasoning="The edit is in place.",
+            content="Fixed add(): it subtracted instead of adding.",
+        ),
     ]
 
 
@@ -121,6 +124,21 @@ def _server_env(repo: Path, base_url: str) -> dict[str, str]:
         "XDG_STATE_HOME": str(repo.parent / "state"),
         "XDG_CONFIG_HOME": str(repo.parent / "config"),
     }
+
+
+def test_extension_core_unit_tests() -> None:
+    node = _node()
+    _build_extension(node)
+    proc = subprocess.run(
+        [node, "--test", "--test-reporter=spec", "test/core.test.mjs"],
+        cwd=EXT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, report
+    assert "ℹ pass 7" in proc.stdout and "ℹ fail 0" in proc.stdout, report
 
 
 def test_node_contract_of_the_extension_client_code(project: Path) -> None:
@@ -272,4 +290,5 @@ def test_code_server_quick_fix_saves_file_and_fills_output(code_server: dict[str
     assert "→ read_file" in out and "→ edit_file" in out, out
     assert "━━ finished: success (exit 0)" in out, out
     assert "finished: success" in result["panel_text"], result["panel_text"]
+    assert result["status_bar"].startswith("K2 success · "), result["status_bar"]
     assert API_KEY not in out

@@ -360,3 +360,13 @@ async def test_bad_calls_from_the_model_become_tool_errors(
     assert result.outcome is Outcome.SUCCESS
     assert last["role"] == "tool" and needle in last["content"]
     assert not result.changes
+
+
+async def test_cost_budget(repo: Path, tmp_path: Path) -> None:
+    look = Reply(reasoning="look", tool_calls=[("list_files", {})], prompt_tokens=1000)
+    prices = {"input_cache_hit": 100.0, "input": 100.0, "output": 100.0}  # USD per 1M tokens
+    with FakeK2Server([look, look, FINAL], models=[MODEL]) as srv:
+        result, events = await run(srv, repo, tmp_path, prices=prices, budget_usd=0.1)
+        assert len(srv.requests) == 1
+    assert result.outcome is Outcome.BUDGET_EXHAUSTED and "--budget-usd" in result.summary
+    assert of(events, "usage")[0]["total_cost_usd"] >= 0.1

@@ -44,6 +44,25 @@ def test_default_profile_loads_and_bad_profiles_are_explained(tmp_path: Path) ->
         SandboxSettings.from_toml(broken)
 
 
+def test_settings_for_reads_kind_image_profile_and_limits() -> None:
+    from k2lsp.config import Settings
+    from k2lsp.sandbox import settings_for
+
+    plain = settings_for(Settings(sandbox="bwrap", sandbox_image="img:1"))
+    assert (plain.kind, plain.image, plain.memory_mb) == ("bwrap", "img:1", 2048)
+    profiled = settings_for(
+        Settings(
+            extra={
+                "sandbox_profile": str(REPO / "sandbox/profiles/tight.toml"),
+                "sandbox_limits": {"pids": 99},
+            }
+        )
+    )
+    assert (profiled.memory_mb, profiled.pids, profiled.kind) == (512, 99, "auto")
+    with pytest.raises(UsageError, match="unknown sandbox limits \\['ram'\\]"):
+        settings_for(Settings(extra={"sandbox_limits": {"ram": 1}}))
+
+
 def test_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="choose one of auto, docker, bwrap, none"):
         get_sandbox("firejail", tmp_path)
@@ -177,3 +196,14 @@ def test_sandbox_build_cli_rejects_unknown_actions(capsys: pytest.CaptureFixture
     assert cli([]) == 2
     with pytest.raises(SystemExit):
         cli(["build", "--mode", "cloud"])
+
+
+@pytest.mark.docker
+def test_a_container_that_died_is_replaced(tmp_path: Path) -> None:
+    with open_sandbox("docker", tmp_path, SandboxSettings()) as sb:
+        assert sb.run("true", timeout_s=60).exit_code == 0
+        old = sb.container().id
+        subprocess.run(["docker", "kill", old], check=True, capture_output=True)
+        res = sb.run("echo again", timeout_s=60)
+        assert res.exit_code == 0 and res.output == "again\n"
+        assert sb.container().id != old

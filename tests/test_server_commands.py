@@ -83,6 +83,7 @@ async def test_ask_streams_an_answer_and_never_edits(editor: Editor, fake: FakeK
     assert editor.applied == []
     text = "".join(e["text"] for e in editor.events(started["runId"]) if e["type"] == "content")
     assert text == "It returns a minus b."
+    assert any(m.message == "K2: It returns a minus b." for m in editor.client.messages)
     body = fake.requests[0]
     tool_names = {t["function"]["name"] for t in body.get("tools", [])}
     assert "edit_file" not in tool_names
@@ -162,19 +163,26 @@ async def test_undo_restores_the_buffer_through_the_editor(
         await editor.command("k2lsp.undo", {})
 
 
-async def test_status_reports_runs_tokens_and_cost(editor: Editor, fake: FakeK2Server) -> None:
-    fake.add(
-        Reply(
-            reasoning="r", content="a", prompt_tokens=1000, completion_tokens=50, cached_tokens=400
-        )
-    )
-    started = await editor.command("k2lsp.ask", {"question": "hi?"})
-    await editor.finished(started["runId"])
-    status = await editor.command("k2lsp.status")
+async def test_status_reports_runs_tokens_and_cost(tmp_path: Path, fake: FakeK2Server) -> None:
+    prices = {"input": 0.6, "output": 2.5, "input_cache_hit": 0.15}
+    ed = await start_editor(
+        make_project(tmp_path / "proj"), fake.base_url, tmp_path / "home",
+        init_options={"prices": prices},
+    )  # fmt: skip
+    try:
+        usage = {"prompt_tokens": 1000, "completion_tokens": 50, "cached_tokens": 400}
+        fake.add(Reply(reasoning="r", content="a", **usage))
+        started = await ed.command("k2lsp.ask", {"question": "hi?"})
+        await ed.finished(started["runId"])
+        status = await ed.command("k2lsp.status")
+    finally:
+        await stop_editor(ed)
     assert status["active"] == 0 and len(status["runs"]) == 1
     assert status["promptTokens"] == 1000 and status["completionTokens"] == 50
-    assert status["cachedTokens"] == 400
-    assert status["costUsd"] >= 0 and status["runs"][0]["steps"] >= 1
+    assert status["cachedTokens"] == 400 and status["runs"][0]["steps"] >= 1
+    expected = (600 * 0.6 + 400 * 0.15 + 50 * 2.5) / 1e6
+    assert status["costUsd"] == pytest.approx(expected, rel=1e-3)
+    assert any("1 run(s), 0 active, 1,050 tokens" in m.message for m in ed.client.messages)
 
 
 async def test_preview_waits_for_accept_then_applies(tmp_path: Path, fake: FakeK2Server) -> None:
@@ -228,3 +236,29 @@ async def test_bad_command_arguments_are_refused_with_a_clear_message(
         await editor.command(command, arg)
     assert any(message in m.message for m in editor.client.messages)
     assert fake.requests == []
+
+
+@pytest.mark.parametrize("resource_ops", [True, False])
+async def test_deleted_file_goes_through_the_editor_when_it_can(
+    tmp_path: Path, fake: FakeK2Server, resource_ops: bool
+) -> None:
+    from tests.lsp_fixtures import capabilities
+
+    fake.add(
+        Reply(reasoning="remove it", tool_calls=[("delete_file", {"path": "tests/test_calc.py"})]),
+        Reply(reasoning="ok", content="Removed."),
+    )
+    caps = capabilities(stream=True, resource_ops=resource_ops)
+    root = make_project(tmp_path / "proj")
+    ed = await start_editor(root, fake.base_url, tmp_path / "home", caps=caps)
+    try:
+        run_id = (await ed.command("k2lsp.task", {"task": "remove the test"}))["runId"]
+        assert (await ed.finished(run_id))["delivery"] == "applied"
+    finally:
+        await stop_editor(ed)
+    assert not (root / "tests" / "test_calc.py").exists()
+    if resource_ops:
+        ops = ed.applied[0].document_changes or []
+        assert [type(op).__name__ for op in ops] == ["DeleteFile"]
+    else:
+        assert ed.applied == []  # nothing the editor could do: the server removed the file

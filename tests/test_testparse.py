@@ -166,6 +166,9 @@ def test_cargo_libtest_output_is_parsed(tmp_path: Path) -> None:
     fail = report.failures[0]
     assert (fail.test_id, fail.path, fail.line) == ("tests::subtracts", "src/lib.rs", 17)
     assert "left == right" in fail.message
+    with_thread_id = _report("cargo")  # Rust >= 1.88 prints the thread id
+    assert parse_cargo(CARGO.replace("s' panicked", "s' (57) panicked"), with_thread_id, tmp_path)
+    assert with_thread_id.failures[0].line == 17
     old = _report("cargo")
     assert parse_cargo(CARGO_OLD, old, tmp_path)
     assert (old.failures[0].path, old.failures[0].line) == ("tests/basic.rs", 4)

@@ -121,6 +121,8 @@ async def test_red_to_green_evidence_is_recorded(harness: Harness, repo: Path) -
         e.data["message"] for e in harness.of_type("status") if e.data["phase"] == "test_evidence"
     ]
     assert notes and "red->green: tests/test_calc.py::test_add" in notes[0]
+    (record,) = [e.data["evidence"] for e in harness.of_type("status") if "evidence" in e.data]
+    assert record["green"] and "+    return a + b" in record["green_diff"]
     assert [e.data["status"] for e in harness.of_type("test_result")] == ["failed", "passed"]
 
 
@@ -176,6 +178,55 @@ async def test_unittest_project_runs_and_parses(tmp_path: Path) -> None:
         sandbox.close()
     assert "FAILED: 1 passed, 1 failed" in result.text
     assert "test_calc.T.test_add (test_calc.py:6)" in result.text
+
+
+RUST = """pub fn add(a: i32, b: i32) -> i32 {
+    a - b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds() {
+        assert_eq!(add(2, 2), 4);
+    }
+
+    #[test]
+    fn zero() {
+        assert_eq!(add(0, 0), 0);
+    }
+}
+"""
+
+
+@pytest.mark.bwrap
+async def test_cargo_project_runs_and_parses(tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("cargo") is None:
+        pytest.skip("cargo is not installed on this machine")
+    cargo_toml = '[package]\nname = "calc"\nversion = "0.1.0"\nedition = "2021"\n'
+    root = make_repo(
+        tmp_path / "crate",
+        {"Cargo.toml": cargo_toml, "src/lib.rs": RUST, ".gitignore": "target/\n"},
+    )
+    sandbox = open_sandbox("bwrap", root, SandboxSettings())
+    try:
+        h = Harness(root, sandbox)
+        result = await h.call("run_tests")
+    finally:
+        sandbox.close()
+    assert "FAILED: 1 passed, 1 failed" in result.text, result.text[-2000:]
+    (failure,) = h.ctx.state["last_test_result"]["failures"]
+    assert (failure["test_id"], failure["path"], failure["line"]) == (
+        "tests::adds",
+        "src/lib.rs",
+        11,
+    )
+    assert "left == right" in failure["message"]
+    assert h.ctx.state["last_test_result"]["parsed_from"] == "libtest"
 
 
 @pytest.mark.bwrap

@@ -43,7 +43,9 @@ _WEIGHTS = [int(1000 * math.sqrt(c) + 0.5) for c in range(512)]
 def identifier_votes(text: str) -> dict[str, int]:
     """`identifier_counts` turned into votes (see `vote_weight`)."""
     weights, top = _WEIGHTS, len(_WEIGHTS)
-    return {k: weights[c] if c < top else vote_weight(c) for k, c in identifier_counts(text).items()}
+    return {
+        k: weights[c] if c < top else vote_weight(c) for k, c in identifier_counts(text).items()
+    }
 
 
 def reference_lines(text: str, name: str, limit: int = 50) -> list[tuple[int, str]]:

@@ -35,7 +35,10 @@ async def deliver(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResul
     run.usage, run.steps = result.usage, max(run.steps, result.steps)
     changes = result.changes
     if run.request.read_only or not changes:
-        report(ls, run, "nothing", "K2 finished; no file was changed.", [])
+        answer = result.summary.strip()
+        if len(answer) > 500:
+            answer = answer[:500] + "… (the whole answer is in the transcript)"
+        report(ls, run, "nothing", f"K2: {answer}" if answer else "K2 finished; no change.", [])
         return result
     if result.outcome not in _DELIVERABLE:
         patch = save_patch(ls, run, changes)
@@ -77,7 +80,8 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
         result.outcome, result.summary = Outcome.EDIT_CONFLICT, msg
         report(ls, run, "conflict", msg, plan.conflicts, patch=patch)
         return result
-    _checkpoint(ls, root, plan, f"k2lsp run {run.id}: {run.request.task[:60]}")
+    label = f"k2lsp run {run.id}: {run.request.task[:60]}"
+    await asyncio.to_thread(_checkpoint, root, plan, label, ls.run_settings().state_dir)
     ok, reason = await apply_plan(ls, root, plan, f"K2: {run.title}")
     if not ok:
         patch = save_patch(ls, run, changes)
@@ -174,18 +178,12 @@ async def undo(ls: K2LanguageServer, run: Run) -> list[str]:
     return sorted(set(plan.before) | set(plan.after))
 
 
-def _checkpoint(ls: K2LanguageServer, root: Path, plan: Plan, label: str) -> None:
+def _checkpoint(root: Path, plan: Plan, label: str, state: Path | None) -> None:
     """Record a git checkpoint (before/after bytes) for `k2lsp undo`; delivery goes on without."""
     try:
         from k2lsp.git import record_checkpoint
 
-        record_checkpoint(
-            root,
-            list(plan.before),
-            label,
-            after=dict(plan.after),
-            state_dir=ls.run_settings().state_dir,
-        )
+        record_checkpoint(root, list(plan.before), label, after=dict(plan.after), state_dir=state)
     except (K2lspError, OSError, ImportError, ValueError) as exc:
         log.warning("no checkpoint recorded for %s: %s", root, exc)
 

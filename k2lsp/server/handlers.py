@@ -145,17 +145,14 @@ def _guarded(name: str, *extra: Any) -> CommandHandler:
 
 
 async def _status(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
+    """k2lsp.status; called bare (from a command palette) it also shows a summary."""
     totals = ls.runs.totals()
-    ls.window_log_message(
-        types.LogMessageParams(
-            type=types.MessageType.Info,
-            message=(
-                f"[k2lsp] {len(totals['runs'])} run(s), {totals['active']} active, "
-                f"{totals['promptTokens'] + totals['completionTokens']:,} tokens, "
-                f"${totals['costUsd']:.4f}"
-            ),
+    if not args:
+        tokens = totals["promptTokens"] + totals["completionTokens"]
+        ls.show(
+            f"K2: {len(totals['runs'])} run(s), {totals['active']} active, {tokens:,} tokens, "
+            f"${totals['costUsd']:.4f}"
         )
-    )
     return totals
 
 

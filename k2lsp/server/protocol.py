@@ -212,7 +212,8 @@ class RunInfo(TypedDict):
 
 
 class StatusResult(TypedDict):
-    """Answer of k2lsp.status."""
+    """Answer of k2lsp.status (pass `{}` to poll quietly; with no argument the server also
+    shows a one-line summary with window/showMessage)."""
 
     runs: list[RunInfo]
     active: int

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from k2lsp.errors import K2lspError
-from k2lsp.guards_tests import record_evidence, refusal, review_run_copy, tests_may_change
+from k2lsp.guards_tests import Evidence, record_evidence, refusal, review_run_copy, tests_may_change
 from k2lsp.sandbox import CommandResult, Sandbox
 from k2lsp.testrun.model import TestReport
 from k2lsp.testrun.runner import format_report, run_tests
@@ -109,11 +109,7 @@ async def run_tests_tool(ctx: ToolContext, args: RunTestsParams) -> ToolResult:
     credited = report.ok and not problems
     _publish(ctx, report, problems, credited)
     for ev in turned:
-        _status(
-            ctx,
-            f"red->green: {ev.test_id} failed before ({ev.red_location}: "
-            f"{ev.red_message.splitlines()[0] if ev.red_message else ''}) and passes now",
-        )
+        _evidence(ctx, ev)
     text = format_report(report, warning=_none_warning(sandbox))
     if problems:
         text = "NOT CREDITED: " + refusal(problems) + "\n\n" + text
@@ -151,11 +147,20 @@ def _publish(ctx: ToolContext, report: TestReport, problems: list[str], credited
         )
 
 
-def _status(ctx: ToolContext, message: str) -> None:
-    if ctx.emitter is not None:
-        ctx.emitter.emit(
-            "status", step=None, max_steps=None, phase="test_evidence", message=message
-        )
+def _evidence(ctx: ToolContext, ev: Evidence) -> None:
+    """A `status` event (phase test_evidence) carrying the whole red->green record."""
+    if ctx.emitter is None:
+        return
+    first = ev.red_message.splitlines()[0] if ev.red_message else ""
+    message = f"red->green: {ev.test_id} failed before ({ev.red_location}: {first}) and passes now"
+    ctx.emitter.emit(
+        "status",
+        step=None,
+        max_steps=None,
+        phase="test_evidence",
+        message=message,
+        evidence=ev.to_dict(),
+    )
 
 
 def allowed_by_globs(command: str, globs: list[str]) -> bool:

@@ -2,7 +2,7 @@
 // playwright-core. Opens test_calc.py, applies "K2: Fix failing test" from the quick-fix menu,
 // waits for calc.py to be saved fixed, and reads the "K2" Output channel (panel and log file).
 // Env: CS_URL, CS_DATA (code-server user-data-dir), K2_ROOT, SHOTS (screenshot dir), CHROMIUM.
-// Prints one JSON line {output_channel, panel_text} on success; exits 1 with a reason otherwise.
+// Prints one JSON line {output_channel, panel_text, status_bar} on success; exits 1 with a reason otherwise.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { chromium } from "playwright-core";
@@ -84,6 +84,9 @@ async function main() {
     const panel = page.locator(".part.panel .view-lines", { hasText: "finished: success" });
     await panel.first().waitFor({ timeout: WAIT_MS });
     const panelText = (await panel.first().innerText()).replace(/\u00a0/g, " ");
+    const status = page.locator(".statusbar-item", { hasText: "K2 success" });
+    await status.first().waitFor({ timeout: 60000 });
+    const statusBar = (await status.first().innerText()).replace(/\u00a0/g, " ").trim();
     const files = await poll("the K2 output channel log", () => {
       const found = findFiles(process.env.CS_DATA, (p) => /(^|[-/])K2\.log$/.test(p));
       return found.length ? found : undefined;
@@ -93,7 +96,7 @@ async function main() {
       return text.includes("finished: success") ? text : undefined;
     }, 60000);
     await page.screenshot({ path: path.join(shots, "done.png") });
-    console.log(JSON.stringify({ output_channel: outputChannel, panel_text: panelText }));
+    console.log(JSON.stringify({ output_channel: outputChannel, panel_text: panelText, status_bar: statusBar }));
   } catch (err) {
     await page.screenshot({ path: path.join(shots, "failure.png") }).catch(() => undefined);
     log(`FAILED: ${err.message} (screenshot ${path.join(shots, "failure.png")})`);
