@@ -55,7 +55,12 @@ def _image_contents(image: str) -> Check:
         "id -u; python3 -c 'import pytest, sys; print(sys.version.split()[0], pytest.__version__)';"
         " git --version"
     )
-    with DockerSandbox(Path.cwd(), SandboxSettings(image=image)) as sb:
+    import tempfile
+
+    with (
+        tempfile.TemporaryDirectory() as empty,
+        DockerSandbox(Path(empty), SandboxSettings(image=image)) as sb,
+    ):
         try:
             res = sb.run(probe, timeout_s=60)
         except Exception as exc:  # daemon errors while starting the container
@@ -91,7 +96,7 @@ def check_bwrap() -> Check:
     if why is None:
         from k2lsp.sandbox_bwrap import BwrapSandbox
 
-        return Check("bwrap", OK, BwrapSandbox(Path.cwd()).describe())
+        return Check("bwrap", OK, BwrapSandbox(Path("/")).describe())
     return Check(
         "bwrap", FAIL, why, "apt-get install bubblewrap; allow unprivileged user namespaces"
     )
@@ -125,7 +130,8 @@ def check_tests(repo: Path, kind: str, image: str, command: str | None) -> Check
         if name == "pytest"
         else f"command -v {shlex.split(base)[0]}"
     )
-    with get_sandbox(kind, repo, SandboxSettings(image=image)) as sb:
+    # read-only: the doctor never changes the user's tree (not even permission bits)
+    with get_sandbox(kind, repo, SandboxSettings(image=image, read_only_root=True)) as sb:
         res = sb.run(probe, timeout_s=300, env={"PYTHONDONTWRITEBYTECODE": "1"})
     if res.exit_code == 0:
         return Check(f"tests ({kind})", OK, f"`{base}` starts in the sandbox")
@@ -138,6 +144,11 @@ def check_tests(repo: Path, kind: str, image: str, command: str | None) -> Check
         if hint
         else f"make `{base}` work inside the sandbox, or set test_command in k2lsp.toml"
     )
+    if "Permission denied" in res.output and repo.stat().st_uid == 0:
+        fix = (
+            "the sandbox user (uid 1000) cannot read this root-owned repository; make it "
+            "readable (chmod -R o+rX) or run k2lsp as the repository's owner"
+        )
     if name == "pytest" and res.exit_code == 5:
         return Check(
             f"tests ({kind})", WARN, f"`{base}` collected no tests", "check the test paths"

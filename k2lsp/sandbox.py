@@ -52,6 +52,7 @@ class SandboxSettings:
     file_size_mb: int = 2048  # largest file a command may write (RLIMIT_FSIZE)
     tmp_mb: int = 1024  # size of the private /tmp (docker tmpfs)
     ro_paths: list[str] = field(default_factory=list)  # extra host paths visible read-only
+    read_only_root: bool = False  # mount the run copy read-only (probes of a user's own tree)
 
     @classmethod
     def from_toml(cls, path: Path, **overrides: Any) -> SandboxSettings:
@@ -176,19 +177,29 @@ def run_process(
     acc = OutputCap(cap)
     assert proc.stdout is not None
     reader = pump(proc.stdout, acc)
-    timed_out = False
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+    # A blocking wait in a thread (Popen.wait(timeout=...) polls with sleeps of up to 50 ms)
+    # that does not reap: the pid stays reserved until the group is killed below.
+    waiter = threading.Thread(target=_wait_exit, args=(proc.pid,), daemon=True)
+    waiter.start()
+    waiter.join(timeout_s)
+    timed_out = waiter.is_alive()
     # Kill the group even after a normal exit: background children must not outlive the call.
     kill_group(proc.pid)
+    waiter.join()
     proc.wait()
     reader.join(timeout=5)
     proc.stdout.close()
     text, truncated = acc.text()
     code = 124 if timed_out else proc.returncode
     return ProcessOutcome(code, text, truncated, timed_out, time.monotonic() - start)
+
+
+def _wait_exit(pid: int) -> None:
+    """Block until `pid` exits, leaving it unreaped (a zombie keeps its pid and group id)."""
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        pass
 
 
 def kill_group(pid: int) -> None:

@@ -126,7 +126,7 @@ class BwrapSandbox(Sandbox):
             "/run",
             "--tmpfs",
             "/var/tmp",
-            "--bind",
+            "--ro-bind" if self.settings.read_only_root else "--bind",
             str(self.root),
             str(self.root),
             "--bind",
@@ -149,7 +149,7 @@ class BwrapSandbox(Sandbox):
             "TMPDIR",
             "/tmp",
         ]
-        args += _home_args(self.root, self.settings.ro_paths)
+        args += _home_args(self.root, self.settings.ro_paths, self.settings.read_only_root)
         if os.geteuid() == 0:
             # Root keeps every capability in bwrap unless dropped, and uid 0 may still write
             # kernel knobs in /proc: drop caps, use a user namespace, make those read-only.
@@ -177,13 +177,15 @@ class BwrapSandbox(Sandbox):
             Cgroup.try_create(memory_mb=s.memory_mb, pids=s.pids) if os.geteuid() == 0 else None
         )
         try:
+            nproc = _nproc_limit(s.pids)
+            prefix = _launcher(s, cgroup, nproc)
             out = run_process(
-                self.argv(command, self._cwd(cwd)),
+                [*(prefix or []), *self.argv(command, self._cwd(cwd))],
                 timeout_s=timeout_s,
                 cap=s.output_cap_bytes,
                 cwd=self.root,
                 env={**base_env, **(env or {})},
-                preexec_fn=functools.partial(_limit_child, s, cgroup, _nproc_limit(s.pids)),
+                preexec_fn=None if prefix else functools.partial(_limit_child, s, cgroup, nproc),
             )
             hits = cgroup.limits_hit() if cgroup else []
         finally:
@@ -219,6 +221,36 @@ def _nproc_limit(pids: int) -> int:
             except OSError:
                 continue
     return count + pids
+
+
+# Joins the cgroups listed in $1 (":"-separated), then execs the rest of the arguments.
+JOIN_CGROUPS = (
+    'IFS=:; for p in $1; do echo $$ > "$p/cgroup.procs" || exit 125; done; unset IFS; '
+    'shift; exec "$@"'
+)
+
+
+def _launcher(settings: SandboxSettings, cgroup: Cgroup | None, nproc: int) -> list[str] | None:
+    """A command prefix joining the cgroup and setting rlimits (`prlimit`), so the sandbox
+    starts without a Python preexec_fn (which forces a slow fork of this whole process)."""
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        return None
+    mb = 1024 * 1024
+    dirs = ":".join(str(d) for d in cgroup.dirs.values()) if cgroup else ""
+    return [
+        "/bin/sh",
+        "-c",
+        JOIN_CGROUPS,
+        "k2lsp",
+        dirs,
+        prlimit,
+        f"--data={settings.memory_mb * mb}",
+        f"--fsize={settings.file_size_mb * mb}",
+        "--core=0",
+        f"--nproc={nproc}",
+        "--",
+    ]
 
 
 def _limit_child(settings: SandboxSettings, cgroup: Cgroup | None, nproc: int) -> None:
@@ -281,7 +313,7 @@ def toolchain_env(env: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _home_args(root: Path, ro_paths: list[str]) -> list[str]:
+def _home_args(root: Path, ro_paths: list[str], root_ro: bool = False) -> list[str]:
     """Hide $HOME behind an empty tmpfs, re-exposing toolchains and `ro_paths` read-only.
 
     The run copy is bound read-write afterwards by the caller's order of arguments, so a run
@@ -300,7 +332,7 @@ def _home_args(root: Path, ro_paths: list[str]) -> list[str]:
             args += ["--ro-bind-try", str(path), str(path)]
     # The run copy (and its scratch) must come after the tmpfs over $HOME.
     if home in root.parents or home == root:
-        args += ["--bind", str(root), str(root)]
+        args += ["--ro-bind" if root_ro else "--bind", str(root), str(root)]
     return args
 
 

@@ -120,14 +120,14 @@ class Cgroup:
     def remove(self) -> None:
         """Delete the cgroup folders (after every process in them is gone)."""
         for d in self.dirs.values():
-            for _ in range(50):
+            for _ in range(500):
                 try:
                     d.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.05)
+                    time.sleep(0.005)
 
 
 def _counter(path: Path, key: str) -> int:

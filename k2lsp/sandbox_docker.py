@@ -105,7 +105,7 @@ class DockerSandbox(Sandbox):
         home.mkdir(exist_ok=True)
         home.chmod(0o1777)
         volumes = {
-            str(self.root): {"bind": str(self.root), "mode": "rw"},
+            str(self.root): {"bind": str(self.root), "mode": "ro" if s.read_only_root else "rw"},
             str(self.scratch): {"bind": str(self.scratch), "mode": "rw"},
         }
         for path in [*git_dirs(self.root), *(Path(p) for p in s.ro_paths)]:
@@ -154,7 +154,7 @@ class DockerSandbox(Sandbox):
         """`docker exec` the command with a timeout; report limits it ran into."""
         start = time.monotonic()
         workdir = self._cwd(cwd)
-        if self._owner[0] == 0:
+        if self._owner[0] == 0 and not self.settings.read_only_root:
             grant_group_write(self.root)
         argv = ["/bin/sh", "-c", WRAPPER, "k2lsp", f"{max(timeout_s, 0.1):.3f}", command]
         container, exec_id = self._exec_create(argv, workdir, env or {})

@@ -70,6 +70,7 @@ class Editor:
     questions: list[types.ShowMessageRequestParams] = field(default_factory=list)
     stream: list[dict[str, Any]] = field(default_factory=list)  # k2lsp/stream payloads
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # both, in order
     before_apply: Callable[[], Any] | None = None  # hook run when applyEdit arrives
 
     def uri(self, rel: str) -> str:
@@ -183,7 +184,7 @@ class Editor:
         )
         return plain(await self.client.workspace_execute_command_async(params))
 
-    async def finished(self, run_id: str, timeout: float = 90.0) -> dict[str, Any]:
+    async def finished(self, run_id: str, timeout: float = 150.0) -> dict[str, Any]:
         """Wait for the run's status to leave `running`; its RunInfo."""
         info: dict[str, Any] = {}
 
@@ -276,10 +277,12 @@ def _register(client: LanguageClient, editor_ref: list[Editor]) -> None:
     @client.feature("k2lsp/stream")
     def stream(params: Any) -> None:
         editor_ref[0].stream.append(plain(params))
+        editor_ref[0].timeline.append(("stream", editor_ref[0].stream[-1]))
 
     @client.feature("k2lsp/delivery")
     def delivery(params: Any) -> None:
         editor_ref[0].deliveries.append(plain(params))
+        editor_ref[0].timeline.append(("delivery", editor_ref[0].deliveries[-1]))
 
 
 async def start_editor(

@@ -223,3 +223,20 @@ def test_large_file_is_mapped_in_bounded_time(tmp_path: Path, cache: Path) -> No
     rmap.refresh()
     assert "big.py" in rmap.files()
     assert time.monotonic() - t0 < 120
+
+
+def test_incremental_totals_equal_a_rebuild(repo: Path, cache: Path) -> None:
+    rmap = RepoMap(repo, cache)
+    rmap.refresh()
+    (repo / "other.py").write_text(
+        "def helper():\n    return Engine\n\n\ndef brand_new():\n    pass\n"
+    )
+    (repo / "user.py").unlink()
+    (repo / "more.py").write_text("from other import brand_new\n\nbrand_new()\nbrand_new()\n")
+    rmap.refresh()
+    (repo / "core.py").write_text(CORE.replace("def helper", "def helper2"))
+    rmap.refresh()
+    fresh = RepoMap(repo, cache.parent / "other-cache")
+    fresh.refresh()
+    assert rmap.refsum == fresh.refsum and rmap.defcount == fresh.defcount
+    assert rmap.render(1024) == fresh.render(1024)

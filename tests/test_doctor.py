@@ -23,7 +23,8 @@ def doctor(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def backends(tmp_path: Path) -> None:
-    """Skip unless both real backends work here (CI has both)."""
+    """Skip unless both real backends work here (CI has both); the repo readable like a clone."""
+    tmp_path.chmod(0o755)
     open_sandbox("bwrap", tmp_path, SandboxSettings()).close()
     open_sandbox("docker", tmp_path, SandboxSettings()).close()
 
@@ -35,8 +36,10 @@ def test_doctor_passes_on_a_healthy_project(tmp_path: Path, backends: None) -> N
     (tmp_path / "tests" / "test_a.py").write_text(
         "import pytest\n\ndef test_a():\n    assert True\n"
     )
+    modes = {p: p.stat().st_mode for p in [tmp_path, *tmp_path.rglob("*")]}
     proc = doctor("--repo", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {p: p.stat().st_mode for p in [tmp_path, *tmp_path.rglob("*")]} == modes  # untouched
     out = proc.stdout
     assert "[ok] docker: daemon answers" in out
     assert "[ok] docker image: user non-root" in out
@@ -73,3 +76,17 @@ def test_doctor_names_the_missing_image(tmp_path: Path, backends: None) -> None:
 def test_doctor_rejects_a_missing_folder(tmp_path: Path) -> None:
     proc = doctor("--repo", str(tmp_path / "nope"))
     assert proc.returncode == 2 and "is not a folder" in proc.stdout
+
+
+@pytest.mark.docker
+@pytest.mark.bwrap
+def test_doctor_explains_an_unreadable_root_owned_repo(tmp_path: Path, backends: None) -> None:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("needs a root-owned repository")
+    (tmp_path / "test_a.py").write_text("import pytest\n\ndef test_a():\n    assert True\n")
+    tmp_path.chmod(0o700)
+    proc = doctor("--repo", str(tmp_path))
+    assert proc.returncode == 1
+    assert "cannot read this root-owned repository" in proc.stdout

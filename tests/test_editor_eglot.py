@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from k2lsp.model.fake_script import ScriptItem
 from k2lsp.model.fake_server import FakeK2Server, Reply
 
 pytestmark = pytest.mark.editor
@@ -25,7 +26,7 @@ MODEL = "kimi-k2-thinking"
 CALC = "def add(a, b):\n    return a - b\n"
 TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
 
-ELISP = r"""
+ELISP = r""";;; eglot-test.el -*- lexical-binding: t -*-
 (require 'eglot)
 (require 'json)
 (require 'seq)
@@ -44,6 +45,10 @@ ELISP = r"""
     (while (and (not (funcall pred)) (< (float-time) deadline))
       (accept-process-output nil 0.2))
     (funcall pred)))
+(defun k2-fixed-p (file)
+  (let ((calc (get-file-buffer file)))
+    (and calc (with-current-buffer calc
+                (save-excursion (goto-char (point-min)) (and (search-forward "a + b" nil t) t))))))
 (condition-case err
     (let* ((root (file-name-as-directory (getenv "K2_ROOT")))
            (default-directory root)
@@ -73,12 +78,8 @@ ELISP = r"""
           (when cmd
             (eglot-execute-command server (plist-get cmd :command) (plist-get cmd :arguments))
             (k2-note 'applied
-                     (k2-wait (string-to-number (or (getenv "K2_WAIT_S") "180")) (lambda ()
-                                    (let ((calc (get-file-buffer (expand-file-name "calc.py" root))))
-                                      (and calc (with-current-buffer calc
-                                                  (save-excursion
-                                                    (goto-char (point-min))
-                                                    (and (search-forward "a + b" nil t) t))))))))
+                     (k2-wait (string-to-number (or (getenv "K2_WAIT_S") "180"))
+                              (lambda () (k2-fixed-p (expand-file-name "calc.py" root)))))
             (let ((calc (get-file-buffer (expand-file-name "calc.py" root))))
               (k2-note 'calc (and calc (with-current-buffer calc (buffer-string)))))
             ;; reasoning reaches a standard client as window/logMessage; the run's end too
@@ -129,7 +130,7 @@ def test_eglot_applies_fix_failing_test_with_standard_lsp_only(
     script.write_text(ELISP)
     result = tmp_path / "result.json"
     server = Path(sys.executable).parent / "k2lsp"
-    replies = [
+    replies: list[ScriptItem] = [
         Reply(
             reasoning="The test expects add(2, 3) == 5. Let me read calc.py first.",
             tool_calls=[("read_file", {"path": "calc.py"})],

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from k2lsp.model.fake_script import ScriptItem
 from k2lsp.model.fake_server import FakeK2Server, Reply
 
 pytestmark = pytest.mark.editor
@@ -101,7 +102,7 @@ def run_nvim(
     return data
 
 
-def _fix_script() -> list[Reply]:
+def _fix_script() -> list[ScriptItem]:
     return [
         Reply(
             reasoning="The test expects add(2, 3) == 5. Let me read calc.py first.",
@@ -123,7 +124,7 @@ def _fix_script() -> list[Reply]:
     ]
 
 
-def test_fix_failing_test_code_action_edits_buffer_and_streams_reasoning(
+def test_fix_failing_test_code_action_edits_buffer_streams_reasoning_and_undoes(
     nvim: str, project: Path
 ) -> None:
     with FakeK2Server(_fix_script(), models=[MODEL]) as srv:
@@ -149,6 +150,8 @@ def test_fix_failing_test_code_action_edits_buffer_and_streams_reasoning(
     assert len(data["reasoning_lines"]) == 3, out
     assert data["folded_reasoning_lines"] == data["reasoning_lines"], out
     assert data["statusline"].startswith("K2 ✓ success"), data["statusline"]
+    assert marks["undone"], data.get("calc_after_undo")
+    assert data["calc_after_undo"] == ["def add(a, b):", "    return a - b"]
     health = "\n".join(data["health"])
     assert re.search(r"OK server: .*k2lsp --stdio", health), health
     assert re.search(r"OK client running", health), health

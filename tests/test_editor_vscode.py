@@ -23,9 +23,11 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from k2lsp.model.fake_script import ScriptItem
 from k2lsp.model.fake_server import FakeK2Server, Reply
 
 pytestmark = pytest.mark.editor
@@ -75,7 +77,7 @@ def _build_extension(node: str) -> None:
     subprocess.run([node, "build.mjs"], cwd=EXT, check=True, timeout=300)
 
 
-def _fix_script() -> list[Reply]:
+def _fix_script() -> list[ScriptItem]:
     return [
         Reply(
             reasoning="The test expects add(2, 3) == 5. Let me read calc.py first.",
@@ -184,7 +186,7 @@ def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes]) -> Non
 
 
 @pytest.fixture
-def code_server(project: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
+def code_server(project: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """code-server with the freshly built .vsix installed, in its own process group."""
     if not (NODE24.exists() and CS_ENTRY.exists()):
         pytest.skip(f"code-server not installed under {CACHE}: {SETUP_HINT}")
@@ -195,9 +197,9 @@ def code_server(project: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
     _build_extension(node)
     vsce = EXT / "node_modules" / "@vscode" / "vsce" / "vsce"
     vsix = tmp_path / "k2lsp.vsix"
+    pack = [node, str(vsce), "package", "--no-dependencies", "--skip-license"]
     subprocess.run(
-        [node, str(vsce), "package", "--no-dependencies", "--skip-license"]
-        + ["--allow-missing-repository", "-o", str(vsix)],
+        [*pack, "--allow-missing-repository", "-o", str(vsix)],
         cwd=EXT,
         check=True,
         capture_output=True,
@@ -211,6 +213,7 @@ def code_server(project: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
     settings = {
         "k2lsp.serverPath": _server_bin(),
         "k2lsp.sandbox": "none",
+        "k2lsp.provider": "moonshot",
         "k2lsp.maxSteps": 20,
         "workbench.startupEditor": "none",
         "workbench.tips.enabled": False,
@@ -227,14 +230,18 @@ def code_server(project: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
     }
     (user / "settings.json").write_text(json.dumps(settings, indent=2))
     port = _free_port()
-    with FakeK2Server(_fix_script(), models=[MODEL]) as srv:
+    serve = ["--auth", "none", "--bind-addr", f"127.0.0.1:{port}", "--disable-telemetry"]
+    serve += ["--disable-update-check", "--disable-workspace-trust"]
+    stall = Reply(reasoning="Pondering " * 200, content="never", hold=True, chunk_size=40)
+    with FakeK2Server([*_fix_script(), stall], models=[MODEL]) as srv:
         env = _server_env(project, srv.base_url)
+        # the key must come from SecretStorage ("K2: Set API key"), and the provider from the
+        # extension's settings: moonshot requires a key (openai-compatible would run without)
+        del env["K2LSP_API_KEY"], env["K2LSP_PROVIDER"]
         env["XDG_CONFIG_HOME"] = str(tmp_path / "config")  # code-server's config.yaml too
         log = (tmp_path / "code-server.log").open("wb")
         proc = subprocess.Popen(
-            ["setsid", *base, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}"]
-            + ["--disable-telemetry", "--disable-update-check", "--disable-workspace-trust"]
-            + ["--disable-getting-started-override", str(project)],
+            ["setsid", *base, *serve, str(project)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -249,6 +256,7 @@ def code_server(project: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
                 "shots": str(tmp_path),
                 "chromium": chromium,
                 "log": str(tmp_path / "code-server.log"),
+                "auth": srv.auth,
             }
         finally:
             try:
@@ -262,7 +270,9 @@ def code_server(project: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
             log.close()
 
 
-def test_code_server_quick_fix_saves_file_and_fills_output(code_server: dict[str, str]) -> None:
+def test_code_server_quick_fix_saves_file_fills_output_and_cancels(
+    code_server: dict[str, Any],
+) -> None:
     env = {
         **os.environ,
         "CS_URL": code_server["url"],
@@ -270,6 +280,7 @@ def test_code_server_quick_fix_saves_file_and_fills_output(code_server: dict[str
         "K2_ROOT": code_server["root"],
         "SHOTS": code_server["shots"],
         "CHROMIUM": code_server["chromium"],
+        "K2_SET_KEY": API_KEY,
     }
     proc = subprocess.run(
         [str(NODE24), "test/e2e/codeserver.mjs"],
@@ -292,3 +303,11 @@ def test_code_server_quick_fix_saves_file_and_fills_output(code_server: dict[str
     assert "finished: success" in result["panel_text"], result["panel_text"]
     assert result["status_bar"].startswith("K2 success · "), result["status_bar"]
     assert API_KEY not in out
+    # the second run was cancelled from the status bar
+    assert result["status_bar_cancelled"].startswith("K2 cancelled"), result
+    assert "━━ finished: cancelled (exit 130)" in result["output_channel_after_cancel"]
+    assert "never" not in result["output_channel_after_cancel"]
+    # the key reached the model host (every request authenticated) but no settings file
+    assert code_server["auth"] and all(code_server["auth"]), code_server["auth"]
+    assert API_KEY not in (Path(code_server["data"]) / "User" / "settings.json").read_text()
+    assert not (Path(code_server["root"]) / ".vscode").exists()

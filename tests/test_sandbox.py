@@ -207,3 +207,32 @@ def test_a_container_that_died_is_replaced(tmp_path: Path) -> None:
         res = sb.run("echo again", timeout_s=60)
         assert res.exit_code == 0 and res.output == "again\n"
         assert sb.container().id != old
+
+
+@pytest.mark.bwrap
+@pytest.mark.parametrize("with_prlimit", [True, False])
+def test_bwrap_sets_rlimits_with_or_without_prlimit(
+    with_prlimit: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    settings = SandboxSettings(memory_mb=300, pids=77, file_size_mb=5)
+    sb = open_sandbox("bwrap", tmp_path, settings)
+    if not with_prlimit:  # only bwrap and the shell on PATH: limits come from a preexec_fn
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        for name in ("bwrap", "sh", "cat", "grep"):
+            found = shutil.which(name)
+            assert found
+            (bin_dir / name).symlink_to(found)
+        monkeypatch.setenv("PATH", str(bin_dir))
+    with sb:
+        res = sb.run("cat /proc/self/limits", timeout_s=60)
+    limits = {line[:26].strip(): line[26:].split()[0] for line in res.output.splitlines()[1:]}
+    assert limits["Max data size"] == str(300 * 1024 * 1024)
+    assert limits["Max file size"] == str(5 * 1024 * 1024)
+    assert limits["Max core file size"] == "0"
+    if os.geteuid() == 0:
+        assert limits["Max processes"] == "77"
+    else:  # RLIMIT_NPROC counts all of the user's processes: 77 more than exist
+        assert int(limits["Max processes"]) >= 77

@@ -224,3 +224,14 @@ def test_git_works_inside_the_sandbox_on_a_worktree(kind: str, tmp_path: Path) -
     # the main checkout is outside the run copy: unchanged (bwrap may show a throw-away tmpfs there)
     assert (main / "a.txt").read_text() == "a\n"
     assert denied.exit_code != 0 or kind == "bwrap"
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_read_only_root_cannot_be_written(kind: str, tmp_path: Path) -> None:
+    (tmp_path / "kept.txt").write_text("same")
+    tmp_path.chmod(0o755)  # readable like a clone: read-only mode adds no permission bits
+    settings = SandboxSettings(read_only_root=True)
+    with open_sandbox(kind, tmp_path, settings) as box:
+        res = box.run("cat kept.txt; echo x > kept.txt; echo y > new.txt", timeout_s=60)
+    assert res.output.startswith("same") and "Read-only file system" in res.output
+    assert (tmp_path / "kept.txt").read_text() == "same" and not (tmp_path / "new.txt").exists()

@@ -222,3 +222,23 @@ async def test_fix_failing_test_action_runs(editor: Editor, fake: FakeK2Server) 
     await editor.finished(started["runId"])
     prompt = "\n".join(str(m.get("content")) for m in fake.requests[0]["messages"])
     assert "Make the failing test test_add (pytest) in tests/test_calc.py pass" in prompt
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rel=st.sampled_from(sorted(SOURCES)),
+    cut=st.floats(0, 1),
+    length=st.integers(0, 40),
+    insert=st.sampled_from(["", "\n\ndef test_added():\n    pass\n", "x", "é😀\n", "  }\n"]),
+)
+def test_incremental_detection_matches_a_fresh_parse(
+    rel: str, cut: float, length: int, insert: str
+) -> None:
+    from k2lsp.server.testdetect import detect
+
+    old = SOURCES[rel] + "\n\ndef test_tail():\n    pass\n" if rel.endswith(".py") else SOURCES[rel]
+    at = int(cut * len(old))
+    new = old[:at] + insert + old[at + length :]
+    _, tree, data = detect(rel, old)
+    assert tree is not None
+    assert detect(rel, new, (tree, data))[0] == find_tests(rel, new)

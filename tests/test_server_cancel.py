@@ -40,7 +40,7 @@ async def _start_held(editor: Editor, fake: FakeK2Server) -> str:
     )
     editor.open("calc.py")
     run_id: str = (await editor.command("k2lsp.task", {"task": "fix add"}))["runId"]
-    assert await asyncio.to_thread(fake.wait_held)
+    assert await asyncio.to_thread(fake.wait_held, 120)
     return run_id
 
 
@@ -155,7 +155,7 @@ async def test_two_concurrent_runs_both_deliver(tmp_path: Path) -> None:
     try:
         ed.open("calc.py")
         run_a = (await ed.command("k2lsp.task", {"task": "fix add"}))["runId"]
-        assert await asyncio.to_thread(host_a.wait_held)
+        assert await asyncio.to_thread(host_a.wait_held, 120)
         ed.client.workspace_did_change_configuration(
             types.DidChangeConfigurationParams(
                 settings={"k2lsp": {"sandbox": "none", "baseUrl": url_b}}
@@ -174,3 +174,16 @@ async def test_two_concurrent_runs_both_deliver(tmp_path: Path) -> None:
         await stop_editor(ed)
         host_a.stop()
         host_b.stop()
+
+
+async def test_shutdown_mid_run_cancels_it_and_removes_its_run_copy(
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
+    ed = await start_editor(make_project(tmp_path / "proj"), fake.base_url, tmp_path / "home")
+    await _start_held(ed, fake)
+    runs = tmp_path / "home" / "state" / "k2lsp" / "runs"
+    assert any(runs.iterdir())  # the run copy exists while the run is going
+    await stop_editor(ed)
+    assert ed.client._server is not None and ed.client._server.returncode == 0
+    assert list(runs.iterdir()) == []
+    assert ed.applied == [] and (ed.root / "calc.py").read_text() == ORIGINAL

@@ -46,7 +46,7 @@ async def test_task_returns_at_once_and_its_edit_lands_in_the_buffer(
     uri = editor.open("calc.py")
     started = await editor.command("k2lsp.task", {"task": "fix add", "uri": uri})
     assert started["runId"] and started["transcriptUri"].endswith(".md")
-    assert await asyncio.to_thread(fake.wait_held)  # the answer came while the model streams
+    assert await asyncio.to_thread(fake.wait_held, 120)  # the answer came while the model streams
     status = await editor.command("k2lsp.status")
     assert status["runs"][0]["state"] == "running"
     fake.release()

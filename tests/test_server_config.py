@@ -192,3 +192,25 @@ def test_tcp_mode_serves_initialize(tmp_path: Path, unused_tcp_port: int) -> Non
         proc.kill()
         _, err = proc.communicate(timeout=30)
     assert API_KEY.encode() not in err
+
+
+@pytest.mark.parametrize("argv", [[], ["--stdio"]])
+def test_stdio_is_the_default_and_accepts_the_stdio_flag(tmp_path: Path, argv: list[str]) -> None:
+    env = server_env("http://127.0.0.1:9/v1", tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "k2lsp", *argv], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(_frame({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {}}}))  # fmt: skip
+        proc.stdin.flush()
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            head += proc.stdout.read(1)
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        reply = json.loads(proc.stdout.read(length))
+        assert reply["id"] == 1 and reply["result"]["serverInfo"]["name"] == "k2lsp"
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)

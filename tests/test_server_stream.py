@@ -68,6 +68,10 @@ async def test_stream_batches_are_ordered_coalesced_and_lose_nothing(
     ]
     assert order == ["run_started", "tool_call", "edit", "tool_result", "run_finished"]
     assert events[-1]["type"] == "run_finished" and events[-1]["outcome"] == "success"
+    kinds = [kind for kind, _ in ed.timeline]
+    assert kinds.count("delivery") == 1 and kinds[-1] == "stream"
+    after = ed.timeline[kinds.index("delivery") + 1 :]
+    assert [e["type"] for _, batch in after for e in batch["events"]] == ["run_finished"]
 
 
 def test_coalesce_merges_only_neighbouring_deltas_of_one_kind() -> None:
@@ -161,3 +165,44 @@ async def test_client_without_custom_capability_gets_standard_lsp_only(
     assert f"k2lsp-{run_id}" in ed.client.progress_reports
     assert "thinking: thinking about add" in ed.logs()
     assert any("K2 changed 1 file" in m.message for m in ed.client.messages)
+
+
+@pytest.mark.parametrize("client", ["neovim@v0.11.0", "visual_studio_code", "emacs"])
+async def test_real_editor_capabilities_without_opt_in_use_standard_lsp(
+    tmp_path: Path, fake: FakeK2Server, client: str
+) -> None:
+    from pytest_lsp.client import client_capabilities
+
+    fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(reasoning="ok", content="Fixed."))
+    caps = client_capabilities(client)
+    ed = await start_editor(
+        make_project(tmp_path / "proj"), fake.base_url, tmp_path / "home", stream=False, caps=caps
+    )
+    try:
+        ed.open("calc.py")
+        run_id = (await ed.command("k2lsp.task", {"task": "fix add"}))["runId"]
+        info = await ed.finished(run_id)
+    finally:
+        await stop_editor(ed)
+    assert info["delivery"] == "applied" and "return a + b" in ed.text("calc.py")
+    assert ed.stream == [] and ed.deliveries == []
+    progress = bool(caps.window and caps.window.work_done_progress)
+    assert (f"k2lsp-{run_id}" in ed.client.progress_reports) == progress
+
+
+async def test_transcript_and_reasoning_log_can_be_turned_off(
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
+    fake.add(Reply(reasoning="secret plan\n", content="Answer."))
+    options = {"transcript": False, "logReasoning": False}
+    ed = await start_editor(
+        make_project(tmp_path / "proj"), fake.base_url, tmp_path / "home", init_options=options
+    )
+    try:
+        started = await ed.command("k2lsp.ask", {"question": "q?"})
+        await ed.finished(started["runId"])
+    finally:
+        await stop_editor(ed)
+    assert started["transcriptUri"] == "" and ed.client.shown_documents == []
+    assert "secret plan" not in ed.logs() and "answer: Answer." in ed.logs()
+    assert any(e["type"] == "reasoning" for e in ed.events())  # the stream still carries it

@@ -1,8 +1,8 @@
-"""On-disk cache of per-file analysis, keyed by content hash.
+"""On-disk cache of per-file analysis (pickle), keyed by content hash.
 
 Layout under the cache dir (never inside the user's repository, so it never shows in `git
-status`): `packs/<root-key>.pickle` holds a root's whole index (path -> mtime, size, hash) and
-the records of those hashes, for a fast warm start; `blobs/<hash>.pickle` holds single records
+status`): `packs/<root-key>.bin` holds a root's whole index (path -> mtime, size, hash) and
+the records of those hashes, for a fast warm start; `blobs/<hash>.bin` holds single records
 written after incremental changes, so a later process finds them without re-parsing even when
 the pack is older.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 5
+CACHE_VERSION = 7
 _MAX_PACKS = 32
 
 
@@ -38,7 +38,7 @@ def content_hash(data: bytes) -> str:
 
 def _atomic_dump(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pickle")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".bin")
     try:
         with os.fdopen(fd, "wb") as fh:
             pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -68,7 +68,7 @@ class DiskCache:
     def __init__(self, cache_dir: Path, root: Path) -> None:
         self.dir = Path(cache_dir)
         key = hashlib.sha1(str(root).encode("utf-8", "surrogatepass")).hexdigest()[:20]
-        self.pack_path = self.dir / "packs" / f"{key}.pickle"
+        self.pack_path = self.dir / "packs" / f"{key}.bin"
 
     def load_pack(self) -> dict[str, Any]:
         """The pack (`index`, `records` and extras saved with it); empty when missing or stale."""
@@ -118,7 +118,7 @@ class DiskCache:
 
     def load_blob(self, digest: str) -> Any:
         """A single record saved by `save_blob`, or None."""
-        data = _load(self.dir / "blobs" / f"{digest}.pickle")
+        data = _load(self.dir / "blobs" / f"{digest}.bin")
         if isinstance(data, tuple) and len(data) == 2 and data[0] == CACHE_VERSION:
             return data[1]
         return None
@@ -126,17 +126,17 @@ class DiskCache:
     def save_blob(self, digest: str, record: Any) -> None:
         """Store one record by content hash."""
         try:
-            _atomic_dump(self.dir / "blobs" / f"{digest}.pickle", (CACHE_VERSION, record))
+            _atomic_dump(self.dir / "blobs" / f"{digest}.bin", (CACHE_VERSION, record))
         except OSError as exc:
             log.warning("cannot write repo map cache blob: %s", exc)
 
     def _prune(self) -> None:
-        packs = sorted(self.pack_path.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime)
+        packs = sorted(self.pack_path.parent.glob("*.bin"), key=lambda p: p.stat().st_mtime)
         for old in packs[:-_MAX_PACKS]:
             old.unlink(missing_ok=True)
             old.with_suffix(".render").unlink(missing_ok=True)
         blobs_dir = self.dir / "blobs"
         if blobs_dir.is_dir():
-            blobs = sorted(blobs_dir.glob("*.pickle"), key=lambda p: p.stat().st_mtime)
+            blobs = sorted(blobs_dir.glob("*.bin"), key=lambda p: p.stat().st_mtime)
             for old in blobs[: max(0, len(blobs) - 4096)]:
                 old.unlink(missing_ok=True)

@@ -37,15 +37,15 @@ def vote_weight(count: int) -> int:
     return _WEIGHTS[count] if count < len(_WEIGHTS) else int(1000 * math.sqrt(count) + 0.5)
 
 
-_WEIGHTS = [int(1000 * math.sqrt(c) + 0.5) for c in range(512)]
+_WEIGHTS = [int(1000 * math.sqrt(c) + 0.5) for c in range(4096)]
 
 
 def identifier_votes(text: str) -> dict[str, int]:
     """`identifier_counts` turned into votes (see `vote_weight`)."""
-    weights, top = _WEIGHTS, len(_WEIGHTS)
-    return {
-        k: weights[c] if c < top else vote_weight(c) for k, c in identifier_counts(text).items()
-    }
+    counts = identifier_counts(text)
+    if counts and max(counts.values()) >= len(_WEIGHTS):
+        return {k: vote_weight(c) for k, c in counts.items()}
+    return dict(zip(counts.keys(), map(_WEIGHTS.__getitem__, counts.values()), strict=True))
 
 
 def reference_lines(text: str, name: str, limit: int = 50) -> list[tuple[int, str]]:

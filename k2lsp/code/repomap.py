@@ -83,6 +83,7 @@ class RepoMap:
         self.rank_cache: dict[str, Any] = {}  # rank.py's per-file scored entries
         self._dirty: set[str] = set()
         self._dirty_all = True
+        self._bulk = False
         self._loaded = False
         self._unsaved = 0
         self._pack_records = 0
@@ -113,6 +114,7 @@ class RepoMap:
         if not self._loaded:
             self._load()
         stats = RefreshStats()
+        self._bulk = not self.index  # cold: rebuild the totals once at the end
         paths = self.fixed_files if self.fixed_files is not None else list_source_files(self.root)
         now = time.time_ns()
         root_str = str(self.root)
@@ -137,6 +139,9 @@ class RepoMap:
             self._remove(rel)
             stats.removed += 1
         stats.files = len(seen)
+        if self._bulk:
+            self._rebuild_totals()
+            self._bulk = False
         self._persist(stats, new_blobs)
         stats.seconds = time.perf_counter() - t0
         return stats
@@ -168,46 +173,68 @@ class RepoMap:
         old_rec = self.records.get(old[2]) if old is not None else None
         self.records[digest] = rec
         self.index[rel] = (mtime, size, digest, now)
-        if old_rec is not None:
-            self._replace(old_rec, rec)
-        else:
-            self._add(rec)
+        if self._bulk:
+            return  # totals are rebuilt once at the end of the refresh
+        self._apply(old_rec, rec)
 
-    def _replace(self, old: Record, new: Record) -> None:
-        """Apply the difference between two versions of one file to the vote totals."""
+    # Vote totals. Invariant: `refsum` holds exactly the names defined somewhere (defcount > 0),
+    # each with the sum of every file's votes for it; other names cost nothing.
+    def _rebuild_totals(self) -> None:
+        """Totals from scratch (after a cold build): counts in C, one set intersection per file."""
+        recs = [self.records[e[2]] for e in self.index.values() if e[2] in self.records]
+        defcount: Counter[str] = Counter()
+        for rec in recs:
+            defcount.update(t[0] for t in rec[0])
+        defined = defcount.keys()
+        refsum = dict.fromkeys(defined, 0)
+        for rec in recs:
+            votes = rec[1]
+            for name in votes.keys() & defined:
+                refsum[name] += votes[name]
+        self.defcount, self.refsum = dict(defcount), refsum
+        self._dirty, self._dirty_all = set(), True
+
+    def _apply(self, old: Record | None, new: Record | None) -> None:
+        """Change the totals from one version of a file to another (None: absent)."""
         refsum, defcount, dirty = self.refsum, self.defcount, self._dirty
-        old_i, new_i = old[1], new[1]
-        for name in old_i.keys() | new_i.keys():
+        empty: dict[str, int] = {}
+        old_i, new_i = old[1] if old else empty, new[1] if new else empty
+        for name in old_i.keys() | new_i.keys() if old and new else (old_i or new_i):
             before, after = old_i.get(name, 0), new_i.get(name, 0)
-            if before != after:
-                refsum[name] = refsum.get(name, 0) + after - before
+            if before != after and name in refsum:
+                refsum[name] += after - before
                 dirty.add(name)
-        old_d = Counter(t[0] for t in old[0])
-        new_d = Counter(t[0] for t in new[0])
+        old_d = Counter(t[0] for t in old[0]) if old else Counter()
+        new_d = Counter(t[0] for t in new[0]) if new else Counter()
         for name in old_d.keys() | new_d.keys():
-            if old_d[name] != new_d[name]:
-                defcount[name] = defcount.get(name, 0) + new_d[name] - old_d[name]
-                dirty.add(name)
+            change = new_d[name] - old_d[name]
+            if not change:
+                continue
+            dirty.add(name)
+            count = defcount.get(name, 0) + change
+            if count > 0:
+                defcount[name] = count
+                if name not in refsum:  # newly defined: count every file's votes for it
+                    refsum[name] = self._votes_for(name)
+            else:
+                defcount.pop(name, None)
+                refsum.pop(name, None)
+        if len(dirty) > 50_000:
+            self._dirty, self._dirty_all = set(), True
+
+    def _votes_for(self, name: str) -> int:
+        total = 0
+        for entry in self.index.values():
+            rec = self.records.get(entry[2])
+            if rec is not None:
+                total += rec[1].get(name, 0)
+        return total
 
     def _remove(self, rel: str) -> None:
         entry = self.index.pop(rel)
         rec = self.records.get(entry[2])
-        if rec is not None:
-            self._add(rec, -1)
-
-    def _add(self, rec: Record, sign: int = 1) -> None:
-        refsum, defcount = self.refsum, self.defcount
-        get = refsum.get
-        for name, votes in rec[1].items():
-            refsum[name] = get(name, 0) + sign * votes
-        for sym in rec[0]:
-            defcount[sym[0]] = defcount.get(sym[0], 0) + sign
-        if not self._dirty_all:
-            self._dirty.update(rec[1])
-            self._dirty.update(sym[0] for sym in rec[0])
-            if len(self._dirty) > 50_000:
-                self._dirty_all = True
-                self._dirty = set()
+        if rec is not None and not self._bulk:
+            self._apply(rec, None)
 
     def take_dirty(self) -> tuple[set[str], bool]:
         """Names whose votes changed since the last call (or True: everything changed)."""
@@ -240,9 +267,8 @@ class RepoMap:
     def _save_pack(self) -> None:
         """Write the pack from a snapshot in a background thread (joined by `flush`/exit)."""
         self._join_saver()
-        refsum = {k: v for k, v in self.refsum.items() if v}
-        defcount = {k: v for k, v in self.defcount.items() if v > 0}
-        snapshot = (dict(self.index), dict(self.records), {"refsum": refsum, "defcount": defcount})
+        totals = {"refsum": dict(self.refsum), "defcount": dict(self.defcount)}
+        snapshot = (dict(self.index), dict(self.records), totals)
         self._saver = threading.Thread(
             target=self.cache.save_pack, args=snapshot, name="k2lsp-repomap-save", daemon=False
         )

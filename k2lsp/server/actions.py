@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -17,6 +18,7 @@ from k2lsp.server import protocol
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
+    from tree_sitter import Tree
 
     from k2lsp.server.testdetect import DetectedTest
 
@@ -52,23 +54,30 @@ def short(text: str, limit: int = _TITLE_CHARS) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+@dataclass
+class _Entry:
+    version: int | None
+    tests: list[DetectedTest]
+    tree: Tree | None  # kept so the next version parses incrementally
+    data: bytes
+
+
 class TestCache:
-    """Test functions per document, keyed by version; refreshed off the event loop."""
+    """Test functions per document version; re-detected incrementally (old tree reused) and
+    warmed in a worker thread after each change."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, tuple[int | None, list[DetectedTest]]] = {}
+        self.entries: dict[str, _Entry] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}
 
     def tests(self, uri: str, path: str, version: int | None, text: str) -> list[DetectedTest]:
         """The tests of this document version (parsed now if the warm-up has not run yet)."""
         hit = self.entries.get(uri)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        from k2lsp.server.testdetect import find_tests
-
-        found = _safe_find(find_tests, path, text)
-        self.entries[uri] = (version, found)
-        return found
+        if hit is not None and hit.version == version:
+            return hit.tests
+        entry = _detect(path, version, text, hit)
+        self.entries[uri] = entry
+        return entry.tests
 
     def warm(
         self, uri: str, path: str, version: int | None, text: str, delay: float = 0.15
@@ -85,12 +94,11 @@ class TestCache:
         self, uri: str, path: str, version: int | None, text: str, delay: float
     ) -> None:
         await asyncio.sleep(delay)
-        from k2lsp.server.testdetect import find_tests
-
-        found = await asyncio.to_thread(_safe_find, find_tests, path, text)
-        current = self.entries.get(uri)
-        if current is None or current[0] != version:
-            self.entries[uri] = (version, found)
+        if (hit := self.entries.get(uri)) is None or hit.version != version:
+            entry = await asyncio.to_thread(_detect, path, version, text, hit)
+            current = self.entries.get(uri)
+            if current is None or current.version != version:
+                self.entries[uri] = entry
         self._pending.pop(uri, None)
 
     def forget(self, uri: str) -> None:
@@ -98,12 +106,16 @@ class TestCache:
         self.entries.pop(uri, None)
 
 
-def _safe_find(find: Any, path: str, text: str) -> list[DetectedTest]:
+def _detect(path: str, version: int | None, text: str, previous: _Entry | None) -> _Entry:
+    from k2lsp.server.testdetect import detect
+
+    old = (previous.tree, previous.data) if previous and previous.tree is not None else None
     try:
-        return list(find(path, text))
+        tests, tree, data = detect(path, text, old)
     except Exception:  # a grammar problem must never break code actions
         log.exception("test detection failed for %s", path)
-        return []
+        return _Entry(version, [], None, b"")
+    return _Entry(version, tests, tree, data)
 
 
 def code_actions(

@@ -208,6 +208,8 @@ def report(
 ) -> None:
     """Tell the user (showMessage, transcript, k2lsp/delivery) what became of the changes."""
     run.delivery = status
+    if run.stream is not None:
+        run.stream.flush()  # every earlier event reaches the editor before the verdict
     kind = (
         types.MessageType.Warning
         if status in ("conflict", "refused", "skipped")

@@ -113,9 +113,14 @@ def _progress_cancel(ls: K2LanguageServer, params: types.WorkDoneProgressCancelP
         ls.runs.cancel(run)
 
 
-def _shutdown(ls: K2LanguageServer, *args: Any) -> None:
+async def _shutdown(ls: K2LanguageServer, *args: Any) -> None:
+    """Cancel every run and give them a moment to remove their run copies."""
+    tasks = [run.task for run in ls.runs.runs.values() if run.task is not None]
     for run in ls.runs.active():
         ls.runs.cancel(run)
+    pending = [t for t in tasks if not t.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=20)
 
 
 def _run_command(name: str) -> CommandHandler:

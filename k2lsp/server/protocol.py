@@ -9,7 +9,8 @@ once (the editor never waits on the model) with `RunStarted`.
 Server -> client, for every client (standard channels only):
 - `$/progress` work-done progress per run (only if `window.workDoneProgress` is advertised);
   cancellable: `window/workDoneProgress/cancel` cancels the run.
-- `window/logMessage` lines: ``[k2lsp <run id>] <text>`` (reasoning, tool calls, results).
+- `window/logMessage`: lines ``[k2lsp <run id>] <text>`` (reasoning, tool calls, results);
+  one message may hold several such lines separated by newlines.
 - a live Markdown transcript ``<state dir>/transcripts/<run id>.md`` opened with
   `window/showDocument` (takeFocus false) when the client supports showDocument.
 - the change set as one `workspace/applyEdit` (versioned `TextDocumentEdit`s when the client
@@ -28,15 +29,19 @@ Server -> client, only for clients that opt in with
   (run_started, reasoning{text}, content{text}, tool_call{id,name,args},
   tool_result{id,name,ok,summary,text}, edit{path,diff},
   test_result{passed,failed,errors,skipped,command,duration}, usage{...}, status{step,
-  max_steps,phase,message}, run_finished{outcome,exit_code,summary}).
+  max_steps,phase,message}, run_finished{outcome,exit_code,summary}). Events may carry
+  more fields than listed (e.g. test_result `status`, `total`, `ok`): ignore unknown ones.
   Batches are sent at most once per ~50 ms per run (the batch holding `run_finished` goes out
   at once); events are in `seq` order, none is lost
   or repeated; consecutive `reasoning` (or `content`) deltas inside a batch are merged into
   one event carrying the seq of the last delta merged. `run_finished` is always the last
   event of the last batch of a run.
-- `k2lsp/delivery` notification, `DeliveryParams`, after a run's changes were handled:
+- `k2lsp/delivery` notification, `DeliveryParams`, when the run's changes were handled
+  (after every earlier event of the run and before its `run_finished`; a preview sends
+  "preview" first, then the final status):
   ``{"runId", "status", "paths", "message", "patchPath"?, "diffUri"?}`` with status one of
-  `DELIVERY_STATUSES`.
+  `DELIVERY_STATUSES`. Not sent for runs cancelled or failed before delivery:
+  their `run_finished` says so. The same message is also shown with window/showMessage.
 
 Configuration (initializationOptions ``{"k2lsp": {...}}`` and `workspace/configuration`
 section ``"k2lsp"``): keys are `k2lsp.config.Settings` field names in snake_case or camelCase

@@ -92,7 +92,7 @@ class RunStream:
         if window is not None and window.work_done_progress:
             token = f"k2lsp-{self.run_id}"
             try:
-                await asyncio.wait_for(self.ls.work_done_progress.create_async(token), 10)
+                await asyncio.wait_for(self.ls.work_done_progress.create_async(token), 5)
                 self.progress_token = token
                 self.ls.work_done_progress.begin(
                     token,
@@ -155,7 +155,9 @@ class RunStream:
     # --- output (event loop) -------------------------------------------------------------
     def flush(self) -> None:
         """Send everything pending as one batch to every channel."""
-        self._timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         with self._lock:
             batch, self._pending = self._pending, []
         if not batch:

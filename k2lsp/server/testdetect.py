@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tree_sitter import Node
+    from tree_sitter import Node, Tree
 
 # A file can only hold tests when one of these appears in it.
 _MARKERS = {
@@ -39,16 +39,57 @@ class DetectedTest:
 
 def find_tests(path: str, text: str) -> list[DetectedTest]:
     """Every test function of a document (empty for unsupported languages)."""
-    from k2lsp.code.languages import language_for
+    return detect(path, text)[0]
+
+
+def detect(
+    path: str, text: str, previous: tuple[Tree, bytes] | None = None
+) -> tuple[list[DetectedTest], Tree | None, bytes]:
+    """(tests, tree, bytes) of a document; `previous` (an older tree and its bytes) makes the
+    parse incremental, which keeps re-detection after a small edit cheap."""
+    from k2lsp.code.languages import get_parser, language_for
 
     lang = language_for(path)
     marker = _MARKERS.get(lang or "")
-    if marker is None or not marker.search(text):
-        return []
-    from k2lsp.code.parse import parse
-
     data = text.encode("utf-8")
-    root = parse(lang or "", data).root_node
+    if lang is None or marker is None or not marker.search(text):
+        return [], None, data
+    old_tree = _edited(previous, data) if previous is not None else None
+    tree = get_parser(lang).parse(data, old_tree) if old_tree else get_parser(lang).parse(data)
+    return _tests_in(tree.root_node, lang, path, text), tree, data
+
+
+def _edited(previous: tuple[Tree, bytes], new: bytes) -> Tree:
+    """A copy of the old tree told about the single changed span between its bytes and `new`."""
+    tree, old = previous
+    start = _common_prefix(old, new)
+    limit = min(len(old), len(new)) - start
+    tail = _common_prefix(old[::-1][:limit], new[::-1][:limit])
+    old_end, new_end = len(old) - tail, len(new) - tail
+    copy = tree.copy()
+    copy.edit(start, old_end, new_end, _point(old, start), _point(old, old_end),
+              _point(new, new_end))  # fmt: skip
+    return copy
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the common prefix (binary search over C-speed slice compares)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _point(data: bytes, offset: int) -> tuple[int, int]:
+    row = data.count(b"\n", 0, offset)
+    return row, offset - (data.rfind(b"\n", 0, offset) + 1)
+
+
+def _tests_in(root: Node, lang: str, path: str, text: str) -> list[DetectedTest]:
     if lang == "python":
         return _python(root, path)
     if lang == "go":

@@ -153,7 +153,8 @@ def _find_file(name: str, root: Path) -> str:
 
 _CARGO_TEST = re.compile(r"^test (?P<name>\S+) \.\.\. (?P<res>ok|FAILED|ignored)", re.M)
 _CARGO_PANIC = re.compile(
-    r"thread '(?P<name>[^']+)'(?: \(\d+\))? panicked at (?:(?P<loc>[^\s:]+:\d+:\d+):\n(?P<msg>(?:.+\n?){1,4})"
+    r"thread '(?P<name>[^']+)'(?: \(\d+\))? panicked at "
+    r"(?:(?P<loc>[^\s:]+:\d+:\d+):\n(?P<msg>(?:.+\n?){1,4})"
     r"|'(?P<oldmsg>.*?)', (?P<oldloc>[^\s:]+:\d+:\d+))"
 )
 _CARGO_ERR = re.compile(

@@ -50,6 +50,12 @@ H.run(function()
     H.result.reasoning_lines = reasoning
     H.result.folded_reasoning_lines = closed
   end
+  -- :K2Undo restores what the run delivered, through the editor
+  vim.cmd("K2Undo")
+  H.wait("undone", 60000, function()
+    return table.concat(H.buffer_lines(root .. "/calc.py"), "\n"):find("a - b", 1, true) ~= nil
+  end)
+  H.result.calc_after_undo = H.buffer_lines(root .. "/calc.py")
   vim.cmd("checkhealth k2lsp")
   H.result.health = vim.api.nvim_buf_get_lines(0, 0, -1, false)
 end)

@@ -54,10 +54,14 @@ function updateStatus(): void {
 
 function onStream(params: StreamParams): void {
   for (const ev of params.events) {
+    const firstOfRun = !tracker.runs.has(ev.run_id);
     tracker.update(ev);
     const text = renderer.render(ev);
     if (text) output.append(text);
-    if (ev.type === "run_started") output.show(true);
+    if (firstOfRun) output.show(true);
+    if (ev.type === "run_finished" && !["success", "cancelled"].includes(String(ev.outcome))) {
+      void vscode.window.showWarningMessage(`K2 run ${ev.outcome}: ${String(ev.summary ?? "").slice(0, 300)}`);
+    }
   }
   updateStatus();
 }

@@ -63,9 +63,13 @@ local function on_stream(_, result)
     return
   end
   for _, ev in ipairs(result.events) do
+    local first_of_run = status.runs[ev.run_id or "?"] == nil
     status.update(ev)
-    if ev.type == "run_started" and M.config.open_output then
+    if first_of_run and M.config.open_output then
       output.open(false)
+    end
+    if ev.type == "run_finished" and ev.outcome ~= "success" and ev.outcome ~= "cancelled" then
+      notify(string.format("run %s: %s", ev.outcome or "?", ev.summary or ""), vim.log.levels.WARN)
     end
     local ok, err = pcall(output.render, ev)
     if not ok then

@@ -1,8 +1,10 @@
 // Real-editor test: drives code-server (with the k2lsp .vsix installed) in Debian's chromium via
 // playwright-core. Opens test_calc.py, applies "K2: Fix failing test" from the quick-fix menu,
 // waits for calc.py to be saved fixed, and reads the "K2" Output channel (panel and log file).
-// Env: CS_URL, CS_DATA (code-server user-data-dir), K2_ROOT, SHOTS (screenshot dir), CHROMIUM.
-// Prints one JSON line {output_channel, panel_text, status_bar} on success; exits 1 with a reason otherwise.
+// Env: CS_URL, CS_DATA (code-server user-data-dir), K2_ROOT, SHOTS (screenshot dir), CHROMIUM,
+// K2_SET_KEY (an API key to enter with "K2: Set API key" first).
+// Then starts "K2: Task" from the palette and cancels it by clicking the status bar item.
+// Prints one JSON line of observations on success; exits 1 with a reason otherwise.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { chromium } from "playwright-core";
@@ -30,6 +32,25 @@ async function poll(what, fn, ms = WAIT_MS, every = 500) {
     if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, every));
   }
+}
+
+async function runCommand(page, title) {
+  // retried: the palette lists the extension's commands once the extension host has scanned it
+  const row = await poll(`${title} in the palette`, async () => {
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("F1");
+    const input = page.locator(".quick-input-widget input");
+    await input.waitFor({ state: "visible", timeout: 30000 });
+    await input.fill(`>${title}`);
+    const found = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
+    try {
+      await found.waitFor({ timeout: 5000 });
+      return found;
+    } catch {
+      return undefined;
+    }
+  }, WAIT_MS, 1000);
+  await row.click();
 }
 
 async function openQuickFix(page) {
@@ -69,6 +90,15 @@ async function main() {
     await page.locator(".monaco-workbench").waitFor({ timeout: 180000 });
     await page.locator(".explorer-folders-view, .explorer-viewlet").first().waitFor({ timeout: 120000 });
     log("workbench up");
+    if (process.env.K2_SET_KEY) {
+      // the key goes in through the palette into SecretStorage, as a user would
+      await runCommand(page, "K2: Set API key");
+      await page.locator(".quick-input-widget input[type=password]").waitFor({ timeout: 30000 });
+      await page.keyboard.type(process.env.K2_SET_KEY);
+      await page.keyboard.press("Enter");
+      await page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30000 });
+      log("API key set through the palette");
+    }
     await page.locator(".explorer-folders-view .monaco-list-row", { hasText: "test_calc.py" }).dblclick();
     const body = page.locator(".monaco-editor .view-line", { hasText: "assert add(2, 3) == 5" });
     await body.waitFor({ timeout: 60000 });
@@ -95,8 +125,33 @@ async function main() {
       const text = files.map((f) => readFileSync(f, "utf8")).join("\n");
       return text.includes("finished: success") ? text : undefined;
     }, 60000);
+    // a second run from the palette ("K2: Task"), cancelled by clicking the status bar item
+    await runCommand(page, "K2: Task");
+    await page.locator(".quick-input-widget", { hasText: "may edit files" }).waitFor({ timeout: 30000 });
+    await page.keyboard.type("Explain every function in great detail");
+    await page.keyboard.press("Enter");
+    const running = page.locator(".statusbar-item", { hasText: "K2 step" }).first();
+    await running.waitFor({ timeout: WAIT_MS });
+    await page.locator(".part.panel .view-lines", { hasText: "Pondering" }).first().waitFor({ timeout: WAIT_MS });
+    log("second run streaming; clicking the status bar item");
+    await running.click();
+    const cancelled = page.locator(".statusbar-item", { hasText: "K2 cancelled" }).first();
+    await cancelled.waitFor({ timeout: WAIT_MS });
+    const statusCancelled = (await cancelled.innerText()).replace(/\u00a0/g, " ").trim();
+    const channelAfter = await poll("the cancelled run in the output channel", () => {
+      const text = files.map((f) => readFileSync(f, "utf8")).join("\n");
+      return text.includes("finished: cancelled") ? text : undefined;
+    }, 60000);
     await page.screenshot({ path: path.join(shots, "done.png") });
-    console.log(JSON.stringify({ output_channel: outputChannel, panel_text: panelText, status_bar: statusBar }));
+    console.log(
+      JSON.stringify({
+        output_channel: outputChannel,
+        panel_text: panelText,
+        status_bar: statusBar,
+        status_bar_cancelled: statusCancelled,
+        output_channel_after_cancel: channelAfter,
+      }),
+    );
   } catch (err) {
     await page.screenshot({ path: path.join(shots, "failure.png") }).catch(() => undefined);
     log(`FAILED: ${err.message} (screenshot ${path.join(shots, "failure.png")})`);
