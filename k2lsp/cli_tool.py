@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from k2lsp.errors import SandboxUnavailable, UsageError
+from k2lsp.errors import UsageError
 
 SANDBOX_TOOLS = ("run_tests", "run_command")
 
@@ -69,7 +69,10 @@ def cli_tool(argv: list[str]) -> int:
     settings = load_settings(repo.resolve(), {"sandbox": args.sandbox})
     sandbox = _sandbox_for(args.name, settings, repo.resolve())
     ctx = ToolContext(
-        workspace=Workspace(repo), sandbox=sandbox, emitter=Emitter("manual"), settings=settings
+        workspace=Workspace.from_settings(repo, settings),
+        sandbox=sandbox,
+        emitter=Emitter("manual"),
+        settings=settings,
     )
     try:
         result = asyncio.run(registry.execute(args.name, tool_args, ctx))
@@ -84,12 +87,9 @@ def _sandbox_for(name: str, settings: Any, root: Path) -> Any:
     from k2lsp.sandbox import SandboxSettings, get_sandbox
 
     kind = getattr(settings, "sandbox", "auto") or "auto"
-    try:
-        return get_sandbox(kind, root, SandboxSettings(kind=kind, image=settings.sandbox_image))
-    except SandboxUnavailable:
-        if name in SANDBOX_TOOLS:
-            raise
-        return None
+    if name not in SANDBOX_TOOLS:
+        return None  # read and edit tools never run commands: don't probe the daemons
+    return get_sandbox(kind, root, SandboxSettings(kind=kind, image=settings.sandbox_image))
 
 
 def cli_models(argv: list[str]) -> int:

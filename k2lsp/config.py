@@ -123,10 +123,16 @@ def user_config_path() -> Path:
     return Path(base) / "k2lsp" / "config.toml"
 
 
-def default_state_dir() -> Path:
-    """`$XDG_STATE_HOME/k2lsp` (default `~/.local/state/k2lsp`)."""
+def default_state_dir(state_dir: Path | str | None = None) -> Path:
+    """`state_dir` if given, else `$K2LSP_STATE_DIR`, else `$XDG_STATE_HOME/k2lsp`
+    (default `~/.local/state/k2lsp`): runs, trajectories, transcripts, checkpoints."""
+    if state_dir:
+        return Path(state_dir).expanduser().resolve()
+    env = os.environ.get("K2LSP_STATE_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "k2lsp"
+    return Path(base).expanduser().resolve() / "k2lsp"
 
 
 def _is_num(v: Any) -> bool:

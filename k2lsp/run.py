@@ -203,7 +203,7 @@ async def _drive(
     budget = Budget.from_settings(settings)
     extra = getattr(settings, "extra", None) or {}
     ctx = ToolContext(
-        workspace=Workspace(root),
+        workspace=Workspace.from_settings(root, settings),
         sandbox=sandbox,
         emitter=emitter,
         settings=settings,

@@ -32,23 +32,12 @@ from typing import IO, Any
 
 from k2lsp import gitcmd, snapshot
 from k2lsp.changes import ChangeSet, FileChange
+from k2lsp.config import default_state_dir
 from k2lsp.errors import PathError, UsageError
 from k2lsp.workspace import Workspace, decode_text
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 BRANCH_PREFIX = "k2lsp/"
-
-
-def default_state_dir(state_dir: Path | str | None = None) -> Path:
-    """Where k2lsp keeps runs, patches and checkpoints of non-git folders."""
-    if state_dir:
-        return Path(state_dir).expanduser().resolve()
-    env = os.environ.get("K2LSP_STATE_DIR")
-    if env:
-        return Path(env).expanduser().resolve()
-    xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
-    return (base / "k2lsp").resolve()
 
 
 def new_run_id() -> str:

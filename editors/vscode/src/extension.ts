@@ -68,10 +68,8 @@ function onStream(params: StreamParams): void {
 
 async function onDelivery(params: DeliveryParams): Promise<void> {
   const msg = `K2 ${params.runId}: ${params.status}${params.message ? ` — ${params.message}` : ""}`;
-  output.append(renderer.note(`[delivery] ${msg}`));
-  if (params.status === "conflict" || params.status === "refused") {
-    void vscode.window.showWarningMessage(msg);
-  }
+  output.append(renderer.note(`[delivery] ${msg}${params.patchPath ? ` (patch: ${params.patchPath})` : ""}`));
+  // the server itself says it with window/showMessage: no second pop-up here
   if ((params.status === "applied" || params.status === "merged") && settings().get<boolean>("saveAfterApply", true)) {
     await saveChanged(params.paths ?? []);
   }

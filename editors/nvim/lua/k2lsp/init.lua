@@ -82,10 +82,8 @@ local function on_delivery(_, result)
   if type(result) ~= "table" then
     return
   end
+  -- the server also says it with window/showMessage: record it, do not repeat it
   status.delivered(result)
-  local level = (result.status == "conflict" or result.status == "refused") and vim.log.levels.WARN
-    or vim.log.levels.INFO
-  notify(string.format("%s: %s", result.status or "?", result.message or ""), level)
 end
 
 --- The vim.lsp client configuration for `root`.
