@@ -7,8 +7,9 @@ Precedence, later wins:
 2. the user file `$XDG_CONFIG_HOME/k2lsp/config.toml` (default `~/.config/k2lsp/config.toml`);
 3. `[tool.k2lsp]` in `<repo>/pyproject.toml`;
 4. `<repo>/k2lsp.toml`;
-5. env `K2LSP_PROVIDER`, `K2LSP_BASE_URL`, `K2LSP_MODEL`, `K2LSP_API_KEY`;
-6. `overrides` (editor initialization options, CLI flags) — explicit choices beat everything.
+5. env `K2LSP_PROVIDER`, `K2LSP_BASE_URL`, `K2LSP_MODEL`, `K2LSP_API_KEY`, `K2LSP_SANDBOX`;
+6. `overrides` (editor initialization options, CLI flags) — explicit choices beat everything
+   (`None` and empty strings count as unset).
 
 The key is taken from (first found): an override, `K2LSP_API_KEY`, `api_key` in a file, then
 the provider's own env var (`MOONSHOT_API_KEY`, `OPENROUTER_API_KEY`, …). Files use the
@@ -36,6 +37,7 @@ ENV_KEYS = {
     "K2LSP_BASE_URL": "base_url",
     "K2LSP_MODEL": "model",
     "K2LSP_API_KEY": "api_key",
+    "K2LSP_SANDBOX": "sandbox",
 }
 PRICE_KEYS = ("input_cache_hit", "input", "output")
 
@@ -215,7 +217,7 @@ def _layers(repo: Path | None, overrides: dict[str, Any]) -> list[tuple[str, dic
         layers.append((str(local), _read_toml(local)))
     env = {ENV_KEYS[k]: v for k, v in os.environ.items() if k in ENV_KEYS and v}
     layers.append(("environment", env))
-    explicit = {k: v for k, v in overrides.items() if v is not None and k in _FILE_KEYS}
+    explicit = {k: v for k, v in overrides.items() if v is not None and v != "" and k in _FILE_KEYS}
     for key in sorted(set(overrides) - _FILE_KEYS):
         log.warning("ignoring unknown option %r", key)
     layers.append(("editor/CLI options", explicit))

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import tomllib
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -240,6 +241,8 @@ class Sandbox:
         if self._scratch is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="k2lsp-scratch-")).resolve()
             self._scratch.chmod(0o1777)
+            # removed by close(); this is the safety net for a sandbox that was never closed
+            weakref.finalize(self, shutil.rmtree, str(self._scratch), True)
         return self._scratch
 
     def run(

@@ -189,10 +189,7 @@ def _settings_hints() -> dict[str, Any]:
 
 
 def state_dir(settings: Settings) -> Path:
-    """Where transcripts, previews and saved patches go (Settings.state_dir or XDG state)."""
-    import os
+    """Where transcripts, previews and saved patches go (the shared state-dir rule)."""
+    from k2lsp.config import default_state_dir
 
-    if settings.state_dir is not None:
-        return Path(settings.state_dir).expanduser()
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "k2lsp"
+    return default_state_dir(settings.state_dir)
