@@ -84,12 +84,12 @@ def cli_tool(argv: list[str]) -> int:
 
 
 def _sandbox_for(name: str, settings: Any, root: Path) -> Any:
-    from k2lsp.sandbox import SandboxSettings, get_sandbox
+    from k2lsp.sandbox import get_sandbox, settings_for
 
-    kind = getattr(settings, "sandbox", "auto") or "auto"
     if name not in SANDBOX_TOOLS:
         return None  # read and edit tools never run commands: don't probe the daemons
-    return get_sandbox(kind, root, SandboxSettings(kind=kind, image=settings.sandbox_image))
+    sb_settings = settings_for(settings)
+    return get_sandbox(sb_settings.kind, root, sb_settings)
 
 
 def cli_models(argv: list[str]) -> int:

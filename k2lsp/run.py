@@ -209,6 +209,8 @@ async def _drive(
         settings=settings,
         state=request.state,
     )
+    allow_tests = bool(getattr(settings, "allow_test_changes", False))
+    ctx.state.setdefault("allow_test_changes", allow_tests or request.mode == "write_tests")
     loop = AgentLoop(
         client,
         build_registry(),
@@ -244,10 +246,7 @@ async def _drive(
 
 def _open_sandbox(settings: Any, root: Path) -> Any:
     """The sandbox chosen in `settings` (raises SandboxUnavailable)."""
-    from k2lsp.sandbox import SandboxSettings, get_sandbox
+    from k2lsp.sandbox import get_sandbox, settings_for
 
-    kind = getattr(settings, "sandbox", "auto") or "auto"
-    sb_settings = SandboxSettings(
-        kind=kind, image=getattr(settings, "sandbox_image", SandboxSettings.image)
-    )
-    return get_sandbox(kind, root, sb_settings)
+    sb_settings = settings_for(settings)
+    return get_sandbox(sb_settings.kind, root, sb_settings)

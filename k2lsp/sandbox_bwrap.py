@@ -99,6 +99,10 @@ class BwrapSandbox(Sandbox):
 
     name = "bwrap"
 
+    def __init__(self, root: Path, settings: SandboxSettings | None = None) -> None:
+        super().__init__(root, settings)
+        self._home_args: list[str] | None = None
+
     @classmethod
     def create(cls, root: Path, settings: SandboxSettings | None = None) -> BwrapSandbox:
         """A bwrap sandbox for `root`, or SandboxUnavailable saying why not."""
@@ -149,7 +153,11 @@ class BwrapSandbox(Sandbox):
             "TMPDIR",
             "/tmp",
         ]
-        args += _home_args(self.root, self.settings.ro_paths, self.settings.read_only_root)
+        if self._home_args is None:  # stat()s of toolchain folders: once per sandbox
+            self._home_args = _home_args(
+                self.root, self.settings.ro_paths, self.settings.read_only_root
+            )
+        args += self._home_args
         if os.geteuid() == 0:
             # Root keeps every capability in bwrap unless dropped, and uid 0 may still write
             # kernel knobs in /proc: drop caps, use a user namespace, make those read-only.

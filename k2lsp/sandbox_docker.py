@@ -58,13 +58,13 @@ def problem(image: str) -> str | None:
     try:
         client = _client(timeout=10)
         client.ping()
-    except docker.errors.DockerException as exc:
+    except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
         return f"no docker daemon answers ({str(exc)[:160]}); start dockerd or check DOCKER_HOST"
     try:
         client.images.get(image)
     except docker.errors.ImageNotFound:
         return f"image {image!r} is missing; build it with `k2lsp sandbox build`"
-    except docker.errors.DockerException as exc:
+    except (docker.errors.DockerException, OSError) as exc:
         return f"cannot inspect image {image!r}: {str(exc)[:160]}"
     return None
 

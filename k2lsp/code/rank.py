@@ -202,6 +202,13 @@ def render_map(
             file_order.append(rel)
         for s in [*extra, sym]:
             lines[s.qualname] = s
+    return _format(rmap, chosen, file_order, bool(only))
+
+
+def _format(
+    rmap: RepoMap, chosen: dict[str, dict[str, Symbol]], file_order: list[str], limited: bool
+) -> str:
+    """The map text: a header line, then each file with its chosen definitions in file order."""
     total_defs = sum(
         len(rmap.records[e[2]][0]) for e in rmap.index.values() if e[2] in rmap.records
     )
@@ -216,7 +223,7 @@ def render_map(
         for s in sorted(chosen[rel].values(), key=lambda s: (s.start_byte, -s.end_byte)):
             out.append(_line(s, s.kind in _DOC_KINDS))
     if shown == 0:
-        where = " under the given paths" if only else ""
+        where = " under the given paths" if limited else ""
         out.append(
             f"(no definitions found{where}; the map covers Python, JavaScript, TypeScript/TSX, Go, "
             "Rust, Java, C and C++ files: use list_files and search for others)"

@@ -74,6 +74,7 @@ class RepoMap:
         self, root: Path, cache_dir: Path | None = None, files: list[str] | None = None
     ) -> None:
         self.root = Path(root).resolve()
+        self._root_str = str(self.root)
         self.cache = DiskCache(cache_dir or default_cache_dir(), self.root)
         self.fixed_files = files
         self.index: dict[str, tuple[int, int, str, int]] = {}
@@ -157,7 +158,8 @@ class RepoMap:
         new_blobs: list[str],
     ) -> None:
         try:
-            data = (self.root / rel).read_bytes()
+            with open(os.path.join(self._root_str, rel), "rb") as fh:
+                data = fh.read()
         except OSError:
             return
         stats.rehashed += 1

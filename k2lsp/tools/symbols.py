@@ -132,7 +132,9 @@ def find_symbol(ctx: ToolContext, args: FindSymbolParams) -> str:
     else:
         import difflib
 
-        close = difflib.get_close_matches(name.rsplit(".", 1)[-1], all_names, n=8, cutoff=0.6)
+        word = name.rsplit(".", 1)[-1]
+        pool = [n for n in all_names if n[:1].lower() == word[:1].lower()]  # keeps difflib quick
+        close = difflib.get_close_matches(word, pool, n=8, cutoff=0.6)
         hint = f" Similar names: {', '.join(close)}." if close else ""
         out.append(f"No definition of {name!r} found{' under ' + only if only else ''}.{hint}")
     skip = {(rel, ln) for rel, s in defs for ln in (s.start_line, _core_line(ctx.root / rel, s))}
