@@ -67,6 +67,8 @@ class Settings:
     # tools and sandbox
     sandbox: str = "auto"  # auto | docker | bwrap | none
     sandbox_image: str = "k2lsp-sandbox:latest"
+    sandbox_profile: Path | None = None  # a limits profile (see sandbox/profiles/default.toml)
+    sandbox_limits: dict[str, Any] = field(default_factory=dict)  # single limits, e.g. pids
     test_command: str | None = None
     command_timeout_s: float = 600.0
     allow_commands: list[str] = field(default_factory=list)

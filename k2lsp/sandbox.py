@@ -319,12 +319,11 @@ class NoneSandbox(Sandbox):
 
 def settings_for(settings: Any) -> SandboxSettings:
     """SandboxSettings from k2lsp's Settings: `sandbox`, `sandbox_image`, then a profile file
-    (`extra["sandbox_profile"]`) and a table of overrides (`extra["sandbox_limits"]`)."""
+    (`sandbox_profile`) and a table of single limits (`sandbox_limits`)."""
     kind = getattr(settings, "sandbox", None) or "auto"
     image = getattr(settings, "sandbox_image", None) or SandboxSettings.image
-    extra = getattr(settings, "extra", None) or {}
-    overrides = dict(extra.get("sandbox_limits") or {})
-    profile = extra.get("sandbox_profile")
+    overrides = dict(getattr(settings, "sandbox_limits", None) or {})
+    profile = getattr(settings, "sandbox_profile", None)
     if profile:
         return SandboxSettings.from_toml(Path(profile), kind=kind, image=image, **overrides)
     known = {f.name for f in fields(SandboxSettings)}

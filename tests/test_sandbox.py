@@ -52,15 +52,13 @@ def test_settings_for_reads_kind_image_profile_and_limits() -> None:
     assert (plain.kind, plain.image, plain.memory_mb) == ("bwrap", "img:1", 2048)
     profiled = settings_for(
         Settings(
-            extra={
-                "sandbox_profile": str(REPO / "sandbox/profiles/tight.toml"),
-                "sandbox_limits": {"pids": 99},
-            }
+            sandbox_profile=REPO / "sandbox/profiles/tight.toml",
+            sandbox_limits={"pids": 99},
         )
     )
     assert (profiled.memory_mb, profiled.pids, profiled.kind) == (512, 99, "auto")
     with pytest.raises(UsageError, match="unknown sandbox limits \\['ram'\\]"):
-        settings_for(Settings(extra={"sandbox_limits": {"ram": 1}}))
+        settings_for(Settings(sandbox_limits={"ram": 1}))
 
 
 def test_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:

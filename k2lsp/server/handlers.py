@@ -11,20 +11,10 @@ from lsprotocol import types
 
 from k2lsp.server import protocol
 from k2lsp.server.app import K2LanguageServer
+from k2lsp.server.commands import as_dict
 
 log = logging.getLogger(__name__)
 CommandHandler = Callable[..., Awaitable[dict[str, Any]]]
-
-
-def as_dict(value: Any) -> Any:
-    """Plain JSON form of a value (pygls may hand over namedtuple-like objects)."""
-    if hasattr(value, "_asdict"):
-        value = value._asdict()
-    if isinstance(value, dict):
-        return {str(k): as_dict(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [as_dict(v) for v in value]
-    return value
 
 
 def _initialize(ls: K2LanguageServer, params: types.InitializeParams) -> None:
