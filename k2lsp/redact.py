@@ -92,6 +92,12 @@ def register_secret(value: str | None) -> None:
             _KNOWN.add(value)
 
 
+def secrets_version() -> int:
+    """Changes whenever a new secret is registered (lets callers cache redacted texts)."""
+    with _LOCK:
+        return len(_KNOWN)
+
+
 def redact(text: str, extra: Iterable[str] = ()) -> str:
     """`text` with known secrets and key-shaped tokens replaced by [REDACTED]."""
     if not text:

@@ -23,7 +23,7 @@ _known_version = -1
 
 
 def _version() -> int:
-    return len(getattr(_redact, "_KNOWN", ()))
+    return _redact.secrets_version()
 
 
 def redact_text(text: str) -> str:
