@@ -211,6 +211,7 @@ async def _drive(
     )
     allow_tests = bool(getattr(settings, "allow_test_changes", False))
     ctx.state.setdefault("allow_test_changes", allow_tests or request.mode == "write_tests")
+    ctx.state.setdefault("task", request.task)  # repo_map boosts what the task mentions
     loop = AgentLoop(
         client,
         build_registry(),

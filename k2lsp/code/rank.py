@@ -218,6 +218,8 @@ def _format(
         f"{len(rmap.index)} files, most referenced first (line numbers on the left; "
         "read_file shows bodies, find_symbol finds uses)."
     ]
+    if rmap.left_out:
+        out.append(f"({rmap.left_out} more source files were left out; use search for those)")
     for rel in file_order:
         out.append(f"{rel}:")
         for s in sorted(chosen[rel].values(), key=lambda s: (s.start_byte, -s.end_byte)):

@@ -33,6 +33,9 @@ _RACY_NS = 2_000_000_000  # mtimes this close to the last check are re-hashed
 _MAX_MAP_FILE_BYTES = 1_000_000
 _CHARS_PER_TOKEN = 4
 _BLOB_FLUSH = 64
+MAX_FILES = (
+    50_000  # a map of more files than this would take minutes to build; the rest is left out
+)
 
 
 def analyze(rel: str, data: bytes) -> Record:
@@ -85,6 +88,7 @@ class RepoMap:
         self._dirty: set[str] = set()
         self._dirty_all = True
         self._bulk = False
+        self.left_out = 0
         self._loaded = False
         self._unsaved = 0
         self._pack_records = 0
@@ -117,6 +121,8 @@ class RepoMap:
         stats = RefreshStats()
         self._bulk = not self.index  # cold: rebuild the totals once at the end
         paths = self.fixed_files if self.fixed_files is not None else list_source_files(self.root)
+        self.left_out = max(0, len(paths) - MAX_FILES)
+        paths = paths[:MAX_FILES]
         now = time.time_ns()
         root_str = str(self.root)
         seen: set[str] = set()
