@@ -174,6 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     fake: FakeK2Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # real hosts flush each SSE event; no 40 ms Nagle stalls
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default access log."""
