@@ -10,7 +10,7 @@
 set -eu
 
 TAG="k2lsp-sandbox:latest"
-MIRROR="${K2LSP_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+MIRROR="${K2LSP_DEBIAN_MIRROR:-}"
 SUITE="bookworm"
 FORCE=0
 PACKAGES="python3,python-is-python3,python3-pip,python3-venv,python3-pytest,git,ca-certificates,make,procps"
@@ -46,10 +46,15 @@ WORK="$(mktemp -d /var/tmp/k2lsp-rootfs.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT INT TERM
 ROOTFS="$WORK/rootfs"
 START="$(date +%s)"
-echo "debootstrap $SUITE from $MIRROR into $ROOTFS ..."
-debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
+if [ -z "$MIRROR" ]; then
+    # The mirror this machine's apt already uses (deb822 or one-line sources), else debootstrap's.
+    MIRROR="$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)[[:space:]]*$/\1/p' | head -n 1)"
+    [ -n "$MIRROR" ] || MIRROR="$(cat /etc/apt/sources.list 2>/dev/null | sed -n 's/^deb[[:space:]]\{1,\}\(http[^[:space:]]*\/debian\)[[:space:]].*/\1/p' | head -n 1)"
+fi
+echo "debootstrap $SUITE from ${MIRROR:-the default mirror} into $ROOTFS ..."
+debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" ${MIRROR:+"$MIRROR"} >"$WORK/debootstrap.log" 2>&1 || {
     tail -n 30 "$WORK/debootstrap.log" >&2
-    echo "build-offline.sh: debootstrap failed (is $MIRROR reachable? set --mirror)" >&2
+    echo "build-offline.sh: debootstrap failed (is ${MIRROR:-the default mirror} reachable? set --mirror)" >&2
     exit 1
 }
 
