@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 [ -x "$PY" ] || { echo "run 'bash .ci/install-and-run' or 'bash .ci/test' first (no .venv)"; exit 2; }
 mkdir -p bench/.cache
-JLS=bench/.cache/jls-venv
+JLS="$PWD/bench/.cache/jls-venv"
 if [ ! -x "$JLS/bin/jedi-language-server" ]; then
   python3 -m venv "$JLS" && "$JLS/bin/pip" install -q jedi-language-server==0.47.0 || true
 fi

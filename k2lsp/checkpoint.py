@@ -84,15 +84,26 @@ def record(
     *,
     after: Mapping[str, str | bytes | None] | None = None,
     state_dir: Path | str | None = None,
+    before: Mapping[str, str | bytes | None] | None = None,
 ) -> str:
-    """Save the current bytes of `paths` (relative to `source`); return the checkpoint id."""
+    """Save the current bytes of `paths` (relative to `source`); return the checkpoint id.
+
+    `before` (path -> text/bytes) overrides the disk for the paths it names: the content the
+    delivery was computed against, e.g. an editor's unsaved buffer (None entries are ignored).
+    """
     ws = Workspace(Path(source))
+    given = {
+        ws.resolve_entry(k).relative_to(ws.root).as_posix(): _as_bytes(v)
+        for k, v in (before or {}).items()
+    }
     cp_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     base = checkpoint_dir(ws.root, state_dir)
     tmp = base / (cp_id + ".tmp")
     (tmp / "blobs").mkdir(parents=True)
     try:
-        files = [_save_entry(ws, tmp, n, rel_in) for n, rel_in in enumerate(dict.fromkeys(paths))]
+        files = [
+            _save_entry(ws, tmp, n, rel_in, given) for n, rel_in in enumerate(dict.fromkeys(paths))
+        ]
         manifest = {
             "version": 1,
             "id": cp_id,
@@ -124,12 +135,20 @@ def _prune(base: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _save_entry(ws: Workspace, tmp: Path, n: int, rel_in: str) -> dict[str, Any]:
-    """Copy one file's bytes into the checkpoint folder and describe it."""
+def _save_entry(
+    ws: Workspace, tmp: Path, n: int, rel_in: str, given: Mapping[str, bytes | None]
+) -> dict[str, Any]:
+    """Copy one file's bytes (or its `given` content) into the checkpoint folder; describe it."""
     abs_path = ws.resolve_entry(rel_in)
+    rel = abs_path.relative_to(ws.root).as_posix()
     data, mode = read_entry(abs_path)
+    override = given.get(rel)
+    if override is not None:  # None ("absent") never hides a file that is on disk
+        data = override
+        if mode is None or stat.S_ISLNK(mode):
+            mode = stat.S_IFREG | 0o644  # not on disk (or a link): restored as a plain file
     entry: dict[str, Any] = {
-        "path": abs_path.relative_to(ws.root).as_posix(),
+        "path": rel,
         "existed": data is not None,
         "mode": mode,
         "sha256": _digest(data),
@@ -177,6 +196,29 @@ def discard(source: Path | str, cp_id: str, *, state_dir: Path | str | None = No
     shutil.rmtree(checkpoint_dir(source, state_dir) / cp_id, ignore_errors=True)
 
 
+def rollback(
+    source: Path | str, cp_id: str, written: Iterable[str], *, state_dir: Path | str | None = None
+) -> list[str]:
+    """Put back the `written` paths of an unsealed checkpoint after its delivery failed
+    part-way (and remove folders it created), then forget the checkpoint; returns the paths
+    that could not be put back (the checkpoint is kept then)."""
+    base = checkpoint_dir(source, state_dir)
+    manifest = _load(base, cp_id)
+    root, wanted = Path(manifest["source"]), set(written)
+    stuck = []
+    for entry in manifest["files"]:
+        try:
+            if entry["path"] in wanted:
+                _restore(root, base / cp_id, entry, UndoResult(cp_id))
+            else:  # not written (or the write that failed): only drop folders made for it
+                _drop_missing_dirs(root, entry)
+        except OSError:
+            stuck.append(entry["path"])
+    if not stuck:
+        discard(source, cp_id, state_dir=state_dir)
+    return stuck
+
+
 def seal(source: Path | str, cp_id: str, *, state_dir: Path | str | None = None) -> None:
     """Record what the delivery wrote (the current bytes of every checkpointed file)."""
     base = checkpoint_dir(source, state_dir)
@@ -191,12 +233,29 @@ def list_checkpoints(
     *,
     state_dir: Path | str | None = None,
 ) -> list[dict[str, Any]]:
-    """Manifests of every checkpoint of `source`, oldest first."""
-    base = checkpoint_dir(source, state_dir)
+    """Manifests of the checkpoints of `source` (deliveries to it or inside it, never to
+    another worktree of the same repository), oldest first."""
+    src = Path(source).expanduser().resolve()
+    return [m for m in _all_manifests(checkpoint_dir(src, state_dir)) if _applies_to(m, src)]
+
+
+def _all_manifests(base: Path) -> list[dict[str, Any]]:
+    """Every checkpoint kept in `base` (all worktrees of a repository share it), oldest first."""
     if not base.is_dir():
         return []
     ids = [p.name for p in base.iterdir() if (p / "manifest.json").is_file()]
     return sorted((_load(base, cp_id) for cp_id in ids), key=lambda m: (m["created"], m["id"]))
+
+
+def _applies_to(manifest: dict[str, Any], src: Path) -> bool:
+    """Did the checkpoint's delivery write to `src` or a folder inside it, in the same work
+    tree (a worktree nested inside `src` is another tree)?"""
+    target = Path(manifest["source"])
+    if target == src:
+        return True
+    if not target.is_relative_to(src) or not target.is_dir():
+        return False
+    return gitcmd.toplevel(target) == gitcmd.toplevel(src)
 
 
 def undo(
@@ -207,17 +266,25 @@ def undo(
     state_dir: Path | str | None = None,
 ) -> UndoResult:
     """Restore the bytes saved in `checkpoint` (default: the latest not yet undone)."""
-    base = checkpoint_dir(source, state_dir)
+    src = Path(source).expanduser().resolve()
+    base = checkpoint_dir(src, state_dir)
     if checkpoint is None:
-        pending = [m for m in list_checkpoints(source, state_dir=state_dir) if not m["undone"]]
+        pending = [m for m in list_checkpoints(src, state_dir=state_dir) if not m["undone"]]
         if not pending:
+            others = sorted({m["source"] for m in _all_manifests(base) if not m["undone"]})
+            hint = f" (k2lsp deliveries elsewhere in this repository: {', '.join(others)})"
             raise UsageError(
                 f"nothing to undo: k2lsp has not written to {source}, or every "
-                "change was already undone"
+                f"change was already undone{hint if others else ''}"
             )
         manifest = pending[-1]
     else:
         manifest = _load(base, checkpoint)
+        if not _applies_to(manifest, src):
+            raise UsageError(
+                f"checkpoint {checkpoint} restores files in {manifest['source']}, not in "
+                f"{source}; run `k2lsp undo --repo {manifest['source']}` to undo it"
+            )
         if manifest["undone"]:
             raise UsageError(f"checkpoint {checkpoint} was already undone")
     root = Path(manifest["source"])
@@ -259,16 +326,21 @@ def _restore(root: Path, cp_dir: Path, entry: dict[str, Any], result: UndoResult
         if path.is_symlink() or path.is_file():
             path.unlink()
             result.deleted.append(entry["path"])
-        for rel_dir in entry["missing_dirs"]:
-            try:
-                (root / rel_dir).rmdir()
-            except OSError:
-                break  # not empty (or already gone): leave it
+        _drop_missing_dirs(root, entry)
         return
     data = (cp_dir / entry["blob"]).read_bytes()
     mode = int(entry["mode"])
     write_atomic(path, data, mode)
     result.restored.append(entry["path"])
+
+
+def _drop_missing_dirs(root: Path, entry: dict[str, Any]) -> None:
+    """Remove the folders that did not exist when `entry` was saved, if they are empty."""
+    for rel_dir in entry["missing_dirs"]:
+        try:
+            (root / rel_dir).rmdir()
+        except OSError:
+            break  # not empty (or already gone): leave it
 
 
 def write_atomic(path: Path, data: bytes, mode: int | None) -> None:

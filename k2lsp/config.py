@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from k2lsp.errors import UsageError
-from k2lsp.providers import PROVIDERS, default_prices, model_profile, provider_names
+from k2lsp.providers import PROVIDERS, default_prices, provider_names
 from k2lsp.redact import register_secret
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def _apply_preset(settings: Settings, prices: dict[str, float], origin: dict[str
     settings.prices = {**default_prices(settings.provider, settings.model), **prices}
     if settings.state_dir is None:
         settings.state_dir = default_state_dir()
-    if settings.temperature is None:
-        settings.temperature = model_profile(settings.model).temperature
+    # An unset temperature stays None: the client picks it from the model profile, which
+    # GET /models may still turn into a thinking one (temperature 1.0) for a custom name.
     if settings.max_output_tokens < 1:
         raise UsageError(f"{origin.get('max_output_tokens')}: 'max_output_tokens' must be ≥ 1")

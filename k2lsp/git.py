@@ -73,13 +73,16 @@ def record_checkpoint(
     *,
     after: Mapping[str, str | bytes | None] | None = None,
     state_dir: Path | str | None = None,
+    before: Mapping[str, str | bytes | None] | None = None,
 ) -> str:
     """Save the current bytes of `paths` before anything writes them; return the id.
 
     Pass `after` (path -> text/bytes the delivery will write, None = deleted) when the writer
     is someone else (the editor, via workspace/applyEdit); otherwise call `seal_checkpoint`.
+    `before` (path -> text/bytes) replaces the disk content of the paths it names: what the
+    delivery was computed against (an editor's unsaved buffer).
     """
-    return _cp.record(source, paths, label, after=after, state_dir=state_dir)
+    return _cp.record(source, paths, label, after=after, state_dir=state_dir, before=before)
 
 
 def seal_checkpoint(
@@ -272,6 +275,10 @@ def _plan_file(run_copy: RunCopy, ws: Workspace, fc: FileChange) -> list[_Write]
     in_the_way = [p for p in (old_abs, new_abs) if p.is_dir() and not p.is_symlink()]
     if in_the_way:
         return f"your tree has a folder at {ws.rel(in_the_way[0])}"
+    blocking = [d for d in new_abs.parents if d.is_relative_to(ws.root) and d != ws.root]
+    blocking = [d for d in blocking if os.path.lexists(d) and not d.is_dir()]
+    if blocking:
+        return f"your tree has a file at {ws.rel(blocking[-1])} where the run needs a folder"
     ours = _current(old_abs)
     if ours == base or ours == theirs:
         result = theirs
@@ -318,15 +325,13 @@ def _deliver_apply(
         return _conflict(
             run_copy, dict.fromkeys(moved, "it changed while delivering"), patch, target
         )
+    done: list[str] = []
     for w in writes:
-        path = ws.resolve_entry(w.rel)
-        if w.data is None:
-            if path.is_symlink() or path.exists():
-                path.unlink()
-            _prune_empty_dirs(path.parent, ws.root)
-        else:
-            mode = w.mode if w.mode is not None else _cp.read_entry(path)[1]
-            write_atomic(path, w.data, mode)
+        try:
+            _write(ws, w)
+        except OSError as exc:  # e.g. a folder or file put in the way since planning
+            return _roll_back(run_copy, cp_id, done, w.rel, exc, patch, target)
+        done.append(w.rel)
     seal_checkpoint(ws.root, cp_id, state_dir=state_dir)
     return Delivery(
         "apply",
@@ -336,6 +341,39 @@ def _deliver_apply(
         patch=patch,
         files=[w.rel for w in writes],
     )
+
+
+def _write(ws: Workspace, w: _Write) -> None:
+    path = ws.resolve_entry(w.rel)
+    if w.data is None:
+        if path.is_symlink() or path.exists():
+            path.unlink()
+        _prune_empty_dirs(path.parent, ws.root)
+    else:
+        mode = w.mode if w.mode is not None else _cp.read_entry(path)[1]
+        write_atomic(path, w.data, mode)
+
+
+def _roll_back(
+    run_copy: RunCopy,
+    cp_id: str,
+    done: list[str],
+    failed: str,
+    exc: OSError,
+    patch: str,
+    target: Path | None,
+) -> Delivery:
+    """A write failed part-way: put back what was written, report a conflict."""
+    stuck = _cp.rollback(run_copy.source, cp_id, done, state_dir=run_copy.state_dir)
+    delivery = _conflict(run_copy, {failed: f"could not write it: {exc}"}, patch, target)
+    if stuck:  # the checkpoint stays so `k2lsp undo --force` can finish the job
+        delivery.checkpoint = cp_id
+        delivery.message = (
+            f"delivery stopped: could not write {failed} ({exc}), and these files could not be "
+            f"put back: {', '.join(stuck)}; restore them with `k2lsp undo --checkpoint "
+            f"{cp_id} --force`. The full change set is saved in {delivery.patch_file}."
+        )
+    return delivery
 
 
 def _prune_empty_dirs(folder: Path, root: Path) -> None:

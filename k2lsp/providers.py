@@ -35,11 +35,21 @@ FREE = {"input_cache_hit": 0.0, "input": 0.0, "output": 0.0}
 PROVIDERS: dict[str, Provider] = {
     p.name: p
     for p in [
+        # Moonshot retired `kimi-k2-thinking` on its own platform in 2026 (k2-protocol.md);
+        # kimi-k2.5 thinks when `extra_body` switches it on (see model_profile).
         Provider(
-            "moonshot", "https://api.moonshot.ai/v1", "MOONSHOT_API_KEY", prices=MOONSHOT_PRICES
+            "moonshot",
+            "https://api.moonshot.ai/v1",
+            "MOONSHOT_API_KEY",
+            default_model="kimi-k2.5",
+            prices=MOONSHOT_PRICES,
         ),
         Provider(
-            "moonshot-cn", "https://api.moonshot.cn/v1", "MOONSHOT_API_KEY", prices=MOONSHOT_PRICES
+            "moonshot-cn",
+            "https://api.moonshot.cn/v1",
+            "MOONSHOT_API_KEY",
+            default_model="kimi-k2.5",
+            prices=MOONSHOT_PRICES,
         ),
         Provider(
             "openrouter",

@@ -127,3 +127,61 @@ def redact_obj(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [redact_obj(v) for v in obj]
     return obj
+
+
+class StreamRedactor:
+    """Redacts text that arrives in pieces (streamed model deltas), so a secret split over
+    several pieces never gets out whole once the pieces are joined.
+
+    `feed` returns what is safe to emit now and holds back a tail: the text is cut only at a
+    whitespace at least `HOLD` characters before the end, so a token without whitespace (an
+    API key) is always redacted in one piece. An unfinished private key block is held whole.
+    Each emitted piece is redacted together with the raw text emitted just before it, so a
+    secret whose cue (`api_key = "`, `Bearer `) went out earlier is still recognised.
+    `flush` returns the redacted rest; call it at the end of each reply.
+    """
+
+    HOLD = 256
+    MAX_HOLD = 65_536  # past this a whitespace-free run is cut anyway (no key is that long)
+    _SPACE = (" ", "\n", "\t", "\r")
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        self._extra = tuple(extra)
+        self._buf = ""
+        self._prev = ""  # the raw text emitted last (context for the next redaction)
+
+    def feed(self, text: str) -> str:
+        """Take a piece; return the redacted text that can be emitted now ("" if none)."""
+        self._buf += text
+        cut = self._cut()
+        if cut <= 0:
+            return ""
+        piece, self._buf = self._buf[:cut], self._buf[cut:]
+        return self._emit(piece)
+
+    def flush(self) -> str:
+        """The redacted held tail; the redactor starts afresh."""
+        piece, self._buf = self._buf, ""
+        out = self._emit(piece) if piece else ""
+        self._prev = ""
+        return out
+
+    def _cut(self) -> int:
+        buf = self._buf
+        limit = len(buf) - self.HOLD
+        if limit <= 0:
+            return 0
+        begin = buf.rfind("-----BEGIN", 0, limit)
+        if begin != -1 and "-----END" not in buf[begin:] and len(buf) - begin < self.MAX_HOLD:
+            limit = begin  # an unfinished private key block: hold it whole
+        space = max(buf.rfind(c, 0, limit) for c in self._SPACE)
+        if space >= 0:
+            return space + 1
+        return limit if len(buf) > self.MAX_HOLD else 0
+
+    def _emit(self, piece: str) -> str:
+        prev, self._prev = self._prev, (self._prev + piece)[-self.HOLD :]
+        if not prev:
+            return redact(piece, self._extra)
+        before, both = redact(prev, self._extra), redact(prev + piece, self._extra)
+        return both[len(before) :] if both.startswith(before) else redact(piece, self._extra)

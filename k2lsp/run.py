@@ -9,7 +9,9 @@ Contract used by the CLI and the language server:
     # result.run_copy: the RunCopy (front-ends deliver from it, then call cleanup())
 
 Configuration problems (missing folder, missing key, unknown provider) raise `UsageError`
-before any event. Everything after `run_started` ends with exactly one `run_finished` event.
+before any event. Everything after `run_started` ends with exactly one `run_finished` event,
+an unexpected exception too (outcome `usage_error`, summary "internal error: ...", the run
+copy handed back in the result so the front-end still cleans it up).
 Cancelling the asyncio task running `execute_run` ends the run with outcome `cancelled` and
 returns normally (nothing is delivered; the user's tree is untouched). An optional `finish`
 hook runs before `run_finished` so a front-end can deliver and report the final outcome
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,8 @@ from k2lsp.agent.events import Emitter, EventSink, Outcome
 from k2lsp.changes import ChangeSet
 from k2lsp.errors import K2lspError, UsageError
 from k2lsp.model.types import Usage
+
+log = logging.getLogger(__name__)
 
 # Run modes: what the request asks for (drives prompt and read-only tool sets).
 MODES = ("task", "ask", "fix_diagnostic", "explain", "refactor", "write_tests", "fix_failing_test")
@@ -157,16 +162,25 @@ async def execute_run(
         result.summary = "the run was cancelled; nothing was delivered"
     except K2lspError as exc:
         result.outcome, result.summary = exc.outcome, str(exc)
+    except Exception as exc:  # a bug: still end the run properly, the front-end cleans up
+        log.exception("run %s failed", run_id)
+        result.outcome = Outcome.USAGE_ERROR
+        result.summary = (
+            f"internal error: {type(exc).__name__}: {exc} (this is a bug in k2lsp; please "
+            "report it with the trajectory)"
+        )
     finally:
         with contextlib.suppress(Exception):
             await client.aclose()
-    emitter.emit(
-        "run_finished",
-        outcome=result.outcome.value,
-        exit_code=result.outcome.exit_code,
-        summary=result.summary,
-    )
-    trajectory.close()
+    try:
+        emitter.emit(
+            "run_finished",
+            outcome=result.outcome.value,
+            exit_code=result.outcome.exit_code,
+            summary=result.summary,
+        )
+    finally:
+        trajectory.close()
     return result
 
 

@@ -217,12 +217,9 @@ class RunCopy:
     def cleanup(self, keep_branch: bool = False) -> None:
         """Remove the copy; its branch goes too unless kept or it carries a delivered commit."""
         if self.is_git:
-            gitcmd.run(
-                self.source, "worktree", "remove", "--force", str(self.worktree), check=False
-            )
+            self._forget_worktree()
         shutil.rmtree(self.worktree, ignore_errors=True)
         if self.is_git:
-            gitcmd.run(self.source, "worktree", "prune", check=False)
             if self.branch and not keep_branch:
                 # Compare-and-delete: a branch that moved (a delivered commit) survives.
                 gitcmd.run(
@@ -237,6 +234,25 @@ class RunCopy:
             self._lock_handle.close()
             self._lock_handle = None
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def _forget_worktree(self) -> None:
+        """Drop our worktree's entry from the user's repository, and only ours: never a global
+        `git worktree prune`, which would also drop the user's own worktrees that look stale
+        (a moved folder, an unmounted drive) with their index and HEAD."""
+        proc = gitcmd.run(
+            self.source, "worktree", "remove", "--force", str(self.worktree), check=False
+        )
+        if proc.returncode == 0:
+            return
+        ours = {os.path.realpath(self.worktree / ".git"), os.path.abspath(self.worktree / ".git")}
+        for gitdir_file in (self.git_dir / "worktrees").glob("*/gitdir"):
+            try:
+                recorded = gitdir_file.read_text(encoding="utf-8").strip()
+            except OSError:
+                continue
+            path = os.path.join(gitdir_file.parent, recorded)  # absolute, or relative to it
+            if {os.path.realpath(path), os.path.abspath(path)} & ours:
+                shutil.rmtree(gitdir_file.parent, ignore_errors=True)
 
     def workspace(self, **kw: Any) -> Workspace:
         """A Workspace confined to the copy."""

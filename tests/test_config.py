@@ -35,9 +35,9 @@ def test_defaults_use_the_moonshot_preset(env: dict[str, Path]) -> None:
     assert (s.provider, s.base_url, s.model) == (
         "moonshot",
         "https://api.moonshot.ai/v1",
-        "kimi-k2-thinking",
+        "kimi-k2.5",
     )
-    assert s.temperature == 1.0 and s.max_output_tokens >= 16_000
+    assert s.temperature is None and s.max_output_tokens >= 16_000  # the client picks it
     assert s.state_dir == env["tmp"] / "xdg-state" / "k2lsp"
     assert s.prices == {"input_cache_hit": 0.15, "input": 0.60, "output": 2.50}
 
@@ -83,7 +83,7 @@ def test_env_does_not_beat_explicit_overrides_and_none_overrides_are_ignored(
 ) -> None:
     monkeypatch.setenv("K2LSP_BASE_URL", "http://env.example/v1")
     s = load_settings(env["repo"], {"base_url": "http://cli.example/v1", "model": None})
-    assert s.base_url == "http://cli.example/v1" and s.model == "kimi-k2-thinking"
+    assert s.base_url == "http://cli.example/v1" and s.model == "kimi-k2.5"
 
 
 @pytest.mark.parametrize("name", sorted(PROVIDERS))

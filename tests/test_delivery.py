@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from git_helpers import git, make_repo, repo_state, tree_bytes, write
 
+from k2lsp import checkpoint
 from k2lsp.agent.events import Outcome
 from k2lsp.changes import ChangeSet
 from k2lsp.errors import UsageError
@@ -322,3 +323,68 @@ def test_symlink_escaping_the_folder_is_not_delivered(tmp_path: Path, state: Pat
     d = deliver(rc, rc.changes(), "apply", task="t")
     assert d.outcome is Outcome.SUCCESS and os.readlink(repo / "alias") == "a.txt"
     rc.cleanup()
+
+
+def test_file_where_the_run_needs_a_folder_is_a_conflict(tmp_path: Path, state: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.py": "x = 1\n"})
+    rc = RunCopy.create(repo, "r", state_dir=state)
+    write(rc.root, {"a.py": "x = 2\n", "foo/bar.py": "y = 1\n"})
+    write(repo, {"foo": "the user's file\n"})
+    before = tree_bytes(repo)
+    d = deliver(rc, rc.changes(), "apply", task="t")
+    assert d.outcome is Outcome.EDIT_CONFLICT and d.conflicts == ["foo/bar.py"]
+    assert "file at foo" in d.message and d.patch_file and d.patch_file.is_file()
+    assert tree_bytes(repo) == before and d.checkpoint is None
+    assert checkpoint.list_checkpoints(repo) == []
+    rc.cleanup()
+
+
+def test_write_failing_mid_delivery_puts_back_what_was_written(tmp_path: Path, state: Path) -> None:
+    long_name = "new/" + "b" * 250  # fine in the copy; its temporary name is too long to write
+    repo = make_repo(tmp_path / "repo", {"a.py": "x = 1\n", "gone.txt": "g\n"})
+    rc = RunCopy.create(repo, "r", state_dir=state)
+    write(rc.root, {"a.py": "x = 2\n", "a_dir/made.py": "z = 1\n", long_name: "w\n"})
+    (rc.root / "gone.txt").unlink()
+    before, git_before = tree_bytes(repo), repo_state(repo)
+    d = deliver(rc, rc.changes(), "apply", task="t")
+    assert d.outcome is Outcome.EDIT_CONFLICT and d.conflicts == [long_name], d.message
+    assert "could not write" in d.message and d.patch_file and d.patch_file.is_file()
+    assert tree_bytes(repo) == before and repo_state(repo) == git_before
+    assert not (repo / "a_dir").exists() and not (repo / "new").exists()
+    assert d.checkpoint is None and checkpoint.list_checkpoints(repo) == []
+    rc.cleanup()
+
+
+async def test_unexpected_error_still_ends_the_run(tmp_path: Path) -> None:
+    from conftest import TEST_KEY
+
+    from k2lsp.config import Settings
+    from k2lsp.model.fake_server import FakeK2Server, Reply
+    from k2lsp.run import RunRequest, RunResult, execute_run
+
+    repo = make_repo(tmp_path / "repo", {"a.py": "x = 1\n"})
+    events: list[str] = []
+
+    async def finish(result: RunResult) -> RunResult:
+        raise RuntimeError("delivery blew up")
+
+    with FakeK2Server([Reply(content="Done.")], models=["kimi-k2-thinking"]) as srv:
+        settings = Settings(
+            provider="openai-compatible",
+            base_url=srv.base_url,
+            model="kimi-k2-thinking",
+            api_key=TEST_KEY,
+            sandbox="none",
+            state_dir=tmp_path / "state",
+        )
+        result = await execute_run(
+            RunRequest(task="t", repo=repo),
+            settings,
+            [lambda e: events.append(e.type)],
+            finish=finish,
+        )
+    assert events[-1] == "run_finished" and events.count("run_finished") == 1
+    assert result.outcome is Outcome.USAGE_ERROR and "internal error" in result.summary
+    assert result.run_copy is not None  # handed back, so the front-end can clean it up
+    result.run_copy.cleanup()
+    assert not list((tmp_path / "state" / "runs").iterdir())

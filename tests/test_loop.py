@@ -287,6 +287,31 @@ async def test_api_key_never_reaches_events_or_trajectory(repo: Path, tmp_path: 
     assert {"request", "response", "run_started", "tool_result", "run_finished"} <= types
 
 
+async def test_a_key_streamed_in_fragments_never_reaches_the_joined_deltas(
+    repo: Path, tmp_path: Path
+) -> None:
+    said = f"Found the key {TEST_KEY} in the env; " + "I will not use it. " * 30
+    script = [
+        Reply(reasoning=said, content=said, tool_calls=[("list_files", {})], chunk_size=2),
+        Reply(reasoning=said, content="Done: " + said, chunk_size=3),
+    ]
+    with FakeK2Server(script, models=[MODEL]) as srv:
+        result, events = await run(srv, repo, tmp_path)
+    assert result.outcome is Outcome.SUCCESS, result.summary
+    for kind in ("reasoning", "content"):
+        joined = "".join(d["text"] for d in of(events, kind))
+        assert TEST_KEY not in joined
+        assert joined.count("[REDACTED]") == 2 and joined.count("I will not use it.") == 60
+    types = [e.type for e in events]
+    first_call = types.index("tool_call")
+    last_text = max(i for i, t in enumerate(types) if t in ("reasoning", "content"))
+    assert "content" not in types[first_call : types.index("tool_result")]  # flushed before
+    assert types.index("content") > max(
+        i for i, t in enumerate(types[:first_call]) if t == "reasoning"
+    )  # the reasoning tail came before the first content
+    assert last_text < types.index("run_finished")
+
+
 async def test_unavailable_sandbox_ends_with_sandbox_unavailable(
     repo: Path, tmp_path: Path
 ) -> None:
@@ -336,6 +361,31 @@ async def test_compaction_before_the_context_fills_up(repo: Path, tmp_path: Path
     last_tools = [m for m in srv_requests_last if m["role"] == "tool"]
     assert 1 <= len(last_tools) < 5  # older reads were summarised, the latest kept whole
     assert max(sizes) < 5 * sizes[1]
+
+
+async def test_too_little_room_for_16k_compacts_instead_of_a_short_max_tokens(
+    repo: Path, tmp_path: Path
+) -> None:
+    # Quotes and backslashes double in JSON: the loop's text-based estimate lags behind the
+    # real prompt, so the client is the one that sees the room for the answer running out.
+    (repo / "quoted.txt").write_text(('"\\' * 30 + "\n") * 1600)
+    pages = [
+        ("read_file", {"path": "quoted.txt", "start_line": 1 + 400 * i, "end_line": 400 * (i + 1)})
+        for i in range(4)
+    ]
+    script = [
+        Reply(reasoning="read", tool_calls=pages[:3]),
+        Reply(reasoning="more", tool_calls=pages[3:]),
+        FINAL,
+    ]
+    with FakeK2Server(script, models=[MODEL], context_limit=64_000) as srv:
+        result, events = await run(srv, repo, tmp_path, context_length=64_000)
+        sent = [r["max_tokens"] for r in srv.requests]
+        rejected = srv.rejected
+    assert result.outcome is Outcome.SUCCESS, result.summary
+    assert rejected == [] and len(sent) == 3
+    assert min(sent) >= 16_000
+    assert any(d["phase"] == "compacting" for d in of(events, "status"))
 
 
 @pytest.mark.parametrize(

@@ -454,6 +454,34 @@ async def test_prompt_larger_than_context_raises_context_overflow(fake_k2: FakeK
     assert fake_k2.requests == []
 
 
+async def test_too_little_room_for_16k_is_an_overflow_not_a_short_max_tokens(
+    fake_k2: FakeK2Server,
+) -> None:
+    c = K2Client(make_settings(fake_k2.base_url, context_length=64_000))
+    # ~45k tokens at 3 chars/token: 18k would be left, 16k is the minimum once the margin is in
+    big = [*USER, {"role": "user", "content": "x" * 150_000}]
+    with pytest.raises(ContextOverflow):
+        await c.complete(big)
+    await c.aclose()
+    assert fake_k2.requests == []
+
+
+async def test_the_prompt_estimate_is_calibrated_from_real_prompt_tokens() -> None:
+    with FakeK2Server([], models=["kimi-k2-thinking"], context_limit=64_000) as srv:
+        c = K2Client(make_settings(srv.base_url, context_length=64_000))
+        # the same history is too big at the blind 3 chars/token guess ...
+        big = [*USER, {"role": "user", "content": "x" * 150_000}]
+        with pytest.raises(ContextOverflow):
+            await c.complete(big)
+        # ... and fits once the host's count (4 chars/token on the fake) calibrated the estimate
+        srv.add(Reply(content="ok"), Reply(content="ok"))
+        await c.complete([*USER, {"role": "user", "content": "y" * 20_000}])
+        await c.complete(big)
+        await c.aclose()
+        assert len(srv.requests) == 2 and srv.rejected == []
+        assert srv.requests[1]["max_tokens"] >= 16_000
+
+
 async def test_pydantic_tool_schemas_are_accepted_after_normalisation(
     fake_k2: FakeK2Server, client: K2Client
 ) -> None:
@@ -521,3 +549,28 @@ async def test_list_models_reads_context_and_reasoning_support() -> None:
         ("kimi-k2-thinking", 262_144, True),
         ("kimi-k2-instruct", 131_072, False),
     ]
+
+
+async def test_a_custom_name_the_host_says_reasons_is_treated_as_thinking() -> None:
+    # vLLM `--served-model-name k2`: the name looks like a non-thinking K2, GET /models knows
+    models = [{"id": "k2", "context_length": 262_144, "supports_reasoning": True}]
+    call = {"id": "functions.read_file:0", "type": "function"}
+    call["function"] = {"name": "read_file", "arguments": '{"path": "a.py"}'}
+    history = [*USER, {"role": "assistant", "tool_calls": [call]}, tool_result(call["id"], "x")]
+    with FakeK2Server([Reply(content="ok")], models=models) as srv:
+        c = K2Client(make_settings(srv.base_url, provider="vllm", model="k2"))
+        await c.complete(history, TOOLS)
+        await c.aclose()
+        body = srv.requests[0]
+    assert c.thinking and body["temperature"] == 1.0
+    assert body["messages"][2]["reasoning_content"]  # the placeholder reasoning
+
+
+async def test_a_custom_name_without_reasoning_support_stays_non_thinking() -> None:
+    models = [{"id": "k2", "context_length": 131_072, "supports_reasoning": False}]
+    with FakeK2Server([Reply(content="ok")], models=models) as srv:
+        c = K2Client(make_settings(srv.base_url, provider="vllm", model="k2"))
+        await c.complete(USER)
+        await c.aclose()
+        body = srv.requests[0]
+    assert not c.thinking and body["temperature"] == 0.6

@@ -14,8 +14,10 @@ from k2lsp.model.errors import classify_status, error_info
 from k2lsp.model.request import (
     build_messages,
     choose_max_tokens,
+    estimate_tokens,
     normalize_parameters,
     normalize_tools,
+    prompt_chars,
 )
 from k2lsp.model.retry import backoff_delay
 from k2lsp.model.stream import Accumulator, LiveFilter, SSEParser
@@ -179,9 +181,24 @@ def test_outgoing_messages_fill_placeholders_and_move_reasoning_to_the_host_fiel
 def test_max_tokens_at_least_16k_and_clamped() -> None:
     assert choose_max_tokens(8_000, 1_000, 262_144) == 16_000
     assert choose_max_tokens(32_000, 1_000, 262_144) == 32_000
-    assert choose_max_tokens(32_000, 250_000, 262_144) == 262_144 - 250_000 - 512
+    assert choose_max_tokens(32_000, 240_000, 262_144) == 262_144 - 240_000 - 512
     with pytest.raises(ContextOverflow):
         choose_max_tokens(32_000, 262_000, 262_144)
+    # never below the minimum: too little room is an overflow (the loop compacts), not a
+    # truncated thinking budget
+    with pytest.raises(ContextOverflow):
+        choose_max_tokens(32_000, 250_000, 262_144)
+    # a small context: the minimum is a quarter of it
+    assert choose_max_tokens(32_000, 10_000, 16_000) == 16_000 - 10_000 - 512
+    with pytest.raises(ContextOverflow):
+        choose_max_tokens(32_000, 12_000, 16_000)
+
+
+def test_estimate_uses_the_calibrated_ratio_with_a_margin() -> None:
+    msgs = [{"role": "user", "content": "x" * 4_000}]
+    chars = prompt_chars(msgs, [])
+    assert estimate_tokens(msgs, []) == chars // 3 + 16
+    assert estimate_tokens(msgs, [], 0.25) == int(chars * 0.25 * 1.05) + 16
 
 
 # --- SSE and accumulation --------------------------------------------------------------------

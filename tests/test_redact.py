@@ -79,3 +79,29 @@ def test_registered_values_and_nested_objects() -> None:
     assert out == {"type": "tool_result", "text": [f"ok {MARKER}"], "n": 3, "args": {"key": MARKER}}
     assert redact("", extra=["x" * 10]) == ""
     assert redact("short abc", extra=["abc"]) == "short abc"  # too short to be a secret
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 64])
+def test_stream_redactor_catches_a_key_split_over_pieces(size: int) -> None:
+    from k2lsp.redact import StreamRedactor, register_secret
+
+    register_secret("zz-registered-secret-42")
+    key = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWx0123"
+    text = (
+        "word " * 80
+        + f"the key is {key} and "
+        + "more " * 80
+        + "zz-registered-secret-42\nAuthorization: Bearer abcdefghijklmnopqrstuvwxyz0123 "
+        + "pad " * 80
+        + 'api_key = "hunter2hunter2" '
+        + "tail " * 80
+    )
+    r = StreamRedactor()
+    pieces = [r.feed(text[i : i + size]) for i in range(0, len(text), size)]
+    assert any(pieces)  # text flows before the end, not only at flush
+    out = "".join(pieces) + r.flush()
+    for secret in (key, "zz-registered-secret-42", "abcdefghijklmnopqrstuvwxyz0123", "hunter2"):
+        assert secret not in out
+    assert out.count("[REDACTED]") == 4
+    assert out.replace("[REDACTED]", "") == redact(text).replace("[REDACTED]", "")
+    assert r.flush() == ""

@@ -300,3 +300,28 @@ def test_uncommitted_secrets_stay_out_of_snapshot_commits(tmp_path: Path, state:
 def test_gc_with_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert runcopy.cli_gc(["--state-dir", str(tmp_path / "empty")]) == 0
     assert "no stale run copies" in capsys.readouterr().out
+
+
+def test_cleanup_and_gc_leave_the_users_stale_worktrees_alone(tmp_path: Path, state: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    git(repo, "worktree", "add", "-q", "-b", "feature", str(tmp_path / "userwt"))
+    os.rename(tmp_path / "userwt", tmp_path / "userwt-moved")  # stale until `worktree repair`
+    admin = repo / ".git" / "worktrees" / "userwt"
+    kept = {p.name: p.read_bytes() for p in admin.iterdir() if p.is_file()}
+    assert "HEAD" in kept and "index" in kept
+    rc = RunCopy.create(repo, "r", state_dir=state)
+    rc.cleanup()
+    locked = RunCopy.create(repo, "locked", state_dir=state)
+    git(repo, "worktree", "lock", str(locked.worktree))  # `remove --force` refuses it
+    locked.cleanup()
+    code = (
+        "import os, sys; from k2lsp.runcopy import RunCopy; "
+        "RunCopy.create(sys.argv[1], 'crashed', state_dir=sys.argv[2]); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(repo), str(state)], check=True)
+    assert runcopy.cli_gc(["--state-dir", str(state)]) == 0
+    assert {p.name: p.read_bytes() for p in admin.iterdir() if p.is_file()} == kept
+    assert sorted(p.name for p in (repo / ".git" / "worktrees").iterdir()) == ["userwt"]
+    moved = tmp_path / "userwt-moved"
+    git(moved, "worktree", "repair")  # the user's worktree still works once found again
+    assert git(moved, "rev-parse", "--abbrev-ref", "HEAD").strip() == "feature"

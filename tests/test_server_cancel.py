@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
+from k2lsp.checkpoint import list_checkpoints
 from k2lsp.model.fake_server import FakeK2Server, Reply
 from tests.lsp_fixtures import FIX_ADD, Editor, make_project, start_editor, stop_editor
 
@@ -130,6 +131,9 @@ async def test_client_rejecting_apply_edit_keeps_the_patch(
     assert "user declined" in delivery["message"]
     assert "+    return a + b" in Path(delivery["patchPath"]).read_text()
     assert any("refused" in m.message for m in editor.client.messages)
+    state = editor.root.parent / "home" / "state" / "k2lsp"
+    assert (state / "checkpoints").is_dir()  # one was recorded, then dropped with the edit
+    assert list_checkpoints(editor.root, state_dir=state) == []  # `k2lsp undo` has nothing
 
 
 async def test_two_concurrent_runs_both_deliver(tmp_path: Path) -> None:

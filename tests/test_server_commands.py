@@ -262,3 +262,88 @@ async def test_deleted_file_goes_through_the_editor_when_it_can(
         assert [type(op).__name__ for op in ops] == ["DeleteFile"]
     else:
         assert ed.applied == []  # nothing the editor could do: the server removed the file
+
+
+def _git_project(root: Path) -> Path:
+    """make_project as a committed git repository (checkpoints then live in .git/k2lsp)."""
+    from git_helpers import git
+
+    make_project(root)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    return root
+
+
+async def test_cli_undo_after_saving_gives_back_the_unsaved_buffer(
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
+    from k2lsp.git import undo
+
+    fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(reasoning="ok", content="ok"))
+    root = _git_project(tmp_path / "proj")
+    ed = await start_editor(root, fake.base_url, tmp_path / "home")
+    try:
+        uri = ed.open("calc.py")
+        unsaved = ed.text("calc.py") + "\n\ndef neg(a):  # typed, not saved yet\n    return -a\n"
+        ed.change(uri, unsaved)
+        run_id = (await ed.command("k2lsp.task", {"task": "fix add"}))["runId"]
+        assert (await ed.finished(run_id))["delivery"] == "applied"
+        delivered = ed.text("calc.py")
+        assert "return a + b" in delivered and "def neg" in delivered
+    finally:
+        await stop_editor(ed)
+    (root / "calc.py").write_text(delivered, encoding="utf-8")  # the user saves
+    undo(root)  # `k2lsp undo`
+    assert (root / "calc.py").read_text(encoding="utf-8") == unsaved  # not the old disk text
+
+
+@pytest.mark.parametrize("resource_ops", [True, False])
+async def test_a_folder_turned_into_a_link_out_of_the_workspace_is_never_written_through(
+    tmp_path: Path, fake: FakeK2Server, resource_ops: bool
+) -> None:
+    from tests.lsp_fixtures import capabilities
+
+    new = {"path": "lib/x.py", "content": "x = 1\n"}
+    fake.add(
+        Reply(reasoning="a new module", tool_calls=[("create_file", new)]),
+        Reply(reasoning="ok", content="Added.", hold=True),
+    )
+    root = make_project(tmp_path / "proj")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    caps = capabilities(stream=True, resource_ops=resource_ops)
+    ed = await start_editor(root, fake.base_url, tmp_path / "home", caps=caps)
+    try:
+        run_id = (await ed.command("k2lsp.task", {"task": "add lib/x.py"}))["runId"]
+        assert await asyncio.to_thread(fake.wait_held, 120)  # the run has written lib/x.py
+        (root / "lib").symlink_to(outside, target_is_directory=True)  # the user's tree moves on
+        fake.release()
+        info = await ed.finished(run_id)
+    finally:
+        await stop_editor(ed)
+    assert info["delivery"] == "conflict" and info["outcome"] == "edit_conflict"
+    assert list(outside.iterdir()) == [] and ed.applied == []
+    assert "outside the workspace" in ed.deliveries[-1]["message"]
+    assert Path(ed.deliveries[-1]["patchPath"]).is_file()
+
+
+async def test_delivery_stops_when_the_checkpoint_cannot_be_recorded(
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
+    fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(reasoning="ok", content="ok"))
+    root = _git_project(tmp_path / "proj")
+    (root / ".git" / "k2lsp").write_text("not a folder\n", encoding="utf-8")  # blocks checkpoints
+    ed = await start_editor(root, fake.base_url, tmp_path / "home")
+    try:
+        ed.open("calc.py")
+        before = ed.text("calc.py")
+        run_id = (await ed.command("k2lsp.task", {"task": "fix add"}))["runId"]
+        info = await ed.finished(run_id)
+    finally:
+        await stop_editor(ed)
+    assert info["delivery"] == "conflict" and info["outcome"] == "edit_conflict"
+    assert ed.applied == [] and ed.text("calc.py") == before
+    assert (root / "calc.py").read_text(encoding="utf-8") == before
+    message = ed.deliveries[-1]["message"]
+    assert "could not record the undo checkpoint" in message and "nothing was applied" in message

@@ -11,6 +11,7 @@ import pytest
 from lsprotocol import types
 
 from k2lsp.changes import ChangeSet, FileChange
+from k2lsp.errors import PathError
 from k2lsp.server.edits import inverse, plan_delivery, write_disk
 from tests.lsp_fixtures import apply_text_edits
 
@@ -122,3 +123,88 @@ def test_inverse_undoes_creates_deletes_and_edits() -> None:
         "new.py": ("n\n", None, "deleted"),
         "gone.py": (None, "g\n", "created"),
     }
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("ops", [True, False])
+def test_create_under_a_symlink_leading_out_of_the_workspace_is_a_conflict(
+    tmp_path: Path, ops: bool
+) -> None:
+    root, outside = tmp_path / "ws", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "keep.txt").write_text("theirs\n", encoding="utf-8")
+    (root / "lib").symlink_to(outside, target_is_directory=True)
+    change = FileChange("lib/x.py", None, "x = 1\n")
+    plan = plan_delivery(_editor({}, ops=ops), root, ChangeSet([change]))
+    assert plan.conflicts == ["lib/x.py"] and "outside the workspace" in plan.reasons["lib/x.py"]
+    assert plan.edit is None and plan.disk_writes == {} and plan.before == {}
+    with pytest.raises(PathError, match="outside the workspace"):
+        write_disk(root, {"lib/x.py": "x = 1\n"})
+    with pytest.raises(PathError, match="outside the workspace"):
+        write_disk(root, {"lib/keep.txt": None})
+    assert _files(outside) == {"keep.txt": b"theirs\n"}
+
+
+def test_a_symlinked_file_is_never_written_through(tmp_path: Path) -> None:
+    root, outside = tmp_path / "ws", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "new.py").symlink_to(outside / "target.py")  # dangling: looks absent
+    (root / "a.py").symlink_to(outside / "a.py")
+    (outside / "a.py").write_text("one\n", encoding="utf-8")
+    changes = ChangeSet([FileChange("new.py", None, "n\n"), FileChange("a.py", "one\n", "1\n")])
+    for ops in (True, False):
+        plan = plan_delivery(_editor({}, ops=ops), root, changes)
+        assert sorted(plan.conflicts) == ["a.py", "new.py"] and plan.edit is None
+        assert plan.disk_writes == {}
+    with pytest.raises(PathError, match="symlink"):
+        write_disk(root, {"new.py": "n\n"})
+    assert _files(outside) == {"a.py": b"one\n"}
+
+
+def test_a_file_where_the_change_needs_a_folder_is_a_conflict(root: Path) -> None:
+    plan = plan_delivery(_editor({}, ops=False), root, ChangeSet([FileChange("a.py/x", None, "")]))
+    assert plan.conflicts == ["a.py/x"] and "needs a folder" in plan.reasons["a.py/x"]
+    assert plan.disk_writes == {}
+
+
+@pytest.mark.parametrize("ops", [True, False])
+def test_an_existing_file_that_is_not_utf8_is_not_taken_for_absent(root: Path, ops: bool) -> None:
+    latin1 = "caf\xe9 = 1\n".encode("latin-1")  # e.g. untracked, so not in the run's snapshot
+    (root / "new.py").write_bytes(latin1)
+    (root / "blob.dat").write_bytes(b"\x00\x01 binary")
+    changes = ChangeSet(
+        [
+            FileChange("new.py", None, "k2's\n"),  # created by the run
+            FileChange("blob.dat", None, "text\n"),
+        ]
+    )
+    plan = plan_delivery(_editor({}, ops=ops), root, changes)
+    assert sorted(plan.conflicts) == ["blob.dat", "new.py"]
+    assert "not UTF-8 text" in plan.reasons["new.py"]
+    assert plan.edit is None and plan.disk_writes == {}
+    rename = FileChange("new.py", "one\ntwo\nthree\n", "one\n", old_path="a.py")
+    plan = plan_delivery(_editor({}, ops=ops), root, ChangeSet([rename]))
+    assert plan.conflicts == ["new.py"] and plan.disk_writes == {}
+    assert (root / "new.py").read_bytes() == latin1
+
+
+def test_write_disk_never_creates_over_an_existing_file(root: Path) -> None:
+    latin1 = "caf\xe9\n".encode("latin-1")
+    (root / "old.txt").write_bytes(latin1)
+    with pytest.raises(PathError, match="already exists"):
+        write_disk(root, {"fresh.py": "f\n", "old.txt": "k2's\n"})
+    assert (root / "old.txt").read_bytes() == latin1
+    assert not (root / "fresh.py").exists()  # every path is checked before anything is written
+
+
+def test_write_disk_deletes_only_what_the_plan_saw(root: Path) -> None:
+    with pytest.raises(PathError, match="changed on disk"):
+        write_disk(root, {"a.py": None}, {"a.py": "something else\n"})
+    assert (root / "a.py").read_text(encoding="utf-8") == "one\ntwo\nthree\n"
+    write_disk(root, {"a.py": None}, {"a.py": "one\ntwo\nthree\n"})
+    assert not (root / "a.py").exists()

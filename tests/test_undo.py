@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from git_helpers import make_repo, repo_state, tree_bytes, write
+from git_helpers import git, make_repo, repo_state, tree_bytes, write
 
 from k2lsp import checkpoint
 from k2lsp.agent.events import Outcome
@@ -166,3 +166,51 @@ def test_undo_in_a_missing_folder_says_so(
     assert "is not a folder" in capsys.readouterr().err
     with pytest.raises(UsageError, match="not a folder"):
         record_checkpoint(tmp_path / "nope", ["a"], "x")
+
+
+def test_undo_never_touches_another_worktree_of_the_repository(tmp_path: Path) -> None:
+    main = make_repo(tmp_path / "main", {"a.py": "old\n"})
+    git(main, "worktree", "add", "-q", "-b", "other", str(tmp_path / "other"))
+    git(main, "worktree", "add", "-q", "-b", "nested", str(main / "nested"))
+    other, nested = tmp_path / "other", main / "nested"
+    cp_main = record_checkpoint(main, ["a.py"], "into main")
+    write(main, {"a.py": "delivered\n"})
+    seal_checkpoint(main, cp_main)
+    cp_nested = record_checkpoint(nested, ["a.py"], "into nested")
+    write(nested, {"a.py": "delivered nested\n"})
+    seal_checkpoint(nested, cp_nested)
+    with pytest.raises(UsageError, match="nothing to undo") as err:
+        undo(other)
+    assert str(main) in str(err.value)  # says where the deliveries went
+    with pytest.raises(UsageError, match="--repo"):
+        undo(other, cp_main)
+    assert checkpoint.list_checkpoints(other) == []
+    assert [m["id"] for m in checkpoint.list_checkpoints(main)] == [cp_main]
+    assert (main / "a.py").read_text() == "delivered\n"
+    assert undo(main).checkpoint == cp_main  # not the newer one of the nested worktree
+    assert (main / "a.py").read_text() == "old\n"
+    assert (nested / "a.py").read_text() == "delivered nested\n"
+    assert (other / "a.py").read_text() == "old\n"
+    write(main, {"sub/b.py": "b\n"})
+    cp_sub = record_checkpoint(main / "sub", ["b.py"], "into a subfolder")
+    seal_checkpoint(main / "sub", cp_sub)
+    assert undo(main, cp_sub).checkpoint == cp_sub  # a subfolder of the tree is part of it
+
+
+def test_checkpoint_before_content_replaces_the_disk(tmp_path: Path) -> None:
+    """An editor delivery is computed against the buffer: undo gives the buffer text back."""
+    src = make_repo(tmp_path / "src", {"a.py": "on disk\n"})
+    os.chmod(src / "a.py", 0o600)
+    cp = record_checkpoint(
+        src,
+        ["a.py", "b.py"],
+        "lsp edit",
+        before={"a.py": "unsaved buffer\n", "b.py": "open, never saved\n"},
+        after={"a.py": "delivered\n", "b.py": "delivered b\n"},
+    )
+    write(src, {"a.py": "delivered\n", "b.py": "delivered b\n"})  # the user saves both
+    result = undo(src, cp)
+    assert (src / "a.py").read_text() == "unsaved buffer\n"
+    assert (src / "a.py").stat().st_mode & 0o777 == 0o600  # the file's mode is kept
+    assert (src / "b.py").read_text() == "open, never saved\n"
+    assert result.restored == ["a.py", "b.py"]

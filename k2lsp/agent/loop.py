@@ -27,6 +27,7 @@ from k2lsp.agent.redaction import mark_safe, redact_text
 from k2lsp.agent.trajectory import Trajectory
 from k2lsp.errors import Cancelled, ContextOverflow
 from k2lsp.model.types import AssistantTurn, ToolCall
+from k2lsp.redact import StreamRedactor
 from k2lsp.tools.base import ToolContext, ToolRegistry, ToolResult, cap_output
 
 EMPTY_RESULT = "(the tool returned no output)"
@@ -111,6 +112,10 @@ class AgentLoop:
         self._tokens_per_char = 1 / CHARS_PER_TOKEN
         self._test_events = 0
         self._schema_len = len(json.dumps(self.schemas))
+        # Streamed text is redacted across deltas (a key split over pieces never gets out
+        # whole); the held tail is flushed at the end of every reply or attempt.
+        self._redactors = {k: StreamRedactor() for k in ("reasoning", "content")}
+        self._streaming: str | None = None
         emitter.add_sink(self._watch)
 
     async def run(self, messages: list[dict[str, Any]]) -> LoopResult:
@@ -154,9 +159,12 @@ class AgentLoop:
         if self.trajectory is not None:
             self.trajectory.request(self.emitter.run_id, step, msgs, self.schemas)
         chars = sum(message_chars(m) for m in msgs) + self._schema_len
-        turn = await self.client.complete(
-            msgs, self.schemas, on_delta=self._on_delta, on_retry=self._on_retry
-        )
+        try:
+            turn = await self.client.complete(
+                msgs, self.schemas, on_delta=self._on_delta, on_retry=self._on_retry
+            )
+        finally:
+            self._flush_deltas()
         if turn.usage.prompt_tokens > 0 and chars > 0:
             self._tokens_per_char = turn.usage.prompt_tokens / chars
         self.budget.add_usage(turn.usage)
@@ -251,10 +259,24 @@ class AgentLoop:
         return int(chars * self._tokens_per_char)
 
     def _on_delta(self, kind: str, text: str) -> None:
-        if kind in ("reasoning", "content"):
-            self.emitter.emit(kind, text=text)
+        if kind not in self._redactors:
+            return
+        if self._streaming not in (None, kind):
+            self._flush_deltas()  # reasoning ends where content starts: keep the order
+        self._streaming = kind
+        safe = self._redactors[kind].feed(text)
+        if safe:
+            self.emitter.emit(kind, text=safe)
+
+    def _flush_deltas(self) -> None:
+        for kind, redactor in self._redactors.items():
+            rest = redactor.flush()
+            if rest:
+                self.emitter.emit(kind, text=rest)
+        self._streaming = None
 
     def _on_retry(self, attempt: int, delay_s: float, reason: str) -> None:
+        self._flush_deltas()
         self._status(
             self.budget.steps,
             "retrying",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from k2lsp.config import Settings
@@ -21,8 +22,10 @@ from k2lsp.model.request import (
     build_messages,
     choose_max_tokens,
     count_tool_calls,
+    estimate_from_chars,
     estimate_tokens,
     normalize_tools,
+    prompt_chars,
 )
 from k2lsp.model.retry import backoff_delay
 from k2lsp.model.stream import Accumulator, DeltaCallback, SSEParser
@@ -72,8 +75,13 @@ class K2Client:
         self.total_usage = Usage()
         self._sdk_client: AsyncOpenAI | None = None
         self._context: int | None = settings.context_length
-        self._models_checked = settings.context_length is not None
+        # GET /models once, for the context length and (for a name we do not know to think)
+        # reasoning support.
+        self._models_checked = settings.context_length is not None and self.profile.thinks
         self._secrets = (settings.api_key,) if settings.api_key else ()
+        # Real prompt tokens per JSON character of the last request the host reported usage
+        # for: calibrates the prompt estimate `max_tokens` is chosen from.
+        self._tokens_per_char: float | None = None
         if settings.thinking is False and self.profile.thinking_switch == "always":
             log.warning("%s always thinks; `thinking = false` is ignored", settings.model)
 
@@ -114,11 +122,18 @@ class K2Client:
         self, messages: list[dict[str, Any]], tool_schemas: list[dict[str, Any]] | None = None
     ) -> dict[str, Any]:
         """The keyword arguments of one chat.completions request (messages are copies)."""
+        return self._build(messages, tool_schemas)[0]
+
+    def _build(
+        self, messages: list[dict[str, Any]], tool_schemas: list[dict[str, Any]] | None
+    ) -> tuple[dict[str, Any], int]:
+        """The request body and its prompt size in JSON characters."""
         msgs = build_messages(
             messages, send_field=self.preset.reasoning_send, thinking=self.thinking
         )
         tools = normalize_tools(tool_schemas)
-        prompt = estimate_tokens(msgs, tools)
+        chars = prompt_chars(msgs, tools)
+        prompt = estimate_from_chars(chars, self._tokens_per_char)
         temp = self.settings.temperature
         body: dict[str, Any] = {
             "model": self.settings.model,
@@ -136,7 +151,7 @@ class K2Client:
         if self.profile.thinking_switch == "extra_body":
             state = "disabled" if self.settings.thinking is False else "enabled"
             body["extra_body"] = {"thinking": {"type": state}}
-        return body
+        return body, chars
 
     # the call --------------------------------------------------------------------------------
     async def complete(
@@ -149,12 +164,12 @@ class K2Client:
     ) -> AssistantTurn:
         """One assistant reply (a stream that reached [DONE]), after bounded retries."""
         await self._learn_context()
-        body = self.build_request(messages, tool_schemas)
+        body, chars = self._build(messages, tool_schemas)
         first_n = count_tool_calls(messages)
         attempts = 1 + max(0, self.settings.max_retries)
         for attempt in range(1, attempts + 1):
             try:
-                turn = await self._attempt(body, first_n, on_delta)
+                turn = await self._attempt(body, first_n, on_delta, chars)
             except _Retry as retry:
                 if attempt == attempts:
                     raise self._give_up(retry, attempts) from None
@@ -189,7 +204,7 @@ class K2Client:
         )
 
     async def _attempt(
-        self, body: dict[str, Any], first_n: int, on_delta: DeltaCallback | None
+        self, body: dict[str, Any], first_n: int, on_delta: DeltaCallback | None, chars: int = 0
     ) -> AssistantTurn:
         import openai
 
@@ -223,7 +238,7 @@ class K2Client:
         if not parser.done:
             raise _Retry(Failure("the stream ended before [DONE]", True))
         acc.close()
-        return self._finish(acc, body, first_n)
+        return self._finish(acc, body, first_n, chars)
 
     def _classify(self, status: int, body: Any, headers: Any = None) -> Failure:
         return classify_status(
@@ -248,7 +263,9 @@ class K2Client:
                 raise _Retry(failure)
             raise failure.error
 
-    def _finish(self, acc: Accumulator, body: dict[str, Any], first_n: int) -> AssistantTurn:
+    def _finish(
+        self, acc: Accumulator, body: dict[str, Any], first_n: int, chars: int = 0
+    ) -> AssistantTurn:
         reasoning, content = acc.reasoning, acc.content
         calls = [c for c in acc.calls() if c[1]]
         leaked: list[tuple[str, str, str]] = []
@@ -275,13 +292,13 @@ class K2Client:
             reasoning=reasoning,
             content=content or None,
             tool_calls=tool_calls,
-            usage=self._usage(acc, body),
+            usage=self._usage(acc, body, chars),
             finish_reason=acc.finish_reason,
             extra=extra,
             reasoning_field=acc.reasoning_field,
         )
 
-    def _usage(self, acc: Accumulator, body: dict[str, Any]) -> Usage:
+    def _usage(self, acc: Accumulator, body: dict[str, Any], chars: int = 0) -> Usage:
         raw = acc.usage
         if raw is None:  # the host sent none: estimate so budgets still work
             text = (acc.reasoning or "") + acc.content + "".join(c[2] for c in acc.calls())
@@ -296,6 +313,8 @@ class K2Client:
                 int(cached),
                 int(raw.get("completion_tokens") or 0),
             )
+            if usage.prompt_tokens > 0 and chars > 0:  # calibrate the next estimate
+                self._tokens_per_char = usage.prompt_tokens / chars
         usage.cost_usd = cost_usd(usage, self.prices)
         return usage
 
@@ -334,7 +353,9 @@ class K2Client:
         return out
 
     async def _learn_context(self) -> None:
-        """Once per client: take the context length from GET /models when the host gives it."""
+        """Once per client: take the context length from GET /models when the host gives it,
+        and think when the host says the model reasons although its name is not a thinking
+        one (e.g. vLLM `--served-model-name k2`): temperature 1.0, placeholder reasoning."""
         if self._models_checked:
             return
         self._models_checked = True
@@ -344,8 +365,12 @@ class K2Client:
             log.debug("GET /models failed: %s", redact(str(exc), self._secrets))
             return
         for m in models:
-            if m.id == self.settings.model and m.context_length:
+            if m.id != self.settings.model:
+                continue
+            if m.context_length and self.settings.context_length is None:
                 self._context = m.context_length
+            if m.supports_reasoning and not self.profile.thinks:
+                self.profile = replace(self.profile, thinking_switch="always", temperature=1.0)
 
     async def _model_not_found(self, reason: str) -> ModelNotFound:
         try:

@@ -16,6 +16,7 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 MAX_TOOLS = 128
 MIN_OUTPUT_TOKENS = 16_000
 SAFETY_TOKENS = 512
+ESTIMATE_MARGIN = 1.05
 REASONING_PLACEHOLDER = "(reasoning from an earlier step is not available)"
 EMPTY_TOOL_RESULT = "(the tool produced no output)"
 EMPTY_TEXT = "(empty)"
@@ -166,22 +167,51 @@ def build_messages(
     return out
 
 
-def estimate_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
-    """A conservative prompt size estimate (3 characters per token)."""
-    text = json.dumps(messages, ensure_ascii=False) + json.dumps(tools, ensure_ascii=False)
-    return len(text) // 3 + 16
+def prompt_chars(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
+    """The size of the prompt in JSON characters (what token estimates are scaled from)."""
+    return len(json.dumps(messages, ensure_ascii=False)) + len(
+        json.dumps(tools, ensure_ascii=False)
+    )
+
+
+def estimate_tokens(
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    tokens_per_char: float | None = None,
+) -> int:
+    """A conservative prompt size estimate: 3 characters per token, or `tokens_per_char`
+    (calibrated from the host's real `prompt_tokens`) plus a 5% margin."""
+    return estimate_from_chars(prompt_chars(messages, tools), tokens_per_char)
+
+
+def estimate_from_chars(chars: int, tokens_per_char: float | None = None) -> int:
+    """The prompt token estimate for a prompt of `chars` JSON characters (see estimate_tokens)."""
+    if tokens_per_char is None:
+        return chars // 3 + 16
+    return int(chars * tokens_per_char * ESTIMATE_MARGIN) + 16
+
+
+def min_output_tokens(context_length: int) -> int:
+    """The least `max_tokens` worth sending: 16k, or a quarter of a small context."""
+    return max(1024, min(MIN_OUTPUT_TOKENS, context_length // 4))
 
 
 def choose_max_tokens(wanted: int, prompt_tokens: int, context_length: int) -> int:
-    """`max_tokens` for a request: ≥16k when the window allows, clamped to what fits."""
+    """`max_tokens` for a request: ≥16k (a quarter of a small context), clamped to what fits.
+
+    Never less: a smaller budget truncates thinking into a reasoning-only reply, so when the
+    room left is under the minimum this raises ContextOverflow and the caller compacts.
+    """
     room = context_length - prompt_tokens - SAFETY_TOKENS
-    if room < 1024:
+    floor = min_output_tokens(context_length)
+    if room < floor:
         raise ContextOverflow(
-            f"The prompt (~{prompt_tokens} tokens) leaves no room for an answer in the "
-            f"{context_length}-token context; compact the history.",
+            f"The prompt (~{prompt_tokens} tokens) leaves {max(room, 0)} tokens for the answer "
+            f"in the {context_length}-token context (at least {floor} are needed); compact the "
+            "history.",
             kind="context",
         )
-    return max(1024, min(max(wanted, MIN_OUTPUT_TOKENS), room))
+    return min(max(wanted, MIN_OUTPUT_TOKENS), room)
 
 
 def count_tool_calls(messages: list[dict[str, Any]]) -> int:

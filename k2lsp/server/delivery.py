@@ -16,10 +16,10 @@ from lsprotocol import types
 
 from k2lsp.agent.events import Outcome
 from k2lsp.changes import ChangeSet
-from k2lsp.errors import EditConflict, K2lspError
+from k2lsp.errors import EditConflict, K2lspError, PathError
 from k2lsp.server import protocol
 from k2lsp.server.config import state_dir
-from k2lsp.server.edits import Plan, inverse, plan_delivery, write_disk
+from k2lsp.server.edits import Plan, check_disk, inverse, plan_delivery, write_disk
 
 if TYPE_CHECKING:
     from k2lsp.run import RunResult
@@ -73,19 +73,42 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
     plan = plan_delivery(ls, root, changes)
     if plan.conflicts:
         patch = save_patch(ls, run, changes)
-        msg = (
-            f"K2: {', '.join(plan.conflicts)} changed in the editor and the run's changes "
-            f"could not be merged; nothing was applied. The patch is saved in {patch}"
-        )
+        merge = [p for p in plan.conflicts if p not in plan.reasons]
+        parts = [f"{p}: {why}" for p, why in plan.reasons.items()]
+        if merge:
+            parts.insert(
+                0,
+                f"{', '.join(merge)} changed in the editor and the run's changes could not be "
+                "merged",
+            )
+        msg = f"K2: {'; '.join(parts)}; nothing was applied. The patch is saved in {patch}"
         result.outcome, result.summary = Outcome.EDIT_CONFLICT, msg
         report(ls, run, "conflict", msg, plan.conflicts, patch=patch)
         return result
     label = f"k2lsp run {run.id}: {run.request.task[:60]}"
-    await asyncio.to_thread(_checkpoint, root, plan, label, ls.run_settings().state_dir)
-    ok, reason = await apply_plan(ls, root, plan, f"K2: {run.title}")
-    if not ok:
+    cp_id, failed = await asyncio.to_thread(
+        _checkpoint, root, plan, label, ls.run_settings().state_dir
+    )
+    if failed:
         patch = save_patch(ls, run, changes)
-        msg = f"K2: the editor refused the edit ({reason}); nothing applied. Patch saved in {patch}"
+        msg = (
+            f"K2: could not record the undo checkpoint ({failed}), so nothing was applied. "
+            f"The patch is saved in {patch}"
+        )
+        result.outcome, result.summary = Outcome.EDIT_CONFLICT, msg
+        report(ls, run, "conflict", msg, changes.paths(), patch=patch)
+        return result
+    ok, reason, partial = await apply_plan(ls, root, plan, f"K2: {run.title}")
+    if not ok:
+        if not partial:  # nothing landed: a live checkpoint would make `k2lsp undo` pick it
+            await asyncio.to_thread(_discard, root, cp_id, ls.run_settings().state_dir)
+        patch = save_patch(ls, run, changes)
+        done = (
+            "the editor applied its part of the edit (use the editor's undo for it)"
+            if partial
+            else "nothing applied"
+        )
+        msg = f"K2: the edit was refused ({reason}); {done}. Patch saved in {patch}"
         result.outcome, result.summary = Outcome.EDIT_CONFLICT, msg
         report(ls, run, "refused", msg, changes.paths(), patch=patch)
         return result
@@ -98,23 +121,37 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
     return result
 
 
-async def apply_plan(ls: K2LanguageServer, root: Path, plan: Plan, label: str) -> tuple[bool, str]:
-    """Send the plan's WorkspaceEdit, then the fallback disk operations; (applied, reason)."""
+async def apply_plan(
+    ls: K2LanguageServer, root: Path, plan: Plan, label: str
+) -> tuple[bool, str, bool]:
+    """Send the plan's WorkspaceEdit, then the fallback disk operations.
+
+    (applied, reason, partial): partial when the editor applied its part but a disk operation
+    was then refused. The disk operations are checked before the edit is sent.
+    """
+    if plan.disk_writes:
+        try:
+            await asyncio.to_thread(check_disk, root, plan.disk_writes, plan.before)
+        except (PathError, OSError) as exc:
+            return False, str(exc), False
     if plan.edit is not None:
         caps = ls.client_capabilities
         if not (caps and caps.workspace and caps.workspace.apply_edit):
-            return False, "the client does not support workspace/applyEdit"
+            return False, "the client does not support workspace/applyEdit", False
         try:
             res = await ls.workspace_apply_edit_async(
                 types.ApplyWorkspaceEditParams(edit=plan.edit, label=label)
             )
         except Exception as exc:
-            return False, f"workspace/applyEdit failed: {exc}"
+            return False, f"workspace/applyEdit failed: {exc}", False
         if not res.applied:
-            return False, res.failure_reason or "no reason given"
+            return False, res.failure_reason or "no reason given", False
     if plan.disk_writes:
-        await asyncio.to_thread(write_disk, root, plan.disk_writes)
-    return True, ""
+        try:
+            await asyncio.to_thread(write_disk, root, plan.disk_writes, plan.before)
+        except (PathError, OSError) as exc:
+            return False, str(exc), plan.edit is not None
+    return True, "", False
 
 
 async def preview(ls: K2LanguageServer, run: Run, changes: ChangeSet) -> bool:
@@ -167,25 +204,51 @@ async def undo(ls: K2LanguageServer, run: Run) -> list[str]:
     root = Path(run.request.repo).resolve()
     plan = plan_delivery(ls, root, inverse(run.before, run.after))
     if plan.conflicts:
+        why = "".join(f"; {p}: {r}" for p, r in plan.reasons.items())
         raise EditConflict(
             f"{', '.join(plan.conflicts)} changed since K2 run {run.id} was "
-            "applied in a way that cannot be unwound; use the editor's undo"
+            f"applied in a way that cannot be unwound; use the editor's undo{why}"
         )
-    ok, reason = await apply_plan(ls, root, plan, f"K2: undo {run.id}")
+    ok, reason, partial = await apply_plan(ls, root, plan, f"K2: undo {run.id}")
     if not ok:
-        raise EditConflict(f"the editor refused the undo edit ({reason})")
+        part = " (the editor undid its part)" if partial else ""
+        raise EditConflict(f"the undo edit was refused ({reason}){part}")
     run.undone = True
     return sorted(set(plan.before) | set(plan.after))
 
 
-def _checkpoint(root: Path, plan: Plan, label: str, state: Path | None) -> None:
-    """Record a git checkpoint (before/after bytes) for `k2lsp undo`; delivery goes on without."""
+def _checkpoint(root: Path, plan: Plan, label: str, state: Path | None) -> tuple[str, str]:
+    """Record a checkpoint for `k2lsp undo`: (its id, ''), else ('', why not) and then nothing
+    is applied.
+
+    The "before" content is what the plan was computed against (open buffers included), so
+    undo gives back the text the user had, not an older disk version.
+    """
     try:
         from k2lsp.git import record_checkpoint
 
-        record_checkpoint(root, list(plan.before), label, after=dict(plan.after), state_dir=state)
+        cp_id = record_checkpoint(
+            root,
+            list(plan.before),
+            label,
+            before=dict(plan.before),
+            after=dict(plan.after),
+            state_dir=state,
+        )
     except (K2lspError, OSError, ImportError, ValueError) as exc:
         log.warning("no checkpoint recorded for %s: %s", root, exc)
+        return "", str(exc) or type(exc).__name__
+    return cp_id, ""
+
+
+def _discard(root: Path, cp_id: str, state: Path | None) -> None:
+    """Forget the checkpoint of a delivery the editor refused (nothing was written)."""
+    from k2lsp.checkpoint import discard
+
+    try:
+        discard(root, cp_id, state_dir=state)
+    except (K2lspError, OSError) as exc:
+        log.warning("could not discard checkpoint %s of %s: %s", cp_id, root, exc)
 
 
 def save_patch(ls: K2LanguageServer, run: Run, changes: ChangeSet) -> Path:

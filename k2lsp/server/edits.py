@@ -4,12 +4,18 @@ Each changed file is compared with the editor's current state (the open buffer w
 version, else the disk). Unchanged since the run started: the change applies as minimal
 line edits on that version. Moved on: the change is rebased three-way (`k2lsp.git.merge3`);
 if that conflicts, nothing at all is applied and the caller saves the patch. Never overwrite.
+
+Every path goes through `k2lsp.workspace.Workspace`: a path leading out of the workspace (a
+`..`, a symlinked folder pointing elsewhere) or ending in a symlink is a conflict, and so is an
+existing file that is not UTF-8 text (it is never taken for an absent one).
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from k2lsp.changes import ChangeSet, FileChange
+from k2lsp.errors import PathError
+from k2lsp.workspace import Workspace, decode_text
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -31,7 +39,7 @@ class DocState:
     uri: str
     text: str | None
     version: int | None  # None: not open in the editor
-    binary: bool = False
+    binary: bool = False  # exists, but not as UTF-8 text (binary, undecodable, a folder)
 
 
 @dataclass
@@ -41,6 +49,7 @@ class Plan:
     edit: types.WorkspaceEdit | None = None
     disk_writes: dict[str, str | None] = field(default_factory=dict)  # fallback ops; None=delete
     conflicts: list[str] = field(default_factory=list)  # paths that could not be merged
+    reasons: dict[str, str] = field(default_factory=dict)  # conflict path -> why, when known
     merged: list[str] = field(default_factory=list)  # paths rebased over the user's edits
     skipped: list[str] = field(default_factory=list)  # binary files (not deliverable by LSP)
     before: dict[str, str | None] = field(default_factory=dict)  # state replaced (for undo)
@@ -85,19 +94,45 @@ def line_edits(old: str, new: str, encoding: str = "utf-16") -> list[types.TextE
 
 
 def current_state(ls: LanguageServer, root: Path, rel: str) -> DocState:
-    """The editor's view of `rel`: its open buffer, else the file on disk."""
-    path = root / rel
+    """The editor's view of `rel`: its open buffer, else the file on disk.
+
+    PathError when `rel` leads out of the workspace or is a symlink (never written through).
+    """
+    ws = Workspace(root)
+    path = _entry(ws, rel)
+    for uri in dict.fromkeys((path.as_uri(), (ws.root / rel).as_uri())):
+        doc = ls.workspace.text_documents.get(uri)
+        if doc is not None:
+            return DocState(uri, doc.source, doc.version)
     uri = path.as_uri()
-    doc = ls.workspace.text_documents.get(uri)
-    if doc is not None:
-        return DocState(uri, doc.source, doc.version)
-    if not path.is_file():
+    if not path.exists():
         return DocState(uri, None, None)
-    data = path.read_bytes()
-    try:
-        return DocState(uri, data.decode("utf-8"), None)
-    except UnicodeDecodeError:
+    if not path.is_file():
         return DocState(uri, None, None, binary=True)
+    try:
+        return DocState(uri, decode_text(path.read_bytes(), rel), None)
+    except PathError:
+        return DocState(uri, None, None, binary=True)
+    except OSError as exc:
+        raise PathError(f"{rel} cannot be read: {exc}") from None
+
+
+def _entry(ws: Workspace, rel: str) -> Path:
+    """The confined path of `rel`; PathError if it is a symlink or a file blocks its folder."""
+    path = ws.resolve_entry(rel)
+    if path.is_symlink():
+        raise PathError(f"{rel} is a symlink in your folder; k2lsp does not write through links")
+    for folder in path.parents:
+        if folder == ws.root or not folder.is_relative_to(ws.root):
+            break
+        if os.path.lexists(folder) and not folder.is_dir():
+            raise PathError(
+                f"your folder has a file at {ws.rel(folder)} where {rel} needs a folder"
+            )
+    return path
+
+
+_NOT_TEXT = "it exists in your folder but is not UTF-8 text; k2lsp will not replace it"
 
 
 def _encoding(ls: LanguageServer) -> str:
@@ -108,6 +143,9 @@ def _encoding(ls: LanguageServer) -> str:
 def _target(change: FileChange, state: DocState, plan: Plan) -> tuple[bool, str | None]:
     """(ok, text to produce) for one path, rebasing over the user's edits when needed."""
     base, wanted = change.old_text, change.new_text
+    if state.binary:
+        plan.reasons[change.path] = _NOT_TEXT
+        return False, None  # an existing file k2lsp cannot read as text is never "absent"
     if state.text == base:
         return True, wanted
     if state.text == wanted:
@@ -144,7 +182,12 @@ def plan_delivery(ls: LanguageServer, root: Path, changes: ChangeSet) -> Plan:
         if change.kind == "renamed" and change.old_path:
             _plan_rename(ls, root, change, plan, doc_changes, res_ops, enc)
             continue
-        state = current_state(ls, root, change.path)
+        try:
+            state = current_state(ls, root, change.path)
+        except PathError as exc:
+            plan.conflicts.append(change.path)
+            plan.reasons[change.path] = str(exc)
+            continue
         ok, text = _target(change, state, plan)
         if not ok:
             plan.conflicts.append(change.path)
@@ -217,8 +260,17 @@ def _plan_rename(
     enc: str,
 ) -> None:
     assert change.old_path is not None
-    old = current_state(ls, root, change.old_path)
-    new = current_state(ls, root, change.path)
+    try:
+        old = current_state(ls, root, change.old_path)
+        new = current_state(ls, root, change.path)
+    except PathError as exc:
+        plan.conflicts.append(change.path)
+        plan.reasons[change.path] = str(exc)
+        return
+    if old.binary or new.binary:
+        plan.conflicts.append(change.path)
+        plan.reasons[change.path] = _NOT_TEXT
+        return
     if old.text != change.old_text or new.text is not None:
         plan.conflicts.append(change.path)
         return
@@ -242,15 +294,54 @@ def _plan_rename(
         )
 
 
-def write_disk(root: Path, writes: dict[str, str | None]) -> None:
-    """Apply fallback file operations (files the editor could not create/delete itself)."""
+def check_disk(
+    root: Path,
+    writes: Mapping[str, str | None],
+    expected: Mapping[str, str | None] | None = None,
+) -> list[tuple[Path, str | None]]:
+    """The confined targets of `write_disk`, or PathError (nothing written) naming why not.
+
+    A create (text) needs an absent path: an existing file, folder or link is never replaced.
+    A delete needs a regular file that still holds `expected[rel]` (when given), or nothing.
+    """
+    ws = Workspace(root)
+    targets: list[tuple[Path, str | None]] = []
     for rel, text in writes.items():
-        path = root / rel
+        path = _entry(ws, rel)
+        if text is not None and path.exists():
+            raise PathError(f"{rel} already exists in your folder; k2lsp will not overwrite it")
+        if text is None and path.exists():
+            if not path.is_file():
+                raise PathError(f"{rel} is not a regular file; k2lsp will not delete it")
+            if expected is not None and rel in expected:
+                want = expected[rel]
+                if want is None or path.read_bytes() != want.encode("utf-8"):
+                    raise PathError(f"{rel} changed on disk; k2lsp will not delete it")
+        targets.append((path, text))
+    return targets
+
+
+def write_disk(
+    root: Path,
+    writes: Mapping[str, str | None],
+    expected: Mapping[str, str | None] | None = None,
+) -> None:
+    """Apply fallback file operations (files the editor could not create/delete itself).
+
+    Every path is checked first (`check_disk`); a create never replaces an existing file, even
+    one that appeared since the check (exclusive create).
+    """
+    for path, text in check_disk(root, writes, expected):
         if text is None:
             path.unlink(missing_ok=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8", newline="")
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            raise PathError(f"{path} appeared meanwhile; k2lsp did not overwrite it") from None
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
 
 
 def inverse(plan_before: dict[str, str | None], plan_after: dict[str, str | None]) -> ChangeSet:

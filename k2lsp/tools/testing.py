@@ -6,6 +6,11 @@ run_tests emits a `test_result` event, stores the structured result in
 message), keeps red→green evidence in `ctx.state["test_evidence"]`, and does not credit a run
 in which test files were changed unless the task allows it.
 
+run_tests with a `command` other than the configured or detected test command goes through the
+same approval as run_command, unless it is a plain runner invocation (pytest, python -m
+pytest/unittest, go test, cargo test) with only harmless flags (no shell syntax, no flags that
+write, delete or load anything outside the project's own test code).
+
 run_command approval: a command matching one of `settings.allow_commands` (fnmatch globs) runs;
 otherwise, when `ctx.state["approve"]` is set (an async callable `(kind, detail) -> bool`, the
 language server asks the user), its answer decides; otherwise (headless) it is refused.
@@ -96,8 +101,16 @@ async def run_tests_tool(ctx: ToolContext, args: RunTestsParams) -> ToolResult:
     '0 tests ran' is not a success. Changing test files to make them pass is not allowed unless
     the task says so."""
     sandbox = _sandbox(ctx)
-    command = args.command or getattr(ctx.settings, "test_command", None)
+    configured = getattr(ctx.settings, "test_command", None)
+    command = args.command or configured
     paths = _test_paths(ctx, args.paths)
+    if args.command and args.command.strip():
+        denied = await _approve_test_command(ctx, sandbox, args.command, configured)
+        if denied is not None:
+            raise ToolError(
+                f"run_tests refused the command: {denied.rstrip('.')}. Omit `command` to run the "
+                "project's configured or detected tests (pass `paths` to narrow them)."
+            )
     try:
         report = await asyncio.to_thread(
             run_tests, sandbox, command=command, paths=paths, timeout_s=_timeout(ctx)
@@ -114,6 +127,61 @@ async def run_tests_tool(ctx: ToolContext, args: RunTestsParams) -> ToolResult:
     if problems:
         text = "NOT CREDITED: " + refusal(problems) + "\n\n" + text
     return ToolResult(credited, text, report.headline()[:120])
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_./:=,@+\- ]+")
+_PYTHON = re.compile(r"python[0-9.]*")
+_PYTEST_FLAGS = re.compile(
+    r"-q|-qq|-v|-vv|-x|-s|-l|-rA|-ra|--no-header|--lf|--ff|--exitfirst|--quiet|--verbose"
+    r"|--tb=(auto|long|short|line|native|no)|--maxfail=[0-9]+|--durations=[0-9]+|no:[A-Za-z_]+"
+)
+_RUNNER_FLAGS = {
+    "go": re.compile(r"-v|-short|-race|-failfast|-count=[0-9]+|\./[A-Za-z0-9_/]*(\.\.\.)?"),
+    "cargo": re.compile(r"-q|--quiet|--workspace|--all|--lib|--bins|--tests|--no-fail-fast"),
+}
+
+
+def plain_test_command(command: str) -> bool:
+    """A bare test-runner invocation with only harmless flags (no approval needed)."""
+    if not _PLAIN.fullmatch(command):
+        return False
+    words = command.split()
+    if not words:
+        return False
+    prog = words[0].rsplit("/", 1)[-1]  # only an interpreter may be named by its path
+    if words[0] in ("go", "cargo") and words[1:2] == ["test"]:
+        flags, allowed = words[2:], _RUNNER_FLAGS[prog]
+    elif words[0] in ("pytest", "py.test"):
+        flags, allowed = words[1:], _PYTEST_FLAGS
+    elif _PYTHON.fullmatch(prog) and words[1:3] in (["-m", "pytest"], ["-m", "unittest"]):
+        flags, allowed = words[3:], _PYTEST_FLAGS
+    else:
+        return False
+    for i, word in enumerate(flags):
+        if word == "-p" and i + 1 < len(flags) and flags[i + 1].startswith("no:"):
+            continue  # `-p no:NAME` only disables a plugin
+        if not allowed.fullmatch(word) or (word.startswith("no:") and flags[i - 1 : i] != ["-p"]):
+            return False
+    return True
+
+
+async def _approve_test_command(
+    ctx: ToolContext, sandbox: Sandbox, command: str, configured: str | None
+) -> str | None:
+    """None when run_tests may run `command`, else why not (run_command's approval)."""
+    from k2lsp.testrun.detect import detect_command
+
+    known = configured
+    if not known:
+        try:
+            known = await asyncio.to_thread(detect_command, sandbox.root)
+        except K2lspError:
+            known = None
+    if known and command.split() == known.split():
+        return None
+    if plain_test_command(command):
+        return None
+    return await approve_command(ctx, command)
 
 
 def _none_warning(sandbox: Sandbox) -> str:
