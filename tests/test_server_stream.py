@@ -3,6 +3,7 @@ strict client with no custom capability that must get everything over standard L
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -125,7 +126,11 @@ async def test_progress_log_and_transcript_follow_the_run(
     assert isinstance(reports[0], types.WorkDoneProgressBegin) and reports[0].cancellable
     messages = [r.message or "" for r in reports if isinstance(r, types.WorkDoneProgressReport)]
     assert any("tool read_file" in m for m in messages)
-    assert any("step 2" in m and "tokens" in m and "$" in m for m in messages)
+    # Reports are coalesced (one per ~50 ms batch), so which steps show depends on speed:
+    # check that step numbers only grow, reach a later step, and carry tokens and cost.
+    steps = [int(m.group(1)) for m in map(re.compile(r"step (\d+)").search, messages) if m]
+    assert steps == sorted(steps) and steps[-1] >= 2
+    assert any("tokens" in m and "$" in m for m in messages if "step " in m)
     assert isinstance(reports[-1], types.WorkDoneProgressEnd) and "success" in reports[-1].message
     logs = ed.logs()
     assert f"[k2lsp {run_id}] thinking: First I read the file." in logs
