@@ -133,11 +133,12 @@ class StreamRedactor:
     """Redacts text that arrives in pieces (streamed model deltas), so a secret split over
     several pieces never gets out whole once the pieces are joined.
 
-    `feed` returns what is safe to emit now and holds back a tail: the text is cut only at a
-    whitespace at least `HOLD` characters before the end, so a token without whitespace (an
-    API key) is always redacted in one piece. An unfinished private key block is held whole.
-    Each emitted piece is redacted together with the raw text emitted just before it, so a
-    secret whose cue (`api_key = "`, `Bearer `) went out earlier is still recognised.
+    `feed` returns what is safe to emit now and holds back the unfinished last word: the text
+    is cut only at a whitespace, so a token without whitespace (an API key) is always redacted
+    in one piece, and a reader never waits for more than one word. An unfinished private key
+    block is held whole. Each emitted piece is redacted together with the last `HOLD` raw
+    characters emitted before it, so a secret whose cue (`api_key = "`, `Bearer `) went out
+    earlier is still recognised.
     `flush` returns the redacted rest; call it at the end of each reply.
     """
 
@@ -168,9 +169,7 @@ class StreamRedactor:
 
     def _cut(self) -> int:
         buf = self._buf
-        limit = len(buf) - self.HOLD
-        if limit <= 0:
-            return 0
+        limit = len(buf)
         begin = buf.rfind("-----BEGIN", 0, limit)
         if begin != -1 and "-----END" not in buf[begin:] and len(buf) - begin < self.MAX_HOLD:
             limit = begin  # an unfinished private key block: hold it whole

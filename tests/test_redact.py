@@ -105,3 +105,14 @@ def test_stream_redactor_catches_a_key_split_over_pieces(size: int) -> None:
     assert out.count("[REDACTED]") == 4
     assert out.replace("[REDACTED]", "") == redact(text).replace("[REDACTED]", "")
     assert r.flush() == ""
+
+
+def test_stream_redactor_holds_back_only_the_unfinished_word() -> None:
+    from k2lsp.redact import StreamRedactor
+
+    r = StreamRedactor()
+    assert r.feed("Let me read the file") == "Let me read the "  # live, not held for 256 chars
+    assert r.feed(" first.\n") == "file first.\n"
+    assert r.feed("sk-proj-AbCdEfGh") == ""  # a token in progress waits for its end
+    assert r.feed("IjKlMnOpQrStUv01 ok") == "[REDACTED] "
+    assert r.flush() == "ok"
