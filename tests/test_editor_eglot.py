@@ -19,12 +19,11 @@ import pytest
 
 from k2lsp.model.fake_script import ScriptItem
 from k2lsp.model.fake_server import FakeK2Server, Reply
+from tests.editor_helpers import make_calc_project
 
 pytestmark = pytest.mark.editor
 
 MODEL = "kimi-k2-thinking"
-CALC = "def add(a, b):\n    return a - b\n"
-TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
 
 ELISP = r""";;; eglot-test.el -*- lexical-binding: t -*-
 (require 'eglot)
@@ -97,15 +96,7 @@ ELISP = r""";;; eglot-test.el -*- lexical-binding: t -*-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A git repository with a failing test: add() subtracts."""
-    repo = tmp_path / "proj"
-    repo.mkdir()
-    (repo / "calc.py").write_text(CALC)
-    (repo / "test_calc.py").write_text(TEST_CALC)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-    subprocess.run([*git, "add", "."], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
-    return repo
+    return make_calc_project(tmp_path)
 
 
 def _emacs_with_eglot() -> str | None:

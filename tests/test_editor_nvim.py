@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from k2lsp.model.fake_script import ScriptItem
 from k2lsp.model.fake_server import FakeK2Server, Reply
+from tests.editor_helpers import CALC, fix_script, make_calc_project
 
 pytestmark = pytest.mark.editor
 
@@ -27,9 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "editors" / "nvim"
 SCRIPTS = PLUGIN / "tests"
 MODEL = "kimi-k2-thinking"
-
-CALC = "def add(a, b):\n    return a - b\n"
-TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
 
 
 def _nvim() -> str | None:
@@ -57,15 +54,7 @@ def nvim() -> str:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A git repository with a failing test: add() subtracts."""
-    repo = tmp_path / "proj"
-    repo.mkdir()
-    (repo / "calc.py").write_text(CALC)
-    (repo / "test_calc.py").write_text(TEST_CALC)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-    subprocess.run([*git, "add", "."], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
-    return repo
+    return make_calc_project(tmp_path)
 
 
 def _server_bin() -> str:
@@ -102,32 +91,10 @@ def run_nvim(
     return data
 
 
-def _fix_script() -> list[ScriptItem]:
-    return [
-        Reply(
-            reasoning="The test expects add(2, 3) == 5. Let me read calc.py first.",
-            tool_calls=[("read_file", {"path": "calc.py"})],
-        ),
-        Reply(
-            reasoning="add subtracts its arguments; it must add them.",
-            tool_calls=[
-                (
-                    "edit_file",
-                    {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"},
-                )
-            ],
-        ),
-        Reply(
-            reasoning="The edit is in place.",
-            content="Fixed add(): it subtracted instead of adding.",
-        ),
-    ]
-
-
 def test_fix_failing_test_code_action_edits_buffer_streams_reasoning_and_undoes(
     nvim: str, project: Path
 ) -> None:
-    with FakeK2Server(_fix_script(), models=[MODEL]) as srv:
+    with FakeK2Server(fix_script(), models=[MODEL]) as srv:
         data = run_nvim(nvim, "fix_failing_test.lua", project, srv.base_url)
     assert data["errors"] == [], data["errors"]
     marks = data["marks"]

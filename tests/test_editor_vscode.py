@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from k2lsp.model.fake_script import ScriptItem
 from k2lsp.model.fake_server import FakeK2Server, Reply
+from tests.editor_helpers import CALC, fix_script, make_calc_project
 
 pytestmark = pytest.mark.editor
 
@@ -36,8 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 EXT = ROOT / "editors" / "vscode"
 MODEL = "kimi-k2-thinking"
 API_KEY = "sk-test-editor-vscode-0123456789"
-CALC = "def add(a, b):\n    return a - b\n"
-TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
 SETUP_HINT = "run `bash editors/setup-test-deps.sh` first"
 
 
@@ -77,40 +75,10 @@ def _build_extension(node: str) -> None:
     subprocess.run([node, "build.mjs"], cwd=EXT, check=True, timeout=300)
 
 
-def _fix_script() -> list[ScriptItem]:
-    return [
-        Reply(
-            reasoning="The test expects add(2, 3) == 5. Let me read calc.py first.",
-            tool_calls=[("read_file", {"path": "calc.py"})],
-        ),
-        Reply(
-            reasoning="add subtracts its arguments; it must add them.",
-            tool_calls=[
-                (
-                    "edit_file",
-                    {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"},
-                )
-            ],
-        ),
-        Reply(
-            reasoning="The edit is in place.",
-            content="Fixed add(): it subtracted instead of adding.",
-        ),
-    ]
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A git repository with a failing test: add() subtracts."""
-    repo = tmp_path / "proj"
-    repo.mkdir()
-    (repo / "calc.py").write_text(CALC)
-    (repo / "test_calc.py").write_text(TEST_CALC)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-    subprocess.run([*git, "add", "."], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
-    return repo
+    return make_calc_project(tmp_path)
 
 
 def _server_env(repo: Path, base_url: str) -> dict[str, str]:
@@ -147,7 +115,7 @@ def test_node_contract_of_the_extension_client_code(project: Path) -> None:
     node = _node()
     _build_extension(node)
     stall = Reply(reasoning="Pondering " * 200, content="never", hold=True, chunk_size=40)
-    with FakeK2Server([*_fix_script(), stall], models=[MODEL]) as srv:
+    with FakeK2Server([*fix_script(), stall], models=[MODEL]) as srv:
         proc = subprocess.run(
             [node, "--test", "--test-reporter=spec", "test/contract.test.mjs"],
             cwd=EXT,
@@ -233,7 +201,7 @@ def code_server(project: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
     serve = ["--auth", "none", "--bind-addr", f"127.0.0.1:{port}", "--disable-telemetry"]
     serve += ["--disable-update-check", "--disable-workspace-trust"]
     stall = Reply(reasoning="Pondering " * 200, content="never", hold=True, chunk_size=40)
-    with FakeK2Server([*_fix_script(), stall], models=[MODEL]) as srv:
+    with FakeK2Server([*fix_script(), stall], models=[MODEL]) as srv:
         env = _server_env(project, srv.base_url)
         # the key must come from SecretStorage ("K2: Set API key"), and the provider from the
         # extension's settings: moonshot requires a key (openai-compatible would run without)
