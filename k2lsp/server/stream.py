@@ -178,6 +178,8 @@ class RunStream:
         md: list[str] = []
         for ev in merged:
             self._track(ev)
+            if ev.type == "tool_call":  # every tool shows in the progress, however fast it ran
+                self._report_progress()
             lines.extend(self._log_lines(ev))
             md.append(self._markdown(ev))
         self._send_log(lines)
