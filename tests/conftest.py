@@ -1,13 +1,18 @@
-"""Shared fixtures: a started fake K2 server and the env that points k2lsp at it."""
+"""Shared fixtures: a started fake K2 server, the env that points k2lsp at it, and a tool
+context confined to a temporary workspace."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from k2lsp.agent.events import Emitter, Event
 from k2lsp.model.fake_server import FakeK2Server
+from k2lsp.tools.base import ToolContext
+from k2lsp.workspace import Workspace
 
 TEST_KEY = "sk-test-k2lsp-0123456789abcdefghij"
 
@@ -45,3 +50,23 @@ def k2_env(fake_k2: FakeK2Server) -> dict[str, str]:
 def k2_env_for() -> Callable[..., dict[str, str]]:
     """Factory: `k2_env_for(base_url, model=...)` -> env dict, for servers a test starts itself."""
     return make_k2_env
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A workspace folder for tool tests (tmp_path itself holds files 'outside' it)."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    return ws
+
+
+@pytest.fixture
+def events() -> list[Event]:
+    """The events a tool test's context emitted."""
+    return []
+
+
+@pytest.fixture
+def ctx(root: Path, events: list[Event]) -> ToolContext:
+    """A tool context confined to `root` that records its events."""
+    return ToolContext(Workspace(root), emitter=Emitter("run-test", [events.append]))

@@ -15,31 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from k2lsp.agent.events import Emitter, Event
+from k2lsp.agent.events import Event
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext, ToolResult
 from k2lsp.workspace import Workspace
-
-HAS_CLI = __import__("importlib.util").util.find_spec("k2lsp.cli") is not None
-# CLI tests: `k2lsp tool` lives in k2lsp/cli.py (the "loop" helper); skipped until it exists.
-needs_cli = pytest.mark.skipif(not HAS_CLI, reason="k2lsp/cli.py (`k2lsp tool`) not built yet")
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    return ws
-
-
-@pytest.fixture
-def events() -> list[Event]:
-    return []
-
-
-@pytest.fixture
-def ctx(root: Path, events: list[Event]) -> ToolContext:
-    return ToolContext(Workspace(root), emitter=Emitter("run-test", [events.append]))
 
 
 async def edit(ctx: ToolContext, path: str, old: str, new: str) -> ToolResult:
@@ -338,7 +317,6 @@ def run_cli(repo: Path, name: str, args: dict[str, Any]) -> subprocess.Completed
     )
 
 
-@needs_cli
 @pytest.mark.parametrize(
     ("old", "new", "code", "expected", "after"),
     [

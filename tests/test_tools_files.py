@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -17,16 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from k2lsp.agent.events import Emitter, Event
+from k2lsp.agent.events import Event
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext, ToolResult
 from k2lsp.tools.fileops import atomic_write, is_secret
 from k2lsp.tools.pager import read_page
 from k2lsp.workspace import Workspace
-
-HAS_CLI = importlib.util.find_spec("k2lsp.cli") is not None
-# CLI tests: `k2lsp tool` lives in k2lsp/cli.py (the "loop" helper); skipped until it exists.
-needs_cli = pytest.mark.skipif(not HAS_CLI, reason="k2lsp/cli.py (`k2lsp tool`) not built yet")
 
 
 @pytest.fixture(params=["rg", "python"])
@@ -37,24 +32,6 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     else:
         monkeypatch.delenv("K2LSP_RG", raising=False)
     return str(request.param)
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """The workspace folder (tmp_path itself holds files 'outside' the workspace)."""
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    return ws
-
-
-@pytest.fixture
-def events() -> list[Event]:
-    return []
-
-
-@pytest.fixture
-def ctx(root: Path, events: list[Event]) -> ToolContext:
-    return ToolContext(Workspace(root), emitter=Emitter("run-test", [events.append]))
 
 
 async def call(ctx: ToolContext, name: str, **args: Any) -> ToolResult:
@@ -552,7 +529,6 @@ def run_cli(repo: Path, name: str, args: dict[str, Any]) -> subprocess.Completed
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
-@needs_cli
 @pytest.mark.parametrize(
     ("name", "args", "code", "expected"),
     [

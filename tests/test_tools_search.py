@@ -3,7 +3,6 @@ output), through the tool registry and through `k2lsp tool search`."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,10 +15,6 @@ from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext, ToolResult
 from k2lsp.tools.walk import glob_matches, rg_binary
 from k2lsp.workspace import Workspace
-
-HAS_CLI = importlib.util.find_spec("k2lsp.cli") is not None
-# CLI tests: `k2lsp tool` lives in k2lsp/cli.py (the "loop" helper); skipped until it exists.
-needs_cli = pytest.mark.skipif(not HAS_CLI, reason="k2lsp/cli.py (`k2lsp tool`) not built yet")
 
 
 @pytest.fixture(params=["rg", "python"])
@@ -277,7 +272,6 @@ def run_cli(repo: Path, args: dict[str, Any]) -> subprocess.CompletedProcess[str
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
-@needs_cli
 @pytest.mark.parametrize(
     ("args", "code", "expected"),
     [
