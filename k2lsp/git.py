@@ -17,7 +17,6 @@ import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,42 +64,10 @@ class Delivery:
     files: list[str] = field(default_factory=list)  # paths written or deleted
 
 
-# ---- checkpoints (thin wrappers; see k2lsp.checkpoint) -----------------------------------
-def record_checkpoint(
-    source: Path | str,
-    paths: Iterable[str],
-    label: str,
-    *,
-    after: Mapping[str, str | bytes | None] | None = None,
-    state_dir: Path | str | None = None,
-    before: Mapping[str, str | bytes | None] | None = None,
-) -> str:
-    """Save the current bytes of `paths` before anything writes them; return the id.
-
-    Pass `after` (path -> text/bytes the delivery will write, None = deleted) when the writer
-    is someone else (the editor, via workspace/applyEdit); otherwise call `seal_checkpoint`.
-    `before` (path -> text/bytes) replaces the disk content of the paths it names: what the
-    delivery was computed against (an editor's unsaved buffer).
-    """
-    return _cp.record(source, paths, label, after=after, state_dir=state_dir, before=before)
-
-
-def seal_checkpoint(
-    source: Path | str, checkpoint: str, *, state_dir: Path | str | None = None
-) -> None:
-    """Record the bytes the delivery wrote, so undo can tell later user edits apart."""
-    _cp.seal(source, checkpoint, state_dir=state_dir)
-
-
-def undo(
-    source: Path | str,
-    checkpoint: str | None = None,
-    *,
-    force: bool = False,
-    state_dir: Path | str | None = None,
-) -> UndoResult:
-    """Restore the files of `checkpoint` (default: the latest); EditConflict if changed since."""
-    return _cp.undo(source, checkpoint, force=force, state_dir=state_dir)
+# ---- checkpoints (implemented in k2lsp.checkpoint; re-exported as this module's API) --------
+record_checkpoint = _cp.record  # save the bytes of paths before a delivery writes them
+seal_checkpoint = _cp.seal  # record what the delivery wrote (undo tells later edits apart)
+undo = _cp.undo  # restore a checkpoint; EditConflict if the files changed since
 
 
 # ---- three-way merge -----------------------------------------------------------------------
