@@ -130,6 +130,8 @@ def deliver(result: RunResult, output: str, args: argparse.Namespace, task: str)
         if output == "patch" and patch_file is None:
             _print_patch(delivery.patch)
         note = delivery.message
+        if delivery.keep_run_copy:
+            args.keep = True
         if delivery.outcome is not Outcome.SUCCESS:
             result.outcome = delivery.outcome
     result.summary = f"{result.summary}\n\n{note}".strip()

@@ -112,9 +112,13 @@ def _count(pattern: re.Pattern[str], text: str) -> int:
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["git", "-C", str(root), *args], capture_output=True, timeout=60, check=False
-    )
+    """git through the one runner: a run copy gets its own git dir, never a `.git` in it."""
+    from k2lsp import gitcmd
+
+    try:
+        return gitcmd.run(root, *args, check=False)
+    except gitcmd.GitError as exc:
+        return subprocess.CompletedProcess(["git"], 128, b"", str(exc).encode())
 
 
 def changed_files(root: Path) -> list[tuple[str, str | None, str | None]] | None:
@@ -168,8 +172,8 @@ def refusal(problems: list[str]) -> str:
     return (
         "Changing tests is not allowed in this task (the tests define success):\n"
         + listed
-        + "\nRestore the test files (e.g. `git checkout -- <file>` via run_command, or edit them "
-        "back) and fix the code under test instead."
+        + "\nRestore the test files (see the original with git_show HEAD and edit them back) "
+        "and fix the code under test instead."
     )
 
 

@@ -92,6 +92,12 @@ def register_secret(value: str | None) -> None:
             _KNOWN.add(value)
 
 
+def known_secrets() -> list[str]:
+    """The secret values registered so far (API keys in use), for scanning content."""
+    with _LOCK:
+        return sorted(_KNOWN)
+
+
 def secrets_version() -> int:
     """Changes whenever a new secret is registered (lets callers cache redacted texts)."""
     with _LOCK:

@@ -334,7 +334,6 @@ def _home_args(root: Path, ro_paths: list[str], root_ro: bool = False) -> list[s
     keep = [home / rel for rel in HOME_TOOLCHAINS] + [
         Path(p).expanduser().resolve() for p in ro_paths
     ]
-    keep += git_dirs(root)
     for path in keep:
         if path.exists():
             args += ["--ro-bind-try", str(path), str(path)]
@@ -342,22 +341,3 @@ def _home_args(root: Path, ro_paths: list[str], root_ro: bool = False) -> list[s
     if home in root.parents or home == root:
         args += ["--ro-bind" if root_ro else "--bind", str(root), str(root)]
     return args
-
-
-def git_dirs(root: Path) -> list[Path]:
-    """For a git worktree (`.git` is a file), the git folders it points to (read-only use)."""
-    dotgit = root / ".git"
-    if not dotgit.is_file():
-        return []
-    try:
-        line = dotgit.read_text(encoding="utf-8").strip()
-    except OSError:
-        return []
-    if not line.startswith("gitdir:"):
-        return []
-    gitdir = (root / line.split(":", 1)[1].strip()).resolve()
-    common = gitdir
-    commondir = gitdir / "commondir"
-    if commondir.is_file():
-        common = (gitdir / commondir.read_text(encoding="utf-8").strip()).resolve()
-    return [common] if gitdir.is_relative_to(common) else [common, gitdir]

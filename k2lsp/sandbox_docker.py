@@ -2,7 +2,7 @@
 tool calls; each command is a `docker exec` in it.
 
 The container: the run copy bind-mounted read-write at the same absolute path (plus a scratch
-folder; a git worktree's git folders read-only), a read-only root file system, a private /tmp
+folder; no git metadata: the run copy has none), a read-only root file system, a private /tmp
 tmpfs, `--network none`, memory / CPU / pids limits, all capabilities dropped,
 no-new-privileges, and a non-root user:
 
@@ -30,7 +30,6 @@ from typing import Any
 
 from k2lsp.errors import SandboxUnavailable
 from k2lsp.sandbox import CommandResult, OutputCap, Sandbox, SandboxSettings, signal_note
-from k2lsp.sandbox_bwrap import git_dirs
 
 IMAGE_USER = "1000:1000"
 # Runs the command under coreutils `timeout` (its own process group, killed at the deadline),
@@ -108,7 +107,7 @@ class DockerSandbox(Sandbox):
             str(self.root): {"bind": str(self.root), "mode": "ro" if s.read_only_root else "rw"},
             str(self.scratch): {"bind": str(self.scratch), "mode": "rw"},
         }
-        for path in [*git_dirs(self.root), *(Path(p) for p in s.ro_paths)]:
+        for path in (Path(p) for p in s.ro_paths):
             volumes.setdefault(str(path), {"bind": str(path), "mode": "ro"})
         group_add = [str(self._owner[1])] if self._owner[0] == 0 else None
         mem = f"{s.memory_mb}m"

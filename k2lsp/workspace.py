@@ -1,7 +1,8 @@
 """The workspace a run works in: path confinement, ignore rules, secrets, safe file reading.
 
 Every tool path goes through `Workspace.resolve`, which refuses `..` escapes, absolute paths
-outside the root and symlinks pointing out of it. Files matching the secret denylist
+outside the root, symlinks pointing out of it and any component named `.git` (in any letter
+case): git metadata is never read or written through tools. Files matching the secret denylist
 (`DEFAULT_SECRET_GLOBS` plus the `secret_globs` setting; a `!pattern` entry lifts a default)
 are not read unless the `allow_secrets` setting is on.
 """
@@ -90,6 +91,7 @@ class Workspace:
         raw = os.fspath(path)
         if "\x00" in raw:
             raise PathError(f"path {raw!r} contains a NUL byte")
+        _refuse_git_meta(raw, Path(raw).parts)
         try:
             candidate = Path(raw).expanduser()
             if not candidate.is_absolute():
@@ -101,6 +103,7 @@ class Workspace:
                     f"path {raw!r} is outside the workspace {self.root}; "
                     "use a path relative to the workspace root"
                 )
+            _refuse_git_meta(raw, resolved.relative_to(self.root).parts)
             if _unresolved_link(resolved, self.root):
                 raise PathError(f"path {raw!r} goes through a symlink loop or a broken link")
             if must_exist and not resolved.exists():
@@ -215,6 +218,19 @@ def decode_text(data: bytes, label: str) -> str:
         ) from None
 
 
+def is_git_meta(name: str) -> bool:
+    """Is this path component `.git` (any letter case, trailing dots or spaces ignored)?"""
+    return name.rstrip(". ").lower() == ".git" and name[:4].lower() == ".git"
+
+
+def _refuse_git_meta(raw: str, parts: Iterable[str]) -> None:
+    if any(is_git_meta(part) for part in parts):
+        raise PathError(
+            f"path {raw!r} is inside git metadata (.git); tools never read or write it. "
+            "Use git_status, git_diff, git_log or git_show to look at history"
+        )
+
+
 def _unresolved_link(path: Path, root: Path) -> bool:
     """Did resolution stop early (a symlink loop leaves links and `..` in the result)?"""
     rel_parts = path.relative_to(root).parts
@@ -239,18 +255,12 @@ def _is_within(path: Path, root: Path) -> bool:
 
 
 def _git(cwd: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    """git through the one runner (a run copy gets its own git dir, never a `.git` in it)."""
+    from k2lsp import gitcmd
+
     try:
-        return subprocess.run(
-            ["git", *args],
-            cwd=str(cwd),
-            input=input,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
-    except FileNotFoundError:
+        return gitcmd.run(cwd, *args, input=input, check=False)
+    except gitcmd.GitError:
         return subprocess.CompletedProcess(["git"], 127, b"", b"")
 
 

@@ -452,7 +452,7 @@ async def test_delete_file_refusals(
 def test_atomic_write_cleans_up_its_temp_file_when_the_replace_fails(root: Path) -> None:
     (root / "target").mkdir()
     with pytest.raises(OSError):
-        atomic_write(root / "target", "text")
+        atomic_write(root, root / "target", "text")
     assert [p.name for p in root.iterdir()] == ["target"]
 
 

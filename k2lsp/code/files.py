@@ -7,7 +7,6 @@ directory walk that skips hidden folders and the usual build/dependency folders.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from k2lsp.code.languages import EXTENSIONS
@@ -35,25 +34,14 @@ def _is_source(name: str) -> bool:
 
 
 def _git_files(root: Path) -> list[str] | None:
-    if not (root / ".git").exists():
+    from k2lsp import gitcmd
+
+    if not (root / ".git").exists() and gitcmd.run_copy_git(root) is None:
         return None
+    args = ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]
     try:
-        proc = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(root),
-                "ls-files",
-                "-z",
-                "--cached",
-                "--others",
-                "--exclude-standard",
-            ],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        proc = gitcmd.run(root, *args, check=False)
+    except gitcmd.GitError:
         return None
     if proc.returncode != 0:
         return None

@@ -207,8 +207,7 @@ def create_file(ctx: ToolContext, args: CreateFileParams) -> str:
         )
     _check_parents(ctx, abs_path)
     fileops.gate(rel, None, args.content)
-    abs_path.parent.mkdir(parents=True, exist_ok=True)
-    fileops.atomic_write(abs_path, args.content)
+    fileops.atomic_write(ctx.root, abs_path, args.content)
     diff = fileops.diff_of(rel, None, args.content)
     ctx.record_edit(rel, diff)
     lines = args.content.count("\n") + (0 if args.content.endswith("\n") or not args.content else 1)
@@ -244,7 +243,7 @@ def delete_file(ctx: ToolContext, args: DeleteFileParams) -> str:
     elif abs_path.is_dir():
         raise ToolError(f"{rel} is a directory; delete_file removes single files only")
     old = None if abs_path.is_symlink() else _old_text(ctx, abs_path, rel)
-    os.unlink(abs_path)
+    fileops.remove_file(ctx.root, abs_path)
     ctx.workspace.overlay.pop(rel, None)
     diff = fileops.diff_of(rel, old, None) if old is not None else f"Deleted {rel} (no text diff)\n"
     ctx.record_edit(rel, diff)

@@ -289,7 +289,7 @@ def _write(ctx: ToolContext, abs_path: Path, rel: str, tf: fileops.TextFile, new
     if new_text == tf.text:
         return "(no change: the file already has exactly this code)"
     disk = tf.to_disk(new_text)
-    fileops.atomic_write(abs_path, disk)
+    fileops.atomic_write(ctx.root, abs_path, disk)
     if rel in ctx.workspace.overlay:
         ctx.workspace.overlay[rel] = disk
     diff = fileops.diff_of(rel, tf.raw, disk)
