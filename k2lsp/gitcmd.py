@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from k2lsp.errors import K2lspError
+from k2lsp.redact import known_secrets
 
 # Settings forced on every call: no user hooks, no colour/pager, stable paths and prefixes.
 _FORCED = [
@@ -88,6 +90,8 @@ _HARDEN = [
 _ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR", "SYSTEMROOT")
 # A run-copy git call that takes longer than this is stopped (a hostile tree can be huge).
 DEADLINE_S = 300.0
+# Variables never passed to git, even for the user's own repository (git needs no API key).
+_SECRET_NAME = re.compile(r"(?i)api[_-]?key|token|secret|passw|credential")
 # Identity used when the user has none configured (e.g. CI as root on a fresh machine).
 FALLBACK_NAME = "k2lsp"
 FALLBACK_EMAIL = "k2lsp@localhost"
@@ -184,7 +188,12 @@ def run_copy_git(path: Path | str) -> OwnGit | None:
 
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The process environment without variables that redirect git, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    keys = [k for k in known_secrets() if k]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _SCRUB and not _SECRET_NAME.search(k) and not any(s in v for s in keys)
+    }
     env.setdefault("GIT_TERMINAL_PROMPT", "0")
     env["GIT_OPTIONAL_LOCKS"] = "0"
     if extra:
