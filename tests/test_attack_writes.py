@@ -2,8 +2,9 @@
 write outside the run copy.
 
 A racer process (what a process left running in the sandbox does) atomically exchanges `pkg`
-with a symlink to a folder outside the workspace (`renameat2(RENAME_EXCHANGE)`) non-stop, while `create_file`,
-`edit_file`, `apply_patch` and `delete_file` write into `pkg/` hundreds of times. Whatever the
+with a symlink to a folder outside the workspace (`renameat2(RENAME_EXCHANGE)`) non-stop,
+while `create_file`, `edit_file`, `apply_patch` and `delete_file` write into `pkg/` hundreds
+of times. Whatever the
 interleaving, nothing is ever created, changed or removed outside the workspace; a tool either
 writes inside or reports that it refused to follow a link.
 """
