@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from k2lsp import safefs
 from k2lsp.sandbox import CommandResult, Sandbox
 from k2lsp.testrun.detect import Runner, build_runner
 from k2lsp.testrun.model import TestReport
@@ -45,10 +47,11 @@ def parse_result(runner: Runner, result: CommandResult, root: Path) -> TestRepor
     )
     output = result.output
     parsed = False
-    if runner.junit is not None and runner.junit.exists():
-        parsed = parse_junit(
-            runner.junit.read_text(encoding="utf-8", errors="replace"), report, root
-        )
+    if runner.junit is not None and os.path.lexists(runner.junit):
+        # The sandbox can write the scratch folder: a link planted there is never followed.
+        data = safefs.read_entry(runner.junit.parent, runner.junit.name)
+        if data is not None and not runner.junit.is_symlink():
+            parsed = parse_junit(data.decode("utf-8", "replace"), report, root)
         runner.junit.unlink(missing_ok=True)
     elif runner.name == "go":
         parsed = parse_go_json(output, report, root)
