@@ -121,9 +121,9 @@ def test_headless_run_that_writes_the_key_is_refused_and_keeps_the_copy(tmp_path
     with FakeK2Server(script, models=["kimi-k2-thinking"]) as srv:
         env["K2LSP_BASE_URL"] = srv.base_url
         task = f"do it with {TEST_KEY}"
+        argv = ["--task", task, "--repo", str(repo), "--sandbox", "none", "--output", "branch"]
         proc = subprocess.run(
-            [sys.executable, "-m", "k2lsp", "--task", task, "--repo", str(repo)]
-            + ["--sandbox", "none", "--output", "branch", "--json"],
+            [sys.executable, "-m", "k2lsp", *argv, "--json"],
             env=env,
             capture_output=True,
             text=True,
