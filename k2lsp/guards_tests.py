@@ -137,10 +137,21 @@ def changed_files(root: Path) -> list[tuple[str, str | None, str | None]] | None
         if "R" in code or "C" in code:
             skip_next = True  # the next entry is the rename source
         old = None if code == "??" or "A" in code else _show(root, path)
-        file = root / path
-        new = file.read_text(encoding="utf-8", errors="replace") if file.is_file() else None
+        data = _read_no_follow(root, path)
+        new = data.decode("utf-8", "replace") if data is not None else None
         out.append((path, old, new))
     return out
+
+
+def _read_no_follow(root: Path, path: str) -> bytes | None:
+    """The file's bytes, read without following links the sandbox could have planted."""
+    from k2lsp import safefs
+    from k2lsp.errors import PathError
+
+    try:
+        return safefs.read_entry(root, path)
+    except (PathError, OSError, ValueError):
+        return None
 
 
 def _show(root: Path, path: str) -> str | None:

@@ -22,6 +22,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from k2lsp.errors import PathError
 
@@ -127,6 +128,24 @@ def read_entry(root: Path, rel: str | os.PathLike[str]) -> bytes | None:
 
 
 @functools.lru_cache(maxsize=1)
+def open_read(root: Path, rel: str | os.PathLike[str]) -> BinaryIO:
+    """A binary file object for the regular file `rel` under `root`, opened without following
+    any link on the way (resolve the path first: in-tree links are then already followed)."""
+    parts = _parts(rel)
+    with _parent_fd(Path(root), parts, create=False) as dfd:
+        try:
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise PathError(f"{'/'.join(parts)} is a symlink; refusing to follow it") from None
+            raise
+    fh = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        fh.close()
+        raise PathError(f"{'/'.join(parts)} is not a regular file")
+    return fh
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

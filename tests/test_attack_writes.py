@@ -150,3 +150,28 @@ def test_safefs_replaces_a_final_symlink_instead_of_writing_through_it(tmp_path:
     for bad in ("../x", "/etc/passwd", ""):
         with pytest.raises(PathError):
             safefs.write_bytes(root, bad, b"x")
+
+
+def test_tool_reads_never_return_outside_content_while_a_folder_is_swapped(
+    race: tuple[Path, Path],
+) -> None:
+    root, outside = race
+    (outside / "mod.py").write_text("X = 'OUTSIDE-SECRET'\n")
+    ctx = ToolContext(Workspace(root))
+    registry = build_registry()
+    seen = 0
+
+    async def main() -> None:
+        nonlocal seen
+        for _ in range(TRIES):
+            for name, args in (
+                ("read_file", {"path": "pkg/mod.py"}),
+                ("edit_file", {"path": "pkg/mod.py", "old_text": "OUTSIDE", "new_text": "IN"}),
+            ):
+                result = await registry.execute(name, args, ctx)
+                assert "OUTSIDE-SECRET" not in result.text, (name, result.text)
+                seen += result.ok and name == "read_file"
+
+    asyncio.run(main())
+    assert seen > 0  # some reads went through, from inside the workspace
+    assert (outside / "mod.py").read_text() == "X = 'OUTSIDE-SECRET'\n"

@@ -8,7 +8,7 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pydantic import BaseModel, model_validator
 
@@ -129,8 +129,10 @@ def load_text(ctx: ToolContext, abs_path: Path, rel: str) -> TextFile:
             f"{rel} is {size:,} bytes, too large to edit as text (limit {MAX_TEXT_BYTES:,}); "
             "use run_command with a stream editor instead"
         )
+    with open_read(ctx.root, abs_path) as fh:
+        data = fh.read(MAX_TEXT_BYTES + 1)
     try:
-        raw = decode_text(abs_path.read_bytes(), rel)
+        raw = decode_text(data, rel)
     except PathError as exc:
         raise ToolError(str(exc)) from None
     return TextFile(rel, raw, uses_crlf(raw))
@@ -145,6 +147,15 @@ def atomic_write(root: Path, abs_path: Path, text: str) -> None:
     """
     try:
         safefs.write_bytes(root, _rel_to(root, abs_path), text.encode("utf-8", "surrogatepass"))
+    except PathError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def open_read(root: Path, abs_path: Path) -> BinaryIO:
+    """Open the resolved `abs_path` under `root` for reading without following any link (a
+    folder swapped for a symlink since resolving makes this fail instead of reading outside)."""
+    try:
+        return safefs.open_read(root, _rel_to(root, abs_path))
     except PathError as exc:
         raise ToolError(str(exc)) from None
 

@@ -55,7 +55,7 @@ def read_file(ctx: ToolContext, args: ReadFileParams) -> ToolResult:
         )
     else:
         _require_regular_file(abs_path, rel)
-        with open(abs_path, "rb") as fh:
+        with fileops.open_read(ctx.root, abs_path) as fh:
             page = read_page(fh, rel, start, end, PAGE_CHARS)
     if page.total_lines == 0:
         return ToolResult(True, f"{rel} is empty (0 lines).", f"read {rel} (empty)")
