@@ -127,7 +127,6 @@ def read_entry(root: Path, rel: str | os.PathLike[str]) -> bytes | None:
         return None
 
 
-@functools.lru_cache(maxsize=1)
 def open_read(root: Path, rel: str | os.PathLike[str]) -> BinaryIO:
     """A binary file object for the regular file `rel` under `root`, opened without following
     any link on the way (resolve the path first: in-tree links are then already followed)."""
@@ -139,13 +138,13 @@ def open_read(root: Path, rel: str | os.PathLike[str]) -> BinaryIO:
             if exc.errno == errno.ELOOP:
                 raise PathError(f"{'/'.join(parts)} is a symlink; refusing to follow it") from None
             raise
-    fh = os.fdopen(fd, "rb")
     if not stat.S_ISREG(os.fstat(fd).st_mode):
-        fh.close()
+        os.close(fd)
         raise PathError(f"{'/'.join(parts)} is not a regular file")
-    return fh
+    return os.fdopen(fd, "rb")
 
 
+@functools.lru_cache(maxsize=1)
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -175,3 +175,17 @@ def test_tool_reads_never_return_outside_content_while_a_folder_is_swapped(
     asyncio.run(main())
     assert seen > 0  # some reads went through, from inside the workspace
     assert (outside / "mod.py").read_text() == "X = 'OUTSIDE-SECRET'\n"
+
+
+def test_safefs_reads_the_same_file_again_and_refuses_links(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"one")
+    for expected in (b"one", b"two"):
+        (tmp_path / "d" / "f").write_bytes(expected)
+        with safefs.open_read(tmp_path, "d/f") as fh:
+            assert fh.read() == expected
+    os.symlink("f", tmp_path / "d" / "l")
+    with pytest.raises(PathError, match="symlink"):
+        safefs.open_read(tmp_path, "d/l")
+    with pytest.raises(PathError, match="regular file"):
+        safefs.open_read(tmp_path, "d")
