@@ -19,7 +19,13 @@ from typing import Any
 import pytest
 
 from k2lsp.model.fake_server import FakeK2Server, Reply
-from tests.editor_helpers import CALC, fix_script, make_calc_project
+from tests.editor_helpers import (
+    CALC,
+    fix_script,
+    judge_typing,
+    make_calc_project,
+    make_typing_project,
+)
 
 pytestmark = pytest.mark.editor
 
@@ -153,3 +159,21 @@ def test_bad_input_gets_actionable_messages(nvim: str, project: Path) -> None:
     assert any("no k2lsp server is running" in m for m in notes), notes
     health = "\n".join(data["health"])
     assert "ERROR server command is not executable: /nonexistent/bin/k2lsp" in health, health
+
+
+def test_typing_just_before_delivery_is_never_overwritten(nvim: str, tmp_path: Path) -> None:
+    tries = 10
+    repo = make_typing_project(tmp_path)
+    with FakeK2Server(fix_script() * tries, models=[MODEL]) as srv:
+        data = run_nvim(nvim, "typing.lua", repo, srv.base_url, {"K2_TRIES": str(tries)})
+    assert data["errors"] == [], data["errors"]
+    assert data["marks"].get("done"), data["stderr"][-2000:]
+    verdicts = judge_typing(data["tries"])
+    wrong = [v for v in verdicts if not v["right"]]
+    assert wrong == [], (wrong, [t for t in data["tries"] if not judge_typing([t])[0]["right"]])
+    # the seeded tries cover both timings: a keystroke ahead of the edit, and typing before it
+    assert {v["mode"] for v in verdicts} == {"arrival", "delay"}, verdicts
+    arrival = [v for v in verdicts if v["mode"] == "arrival"]
+    assert all(v["offset_ms"] is not None and v["offset_ms"] >= 0 for v in arrival), arrival
+    # a keystroke on a line away from the fix is merged, never a reason to drop the fix
+    assert any(v["delivery"] == "merged" for v in arrival), verdicts

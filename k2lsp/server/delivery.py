@@ -98,7 +98,7 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
                 return _partly(ls, run, result, missing)
             await asyncio.to_thread(_discard, root, cp_id, state)
             continue  # the editor skipped the whole edit (its buffer moved on): plan again
-        if not partial and landing.moved(ls, plan):
+        if not partial and await landing.moved_soon(ls, plan):
             await asyncio.to_thread(_discard, root, cp_id, state)
             continue  # refused because the user typed meanwhile: plan again
         if not partial:  # nothing landed: a live checkpoint would make `k2lsp undo` pick it

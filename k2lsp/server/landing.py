@@ -66,6 +66,16 @@ def moved(ls: LanguageServer, plan: Plan) -> list[str]:
     return out
 
 
+async def moved_soon(ls: LanguageServer, plan: Plan, timeout: float = 0.5) -> bool:
+    """After a refused edit: did a planned buffer change (its didChange may trail the answer)?"""
+    deadline = time.monotonic() + timeout
+    while not moved(ls, plan):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
 def edited(plan: Plan) -> dict[str, str]:
     """Edited paths that were open buffers when planned (rel -> uri): the ones to check."""
     return {

@@ -104,6 +104,11 @@ function M.client_config(root)
     cmd_env = api_key_env(),
     root_dir = root,
     init_options = { k2lsp = opts },
+    -- Neovim applies documentChanges (versioned edits, create/delete files) but does not say
+    -- so; without it k2lsp would have to send unversioned edits and write new files to disk
+    capabilities = vim.tbl_deep_extend("force", vim.lsp.protocol.make_client_capabilities(), {
+      workspace = { workspaceEdit = { documentChanges = true } },
+    }),
     -- every keystroke reaches k2lsp at once, so its view is current when it delivers
     flags = { debounce_text_changes = 0, allow_incremental_sync = true },
     handlers = {
