@@ -59,6 +59,18 @@ function M.check(edit)
   return nil
 end
 
+--- Text inserted into a new (empty) buffer leaves the buffer's one empty line after it: the
+--- file would be saved with an extra blank line. Remove it within the same undo step.
+local function drop_extra_last_line(buf)
+  local n = vim.api.nvim_buf_line_count(buf)
+  if n > 1 and vim.api.nvim_buf_get_lines(buf, n - 1, n, false)[1] == "" then
+    vim.api.nvim_buf_call(buf, function()
+      pcall(vim.cmd, "undojoin")
+      vim.api.nvim_buf_set_lines(buf, n - 1, n, false, {})
+    end)
+  end
+end
+
 --- The `workspace/applyEdit` handler of the k2lsp client.
 function M.handler(_, params, ctx)
   local edit = params and params.edit
@@ -75,13 +87,13 @@ function M.handler(_, params, ctx)
   if not ok then
     return { applied = false, failureReason = tostring(err) }
   end
-  -- files created by the edit are buffers now: let k2lsp see them (for :K2Undo and later runs)
   for _, change in ipairs(edit.documentChanges or {}) do
-    if change.kind == "create" or change.kind == "rename" then
-      local buf = loaded_buf(change.uri or change.newUri)
-      if buf then
-        require("k2lsp").attach(buf)
-      end
+    local buf = change.kind and loaded_buf(change.uri or change.newUri)
+    if buf and change.kind == "create" then
+      drop_extra_last_line(buf)
+    end
+    if buf then -- a created or renamed file is a buffer now: let k2lsp see it (for :K2Undo)
+      require("k2lsp").attach(buf)
     end
   end
   return { applied = true }
