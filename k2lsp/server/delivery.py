@@ -94,7 +94,7 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
             missing = await landing.verify(ls, root, plan)
             if not missing:
                 return _applied(ls, run, result, plan)
-            if set(missing) != set(landing.edited(plan)):
+            if set(missing) != set(landing.edited(plan)) or not landing.moved(ls, plan):
                 return _partly(ls, run, result, missing)
             await asyncio.to_thread(_discard, root, cp_id, state)
             continue  # the editor skipped the whole edit (its buffer moved on): plan again
@@ -149,8 +149,8 @@ def _refuse(
 def _partly(ls: K2LanguageServer, run: Run, result: RunResult, missing: list[str]) -> RunResult:
     patch = save_patch(ls, run, result.changes)
     msg = (
-        f"K2: the editor applied only part of the edit ({', '.join(missing)} do not hold it); "
-        f"use the editor's undo for the rest. Patch saved in {patch}"
+        f"K2: the editor reported the edit as applied, but {', '.join(missing)} does not hold "
+        f"it; use the editor's undo for any part that landed. Patch saved in {patch}"
     )
     return _refuse(ls, run, result, "refused", msg, missing, patch)
 

@@ -37,9 +37,7 @@ def _last_change(ls: LanguageServer) -> float:
     return float(getattr(ls, "last_change", 0.0))  # set by the didOpen/didChange handlers
 
 
-async def settle(
-    ls: LanguageServer, quiet: float = QUIET_S, limit: float = SETTLE_LIMIT_S
-) -> None:
+async def settle(ls: LanguageServer, quiet: float = QUIET_S, limit: float = SETTLE_LIMIT_S) -> None:
     """Wait until no document changed for `quiet` seconds (at most `limit` seconds)."""
     deadline = time.monotonic() + limit
     while True:
