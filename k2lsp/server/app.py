@@ -44,6 +44,7 @@ class K2LanguageServer(LanguageServer):
         self.init_options: object = None  # raw initializationOptions (plain JSON)
         self._config: EditorConfig | None = None
         self.last_change = 0.0  # time.monotonic() of the last didOpen/didChange/didClose
+        self.watched: dict[str, list[str]] = {}  # uri -> its texts while a delivery lands
 
     # Session state, built on first use so that `initialize` imports as little as possible.
     @property

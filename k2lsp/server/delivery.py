@@ -89,9 +89,13 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
         if landing.moved(ls, plan):  # typed while the checkpoint was written: plan again
             await asyncio.to_thread(_discard, root, cp_id, state)
             continue
-        ok, reason, partial = await apply_plan(ls, root, plan, run.title)
+        landing.watch(ls, plan)
+        try:
+            ok, reason, partial = await apply_plan(ls, root, plan, run.title)
+            missing = await landing.verify(ls, root, plan) if ok else []
+        finally:
+            landing.unwatch(ls, plan)
         if ok:
-            missing = await landing.verify(ls, root, plan)
             if not missing:
                 return _applied(ls, run, result, plan)
             if set(missing) != set(landing.edited(plan)) or not landing.moved(ls, plan):

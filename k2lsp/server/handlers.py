@@ -115,6 +115,8 @@ def _did_change(ls: K2LanguageServer, params: types.DidChangeTextDocumentParams)
     ls.last_change = time.monotonic()  # landing waits for a quiet moment after it
     doc = ls.workspace.text_documents.get(params.text_document.uri)
     if doc is not None:
+        if doc.uri in ls.watched:  # a delivery checks every text the buffer went through
+            ls.watched[doc.uri].append(doc.source)
         ls.test_cache.warm(doc.uri, doc.path, doc.version, doc.source)
 
 

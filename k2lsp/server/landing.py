@@ -83,25 +83,49 @@ def edited(plan: Plan) -> dict[str, str]:
     }
 
 
+def watch(ls: LanguageServer, plan: Plan) -> None:
+    """Start recording every text the planned buffers go through (before the edit is sent)."""
+    watched: dict[str, list[str]] = getattr(ls, "watched", {})
+    for uri in edited(plan).values():
+        watched[uri] = []
+
+
+def unwatch(ls: LanguageServer, plan: Plan) -> None:
+    """Stop recording (after `verify`)."""
+    watched: dict[str, list[str]] = getattr(ls, "watched", {})
+    for uri in edited(plan).values():
+        watched.pop(uri, None)
+
+
 async def verify(ls: LanguageServer, root: Path, plan: Plan) -> list[str]:
-    """After an applied edit: the planned buffers that do not hold their change (empty: all)."""
+    """After an applied edit: the planned buffers that never held their change (empty: all did).
+
+    Every text a buffer went through since `watch` counts: the user may type right after the
+    edit landed, and that typing is theirs, not a sign the edit is missing.
+    """
     tracked = edited(plan)
     if not tracked:
         return []
+    watched: dict[str, list[str]] = getattr(ls, "watched", {})
     deadline = time.monotonic() + ECHO_TIMEOUT_S
     while time.monotonic() < deadline and not set(tracked) <= set(moved(ls, plan)):
         await asyncio.sleep(0.01)  # every edited buffer echoes the edit as a didChange
     await settle(ls)
     missing = []
-    for rel in tracked:
+    for rel, uri in tracked.items():
         try:
-            now = current_state(ls, root, rel).text
+            texts: list[str | None] = [*watched.get(uri, []), current_state(ls, root, rel).text]
         except PathError:
             missing.append(rel)
             continue
-        if not await asyncio.to_thread(holds, plan.before.get(rel), now, plan.after.get(rel)):
+        before, after = plan.before.get(rel), plan.after.get(rel)
+        if not await asyncio.to_thread(_held, before, texts, after):
             missing.append(rel)
     return missing
+
+
+def _held(before: str | None, texts: list[str | None], after: str | None) -> bool:
+    return any(holds(before, text, after) for text in texts)
 
 
 def holds(before: str | None, now: str | None, after: str | None) -> bool:

@@ -26,18 +26,36 @@ local function rand(n)
 end
 
 local current = nil -- the try in progress
-local apply = require("k2lsp.apply")
-local real_handler = apply.handler
-apply.handler = function(err, params, ctx)
-  local t = current
-  if t then
-    if t.mode == "arrival" and not t.typed_ms then
-      t.type_now()
+local function watched(real)
+  return function(err, params, ctx)
+    local t = current
+    if t then
+      if t.mode == "arrival" and not t.typed_ms then
+        t.type_now()
+      end
+      t.apply_ms = t.apply_ms or {}
+      table.insert(t.apply_ms, now_ms())
     end
-    t.apply_ms = t.apply_ms or {}
-    table.insert(t.apply_ms, now_ms())
+    return real(err, params, ctx)
   end
-  return real_handler(err, params, ctx)
+end
+
+if os.getenv("K2_STOCK") == "1" then
+  -- for bench/nvim_typing.py --stock: Neovim's own applyEdit, capabilities and change batching
+  local k2 = require("k2lsp")
+  local config = k2.client_config
+  k2.client_config = function(root)
+    local cfg = config(root)
+    if cfg then
+      cfg.flags, cfg.capabilities = nil, nil
+      cfg.handlers["workspace/applyEdit"] = nil
+    end
+    return cfg
+  end
+  vim.lsp.handlers["workspace/applyEdit"] = watched(vim.lsp.handlers["workspace/applyEdit"])
+else
+  local apply = require("k2lsp.apply")
+  apply.handler = watched(apply.handler)
 end
 
 local status = require("k2lsp.status")
