@@ -250,6 +250,7 @@ async def _ask_preview(ls: K2LanguageServer, run: Run, n: int) -> None:
 async def undo(ls: K2LanguageServer, run: Run) -> list[str]:
     """Restore the files `run` delivered, through the editor; EditConflict if they moved on."""
     root = Path(run.request.repo).resolve()
+    await landing.settle(ls)
     plan = plan_delivery(ls, root, inverse(run.before, run.after))
     if plan.conflicts:
         why = "".join(f"; {p}: {r}" for p, r in plan.reasons.items())
