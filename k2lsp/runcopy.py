@@ -347,15 +347,18 @@ def collect(state_dir: Path | str | None = None, *, setup_grace_s: float = 600.0
     `run.json` younger than `setup_grace_s` is a run being created right now (its lock may not
     be taken yet) and is left alone too. Returns one line per run handled.
     """
+    runs = default_state_dir(state_dir) / "runs"
+    changed = {}  # taken before stale_runs, whose lock attempt touches the folders
+    for run_dir in runs.iterdir() if runs.is_dir() else []:
+        try:
+            changed[run_dir] = run_dir.stat().st_mtime
+        except OSError:
+            continue
     done = []
     for run_dir in stale_runs(state_dir):
-        if not (run_dir / "run.json").exists():
-            try:
-                age = time.time() - run_dir.stat().st_mtime
-            except OSError:
-                continue
-            if age < setup_grace_s:
-                continue
+        young = time.time() - changed.get(run_dir, time.time()) < setup_grace_s
+        if young and not (run_dir / "run.json").exists():
+            continue
         try:
             done.append(remove_run(run_dir))
         except (gitcmd.GitError, OSError) as exc:

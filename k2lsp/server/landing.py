@@ -7,9 +7,10 @@ by default; a keystroke can land between the server's plan and the editor applyi
 - after the undo checkpoint is written, `moved` tells whether a planned buffer changed
   meanwhile (then the plan is dropped and made again on the new text);
 - after `workspace/applyEdit`, `verify` waits for the editor's own `didChange` and checks that
-  every edited buffer really holds the change: clients that skip a stale versioned edit yet
-  answer `applied: true` (stock Neovim does) are caught here, and the delivery is planned
-  again (three-way merge over the user's new text) or reported as a conflict.
+  every edited buffer really held the change at some point (typing right after it is the
+  user's): clients that skip a stale versioned edit yet answer `applied: true` (stock Neovim
+  does) are caught here, and the delivery is planned again (three-way merge over the user's
+  new text) or reported as a conflict.
 
 Nothing here writes: `k2lsp.server.delivery` decides what to do with the answers.
 """
