@@ -161,11 +161,17 @@ def test_bad_input_gets_actionable_messages(nvim: str, project: Path) -> None:
     assert "ERROR server command is not executable: /nonexistent/bin/k2lsp" in health, health
 
 
-def test_typing_just_before_delivery_is_never_overwritten(nvim: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("settings", ["plugin", "stock"])
+def test_typing_just_before_delivery_is_never_overwritten(
+    nvim: str, tmp_path: Path, settings: str
+) -> None:
+    """`stock`: Neovim's own applyEdit handler, capabilities and 150 ms change batching (a user
+    starting k2lsp without the plugin); the server alone must keep the typing safe."""
     tries = 10
     repo = make_typing_project(tmp_path)
+    env = {"K2_TRIES": str(tries), "K2_STOCK": "1" if settings == "stock" else "0"}
     with FakeK2Server(fix_script() * tries, models=[MODEL]) as srv:
-        data = run_nvim(nvim, "typing.lua", repo, srv.base_url, {"K2_TRIES": str(tries)})
+        data = run_nvim(nvim, "typing.lua", repo, srv.base_url, env)
     assert data["errors"] == [], data["errors"]
     assert data["marks"].get("done"), data["stderr"][-2000:]
     verdicts = judge_typing(data["tries"])

@@ -166,7 +166,7 @@ def plan_delivery(ls: LanguageServer, root: Path, changes: ChangeSet) -> Plan:
     """Compare every change with the editor's state and build the edit (or the conflicts)."""
     caps = ls.client_capabilities
     ws_edit = caps.workspace.workspace_edit if caps and caps.workspace else None
-    versioned = bool(ws_edit and ws_edit.document_changes)
+    versioned = bool(ws_edit and ws_edit.document_changes) or _quietly_versioned(ls)
     res_ops = (
         {str(getattr(k, "value", k)) for k in (ws_edit.resource_operations or [])}
         if ws_edit and versioned
@@ -213,6 +213,16 @@ def plan_delivery(ls: LanguageServer, root: Path, changes: ChangeSet) -> Plan:
     elif plain:
         plan.edit = types.WorkspaceEdit(changes=plain)
     return plan
+
+
+# Clients that apply `documentChanges` (versions, resource operations) without advertising it.
+# Neovim (every release since 0.5) does; unversioned edits would land on whatever the buffer
+# holds by then, so it gets versioned ones.
+_APPLIES_DOCUMENT_CHANGES = ("Neovim",)
+
+
+def _quietly_versioned(ls: LanguageServer) -> bool:
+    return str(getattr(ls, "client_name", "")) in _APPLIES_DOCUMENT_CHANGES
 
 
 def _plan_create_delete(

@@ -21,6 +21,7 @@ CommandHandler = Callable[..., Awaitable[dict[str, Any]]]
 def _initialize(ls: K2LanguageServer, params: types.InitializeParams) -> None:
     # Only a snapshot here: options are validated (and problems shown) on `initialized`.
     ls.init_options = as_dict(params.initialization_options)
+    ls.client_name = params.client_info.name if params.client_info else ""
     exp = as_dict(params.capabilities.experimental) if params.capabilities else None
     k2 = exp.get("k2lsp") if isinstance(exp, dict) else None
     ls.experimental_stream = isinstance(k2, dict) and k2.get("stream") is True
