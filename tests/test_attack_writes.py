@@ -189,3 +189,24 @@ def test_safefs_reads_the_same_file_again_and_refuses_links(tmp_path: Path) -> N
         safefs.open_read(tmp_path, "d/l")
     with pytest.raises(PathError, match="regular file"):
         safefs.open_read(tmp_path, "d")
+
+
+def test_repo_map_and_references_never_read_through_a_planted_link(tmp_path: Path) -> None:
+    root, outside = tmp_path / "ws", tmp_path / "outside"
+    (root / "pkg").mkdir(parents=True)
+    outside.mkdir()
+    (root / "pkg" / "mod.py").write_text("def inside_fn():\n    return outside_secret_fn\n")
+    (outside / "secret.py").write_text("def outside_secret_fn():\n    return 'HOST-ONLY'\n")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)  # ls-files lists the link
+    os.symlink(outside / "secret.py", root / "pkg" / "leak.py")  # what a sandbox could plant
+    ctx = ToolContext(Workspace(root))
+    registry = build_registry()
+    for name, args in (
+        ("repo_map", {}),
+        ("find_symbol", {"name": "outside_secret_fn"}),
+        ("find_symbol", {"name": "inside_fn"}),
+    ):
+        result = asyncio.run(registry.execute(name, args, ctx))
+        assert "HOST-ONLY" not in result.text and "leak.py" not in result.text, result.text
+    mapped = asyncio.run(registry.execute("repo_map", {}, ctx))
+    assert "inside_fn" in mapped.text

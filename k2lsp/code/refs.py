@@ -9,6 +9,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from k2lsp import safefs
+from k2lsp.errors import PathError
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Words every language is full of; counting them only costs memory.
 _STOP = frozenset(
@@ -121,9 +124,10 @@ def _grep_python(root: Path, word: str, under: str, limit: int) -> list[tuple[st
     for rel in list_source_files(root):
         if under and not (rel == under or rel.startswith(under.rstrip("/") + "/")):
             continue
-        try:
-            text = (root / rel).read_text("utf-8")
-        except (OSError, UnicodeDecodeError):
+        try:  # never through a link: the sandbox may have planted one to a host file
+            with safefs.open_read(root, rel) as fh:
+                text = fh.read().decode("utf-8")
+        except (OSError, UnicodeDecodeError, PathError):
             continue
         for line, snippet in reference_lines(text, word, limit - len(out)):
             out.append((rel, line, snippet))

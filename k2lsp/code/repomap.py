@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from k2lsp import safefs
 from k2lsp.code.cache import DiskCache, content_hash, default_cache_dir
 from k2lsp.code.files import list_source_files
 from k2lsp.code.languages import language_for
 from k2lsp.code.refs import identifier_votes
 from k2lsp.code.symbols import Symbol, extract_symbols
+from k2lsp.errors import PathError
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +165,10 @@ class RepoMap:
         stats: RefreshStats,
         new_blobs: list[str],
     ) -> None:
-        try:
-            with open(os.path.join(self._root_str, rel), "rb") as fh:
+        try:  # never through a link: the sandbox may have planted one to a host file
+            with safefs.open_read(Path(self._root_str), rel) as fh:
                 data = fh.read()
-        except OSError:
+        except (OSError, PathError):
             return
         stats.rehashed += 1
         digest = content_hash(data)
