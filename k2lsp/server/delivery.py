@@ -17,6 +17,7 @@ from lsprotocol import types
 from k2lsp.agent.events import Outcome
 from k2lsp.changes import ChangeSet
 from k2lsp.errors import EditConflict, K2lspError, PathError
+from k2lsp.redact import redact
 from k2lsp.server import landing, protocol
 from k2lsp.server.config import state_dir
 from k2lsp.server.edits import Plan, check_disk, inverse, plan_delivery, write_disk
@@ -101,7 +102,7 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
         plan = plan_delivery(ls, root, changes)
         if plan.conflicts:
             return _conflict(ls, run, result, plan)
-        label = f"k2lsp run {run.id}: {run.request.task[:60]}"
+        label = f"k2lsp run {run.id}: {' '.join(redact(run.request.task).split())[:60]}"
         cp_id, failed = await asyncio.to_thread(_checkpoint, root, plan, label, state)
         if failed:
             patch = save_patch(ls, run, changes)
