@@ -65,7 +65,12 @@ def run_headless(args: argparse.Namespace) -> int:
     output = args.output or default_output()
     if args.patch_file and output != "patch":
         raise UsageError("--patch-file only works with --output patch")
-    settings = load_settings(repo.resolve(), settings_overrides(args))
+    settings = load_settings(
+        repo.resolve(),
+        settings_overrides(args),
+        trusted=True if getattr(args, "trust_repo", False) else None,
+        notify=lambda line: print(line, file=sys.stderr),
+    )
     to_stdout_patch = output == "patch" and not args.patch_file and not args.json
     sink: EventSink
     if args.json:

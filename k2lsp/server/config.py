@@ -184,7 +184,11 @@ def _settings_hints() -> dict[str, Any]:
         from k2lsp.config import Settings
 
         hints = typing.get_type_hints(Settings)
-        _HINTS = {k: v for k, v in hints.items() if k not in ("extra", "api_key_env")}
+        _HINTS = {
+            k: v
+            for k, v in hints.items()
+            if k not in ("extra", "api_key_env", "api_key_source", "untrusted")
+        }
     return _HINTS
 
 
