@@ -27,8 +27,8 @@ import difflib
 import logging
 import os
 import tomllib
-from dataclasses import dataclass, field, fields
 from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
