@@ -29,7 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gc": ("k2lsp.runcopy:cli_gc", "remove leftover run copies"),
     "trust": ("k2lsp.trust:cli", "let a repository's k2lsp.toml set the key/sandbox settings"),
 }
-SERVER_FLAGS = ("--stdio", "--tcp", "--ws", "--port", "--host", "--log-level")
+SERVER_FLAGS = ("--stdio", "--tcp", "--ws", "--port", "--host", "--log-level", "--max-message-mb")
 OUTPUTS = ("apply", "branch", "patch")
 SANDBOXES = ("auto", "docker", "bwrap", "none")
 MODES = ("task", "ask", "fix_diagnostic", "explain", "refactor", "write_tests", "fix_failing_test")

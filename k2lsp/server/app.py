@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from k2lsp.server.runs import Run, RunRegistry
 
 log = logging.getLogger(__name__)
+DEFAULT_MAX_MESSAGE_MB = 64
 Approve = Callable[[str, str], Awaitable[bool]]
 
 
@@ -43,6 +46,57 @@ class K2LanguageServer(LanguageServer):
         self._tasks: set[asyncio.Task[None]] = set()
         self.init_options: object = None  # raw initializationOptions (plain JSON)
         self._config: EditorConfig | None = None
+        self.max_message_bytes = DEFAULT_MAX_MESSAGE_MB << 20
+
+    # Transport: pygls' reader is replaced by the resynchronising one of `framing`.
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve over stdin/stdout with the robust framing reader."""
+        from pygls.io_ import StdoutWriter
+
+        from k2lsp.server.framing import run_framed
+
+        self._stop_event = threading.Event()
+        source = stdin or sys.stdin.buffer
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        read1 = getattr(source, "read1", None) or source.read
+
+        async def read() -> bytes:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.thread_pool, read1, 65536)
+
+        try:
+            asyncio.run(
+                run_framed(self._stop_event, read, self.protocol, max_body=self.max_message_bytes)
+            )
+        except BrokenPipeError:
+            log.error("the connection to the client is lost; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    def start_tcp(self, host: str, port: int) -> None:
+        """Serve one TCP client at a time with the robust framing reader."""
+        from k2lsp.server.framing import run_framed
+
+        self._stop_event = stop = threading.Event()
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.protocol.set_writer(writer)  # type: ignore[arg-type]
+
+            async def read() -> bytes:
+                return await reader.read(65536)
+
+            await run_framed(stop, read, self.protocol, max_body=self.max_message_bytes)
+            self.shutdown()
+
+        async def main() -> None:
+            self._server = await asyncio.start_server(connection, host, port)
+            async with self._server:
+                await self._server.serve_forever()
+
+        with contextlib.suppress(asyncio.CancelledError):
+            asyncio.run(main())
 
     # Session state, built on first use so that `initialize` imports as little as possible.
     @property
@@ -194,7 +248,16 @@ def serve(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="TCP address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="TCP port (with --tcp)")
     parser.add_argument("--log-level", default="WARNING", help="stderr log level")
+    parser.add_argument(
+        "--max-message-mb",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_MB,
+        help=f"largest LSP message body read, in MB (default {DEFAULT_MAX_MESSAGE_MB}); "
+        "larger ones are skipped and answered with an error",
+    )
     args = parser.parse_args(argv)
+    if args.max_message_mb < 1:
+        parser.error("--max-message-mb must be at least 1")
     if args.tcp and args.stdio:
         parser.error("choose one of --stdio and --tcp")
     if args.tcp and not args.port:
@@ -208,6 +271,7 @@ def serve(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("pygls").setLevel(logging.WARNING)
     server = create_server()
+    server.max_message_bytes = args.max_message_mb << 20
     if args.tcp:
         server.start_tcp(args.host, args.port)
     else:
