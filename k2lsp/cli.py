@@ -125,6 +125,16 @@ def error(message: str, hint: str = "") -> None:
     print(f"k2lsp: error: {text}" + (f"\n  {hint}" if hint else ""), file=sys.stderr)
 
 
+def _log_to_stderr() -> None:
+    """Warnings as plain stderr lines, through the redaction boundary."""
+    import logging
+
+    from k2lsp.boundary import redact_log_handlers
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    redact_log_handlers()
+
+
 def _is_server(argv: list[str]) -> bool:
     return not argv or (any(a.split("=")[0] in SERVER_FLAGS for a in argv) and "--task" not in argv)
 
@@ -136,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         if _is_server(argv):
             serve = _load("k2lsp.server.app:serve", "server")
             return 2 if serve is None else int(serve(argv) or 0)
+        _log_to_stderr()
         if argv[0] in SUBCOMMANDS:
             func = _load(SUBCOMMANDS[argv[0]][0], argv[0])
             return 2 if func is None else int(func(argv[1:]) or 0)

@@ -92,6 +92,12 @@ def register_secret(value: str | None) -> None:
             _KNOWN.add(value)
 
 
+def known_secrets() -> list[str]:
+    """The registered secret values, longest first."""
+    with _LOCK:
+        return sorted(_KNOWN, key=len, reverse=True)
+
+
 def secrets_version() -> int:
     """Changes whenever a new secret is registered (lets callers cache redacted texts)."""
     with _LOCK:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import sys
 import threading
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from k2lsp import __version__
 from k2lsp.server import protocol
@@ -37,11 +39,27 @@ DEFAULT_MAX_MESSAGE_MB = 64
 Approve = Callable[[str, str], Awaitable[bool]]
 
 
+class SafeProtocol(LanguageServerProtocol):
+    """pygls' protocol whose every outgoing message passes the redaction boundary."""
+
+    def _send_data(self, data: Any) -> None:
+        if not data:
+            return
+        from k2lsp.boundary import lsp_message
+
+        try:
+            plain = json.loads(json.dumps(data, default=self._serialize_message))
+        except (TypeError, ValueError):
+            super()._send_data(data)  # pygls reports what cannot be serialised
+            return
+        super()._send_data(lsp_message(plain) if isinstance(plain, dict) else plain)
+
+
 class K2LanguageServer(LanguageServer):
     """pygls server plus the session state: configuration, runs, caches, diagnostics."""
 
     def __init__(self) -> None:
-        super().__init__("k2lsp", __version__)
+        super().__init__("k2lsp", __version__, protocol_cls=SafeProtocol)
         self.experimental_stream = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.init_options: object = None  # raw initializationOptions (plain JSON)
@@ -269,6 +287,9 @@ def serve(argv: list[str] | None = None) -> int:
         level=str(args.log_level).upper(),
         format="k2lsp %(levelname)s %(name)s: %(message)s",
     )
+    from k2lsp.boundary import redact_log_handlers
+
+    redact_log_handlers()
     logging.getLogger("pygls").setLevel(logging.WARNING)
     server = create_server()
     server.max_message_bytes = args.max_message_mb << 20
