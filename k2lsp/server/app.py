@@ -65,6 +65,7 @@ class K2LanguageServer(LanguageServer):
         self.init_options: object = None  # raw initializationOptions (plain JSON)
         self._config: EditorConfig | None = None
         self.max_message_bytes = DEFAULT_MAX_MESSAGE_MB << 20
+        self.trust_notices: set[tuple[str, str]] = set()  # (root, config hash) announced
 
     # Transport: pygls' reader is replaced by the resynchronising one of `framing`.
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
@@ -161,10 +162,11 @@ class K2LanguageServer(LanguageServer):
         return Path(root).resolve()
 
     def run_settings(self) -> Settings:
-        """Settings for a new run: every configuration layer plus the editor's overrides."""
-        from k2lsp.config import load_settings
+        """Settings for a new run: every configuration layer plus the editor's overrides, with
+        the repository's sensitive keys only if it is trusted (k2lsp.server.workspace_trust)."""
+        from k2lsp.server.workspace_trust import run_settings
 
-        return load_settings(self.root(), dict(self.editor_config.overrides))
+        return run_settings(self)
 
     def wants_stream(self) -> bool:
         """Did the client opt in to `k2lsp/stream` notifications?"""

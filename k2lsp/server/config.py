@@ -41,6 +41,9 @@ class ServerOptions:
     transcript: bool = True
     log_reasoning: bool = True
     approvals: str = "ask"
+    # The editor's own workspace trust (VS Code: workspace.isTrusted). None: k2lsp's trust
+    # store decides (`k2lsp trust`); see k2lsp.trust.
+    workspace_trusted: bool | None = None
 
 
 @dataclass
