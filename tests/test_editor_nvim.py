@@ -153,3 +153,17 @@ def test_bad_input_gets_actionable_messages(nvim: str, project: Path) -> None:
     assert any("no k2lsp server is running" in m for m in notes), notes
     health = "\n".join(data["health"])
     assert "ERROR server command is not executable: /nonexistent/bin/k2lsp" in health, health
+
+
+def test_untrusted_repository_asks_once_and_trusts_through_the_server(
+    nvim: str, project: Path
+) -> None:
+    (project / "k2lsp.toml").write_text('sandbox = "none"\nallow_commands = ["*"]\n')
+    data = run_nvim(nvim, "trust.lua", project, "http://127.0.0.1:9/v1")
+    assert data["errors"] == [], data["errors"]
+    assert data["marks"]["client_ready"] and data["marks"]["trusted"], data["stderr"][-2000:]
+    first = data["prompts"][0]
+    assert str(project) in first and "allow_commands, sandbox" in first, data["prompts"]
+    assert len(data["prompts"]) == 2  # the real notice, then one for the new hash, not three
+    store = json.loads("\n".join(data["store"]))
+    assert str(project.resolve()) in store["repos"]
