@@ -5,9 +5,11 @@ but text also leaves by other roads: the final answer in `window/showMessage` an
 `k2lsp/delivery` notification, the task in an `applyEdit` label, the transcript file, stderr
 logs, the terminal. This module is the one last pass for all of them:
 
-- `lsp_message`: every outgoing JSON-RPC message (notifications, requests, responses,
-  errors) with every string redacted — except the document text of a `workspace/applyEdit`,
-  which is the user's file content and must arrive byte for byte (its `label` is redacted);
+- `lsp_body` / `lsp_message`: every outgoing JSON-RPC message (notifications, requests,
+  responses, errors) with every string redacted — except the document text of a
+  `workspace/applyEdit`, which is the user's file content and must arrive byte for byte (its
+  `label` is redacted). A cheap scan of the serialised message skips the per-string work
+  when nothing in it could need redaction (most messages);
 - `safe_text` for files (the transcript) and terminal output; `SafeStream` wraps a text stream;
 - `RedactingFormatter` for log handlers (stderr, log files).
 
@@ -17,10 +19,11 @@ Redaction removes the registered secrets (the API key in use) and key-shaped tok
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, TextIO
 
-from k2lsp.redact import MARKER, known_secrets, redact
+from k2lsp.redact import MARKER, known_secrets, may_change_json, redact
 
 APPLY_EDIT = "workspace/applyEdit"
 
@@ -70,6 +73,16 @@ def lsp_message(message: dict[str, Any]) -> dict[str, Any]:
         out["params"] = {k: (v if k == "edit" else safe_json(v)) for k, v in params.items()}
         return out
     return {k: safe_json(v) for k, v in message.items()}
+
+
+def lsp_body(body: str) -> str:
+    """One serialised outgoing JSON-RPC message, redacted; returned unchanged (no parsing, no
+    copy) when no string in it could need redaction (`k2lsp.redact.may_change_json`)."""
+    if not may_change_json(body):
+        return body
+    message = json.loads(body)
+    safe = lsp_message(message) if isinstance(message, dict) else safe_json(message)
+    return json.dumps(safe)
 
 
 class SafeStream:

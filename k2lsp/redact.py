@@ -3,6 +3,7 @@ are replaced by a marker in tool output, events, logs and trajectories."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterable
@@ -69,6 +70,37 @@ _KEY_NAME = re.compile(
     r"(?i)(?:api[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token"
     r"|private[_-]?key|password|passwd)[\"']?\s*$"
 )
+
+
+# The gate of `may_change_json`: looser versions of the token patterns (no leading word check:
+# in JSON text an escaped "\n" puts a letter before a token that starts a line).
+_LOOSE: list[re.Pattern[str] | None] = [
+    re.compile(p.removeprefix(_WORD)) if p.startswith((_WORD, "://")) else None for _, p in _SPECS
+]
+# An assignment cue inside a JSON string: `=` or `:`, escaped whitespace, then \" or '.
+_ESCAPED_ASSIGN = re.compile(r"""[:=](?:\s|\\[nrt])*(?:\\"|')""")
+
+
+def may_change_json(text: str, extra: Iterable[str] = ()) -> bool:
+    """Could redacting the strings of the JSON document `text` change any of them?
+
+    False is a guarantee (each check is a superset of what `redact` looks for, taking JSON
+    escaping into account), so a caller may send `text` as it is; True means: redact the parsed
+    strings one by one. Costs a few substring searches over `text`."""
+    with _LOCK:
+        known = _KNOWN | {s for s in extra if s and len(s) >= 6}
+    for secret in known:
+        escaped = json.dumps(secret)[1:-1]
+        if secret[:12] in text or escaped[:12] in text:
+            return True
+    lower = text.lower()
+    for loose, triggers, caseless in zip(_LOOSE, _TRIGGERS, _CASELESS, strict=True):
+        if any(t in (lower if caseless else text) for t in triggers):
+            if loose is None or loose.search(text):
+                return True
+    if any(k in lower for k in ("key", "secret", "token", "passw")):
+        return _ESCAPED_ASSIGN.search(text) is not None
+    return False
 
 
 def _replace_secret(match: re.Match[str]) -> str:

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from conftest import TEST_KEY, make_k2_env
 
-from k2lsp.boundary import lsp_message, safe_text
+from k2lsp.boundary import lsp_body, lsp_message, safe_text
 from k2lsp.model.fake_script import Reply
 from k2lsp.model.fake_server import FakeK2Server
-from k2lsp.redact import MARKER, register_secret
+from k2lsp.redact import MARKER, may_change_json, register_secret
 from tests.lsp_fixtures import API_KEY, FIX_ADD, make_project, start_editor, stop_editor
+from tests.test_redact import SECRETS as TEST_SECRETS
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -132,3 +133,40 @@ def test_apply_edit_keeps_the_document_text_and_redacts_the_label() -> None:
     note = {"jsonrpc": "2.0", "method": "window/showMessage", "params": {"message": key[:20]}}
     assert key[:20] not in json.dumps(lsp_message(note))
     assert safe_text("nothing secret here") == "nothing secret here"
+
+
+GATE_CASES = [
+    *[f"\n{s}" for s in TEST_SECRETS],
+    'API_KEY =\n"Zk3mQ9xT2bV7nL4p"',
+    "password: 'hunter2hunter2'",
+    'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"',
+    "Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345",
+    "see postgres://admin:s3cretPassw0rd@db:5432/app",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
+    "the key is sk-boundary-gate-0123456789abcdef cut here",
+    "cut: sk-boundary-gate-01234",
+]
+
+
+@pytest.mark.parametrize("text", GATE_CASES)
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_the_cheap_gate_never_lets_a_redactable_string_through(text: str, ascii_only: bool) -> None:
+    register_secret("sk-boundary-gate-0123456789abcdef")
+    message = {"jsonrpc": "2.0", "method": "window/logMessage", "params": {"message": "é" + text}}
+    body = json.dumps(message, ensure_ascii=ascii_only)
+    assert safe_text(message["params"]["message"]) != message["params"]["message"]
+    assert may_change_json(body)
+    assert "sk-boundary-gate-0123" not in lsp_body(body)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"jsonrpc": "2.0", "method": "$/progress", "params": {"token": "k2lsp-r1", "value": {}}},
+        {"jsonrpc": "2.0", "id": 4, "result": {"runId": "r1", "transcriptUri": "file:///t.md"}},
+        {"jsonrpc": "2.0", "method": "window/logMessage", "params": {"message": "tests: 3 passed"}},
+    ],
+)
+def test_ordinary_messages_skip_the_per_string_pass(message: dict[str, Any]) -> None:
+    body = json.dumps(message)
+    assert not may_change_json(body) and lsp_body(body) is body

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInternalError
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
@@ -40,19 +41,35 @@ Approve = Callable[[str, str], Awaitable[bool]]
 
 
 class SafeProtocol(LanguageServerProtocol):
-    """pygls' protocol whose every outgoing message passes the redaction boundary."""
+    """pygls' protocol whose every outgoing message passes the redaction boundary
+    (`k2lsp.boundary.lsp_body`) on its way to the writer."""
 
     def _send_data(self, data: Any) -> None:
         if not data:
             return
-        from k2lsp.boundary import lsp_message
+        if self.writer is None:
+            log.error("cannot send: no transport")
+            return
+        from k2lsp.boundary import APPLY_EDIT, lsp_body, lsp_message
 
         try:
-            plain = json.loads(json.dumps(data, default=self._serialize_message))
-        except (TypeError, ValueError):
-            super()._send_data(data)  # pygls reports what cannot be serialised
-            return
-        super()._send_data(lsp_message(plain) if isinstance(plain, dict) else plain)
+            if getattr(data, "method", None) == APPLY_EDIT:  # the document text is not scanned
+                plain = self._converter.unstructure(data)
+                body = json.dumps(lsp_message(plain), default=self._serialize_message)
+            else:
+                body = lsp_body(json.dumps(data, default=self._serialize_message))
+            raw = body.encode(self.CHARSET)
+            if self._include_headers:
+                head = f"Content-Length: {len(raw)}\r\n"
+                head += f"Content-Type: {self.CONTENT_TYPE}; charset={self.CHARSET}\r\n\r\n"
+                raw = head.encode("ascii") + raw
+            self.writer.write(raw)  # stdio and TCP writers are synchronous
+        except BrokenPipeError:
+            log.error("cannot send: the client is gone")
+            raise
+        except Exception as error:
+            log.exception("error sending data")
+            self._server._report_server_error(error, JsonRpcInternalError)
 
 
 class K2LanguageServer(LanguageServer):
