@@ -172,6 +172,18 @@ def test_a_broken_store_trusts_nothing(env: dict[str, Path]) -> None:
     assert trust.store_path().stat().st_mode & 0o077 == 0
 
 
+def test_doctor_names_the_ignored_keys_and_the_fix(env: dict[str, Path]) -> None:
+    from k2lsp.doctor import check_trust
+
+    repo = env["repo"]
+    (repo / "k2lsp.toml").write_text('sandbox = "none"\n')
+    check = check_trust(repo, load_settings(repo, notify=lambda _: None).untrusted)
+    assert check.status == "warn" and "sandbox" in check.detail
+    assert f"k2lsp trust {repo}" in check.render()
+    trust.trust(repo)
+    assert check_trust(repo, load_settings(repo).untrusted).status == "ok"
+
+
 def _cli(args: list[str], env: dict[str, Path], **extra: str) -> subprocess.CompletedProcess[str]:
     import os
 
