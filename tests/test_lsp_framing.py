@@ -62,12 +62,32 @@ def test_parser_reports_the_bad_frame_and_reads_the_next_one(
         out += parser.feed(data[i : i + step])
     problems = [p.code for p in out if isinstance(p, Problem)]
     messages = [m.obj for m in out if isinstance(m, Message)]
+    assert all(p.msg_id in (None, 1) for p in out if isinstance(p, Problem))  # never the next
     if name == "not_an_object":  # framing is fine; the server answers -32600 for it
         assert problems == [] and messages[0] == [1, 2, 3]
         messages = messages[1:]
     else:
         assert problems == codes
     assert messages == [req(42, "ok")]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        (b'{"jsonrpc":"2.0","id":7,"method":"x","params":{"id":8}}', 7),
+        (b'{"params":{"id":8},"id":"a"', "a"),
+        (b'{"params":{"id":8}}Content-Length: 50\r\n\r\n{"id":9}', None),
+        (b"{}" + b'Content-Length: 50\r\n\r\n{"jsonrpc":"2.0","id":42}', None),
+        (b'[{"id":1}]', None),
+        (b'{"id":true}', None),
+    ],
+)
+def test_sniffed_id_is_the_top_level_id_of_the_first_object(
+    prefix: bytes, expected: object
+) -> None:
+    from k2lsp.server.framing import sniff_id
+
+    assert sniff_id(prefix) == expected
 
 
 def test_lf_only_headers_and_lowercase_names_are_accepted() -> None:
@@ -176,3 +196,41 @@ def test_server_survives_an_oversized_message_and_answers_its_id(server: RawServ
 def test_lf_only_request_is_served(server: RawServer) -> None:
     server.send(status(90).replace(b"\r\n", b"\n"))
     assert "runs" in server.until(90)[-1]["result"]
+
+
+def test_tcp_server_uses_the_same_reader(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K2LSP_")}
+    env.update({"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "c")})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "k2lsp", "--tcp", "--port", str(port)],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=60)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "no TCP server"
+                time.sleep(0.1)
+        init = req(1, "initialize", processId=None, rootUri=None, capabilities={})
+        conn.sendall(b"Content-Length: 1000000000000\r\n\r\n{}" + frame(init))
+        parser, got = FrameParser(), []
+        while len(got) < 2:
+            chunk = conn.recv(65536)
+            assert chunk, "the server closed the connection"
+            got += [m.obj for m in parser.feed(chunk) if isinstance(m, Message)]
+        conn.close()
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert got[0]["id"] is None and got[0]["error"]["code"] == INVALID_REQUEST
+    assert got[1]["id"] == 1 and "capabilities" in got[1]["result"]

@@ -242,20 +242,22 @@ class FrameParser:
 
 
 def sniff_id(prefix: bytes) -> int | str | None:
-    """The top-level `"id"` of a JSON object from its first bytes, if they show it."""
+    """The top-level `"id"` of the JSON object that `prefix` starts with, if it shows it
+    (never one of a later message that follows the object)."""
     tokens = [m.group() for m in _TOKEN.finditer(prefix)]
+    if not tokens or tokens[0] != b"{":
+        return None
     depth = 0
     for i, tok in enumerate(tokens):
         if tok in (b"{", b"["):
             depth += 1
         elif tok in (b"}", b"]"):
             depth -= 1
-        elif (
-            depth == 1
-            and tok == b'"id"'
-            and tokens[i + 1 : i + 2] == [b":"]
-            and i + 2 < len(tokens)
-        ):
+            if depth == 0:
+                return None  # the object ended without a top-level id
+        elif depth == 1 and tok == b'"id"' and tokens[i + 1 : i + 2] == [b":"]:
+            if i + 2 >= len(tokens):
+                return None
             try:
                 value = json.loads(tokens[i + 2])
             except ValueError:
