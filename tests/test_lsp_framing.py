@@ -46,6 +46,11 @@ ATTACKS: list[tuple[str, bytes, list[int]]] = [
     ("not_json", b"Content-Length: 5\r\n\r\nhello", [PARSE_ERROR]),
     ("garbage_line", b"GET / HTTP/1.1 garbage\x00\xff\r\n", [PARSE_ERROR]),
     ("huge_length_lie", b"Content-Length: 1000000000000\r\n\r\n" + BODY, [INVALID_REQUEST]),
+    (
+        "huge_length_lie_long_body",
+        b"Content-Length: 1000000000000\r\n\r\n" + json.dumps(req(1, text="a" * 9000)).encode(),
+        [INVALID_REQUEST],
+    ),
     ("not_an_object", frame([1, 2, 3]), [INVALID_REQUEST]),
 ]
 
@@ -88,6 +93,17 @@ def test_sniffed_id_is_the_top_level_id_of_the_first_object(
     from k2lsp.server.framing import sniff_id
 
     assert sniff_id(prefix) == expected
+
+
+def test_a_too_long_length_resumes_at_the_first_following_header_of_any_spelling() -> None:
+    lower = frame(req(5)).replace(b"Content-Length", b"content-length")
+    data = b"Content-Length: 5000\r\n\r\n" + BODY + lower + frame(req(42))
+    out: list[Message | Problem] = []
+    parser = FrameParser()
+    for i in range(len(data)):
+        out += parser.feed(data[i : i + 1])
+    assert [p.code for p in out if isinstance(p, Problem)] == [PARSE_ERROR]
+    assert [m.obj["id"] for m in out if isinstance(m, Message)] == [5, 42]
 
 
 def test_lf_only_headers_and_lowercase_names_are_accepted() -> None:
@@ -180,7 +196,7 @@ def test_server_answers_a_malformed_frame_and_keeps_serving(
     got = server.until(msg_id)
     errors = [m["error"]["code"] for m in got if "error" in m]
     assert errors == codes
-    assert all(m["id"] is None for m in got if "error" in m and name != "huge_length_lie")
+    assert all(m["id"] is None for m in got if "error" in m and not name.startswith("huge"))
     assert "runs" in got[-1]["result"]
 
 

@@ -9,9 +9,10 @@ raw bytes and yields parsed JSON messages or `Problem`s, and never stops listeni
   header line that is not a header, or a body that is not JSON is a `Problem` (answered with a
   JSON-RPC -32700 parse error, id null) and the parser resynchronises on the next
   `Content-Length:` it sees;
-- a body that holds one complete JSON value followed by a `Content-Length:` header was framed
-  with a wrong length: it is reported and the next message is read from that header, even
-  while the wrong length still waits for bytes;
+- a body that holds a whole `Content-Length: N` line (with a raw line break, which valid JSON
+  cannot contain) was framed with a length that is too long: it is reported and the next
+  message is read from that header at once, even while the wrong length still waits for bytes
+  (also inside an oversized body being skipped);
 - a body above `max_body` bytes is skipped as it arrives (never held in memory) and answered
   with -32600 carrying the request's id when the start of the body names one.
 
@@ -34,8 +35,12 @@ INVALID_REQUEST = -32600
 MAX_HEADER_LINE = 8192
 MAX_HEADERS = 32
 SNIFF_BYTES = 4096  # how much of a skipped body is kept to find its id
-EARLY_SCAN_LIMIT = 1 << 20  # wrong-length detection looks at this much of a pending body
+CARRY = 64  # bytes kept between chunks so a header split over two reads is still seen
 _CL = re.compile(rb"content-length:", re.IGNORECASE)
+# A whole `Content-Length: N` line with a raw line break cannot occur inside a valid JSON body
+# (raw control characters are not allowed in JSON strings, and those letters are not allowed
+# outside them): finding one inside a body proves the declared length was too long.
+_HEADER_LINE = re.compile(rb"[Cc]ontent-[Ll]ength:[ \t]*[0-9]+[ \t]*\r?\n")
 _HEADER = re.compile(rb"([!#-'*+.0-9A-Z^-z|~-]+):[ \t]*(.*?)[ \t]*")
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
 
@@ -69,7 +74,8 @@ class FrameParser:
         self._skip_left = 0
         self._sniff = bytearray()
         self._sniff_done = False
-        self._scanned = 0  # how far the pending body was searched for an early end
+        self._scanned = 0  # how far the pending body was searched for a header line
+        self._tail = b""  # the last CARRY bytes skipped of an oversized body
 
     def feed(self, data: bytes) -> list[Message | Problem]:
         """Take bytes; return every message or problem they complete."""
@@ -138,7 +144,7 @@ class FrameParser:
             return True
         if length > self.max_body:
             self._state, self._skip_left = "skip", length
-            self._sniff, self._sniff_done = bytearray(), False
+            self._sniff, self._sniff_done, self._tail = bytearray(), False, b""
             rest = self._skip(bytes(self._buf), out)
             self._buf = bytearray(rest)
             return True
@@ -149,7 +155,8 @@ class FrameParser:
         assert self._length is not None
         length = self._length
         if len(self._buf) < length:
-            early = self._early_end(self._buf)
+            early = _find_header_line(self._buf, max(0, self._scanned - CARRY))
+            self._scanned = len(self._buf)
             if early is None:
                 return False
             out.append(Problem(PARSE_ERROR, "Content-Length longer than the message; skipped"))
@@ -170,43 +177,27 @@ class FrameParser:
             out.append(Problem(PARSE_ERROR, f"the body is not JSON ({exc}); skipped"))
         return True
 
-    def _early_end(self, pending: bytearray) -> int | None:
-        """Where the next header starts if `pending` is one JSON value and then a header."""
-        start = max(0, self._scanned - 16)
-        limit = min(len(pending), EARLY_SCAN_LIMIT)
-        self._scanned = limit
-        for match in _CL.finditer(pending, start, limit):
-            head = bytes(pending[: match.start()]).strip()
-            if not head:
-                continue
-            try:
-                json.loads(head)
-            except (ValueError, UnicodeDecodeError):
-                continue
-            return match.start()
-        return None
-
     def _skip(self, data: bytes, out: list[Message | Problem]) -> bytes:
         """Drop up to `_skip_left` bytes of an oversized body; returns the bytes after it."""
         take = min(len(data), self._skip_left)
-        if not self._sniff_done:
-            room = SNIFF_BYTES - len(self._sniff)
-            self._sniff += data[: min(take, room)]
-            early = self._early_end_sniff()
-            if early is not None:  # the huge length was a lie: the next message is here
+        window = self._tail + data[:take]
+        early = _find_header_line(window, 0)
+        if early is not None:  # the huge length was wrong: the next message starts here
+            in_data = max(0, early - len(self._tail))
+            self._sniff += data[: min(in_data, SNIFF_BYTES - len(self._sniff))]
+            if not self._sniff_done:
                 self._report_oversized(out)
-                self._state, self._skip_left = "headers", 0
-                return bytes(self._sniff[early:]) + data[min(take, room) :]
+            self._state, self._skip_left, self._tail = "headers", 0, b""
+            return window[early:] + data[take:]
+        if not self._sniff_done:
+            self._sniff += data[: min(take, SNIFF_BYTES - len(self._sniff))]
             if len(self._sniff) >= SNIFF_BYTES or take == self._skip_left:
                 self._report_oversized(out)
+        self._tail = window[-CARRY:]
         self._skip_left -= take
         if self._skip_left == 0:
-            self._state = "headers"
+            self._state, self._tail = "headers", b""
         return data[take:]
-
-    def _early_end_sniff(self) -> int | None:
-        self._scanned = 0
-        return self._early_end(self._sniff)
 
     def _report_oversized(self, out: list[Message | Problem]) -> None:
         self._sniff_done = True
@@ -239,6 +230,18 @@ class FrameParser:
         del self._buf[: match.start()]
         self._state = "headers"
         return True
+
+
+def _find_header_line(data: bytes | bytearray, start: int) -> int | None:
+    """Where the first whole `Content-Length: N` line starts in `data` (from `start`)."""
+    found: list[int] = []
+    for spelling in (b"Content-Length", b"content-length", b"Content-length"):
+        pos = data.find(spelling, start)
+        while pos != -1 and not _HEADER_LINE.match(data, pos):
+            pos = data.find(spelling, pos + 1)
+        if pos != -1:
+            found.append(pos)
+    return min(found) if found else None
 
 
 def sniff_id(prefix: bytes) -> int | str | None:
