@@ -164,6 +164,8 @@ def test_untrusted_repository_asks_once_and_trusts_through_the_server(
     assert data["marks"]["client_ready"] and data["marks"]["trusted"], data["stderr"][-2000:]
     first = data["prompts"][0]
     assert str(project) in first and "allow_commands, sandbox" in first, data["prompts"]
-    assert len(data["prompts"]) == 2  # the real notice, then one for the new hash, not three
+    # the real notice (trusted), one for a new hash (declined); the repeat and the next
+    # session with the declined hash are not asked again
+    assert len(data["prompts"]) == 2
     store = json.loads("\n".join(data["store"]))
     assert str(project.resolve()) in store["repos"]

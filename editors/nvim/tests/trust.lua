@@ -8,7 +8,9 @@ H.run(function()
   H.result.prompts = {}
   vim.ui.select = function(items, opts, on_choice)
     table.insert(H.result.prompts, opts.prompt)
-    on_choice(items[1], 1)
+    -- trust the real notice; decline the made-up one below (remembered, never asked again)
+    local pick = #H.result.prompts == 1 and 1 or 2
+    on_choice(items[pick], pick)
   end
   H.setup()
   H.open(assert(os.getenv("K2_ROOT")) .. "/calc.py")
@@ -20,5 +22,8 @@ H.run(function()
   handler(nil, { root = os.getenv("K2_ROOT"), keys = { "sandbox" }, configHash = "again" }, {})
   handler(nil, { root = os.getenv("K2_ROOT"), keys = { "sandbox" }, configHash = "again" }, {})
   vim.wait(500, function() return false end)
+  require("k2lsp").trust_asked = {} -- a new session: the declined configuration stays declined
+  handler(nil, { root = os.getenv("K2_ROOT"), keys = { "sandbox" }, configHash = "again" }, {})
+  vim.wait(300, function() return false end)
   H.result.store = vim.fn.filereadable(store) == 1 and vim.fn.readfile(store) or {}
 end)

@@ -92,28 +92,51 @@ local function on_delivery(_, result)
   status.delivered(result)
 end
 
--- (root .. configHash) -> true once the user was asked about that configuration
+-- (root .. configHash) -> true once the user was asked about that configuration this session;
+-- configurations the user declined are remembered across sessions in the state directory
 M.trust_asked = {}
+
+local function declined_path()
+  return vim.fn.stdpath("state") .. "/k2lsp/trust-declined.json"
+end
+
+local function read_declined()
+  local ok, lines = pcall(vim.fn.readfile, declined_path())
+  if not ok or #lines == 0 then
+    return {}
+  end
+  local good, data = pcall(vim.json.decode, table.concat(lines, "\n"))
+  return (good and type(data) == "table") and data or {}
+end
+
+local function remember_declined(id)
+  local data = read_declined()
+  data[id] = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  vim.fn.mkdir(vim.fn.fnamemodify(declined_path(), ":h"), "p")
+  vim.fn.writefile({ vim.json.encode(data) }, declined_path())
+end
 
 local function on_untrusted(_, result)
   if type(result) ~= "table" or type(result.root) ~= "string" then
     return
   end
-  local id = result.root .. "\0" .. tostring(result.configHash)
-  if not M.config.ask_trust or result.editorDecides or M.trust_asked[id] then
+  local id = result.root .. "|" .. tostring(result.configHash)
+  if not M.config.ask_trust or result.editorDecides or M.trust_asked[id] or read_declined()[id] then
     return
   end
   M.trust_asked[id] = true
   local keys = table.concat(result.keys or {}, ", ")
   local prompt = string.format("k2lsp: %s sets %s in its k2lsp configuration. Trust this repository?",
     result.root, keys)
-  local choices = { "Trust (apply its settings)", "Not now (ignore those settings)" }
+  local choices = { "Trust (apply its settings)", "Don't trust (don't ask again for this configuration)" }
   vim.schedule(function()
     vim.ui.select(choices, { prompt = prompt }, function(choice)
       if choice == choices[1] then
         M.exec("k2lsp.trust", { path = result.root }, function(r)
           notify("trusted " .. ((r and r.path) or result.root) .. "; its settings apply from the next run")
         end)
+      elseif choice == choices[2] then
+        remember_declined(id)
       end
     end)
   end)
