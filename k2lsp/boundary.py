@@ -23,17 +23,15 @@ import json
 import logging
 from typing import Any, TextIO
 
-from k2lsp.redact import MARKER, known_secrets, may_change_json, redact
+from k2lsp.redact import MARKER, known_secrets, may_change_json, redact, secret_pieces
 
 APPLY_EDIT = "workspace/applyEdit"
 
 
-PARTIAL_MIN = 12  # a cut-off registered secret is still caught from this many characters
-
-
 def safe_text(text: str) -> str:
-    """`text` as it may leave the process: redacted, and any cut-off start of a registered
-    secret (text shortened before it was redacted) removed too."""
+    """`text` as it may leave the process: redacted, and any cut-off piece of a registered
+    secret (text shortened before it was redacted: a prefix or suffix of 12 characters or more,
+    or 15 or more from its middle) removed too."""
     if not text:
         return text
     return _cut_secrets(redact(text))
@@ -41,16 +39,16 @@ def safe_text(text: str) -> str:
 
 def _cut_secrets(text: str) -> str:
     for secret in known_secrets():
-        if len(secret) <= PARTIAL_MIN:
-            continue
-        head = secret[:PARTIAL_MIN]
-        start = text.find(head)
-        while start != -1:
-            n = PARTIAL_MIN
-            while n < len(secret) and start + n < len(text) and text[start + n] == secret[n]:
-                n += 1
-            text = text[:start] + MARKER + text[start + n :]
-            start = text.find(head, start + len(MARKER))
+        for offset, piece in secret_pieces(secret):
+            start = text.find(piece)
+            while start != -1:
+                lo, hi, i, j = start, start + len(piece), offset, offset + len(piece)
+                while lo > 0 and i > 0 and text[lo - 1] == secret[i - 1]:
+                    lo, i = lo - 1, i - 1
+                while hi < len(text) and j < len(secret) and text[hi] == secret[j]:
+                    hi, j = hi + 1, j + 1
+                text = text[:lo] + MARKER + text[hi:]
+                start = text.find(piece, lo + len(MARKER))
     return text
 
 

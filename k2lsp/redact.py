@@ -90,9 +90,9 @@ def may_change_json(text: str, extra: Iterable[str] = ()) -> bool:
     with _LOCK:
         known = _KNOWN | {s for s in extra if s and len(s) >= 6}
     for secret in known:
-        escaped = json.dumps(secret)[1:-1]
-        if secret[:12] in text or escaped[:12] in text:
-            return True
+        for form in {secret, json.dumps(secret)[1:-1]}:
+            if any(piece in text for _, piece in secret_pieces(form)):
+                return True
     lower = text.lower()
     for loose, triggers, caseless in zip(_LOOSE, _TRIGGERS, _CASELESS, strict=True):
         if any(t in (lower if caseless else text) for t in triggers):
@@ -122,6 +122,20 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= 6:
         with _LOCK:
             _KNOWN.add(value)
+
+
+PARTIAL_MIN = 12  # a cut-off piece of a registered secret is caught from this many characters
+_PIECE_STEP = 4
+
+
+def secret_pieces(secret: str) -> list[tuple[int, str]]:
+    """(offset, piece) of `secret`: every prefix or suffix of PARTIAL_MIN or more characters,
+    and every run of PARTIAL_MIN + 3 or more characters from its middle, contains a piece."""
+    if len(secret) <= PARTIAL_MIN:
+        return [(0, secret)]
+    last = len(secret) - PARTIAL_MIN
+    offsets = sorted({*range(0, last + 1, _PIECE_STEP), last})
+    return [(i, secret[i : i + PARTIAL_MIN]) for i in offsets]
 
 
 def known_secrets() -> list[str]:

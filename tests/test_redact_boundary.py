@@ -118,6 +118,14 @@ def test_headless_output_never_carries_the_key(
     assert MARKER in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize(("lo", "hi"), [(0, 12), (0, 30), (20, 40), (28, 40), (5, 20), (13, 28)])
+def test_every_cut_piece_of_a_registered_key_is_removed(lo: int, hi: int) -> None:
+    key = "sk-boundary-cut-0123456789abcdefghijklmn"  # 40 characters
+    register_secret(key)
+    out = safe_text(f"before {key[lo:hi]} after")
+    assert key[lo:hi] not in out and out == f"before {MARKER} after"
+
+
 def test_apply_edit_keeps_the_document_text_and_redacts_the_label() -> None:
     key = "sk-boundary-unit-0123456789abcdefgh"
     register_secret(key)
@@ -145,6 +153,8 @@ GATE_CASES = [
     "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
     "the key is sk-boundary-gate-0123456789abcdef cut here",
     "cut: sk-boundary-gate-01234",
+    "tail of output: ry-gate-0123456789abcdef",
+    "middle: y-gate-0123456789",
 ]
 
 
