@@ -88,11 +88,13 @@ def may_change_json(text: str, extra: Iterable[str] = ()) -> bool:
     escaping into account), so a caller may send `text` as it is; True means: redact the parsed
     strings one by one. Costs a few substring searches over `text`."""
     with _LOCK:
-        known = _KNOWN | {s for s in extra if s and len(s) >= 6}
-    for secret in known:
-        for form in {secret, json.dumps(secret)[1:-1]}:
-            if any(piece in text for _, piece in secret_pieces(form)):
-                return True
+        pieces = list(_GATE_PIECES)
+    for secret in extra:
+        if secret and len(secret) >= 6:
+            pieces.extend(_gate_pieces(secret))
+    for piece in pieces:
+        if piece in text:
+            return True
     lower = text.lower()
     for loose, triggers, caseless in zip(_LOOSE, _TRIGGERS, _CASELESS, strict=True):
         if any(t in (lower if caseless else text) for t in triggers):
@@ -121,7 +123,9 @@ def register_secret(value: str | None) -> None:
     """Remember a secret value (an API key in use) so every later `redact` removes it."""
     if value and len(value) >= 6:
         with _LOCK:
-            _KNOWN.add(value)
+            if value not in _KNOWN:
+                _KNOWN.add(value)
+                _GATE_PIECES.update(_gate_pieces(value))
 
 
 PARTIAL_MIN = 12  # a cut-off piece of a registered secret is caught from this many characters
@@ -136,6 +140,15 @@ def secret_pieces(secret: str) -> list[tuple[int, str]]:
     last = len(secret) - PARTIAL_MIN
     offsets = sorted({*range(0, last + 1, _PIECE_STEP), last})
     return [(i, secret[i : i + PARTIAL_MIN]) for i in offsets]
+
+
+def _gate_pieces(secret: str) -> set[str]:
+    return {
+        piece for form in {secret, json.dumps(secret)[1:-1]} for _, piece in secret_pieces(form)
+    }
+
+
+_GATE_PIECES: set[str] = set()  # pieces of every registered secret, as is and JSON-escaped
 
 
 def known_secrets() -> list[str]:
