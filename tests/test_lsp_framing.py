@@ -44,6 +44,11 @@ ATTACKS: list[tuple[str, bytes, list[int]]] = [
     ("length_too_short", b"Content-Length: 12\r\n\r\n" + BODY, [PARSE_ERROR]),
     ("length_too_long", b"Content-Length: 900\r\n\r\n" + BODY, [PARSE_ERROR]),
     ("not_json", b"Content-Length: 5\r\n\r\nhello", [PARSE_ERROR]),
+    (
+        "nesting_too_deep",
+        b"Content-Length: 400000\r\n\r\n" + b"[" * 200_000 + b"]" * 200_000,
+        [PARSE_ERROR],
+    ),
     ("garbage_line", b"GET / HTTP/1.1 garbage\x00\xff\r\n", [PARSE_ERROR]),
     ("huge_length_lie", b"Content-Length: 1000000000000\r\n\r\n" + BODY, [INVALID_REQUEST]),
     (

@@ -168,7 +168,7 @@ class FrameParser:
         self._state, self._length = "headers", None
         try:
             out.append(Message(json.loads(body)))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
             nxt = _CL.search(body, 1)
             if nxt is not None:  # a wrong length swallowed the next header: read from it
                 self._buf[:0] = body[nxt.start() :]
