@@ -83,6 +83,9 @@ class K2LanguageServer(LanguageServer):
         self._config: EditorConfig | None = None
         self.max_message_bytes = DEFAULT_MAX_MESSAGE_MB << 20
         self.trust_notices: set[tuple[str, str]] = set()  # (root, config hash) announced
+        self.client_name = ""  # clientInfo.name from initialize
+        self.last_change = 0.0  # time.monotonic() of the last didOpen/didChange/didClose
+        self.watched: dict[str, list[str]] = {}  # uri -> its texts while a delivery lands
 
     # Transport: pygls' reader is replaced by the resynchronising one of `framing`.
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
