@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import logging
 import sys
-import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInternalError
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 
 from k2lsp import __version__
 from k2lsp.server import protocol
+from k2lsp.server.transport import SafeProtocol
 
 if TYPE_CHECKING:
     from k2lsp.agent.events import Event
@@ -38,38 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DEFAULT_MAX_MESSAGE_MB = 64
 Approve = Callable[[str, str], Awaitable[bool]]
-
-
-class SafeProtocol(LanguageServerProtocol):
-    """pygls' protocol whose every outgoing message passes the redaction boundary
-    (`k2lsp.boundary.lsp_body`) on its way to the writer."""
-
-    def _send_data(self, data: Any) -> None:
-        if not data:
-            return
-        if self.writer is None:
-            log.error("cannot send: no transport")
-            return
-        from k2lsp.boundary import APPLY_EDIT, lsp_body, lsp_message
-
-        try:
-            if getattr(data, "method", None) == APPLY_EDIT:  # the document text is not scanned
-                plain = self._converter.unstructure(data)
-                body = json.dumps(lsp_message(plain), default=self._serialize_message)
-            else:
-                body = lsp_body(json.dumps(data, default=self._serialize_message))
-            raw = body.encode(self.CHARSET)
-            if self._include_headers:
-                head = f"Content-Length: {len(raw)}\r\n"
-                head += f"Content-Type: {self.CONTENT_TYPE}; charset={self.CHARSET}\r\n\r\n"
-                raw = head.encode("ascii") + raw
-            self.writer.write(raw)  # stdio and TCP writers are synchronous
-        except BrokenPipeError:
-            log.error("cannot send: the client is gone")
-            raise
-        except Exception as error:
-            log.exception("error sending data")
-            self._server._report_server_error(error, JsonRpcInternalError)
 
 
 class K2LanguageServer(LanguageServer):
@@ -87,55 +51,18 @@ class K2LanguageServer(LanguageServer):
         self.last_change = 0.0  # time.monotonic() of the last didOpen/didChange/didClose
         self.watched: dict[str, list[str]] = {}  # uri -> its texts while a delivery lands
 
-    # Transport: pygls' reader is replaced by the resynchronising one of `framing`.
+    # Transport: pygls' reader is replaced by the resynchronising one (k2lsp.server.transport).
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
-        """Serve over stdin/stdout with the robust framing reader."""
-        from pygls.io_ import StdoutWriter
+        """Serve over stdin/stdout."""
+        from k2lsp.server.transport import serve_io
 
-        from k2lsp.server.framing import run_framed
-
-        self._stop_event = threading.Event()
-        source = stdin or sys.stdin.buffer
-        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
-        read1 = getattr(source, "read1", None) or source.read
-
-        async def read() -> bytes:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.thread_pool, read1, 65536)
-
-        try:
-            asyncio.run(
-                run_framed(self._stop_event, read, self.protocol, max_body=self.max_message_bytes)
-            )
-        except BrokenPipeError:
-            log.error("the connection to the client is lost; shutting down")
-        except (KeyboardInterrupt, SystemExit):
-            pass
-        finally:
-            self.shutdown()
+        serve_io(self, stdin, stdout)
 
     def start_tcp(self, host: str, port: int) -> None:
-        """Serve one TCP client at a time with the robust framing reader."""
-        from k2lsp.server.framing import run_framed
+        """Serve TCP clients on host:port."""
+        from k2lsp.server.transport import serve_tcp
 
-        self._stop_event = stop = threading.Event()
-
-        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.protocol.set_writer(writer)  # type: ignore[arg-type]
-
-            async def read() -> bytes:
-                return await reader.read(65536)
-
-            await run_framed(stop, read, self.protocol, max_body=self.max_message_bytes)
-            self.shutdown()
-
-        async def main() -> None:
-            self._server = await asyncio.start_server(connection, host, port)
-            async with self._server:
-                await self._server.serve_forever()
-
-        with contextlib.suppress(asyncio.CancelledError):
-            asyncio.run(main())
+        serve_tcp(self, host, port)
 
     # Session state, built on first use so that `initialize` imports as little as possible.
     @property

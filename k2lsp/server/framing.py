@@ -95,11 +95,7 @@ class FrameParser:
             return self._body(out)
         if self._state == "resync":
             return self._resync()
-        if self._state == "skip" and self._buf:
-            rest = self._skip(bytes(self._buf), out)
-            self._buf = bytearray(rest)
-            return bool(rest) and self._state != "skip"
-        return False
+        return False  # skip: `feed` and `_headers_done` hand the bytes to `_skip` directly
 
     def _header_line(self, out: list[Message | Problem]) -> bool:
         end = self._buf.find(b"\n")
