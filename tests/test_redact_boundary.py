@@ -180,3 +180,24 @@ def test_the_cheap_gate_never_lets_a_redactable_string_through(text: str, ascii_
 def test_ordinary_messages_skip_the_per_string_pass(message: dict[str, Any]) -> None:
     body = json.dumps(message)
     assert not may_change_json(body) and lsp_body(body) is body
+
+
+def test_log_lines_leave_through_the_boundary() -> None:
+    import io
+    import logging
+
+    from k2lsp.boundary import redact_log_handlers
+
+    key = "sk-boundary-log-0123456789abcdefghij"
+    register_secret(key)
+    stream = io.StringIO()
+    logger = logging.getLogger("k2lsp.test.boundary")
+    logger.propagate = False
+    logger.addHandler(logging.StreamHandler(stream))
+    redact_log_handlers(logger)
+    try:
+        raise RuntimeError(f"host said: bad key {key}")
+    except RuntimeError:
+        logger.exception("request failed with %s", key[:20])
+    assert_no_key(stream.getvalue(), key, "the log")
+    assert "host said" in stream.getvalue() and MARKER in stream.getvalue()
