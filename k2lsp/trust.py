@@ -134,7 +134,10 @@ def trust(repo: Path) -> str:
         raise UsageError(f"{str(path)!r} is not a folder; pass the repository folder to trust")
     repos = load_store()
     digest = config_hash(path)
-    repos[_key(path)] = {"hash": digest, "trusted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    repos[_key(path)] = {
+        "hash": digest,
+        "trusted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     _save_store(repos)
     return digest
 
