@@ -106,9 +106,15 @@ def load_store() -> dict[str, dict[str, Any]]:
 
 def _save_store(repos: dict[str, dict[str, Any]]) -> None:
     path = store_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = json.dumps({"version": _STORE_VERSION, "repos": repos}, indent=2, sort_keys=True)
-    fd, tmp = tempfile.mkstemp(prefix=".trusted-", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".trusted-", dir=path.parent)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the trust file {path}: {exc}; check that folder's permissions "
+            "(or set XDG_CONFIG_HOME)"
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(body + "\n")

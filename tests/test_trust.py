@@ -214,6 +214,10 @@ def test_trust_cli_trusts_lists_and_revokes(env: dict[str, Path]) -> None:
     assert str(repo.resolve()) not in _cli(["trust", "--list"], env).stdout
     bad = _cli(["trust", str(repo / "nope")], env)
     assert bad.returncode == 2 and "not a folder" in bad.stderr
+    blocked = env["tmp"] / "blocked"
+    blocked.write_text("a file where the config folder should be")
+    denied = _cli(["trust", str(repo)], env, XDG_CONFIG_HOME=str(blocked))
+    assert denied.returncode == 2 and "cannot write the trust file" in denied.stderr
 
 
 # --- the language server ---------------------------------------------------------------------
