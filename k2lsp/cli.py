@@ -126,13 +126,19 @@ def error(message: str, hint: str = "") -> None:
 
 
 def _log_to_stderr() -> None:
-    """Warnings as plain stderr lines, through the redaction boundary."""
+    """Warnings as plain stderr lines, through the redaction boundary (loaded on first use,
+    so `k2lsp --help` does not pay for the redactor's patterns)."""
     import logging
 
-    from k2lsp.boundary import redact_log_handlers
+    class Redacting(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            from k2lsp.boundary import safe_text
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    redact_log_handlers()
+            return safe_text(super().format(record))
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(Redacting("%(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
 
 def _is_server(argv: list[str]) -> bool:
