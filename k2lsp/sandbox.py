@@ -51,7 +51,8 @@ class SandboxSettings:
     network: bool = False
     output_cap_bytes: int = OUTPUT_CAP_BYTES
     file_size_mb: int = 2048  # largest file a command may write (RLIMIT_FSIZE)
-    tmp_mb: int = 1024  # size of the private /tmp (docker tmpfs)
+    tmp_mb: int = 1024  # size of the private /tmp tmpfs
+    shm_mb: int = 64  # size of /dev/shm
     ro_paths: list[str] = field(default_factory=list)  # extra host paths visible read-only
     read_only_root: bool = False  # mount the run copy read-only (probes of a user's own tree)
 
@@ -162,6 +163,7 @@ def run_process(
     cwd: Path,
     env: dict[str, str],
     preexec_fn: Callable[[], None] | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> ProcessOutcome:
     """Run `argv` in its own process group; kill the whole group on timeout; cap the output."""
     start = time.monotonic()
@@ -174,6 +176,7 @@ def run_process(
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         preexec_fn=preexec_fn,
+        pass_fds=pass_fds,
     )
     acc = OutputCap(cap)
     assert proc.stdout is not None
