@@ -32,9 +32,7 @@ from k2lsp.errors import SandboxUnavailable
 from k2lsp.sandbox import CommandResult, Sandbox, SandboxSettings, run_process, signal_note
 from k2lsp.sandbox_cgroup import Cgroup
 from k2lsp.sandbox_owner import (
-    hand_back,
-    hand_over,
-    needs_handover,
+    Lease,
     sandbox_ids,
     untraversable_ancestors,
 )
@@ -131,6 +129,7 @@ class BwrapSandbox(Sandbox):
         self._home_args: list[str] | None = None
         self.uid, self.gid = sandbox_ids()
         self._setpriv = shutil.which("setpriv") or "setpriv"
+        self._lease = Lease(self.root, self.settings.read_only_root)
 
     @classmethod
     def create(cls, root: Path, settings: SandboxSettings | None = None) -> BwrapSandbox:
@@ -219,7 +218,7 @@ class BwrapSandbox(Sandbox):
         if os.geteuid() == 0:  # the sandbox uid does not own the repository's git folders
             base_env.update(SAFE_DIRECTORY_ENV)
         workdir = self._cwd(cwd)
-        handover = hand_over(self.root) if needs_handover(s.read_only_root) else None
+        self._lease.acquire()
         cgroup = (
             Cgroup.try_create(memory_mb=s.memory_mb, pids=s.pids) if Cgroup.available() else None
         )
@@ -242,8 +241,7 @@ class BwrapSandbox(Sandbox):
             watcher.close()
             if cgroup:
                 cgroup.remove()
-            if handover is not None:
-                hand_back(handover, self.uid)
+            self._lease.release()
         hits = (["timeout"] if out.timed_out else []) + hits + (["output"] if out.truncated else [])
         if not hits and any(m in out.output for m in FORK_FAILED):
             hits.append("pids")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,3 +167,37 @@ def untraversable_ancestors(paths: list[Path], uid: int, gid: int) -> list[Path]
                 found.append(parent)
                 break
     return found
+
+
+class Lease:
+    """Hands the run copy to the sandbox uid while at least one command runs (root only).
+
+    Commands of one sandbox may overlap (a batch of tool calls): the first one in hands the run
+    copy over, the last one out hands it back, after its own processes are gone.
+    """
+
+    def __init__(self, root: Path, read_only: bool) -> None:
+        self.root = root
+        self.active = needs_handover(read_only)
+        self._lock = threading.Lock()
+        self._users = 0
+        self._record: Handover | None = None
+
+    def acquire(self) -> None:
+        """Start of a command."""
+        if not self.active:
+            return
+        with self._lock:
+            if self._users == 0:
+                self._record = hand_over(self.root)
+            self._users += 1
+
+    def release(self) -> None:
+        """End of a command (its processes are gone)."""
+        if not self.active:
+            return
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._record is not None:
+                hand_back(self._record)
+                self._record = None
