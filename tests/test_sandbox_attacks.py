@@ -1,0 +1,86 @@
+"""The sandbox attack suite (issue 10, items 2, 5, 6, 7): every attack against real bwrap and
+real docker, as the user running the tests (root in CI) and as an ordinary user."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.sandbox_attacks import SLUGS, Outcome, run_as_user, run_attack
+
+KINDS = [
+    pytest.param("bwrap", marks=pytest.mark.bwrap),
+    pytest.param("docker", marks=pytest.mark.docker),
+]
+
+
+def _check(outcome: Outcome) -> None:
+    if outcome.skipped:
+        pytest.skip(outcome.skipped)
+    assert outcome.contained, outcome.detail
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("attack", sorted(SLUGS))
+def test_attack_is_contained_as_the_current_user(attack: str, kind: str, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    _check(run_attack(attack, kind, work))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("attack", sorted(SLUGS))
+def test_attack_is_contained_as_an_ordinary_user(attack: str, kind: str) -> None:
+    _check(run_as_user(attack, kind))
+
+
+def test_handover_never_follows_symlinks_swapped_in_during_the_walk(tmp_path: Path) -> None:
+    """Items 2/3 at the file-system level: a racing process swaps files and folders for symlinks
+    to host files while the run copy is handed over and back; the host files never change."""
+    from k2lsp.sandbox_owner import SANDBOX_UID, hand_back, hand_over
+
+    if os.geteuid() != 0:
+        pytest.skip("handing a run copy to another uid needs root (as a user nothing is chowned)")
+    host = tmp_path / "host"
+    host.mkdir()
+    secret = host / "secret"
+    secret.write_text("s")
+    secret.chmod(0o600)
+    before = secret.stat()
+    root = tmp_path / "rc"
+    root.mkdir()
+    names = [f"f{i}" for i in range(50)]
+    stop = threading.Event()
+
+    def swapper() -> None:
+        while not stop.is_set():
+            for name in names:
+                path = root / name
+                try:
+                    path.unlink(missing_ok=True)
+                    path.symlink_to(secret if len(name) % 2 else host)
+                    path.unlink()
+                    (path.mkdir if name.endswith("7") else path.touch)()
+                except OSError:
+                    continue
+                if name.endswith("7"):
+                    path.rmdir()
+
+    thread = threading.Thread(target=swapper, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            hand_back(hand_over(root), SANDBOX_UID)
+    finally:
+        stop.set()
+        thread.join()
+    after = secret.stat()
+    assert (after.st_mode, after.st_uid, after.st_gid) == (
+        before.st_mode,
+        before.st_uid,
+        before.st_gid,
+    )
+    assert host.stat().st_uid == 0
