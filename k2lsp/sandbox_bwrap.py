@@ -36,6 +36,7 @@ from k2lsp.sandbox_owner import (
     sandbox_ids,
     untraversable_ancestors,
 )
+from k2lsp.sandbox_seccomp import program, program_fd
 
 # Lets git inside the sandbox use a repository another uid owns (the sandbox is the boundary).
 SAFE_DIRECTORY_ENV = {
@@ -172,7 +173,9 @@ class BwrapSandbox(Sandbox):
                 args += ["--ro-bind-try", knob, knob]
         return args
 
-    def argv(self, command: str, cwd: Path, info_fd: int | None = None) -> list[str]:
+    def argv(
+        self, command: str, cwd: Path, info_fd: int | None = None, seccomp_fd: int | None = None
+    ) -> list[str]:
         """The bwrap command line for `command`."""
         home = self.scratch / "home"
         home.mkdir(exist_ok=True)
@@ -185,6 +188,8 @@ class BwrapSandbox(Sandbox):
         args += ["--setenv", "HOME", str(home), "--setenv", "TMPDIR", "/tmp"]
         if info_fd is not None:
             args += ["--info-fd", str(info_fd)]
+        if seccomp_fd is not None:
+            args += ["--seccomp", str(seccomp_fd)]
         shell = ["/bin/sh", "-c", command]
         if os.geteuid() != 0:
             return [*args, "--cap-drop", "ALL", *shell]
@@ -223,22 +228,27 @@ class BwrapSandbox(Sandbox):
             Cgroup.try_create(memory_mb=s.memory_mb, pids=s.pids) if Cgroup.available() else None
         )
         watcher = NamespaceWatcher()
+        # No cgroup counts memfd/SysV shared memory: refuse those calls instead.
+        seccomp_fd = None if cgroup else program_fd()
+        fds = (watcher.write_fd,) if seccomp_fd is None else (watcher.write_fd, seccomp_fd)
         try:
             nproc = _nproc_limit(s.pids)
             prefix = _launcher(s, cgroup, nproc)
             out = run_process(
-                [*(prefix or []), *self.argv(command, workdir, watcher.write_fd)],
+                [*(prefix or []), *self.argv(command, workdir, watcher.write_fd, seccomp_fd)],
                 timeout_s=timeout_s,
                 cap=s.output_cap_bytes,
                 cwd=self.root,
                 env={**base_env, **(env or {})},
                 preexec_fn=None if prefix else functools.partial(_limit_child, s, cgroup, nproc),
-                pass_fds=(watcher.write_fd,),
+                pass_fds=fds,
             )
             watcher.wait_gone()
             hits = cgroup.limits_hit() if cgroup else []
         finally:
             watcher.close()
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
             if cgroup:
                 cgroup.remove()
             self._lease.release()
@@ -264,10 +274,16 @@ def memory_enforcement() -> str:
     """Plain words on which memory limit bwrap enforces on this machine."""
     if Cgroup.available():
         return "memory: cgroup limit (counts heap, tmpfs and shared memory)"
+    if program() is not None:
+        return (
+            "memory: NO cgroup here: heap limited by RLIMIT_DATA, every writable tmpfs (/tmp, "
+            "/var/tmp, /run, /dev/shm) sized, memfd and SysV shared memory refused (seccomp); "
+            "for one limit over everything give k2lsp a delegated cgroup v2 or use docker"
+        )
     return (
-        "memory: NO cgroup here, so heap is limited by RLIMIT_DATA and every writable tmpfs "
-        "(/tmp, /var/tmp, /run, /dev/shm) is sized; memfd and SysV shared memory are NOT "
-        "counted (run as root, give k2lsp a delegated cgroup v2, or use docker)"
+        "memory: NO cgroup here: heap limited by RLIMIT_DATA and every writable tmpfs sized; "
+        "memfd and SysV shared memory are NOT limited on this architecture (give k2lsp a "
+        "delegated cgroup v2, or use docker)"
     )
 
 

@@ -176,6 +176,51 @@ def attack_tmpfs_memory(kind: str, work: Path) -> Outcome:
     )
 
 
+SHM_PROBE = """
+import ctypes, os
+held = 0
+try:
+    for _ in range(4):
+        fd = os.memfd_create("k2")
+        for _ in range(128):
+            os.write(fd, bytes(1 << 20))
+            held += 1
+except OSError as exc:
+    print("memfd refused:", exc)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmget.restype = ctypes.c_int
+libc.shmat.restype = ctypes.c_void_p
+for _ in range(4):
+    sid = libc.shmget(0, 128 << 20, 0o1600)
+    addr = libc.shmat(sid, None, 0) if sid >= 0 else None
+    if addr in (None, ctypes.c_void_p(-1).value):
+        print("SysV shm refused:", ctypes.get_errno())
+        break
+    ctypes.memset(addr, 1, 128 << 20)
+    held += 128
+print("HELD", held, flush=True)
+"""
+
+
+def attack_shared_memory(kind: str, work: Path) -> Outcome:
+    """Hold memory no rlimit counts: memfd files and SysV shared memory, 4x the limit."""
+    root = work / "rc"
+    root.mkdir()
+    (root / "probe.py").write_text(SHM_PROBE)
+    box = _open(kind, root, **MEM)
+    try:
+        res = box.run("python3 probe.py", timeout_s=120)
+    finally:
+        box.close()
+    held = [int(line.split()[1]) for line in res.output.splitlines() if line.startswith("HELD ")]
+    killed = "memory" in res.limits_hit or res.exit_code == 137
+    ok = killed or (bool(held) and held[0] <= MEM["memory_mb"])
+    refused = [line for line in res.output.splitlines() if "refused" in line]
+    return Outcome(
+        ok, f"held {held or '?'} MiB (limit {MEM['memory_mb']}); killed: {killed}; {refused}"
+    )
+
+
 # ---- item 7: no process outlives its command ---------------------------------------------------
 def attack_outlive_command(kind: str, work: Path) -> Outcome:
     """Leave a process running after the command ends, and after it times out."""
@@ -260,6 +305,7 @@ ATTACKS: dict[str, Callable[[str, Path], Outcome]] = {
     "host chmod race (item 2)": attack_chmod_race,
     "read root-only files (item 5)": attack_read_root_files,
     "tmpfs/shm memory (item 6)": attack_tmpfs_memory,
+    "memfd/SysV memory (item 6)": attack_shared_memory,
     "outlive command/timeout (item 7)": attack_outlive_command,
     "outlive kill -9 of k2lsp (item 7)": attack_outlive_kill9,
 }
