@@ -357,12 +357,32 @@ def user_problem() -> str | None:
     return None
 
 
+_SOURCE: list[Path] = []
+
+
+def user_source() -> Path:
+    """A copy of k2lsp and this module the ordinary user can read (the checkout may be in /root)."""
+    if not _SOURCE:
+        import atexit
+
+        top = Path(tempfile.mkdtemp(prefix="k2attack-src-"))
+        atexit.register(shutil.rmtree, top, True)
+        shutil.copytree(REPO / "k2lsp", top / "k2lsp", ignore=shutil.ignore_patterns("__pycache__"))
+        (top / "tests").mkdir()
+        shutil.copy(Path(__file__), top / "tests" / "sandbox_attacks.py")
+        for path in [top, *top.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        _SOURCE.append(top)
+    return _SOURCE[0]
+
+
 def run_as_user(slug: str, kind: str) -> Outcome:
     """Run one attack in a process of the ordinary user `k2user`."""
     why = user_problem()
     if why:
         return Outcome(False, "", skipped=why)
     entry = pwd.getpwnam(USER)
+    source = user_source()
     work = Path(tempfile.mkdtemp(prefix="k2attack-user-"))
     os.chown(work, entry.pw_uid, entry.pw_gid)
     try:
@@ -373,7 +393,7 @@ def run_as_user(slug: str, kind: str) -> Outcome:
                 USER,
                 "--",
                 "env",
-                f"PYTHONPATH={REPO}",
+                f"PYTHONPATH={source}",
                 f"HOME={entry.pw_dir}",
                 f"PATH={USER_VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",
                 str(USER_VENV / "bin" / "python"),
@@ -383,7 +403,7 @@ def run_as_user(slug: str, kind: str) -> Outcome:
                 kind,
                 str(work),
             ],
-            cwd=REPO,
+            cwd=source,
             capture_output=True,
             text=True,
             timeout=900,
