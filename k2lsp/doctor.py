@@ -146,8 +146,9 @@ def check_tests(repo: Path, kind: str, image: str, command: str | None) -> Check
     )
     if "Permission denied" in res.output and repo.stat().st_uid == 0:
         fix = (
-            "the sandbox user (uid 1000) cannot read this root-owned repository; make it "
-            "readable (chmod -R o+rX) or run k2lsp as the repository's owner"
+            "the unprivileged sandbox user cannot read some files of this root-owned "
+            "repository (runs use a private copy it owns; this check reads your tree as is); "
+            "make them readable (chmod -R o+rX) or run k2lsp as the repository's owner"
         )
     if name == "pytest" and res.exit_code == 5:
         return Check(

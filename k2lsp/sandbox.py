@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -212,6 +213,28 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def read_untrusted(path: Path, cap: int = 64 * 1024 * 1024) -> bytes | None:
+    """A file the sandbox wrote (e.g. a JUnit report in the scratch folder), read safely: never
+    through a symlink, never blocking on a FIFO or device, at most `cap` bytes. None when it is
+    missing or not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, size = [], 0
+        while size < cap and (chunk := os.read(fd, min(1 << 20, cap - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def signal_note(exit_code: int) -> str:

@@ -84,3 +84,41 @@ def test_handover_never_follows_symlinks_swapped_in_during_the_walk(tmp_path: Pa
         before.st_gid,
     )
     assert host.stat().st_uid == 0
+
+
+CONFTEST_SWAP = """
+import os
+
+def pytest_unconfigure(config):
+    path = config.option.xmlpath
+    if path and os.path.exists(path):
+        os.unlink(path)
+        if {fifo}:
+            os.mkfifo(path)
+        else:
+            os.symlink({target!r}, path)
+"""
+
+
+@pytest.mark.bwrap
+@pytest.mark.parametrize("fifo", [False, True], ids=["symlink", "fifo"])
+def test_a_test_report_swapped_for_a_symlink_or_fifo_is_not_followed(
+    fifo: bool, tmp_path: Path
+) -> None:
+    """Hostile test code replaces the JUnit report k2lsp reads with a symlink to a host file
+    (or a FIFO that would block the host forever): the host reads neither."""
+    from k2lsp.sandbox import SandboxSettings
+    from k2lsp.testrun.runner import run_tests
+    from tests.sandbox_helpers import open_sandbox
+
+    host = tmp_path / "host-secret.xml"
+    host.write_text('<testsuite tests="99" failures="0"><testcase name="leak" /></testsuite>')
+    root = tmp_path / "rc"
+    root.mkdir()
+    (root / "conftest.py").write_text(CONFTEST_SWAP.format(fifo=fifo, target=str(host)))
+    (root / "test_a.py").write_text("def test_a():\n    assert True\n")
+    with open_sandbox("bwrap", root, SandboxSettings()) as box:
+        report = run_tests(box, command="python3 -m pytest -q", timeout_s=120)
+    assert report.parsed_from != "junit"
+    assert "leak" not in str(report)
+    assert report.passed == 1  # from the summary line instead
