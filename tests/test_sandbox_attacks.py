@@ -122,3 +122,33 @@ def test_a_test_report_swapped_for_a_symlink_or_fifo_is_not_followed(
     assert report.parsed_from != "junit"
     assert "leak" not in str(report)
     assert report.passed == 1  # from the summary line instead
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_run_copy_under_a_folder_only_root_may_enter_works_as_root(kind: str) -> None:
+    """Issue 11: as root the run copy lives under /root (0700); the unprivileged sandbox user
+    must still reach, import and write it, without any host folder's mode being changed."""
+    import shutil
+    import tempfile
+
+    from k2lsp.sandbox import SandboxSettings
+    from tests.sandbox_helpers import open_sandbox
+
+    if os.geteuid() != 0:
+        pytest.skip("as an ordinary user the run copy is the user's own")
+    private = Path(tempfile.mkdtemp(prefix="k2lsp-private-", dir="/opt"))  # 0700, like /root
+    try:
+        root = private / "state" / "runs" / "r1" / "proj"
+        root.mkdir(parents=True)
+        (root / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+        (root / "test_calc.py").write_text(
+            "from calc import add\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+        )
+        with open_sandbox(kind, root, SandboxSettings()) as box:
+            res = box.run("python3 -m pytest -q -p no:cacheprovider && touch made", timeout_s=300)
+        assert res.exit_code == 0, res.output
+        assert "1 passed" in res.output
+        assert (root / "made").stat().st_uid == 0  # handed back
+        assert oct(private.stat().st_mode & 0o777) == "0o700"
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
