@@ -94,9 +94,12 @@ def check_bwrap() -> Check:
     sandbox_bwrap.problem.cache_clear()
     why = sandbox_bwrap.problem()
     if why is None:
+        import tempfile
+
         from k2lsp.sandbox_bwrap import BwrapSandbox
 
-        return Check("bwrap", OK, BwrapSandbox(Path("/")).describe())
+        with tempfile.TemporaryDirectory() as empty, BwrapSandbox(Path(empty)) as sb:
+            return Check("bwrap", OK, sb.describe())
     return Check(
         "bwrap", FAIL, why, "apt-get install bubblewrap; allow unprivileged user namespaces"
     )

@@ -169,6 +169,45 @@ def untraversable_ancestors(paths: list[Path], uid: int, gid: int) -> list[Path]
     return found
 
 
+SYSTEM_FOLDERS = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/usr",
+    "/var",
+    "/home",
+    "/tmp",
+)
+
+
+def refuse_system_folder(root: Path) -> None:
+    """Refuse to hand `/`, a system folder or a home folder (or one above it) to the sandbox."""
+    from k2lsp.errors import UsageError
+
+    resolved = Path(os.path.realpath(root))
+    homes = {Path(os.path.expanduser("~")).resolve()}
+    if (
+        resolved == Path("/")
+        or str(resolved) in SYSTEM_FOLDERS
+        or any(resolved == h or resolved in h.parents for h in homes)
+    ):
+        raise UsageError(
+            f"refusing to run sandboxed commands as root in {resolved}: the sandbox user would "
+            "be given this whole folder; point k2lsp at a project folder instead"
+        )
+
+
 class Lease:
     """Hands the run copy to the sandbox uid while at least one command runs (root only).
 
@@ -179,6 +218,8 @@ class Lease:
     def __init__(self, root: Path, read_only: bool) -> None:
         self.root = root
         self.active = needs_handover(read_only)
+        if self.active:
+            refuse_system_folder(root)
         self._lock = threading.Lock()
         self._users = 0
         self._record: Handover | None = None

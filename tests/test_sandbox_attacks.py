@@ -152,3 +152,21 @@ def test_a_run_copy_under_a_folder_only_root_may_enter_works_as_root(kind: str) 
         assert oct(private.stat().st_mode & 0o777) == "0o700"
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("folder", ["/", "/etc", "~"])
+def test_root_never_hands_a_system_or_home_folder_to_the_sandbox_user(
+    kind: str, folder: str
+) -> None:
+    from k2lsp.errors import UsageError
+    from k2lsp.sandbox import SandboxSettings
+    from tests.sandbox_helpers import open_sandbox
+
+    if os.geteuid() != 0:
+        pytest.skip("only root hands folders over")
+    target = Path(folder).expanduser()
+    before = target.stat()
+    with pytest.raises(UsageError, match="refusing"):
+        open_sandbox(kind, target, SandboxSettings()).run("true", timeout_s=60)
+    assert target.stat().st_uid == before.st_uid
