@@ -270,9 +270,11 @@ class DockerSandbox(Sandbox):
                 self._active.add(cid)
                 cancelled = self._closes != closes
             if cancelled:
-                raise SandboxUnavailable("the sandbox was closed (run cancelled)")
+                return self._cancelled(start)
             exit_code, timed_out, oom = self._attach_and_wait(cid, acc, timeout_s)
         except docker.errors.DockerException as exc:
+            if self._closes != closes:  # close() removed the container under us
+                return self._cancelled(start)
             raise SandboxUnavailable(f"docker run failed: {str(exc)[:300]}") from None
         finally:
             if cid:
@@ -290,6 +292,11 @@ class DockerSandbox(Sandbox):
         return CommandResult(
             124 if timed_out else exit_code, text, duration, timed_out, truncated, hits, self.name
         )
+
+    def _cancelled(self, start: float) -> CommandResult:
+        """The result of a command whose sandbox was closed while it ran."""
+        text = "[k2lsp: cancelled: the sandbox was closed while the command ran]"
+        return CommandResult(137, text, time.monotonic() - start, backend=self.name)
 
     def _attach_and_wait(
         self, cid: str, acc: OutputCap, timeout_s: float
