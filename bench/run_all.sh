@@ -25,5 +25,6 @@ section "repo map vs Aider";                    $PY bench/repomap_bench.py --cor
 section "replace_symbol edit fidelity";         $PY bench/edit_fidelity.py
 section "typing while a run delivers (Neovim)"; $PY bench/nvim_typing.py --tries 100
 section "sandbox overhead";                     $PY bench/sandbox_overhead.py
+section "sandbox attack campaign";               $PY bench/attack_campaign.py
 section "writes racing a folder/symlink swap";  $PY bench/race_writes.py 2000
 exit 0

@@ -28,6 +28,18 @@ class Check:
         return line + (f"\n       fix: {self.fix}" if self.fix and self.status != OK else "")
 
 
+def check_trust(repo: Path, ignored: list[str]) -> Check:
+    """Whether the repository's own k2lsp configuration applies in full."""
+    if not ignored:
+        return Check("workspace trust", OK, f"{repo}: every k2lsp configuration key applies")
+    return Check(
+        "workspace trust",
+        WARN,
+        f"{repo} is not trusted: its keys {', '.join(ignored)} are ignored",
+        f"review its k2lsp.toml / [tool.k2lsp], then run `k2lsp trust {repo}`",
+    )
+
+
 def check_docker(image: str) -> list[Check]:
     """Daemon, image, and what is inside the image."""
     from k2lsp import sandbox_docker
@@ -94,9 +106,12 @@ def check_bwrap() -> Check:
     sandbox_bwrap.problem.cache_clear()
     why = sandbox_bwrap.problem()
     if why is None:
+        import tempfile
+
         from k2lsp.sandbox_bwrap import BwrapSandbox
 
-        return Check("bwrap", OK, BwrapSandbox(Path("/")).describe())
+        with tempfile.TemporaryDirectory() as empty, BwrapSandbox(Path(empty)) as sb:
+            return Check("bwrap", OK, sb.describe())
     return Check(
         "bwrap", FAIL, why, "apt-get install bubblewrap; allow unprivileged user namespaces"
     )
@@ -146,8 +161,9 @@ def check_tests(repo: Path, kind: str, image: str, command: str | None) -> Check
     )
     if "Permission denied" in res.output and repo.stat().st_uid == 0:
         fix = (
-            "the sandbox user (uid 1000) cannot read this root-owned repository; make it "
-            "readable (chmod -R o+rX) or run k2lsp as the repository's owner"
+            "the unprivileged sandbox user cannot read some files of this root-owned "
+            "repository (runs use a private copy it owns; this check reads your tree as is); "
+            "make them readable (chmod -R o+rX) or run k2lsp as the repository's owner"
         )
     if name == "pytest" and res.exit_code == 5:
         return Check(
@@ -179,9 +195,9 @@ def cli(argv: list[str]) -> int:
         return 2
     from k2lsp.config import load_settings
 
-    settings = load_settings(repo)
+    settings = load_settings(repo, notify=lambda _: None)
     image = args.image or settings.sandbox_image
-    checks = [*check_docker(image), check_bwrap()]
+    checks = [check_trust(repo, settings.untrusted), *check_docker(image), check_bwrap()]
     auto, kind = check_auto(repo, image)
     checks.append(auto)
     if kind and not args.skip_tests:

@@ -401,6 +401,11 @@ def cli_gc(argv: list[str]) -> int:
     parser.add_argument("--state-dir", help="k2lsp state folder (default: ~/.local/state/k2lsp)")
     parser.add_argument("--dry-run", action="store_true", help="list stale runs, remove nothing")
     args = parser.parse_args(argv)
+    if not args.dry_run:
+        from k2lsp.sandbox_docker import reap_quietly
+
+        for name in reap_quietly():  # sandbox containers of k2lsp processes that are gone
+            print(f"removed container {name}")
     stale = stale_runs(args.state_dir)
     if not stale:
         print("no stale run copies")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from k2lsp import safefs
-from k2lsp.sandbox import CommandResult, Sandbox
+from k2lsp.sandbox import CommandResult, Sandbox, read_untrusted
 from k2lsp.testrun.detect import Runner, build_runner
 from k2lsp.testrun.model import TestReport
 from k2lsp.testrun.parsers import parse_cargo, parse_go_json, parse_junit, parse_summary
@@ -47,11 +45,10 @@ def parse_result(runner: Runner, result: CommandResult, root: Path) -> TestRepor
     )
     output = result.output
     parsed = False
-    if runner.junit is not None and os.path.lexists(runner.junit):
-        # The sandbox can write the scratch folder: a link planted there is never followed.
-        data = safefs.read_entry(runner.junit.parent, runner.junit.name)
-        if data is not None and not runner.junit.is_symlink():
-            parsed = parse_junit(data.decode("utf-8", "replace"), report, root)
+    junit = read_untrusted(runner.junit) if runner.junit is not None else None
+    if runner.junit is not None and junit is not None:
+        # written by hostile code: read without following links, FIFOs or devices
+        parsed = parse_junit(junit.decode("utf-8", errors="replace"), report, root)
         runner.junit.unlink(missing_ok=True)
     elif runner.name == "go":
         parsed = parse_go_json(output, report, root)
