@@ -164,6 +164,8 @@ class BwrapSandbox(Sandbox):
             args += ["--unshare-user", "--uid", "1000", "--gid", "1000"]
             for knob in PROC_KNOBS:
                 args += ["--ro-bind-try", knob, knob]
+        for host, target in self.settings.ro_binds:
+            args += ["--ro-bind", host, target]
         if not self.settings.network:
             args.append("--unshare-net")
         return [*args, "/bin/sh", "-c", command]

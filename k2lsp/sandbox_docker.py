@@ -110,6 +110,8 @@ class DockerSandbox(Sandbox):
         }
         for path in [*git_dirs(self.root), *(Path(p) for p in s.ro_paths)]:
             volumes.setdefault(str(path), {"bind": str(path), "mode": "ro"})
+        for host, target in s.ro_binds:
+            volumes[host] = {"bind": target, "mode": "ro"}
         group_add = [str(self._owner[1])] if self._owner[0] == 0 else None
         mem = f"{s.memory_mb}m"
         return _client().containers.run(

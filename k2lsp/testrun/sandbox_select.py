@@ -1,0 +1,99 @@
+"""Which sandbox can actually run this project's tests, and the project's environment in it.
+
+`auto` means: the host toolchain under bubblewrap (it has the interpreters the user's `.venv`
+links to, and node), unless the project declares a container environment
+(`.devcontainer/devcontainer.json` with an image or Dockerfile) or the user configured an image,
+in which case docker. A `.venv` is useless in the docker image (its interpreter link points at
+the host), so a project with one stays on bwrap when it can. `preflight` says, before the run
+starts, what the tests will run with, or why nothing can run them and how to fix it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from k2lsp.errors import K2lspError
+from k2lsp.testrun.env import project_binds
+
+DEFAULT_IMAGE = "k2lsp-sandbox:latest"
+
+
+def declared_container(source: Path) -> str:
+    """What the project declares as its container ('' when nothing)."""
+    for path in (source / ".devcontainer" / "devcontainer.json", source / ".devcontainer.json"):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        text = re.sub(r"^\s*//.*$", "", text, flags=re.M)  # JSONC line comments
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = {}
+        if isinstance(data, dict):
+            if data.get("image"):
+                return f"devcontainer image {data['image']}"
+            build = data.get("build")
+            build = build if isinstance(build, dict) else {}
+            if data.get("dockerFile") or build.get("dockerfile"):
+                return "devcontainer Dockerfile"
+    return ""
+
+
+def choose(kind: str, source: Path, image: str | None) -> tuple[str, str]:
+    """(backend, why) for `kind`; only `auto` is decided here."""
+    if kind != "auto":
+        return kind, f"--sandbox {kind}"
+    from k2lsp import sandbox_bwrap, sandbox_docker
+
+    wants_docker = declared_container(source) or (
+        f"configured image {image}" if image and image != DEFAULT_IMAGE else ""
+    )
+    bwrap_problem = sandbox_bwrap.problem()
+    if wants_docker:
+        docker_problem = sandbox_docker.problem(image or DEFAULT_IMAGE)
+        if docker_problem is None:
+            return "docker", f"docker ({wants_docker})"
+        sandbox_docker.problem.cache_clear()
+        if bwrap_problem is None:
+            return "bwrap", f"bwrap (project wants docker: {wants_docker}, but {docker_problem})"
+    if bwrap_problem is None:
+        return "bwrap", "bwrap with the host toolchain"
+    return "auto", f"bwrap unavailable ({bwrap_problem})"
+
+
+def open_sandbox(settings: Any, root: Path, source: Path | None = None) -> tuple[Any, str]:
+    """The sandbox for a run in `root` (a copy of `source`), with the project's environment
+    bound in; returns (sandbox, preflight text). Raises SandboxUnavailable."""
+    from k2lsp.sandbox import get_sandbox, settings_for
+
+    sb = settings_for(settings)
+    source = (source or root).resolve()
+    sb.ro_binds = [*sb.ro_binds, *project_binds(source, root)]
+    sb.project_source = str(source)
+    kind, why = choose(sb.kind, source, getattr(settings, "sandbox_image", None))
+    sandbox = get_sandbox(kind, root, sb)
+    return sandbox, preflight(sandbox, why)
+
+
+def preflight(sandbox: Any, why: str) -> str:
+    """One paragraph: backend and why, project environment, detected test command or problem."""
+    from k2lsp.testrun.detect import detect
+
+    binds = list(getattr(sandbox.settings, "ro_binds", []) or [])
+    envs = ", ".join(f"{h} (read-only)" for h, _t in binds) or "none outside the run copy"
+    lines = [f"sandbox: {sandbox.name} — {why}", f"project environment: {envs}"]
+    try:
+        found = detect(sandbox.root, binds)
+        lines.append(f"tests: `{found.command}` ({found.reason})")
+    except K2lspError as exc:
+        lines.append(f"tests: {exc}")
+    if sandbox.name == "docker" and any(Path(t).name != "node_modules" for _h, t in binds):
+        lines.append(
+            "warning: the project's virtualenv links to the host's interpreter, which the docker "
+            "image does not have; use --sandbox bwrap or an image with that Python"
+        )
+    return "\n".join(lines)
