@@ -52,7 +52,10 @@ def diagnose(
 ) -> str:
     """A one-line account of a run without counts."""
     limits = set(limits_hit or [])
-    if "memory" in limits or re.search(r"\bout of memory\b|MemoryError|Killed\s*$", output, re.M):
+    output = re.sub(r"^\[k2lsp: [^\]]*\]$", "", output, flags=re.M)  # the sandbox's own notes
+    if "memory" in limits or re.search(
+        r"\bout of memory\b|MemoryError|Cannot allocate memory", output
+    ):
         return "killed: out of memory (raise the sandbox memory limit or run fewer tests)"
     if exit_code in (137, -9):
         return "killed by SIGKILL (exit 137): the sandbox or the system stopped the command"
@@ -60,9 +63,13 @@ def diagnose(
         return "stopped: too many processes for the sandbox's pids limit"
     if exit_code in (-15, 143):
         return "terminated by SIGTERM"
-    m = re.search(r"(?:^|\s)(?:sh: \d+: )?(?P<cmd>[\w.+/-]+): (?:command )?not found", output)
+    m = re.search(
+        r"(?:^|\s)(?:sh: \d+: )?(?P<cmd>[\w.+/-]+): (?:command )?not found"
+        r"|env: '?(?P<env>[\w.+-]+)'?: No such file or directory",
+        output,
+    )
     if exit_code == 127 or m:
-        what = m["cmd"] if m else "the test command"
+        what = (m["cmd"] or m["env"]) if m else "the test command"
         return f"command not found: {what} (is it installed in the sandbox?)"
     m = re.search(r"No module named '?(?P<mod>pytest|unittest|nose2?|tox|nox)'?", output)
     if m:

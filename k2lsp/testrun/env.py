@@ -177,8 +177,8 @@ def foreign_paths(output: str, root: Path, source: Path | None) -> list[str]:
     out: list[str] = []
     for m in _TB_PATH.finditer(output):
         path = m["a"] or m["b"]
-        if path.startswith(str(root)):
-            continue
+        if path.startswith(str(root) + "/") and "-packages/" not in path:
+            continue  # the run copy's own code (a bound .venv's site-packages is not)
         in_source = source is not None and path.startswith(str(source) + "/")
         in_site = "-packages/" in path and path.split("-packages/", 1)[1].split("/")[0] in names
         if (in_source or in_site) and path not in out:
