@@ -284,3 +284,14 @@ def test_npm_project_runs_its_tests_without_hooks_on_the_host_toolchain(
     report, _pre, backend = k2lsp_report(run_copy(folder))
     assert backend == "bwrap" and report.ok and "eslint" not in report.command
     assert_agrees(pkg, folder, report)
+
+
+def test_npm_project_in_an_image_without_node_names_node(tmp_path: Path, run_copy) -> None:  # type: ignore[no-untyped-def]
+    if sandbox_docker.problem("k2lsp-sandbox:latest") is not None:
+        pytest.skip("docker unavailable")
+    pkg = need("fastq")
+    tmp_path.chmod(0o755)
+    rc = run_copy(user_project(pkg, tmp_path / pkg.key), tmp_path / "state")
+    report, _pre, backend = k2lsp_report(rc, "docker")
+    assert backend == "docker" and report.no_tests
+    assert report.diagnosis.startswith("command not found: node"), report.output_tail

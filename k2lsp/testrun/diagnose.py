@@ -65,7 +65,7 @@ def diagnose(
         return "terminated by SIGTERM"
     m = re.search(
         r"(?:^|\s)(?:sh: \d+: )?(?P<cmd>[\w.+/-]+): (?:command )?not found"
-        r"|env: '?(?P<env>[\w.+-]+)'?: No such file or directory",
+        r"|env: ['\u2018]?(?P<env>[\w.+-]+)['\u2019]?: No such file or directory",
         output,
     )
     if exit_code == 127 or m:
