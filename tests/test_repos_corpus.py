@@ -295,3 +295,22 @@ def test_npm_project_in_an_image_without_node_names_node(tmp_path: Path, run_cop
     report, _pre, backend = k2lsp_report(rc, "docker")
     assert backend == "docker" and report.no_tests
     assert report.diagnosis.startswith("command not found: node"), report.output_tail
+
+
+def test_a_link_posing_as_an_environment_is_not_mounted(tmp_path: Path) -> None:
+    from k2lsp.testrun.env import project_binds
+
+    secret = Path.home() / f".k2lsp-test-secret-{uuid.uuid4().hex[:6]}"
+    secret.mkdir()
+    try:
+        (secret / "id_rsa").write_text("private")
+        user = tmp_path / "user"
+        user.mkdir()
+        (user / "node_modules").symlink_to(secret)  # a hostile checkout's "environment"
+        (user / ".venv").symlink_to(secret)
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        (copy / "node_modules").symlink_to("/etc")  # and one the run copy itself carries
+        assert project_binds(user, copy) == []
+    finally:
+        shutil.rmtree(secret)

@@ -84,15 +84,32 @@ def project_binds(source: Path, root: Path) -> list[tuple[str, str]]:
         except ValueError:
             continue
         prefix = source.relative_to(top)
-        target = root / os.path.relpath(top / rel, top / prefix)
-        target = Path(os.path.normpath(target))
-        if target.exists() and any(target.iterdir()):
-            continue  # the copy has its own (e.g. a non-git folder copied whole)
-        if not _inside(target, _copy_top(root, source, top)):
+        target = Path(os.path.normpath(root / os.path.relpath(top / rel, top / prefix)))
+        if not _inside(target, _copy_top(root, source, top)) or not _safe_source(host, top):
             continue
+        if target.is_symlink() or target.is_file():
+            continue  # the copy has its own entry there: never mount through it
+        if target.is_dir() and any(target.iterdir()):
+            continue  # the copy has its own (e.g. a non-git folder copied whole)
         target.mkdir(parents=True, exist_ok=True)
-        binds.append((str(host), str(target)))
+        binds.append((str(host.resolve()), str(target)))
     return binds
+
+
+def _safe_source(host: Path, top: Path) -> bool:
+    """An environment folder worth exposing: it looks like one, and a symlink to it does not
+    lead into the user's home outside the project (a hostile `node_modules -> ~/.ssh`)."""
+    real = host.resolve()
+    home = Path.home().resolve()
+    if real != home and home in real.parents and not _inside(real, top.resolve()):
+        return False
+    if host.name == "node_modules":
+        return (
+            (real / ".bin").is_dir()
+            or (real / ".package-lock.json").is_file()
+            or any((d / "package.json").is_file() for d in list(real.iterdir())[:50])
+        )
+    return _is_venv(real) or _is_conda(real)
 
 
 def _top(source: Path) -> Path:
