@@ -314,3 +314,46 @@ def test_a_link_posing_as_an_environment_is_not_mounted(tmp_path: Path) -> None:
         assert project_binds(user, copy) == []
     finally:
         shutil.rmtree(secret)
+
+
+def test_a_runner_that_collects_nothing_falls_back_and_says_so(tmp_path: Path, run_copy) -> None:  # type: ignore[no-untyped-def]
+    pkg = need("colorama")  # TestCase classes in *_test.py: unittest's default pattern misses them
+    rc = run_copy(user_project(pkg, tmp_path / pkg.key))
+    report, _pre, _b = k2lsp_report(rc)
+    assert report.ok and report.runner == "pytest"
+    assert report.notes and "collected 0 tests" in report.notes[0]
+    assert report.notes[0].endswith("ran pytest instead")
+
+
+@pytest.mark.parametrize(
+    ("name", "rel", "good", "bad", "runner"),
+    [
+        (
+            "minimist",
+            "index.js",
+            "if ((/^0x[0-9a-f]+$/i).test(x)) { return true; }",
+            "if ((/^0x[0-9a-f]+$/i).test(x)) { return false; }",
+            "tap",
+        ),
+        (
+            "json-schema-traverse",
+            "index.js",
+            "post(schema, jsonPtr,",
+            "post(schema, jsonPtr + '/x',",
+            "mocha",
+        ),
+    ],
+)
+def test_javascript_failures_carry_the_test_file_and_line(
+    name: str, rel: str, good: str, bad: str, runner: str, tmp_path: Path, run_copy
+) -> None:  # type: ignore[no-untyped-def]
+    pkg = need(name)
+    rc = run_copy(user_project(pkg, tmp_path / pkg.key))
+    source = (rc.root / rel).read_text()
+    assert source.count(good) == 1
+    (rc.root / rel).write_text(source.replace(good, bad))
+    report, _pre, _b = k2lsp_report(rc)
+    assert report.runner == runner and report.failed > 0 and report.passed > 0
+    located = [f for f in report.failures if f.path and f.line]
+    assert located, report.failures
+    assert all(f.path.startswith(("test/", "spec/", "index.js")) for f in located)
