@@ -357,3 +357,13 @@ def test_javascript_failures_carry_the_test_file_and_line(
     located = [f for f in report.failures if f.path and f.line]
     assert located, report.failures
     assert all(f.path.startswith(("test/", "spec/", "index.js")) for f in located)
+
+
+def test_nox_sessions_are_read(tmp_path: Path) -> None:
+    pkg = need("jsonpointer")  # unittest-style tests; the noxfile says pytest with -x
+    folder = user_project(pkg, tmp_path / "p", git=False)
+    (folder / "noxfile.py").write_text(
+        "import nox\n\n@nox.session\ndef tests(session):\n"
+        '    session.install("pytest")\n    session.run("pytest", "-x", *session.posargs)\n'
+    )
+    assert detect(folder).command.endswith("-m pytest -q -x")

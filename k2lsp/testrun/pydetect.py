@@ -155,6 +155,31 @@ def hatch_test_script(root: Path) -> str | None:
     return None
 
 
+def nox_commands(root: Path) -> list[str]:
+    """`session.run("pytest", …)` / `session.run("python", "-m", "unittest", …)` calls of
+    noxfile.py, as command lines (only literal string arguments; `*session.posargs` dropped)."""
+    import ast
+
+    try:
+        tree = ast.parse(read_head(root / "noxfile.py", 1_000_000))
+    except (SyntaxError, ValueError):
+        return []
+    out = []
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "run"
+        ):
+            continue
+        words = [
+            a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)
+        ]
+        if words and _runner_of(shlex.join(words)):
+            out.append(shlex.join(words))
+    return out
+
+
 def _runner_of(command: str) -> tuple[str, list[str]] | None:
     """('pytest'|'unittest', args) for a declared command that runs one of them directly."""
     try:
@@ -262,7 +287,7 @@ def detect(root: Path, py: str, has_module: object) -> PyDetection | None:
     """
     files = test_files(root)
     have = has_module if callable(has_module) else (lambda _n: False)
-    declared = [r for r in map(_runner_of, tox_commands(root)) if r]
+    declared = [r for r in map(_runner_of, [*tox_commands(root), *nox_commands(root)]) if r]
     hatch = hatch_test_script(root)
     if hatch and _runner_of(hatch):
         declared.insert(0, _runner_of(hatch))  # type: ignore[arg-type]
@@ -275,11 +300,11 @@ def detect(root: Path, py: str, has_module: object) -> PyDetection | None:
             if not have("pytest_cov"):
                 args = drop_cov(args)
             cmd = " ".join([pytest_cmd, *map(shlex.quote, args)])
-            return PyDetection(cmd, "tox.ini/hatch declares pytest", _unit_fallback(unit_cmd))
+            return PyDetection(cmd, "tox/nox/hatch declare pytest", _unit_fallback(unit_cmd))
         cmd = " ".join([f"{py} -m unittest", *map(shlex.quote, args)]).strip()
         if not args or args == ["-v"]:
             cmd = unit_cmd or cmd
-        return PyDetection(cmd, "tox.ini declares unittest", [(pytest_cmd, "pytest")])
+        return PyDetection(cmd, "tox/nox declare unittest", [(pytest_cmd, "pytest")])
     if has_pytest_config(root):
         return PyDetection(pytest_cmd, "pytest is configured", _unit_fallback(unit_cmd))
     if not files:
