@@ -367,3 +367,35 @@ def test_nox_sessions_are_read(tmp_path: Path) -> None:
         '    session.install("pytest")\n    session.run("pytest", "-x", *session.posargs)\n'
     )
     assert detect(folder).command.endswith("-m pytest -q -x")
+
+
+def test_a_package_inside_a_monorepo_uses_the_repos_environment(tmp_path: Path, run_copy) -> None:  # type: ignore[no-untyped-def]
+    pkg = need("inflection")
+    top = tmp_path / "mono"
+    (top / "packages").mkdir(parents=True)
+    folder = user_project(pkg, top / "packages" / "inflection", git=False)
+    (folder / ".venv").rename(top / ".venv")  # one environment at the top of the monorepo
+    (top / ".gitignore").write_text(".venv\n__pycache__/\n")
+    (top / "README.md").write_text("monorepo\n")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "u", "GIT_AUTHOR_EMAIL": "u@e.com"}
+    env.update(GIT_COMMITTER_NAME="u", GIT_COMMITTER_EMAIL="u@e.com")
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "mono"]):
+        subprocess.run(["git", *args], cwd=top, check=True, env=env)
+    report, preflight, _b = k2lsp_report(run_copy(folder))
+    assert report.command.startswith("../../.venv/bin/python -m pytest")
+    assert "/.venv (read-only)" in preflight
+    assert_agrees(pkg, _with_venv(pkg, tmp_path / "direct"), report)
+
+
+def test_a_folder_that_is_not_a_git_repository(tmp_path: Path, run_copy) -> None:  # type: ignore[no-untyped-def]
+    pkg = need("isodate")  # src/ layout, unittest, dependency six from the .venv
+    folder = user_project(pkg, tmp_path / pkg.key, git=False)
+    rc = run_copy(folder)
+    assert not rc.is_git
+    report, _pre, _b = k2lsp_report(rc)
+    assert report.ok
+    assert_agrees(pkg, folder, report)
+
+
+def _with_venv(pkg: Package, where: Path) -> Path:
+    return user_project(pkg, where, git=False)
