@@ -399,3 +399,16 @@ def test_a_folder_that_is_not_a_git_repository(tmp_path: Path, run_copy) -> None
 
 def _with_venv(pkg: Package, where: Path) -> Path:
     return user_project(pkg, where, git=False)
+
+
+def test_other_missing_plugins_in_addopts_are_dropped_and_named(tmp_path: Path, run_copy) -> None:  # type: ignore[no-untyped-def]
+    pkg = need("inflection")  # its env has pytest only: no xdist, no pytest-timeout
+    folder = user_project(pkg, tmp_path / pkg.key, git=False)
+    (folder / "pytest.ini").write_text("[pytest]\naddopts = -n auto --timeout 30 -ra\n")
+    rc = run_copy(folder)
+    detected, _pre, _b = k2lsp_report(rc)
+    assert detected.ok and "addopts=-ra" in detected.command
+    raw, _pre, _b = k2lsp_report(rc, command=".venv/bin/python -m pytest -q")
+    assert "missing plugin pytest-timeout, pytest-xdist" in raw.diagnosis or (
+        "missing plugin pytest-xdist" in raw.diagnosis
+    )

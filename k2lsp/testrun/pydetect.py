@@ -7,8 +7,9 @@ Order: the command the project declares (tox.ini `[testenv] commands`, hatch
 `unittest.TestCase` classes mean unittest, discovered with `-s DIR -t TOP` so a `tests/` folder
 without `__init__.py` (or one under `src/`) is found. A declared dependency on pytest
 (`[project.optional-dependencies]`, `[dependency-groups]`, requirements files, tox `deps`)
-tips unittest-style suites to pytest. Coverage flags (`--cov…`) are dropped when the
-environment has no pytest-cov, since they would turn every run into a usage error.
+tips unittest-style suites to pytest. Coverage flags (`--cov…`) and other plugins'
+flags (`-n`, `--timeout`, …) are dropped when the environment lacks the plugin, since they would
+turn every run into a usage error.
 """
 
 from __future__ import annotations
@@ -197,8 +198,41 @@ def _runner_of(command: str) -> tuple[str, list[str]] | None:
     return None
 
 
-def drop_cov(args: list[str]) -> list[str]:
-    """Arguments without pytest-cov's flags (`--cov`, `--cov=x`, `--cov-report x`, …)."""
+# flag prefix -> (module the plugin installs, flags that take a separate value)
+PLUGIN_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "--cov": ("pytest_cov", ("--cov", "--cov-report", "--cov-config", "--cov-fail-under")),
+    "--no-cov": ("pytest_cov", ()),
+    "-n": ("xdist", ("-n",)),
+    "--numprocesses": ("xdist", ("--numprocesses",)),
+    "--dist": ("xdist", ("--dist",)),
+    "--timeout": ("pytest_timeout", ("--timeout",)),
+    "--reruns": ("pytest_rerunfailures", ("--reruns",)),
+    "--benchmark": ("pytest_benchmark", ()),
+    "--asyncio-mode": ("pytest_asyncio", ("--asyncio-mode",)),
+    "--randomly": ("pytest_randomly", ()),
+    "--mypy": ("pytest_mypy", ()),
+    "--flake8": ("pytest_flake8", ()),
+    "--black": ("pytest_black", ()),
+    "--doctest-plus": ("pytest_doctestplus", ()),
+}
+
+
+def _plugin_of(arg: str) -> tuple[str, bool] | None:
+    """(module, takes a separate value) of the plugin owning flag `arg`, None for others."""
+    name = arg.split("=", 1)[0]
+    for prefix, (module, valued) in PLUGIN_FLAGS.items():
+        if (
+            name == prefix
+            or name.startswith(prefix + "-")
+            or (prefix == "-n" and arg[:2] == "-n" and arg[2:].isdigit())
+        ):
+            return module, name in valued and "=" not in arg and name == arg
+    return None
+
+
+def drop_missing_plugin_flags(args: list[str], have: object = None) -> list[str]:
+    """Arguments without the flags of plugins the environment lacks (`--cov=x`, `-n auto`,
+    `--timeout 30`, …; `have(module)` says what is installed; None: nothing is)."""
     out: list[str] = []
     skip = False
     for arg in args:
@@ -206,13 +240,19 @@ def drop_cov(args: list[str]) -> list[str]:
             skip = False
             if not arg.startswith("-"):
                 continue
-        if arg.startswith(("--cov", "--no-cov")):
-            skip = arg in ("--cov", "--cov-report", "--cov-config", "--cov-fail-under")
+        owner = _plugin_of(arg)
+        if owner and not (callable(have) and have(owner[0])):
+            skip = owner[1]
             continue
         if arg.startswith("--basetemp"):
             continue
         out.append(arg)
     return out
+
+
+def drop_cov(args: list[str]) -> list[str]:
+    """Arguments without pytest-cov's (and other absent plugins') flags."""
+    return drop_missing_plugin_flags(args)
 
 
 def style(files: list[Path]) -> str:
@@ -268,13 +308,13 @@ def _ini_value(path: Path, section: str, key: str) -> str | None:
 def addopts_without_missing_plugins(root: Path, have: object) -> str:
     """` -o addopts=…` dropping flags of plugins the environment lacks ('' when not needed)."""
     opts = configured_addopts(root)
-    if not opts or not callable(have) or have("pytest_cov"):
+    if not opts:
         return ""
     try:
         words = shlex.split(opts)
     except ValueError:
         return ""
-    kept = drop_cov(words)
+    kept = drop_missing_plugin_flags(words, have)
     if kept == words:
         return ""
     return " -o " + shlex.quote("addopts=" + " ".join(kept))
@@ -297,8 +337,7 @@ def detect(root: Path, py: str, has_module: object) -> PyDetection | None:
     if declared:
         name, args = declared[0]
         if name == "pytest":
-            if not have("pytest_cov"):
-                args = drop_cov(args)
+            args = drop_missing_plugin_flags(args, have)
             cmd = " ".join([pytest_cmd, *map(shlex.quote, args)])
             return PyDetection(cmd, "tox/nox/hatch declare pytest", _unit_fallback(unit_cmd))
         cmd = " ".join([f"{py} -m unittest", *map(shlex.quote, args)]).strip()
