@@ -93,7 +93,7 @@ def test_run_tests_agrees_with_the_projects_own_runner(name: str, tmp_path: Path
     pkg = need(name)
     folder = user_project(pkg, tmp_path / pkg.key)
     report, preflight, backend = k2lsp_report(run_copy(folder))
-    assert backend == "bwrap" and "tests: `" in preflight
+    assert backend == "bwrap" and "tests: `" in preflight and "warning" not in preflight
     assert report.total > 0, report.headline() + "\n" + report.output_tail
     assert_agrees(pkg, folder, report)
 
@@ -292,9 +292,11 @@ def test_npm_project_in_an_image_without_node_names_node(tmp_path: Path, run_cop
     pkg = need("fastq")
     tmp_path.chmod(0o755)
     rc = run_copy(user_project(pkg, tmp_path / pkg.key), tmp_path / "state")
-    report, _pre, backend = k2lsp_report(rc, "docker")
+    report, preflight, backend = k2lsp_report(rc, "docker")
     assert backend == "docker" and report.no_tests
     assert report.diagnosis.startswith("command not found: node"), report.output_tail
+    assert "`tape` (or node, which runs it) is not available in the docker sandbox" in preflight
+    assert "--sandbox bwrap" in preflight  # said before the run starts, with the fix
 
 
 def test_a_link_posing_as_an_environment_is_not_mounted(tmp_path: Path) -> None:

@@ -89,6 +89,9 @@ def preflight(sandbox: Any, why: str) -> str:
     try:
         found = detect(sandbox.root, binds)
         lines.append(f"tests: `{found.command}` ({found.reason})")
+        missing = missing_program(sandbox, found.command, binds)
+        if missing:
+            lines.append(f"warning: {missing}")
     except K2lspError as exc:
         lines.append(f"tests: {exc}")
     if sandbox.name == "docker" and any(Path(t).name != "node_modules" for _h, t in binds):
@@ -97,3 +100,45 @@ def preflight(sandbox: Any, why: str) -> str:
             "image does not have; use --sandbox bwrap or an image with that Python"
         )
     return "\n".join(lines)
+
+
+def missing_program(sandbox: Any, command: str, binds: list[tuple[str, str]]) -> str:
+    """'' when the test command's program (its interpreter, its runner module, node for
+    node_modules scripts) is there inside the sandbox; else what is missing and how to fix it."""
+    import shlex
+
+    from k2lsp.testrun.env import test_env
+
+    try:
+        words = shlex.split(command.split("&&")[0])
+    except ValueError:
+        return ""
+    if not words:
+        return ""
+    prog = words[0]
+    if len(words) > 2 and words[1] == "-m":
+        what, probe = f"`{prog} -m {words[2]}`", f"{shlex.quote(prog)} -c 'import {words[2]}'"
+    elif prog in ("npm", "npx", "yarn", "pnpm", "node", "go", "cargo", "make"):
+        what, probe = f"`{prog}`", f"command -v {shlex.quote(prog)}"
+    else:  # a node_modules/.bin script needs node too
+        what, q = f"`{prog}` (or node, which runs it)", shlex.quote(prog)
+        probe = (
+            f"p=$(command -v {q}) || exit 1; "
+            'if head -c 64 "$p" | grep -q node; then command -v node; fi'
+        )
+    env = test_env(sandbox.root, binds)
+    path = env.pop("PATH", "")
+    line = f'PATH="{path}:$PATH"; export PATH; {probe}' if path else probe
+    try:
+        res = sandbox.run(f"( {line} ) >/dev/null 2>&1", timeout_s=60, env=env)
+    except K2lspError as exc:
+        return f"could not check the test command in the sandbox: {exc}"
+    if res.exit_code == 0:
+        return ""
+    fix = (
+        "use --sandbox bwrap (the host toolchain) or add it to the image (sandbox/Dockerfile, "
+        "then `k2lsp sandbox build`)"
+        if sandbox.name == "docker"
+        else "install it on this machine, or in the project's .venv / node_modules"
+    )
+    return f"{what} is not available in the {sandbox.name} sandbox, so the tests cannot run: {fix}"
