@@ -94,9 +94,12 @@ def check_bwrap() -> Check:
     sandbox_bwrap.problem.cache_clear()
     why = sandbox_bwrap.problem()
     if why is None:
+        import tempfile
+
         from k2lsp.sandbox_bwrap import BwrapSandbox
 
-        return Check("bwrap", OK, BwrapSandbox(Path("/")).describe())
+        with tempfile.TemporaryDirectory() as empty, BwrapSandbox(Path(empty)) as sb:
+            return Check("bwrap", OK, sb.describe())
     return Check(
         "bwrap", FAIL, why, "apt-get install bubblewrap; allow unprivileged user namespaces"
     )
@@ -167,8 +170,8 @@ def _tests_check(report: Any, name: str, where: str) -> Check:
     )
     if "permission error" in report.diagnosis:
         fix = (
-            f"the {name} sandbox user cannot read the run copy; run k2lsp as the repository's "
-            "owner or use --sandbox bwrap"
+            f"the {name} sandbox user cannot read some files of the run copy; run k2lsp as "
+            "the repository's owner, make them readable (chmod -R o+rX), or use --sandbox bwrap"
         )
     detail = report.diagnosis or first or report.headline()
     return Check(label, FAIL, f"{summary}: {detail}", fix)
