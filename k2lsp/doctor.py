@@ -214,7 +214,7 @@ def cli(argv: list[str]) -> int:
     checks.append(auto)
     if kind and not args.skip_tests:
         command = args.test_command or settings.test_command
-        checks.append(check_tests(repo, kind, image, command, settings))
+        checks.append(check_tests(repo, wanted, image, command, settings))
     for check in checks:
         print(check.render())
     failed = [c for c in checks if c.status == FAIL]

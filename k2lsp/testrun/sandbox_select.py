@@ -76,7 +76,32 @@ def open_sandbox(settings: Any, root: Path, source: Path | None = None) -> tuple
     sb.project_source = str(source)
     kind, why = choose(sb.kind, source, getattr(settings, "sandbox_image", None))
     sandbox = get_sandbox(kind, root, sb)
+    if sb.kind == "auto" and sandbox.name == "bwrap":
+        sandbox, why = _docker_if_bwrap_cannot(sandbox, sb, why)
     return sandbox, preflight(sandbox, why)
+
+
+def _docker_if_bwrap_cannot(sandbox: Any, sb: Any, why: str) -> tuple[Any, str]:
+    """`auto`: when the host toolchain lacks the test command's program (no pytest for the
+    python on PATH, no node, …) and the docker image has it, use docker."""
+    from k2lsp import sandbox_docker
+    from k2lsp.sandbox import get_sandbox
+    from k2lsp.testrun.detect import detect
+
+    binds = list(sb.ro_binds)
+    try:
+        command = detect(sandbox.root, binds).command
+    except K2lspError:
+        return sandbox, why
+    missing = missing_program(sandbox, command, binds)
+    if not missing or sandbox_docker.problem(sb.image) is not None:
+        return sandbox, why
+    other = get_sandbox("docker", sandbox.root, sb)
+    if missing_program(other, command, binds):
+        other.close()
+        return sandbox, why
+    sandbox.close()
+    return other, f"docker (the host toolchain cannot run the tests: {missing.split(',')[0]})"
 
 
 def preflight(sandbox: Any, why: str) -> str:
