@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CACHE = Path(os.environ.get("K2LSP_CI_CACHE", "/var/cache/k2lsp-ci")) / "corpus"
+# The envs must work for any uid (the sandbox's, an ordinary user's): not an interpreter under
+# /root (pyenv), the system's.
+SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else "python3"
 PYTEST = [
     "pytest==9.2.0",
     "iniconfig==2.3.1",
@@ -264,7 +267,7 @@ def _build_env(pkg: Package) -> None:
     if pkg.registry == "pypi":
         venv = pkg.env / ".venv"
         if not (venv / "bin" / "python").exists():
-            _run(["python3", "-m", "venv", str(venv)])
+            _run([SYSTEM_PYTHON, "-m", "venv", str(venv)])
         if pkg.requires:
             _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
                   "--disable-pip-version-check", *pkg.requires])  # fmt: skip
