@@ -50,8 +50,8 @@ def python_failure(text: str, path: str) -> CompileFailure | None:
         return CompileFailure(type(exc).__name__, exc.msg or str(exc), line)
     except ValueError as exc:  # null bytes (older 3.11 releases)
         return CompileFailure("SyntaxError", str(exc), _null_line(text))
-    except UnicodeError as exc:  # lone surrogates cannot be source code
-        return CompileFailure("SyntaxError", f"not valid Unicode: {exc.reason}", 1)
+    except UnicodeError:  # lone surrogates cannot be source code
+        return CompileFailure("SyntaxError", "the text is not valid Unicode (lone surrogate)", 1)
     except (RecursionError, MemoryError):
         return None  # too deep for this interpreter to judge: leave it to tree-sitter
     return None
