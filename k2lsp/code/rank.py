@@ -81,6 +81,33 @@ class _Focus:
                     self.refs[name] = self.refs.get(name, 0) + _FOCUS_REF_BOOST * votes
 
 
+def _unfocused(rmap: RepoMap) -> dict[str, tuple[str, list[Entry], frozenset[str]]]:
+    """Per-file (digest, scored entries, defined names) without focus, brought up to date.
+
+    Recomputed only for files that changed or define a name whose votes changed since the
+    last call, so one edit costs little.
+    """
+    cache = rmap.rank_cache
+    dirty, dirty_all = rmap.take_dirty()
+    for rel in [r for r in cache if r not in rmap.index]:
+        del cache[rel]
+    for rel, entry in rmap.index.items():
+        cached = cache.get(rel)
+        if (
+            cached is None
+            or cached[0] != entry[2]
+            or dirty_all
+            or (dirty and not cached[2].isdisjoint(dirty))
+        ):
+            rec = rmap.records.get(entry[2])
+            if rec is None:
+                cache.pop(rel, None)
+                continue
+            names = frozenset(t[0] for t in rec[0])
+            cache[rel] = (entry[2], _file_entries(rmap, rel, rec, None), names)
+    return cache
+
+
 def rank_symbols(
     rmap: RepoMap,
     focus_files: frozenset[str],
@@ -89,39 +116,21 @@ def rank_symbols(
 ) -> list[tuple[float, str, Symbol]]:
     """(score, file, symbol) of the best `limit` definitions (all when None), best first.
 
-    Without focus, per-file results are cached and recomputed only for files that define a name
-    whose votes changed since the last call, so one edit costs little.
+    Focus changes the scores of the focus files and of the files defining a name the focus
+    files or names mention; only those are re-scored, the rest come from the unfocused cache.
     """
-    focus = _Focus(rmap, focus_files, focus_names) if (focus_files or focus_names) else None
-    lists: list[list[Entry]] = []
-    if focus is None:
-        cache = rmap.rank_cache
-        dirty, dirty_all = rmap.take_dirty()
-        for rel in [r for r in cache if r not in rmap.index]:
-            del cache[rel]
-        for rel, entry in rmap.index.items():
-            cached = cache.get(rel)
-            if (
-                cached is None
-                or cached[0] != entry[2]
-                or dirty_all
-                or (dirty and not cached[2].isdisjoint(dirty))
-            ):
-                rec = rmap.records.get(entry[2])
-                if rec is None:
-                    continue
-                cached = (
-                    entry[2],
-                    _file_entries(rmap, rel, rec, None),
-                    frozenset(t[0] for t in rec[0]),
-                )
-                cache[rel] = cached
-            lists.append(cached[1])
+    cache = _unfocused(rmap)
+    if focus_files or focus_names:
+        focus = _Focus(rmap, focus_files, focus_names)
+        touched = set(focus.refs) | {n.rsplit(".", 1)[-1] for n in focus.names}
+        lists: list[list[Entry]] = []
+        for rel, (digest, entries, names) in cache.items():
+            if rel in focus.files or not names.isdisjoint(touched):
+                lists.append(_file_entries(rmap, rel, rmap.records[digest], focus))
+            else:
+                lists.append(entries)
     else:
-        for rel, entry in rmap.index.items():
-            rec = rmap.records.get(entry[2])
-            if rec is not None:
-                lists.append(_file_entries(rmap, rel, rec, focus))
+        lists = [cached[1] for cached in cache.values()]
     merged = heapq.merge(*lists)
     best = list(itertools.islice(merged, limit)) if limit is not None else list(merged)
     return [(-neg, rel, Symbol(*sym)) for neg, rel, _pos, sym in best]
