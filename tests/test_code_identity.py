@@ -116,6 +116,11 @@ LAYOUTS = {
         "class A:\n    def m(self):\n        x = 1\n    \n        return x\n",
         "A.m",
     ),
+    "string continuation at column 0": (
+        'class A:\n    def m(self):\n        expected = (\n"    a\\n"\n" b")  # yes\n'
+        "        return expected\n",
+        "A.m",
+    ),
     "decorated, comment between decorator and def": (
         "class A:\n    @property\n# why\n    def m(self):\n        return 1\n",
         "A.m",
@@ -136,6 +141,13 @@ async def test_replace_symbol_with_its_own_text_writes_nothing_new(
     )
     assert res.ok, res.text
     assert (root / "m.py").read_text() == src
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_inserting_a_definitions_own_lines_adds_exactly_those_lines(layout: str) -> None:
+    src, query = LAYOUTS[layout]
+    sym = next(s for s in extract_symbols("python", src.encode()) if s.qualname == query)
+    assert inserted_copy_is_exact(src, sym)
 
 
 async def test_insert_code_keeps_a_column_0_comment_where_it_was(

@@ -83,22 +83,64 @@ def indent_at(data: bytes, pos: int) -> tuple[str, bool]:
     return ws, before.strip() == ""
 
 
-def protected_lines(lang: str, code: str) -> set[int]:
-    """0-based indexes of lines that start inside a multi-line string (never re-indented)."""
+_PY_BLOCKS = frozenset(
+    {
+        "module",
+        "block",
+        "function_definition",
+        "class_definition",
+        "decorated_definition",
+        "if_statement",
+        "elif_clause",
+        "else_clause",
+        "for_statement",
+        "while_statement",
+        "try_statement",
+        "except_clause",
+        "except_group_clause",
+        "finally_clause",
+        "with_statement",
+        "match_statement",
+        "case_clause",
+        "ERROR",
+    }
+)
+
+
+def line_roles(lang: str, code: str) -> tuple[set[int], set[int]]:
+    """0-based indexes of (lines starting inside a multi-line string, Python continuation lines).
+
+    String interiors are never re-indented. A continuation line (inside brackets, after a
+    backslash) may sit anywhere, even left of its block, so it never sets a margin.
+    """
     if "\n" not in code:
-        return set()
+        return set(), set()
     tree = parse(lang, code.encode("utf-8", "surrogatepass"))
-    out: set[int] = set()
+    strings: set[int] = set()
+    cont: set[int] = set()
     stack: list[Node] = [tree.root_node]
     while stack:
         node = stack.pop()
-        if node.start_point[0] == node.end_point[0]:
+        first, last = node.start_point[0], node.end_point[0]
+        if first == last:
             continue
         if any(k in node.type for k in _STRINGISH):
-            out.update(range(node.start_point[0] + 1, node.end_point[0] + 1))
+            strings.update(range(first + 1, last + 1))
             continue
+        if lang == "python" and node.type not in _PY_BLOCKS:
+            cont.update(range(first + 1, last + 1))
         stack.extend(node.children)
-    return out
+    return strings, cont - strings
+
+
+def protected_lines(lang: str, code: str) -> set[int]:
+    """0-based indexes of lines that start inside a multi-line string (never re-indented)."""
+    return line_roles(lang, code)[0]
+
+
+def _loose(lang: str, lines: list[str], cont: set[int]) -> set[int]:
+    """Lines whose indentation says nothing about the block's: comments and continuations."""
+    return cont | {i for i, x in enumerate(lines) if _is_comment(lang, x)}
 
 
 def _width(line: str) -> int:
@@ -124,14 +166,12 @@ def reindent(
     return out
 
 
-def _outdented_comments(
-    lang: str, lines: list[str], base: str, protected: set[int]
-) -> frozenset[int]:
-    """Comment lines left of the block's margin (commented-out code at column 0): kept as is."""
+def _outdented(lines: list[str], base: str, protected: set[int], loose: set[int]) -> frozenset[int]:
+    """Loose lines left of the block's margin (commented-out code at column 0): kept as is."""
     return frozenset(
         i
         for i, x in enumerate(lines)
-        if i not in protected and x.strip() and not x.startswith(base) and _is_comment(lang, x)
+        if i in loose and i not in protected and x.strip() and not x.startswith(base)
     )
 
 
@@ -198,7 +238,8 @@ def placements(lang: str, code: str, target: str, old: str | None = None) -> lis
     keeps its layout byte for byte, whatever its comments and continuation lines look like.
     """
     lines = code.split("\n")
-    protected = protected_lines(lang, code)
+    protected, cont = line_roles(lang, code)
+    loose = _loose(lang, lines, cont)
     first_ws = lines[0][: _width(lines[0])]
     verbatim = "\n".join([lines[0][len(first_ws) :], *lines[1:]])
     if old is not None and verbatim == old:
@@ -207,7 +248,8 @@ def placements(lang: str, code: str, target: str, old: str | None = None) -> lis
         lines = _tabify(lines, protected)
         first_ws = lines[0][: _width(lines[0])]
     as_placed = "\n".join([lines[0][len(first_ws) :], *lines[1:]])
-    shifted = "\n".join(reindent(lines, protected, first_ws, target, skip_first=True))
+    keep = _outdented(lines, first_ws, protected, loose)
+    shifted = "\n".join(reindent(lines, protected, first_ws, target, True, keep))
     if first_ws == target:
         order = [as_placed]
     elif first_ws:
@@ -216,7 +258,7 @@ def placements(lang: str, code: str, target: str, old: str | None = None) -> lis
         rest = [
             _width(x)
             for i, x in enumerate(lines[1:], 1)
-            if x.strip() and i not in protected and not _is_comment(lang, x)
+            if x.strip() and i not in protected and i not in loose
         ]
         placed_first = bool(rest) and min(rest) >= len(target)
         order = [as_placed, shifted] if placed_first else [shifted, as_placed]
@@ -284,12 +326,15 @@ def block(lang: str, code: str, target: str) -> str:
     The margin is that of the code lines; comments left of it keep their column.
     """
     lines = code.split("\n")
-    protected = protected_lines(lang, code)
+    protected, cont = line_roles(lang, code)
+    loose = _loose(lang, lines, cont)
     body = [i for i, x in enumerate(lines) if x.strip() and i not in protected]
-    code_lines = [i for i in body if not _is_comment(lang, lines[i])] or body
+    code_lines = [i for i in body if i not in loose] or body
     margin = min((_width(lines[i]) for i in code_lines), default=0)
     base = lines[code_lines[0]][:margin] if code_lines else ""
-    keep = _outdented_comments(lang, lines, base, protected)
+    if base == target:  # already placed: every byte as given
+        return code + "\n"
+    keep = _outdented(lines, base, protected, loose)
     if "\t" in target and _spaces_only(lines, protected):
         lines = _tabify(reindent(lines, protected, base, "", False, keep), protected)
         base = ""
