@@ -65,7 +65,8 @@ if mode == "edit":
         c1 = cpu(); t1 = time.perf_counter(); rmap.refresh(); text2 = rmap.render(%(tokens)d)
         out["edit_seconds"] = time.perf_counter() - t1; out["edit_cpu"] = cpu() - c1
         focus = frozenset({files[len(files) // 2]})
-        names = frozenset(s.name for s in rmap.symbols(files[len(files) // 2])[:5])
+        mine = rmap.symbols(files[len(files) // 2])
+        names = frozenset([s.name for s in mine if rmap.defcount.get(s.name, 0) <= 2][:3])
         t1 = time.perf_counter(); rmap.render(%(tokens)d, focus, names)
         out["focus_seconds"] = time.perf_counter() - t1
         added = rmap.symbols(files[len(files) // 2])[-1].name

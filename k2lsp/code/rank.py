@@ -16,6 +16,7 @@ CHARS_PER_TOKEN = 4
 _FOCUS_FILE_BOOST = 5.0
 _FOCUS_REF_BOOST = 4.0
 _FOCUS_NAME_BOOST = 10.0
+_FOCUS_MAX_DEFS = 5
 _PRIVATE_FACTOR = 0.3
 _NESTED_FACTOR = 0.5
 _BASE = 0.05
@@ -70,15 +71,21 @@ def _file_entries(rmap: RepoMap, rel: str, rec: tuple, focus: _Focus | None) -> 
 
 
 class _Focus:
+    """What a focus boosts: the focus files, the names given, and the definitions the focus
+    files mention, when the name is specific (defined in at most `_FOCUS_MAX_DEFS` places: a
+    mention of a name defined all over the repository does not say which one is meant)."""
+
     def __init__(self, rmap: RepoMap, files: frozenset[str], names: frozenset[str]) -> None:
         self.files, self.names = files, names
         self.refs: dict[str, float] = {}
+        defcount = rmap.defcount
         for rel in files:
             entry = rmap.index.get(rel)
             rec = rmap.records.get(entry[2]) if entry else None
             if rec is not None:
                 for name, votes in rec[1].items():
-                    self.refs[name] = self.refs.get(name, 0) + _FOCUS_REF_BOOST * votes
+                    if 0 < defcount.get(name, 0) <= _FOCUS_MAX_DEFS:
+                        self.refs[name] = self.refs.get(name, 0) + _FOCUS_REF_BOOST * votes
 
 
 def _unfocused(rmap: RepoMap) -> dict[str, tuple[str, list[Entry], frozenset[str]]]:
