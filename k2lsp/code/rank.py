@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from k2lsp.code.symbols import Symbol
@@ -88,16 +90,23 @@ class _Focus:
                         self.refs[name] = self.refs.get(name, 0) + _FOCUS_REF_BOOST * votes
 
 
+_RESORT_FILES = 256  # more changed files than this: sort everything again
+
+
 def _unfocused(rmap: RepoMap) -> dict[str, tuple[str, list[Entry], frozenset[str]]]:
-    """Per-file (digest, scored entries, defined names) without focus, brought up to date.
+    """Per-file (digest, scored entries, defined names) without focus, brought up to date,
+    and `rmap.rank_sorted`, every file's entries in one sorted list.
 
     Recomputed only for files that changed or define a name whose votes changed since the
-    last call, so one edit costs little.
+    last call; their entries are moved in the sorted list by bisection, so one edit costs
+    little whatever the repository size.
     """
     cache = rmap.rank_cache
     dirty, dirty_all = rmap.take_dirty()
+    resort = dirty_all or not rmap.rank_sorted
+    changed: list[tuple[list[Entry], list[Entry]]] = []
     for rel in [r for r in cache if r not in rmap.index]:
-        del cache[rel]
+        changed.append((cache.pop(rel)[1], []))
     for rel, entry in rmap.index.items():
         cached = cache.get(rel)
         if (
@@ -106,12 +115,27 @@ def _unfocused(rmap: RepoMap) -> dict[str, tuple[str, list[Entry], frozenset[str
             or dirty_all
             or (dirty and not cached[2].isdisjoint(dirty))
         ):
+            old = cached[1] if cached is not None else []
             rec = rmap.records.get(entry[2])
             if rec is None:
                 cache.pop(rel, None)
+                changed.append((old, []))
                 continue
             names = frozenset(t[0] for t in rec[0])
-            cache[rel] = (entry[2], _file_entries(rmap, rel, rec, None), names)
+            new = _file_entries(rmap, rel, rec, None)
+            cache[rel] = (entry[2], new, names)
+            changed.append((old, new))
+    if resort or len(changed) > _RESORT_FILES:
+        rmap.rank_sorted = sorted(e for c in cache.values() for e in c[1])
+        return cache
+    glob = rmap.rank_sorted
+    for old, new in changed:
+        for e in old:
+            i = bisect.bisect_left(glob, e)
+            if i < len(glob) and glob[i] == e:
+                del glob[i]
+        for e in new:
+            bisect.insort(glob, e)
     return cache
 
 
@@ -124,21 +148,26 @@ def rank_symbols(
     """(score, file, symbol) of the best `limit` definitions (all when None), best first.
 
     Focus changes the scores of the focus files and of the files defining a name the focus
-    files or names mention; only those are re-scored, the rest come from the unfocused cache.
+    files or names mention; only those are re-scored and merged with the sorted unfocused
+    entries of every other file.
     """
     cache = _unfocused(rmap)
+    glob = rmap.rank_sorted
     if focus_files or focus_names:
         focus = _Focus(rmap, focus_files, focus_names)
         touched = set(focus.refs) | {n.rsplit(".", 1)[-1] for n in focus.names}
-        lists: list[list[Entry]] = []
-        for rel, (digest, entries, names) in cache.items():
-            if rel in focus.files or not names.isdisjoint(touched):
-                lists.append(_file_entries(rmap, rel, rmap.records[digest], focus))
-            else:
-                lists.append(entries)
+        hit = {
+            rel
+            for rel, (_d, _e, names) in cache.items()
+            if rel in focus.files or not names.isdisjoint(touched)
+        }
+        focused = sorted(
+            e for rel in hit for e in _file_entries(rmap, rel, rmap.records[cache[rel][0]], focus)
+        )
+        rest = (e for e in glob if e[1] not in hit)
+        merged: Iterable[Entry] = heapq.merge(focused, rest)
     else:
-        lists = [cached[1] for cached in cache.values()]
-    merged = heapq.merge(*lists)
+        merged = glob
     best = list(itertools.islice(merged, limit)) if limit is not None else list(merged)
     return [(-neg, rel, Symbol(*sym)) for neg, rel, _pos, sym in best]
 
@@ -225,9 +254,7 @@ def _format(
     rmap: RepoMap, chosen: dict[str, dict[str, Symbol]], file_order: list[str], limited: bool
 ) -> str:
     """The map text: a header line, then each file with its chosen definitions in file order."""
-    total_defs = sum(
-        len(rmap.records[e[2]][0]) for e in rmap.index.values() if e[2] in rmap.records
-    )
+    total_defs = rmap.total_defs
     shown = sum(len(v) for v in chosen.values())
     out = [
         f"Repository map: {shown} of {total_defs} definitions in {len(chosen)} of "

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from sys import intern
 from typing import Any
 
 from k2lsp.code.cache import DiskCache, content_hash, default_cache_dir
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # (symbol tuples, identifier votes, note, per-symbol (own votes, prior)): cached per content hash.
 Record = tuple[tuple[tuple[Any, ...], ...], dict[str, int], str, tuple[tuple[int, float], ...]]
+_MOD = 1 << 128
 _RACY_NS = 2_000_000_000  # mtimes this close to the last check are re-hashed
 _MAX_MAP_FILE_BYTES = 1_000_000
 _CHARS_PER_TOKEN = 4
@@ -36,6 +38,10 @@ _BLOB_FLUSH = 64
 MAX_FILES = (
     50_000  # a map of more files than this would take minutes to build; the rest is left out
 )
+
+
+def _pair_hash(rel: str, digest: str) -> int:
+    return int(content_hash(f"{rel}\0{digest}".encode("utf-8", "surrogatepass")), 16)
 
 
 def analyze(rel: str, data: bytes) -> Record:
@@ -54,9 +60,11 @@ def analyze(rel: str, data: bytes) -> Record:
     from k2lsp.code.rank import name_prior
 
     symbols = extract_symbols(lang, data)
-    idents = identifier_votes(text)
+    # Names repeat across thousands of files: one shared string each (also in the pickles).
+    idents = {intern(k): v for k, v in identifier_votes(text).items()}
     statics = tuple((idents.get(s.name, 0), name_prior(s.name, s.kind, s.depth)) for s in symbols)
-    return tuple(tuple(s) for s in symbols), idents, "", statics
+    syms = tuple((intern(s.name), s.qualname, intern(s.kind), *s[3:]) for s in symbols)
+    return syms, idents, "", statics
 
 
 @dataclass
@@ -85,6 +93,7 @@ class RepoMap:
         self.refsum: dict[str, int] = {}
         self.defcount: dict[str, int] = {}
         self.rank_cache: dict[str, Any] = {}  # rank.py's per-file scored entries
+        self.rank_sorted: list[Any] = []  # rank.py's entries of every file, best first
         self._dirty: set[str] = set()
         self._dirty_all = True
         self._bulk = False
@@ -93,6 +102,8 @@ class RepoMap:
         self._unsaved = 0
         self._pack_records = 0
         self._token: str | None = None
+        self._token_sum: int | None = None
+        self.total_defs = 0
         self._rendered_token = ""
         self._rendered: dict[str, str] = {}
         self._lock = threading.RLock()
@@ -107,6 +118,8 @@ class RepoMap:
             return
         self.index, self.records = pack["index"], pack["records"]
         self.refsum, self.defcount = pack["refsum"], pack["defcount"]
+        self.total_defs = sum(self.defcount.values())
+        self._token, self._token_sum = None, None
         self._pack_records = len(self.index)
 
     def refresh(self) -> RefreshStats:
@@ -171,7 +184,7 @@ class RepoMap:
         stats.rehashed += 1
         digest = content_hash(data)
         if old is not None and old[2] == digest:
-            self.index[rel] = (mtime, size, digest, now)
+            self._set_entry(rel, (mtime, size, digest, now))
             return
         rec = self.records.get(digest) or self.cache.load_blob(digest)
         if rec is None:
@@ -180,7 +193,7 @@ class RepoMap:
             new_blobs.append(digest)
         old_rec = self.records.get(old[2]) if old is not None else None
         self.records[digest] = rec
-        self.index[rel] = (mtime, size, digest, now)
+        self._set_entry(rel, (mtime, size, digest, now))
         if self._bulk:
             return  # totals are rebuilt once at the end of the refresh
         self._apply(old_rec, rec)
@@ -200,6 +213,7 @@ class RepoMap:
             for name in votes.keys() & defined:
                 refsum[name] += votes[name]
         self.defcount, self.refsum = dict(defcount), refsum
+        self.total_defs = sum(defcount.values())
         self._dirty, self._dirty_all = set(), True
 
     def _apply(self, old: Record | None, new: Record | None) -> None:
@@ -212,6 +226,7 @@ class RepoMap:
             if before != after and name in refsum:
                 refsum[name] += after - before
                 dirty.add(name)
+        self.total_defs += (len(new[0]) if new else 0) - (len(old[0]) if old else 0)
         old_d = Counter(t[0] for t in old[0]) if old else Counter()
         new_d = Counter(t[0] for t in new[0]) if new else Counter()
         for name in old_d.keys() | new_d.keys():
@@ -239,7 +254,8 @@ class RepoMap:
         return total
 
     def _remove(self, rel: str) -> None:
-        entry = self.index.pop(rel)
+        entry = self.index[rel]
+        self._set_entry(rel, None)
         rec = self.records.get(entry[2])
         if rec is not None and not self._bulk:
             self._apply(rec, None)
@@ -288,11 +304,33 @@ class RepoMap:
             self._saver = None
 
     def state_token(self) -> str:
-        """A digest of which content every file has: equal tokens mean equal maps."""
+        """A digest of which content every file has: equal tokens mean equal maps.
+
+        The sum (mod 2**128) of one hash per (path, content) pair, so it is order-independent
+        and kept up to date per changed file instead of re-hashing the whole index.
+        """
         if self._token is None:
-            parts = "\0".join(f"{rel}\1{self.index[rel][2]}" for rel in sorted(self.index))
-            self._token = content_hash(parts.encode("utf-8", "surrogatepass"))
+            if self._token_sum is None:
+                self._token_sum = sum(_pair_hash(r, e[2]) for r, e in self.index.items()) % _MOD
+            self._token = f"{self._token_sum:032x}"
         return self._token
+
+    def _set_entry(self, rel: str, entry: tuple[int, int, str, int] | None) -> None:
+        """Change the index entry of `rel` (None: remove it), keeping the token sum current."""
+        old = self.index.get(rel)
+        if entry is None:
+            self.index.pop(rel, None)
+        else:
+            self.index[rel] = entry
+        old_digest, new_digest = (old[2] if old else None), (entry[2] if entry else None)
+        if old_digest == new_digest:
+            return
+        self._token = None
+        if self._token_sum is not None:
+            delta = (_pair_hash(rel, new_digest) if new_digest else 0) - (
+                _pair_hash(rel, old_digest) if old_digest else 0
+            )
+            self._token_sum = (self._token_sum + delta) % _MOD
 
     def _prime(self) -> None:
         from k2lsp.code.rank import rank_symbols
