@@ -239,6 +239,7 @@ def test_incremental_totals_equal_a_rebuild(repo: Path, cache: Path) -> None:
     fresh = RepoMap(repo, cache.parent / "other-cache")
     fresh.refresh()
     assert rmap.refsum == fresh.refsum and rmap.defcount == fresh.defcount
+    assert rmap.allvotes == fresh.allvotes
     assert rmap.total_defs == fresh.total_defs
     assert rmap.state_token() == fresh.state_token()
     assert rmap.render(1024) == fresh.render(1024)
@@ -263,9 +264,11 @@ def test_focused_ranking_after_edits_equals_scoring_every_file(repo: Path, cache
         every = sorted(
             e
             for rel, entry in rmap.index.items()
-            if entry[2] in rmap.records and rmap.records[entry[2]][0]
+            if entry[2] in rmap.records
             for e in _file_entries(rmap, rel, rmap.records[entry[2]], focus)
         )
-        assert [(r, s.qualname) for _sc, r, s in got] == [(e[1], e[3][1]) for e in every]
+        assert [(r, s.qualname) for _sc, r, s in got] == [
+            (e[1], rmap.symbols(e[1])[e[2]].qualname) for e in every
+        ]
     # The sorted list kept up to date by bisection equals sorting every file's entries again.
     assert rmap.rank_sorted == sorted(e for c in rmap.rank_cache.values() for e in c[1])

@@ -7,8 +7,9 @@ import heapq
 import itertools
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from k2lsp.code.repomap import Record, rec_statics, rec_symbols, rec_votes
 from k2lsp.code.symbols import Symbol
 
 if TYPE_CHECKING:
@@ -46,28 +47,32 @@ def name_prior(name: str, kind: str, depth: int) -> float:
     return factor
 
 
-Entry = tuple[float, str, int, tuple]  # -score, file, start byte, symbol tuple
+Entry = tuple[float, str, int]  # -score, file, index of the symbol in the file's record
 
 
-def _file_entries(rmap: RepoMap, rel: str, rec: tuple, focus: _Focus | None) -> list[Entry]:
+def _file_entries(rmap: RepoMap, rel: str, rec: Record, focus: _Focus | None) -> list[Entry]:
     """Scored entries of one file's definitions, best first."""
     refsum, defcount = rmap.refsum, rmap.defcount
     file_factor = _TEST_FACTOR if _TESTISH.search(rel) else 1.0
     if focus is not None and rel in focus.files:
         file_factor *= _FOCUS_FILE_BOOST
+    quals = [t[1] for t in rec_symbols(rec)] if focus is not None and focus.names else None
     out = []
-    for sym, (own, prior) in zip(rec[0], rec[3], strict=True):
-        name = sym[0]
-        votes = refsum.get(name, 0) - own
+    for i, (name, (own, prior)) in enumerate(zip(rec[4], rec_statics(rec), strict=True)):
+        votes: float = refsum.get(name, 0) - own
         if focus is not None:
             votes += focus.refs.get(name, 0)
         ndefs = defcount.get(name, 1) or 1
         score = (_BASE + (votes / 1000.0 if votes > 0 else 0.0)) * prior * file_factor / ndefs
         if ndefs > 5:
             score *= 0.1
-        if focus is not None and (name in focus.names or sym[1] in focus.names):
+        if (
+            quals is not None
+            and focus is not None
+            and (name in focus.names or quals[i] in focus.names)
+        ):
             score *= _FOCUS_NAME_BOOST
-        out.append((-score, rel, sym[3], sym))
+        out.append((-score, rel, i))
     out.sort()
     return out
 
@@ -85,7 +90,7 @@ class _Focus:
             entry = rmap.index.get(rel)
             rec = rmap.records.get(entry[2]) if entry else None
             if rec is not None:
-                for name, votes in rec[1].items():
+                for name, votes in rec_votes(rec).items():
                     if 0 < defcount.get(name, 0) <= _FOCUS_MAX_DEFS:
                         self.refs[name] = self.refs.get(name, 0) + _FOCUS_REF_BOOST * votes
 
@@ -93,7 +98,7 @@ class _Focus:
 _RESORT_FILES = 256  # more changed files than this: sort everything again
 
 
-def _unfocused(rmap: RepoMap) -> dict[str, tuple[str, list[Entry], frozenset[str]]]:
+def _unfocused(rmap: RepoMap) -> dict[str, tuple[str, list[Entry], tuple[str, ...]]]:
     """Per-file (digest, scored entries, defined names) without focus, brought up to date,
     and `rmap.rank_sorted`, every file's entries in one sorted list.
 
@@ -113,7 +118,7 @@ def _unfocused(rmap: RepoMap) -> dict[str, tuple[str, list[Entry], frozenset[str
             cached is None
             or cached[0] != entry[2]
             or dirty_all
-            or (dirty and not cached[2].isdisjoint(dirty))
+            or (dirty and not dirty.isdisjoint(cached[2]))
         ):
             old = cached[1] if cached is not None else []
             rec = rmap.records.get(entry[2])
@@ -121,7 +126,7 @@ def _unfocused(rmap: RepoMap) -> dict[str, tuple[str, list[Entry], frozenset[str
                 cache.pop(rel, None)
                 changed.append((old, []))
                 continue
-            names = frozenset(t[0] for t in rec[0])
+            names = rec[4]
             new = _file_entries(rmap, rel, rec, None)
             cache[rel] = (entry[2], new, names)
             changed.append((old, new))
@@ -159,7 +164,7 @@ def rank_symbols(
         hit = {
             rel
             for rel, (_d, _e, names) in cache.items()
-            if rel in focus.files or not names.isdisjoint(touched)
+            if rel in focus.files or not touched.isdisjoint(names)
         }
         focused = sorted(
             e for rel in hit for e in _file_entries(rmap, rel, rmap.records[cache[rel][0]], focus)
@@ -169,7 +174,14 @@ def rank_symbols(
     else:
         merged = glob
     best = list(itertools.islice(merged, limit)) if limit is not None else list(merged)
-    return [(-neg, rel, Symbol(*sym)) for neg, rel, _pos, sym in best]
+    decoded: dict[str, tuple[tuple[Any, ...], ...]] = {}
+    out = []
+    for neg, rel, i in best:
+        syms = decoded.get(rel)
+        if syms is None:
+            syms = decoded[rel] = rec_symbols(rmap.records[cache[rel][0]])
+        out.append((-neg, rel, Symbol(*syms[i])))
+    return out
 
 
 def _line(sym: Symbol, with_doc: bool) -> str:
@@ -190,7 +202,7 @@ def _ancestors(
     """Enclosing definitions of `qualname` not shown yet (outermost last)."""
     quals = cache.get(rel)
     if quals is None:
-        quals = {t[1]: t for t in reversed(rmap.records[rmap.index[rel][2]][0])}
+        quals = {t[1]: t for t in reversed(rec_symbols(rmap.records[rmap.index[rel][2]]))}
         cache[rel] = quals
     out = []
     while "." in qualname:

@@ -11,6 +11,7 @@ when its content hash changed, so the map is never stale.
 from __future__ import annotations
 
 import logging
+import marshal
 import os
 import threading
 import time
@@ -28,8 +29,37 @@ from k2lsp.code.symbols import Symbol, extract_symbols
 
 log = logging.getLogger(__name__)
 
-# (symbol tuples, identifier votes, note, per-symbol (own votes, prior)): cached per content hash.
-Record = tuple[tuple[tuple[Any, ...], ...], dict[str, int], str, tuple[tuple[int, float], ...]]
+# A file's analysis, kept compact (millions of small tuples would not fit a 10,000-file map in
+# memory): (symbol tuples, identifier votes, per-symbol (own votes, prior)) each marshalled to
+# bytes and decoded on demand, a note, and the defined names (interned, shared across files).
+Record = tuple[bytes, bytes, str, bytes, tuple[str, ...]]
+_EMPTY = marshal.dumps(())
+
+
+def rec_symbols(rec: Record) -> tuple[tuple[Any, ...], ...]:
+    """The symbol tuples of a record (see `Symbol`)."""
+    out: tuple[tuple[Any, ...], ...] = marshal.loads(rec[0])
+    return out
+
+
+def rec_votes(rec: Record) -> dict[str, int]:
+    """Identifier -> votes of a record's file."""
+    out: dict[str, int] = marshal.loads(rec[1]) if rec[1] != _EMPTY else {}
+    return out
+
+
+def rec_statics(rec: Record) -> tuple[tuple[int, float], ...]:
+    """Per symbol: (the file's own votes for its name, its name prior)."""
+    out: tuple[tuple[int, float], ...] = marshal.loads(rec[3])
+    return out
+
+
+def _record(syms: tuple[Any, ...], votes: dict[str, int], note: str, statics: tuple) -> Record:
+    names = tuple(intern(t[0]) for t in syms)
+    votes_blob = marshal.dumps(votes) if votes else _EMPTY
+    return marshal.dumps(syms), votes_blob, note, marshal.dumps(statics), names
+
+
 _MOD = 1 << 128
 _RACY_NS = 2_000_000_000  # mtimes this close to the last check are re-hashed
 _MAX_MAP_FILE_BYTES = 1_000_000
@@ -48,15 +78,15 @@ def analyze(rel: str, data: bytes) -> Record:
     """Symbols and identifier votes of one file (a note instead when it cannot be read)."""
     lang = language_for(rel)
     if lang is None:
-        return (), {}, "unsupported", ()
+        return _record((), {}, "unsupported", ())
     if b"\x00" in data[:8192]:
-        return (), {}, "binary", ()
+        return _record((), {}, "binary", ())
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return (), {}, "not UTF-8", ()
+        return _record((), {}, "not UTF-8", ())
     if len(data) > _MAX_MAP_FILE_BYTES:
-        return (), {}, "too large", ()
+        return _record((), {}, "too large", ())
     from k2lsp.code.rank import name_prior
 
     symbols = extract_symbols(lang, data)
@@ -64,7 +94,7 @@ def analyze(rel: str, data: bytes) -> Record:
     idents = {intern(k): v for k, v in identifier_votes(text).items()}
     statics = tuple((idents.get(s.name, 0), name_prior(s.name, s.kind, s.depth)) for s in symbols)
     syms = tuple((intern(s.name), s.qualname, intern(s.kind), *s[3:]) for s in symbols)
-    return syms, idents, "", statics
+    return _record(syms, idents, "", statics)
 
 
 @dataclass
@@ -91,6 +121,7 @@ class RepoMap:
         self.index: dict[str, tuple[int, int, str, int]] = {}
         self.records: dict[str, Record] = {}
         self.refsum: dict[str, int] = {}
+        self.allvotes: dict[str, int] = {}
         self.defcount: dict[str, int] = {}
         self.rank_cache: dict[str, Any] = {}  # rank.py's per-file scored entries
         self.rank_sorted: list[Any] = []  # rank.py's entries of every file, best first
@@ -118,6 +149,7 @@ class RepoMap:
             return
         self.index, self.records = pack["index"], pack["records"]
         self.refsum, self.defcount = pack["refsum"], pack["defcount"]
+        self.allvotes = pack["allvotes"]
         self.total_defs = sum(self.defcount.values())
         self._token, self._token_sum = None, None
         self._pack_records = len(self.index)
@@ -198,37 +230,44 @@ class RepoMap:
             return  # totals are rebuilt once at the end of the refresh
         self._apply(old_rec, rec)
 
-    # Vote totals. Invariant: `refsum` holds exactly the names defined somewhere (defcount > 0),
-    # each with the sum of every file's votes for it; other names cost nothing.
+    # Vote totals. Invariants: `allvotes` holds every identifier's votes summed over all files;
+    # `refsum` holds exactly the names defined somewhere (defcount > 0) with their `allvotes`.
     def _rebuild_totals(self) -> None:
-        """Totals from scratch (after a cold build): counts in C, one set intersection per file."""
+        """Totals from scratch (after a cold build), one file decoded at a time."""
         recs = [self.records[e[2]] for e in self.index.values() if e[2] in self.records]
         defcount: Counter[str] = Counter()
+        allvotes: dict[str, int] = {}
+        get = allvotes.get
         for rec in recs:
-            defcount.update(t[0] for t in rec[0])
-        defined = defcount.keys()
-        refsum = dict.fromkeys(defined, 0)
-        for rec in recs:
-            votes = rec[1]
-            for name in votes.keys() & defined:
-                refsum[name] += votes[name]
-        self.defcount, self.refsum = dict(defcount), refsum
+            defcount.update(rec[4])
+            for name, votes in rec_votes(rec).items():
+                allvotes[name] = get(name, 0) + votes
+        self.allvotes = allvotes
+        self.defcount = dict(defcount)
+        self.refsum = {name: get(name, 0) for name in defcount}
         self.total_defs = sum(defcount.values())
         self._dirty, self._dirty_all = set(), True
 
     def _apply(self, old: Record | None, new: Record | None) -> None:
         """Change the totals from one version of a file to another (None: absent)."""
-        refsum, defcount, dirty = self.refsum, self.defcount, self._dirty
+        refsum, defcount, dirty, allvotes = self.refsum, self.defcount, self._dirty, self.allvotes
         empty: dict[str, int] = {}
-        old_i, new_i = old[1] if old else empty, new[1] if new else empty
+        old_i, new_i = rec_votes(old) if old else empty, rec_votes(new) if new else empty
         for name in old_i.keys() | new_i.keys() if old and new else (old_i or new_i):
-            before, after = old_i.get(name, 0), new_i.get(name, 0)
-            if before != after and name in refsum:
-                refsum[name] += after - before
+            change = new_i.get(name, 0) - old_i.get(name, 0)
+            if not change:
+                continue
+            total = allvotes.get(name, 0) + change
+            if total:
+                allvotes[name] = total
+            else:
+                allvotes.pop(name, None)
+            if name in refsum:
+                refsum[name] += change
                 dirty.add(name)
-        self.total_defs += (len(new[0]) if new else 0) - (len(old[0]) if old else 0)
-        old_d = Counter(t[0] for t in old[0]) if old else Counter()
-        new_d = Counter(t[0] for t in new[0]) if new else Counter()
+        old_names, new_names = (old[4] if old else ()), (new[4] if new else ())
+        self.total_defs += len(new_names) - len(old_names)
+        old_d, new_d = Counter(old_names), Counter(new_names)
         for name in old_d.keys() | new_d.keys():
             change = new_d[name] - old_d[name]
             if not change:
@@ -237,21 +276,13 @@ class RepoMap:
             count = defcount.get(name, 0) + change
             if count > 0:
                 defcount[name] = count
-                if name not in refsum:  # newly defined: count every file's votes for it
-                    refsum[name] = self._votes_for(name)
+                if name not in refsum:  # newly defined: every file's votes for it
+                    refsum[name] = allvotes.get(name, 0)
             else:
                 defcount.pop(name, None)
                 refsum.pop(name, None)
         if len(dirty) > 50_000:
             self._dirty, self._dirty_all = set(), True
-
-    def _votes_for(self, name: str) -> int:
-        total = 0
-        for entry in self.index.values():
-            rec = self.records.get(entry[2])
-            if rec is not None:
-                total += rec[1].get(name, 0)
-        return total
 
     def _remove(self, rel: str) -> None:
         entry = self.index[rel]
@@ -291,7 +322,11 @@ class RepoMap:
     def _save_pack(self) -> None:
         """Write the pack from a snapshot in a background thread (joined by `flush`/exit)."""
         self._join_saver()
-        totals = {"refsum": dict(self.refsum), "defcount": dict(self.defcount)}
+        totals = {
+            "refsum": dict(self.refsum),
+            "defcount": dict(self.defcount),
+            "allvotes": dict(self.allvotes),
+        }
         snapshot = (dict(self.index), dict(self.records), totals)
         self._saver = threading.Thread(
             target=self.cache.save_pack, args=snapshot, name="k2lsp-repomap-save", daemon=False
@@ -390,7 +425,7 @@ class RepoMap:
         """Cached definitions of one file (call refresh first)."""
         entry = self.index.get(rel)
         rec = self.records.get(entry[2]) if entry else None
-        return [Symbol(*t) for t in rec[0]] if rec else []
+        return [Symbol(*t) for t in rec_symbols(rec)] if rec else []
 
     def files(self) -> list[str]:
         """Files in the map, sorted."""
@@ -401,9 +436,9 @@ class RepoMap:
         out = []
         for rel in sorted(self.index):
             rec = self.records.get(self.index[rel][2])
-            if rec is None:
+            if rec is None or name.rsplit(".", 1)[-1] not in rec[4]:
                 continue
-            for t in rec[0]:
+            for t in rec_symbols(rec):
                 if t[0] == name or t[1] == name or t[1].endswith("." + name):
                     out.append((rel, Symbol(*t)))
         return out
@@ -413,7 +448,7 @@ class RepoMap:
         out = []
         for rel in sorted(self.index):
             rec = self.records.get(self.index[rel][2])
-            if rec is not None and name in rec[1]:
+            if rec is not None and name in rec_votes(rec):
                 out.append(rel)
         return out
 
