@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from k2lsp.code.repomap import Record, rec_statics, rec_symbols, rec_votes
+from k2lsp.code.repomap import Record, rec_statics, rec_votes
 from k2lsp.code.symbols import Symbol
 
 if TYPE_CHECKING:
@@ -56,7 +56,11 @@ def _file_entries(rmap: RepoMap, rel: str, rec: Record, focus: _Focus | None) ->
     file_factor = _TEST_FACTOR if _TESTISH.search(rel) else 1.0
     if focus is not None and rel in focus.files:
         file_factor *= _FOCUS_FILE_BOOST
-    quals = [t[1] for t in rec_symbols(rec)] if focus is not None and focus.names else None
+    quals = (
+        [t[1] for t in rmap.symbol_tuples(rmap.index[rel][2])]
+        if focus is not None and focus.names
+        else None
+    )
     out = []
     for i, (name, (own, prior)) in enumerate(zip(rec[4], rec_statics(rec), strict=True)):
         votes: float = refsum.get(name, 0) - own
@@ -179,7 +183,7 @@ def rank_symbols(
     for neg, rel, i in best:
         syms = decoded.get(rel)
         if syms is None:
-            syms = decoded[rel] = rec_symbols(rmap.records[cache[rel][0]])
+            syms = decoded[rel] = rmap.symbol_tuples(cache[rel][0])
         out.append((-neg, rel, Symbol(*syms[i])))
     return out
 
@@ -202,7 +206,7 @@ def _ancestors(
     """Enclosing definitions of `qualname` not shown yet (outermost last)."""
     quals = cache.get(rel)
     if quals is None:
-        quals = {t[1]: t for t in reversed(rec_symbols(rmap.records[rmap.index[rel][2]]))}
+        quals = {t[1]: t for t in reversed(rmap.symbol_tuples(rmap.index[rel][2]))}
         cache[rel] = quals
     out = []
     while "." in qualname:

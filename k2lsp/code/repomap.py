@@ -15,7 +15,7 @@ import marshal
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from sys import intern
@@ -61,6 +61,7 @@ def _record(syms: tuple[Any, ...], votes: dict[str, int], note: str, statics: tu
 
 
 _MOD = 1 << 128
+_DECODED_FILES = 512  # files whose symbols stay decoded (what a few renders show)
 _RACY_NS = 2_000_000_000  # mtimes this close to the last check are re-hashed
 _MAX_MAP_FILE_BYTES = 1_000_000
 _CHARS_PER_TOKEN = 4
@@ -122,6 +123,7 @@ class RepoMap:
         self.records: dict[str, Record] = {}
         self.refsum: dict[str, int] = {}
         self.allvotes: dict[str, int] = {}
+        self._decoded: OrderedDict[str, tuple[tuple[Any, ...], ...]] = OrderedDict()
         self.defcount: dict[str, int] = {}
         self.rank_cache: dict[str, Any] = {}  # rank.py's per-file scored entries
         self.rank_sorted: list[Any] = []  # rank.py's entries of every file, best first
@@ -421,6 +423,19 @@ class RepoMap:
         return text
 
     # ----- queries ----------------------------------------------------------------------
+    def symbol_tuples(self, digest: str) -> tuple[tuple[Any, ...], ...]:
+        """Decoded symbol tuples of a record, the most recently used few kept decoded."""
+        hit = self._decoded.get(digest)
+        if hit is not None:
+            self._decoded.move_to_end(digest)
+            return hit
+        rec = self.records.get(digest)
+        syms = rec_symbols(rec) if rec is not None else ()
+        self._decoded[digest] = syms
+        if len(self._decoded) > _DECODED_FILES:
+            self._decoded.popitem(last=False)
+        return syms
+
     def symbols(self, rel: str) -> list[Symbol]:
         """Cached definitions of one file (call refresh first)."""
         entry = self.index.get(rel)
