@@ -271,4 +271,5 @@ def test_focused_ranking_after_edits_equals_scoring_every_file(repo: Path, cache
             (e[1], rmap.symbols(e[1])[e[2]].qualname) for e in every
         ]
     # The sorted list kept up to date by bisection equals sorting every file's entries again.
-    assert rmap.rank_sorted == sorted(e for c in rmap.rank_cache.values() for e in c[1])
+    expected = sorted(e for c in rmap.rank_cache.values() for e in c[1])
+    assert list(rmap.rank_sorted) == expected and len(rmap.rank_sorted) == len(expected)

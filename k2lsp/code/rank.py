@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import itertools
 import re
@@ -10,6 +9,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from k2lsp.code.repomap import Record, rec_statics, rec_votes
+from k2lsp.code.sortedlist import ChunkedSortedList
 from k2lsp.code.symbols import Symbol
 
 if TYPE_CHECKING:
@@ -107,12 +107,12 @@ def _unfocused(rmap: RepoMap) -> dict[str, tuple[str, list[Entry], tuple[str, ..
     and `rmap.rank_sorted`, every file's entries in one sorted list.
 
     Recomputed only for files that changed or define a name whose votes changed since the
-    last call; their entries are moved in the sorted list by bisection, so one edit costs
+    last call; their entries are moved in the chunked sorted list, so one edit costs
     little whatever the repository size.
     """
     cache = rmap.rank_cache
     dirty, dirty_all = rmap.take_dirty()
-    resort = dirty_all or not rmap.rank_sorted
+    resort = dirty_all or not len(rmap.rank_sorted)
     changed: list[tuple[list[Entry], list[Entry]]] = []
     for rel in [r for r in cache if r not in rmap.index]:
         changed.append((cache.pop(rel)[1], []))
@@ -135,16 +135,14 @@ def _unfocused(rmap: RepoMap) -> dict[str, tuple[str, list[Entry], tuple[str, ..
             cache[rel] = (entry[2], new, names)
             changed.append((old, new))
     if resort or len(changed) > _RESORT_FILES:
-        rmap.rank_sorted = sorted(e for c in cache.values() for e in c[1])
+        rmap.rank_sorted = ChunkedSortedList(e for c in cache.values() for e in c[1])
         return cache
     glob = rmap.rank_sorted
     for old, new in changed:
         for e in old:
-            i = bisect.bisect_left(glob, e)
-            if i < len(glob) and glob[i] == e:
-                del glob[i]
+            glob.discard(e)
         for e in new:
-            bisect.insort(glob, e)
+            glob.add(e)
     return cache
 
 
@@ -176,7 +174,7 @@ def rank_symbols(
         rest = (e for e in glob if e[1] not in hit)
         merged: Iterable[Entry] = heapq.merge(focused, rest)
     else:
-        merged = glob
+        merged = iter(glob)
     best = list(itertools.islice(merged, limit)) if limit is not None else list(merged)
     decoded: dict[str, tuple[tuple[Any, ...], ...]] = {}
     out = []

@@ -126,7 +126,8 @@ class RepoMap:
         self._decoded: OrderedDict[str, tuple[tuple[Any, ...], ...]] = OrderedDict()
         self.defcount: dict[str, int] = {}
         self.rank_cache: dict[str, Any] = {}  # rank.py's per-file scored entries
-        self.rank_sorted: list[Any] = []  # rank.py's entries of every file, best first
+        # rank.py's entries of every file, best first (a ChunkedSortedList once ranked)
+        self.rank_sorted: Any = []
         self._dirty: set[str] = set()
         self._dirty_all = True
         self._bulk = False
