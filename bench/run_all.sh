@@ -27,5 +27,7 @@ section "search vs raw ripgrep";                $PY bench/search_bench.py --runs
 section "repo map vs Aider";                    $PY bench/repomap_bench.py --corpus "$corpus" --runs 3
 section "repo map at scale";                    $PY bench/scale_bench.py --sizes "$sizes"
 section "edit fidelity and the syntax gate";    $PY bench/edit_fidelity.py --corpus "$corpus"
+section "typing while a run delivers (Neovim)"; $PY bench/nvim_typing.py --tries 100
 section "sandbox overhead";                     $PY bench/sandbox_overhead.py
+section "sandbox attack campaign";               $PY bench/attack_campaign.py
 exit 0

@@ -1,5 +1,6 @@
 """Overhead of each sandbox backend for one `pytest -q` run of a small suite, against running it
-directly on the host. Prints medians and ratios (goal: bwrap <= 1.1x, warm docker <= 1.3x).
+directly on the host. Prints medians and ratios (goal: bwrap <= 1.1x; docker, which starts a
+container of its own for every command, <= 1.3x plus its fixed start cost).
 
     .venv/bin/python bench/sandbox_overhead.py [--rounds 7] [--files 20] [--tests 10]
 
@@ -156,9 +157,6 @@ def measure(
         runners[box.name] = lambda box=box, cmd=cmd: (
             box.run(cmd, timeout_s=600, env=extra).exit_code
         )
-    cold: dict[str, float] = {}
-    if "docker" in runners and command == COMMAND:
-        cold["docker (cold: container start + run)"] = timed(runners["docker"])
     for name, fn in runners.items():  # warm-up: page cache, imports, container
         if fn() != 0 and command == COMMAND:
             print(f"WARNING: {name}: the suite exited non-zero; its times are not a clean run")
@@ -173,15 +171,13 @@ def measure(
     print(f"{what}: `{command}`; {rounds} interleaved rounds, medians")
     for name, values in samples.items():
         med = statistics.median(values)
-        label = "docker (warm)" if name == "docker" else name
+        label = "docker (container per command)" if name == "docker" else name
         versus = (
             f"   {med / image_base:5.2f}x direct with the image's files"
             if (name == "docker" and image_base)
             else ""
         )
         print(f"  {label:<40} {med * 1000:8.0f} ms   {med / base:5.2f}x direct{versus}")
-    for name, value in cold.items():
-        print(f"  {name:<40} {value * 1000:8.0f} ms   {value / base:5.2f}x direct (once)")
 
 
 if __name__ == "__main__":
