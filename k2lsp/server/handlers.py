@@ -36,6 +36,9 @@ async def _initialized(ls: K2LanguageServer, params: types.InitializedParams) ->
     for problem in ls.editor_config.problems:
         ls.show(problem, types.MessageType.Warning)
     await _pull_configuration(ls)
+    from k2lsp.server.workspace_trust import check
+
+    check(ls)
     ls.background(_collect_stale_runs(ls))
 
 
@@ -187,6 +190,17 @@ async def _status(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
     return totals
 
 
+async def _trust(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
+    from k2lsp.errors import UsageError
+    from k2lsp.server.workspace_trust import trust_command
+
+    try:
+        return await trust_command(ls, args)
+    except UsageError as exc:
+        ls.show(f"K2: {exc}", types.MessageType.Warning)
+        raise
+
+
 def register(server: K2LanguageServer) -> None:
     """Attach every feature and command to `server`."""
     server.feature(types.INITIALIZE)(_initialize)
@@ -211,3 +225,4 @@ def register(server: K2LanguageServer) -> None:
     server.command(protocol.CMD_STATUS)(_status)
     server.command(protocol.CMD_ACCEPT)(_guarded("resolve_preview", True))
     server.command(protocol.CMD_REJECT)(_guarded("resolve_preview", False))
+    server.command(protocol.CMD_TRUST)(_trust)
