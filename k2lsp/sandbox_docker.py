@@ -195,6 +195,9 @@ class DockerSandbox(Sandbox):
         ]
         for path in [*git_dirs(self.root), *(Path(p) for p in s.ro_paths)]:
             binds.append(f"{path}:{path}:ro")
+        for host, target in s.ro_binds:  # the project's .venv / node_modules (testrun.env)
+            if ":" not in host + target:
+                binds.append(f"{host}:{target}:ro")
         tmpfs = {"/tmp": f"rw,exec,nosuid,size={s.tmp_mb}m", "/run": "rw,nosuid,size=16m"}
         shown = [self.root, self.scratch, home, *git_dirs(self.root)]
         for hidden in untraversable_ancestors(shown, self.uid, self.gid):

@@ -28,8 +28,10 @@ def _initialize(ls: K2LanguageServer, params: types.InitializeParams) -> None:
 
 
 async def _initialized(ls: K2LanguageServer, params: types.InitializedParams) -> None:
+    from k2lsp.server.actions import prewarm
     from k2lsp.server.config import parse_config
 
+    ls.background(asyncio.to_thread(prewarm))
     ls.editor_config = parse_config(ls.init_options)
     for problem in ls.editor_config.problems:
         ls.show(problem, types.MessageType.Warning)
@@ -102,9 +104,14 @@ def _did_change_configuration(
         ls.background(_pull_configuration(ls))
 
 
-def _code_action(ls: K2LanguageServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+async def _code_action(
+    ls: K2LanguageServer, params: types.CodeActionParams
+) -> list[types.CodeAction]:
     from k2lsp.server.actions import code_actions
 
+    doc = ls.workspace.text_documents.get(params.text_document.uri)
+    if doc is not None:  # test detection runs in a worker, never on the event loop
+        await ls.test_cache.ensure(doc.uri, doc.path, doc.version, doc.source)
     return code_actions(ls, params, ls.test_cache)
 
 
