@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from k2lsp.agent.events import Outcome
 
 
@@ -26,6 +28,9 @@ class ProviderError(K2lspError):
         super().__init__(message)
         self.status = status
         self.kind = kind
+        # Usage (k2lsp.model.types.Usage) of the failed attempts behind this error: each
+        # counts toward the run's budgets.
+        self.attempt_usage: list[Any] = []
 
 
 class AuthError(ProviderError):
@@ -46,6 +51,20 @@ class ModelNotFound(ProviderError):
 
 class ContextOverflow(ProviderError):
     """400: the prompt does not fit the context; the loop compacts and retries once."""
+
+
+class HistoryRejected(ProviderError):
+    """The host cannot parse the conversation itself (llama.cpp's 500 "Failed to parse tool
+    call arguments as JSON"): the same request can never succeed, so it is never retried
+    unchanged."""
+
+
+class RetryDelayTooLong(ProviderError):
+    """The host asked to wait longer (Retry-After) than `max_retry_after_s` allows."""
+
+    def __init__(self, message: str, *, delay_s: float, status: int | None = None) -> None:
+        super().__init__(message, status=status, kind="retry_delay")
+        self.delay_s = delay_s
 
 
 class MalformedReply(ProviderError):

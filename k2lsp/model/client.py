@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from k2lsp.config import Settings
 from k2lsp.errors import MalformedReply, ModelNotFound, ProviderError
+from k2lsp.model.attempts import check_retry_delay, failed_attempt_usage
 from k2lsp.model.cost import cost_usd
 from k2lsp.model.errors import Failure, classify_status, classify_stream_error
+from k2lsp.model.hosts import guess_host, native_window, window_from_entry
 from k2lsp.model.request import (
     build_messages,
     choose_max_tokens,
@@ -29,6 +31,7 @@ from k2lsp.model.request import (
 )
 from k2lsp.model.retry import backoff_delay
 from k2lsp.model.stream import Accumulator, DeltaCallback, SSEParser
+from k2lsp.model.toolargs import checked_calls
 from k2lsp.model.toolparse import extract_leaked_calls, has_leaked_tokens
 from k2lsp.model.types import AssistantTurn, ModelInfo, ToolCall, Usage
 from k2lsp.providers import PROVIDERS, default_prices, model_profile
@@ -75,6 +78,7 @@ class K2Client:
         self.total_usage = Usage()
         self._sdk_client: AsyncOpenAI | None = None
         self._context: int | None = settings.context_length
+        self._context_source = "setting `context_length`"
         # GET /models once, for the context length and (for a name we do not know to think)
         # reasoning support.
         self._models_checked = settings.context_length is not None and self.profile.thinks
@@ -108,6 +112,18 @@ class K2Client:
     def context_length(self) -> int:
         """The context window: settings, else GET /models, else the model profile."""
         return self._context or self.profile.context_length
+
+    @property
+    def context_source(self) -> str:
+        """Where `context_length` came from (settings, which host field, or the profile)."""
+        if self._context:
+            return self._context_source
+        return f"built-in profile of {self.settings.model!r} (the host reported no window)"
+
+    async def detect_context(self) -> tuple[int, str]:
+        """(window, source) after asking the host once (for `models` and `doctor`)."""
+        await self._learn_context()
+        return self.context_length, self.context_source
 
     @property
     def thinking(self) -> bool:
@@ -162,31 +178,69 @@ class K2Client:
         on_delta: DeltaCallback | None = None,
         on_retry: RetryCallback | None = None,
     ) -> AssistantTurn:
-        """One assistant reply (a stream that reached [DONE]), after bounded retries."""
+        """One assistant reply (a stream that reached [DONE]), after bounded retries.
+
+        The usage of every failed attempt is counted (`AssistantTurn.failed_attempts`, or
+        `ProviderError.attempt_usage` when the call fails for good).
+        """
         await self._learn_context()
         body, chars = self._build(messages, tool_schemas)
         first_n = count_tool_calls(messages)
         attempts = 1 + max(0, self.settings.max_retries)
+        failed: list[Usage] = []
         for attempt in range(1, attempts + 1):
+            acc = Accumulator(on_delta=on_delta)
             try:
-                turn = await self._attempt(body, first_n, on_delta, chars)
+                turn = await self._attempt(body, first_n, on_delta, chars, acc)
             except _Retry as retry:
-                if attempt == attempts:
-                    raise self._give_up(retry, attempts) from None
-                delay = backoff_delay(
-                    attempt,
-                    self.settings.retry_base_delay_s,
-                    self.settings.retry_max_delay_s,
-                    retry.failure.delay_s,
-                )
+                self._count_failed(failed, acc, retry.failure.status, chars)
+                try:
+                    delay = self._retry_delay(retry, attempt, attempts)
+                except ProviderError as exc:
+                    raise self._charged(exc, failed) from None
                 log.warning("K2 attempt %d failed (%s); retrying in %.1fs", attempt, retry, delay)
                 if on_retry is not None:
                     on_retry(attempt, delay, retry.failure.reason)
                 await asyncio.sleep(delay)
                 continue
-            self.total_usage += turn.usage
+            except ProviderError as exc:
+                self._count_failed(failed, acc, exc.status, chars)
+                raise self._charged(exc, failed) from None
+            turn.failed_attempts = failed
+            for usage in [*failed, turn.usage]:
+                self.total_usage += usage
             return turn
         raise AssertionError("unreachable")
+
+    def _retry_delay(self, retry: _Retry, attempt: int, attempts: int) -> float:
+        """Seconds to wait before the next attempt; raises when there is none to make."""
+        if attempt == attempts:
+            raise self._give_up(retry, attempts)
+        failure = retry.failure
+        check_retry_delay(
+            failure.delay_s, self.settings.max_retry_after_s, failure.reason, failure.status
+        )
+        return backoff_delay(
+            attempt,
+            self.settings.retry_base_delay_s,
+            self.settings.retry_max_delay_s,
+            failure.delay_s,
+        )
+
+    def _charged(self, exc: ProviderError, failed: list[Usage]) -> ProviderError:
+        """Add the failed attempts to the totals and attach them to `exc` (returned)."""
+        for usage in failed:
+            self.total_usage += usage
+        exc.attempt_usage = list(failed)
+        return exc
+
+    def _count_failed(
+        self, failed: list[Usage], acc: Accumulator, status: int | None, chars: int
+    ) -> None:
+        prompt = estimate_from_chars(chars, self._tokens_per_char)
+        usage = failed_attempt_usage(acc, status, prompt, self.prices)
+        if usage is not None:
+            failed.append(usage)
 
     def _give_up(self, retry: _Retry, attempts: int) -> ProviderError:
         reason = retry.failure.reason
@@ -204,11 +258,16 @@ class K2Client:
         )
 
     async def _attempt(
-        self, body: dict[str, Any], first_n: int, on_delta: DeltaCallback | None, chars: int = 0
+        self,
+        body: dict[str, Any],
+        first_n: int,
+        on_delta: DeltaCallback | None,
+        chars: int = 0,
+        acc: Accumulator | None = None,
     ) -> AssistantTurn:
         import openai
 
-        acc = Accumulator(on_delta=on_delta)
+        acc = acc if acc is not None else Accumulator(on_delta=on_delta)
         parser = SSEParser()
         try:
             stream = self._sdk().chat.completions.with_streaming_response
@@ -279,10 +338,13 @@ class K2Client:
         if had_tokens and not calls and not leaked:
             raise _malformed("raw tool-call tokens without a parsable call")
         calls = calls or leaked
-        tool_calls = [
-            ToolCall(cid or f"functions.{name}:{first_n + i}", name, args)
-            for i, (cid, name, args) in enumerate(calls)
-        ]
+        tool_calls = checked_calls(
+            [
+                ToolCall(cid or f"functions.{name}:{first_n + i}", name, args)
+                for i, (cid, name, args) in enumerate(calls)
+            ],
+            acc.finish_reason,
+        )
         if not tool_calls and acc.finish_reason == "tool_calls":
             raise _malformed("finish_reason tool_calls without a usable call")
         if not tool_calls and not content.strip():
@@ -338,24 +400,39 @@ class K2Client:
         except openai.APIConnectionError as exc:
             msg = redact(f"cannot reach {self.settings.base_url}: {exc}", self._secrets)
             raise ProviderError(msg, kind="connection") from None
+        entries = [item.model_dump() for item in page.data]
+        host = guess_host(self.settings.provider, entries)
         out = []
-        for item in page.data:
-            data = item.model_dump()
-            ctx = data.get("context_length") or data.get("max_model_len")
+        for data in entries:
+            window = window_from_entry(data)
+            if window is None and data.get("id") == self.settings.model:
+                window = await native_window(
+                    host,
+                    self.settings.base_url,
+                    self.settings.model,
+                    self._auth_headers(),
+                    min(30.0, self.settings.request_timeout_s),
+                )
             reasoning = data.get("supports_reasoning")
             out.append(
                 ModelInfo(
                     str(data.get("id")),
-                    int(ctx) if isinstance(ctx, int | float) else None,
+                    window.tokens if window else None,
                     bool(reasoning) if reasoning is not None else None,
+                    window.source if window else None,
                 )
             )
         return out
 
+    def _auth_headers(self) -> dict[str, str]:
+        key = self.settings.api_key
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
     async def _learn_context(self) -> None:
-        """Once per client: take the context length from GET /models when the host gives it,
-        and think when the host says the model reasons although its name is not a thinking
-        one (e.g. vLLM `--served-model-name k2`): temperature 1.0, placeholder reasoning."""
+        """Once per client: take the context length from GET /models when the host gives it
+        (every host's shape, see model/hosts.py), and think when the host says the model
+        reasons although its name is not a thinking one (e.g. vLLM `--served-model-name k2`):
+        temperature 1.0, placeholder reasoning."""
         if self._models_checked:
             return
         self._models_checked = True
@@ -369,6 +446,7 @@ class K2Client:
                 continue
             if m.context_length and self.settings.context_length is None:
                 self._context = m.context_length
+                self._context_source = m.context_source or "GET /v1/models"
             if m.supports_reasoning and not self.profile.thinks:
                 self.profile = replace(self.profile, thinking_switch="always", temperature=1.0)
 

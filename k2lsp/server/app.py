@@ -90,9 +90,12 @@ class K2LanguageServer(LanguageServer):
 
     def run_settings(self) -> Settings:
         """Settings for a new run: every configuration layer plus the editor's overrides."""
+        from k2lsp.agent.budgets import with_editor_defaults
         from k2lsp.config import load_settings
 
-        return load_settings(self.root(), dict(self.editor_config.overrides))
+        settings = load_settings(self.root(), dict(self.editor_config.overrides))
+        with_editor_defaults(settings)
+        return settings
 
     def wants_stream(self) -> bool:
         """Did the client opt in to `k2lsp/stream` notifications?"""
