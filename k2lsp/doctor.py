@@ -7,6 +7,7 @@ import argparse
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from k2lsp.errors import K2lspError
 
@@ -115,6 +116,37 @@ def check_auto(repo: Path, image: str) -> tuple[Check, str | None]:
         ), None
 
 
+def check_model(settings: Any) -> Check:
+    """The configured host and model: reachable, and its context window with its source."""
+    import asyncio
+
+    from k2lsp.model.client import K2Client
+
+    try:
+        client = K2Client(settings)
+    except K2lspError as exc:
+        return Check("model", WARN, f"not checked: {exc}", "set provider, model and key")
+
+    async def probe() -> tuple[list[str], int, str]:
+        try:
+            ids = [m.id for m in await client.list_models()]
+            window, source = await client.detect_context()
+            return ids, window, source
+        finally:
+            await client.aclose()
+
+    try:
+        ids, window, source = asyncio.run(probe())
+    except K2lspError as exc:
+        return Check("model", FAIL, str(exc).splitlines()[0], "check base_url and the key")
+    name = f"{settings.model} on {settings.provider} ({settings.base_url})"
+    if ids and settings.model not in ids:
+        return Check(
+            "model", FAIL, f"{name}: not offered; the host has {', '.join(ids[:8])}", "set model"
+        )
+    return Check("model", OK, f"{name}: context window {window:,} tokens, from {source}")
+
+
 def check_tests(repo: Path, kind: str, image: str, command: str | None) -> Check:
     """Whether the repository's test command starts inside the sandbox (pytest: collection)."""
     from k2lsp.sandbox import SandboxSettings, get_sandbox
@@ -181,7 +213,7 @@ def cli(argv: list[str]) -> int:
 
     settings = load_settings(repo)
     image = args.image or settings.sandbox_image
-    checks = [*check_docker(image), check_bwrap()]
+    checks = [check_model(settings), *check_docker(image), check_bwrap()]
     auto, kind = check_auto(repo, image)
     checks.append(auto)
     if kind and not args.skip_tests:

@@ -407,11 +407,7 @@ class K2Client:
             window = window_from_entry(data)
             if window is None and data.get("id") == self.settings.model:
                 window = await native_window(
-                    host,
-                    self.settings.base_url,
-                    self.settings.model,
-                    self._auth_headers(),
-                    min(30.0, self.settings.request_timeout_s),
+                    host, self.settings.base_url, self.settings.model, self._fetch_json
                 )
             reasoning = data.get("supports_reasoning")
             out.append(
@@ -424,9 +420,12 @@ class K2Client:
             )
         return out
 
-    def _auth_headers(self) -> dict[str, str]:
-        key = self.settings.api_key
-        return {"Authorization": f"Bearer {key}"} if key else {}
+    async def _fetch_json(self, method: str, url: str, body: Any) -> Any:
+        """A JSON request to a host's native API through the SDK's own HTTP client."""
+        sdk = self._sdk()
+        if method == "GET":
+            return await sdk.get(url, cast_to=object)
+        return await sdk.post(url, body=body, cast_to=object)
 
     async def _learn_context(self) -> None:
         """Once per client: take the context length from GET /models when the host gives it
