@@ -50,7 +50,13 @@ class ModelNotFound(ProviderError):
 
 
 class ContextOverflow(ProviderError):
-    """400: the prompt does not fit the context; the loop compacts and retries once."""
+    """400: the prompt does not fit the context; the loop compacts and retries once.
+
+    `prompt_tokens` is the prompt size the host counted, when its error says (llama.cpp,
+    vLLM, SGLang and LM Studio do): estimates are recalibrated from it before compacting.
+    """
+
+    prompt_tokens: int | None = None
 
 
 class HistoryRejected(ProviderError):

@@ -207,7 +207,7 @@ async def _drive(
     from k2lsp.agent.compaction import Ledger
     from k2lsp.agent.guards import DEFAULT_REPEAT_LIMIT, RepeatGuard
     from k2lsp.agent.loop import AgentLoop
-    from k2lsp.agent.outcome import final_outcome, no_change_summary
+    from k2lsp.agent.outcome import ActivityWatch, final_outcome, no_change_summary
     from k2lsp.agent.prompts import initial_messages
     from k2lsp.tools import build_registry
     from k2lsp.tools.base import ToolContext
@@ -247,6 +247,8 @@ async def _drive(
         repo_name=Path(request.repo).resolve().name,
     )
     finished = None
+    activity = ActivityWatch()
+    emitter.add_sink(activity)
     try:
         finished = await loop.run(messages)
         result.summary = finished.summary or "done"
@@ -263,6 +265,7 @@ async def _drive(
             tests_failed=finished.tests_failed,
             changed=bool(result.changes),
             read_only=request.read_only,
+            ran=activity.ran,
         )
         if result.outcome is Outcome.NO_CHANGE:
             result.summary = no_change_summary(finished.summary)

@@ -142,6 +142,9 @@ class AgentLoop:
         try:
             turn = await self._request(step)
         except ContextOverflow as exc:
+            if exc.prompt_tokens:  # the host counted the prompt: size the compaction by it
+                chars = sum(message_chars(m) for m in self.messages) + self._schema_len
+                self._tokens_per_char = exc.prompt_tokens / max(1, chars)
             self._compact(step, forced=True, host=exc.status is not None)
             turn = await self._request(step)
         reply = self.client.history_message(turn)

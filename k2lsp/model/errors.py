@@ -18,7 +18,7 @@ from k2lsp.errors import (
     ProviderError,
     QuotaExhausted,
 )
-from k2lsp.model.hosts import is_history_rejected, is_overflow
+from k2lsp.model.hosts import is_history_rejected, is_overflow, overflow_prompt_tokens
 from k2lsp.redact import redact
 
 _AFTER_RE = re.compile(r"after\s+(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.IGNORECASE)
@@ -96,10 +96,11 @@ def classify_status(
     if status == 429:
         return Failure(text, True, retry_after(message, headers), status=status)
     if status in (400, 413) and is_overflow(low):
-        err = ContextOverflow(
+        overflow = ContextOverflow(
             f"The prompt does not fit the model's context ({text}).", status=status, kind="context"
         )
-        return Failure(text, False, error=err, status=status)
+        overflow.prompt_tokens = overflow_prompt_tokens(body, message)
+        return Failure(text, False, error=overflow, status=status)
     if status in (400, 422, 500) and is_history_rejected(low):
         err = HistoryRejected(
             f"The model host cannot parse the conversation ({text}); the same request would "

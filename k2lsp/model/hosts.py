@@ -26,6 +26,7 @@ request can never succeed as it is, so it is a `HistoryRejected`, never a transi
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,28 @@ def is_history_rejected(text: str) -> bool:
     """Whether an error says the history (a tool call's arguments) cannot be parsed."""
     low = text.lower()
     return any(m in low for m in HISTORY_MARKERS)
+
+
+_PROMPT_RES = (
+    re.compile(r"request \((\d+) tokens\)"),  # llama.cpp
+    re.compile(r"\((\d+) in the messages"),  # vLLM (older)
+    re.compile(r"request has (\d+) input tokens"),  # vLLM (newer)
+    re.compile(r"(\d+) tokens from the input messages"),  # SGLang
+    re.compile(r"the input \((\d+) tokens\)", re.IGNORECASE),  # SGLang (older)
+    re.compile(r"keep the first (\d+) tokens"),  # LM Studio
+)
+
+
+def overflow_prompt_tokens(body: Any, message: str) -> int | None:
+    """The prompt size (tokens) a host states in its overflow error, when it states one."""
+    for err in (body, body.get("error") if isinstance(body, dict) else None):
+        if isinstance(err, dict) and _int(err.get("n_prompt_tokens")):
+            return _int(err["n_prompt_tokens"])
+    for pattern in _PROMPT_RES:
+        m = pattern.search(message or "")
+        if m:
+            return int(m.group(1))
+    return None
 
 
 @dataclass(frozen=True)
