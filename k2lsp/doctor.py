@@ -144,7 +144,10 @@ def check_model(settings: Any) -> Check:
         return Check(
             "model", FAIL, f"{name}: not offered; the host has {', '.join(ids[:8])}", "set model"
         )
-    return Check("model", OK, f"{name}: context window {window:,} tokens, from {source}")
+    detail = f"{name}: context window {window:,} tokens, from {source}"
+    if source.startswith("built-in"):  # a self-hosted server rarely runs the full window
+        return Check("model", WARN, detail, "set `context_length` to the window the host serves")
+    return Check("model", OK, detail)
 
 
 def check_tests(repo: Path, kind: str, image: str, command: str | None) -> Check:

@@ -256,3 +256,13 @@ async def test_retry_delay_error_is_typed() -> None:
             await client.complete(USER)
         await client.aclose()
     assert info.value.delay_s == 600 and "600 s" in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["llamacpp", "vllm", "sglang", "lmstudio"])
+def test_the_prompt_size_a_host_states_in_its_overflow_is_read(host: str) -> None:
+    from k2lsp.model.errors import classify_status
+
+    err = overflow_error(host, 9123, 4000, 8192)
+    failure = classify_status(err.status, err.body, key_hint="K2LSP_API_KEY")
+    assert isinstance(failure.error, ContextOverflow) and not failure.retry
+    assert failure.error.prompt_tokens == 9123
