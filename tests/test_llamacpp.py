@@ -95,7 +95,7 @@ async def test_a_run_survives_truncation_a_cut_stream_and_a_real_overflow(
 ) -> None:
     repo = make_repo(tmp_path / "repo")
     (repo / "data").mkdir()
-    (repo / "data" / "digits.txt").write_text(_digits(5600))
+    (repo / "data" / "digits.txt").write_text(_digits(4800))
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run([*git, "add", "data"], check=True, capture_output=True)
     subprocess.run([*git, "commit", "-qm", "data"], check=True, capture_output=True)

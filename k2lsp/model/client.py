@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from k2lsp.config import Settings
-from k2lsp.errors import ContextOverflow, MalformedReply, ModelNotFound, ProviderError
+from k2lsp.errors import MalformedReply, ModelNotFound, ProviderError
 from k2lsp.model.attempts import check_retry_delay, failed_attempt_usage
 from k2lsp.model.cost import cost_usd
 from k2lsp.model.errors import Failure, classify_status, classify_stream_error
@@ -205,8 +205,6 @@ class K2Client:
                 continue
             except ProviderError as exc:
                 self._count_failed(failed, acc, exc.status, chars)
-                if isinstance(exc, ContextOverflow) and exc.prompt_tokens and chars:
-                    self._tokens_per_char = exc.prompt_tokens / chars  # the host counted
                 raise self._charged(exc, failed) from None
             turn.failed_attempts = failed
             for usage in [*failed, turn.usage]:
