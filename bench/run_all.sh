@@ -24,4 +24,5 @@ section "search vs raw ripgrep";                $PY bench/search_bench.py --runs
 section "repo map vs Aider";                    $PY bench/repomap_bench.py --corpus "$corpus" --runs 3
 section "replace_symbol edit fidelity";         $PY bench/edit_fidelity.py
 section "sandbox overhead";                     $PY bench/sandbox_overhead.py
+section "self-hosted llama-server (real)";      $PY bench/host_bench.py
 exit 0
