@@ -16,7 +16,7 @@ from conftest import TEST_KEY, make_k2_env
 from test_loop import FINAL, MODEL, of, run
 from test_loop import repo as repo  # the fixture
 
-from k2lsp.agent.events import Outcome
+from k2lsp.agent.events import Event, Outcome
 from k2lsp.config import Settings
 from k2lsp.errors import ContextOverflow, HistoryRejected, RetryDelayTooLong
 from k2lsp.model.client import K2Client
@@ -266,3 +266,39 @@ def test_the_prompt_size_a_host_states_in_its_overflow_is_read(host: str) -> Non
     failure = classify_status(err.status, err.body, key_hint="K2LSP_API_KEY")
     assert isinstance(failure.error, ContextOverflow) and not failure.retry
     assert failure.error.prompt_tokens == 9123
+
+
+async def test_a_history_llamacpp_rejects_is_repaired_once_not_resent(tmp_path: Path) -> None:
+    from test_loop_tools import make_loop
+
+    from k2lsp.agent.prompts import initial_messages
+    from k2lsp.tools import build_registry
+
+    bad_call = {
+        "id": "functions.read_file:0",
+        "type": "function",
+        "function": {"name": "read_file", "arguments": '{"path": "a.py"} trailing'},
+    }
+    history = [
+        *initial_messages("go"),
+        {"role": "assistant", "reasoning_content": "r", "tool_calls": [bad_call]},
+        {"role": "tool", "tool_call_id": "functions.read_file:0", "content": "x"},
+    ]
+    events: list[Event] = []
+    with FakeK2Server([FINAL], models=[MODEL], host="llamacpp") as srv:
+        loop = make_loop(srv, tmp_path, events, build_registry())
+        result = await loop.run(history)
+        sent = [_args(body) for body in srv.requests]
+        rejected = srv.rejected
+    assert result.summary == "Done."
+    assert len(rejected) == 1 and "Failed to parse tool call arguments" in rejected[0][1]
+    assert sent == [['{"path": "a.py"} trailing'], ["{}"]]  # repaired, never resent as is
+
+
+def _args(body: dict[str, Any]) -> list[str]:
+    return [
+        c["function"]["arguments"]
+        for m in body["messages"]
+        if m.get("role") == "assistant"
+        for c in m.get("tool_calls") or []
+    ]
