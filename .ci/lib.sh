@@ -54,3 +54,19 @@ ensure_dockerd() {
   done
   log "dockerd did not answer within 60 s (see /var/log/k2lsp-dockerd.log)"
 }
+
+# An ordinary user (k2user, in the docker group) and a virtualenv it can use, for the tests that
+# attack the sandboxes as a non-root user. Root only; cached in /var/cache/k2lsp-ci/user-venv.
+ensure_user_venv() {
+  [ "$(id -u)" = 0 ] || return 0
+  local user=k2user venv="${K2LSP_USER_VENV:-/var/cache/k2lsp-ci/user-venv}"
+  id "$user" >/dev/null 2>&1 || useradd -m "$user"
+  getent group docker >/dev/null && usermod -aG docker "$user"
+  local stamp="$venv/.k2lsp-deps-$(sha256sum "$K2_ROOT/pyproject.toml" | cut -c1-16)"
+  [ -f "$stamp" ] && return 0
+  log "virtualenv for $user in $venv"
+  [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "$K2_ROOT"
+  chmod -R a+rX "$venv"
+  touch "$stamp"
+}

@@ -23,6 +23,8 @@ section "K2 stream parsing vs bare SDK";        $PY bench/model_stream.py --runs
 section "search vs raw ripgrep";                $PY bench/search_bench.py --runs 10
 section "repo map vs Aider";                    $PY bench/repomap_bench.py --corpus "$corpus" --runs 3
 section "replace_symbol edit fidelity";         $PY bench/edit_fidelity.py
+section "typing while a run delivers (Neovim)"; $PY bench/nvim_typing.py --tries 100
 section "sandbox overhead";                     $PY bench/sandbox_overhead.py
+section "sandbox attack campaign";               $PY bench/attack_campaign.py
 section "self-hosted llama-server (real)";      $PY bench/host_bench.py
 exit 0

@@ -1,5 +1,6 @@
 """Overhead of each sandbox backend for one `pytest -q` run of a small suite, against running it
-directly on the host. Prints medians and ratios (goal: bwrap <= 1.1x, warm docker <= 1.3x).
+directly on the host. Prints medians and ratios (goal: bwrap <= 1.1x; docker, which starts a
+container of its own for every command, <= 1.3x plus its fixed start cost).
 
     .venv/bin/python bench/sandbox_overhead.py [--rounds 7] [--files 20] [--tests 10]
 
@@ -133,9 +134,6 @@ def measure(
         runners["direct, image's files (chroot)"] = direct_image
     for box in boxes:
         runners[box.name] = lambda box=box: box.run(command, timeout_s=600, env=extra).exit_code
-    cold: dict[str, float] = {}
-    if "docker" in runners and command == COMMAND:
-        cold["docker (cold: container start + run)"] = timed(runners["docker"])
     for fn in runners.values():  # warm-up: page cache, imports, container
         timed(fn)
     samples: dict[str, list[float]] = {name: [] for name in runners}
@@ -149,15 +147,13 @@ def measure(
     print(f"{what}: `{command}`; {rounds} interleaved rounds, medians")
     for name, values in samples.items():
         med = statistics.median(values)
-        label = "docker (warm)" if name == "docker" else name
+        label = "docker (container per command)" if name == "docker" else name
         versus = (
             f"   {med / image_base:5.2f}x direct with the image's files"
             if (name == "docker" and image_base)
             else ""
         )
         print(f"  {label:<40} {med * 1000:8.0f} ms   {med / base:5.2f}x direct{versus}")
-    for name, value in cold.items():
-        print(f"  {name:<40} {value * 1000:8.0f} ms   {value / base:5.2f}x direct (once)")
 
 
 if __name__ == "__main__":

@@ -95,9 +95,12 @@ def check_bwrap() -> Check:
     sandbox_bwrap.problem.cache_clear()
     why = sandbox_bwrap.problem()
     if why is None:
+        import tempfile
+
         from k2lsp.sandbox_bwrap import BwrapSandbox
 
-        return Check("bwrap", OK, BwrapSandbox(Path("/")).describe())
+        with tempfile.TemporaryDirectory() as empty, BwrapSandbox(Path(empty)) as sb:
+            return Check("bwrap", OK, sb.describe())
     return Check(
         "bwrap", FAIL, why, "apt-get install bubblewrap; allow unprivileged user namespaces"
     )
@@ -181,8 +184,9 @@ def check_tests(repo: Path, kind: str, image: str, command: str | None) -> Check
     )
     if "Permission denied" in res.output and repo.stat().st_uid == 0:
         fix = (
-            "the sandbox user (uid 1000) cannot read this root-owned repository; make it "
-            "readable (chmod -R o+rX) or run k2lsp as the repository's owner"
+            "the unprivileged sandbox user cannot read some files of this root-owned "
+            "repository (runs use a private copy it owns; this check reads your tree as is); "
+            "make them readable (chmod -R o+rX) or run k2lsp as the repository's owner"
         )
     if name == "pytest" and res.exit_code == 5:
         return Check(

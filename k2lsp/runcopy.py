@@ -339,22 +339,52 @@ def remove_run(run_dir: Path) -> str:
     return f"removed run {copy.run_id} ({copy.source}){kept}"
 
 
+def collect(state_dir: Path | str | None = None, *, setup_grace_s: float = 600.0) -> list[str]:
+    """Remove every run whose owning process is gone: its folder, its worktree and its
+    undelivered `k2lsp/<id>` branch (used by `k2lsp gc` and at every server start).
+
+    A run a live process holds (its `run.lock` is locked) is never touched. A folder without
+    `run.json` younger than `setup_grace_s` is a run being created right now (its lock may not
+    be taken yet) and is left alone too. Returns one line per run handled.
+    """
+    runs = default_state_dir(state_dir) / "runs"
+    changed = {}  # taken before stale_runs, whose lock attempt touches the folders
+    for run_dir in runs.iterdir() if runs.is_dir() else []:
+        try:
+            changed[run_dir] = run_dir.stat().st_mtime
+        except OSError:
+            continue
+    done = []
+    for run_dir in stale_runs(state_dir):
+        young = time.time() - changed.get(run_dir, time.time()) < setup_grace_s
+        if young and not (run_dir / "run.json").exists():
+            continue
+        try:
+            done.append(remove_run(run_dir))
+        except (gitcmd.GitError, OSError) as exc:
+            done.append(f"could not remove {run_dir}: {exc}")
+    return done
+
+
 def cli_gc(argv: list[str]) -> int:
     """`k2lsp gc`: remove run copies left behind by crashed or killed runs."""
     parser = argparse.ArgumentParser(prog="k2lsp gc", description=cli_gc.__doc__)
     parser.add_argument("--state-dir", help="k2lsp state folder (default: ~/.local/state/k2lsp)")
     parser.add_argument("--dry-run", action="store_true", help="list stale runs, remove nothing")
     args = parser.parse_args(argv)
+    if not args.dry_run:
+        from k2lsp.sandbox_docker import reap_quietly
+
+        for name in reap_quietly():  # sandbox containers of k2lsp processes that are gone
+            print(f"removed container {name}")
     stale = stale_runs(args.state_dir)
     if not stale:
         print("no stale run copies")
         return 0
-    for run_dir in stale:
-        if args.dry_run:
+    if args.dry_run:
+        for run_dir in stale:
             print(f"stale: {run_dir}")
-            continue
-        try:
-            print(remove_run(run_dir))
-        except gitcmd.GitError as exc:
-            print(f"could not remove {run_dir}: {exc}", file=sys.stderr)
+        return 0
+    for line in collect(args.state_dir, setup_grace_s=0.0):
+        print(line, file=sys.stderr if line.startswith("could not") else sys.stdout)
     return 0

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -51,7 +52,8 @@ class SandboxSettings:
     network: bool = False
     output_cap_bytes: int = OUTPUT_CAP_BYTES
     file_size_mb: int = 2048  # largest file a command may write (RLIMIT_FSIZE)
-    tmp_mb: int = 1024  # size of the private /tmp (docker tmpfs)
+    tmp_mb: int = 1024  # size of the private /tmp tmpfs
+    shm_mb: int = 64  # size of /dev/shm
     ro_paths: list[str] = field(default_factory=list)  # extra host paths visible read-only
     read_only_root: bool = False  # mount the run copy read-only (probes of a user's own tree)
 
@@ -162,6 +164,7 @@ def run_process(
     cwd: Path,
     env: dict[str, str],
     preexec_fn: Callable[[], None] | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> ProcessOutcome:
     """Run `argv` in its own process group; kill the whole group on timeout; cap the output."""
     start = time.monotonic()
@@ -174,6 +177,7 @@ def run_process(
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         preexec_fn=preexec_fn,
+        pass_fds=pass_fds,
     )
     acc = OutputCap(cap)
     assert proc.stdout is not None
@@ -209,6 +213,28 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def read_untrusted(path: Path, cap: int = 64 * 1024 * 1024) -> bytes | None:
+    """A file the sandbox wrote (e.g. a JUnit report in the scratch folder), read safely: never
+    through a symlink, never blocking on a FIFO or device, at most `cap` bytes. None when it is
+    missing or not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, size = [], 0
+        while size < cap and (chunk := os.read(fd, min(1 << 20, cap - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def signal_note(exit_code: int) -> str:

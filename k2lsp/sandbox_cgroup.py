@@ -1,4 +1,5 @@
-"""A throw-away cgroup for one sandboxed command (used by the bwrap backend when running as root).
+"""A throw-away cgroup for one sandboxed command (used by the bwrap backend wherever the cgroup
+file system is writable: as root, or in a cgroup delegated to the user).
 
 cgroup v2: a child of this process's own cgroup (needs `memory` and `pids` enabled in the
 parent's subtree_control). cgroup v1: a child of this process's own `memory` and `pids`

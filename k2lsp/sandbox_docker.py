@@ -1,27 +1,30 @@
-"""The docker backend: one container per sandbox, started on first use and kept warm across
-tool calls; each command is a `docker exec` in it.
+"""The docker backend: every command runs in a container of its own, removed before `run`
+returns (also on timeout, cancel and errors).
 
 The container: the run copy bind-mounted read-write at the same absolute path (plus a scratch
-folder; a git worktree's git folders read-only), a read-only root file system, a private /tmp
-tmpfs, `--network none`, memory / CPU / pids limits, all capabilities dropped,
-no-new-privileges, and a non-root user:
+folder; a git worktree's git folders read-only), a read-only root file system, sized tmpfs for
+/tmp, /run and /dev/shm (counted by the container's memory limit), `--network none`, memory /
+CPU / pids limits, all capabilities dropped, no-new-privileges, `--init`, no log driver, and a
+non-root user:
 
-- the owner uid:gid of the run copy when that owner is not root (files keep the user's
-  ownership);
-- otherwise (k2lsp runs as root, e.g. in CI) uid 1000 (the image's `k2lsp` user) with the run
-  copy's group added, and the run copy made group-writable before each command (only missing
-  g+w bits are added; the run copy is k2lsp's own temporary copy, never the user's tree).
+- as an ordinary user, that user's own uid:gid (files keep the user's ownership);
+- as root, the dedicated unprivileged `SANDBOX_UID`, to which the run copy is handed before the
+  command and from which it is handed back after the container is gone, with fd-based,
+  no-follow operations only (k2lsp.sandbox_owner). No host-side chmod by path happens at all.
+  Host folders above the run copy that uid cannot pass through (e.g. /root, 0700) are covered by
+  an empty tmpfs inside the container.
 
-Timeouts: the command runs under coreutils `timeout`, which kills its whole process group at the
-deadline; when the command ends, whatever it left running in that group is killed too; a
-host-side backstop kills every process of the sandbox user in the container if all that fails.
+Every process of a command dies with it: when the command's shell exits, `--init` (pid 1) exits
+and the kernel kills the rest of the container's pid namespace; the container is then removed.
+Containers carry labels naming the k2lsp process (pid, its start time, the boot id); when k2lsp
+is killed, `reap_orphans` (run at the next start and by `k2lsp gc`) removes them, and each one
+also kills itself shortly after its own deadline.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import stat
 import threading
 import time
 import uuid
@@ -30,16 +33,16 @@ from typing import Any
 
 from k2lsp.errors import SandboxUnavailable
 from k2lsp.sandbox import CommandResult, OutputCap, Sandbox, SandboxSettings, signal_note
-from k2lsp.sandbox_bwrap import git_dirs
+from k2lsp.sandbox_bwrap import SAFE_DIRECTORY_ENV, git_dirs
+from k2lsp.sandbox_owner import Lease, sandbox_ids, untraversable_ancestors
 
-IMAGE_USER = "1000:1000"
-# Runs the command under coreutils `timeout` (its own process group, killed at the deadline),
-# then kills whatever the command left running in that group (background jobs, fork bombs).
-WRAPPER = (
-    'timeout -k 5 "$1" /bin/sh -c "$2" & pid=$!; wait "$pid"; rc=$?; '
-    'kill -KILL "-$pid" 2>/dev/null; exit "$rc"'
-)
-BACKSTOP_S = 15.0
+LABEL = "org.k2lsp.sandbox"
+PID_LABEL = "org.k2lsp.pid"
+START_LABEL = "org.k2lsp.pid-start"
+BOOT_LABEL = "org.k2lsp.boot-id"
+PIDNS_LABEL = "org.k2lsp.pid-ns"
+SELF_DESTRUCT_S = 30.0  # a container outlives its deadline by at most this, even if k2lsp died
+_reaped = False
 
 
 def _client(timeout: int = 60) -> Any:
@@ -69,78 +72,174 @@ def problem(image: str) -> str | None:
     return None
 
 
+# ---- who owns a container --------------------------------------------------------------------
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def boot_id() -> str:
+    """This boot's id (a container from another boot cannot belong to a live process)."""
+    return _read("/proc/sys/kernel/random/boot_id")
+
+
+def start_time(pid: int) -> str:
+    """A process's start time in clock ticks since boot ('' when it does not exist)."""
+    stat = _read(f"/proc/{pid}/stat")
+    return stat.rpartition(")")[2].split()[19] if ")" in stat else ""
+
+
+def pid_namespace() -> str:
+    """The pid namespace this process lives in (pids only mean something within one)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def owner_labels() -> dict[str, str]:
+    """Labels tying a container to this k2lsp process."""
+    pid = os.getpid()
+    return {
+        LABEL: "1",
+        PID_LABEL: str(pid),
+        START_LABEL: start_time(pid),
+        BOOT_LABEL: boot_id(),
+        PIDNS_LABEL: pid_namespace(),
+    }
+
+
+def is_orphan(labels: dict[str, str]) -> bool:
+    """Whether the k2lsp process that made a container is gone (pid + start time + boot id)."""
+    if labels.get(BOOT_LABEL) != boot_id():
+        return True  # made before this boot
+    if labels.get(PIDNS_LABEL) != pid_namespace():
+        return False  # another pid namespace: its pids cannot be checked from here
+    try:
+        pid = int(labels.get(PID_LABEL, ""))
+    except ValueError:
+        return False
+    return start_time(pid) != labels.get(START_LABEL)
+
+
+def reap_orphans(client: Any = None) -> list[str]:
+    """Remove sandbox containers whose k2lsp process is gone; return their names."""
+    import docker
+
+    client = client or _client(timeout=30)
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": PID_LABEL}):
+        if is_orphan(container.labels):
+            try:
+                container.remove(force=True)
+                removed.append(container.name)
+            except docker.errors.DockerException:
+                continue  # removed meanwhile by its owner or another reaper
+    return removed
+
+
+def reap_quietly() -> list[str]:
+    """`reap_orphans` for `k2lsp gc`: nothing when docker is not installed or not running."""
+    try:
+        return reap_orphans()
+    except Exception:  # no SDK, no daemon, no permission: nothing we could have removed
+        return []
+
+
+# ---- the backend -----------------------------------------------------------------------------
 class DockerSandbox(Sandbox):
-    """Runs commands in one warm container."""
+    """Runs each command in a fresh container."""
 
     name = "docker"
 
     def __init__(self, root: Path, settings: SandboxSettings | None = None) -> None:
         super().__init__(root, settings)
-        self._container: Any = None
+        self.uid, self.gid = sandbox_ids()
+        self.user = f"{self.uid}:{self.gid}"
+        self._lease = Lease(self.root, self.settings.read_only_root)
+        self._active: set[str] = set()
         self._lock = threading.Lock()
-        st = self.root.stat()
-        self._owner = (st.st_uid, st.st_gid)
-        self.user = f"{st.st_uid}:{st.st_gid}" if st.st_uid != 0 else IMAGE_USER
+        self._api: Any = None
+        self._closes = 0  # close() calls so far: a run that sees it change was cancelled
 
     @classmethod
     def create(cls, root: Path, settings: SandboxSettings | None = None) -> DockerSandbox:
         """A docker sandbox for `root`, or SandboxUnavailable saying why not."""
+        global _reaped
         settings = settings or SandboxSettings()
         why = problem(settings.image)
         if why is not None:
             problem.cache_clear()
             raise SandboxUnavailable(f"docker sandbox unavailable: {why}; or use --sandbox bwrap")
+        if not _reaped:  # containers of crashed k2lsp processes: once per process
+            _reaped = True
+            reap_quietly()
         return cls(root, settings)
 
-    def container(self) -> Any:
-        """The warm container, started on first use."""
+    def api(self) -> Any:
+        """The low-level docker API client (made on first use)."""
         with self._lock:
-            if self._container is None:
-                self._container = self._start()
-            return self._container
+            if self._api is None:
+                self._api = _client().api
+            return self._api
 
-    def _start(self) -> Any:
-        s = self.settings
-        home = self.scratch / "home"
-        home.mkdir(exist_ok=True)
-        home.chmod(0o1777)
-        volumes = {
-            str(self.root): {"bind": str(self.root), "mode": "ro" if s.read_only_root else "rw"},
-            str(self.scratch): {"bind": str(self.scratch), "mode": "rw"},
-        }
+    def mounts(self) -> tuple[list[str], dict[str, str]]:
+        """Bind mounts (`src:dst:mode`) and tmpfs mounts (docker mounts parents first)."""
+        s, home = self.settings, self.scratch / "home"
+        binds = [
+            f"{self.root}:{self.root}:{'ro' if s.read_only_root else 'rw'}",
+            f"{self.scratch}:{self.scratch}:rw",
+        ]
         for path in [*git_dirs(self.root), *(Path(p) for p in s.ro_paths)]:
-            volumes.setdefault(str(path), {"bind": str(path), "mode": "ro"})
-        group_add = [str(self._owner[1])] if self._owner[0] == 0 else None
+            binds.append(f"{path}:{path}:ro")
+        tmpfs = {"/tmp": f"rw,exec,nosuid,size={s.tmp_mb}m", "/run": "rw,nosuid,size=16m"}
+        shown = [self.root, self.scratch, home, *git_dirs(self.root)]
+        for hidden in untraversable_ancestors(shown, self.uid, self.gid):
+            tmpfs.setdefault(str(hidden), "rw,nosuid,nodev,noexec,size=16m,mode=755")
+        return binds, tmpfs
+
+    def _create(self, argv: list[str], workdir: Path, env: dict[str, str]) -> str:
+        s = self.settings
+        api = self.api()
+        binds, tmpfs = self.mounts()
         mem = f"{s.memory_mb}m"
-        return _client().containers.run(
-            s.image,
-            ["sleep", "infinity"],
-            detach=True,
-            init=True,
-            name=f"k2lsp-{uuid.uuid4().hex[:12]}",
+        host_config = api.create_host_config(
+            binds=binds,
+            tmpfs=tmpfs,
+            shm_size=f"{s.shm_mb}m",
             network_mode="bridge" if s.network else "none",
             mem_limit=mem,
             memswap_limit=mem,
             nano_cpus=int(s.cpus * 1e9),
             pids_limit=s.pids,
-            user=self.user,
-            group_add=group_add,
-            volumes=volumes,
             read_only=True,
-            working_dir=str(self.root),
-            tmpfs={"/tmp": f"rw,exec,nosuid,size={s.tmp_mb}m", "/run": "rw,nosuid,size=16m"},
-            environment={
-                "HOME": str(home),
-                "TMPDIR": "/tmp",
-                "LANG": "C.UTF-8",
-                # the run copy may be owned by another uid than the container user
-                "GIT_CONFIG_COUNT": "1",
-                "GIT_CONFIG_KEY_0": "safe.directory",
-                "GIT_CONFIG_VALUE_0": "*",
-            },
+            init=True,
             security_opt=["no-new-privileges"],
             cap_drop=["ALL"],
-            labels={"org.k2lsp.sandbox": "1", "org.k2lsp.root": str(self.root)},
+            log_config={"Type": "none", "Config": {}},
+        )
+        environment = {
+            "HOME": str(self.scratch / "home"),
+            "TMPDIR": "/tmp",
+            "LANG": "C.UTF-8",
+            **SAFE_DIRECTORY_ENV,  # the run copy's git folders belong to another uid
+            **env,
+        }
+        return str(
+            api.create_container(
+                s.image,
+                argv,
+                user=self.user,
+                working_dir=str(workdir),
+                environment=environment,
+                labels={**owner_labels(), "org.k2lsp.root": str(self.root)},
+                host_config=host_config,
+                name=f"k2lsp-{uuid.uuid4().hex[:12]}",
+                network_disabled=not s.network,
+            )["Id"]
         )
 
     def run(
@@ -151,31 +250,39 @@ class DockerSandbox(Sandbox):
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
     ) -> CommandResult:
-        """`docker exec` the command with a timeout; report limits it ran into."""
+        """Run `command` in a new container with a timeout; report limits it ran into."""
+        import docker
+
         start = time.monotonic()
         workdir = self._cwd(cwd)
-        if self._owner[0] == 0 and not self.settings.read_only_root:
-            grant_group_write(self.root)
-        argv = ["/bin/sh", "-c", WRAPPER, "k2lsp", f"{max(timeout_s, 0.1):.3f}", command]
-        container, exec_id = self._exec_create(argv, workdir, env or {})
-        before = _cgroup_counters(container.id)
-        api = container.client.api
+        home = self.scratch / "home"
+        home.mkdir(exist_ok=True)
+        home.chmod(0o1777)
+        deadline = f"{max(timeout_s, 0.1) + SELF_DESTRUCT_S:.3f}"
+        argv = ["timeout", "-s", "KILL", deadline, "/bin/sh", "-c", command]
         acc = OutputCap(self.settings.output_cap_bytes)
-        stream = api.exec_start(exec_id, stream=True)
-        reader = threading.Thread(target=_drain, args=(stream, acc), daemon=True)
-        reader.start()
-        reader.join(timeout_s + BACKSTOP_S)
-        if reader.is_alive():  # `timeout` itself failed: kill everything of the sandbox user
-            api.exec_start(
-                api.exec_create(container.id, ["kill", "-9", "-1"], user=self.user)["Id"]
-            )
-            reader.join(10)
-        exit_code = api.exec_inspect(exec_id).get("ExitCode")
-        exit_code = 137 if exit_code is None else int(exit_code)
+        closes = self._closes
+        self._lease.acquire()
+        cid = ""
+        try:
+            cid = self._create(argv, workdir, env or {})
+            with self._lock:
+                self._active.add(cid)
+                cancelled = self._closes != closes
+            if cancelled:
+                return self._cancelled(start)
+            exit_code, timed_out, oom = self._attach_and_wait(cid, acc, timeout_s)
+        except docker.errors.DockerException as exc:
+            if self._closes != closes:  # close() removed the container under us
+                return self._cancelled(start)
+            raise SandboxUnavailable(f"docker run failed: {str(exc)[:300]}") from None
+        finally:
+            if cid:
+                self._remove(cid)
+            self._lease.release()
         duration = time.monotonic() - start
-        timed_out = exit_code in (124, 137) and duration >= timeout_s * 0.99
         hits = ["timeout"] if timed_out else []
-        hits += _limit_hits(before, _cgroup_counters(container.id), exit_code, timed_out, acc)
+        hits += _limit_hits(oom, acc)
         text, truncated = acc.text()
         if truncated:
             hits.append("output")
@@ -186,104 +293,83 @@ class DockerSandbox(Sandbox):
             124 if timed_out else exit_code, text, duration, timed_out, truncated, hits, self.name
         )
 
-    def _exec_create(self, argv: list[str], workdir: Path, env: dict[str, str]) -> tuple[Any, str]:
-        """Create the exec; a container that died (e.g. OOM-killed init) is replaced once."""
+    def _cancelled(self, start: float) -> CommandResult:
+        """The result of a command whose sandbox was closed while it ran."""
+        text = "[k2lsp: cancelled: the sandbox was closed while the command ran]"
+        return CommandResult(137, text, time.monotonic() - start, backend=self.name)
+
+    def _attach_and_wait(
+        self, cid: str, acc: OutputCap, timeout_s: float
+    ) -> tuple[int, bool, bool]:
+        """Start the container with its output attached; kill it at the deadline."""
         import docker
 
-        for attempt in (1, 2):
-            container = self.container()
+        api = self.api()
+        stream = api.attach(cid, stdout=True, stderr=True, stream=True, logs=False)
+        reader = threading.Thread(target=_drain, args=(stream, acc), daemon=True)
+        reader.start()
+        api.start(cid)
+        reader.join(timeout_s)
+        timed_out = reader.is_alive()
+        if timed_out:
             try:
-                exec_id = container.client.api.exec_create(
-                    container.id, argv, workdir=str(workdir), environment=env, user=self.user
-                )["Id"]
-                return container, exec_id
-            except (docker.errors.NotFound, docker.errors.APIError) as exc:
-                died = isinstance(exc, docker.errors.NotFound) or "is not running" in str(exc)
-                if attempt == 2 or not died:
-                    raise SandboxUnavailable(f"docker exec failed: {str(exc)[:300]}") from None
-                with self._lock:
-                    self._container = None
-                try:
-                    container.remove(force=True)
-                except docker.errors.DockerException:
-                    pass
-        raise AssertionError("unreachable")
+                api.kill(cid)
+            except docker.errors.DockerException:
+                pass  # exited at the same moment, or removed by close()
+            reader.join(10)
+        try:
+            code = api.wait(cid, timeout=30).get("StatusCode")
+            oom = bool(api.inspect_container(cid)["State"].get("OOMKilled"))
+        except docker.errors.NotFound:  # removed by close(): the run was cancelled
+            return 137, timed_out, False
+        except (docker.errors.DockerException, OSError):
+            return 137, timed_out, False
+        return (137 if code is None else int(code)), timed_out, oom
+
+    def _remove(self, cid: str) -> None:
+        """Remove a container and everything still running in it."""
+        import docker
+
+        try:
+            self.api().remove_container(cid, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.DockerException:
+            # retried by reap_orphans at the next start or `k2lsp gc`
+            pass
+        with self._lock:
+            self._active.discard(cid)
 
     def close(self) -> None:
-        """Remove the container and the scratch folder."""
+        """Remove containers still running (a cancelled run) and the scratch folder."""
         with self._lock:
-            container, self._container = self._container, None
-        if container is not None:
-            try:
-                container.remove(force=True)
-            except Exception:  # already gone or daemon down: nothing left to release
-                pass
+            self._closes += 1
+            active = list(self._active)
+        for cid in active:
+            self._remove(cid)
         super().close()
 
     def describe(self) -> str:
         """Backend, image, user and limits."""
-        return super().describe() + f", image {self.settings.image}, user {self.user}"
+        who = "unprivileged, not root" if os.geteuid() == 0 else "your own uid"
+        return (
+            super().describe()
+            + f", image {self.settings.image}, user {self.user} ({who}); memory: cgroup limit "
+            "(counts heap, tmpfs and shared memory); one container per command"
+        )
 
 
 def _drain(stream: Any, acc: OutputCap) -> None:
-    for chunk in stream:
-        acc.feed(chunk)
+    try:
+        for chunk in stream:
+            acc.feed(chunk)
+    except Exception:  # the container was removed under the stream (cancel): output ends here
+        pass
 
 
-def grant_group_write(root: Path) -> None:
-    """Add g+w (and g+x on folders) where missing under `root`, so the container user can write."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames, "."]:
-            path = os.path.join(dirpath, name)
-            try:
-                st = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                continue
-            want = stat.S_IWGRP | stat.S_IRGRP | (stat.S_IXGRP if stat.S_ISDIR(st.st_mode) else 0)
-            if st.st_mode & want != want:
-                os.chmod(path, stat.S_IMODE(st.st_mode) | want)
-
-
-def _cgroup_dirs(cid: str) -> dict[str, Path]:
-    """Host cgroup folders of a container (cgroupfs v1, systemd v2 or cgroupfs v2)."""
-    fs = Path("/sys/fs/cgroup")
-    for base in (
-        fs / "memory" / "docker" / cid,
-        fs / "system.slice" / f"docker-{cid}.scope",
-        fs / "docker" / cid,
-    ):
-        if base.is_dir():
-            if base.parts[4] == "memory":
-                return {"memory": base, "pids": fs / "pids" / "docker" / cid}
-            return {"memory": base, "pids": base}
-    return {}
-
-
-def _cgroup_counters(cid: str) -> dict[str, int]:
-    """OOM kills and pids-limit hits so far (host view; empty when not visible)."""
-    from k2lsp.sandbox_cgroup import _counter
-
-    dirs = _cgroup_dirs(cid)
-    if not dirs:
-        return {}
-    mem = dirs["memory"]
-    oom = _counter(mem / "memory.oom_control", "oom_kill") + _counter(
-        mem / "memory.events", "oom_kill"
-    )
-    return {"memory": oom, "pids": _counter(dirs["pids"] / "pids.events", "max")}
-
-
-def _limit_hits(
-    before: dict[str, int], after: dict[str, int], exit_code: int, timed_out: bool, acc: OutputCap
-) -> list[str]:
-    hits = [k for k in ("memory", "pids") if after.get(k, 0) > before.get(k, 0)]
-    if not after and exit_code == 137 and not timed_out:
-        hits.append("memory")  # no cgroup view: SIGKILL without a timeout is the OOM killer
+def _limit_hits(oom: bool, acc: OutputCap) -> list[str]:
+    hits = ["memory"] if oom else []
     tail = bytes(acc.tail or acc.head)
-    if "pids" not in hits and (
-        b"fork: Resource temporarily unavailable" in tail or b"Cannot fork" in tail
-    ):
+    if b"fork: Resource temporarily unavailable" in tail or b"Cannot fork" in tail:
         hits.append("pids")
     return hits

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from k2lsp.model.fake_script import ScriptItem
 from k2lsp.model.fake_server import Reply
@@ -47,3 +48,63 @@ def fix_script() -> list[ScriptItem]:
             content="Fixed add(): it subtracted instead of adding.",
         ),
     ]
+
+
+TYPING_CALC = (
+    '"""Small calculator."""\n\n\ndef add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n'
+    "    return a * b\n"
+)
+
+
+def make_typing_project(tmp_path: Path) -> Path:
+    """A git repository whose calc.py has room around the buggy line (lines 1, 5, 9 typed on)."""
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    (repo / "calc.py").write_text(TYPING_CALC)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
+    return repo
+
+
+def judge_typing(tries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Classify each try of editors/nvim/tests/typing.lua; returns one verdict per try.
+
+    A try is right when the buffer holds the user's typing and either the fix (delivery
+    `applied`/`merged`) or no change of K2's at all (delivery `conflict`/`refused`). Anything
+    else (typing lost, the fix on another line, success reported without the fix) is wrong.
+    `offset_ms` is how long before the first applyEdit arrived the user typed (negative:
+    after it).
+    """
+    original = TYPING_CALC.splitlines()
+    fixed = [("    return a + b" if line == "    return a - b" else line) for line in original]
+    out = []
+    for t in tries:
+
+        def typed(lines: list[str], t: dict[str, Any] = t) -> list[str]:
+            lines = list(lines)
+            lines[t["line"] - 1] += t["suffix"]
+            return lines
+
+        buffer, delivery = t.get("buffer"), t.get("delivery")
+        if delivery in ("applied", "merged"):
+            right = buffer == typed(fixed)
+        elif delivery in ("conflict", "refused"):
+            right = buffer == typed(original)
+        else:
+            right = False
+        applies = t.get("apply_ms") or []
+        offset = applies[0] - t["typed_ms"] if applies and t.get("typed_ms") else None
+        out.append(
+            {
+                "index": t["index"],
+                "mode": t["mode"],
+                "line": t["line"],
+                "delivery": delivery,
+                "right": right and bool(t.get("finished")),
+                "offset_ms": offset,
+                "attempts": len(applies),
+            }
+        )
+    return out

@@ -89,4 +89,4 @@ def test_doctor_explains_an_unreadable_root_owned_repo(tmp_path: Path, backends:
     tmp_path.chmod(0o700)
     proc = doctor("--repo", str(tmp_path))
     assert proc.returncode == 1
-    assert "cannot read this root-owned repository" in proc.stdout
+    assert "cannot read some files of this root-owned repository" in proc.stdout

@@ -19,7 +19,13 @@ from typing import Any
 import pytest
 
 from k2lsp.model.fake_server import FakeK2Server, Reply
-from tests.editor_helpers import CALC, fix_script, make_calc_project
+from tests.editor_helpers import (
+    CALC,
+    fix_script,
+    judge_typing,
+    make_calc_project,
+    make_typing_project,
+)
 
 pytestmark = pytest.mark.editor
 
@@ -153,3 +159,61 @@ def test_bad_input_gets_actionable_messages(nvim: str, project: Path) -> None:
     assert any("no k2lsp server is running" in m for m in notes), notes
     health = "\n".join(data["health"])
     assert "ERROR server command is not executable: /nonexistent/bin/k2lsp" in health, health
+
+
+@pytest.mark.parametrize("settings", ["plugin", "stock"])
+def test_typing_just_before_delivery_is_never_overwritten(
+    nvim: str, tmp_path: Path, settings: str
+) -> None:
+    """`stock`: Neovim's own applyEdit handler, capabilities and 150 ms change batching (a user
+    starting k2lsp without the plugin); the server alone must keep the typing safe."""
+    tries = 10
+    repo = make_typing_project(tmp_path)
+    env = {"K2_TRIES": str(tries), "K2_STOCK": "1" if settings == "stock" else "0"}
+    with FakeK2Server(fix_script() * tries, models=[MODEL]) as srv:
+        data = run_nvim(nvim, "typing.lua", repo, srv.base_url, env)
+    assert data["errors"] == [], data["errors"]
+    assert data["marks"].get("done"), data["stderr"][-2000:]
+    verdicts = judge_typing(data["tries"])
+    wrong = [v for v in verdicts if not v["right"]]
+    assert wrong == [], (wrong, [t for t in data["tries"] if not judge_typing([t])[0]["right"]])
+    # the seeded tries cover both timings: a keystroke ahead of the edit, and typing before it
+    assert {v["mode"] for v in verdicts} == {"arrival", "delay"}, verdicts
+    arrival = [v for v in verdicts if v["mode"] == "arrival"]
+    assert all(v["offset_ms"] is not None and v["offset_ms"] >= 0 for v in arrival), arrival
+    # a keystroke on a line away from the fix is merged, never a reason to drop the fix
+    assert any(v["delivery"] == "merged" for v in arrival), verdicts
+
+
+def test_new_file_lands_as_a_buffer_and_undo_removes_it(nvim: str, project: Path) -> None:
+    (project / "old.py").write_text("OLD = 1\n")
+    notes, extra = "# notes\nTODO = []\n", "EXTRA = 2\n"
+    script = [
+        Reply(content="", tool_calls=[("create_file", {"path": "notes.py", "content": notes})]),
+        Reply(content="Wrote notes.py."),
+        Reply(content="", tool_calls=[("create_file", {"path": "extra.py", "content": extra})]),
+        Reply(content="Wrote extra.py."),
+        Reply(content="", tool_calls=[("delete_file", {"path": "old.py"})]),
+        Reply(content="Removed old.py."),
+    ]
+    with FakeK2Server(script, models=[MODEL]) as srv:
+        data = run_nvim(nvim, "new_file.lua", project, srv.base_url)
+    assert data["errors"] == [], data["errors"]
+    marks = data["marks"]
+    assert data["first"] == {"outcome": "success", "delivery": "applied"}, data["first"]
+    # the new file is an editor buffer holding K2's text, known to k2lsp; `u` takes the text out
+    assert marks["notes_buffer"] and marks["notes_attached"], marks
+    assert data["notes_lines"] == notes.splitlines() and data["notes_listed"]
+    assert data["notes_after_u"] == [""], data["notes_after_u"]
+    # :K2Undo removes a created file with its buffer, without E211 or any other error
+    assert marks["extra_buffer"] and marks["extra_attached"], marks
+    assert data["extra_lines"] == extra.splitlines()
+    assert marks["extra_gone"], marks
+    assert not (project / "extra.py").exists()
+    # a deletion goes through the editor too: the open buffer is closed with the file
+    assert data["third"] == {"outcome": "success", "delivery": "applied"}, data["third"]
+    assert marks["old_gone"] and not (project / "old.py").exists(), marks
+    problems = [n["msg"] for n in data["notes"] if n["level"] >= 3] + [
+        line for line in data["stderr"].splitlines() if "E211" in line
+    ]
+    assert problems == [], problems

@@ -325,3 +325,14 @@ def test_cleanup_and_gc_leave_the_users_stale_worktrees_alone(tmp_path: Path, st
     moved = tmp_path / "userwt-moved"
     git(moved, "worktree", "repair")  # the user's worktree still works once found again
     assert git(moved, "rev-parse", "--abbrev-ref", "HEAD").strip() == "feature"
+
+
+def test_collect_leaves_a_run_being_created_alone(tmp_path: Path, state: Path) -> None:
+    """A run folder without run.json may be one whose lock is not taken yet: kept while young."""
+    young = state / "runs" / "20260101-000000-young"
+    old = state / "runs" / "20260101-000000-old"
+    for folder in (young, old):
+        folder.mkdir(parents=True)
+    os.utime(old, (0, 0))
+    assert runcopy.collect(state) == [f"removed {old} (incomplete run folder)"]
+    assert young.is_dir() and not old.exists()

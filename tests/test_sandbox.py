@@ -120,7 +120,11 @@ def test_auto_prefers_docker_then_bwrap(tmp_path: Path) -> None:
 
 
 @pytest.mark.docker
-def test_docker_runs_as_the_owner_of_a_non_root_run_copy(tmp_path: Path) -> None:
+def test_docker_runs_as_the_sandbox_user_and_files_keep_the_run_copys_owner(
+    tmp_path: Path,
+) -> None:
+    from k2lsp.sandbox_owner import sandbox_ids
+
     root = tmp_path / "owned"
     root.mkdir()
     if os.geteuid() == 0:
@@ -129,7 +133,7 @@ def test_docker_runs_as_the_owner_of_a_non_root_run_copy(tmp_path: Path) -> None
     with open_sandbox("docker", root, SandboxSettings()) as sb:
         res = sb.run("id -u; echo x > new.txt", timeout_s=60)
     assert res.exit_code == 0, res.output
-    assert res.output.split()[0] == str(expected) != "0"
+    assert res.output.split()[0] == str(sandbox_ids()[0]) != "0"
     assert (root / "new.txt").stat().st_uid == expected
 
 
@@ -146,20 +150,31 @@ def test_docker_user_is_never_root_and_can_write_a_root_owned_run_copy(tmp_path:
         )
     assert res.output.splitlines()[0] != "0"
     assert (tmp_path / "sub" / "old.txt").read_text() == "oldnew\n"
-    assert (tmp_path / "sub" / "made.txt").exists()
+    assert (tmp_path / "sub" / "made.txt").stat().st_uid == 0  # handed back to the owner
+    assert oct((tmp_path / "sub" / "old.txt").stat().st_mode & 0o7777) == "0o644"
     assert "Read-only file system" in res.output or "Permission denied" in res.output
 
 
+def _k2lsp_containers() -> list[str]:
+    proc = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=org.k2lsp.pid={os.getpid()}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout.split()
+
+
 @pytest.mark.docker
-def test_container_stays_warm_across_calls_and_is_removed_on_close(tmp_path: Path) -> None:
+def test_each_command_gets_its_own_container_removed_before_run_returns(tmp_path: Path) -> None:
     sb = open_sandbox("docker", tmp_path, SandboxSettings())
-    first = sb.run("cat /proc/1/stat | cut -d' ' -f22", timeout_s=60)  # container start time
-    second = sb.run("cat /proc/1/stat | cut -d' ' -f22", timeout_s=60)
-    container_id = sb.container().id
-    sb.close()
-    assert first.output == second.output and first.exit_code == 0
-    gone = subprocess.run(["docker", "inspect", container_id], capture_output=True)
-    assert gone.returncode != 0
+    with sb:
+        first = sb.run("hostname; cat /proc/1/stat | cut -d' ' -f22", timeout_s=60)
+        assert _k2lsp_containers() == []
+        second = sb.run("hostname; cat /proc/1/stat | cut -d' ' -f22", timeout_s=60)
+        assert _k2lsp_containers() == []
+    assert first.exit_code == second.exit_code == 0
+    assert first.output.split()[0] != second.output.split()[0]  # two containers
 
 
 @pytest.mark.docker
@@ -197,14 +212,25 @@ def test_sandbox_build_cli_rejects_unknown_actions(capsys: pytest.CaptureFixture
 
 
 @pytest.mark.docker
-def test_a_container_that_died_is_replaced(tmp_path: Path) -> None:
-    with open_sandbox("docker", tmp_path, SandboxSettings()) as sb:
-        assert sb.run("true", timeout_s=60).exit_code == 0
-        old = sb.container().id
-        subprocess.run(["docker", "kill", old], check=True, capture_output=True)
-        res = sb.run("echo again", timeout_s=60)
-        assert res.exit_code == 0 and res.output == "again\n"
-        assert sb.container().id != old
+def test_closing_the_sandbox_mid_command_removes_its_container(tmp_path: Path) -> None:
+    import threading
+
+    sb = open_sandbox("docker", tmp_path, SandboxSettings())
+    results = []
+    worker = threading.Thread(
+        target=lambda: results.append(sb.run("sleep 600", timeout_s=600)), daemon=True
+    )
+    worker.start()
+    for _ in range(600):
+        if _k2lsp_containers():
+            break
+        time.sleep(0.1)
+    assert _k2lsp_containers()
+    sb.close()  # what a cancelled run does
+    worker.join(60)
+    assert not worker.is_alive()
+    assert results and results[0].exit_code != 0
+    assert _k2lsp_containers() == []
 
 
 @pytest.mark.bwrap

@@ -12,6 +12,7 @@ from lsprotocol import types
 
 from k2lsp.checkpoint import list_checkpoints
 from k2lsp.model.fake_server import FakeK2Server, Reply
+from k2lsp.server.landing import ATTEMPTS
 from tests.lsp_fixtures import FIX_ADD, Editor, make_project, start_editor, stop_editor
 
 pytestmark = pytest.mark.timeout(180)
@@ -104,17 +105,21 @@ async def test_conflicting_user_edit_is_never_overwritten(
     assert finished[-1]["outcome"] == "edit_conflict"
 
 
-async def test_edit_racing_the_apply_is_refused_by_version_and_reported(
+async def test_edits_racing_every_apply_end_in_a_reported_conflict(
     editor: Editor, fake: FakeK2Server
 ) -> None:
+    """Each edit is refused by version (the user typed again); k2lsp re-plans a few times, then
+    reports a conflict and keeps the patch. (Typing once is merged: test_server_landing.py.)"""
     fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(reasoning="ok", content="ok"))
     uri = editor.open("calc.py")
     typed = ORIGINAL + "# typed while the edit was in flight\n"
     editor.before_apply = lambda: editor.change(uri, typed)
     run_id = (await editor.command("k2lsp.task", {"task": "fix add"}))["runId"]
     info = await editor.finished(run_id)
-    assert info["delivery"] == "refused" and editor.text("calc.py") == typed
-    assert "version mismatch" in editor.deliveries[-1]["message"]
+    assert info["delivery"] == "conflict" and editor.text("calc.py") == typed
+    assert len(editor.applied) == ATTEMPTS  # each plan was sent once and refused
+    message = editor.deliveries[-1]["message"]
+    assert "kept changing" in message and "nothing was applied" in message
 
 
 async def test_client_rejecting_apply_edit_keeps_the_patch(

@@ -208,3 +208,17 @@ def test_write_disk_deletes_only_what_the_plan_saw(root: Path) -> None:
     assert (root / "a.py").read_text(encoding="utf-8") == "one\ntwo\nthree\n"
     write_disk(root, {"a.py": None}, {"a.py": "one\ntwo\nthree\n"})
     assert not (root / "a.py").exists()
+
+
+def test_neovim_gets_versioned_edits_though_it_does_not_advertise_them(root: Path) -> None:
+    """Neovim applies documentChanges (and checks the version) without saying so."""
+    change = FileChange("a.py", "one\ntwo\nthree\n", "one\n2\nthree\n")
+    docs = {(root / "a.py").as_uri(): (7, "one\ntwo\nthree\n")}
+    editor = _editor(docs, versioned=False)
+    plain = plan_delivery(editor, root, ChangeSet([change]))
+    assert plain.edit is not None and plain.edit.changes and not plain.edit.document_changes
+    editor.client_name = "Neovim"
+    plan = plan_delivery(editor, root, ChangeSet([change]))
+    assert plan.edit is not None and plan.edit.changes is None
+    (edit,) = plan.edit.document_changes or []
+    assert isinstance(edit, types.TextDocumentEdit) and edit.text_document.version == 7

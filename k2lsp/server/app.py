@@ -43,6 +43,9 @@ class K2LanguageServer(LanguageServer):
         self._tasks: set[asyncio.Task[None]] = set()
         self.init_options: object = None  # raw initializationOptions (plain JSON)
         self._config: EditorConfig | None = None
+        self.client_name = ""  # clientInfo.name from initialize
+        self.last_change = 0.0  # time.monotonic() of the last didOpen/didChange/didClose
+        self.watched: dict[str, list[str]] = {}  # uri -> its texts while a delivery lands
 
     # Session state, built on first use so that `initialize` imports as little as possible.
     @property

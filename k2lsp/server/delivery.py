@@ -17,7 +17,7 @@ from lsprotocol import types
 from k2lsp.agent.events import Outcome
 from k2lsp.changes import ChangeSet
 from k2lsp.errors import EditConflict, K2lspError, PathError
-from k2lsp.server import protocol
+from k2lsp.server import landing, protocol
 from k2lsp.server.config import state_dir
 from k2lsp.server.edits import Plan, check_disk, inverse, plan_delivery, write_disk
 
@@ -68,40 +68,45 @@ async def deliver(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResul
 
 
 async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult:
+    """Plan, checkpoint, send and check; plan again when the user's text moved underneath."""
     root = Path(run.request.repo).resolve()
     changes = result.changes
-    plan = plan_delivery(ls, root, changes)
-    if plan.conflicts:
-        patch = save_patch(ls, run, changes)
-        merge = [p for p in plan.conflicts if p not in plan.reasons]
-        parts = [f"{p}: {why}" for p, why in plan.reasons.items()]
-        if merge:
-            parts.insert(
-                0,
-                f"{', '.join(merge)} changed in the editor and the run's changes could not be "
-                "merged",
+    state = ls.run_settings().state_dir
+    for _attempt in range(landing.ATTEMPTS):
+        await landing.settle(ls)
+        plan = plan_delivery(ls, root, changes)
+        if plan.conflicts:
+            return _conflict(ls, run, result, plan)
+        label = f"k2lsp run {run.id}: {run.request.task[:60]}"
+        cp_id, failed = await asyncio.to_thread(_checkpoint, root, plan, label, state)
+        if failed:
+            patch = save_patch(ls, run, changes)
+            msg = (
+                f"K2: could not record the undo checkpoint ({failed}), so nothing was applied. "
+                f"The patch is saved in {patch}"
             )
-        msg = f"K2: {'; '.join(parts)}; nothing was applied. The patch is saved in {patch}"
-        result.outcome, result.summary = Outcome.EDIT_CONFLICT, msg
-        report(ls, run, "conflict", msg, plan.conflicts, patch=patch)
-        return result
-    label = f"k2lsp run {run.id}: {run.request.task[:60]}"
-    cp_id, failed = await asyncio.to_thread(
-        _checkpoint, root, plan, label, ls.run_settings().state_dir
-    )
-    if failed:
-        patch = save_patch(ls, run, changes)
-        msg = (
-            f"K2: could not record the undo checkpoint ({failed}), so nothing was applied. "
-            f"The patch is saved in {patch}"
-        )
-        result.outcome, result.summary = Outcome.EDIT_CONFLICT, msg
-        report(ls, run, "conflict", msg, changes.paths(), patch=patch)
-        return result
-    ok, reason, partial = await apply_plan(ls, root, plan, f"K2: {run.title}")
-    if not ok:
+            return _refuse(ls, run, result, "conflict", msg, changes.paths(), patch)
+        if landing.moved(ls, plan):  # typed while the checkpoint was written: plan again
+            await asyncio.to_thread(_discard, root, cp_id, state)
+            continue
+        landing.watch(ls, plan)
+        try:
+            ok, reason, partial = await apply_plan(ls, root, plan, run.title)
+            missing = await landing.verify(ls, root, plan) if ok else []
+        finally:
+            landing.unwatch(ls, plan)
+        if ok:
+            if not missing:
+                return _applied(ls, run, result, plan)
+            if set(missing) != set(landing.edited(plan)) or not landing.moved(ls, plan):
+                return _partly(ls, run, result, missing)
+            await asyncio.to_thread(_discard, root, cp_id, state)
+            continue  # the editor skipped the whole edit (its buffer moved on): plan again
+        if not partial and await landing.moved_soon(ls, plan):
+            await asyncio.to_thread(_discard, root, cp_id, state)
+            continue  # refused because the user typed meanwhile: plan again
         if not partial:  # nothing landed: a live checkpoint would make `k2lsp undo` pick it
-            await asyncio.to_thread(_discard, root, cp_id, ls.run_settings().state_dir)
+            await asyncio.to_thread(_discard, root, cp_id, state)
         patch = save_patch(ls, run, changes)
         done = (
             "the editor applied its part of the edit (use the editor's undo for it)"
@@ -109,9 +114,52 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
             else "nothing applied"
         )
         msg = f"K2: the edit was refused ({reason}); {done}. Patch saved in {patch}"
-        result.outcome, result.summary = Outcome.EDIT_CONFLICT, msg
-        report(ls, run, "refused", msg, changes.paths(), patch=patch)
-        return result
+        return _refuse(ls, run, result, "refused", msg, changes.paths(), patch)
+    patch = save_patch(ls, run, changes)
+    msg = (
+        f"K2: {', '.join(changes.paths())} kept changing in the editor while the run's changes "
+        f"were delivered; nothing was applied. The patch is saved in {patch}"
+    )
+    return _refuse(ls, run, result, "conflict", msg, changes.paths(), patch)
+
+
+def _conflict(ls: K2LanguageServer, run: Run, result: RunResult, plan: Plan) -> RunResult:
+    patch = save_patch(ls, run, result.changes)
+    merge = [p for p in plan.conflicts if p not in plan.reasons]
+    parts = [f"{p}: {why}" for p, why in plan.reasons.items()]
+    if merge:
+        parts.insert(
+            0,
+            f"{', '.join(merge)} changed in the editor and the run's changes could not be merged",
+        )
+    msg = f"K2: {'; '.join(parts)}; nothing was applied. The patch is saved in {patch}"
+    return _refuse(ls, run, result, "conflict", msg, plan.conflicts, patch)
+
+
+def _refuse(
+    ls: K2LanguageServer,
+    run: Run,
+    result: RunResult,
+    status: str,
+    msg: str,
+    paths: list[str],
+    patch: Path,
+) -> RunResult:
+    result.outcome, result.summary = Outcome.EDIT_CONFLICT, msg
+    report(ls, run, status, msg, paths, patch=patch)
+    return result
+
+
+def _partly(ls: K2LanguageServer, run: Run, result: RunResult, missing: list[str]) -> RunResult:
+    patch = save_patch(ls, run, result.changes)
+    msg = (
+        f"K2: the editor reported the edit as applied, but {', '.join(missing)} does not hold "
+        f"it; use the editor's undo for any part that landed. Patch saved in {patch}"
+    )
+    return _refuse(ls, run, result, "refused", msg, missing, patch)
+
+
+def _applied(ls: K2LanguageServer, run: Run, result: RunResult, plan: Plan) -> RunResult:
     run.before, run.after = plan.before, plan.after
     status = "merged" if plan.merged else "applied"
     note = f" (rebased over your edits to {', '.join(plan.merged)})" if plan.merged else ""
@@ -202,6 +250,7 @@ async def _ask_preview(ls: K2LanguageServer, run: Run, n: int) -> None:
 async def undo(ls: K2LanguageServer, run: Run) -> list[str]:
     """Restore the files `run` delivered, through the editor; EditConflict if they moved on."""
     root = Path(run.request.repo).resolve()
+    await landing.settle(ls)
     plan = plan_delivery(ls, root, inverse(run.before, run.after))
     if plan.conflicts:
         why = "".join(f"; {p}: {r}" for p, r in plan.reasons.items())

@@ -54,6 +54,7 @@ class Plan:
     skipped: list[str] = field(default_factory=list)  # binary files (not deliverable by LSP)
     before: dict[str, str | None] = field(default_factory=dict)  # state replaced (for undo)
     after: dict[str, str | None] = field(default_factory=dict)  # state produced
+    seen: dict[str, DocState] = field(default_factory=dict)  # path -> the state planned against
 
 
 def split_lines(text: str) -> list[str]:
@@ -165,7 +166,7 @@ def plan_delivery(ls: LanguageServer, root: Path, changes: ChangeSet) -> Plan:
     """Compare every change with the editor's state and build the edit (or the conflicts)."""
     caps = ls.client_capabilities
     ws_edit = caps.workspace.workspace_edit if caps and caps.workspace else None
-    versioned = bool(ws_edit and ws_edit.document_changes)
+    versioned = bool(ws_edit and ws_edit.document_changes) or _quietly_versioned(ls)
     res_ops = (
         {str(getattr(k, "value", k)) for k in (ws_edit.resource_operations or [])}
         if ws_edit and versioned
@@ -193,6 +194,7 @@ def plan_delivery(ls: LanguageServer, root: Path, changes: ChangeSet) -> Plan:
             plan.conflicts.append(change.path)
             continue
         plan.before[change.path], plan.after[change.path] = state.text, text
+        plan.seen[change.path] = state
         if text == state.text:
             continue
         if state.text is None or text is None:
@@ -211,6 +213,16 @@ def plan_delivery(ls: LanguageServer, root: Path, changes: ChangeSet) -> Plan:
     elif plain:
         plan.edit = types.WorkspaceEdit(changes=plain)
     return plan
+
+
+# Clients that apply `documentChanges` (versions, resource operations) without advertising it.
+# Neovim (every release since 0.5) does; unversioned edits would land on whatever the buffer
+# holds by then, so it gets versioned ones.
+_APPLIES_DOCUMENT_CHANGES = ("Neovim",)
+
+
+def _quietly_versioned(ls: LanguageServer) -> bool:
+    return str(getattr(ls, "client_name", "")) in _APPLIES_DOCUMENT_CHANGES
 
 
 def _plan_create_delete(
@@ -241,6 +253,11 @@ def _plan_create_delete(
         else:
             plan.disk_writes[rel] = text
     elif "delete" in res_ops:
+        if state.version is not None:  # pins the buffer: a client refuses it once it moved on
+            ident = types.OptionalVersionedTextDocumentIdentifier(
+                uri=state.uri, version=state.version
+            )
+            doc_changes.append(types.TextDocumentEdit(text_document=ident, edits=[]))
         doc_changes.append(
             types.DeleteFile(
                 uri=state.uri, options=types.DeleteFileOptions(ignore_if_not_exists=True)
@@ -274,6 +291,7 @@ def _plan_rename(
     if old.text != change.old_text or new.text is not None:
         plan.conflicts.append(change.path)
         return
+    plan.seen.update({change.old_path: old, change.path: new})
     plan.before.update({change.old_path: old.text, change.path: None})
     plan.after.update({change.old_path: None, change.path: change.new_text})
     if "rename" not in res_ops:

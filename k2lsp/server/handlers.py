@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ CommandHandler = Callable[..., Awaitable[dict[str, Any]]]
 def _initialize(ls: K2LanguageServer, params: types.InitializeParams) -> None:
     # Only a snapshot here: options are validated (and problems shown) on `initialized`.
     ls.init_options = as_dict(params.initialization_options)
+    ls.client_name = params.client_info.name if params.client_info else ""
     exp = as_dict(params.capabilities.experimental) if params.capabilities else None
     k2 = exp.get("k2lsp") if isinstance(exp, dict) else None
     ls.experimental_stream = isinstance(k2, dict) and k2.get("stream") is True
@@ -32,6 +34,28 @@ async def _initialized(ls: K2LanguageServer, params: types.InitializedParams) ->
     for problem in ls.editor_config.problems:
         ls.show(problem, types.MessageType.Warning)
     await _pull_configuration(ls)
+    ls.background(_collect_stale_runs(ls))
+
+
+async def _collect_stale_runs(ls: K2LanguageServer) -> None:
+    """Remove run copies, worktrees and branches left by k2lsp processes that are gone."""
+    from k2lsp.errors import K2lspError
+    from k2lsp.runcopy import collect
+    from k2lsp.server.config import state_dir
+
+    try:
+        folder = state_dir(ls.run_settings())
+    except K2lspError:  # no workspace folder or a bad config: the default state folder
+        from k2lsp.config import default_state_dir
+
+        folder = default_state_dir()
+    try:
+        done = await asyncio.to_thread(collect, folder)
+    except OSError as exc:
+        log.warning("could not clean up stale runs in %s: %s", folder, exc)
+        return
+    for line in done:
+        ls.window_log_message(types.LogMessageParams(type=types.MessageType.Log, message=line))
 
 
 async def _pull_configuration(ls: K2LanguageServer) -> None:
@@ -82,18 +106,23 @@ def _code_action(ls: K2LanguageServer, params: types.CodeActionParams) -> list[t
 
 
 def _did_open(ls: K2LanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+    ls.last_change = time.monotonic()  # landing waits for a quiet moment after it
     doc = ls.workspace.text_documents.get(params.text_document.uri)
     if doc is not None:
         ls.test_cache.warm(doc.uri, doc.path, doc.version, doc.source, delay=0.0)
 
 
 def _did_change(ls: K2LanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+    ls.last_change = time.monotonic()  # landing waits for a quiet moment after it
     doc = ls.workspace.text_documents.get(params.text_document.uri)
     if doc is not None:
+        if doc.uri in ls.watched:  # a delivery checks every text the buffer went through
+            ls.watched[doc.uri].append(doc.source)
         ls.test_cache.warm(doc.uri, doc.path, doc.version, doc.source)
 
 
 def _did_close(ls: K2LanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.last_change = time.monotonic()  # landing waits for a quiet moment after it
     ls.test_cache.forget(params.text_document.uri)
 
 

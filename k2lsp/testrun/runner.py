@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from k2lsp.sandbox import CommandResult, Sandbox
+from k2lsp.sandbox import CommandResult, Sandbox, read_untrusted
 from k2lsp.testrun.detect import Runner, build_runner
 from k2lsp.testrun.model import TestReport
 from k2lsp.testrun.parsers import parse_cargo, parse_go_json, parse_junit, parse_summary
@@ -45,10 +45,10 @@ def parse_result(runner: Runner, result: CommandResult, root: Path) -> TestRepor
     )
     output = result.output
     parsed = False
-    if runner.junit is not None and runner.junit.exists():
-        parsed = parse_junit(
-            runner.junit.read_text(encoding="utf-8", errors="replace"), report, root
-        )
+    junit = read_untrusted(runner.junit) if runner.junit is not None else None
+    if runner.junit is not None and junit is not None:
+        # written by hostile code: read without following links, FIFOs or devices
+        parsed = parse_junit(junit.decode("utf-8", errors="replace"), report, root)
         runner.junit.unlink(missing_ok=True)
     elif runner.name == "go":
         parsed = parse_go_json(output, report, root)

@@ -1,5 +1,6 @@
 -- k2lsp for Neovim (>= 0.10): starts the k2lsp language server, renders its `k2lsp/stream`
 -- events in an output split, and adds :K2* commands, a statusline function and :checkhealth.
+local apply = require("k2lsp.apply")
 local output = require("k2lsp.output")
 local status = require("k2lsp.status")
 
@@ -103,7 +104,18 @@ function M.client_config(root)
     cmd_env = api_key_env(),
     root_dir = root,
     init_options = { k2lsp = opts },
-    handlers = { ["k2lsp/stream"] = on_stream, ["k2lsp/delivery"] = on_delivery },
+    -- Neovim applies documentChanges (versioned edits, create/delete files) but does not say
+    -- so; without it k2lsp would have to send unversioned edits and write new files to disk
+    capabilities = vim.tbl_deep_extend("force", vim.lsp.protocol.make_client_capabilities(), {
+      workspace = { workspaceEdit = { documentChanges = true } },
+    }),
+    -- every keystroke reaches k2lsp at once, so its view is current when it delivers
+    flags = { debounce_text_changes = 0, allow_incremental_sync = true },
+    handlers = {
+      ["k2lsp/stream"] = on_stream,
+      ["k2lsp/delivery"] = on_delivery,
+      ["workspace/applyEdit"] = apply.handler,
+    },
   }
 end
 
@@ -229,7 +241,14 @@ local commands = {
   end },
   K2Undo = { nargs = "?", fn = function(o)
     M.exec("k2lsp.undo", o.args ~= "" and { runId = o.args } or vim.empty_dict(), function(r)
-      vim.cmd("checktime")
+      -- reload buffers of files restored on disk; files the undo deleted are gone with their
+      -- buffers (a blanket :checktime would stop on them with E211)
+      for _, b in ipairs(vim.api.nvim_list_bufs()) do
+        local name = vim.api.nvim_buf_get_name(b)
+        if vim.api.nvim_buf_is_loaded(b) and name ~= "" and vim.bo[b].buftype == "" and vim.uv.fs_stat(name) then
+          pcall(vim.cmd, "checktime " .. b)
+        end
+      end
       notify("undid " .. ((r and r.runId) or "?") .. ": " .. table.concat((r and r.restored) or {}, ", "))
     end)
   end },
