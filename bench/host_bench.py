@@ -1,7 +1,8 @@
 """k2lsp's client against a REAL llama.cpp `llama-server`: what a self-hosting user sees.
 
-Runs a 10-step tool conversation (k2lsp's real tool list and system prompt; each step appends
-the reply and a tool result, as the agent loop does) through a recording proxy and prints:
+Runs a 10-step tool conversation (k2lsp's real read-only tool list and system prompt; each step
+appends the reply and a tool result, as the agent loop does) through a recording proxy and
+prints:
 
 - time to the first reasoning byte (and to the first byte of any kind): the small test model
   emits no reasoning, which is reported as such rather than invented;
@@ -10,7 +11,7 @@ the reply and a tool result, as the agent loop does) through a recording proxy a
 - the prefix-cache hit ratio: cached prompt tokens / prompt tokens over the run, from the
   server's `usage.prompt_tokens_details.cached_tokens` and from `timings.cache_n`.
 
-Usage: python bench/host_bench.py [--steps 10] [--ctx 16384] [--max-tokens 64]
+Usage: python bench/host_bench.py [--steps 10] [--ctx 8192] [--max-tokens 64]
 Uses the llama-server and model `.ci/llamacpp.sh` installs (see tests/llamacpp_server.py).
 `--max-tokens` caps generation at the proxy so a run takes minutes on 2 cores; what k2lsp
 sent is unchanged. Prints figures only; never fails a test run.
@@ -38,7 +39,7 @@ from k2lsp.config import Settings  # noqa: E402
 from k2lsp.model.client import K2Client  # noqa: E402
 from k2lsp.tools import build_registry  # noqa: E402
 
-FILE_PAGE = "\n".join(f"{i:>5}  def helper_{i}(value):  return value * {i}" for i in range(40))
+FILE_PAGE = "\n".join(f"{i:>5}  def helper_{i}(value):  return value * {i}" for i in range(12))
 
 
 async def conversation(base_url: str, steps: int) -> list[dict[str, Any]]:
@@ -46,8 +47,9 @@ async def conversation(base_url: str, steps: int) -> list[dict[str, Any]]:
     client = K2Client(
         Settings(provider="llamacpp", base_url=base_url, model="k2-small", max_retries=0)
     )
-    schemas = [t.schema() for t in build_registry().tools()]
-    messages = initial_messages("Fix the failing test in tests/test_stats.py.", mode="task")
+    # the read-only tool set and an ask run keep 10 steps inside the small model's 8k window
+    schemas = [t.schema() for t in build_registry().tools(read_only=True)]
+    messages = initial_messages("Where is the average computed?", mode="ask", read_only=True)
     out = []
     try:
         for step in range(steps):
@@ -136,7 +138,7 @@ def main() -> int:
     """Entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--ctx", type=int, default=16384)
+    ap.add_argument("--ctx", type=int, default=8192, help="llama.cpp caps it at n_ctx_train")
     ap.add_argument("--max-tokens", type=int, default=64)
     args = ap.parse_args()
     paths = find_llama()
