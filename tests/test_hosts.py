@@ -78,6 +78,21 @@ def test_models_command_shows_the_window_and_where_it_came_from(tmp_path: Path) 
     assert "8,192" in proc.stdout and "meta.n_ctx" in proc.stdout
 
 
+def test_doctor_shows_the_window_and_where_it_came_from(tmp_path: Path) -> None:
+    with FakeK2Server([], models=[MODEL], host="sglang", context_limit=32_768) as srv:
+        env = make_k2_env(srv.base_url)
+        env.update(XDG_CONFIG_HOME=str(tmp_path), K2LSP_STATE_DIR=str(tmp_path / "state"))
+        proc = subprocess.run(
+            [sys.executable, "-m", "k2lsp", "doctor", "--repo", str(tmp_path), "--skip-tests"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("[ok] model:")), "")
+    assert "32,768" in line and "max_model_len" in line, proc.stdout + proc.stderr
+
+
 def test_setting_beats_detection_and_is_named_as_source() -> None:
     with FakeK2Server([], models=[MODEL], host="vllm", context_limit=8192) as srv:
         client = K2Client(settings(srv, context_length=4096))
