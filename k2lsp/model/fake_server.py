@@ -14,7 +14,8 @@ like a real host (see fake_validate) and rejected with HTTP 400 without consumin
 `python -m k2lsp.model.fake_server --script F.json [--port N]` serves a JSON script and prints
 the base URL as the first stdout line. `host=` (`--host`) imitates a self-hosted server's
 shapes: llama.cpp, vLLM, SGLang, Ollama or LM Studio (see fake_hosts). The script is a JSON
-list; objects with a `fault` key are faults (`{"fault": "http", "status": 429, "type": "engine_overloaded_error", "message": "…"}`,
+list; objects with a `fault` key are faults
+(`{"fault": "http", "status": 429, "type": "engine_overloaded_error", "message": "…"}`,
 `{"fault": "cut", "after_chunks": 3}`, `{"fault": "reset"}`), the rest are Reply fields
 (`{"reasoning": "…", "tool_calls": [["read_file", {"path": "a.py"}]], "content": "…"}`).
 """
