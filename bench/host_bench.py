@@ -36,6 +36,7 @@ from llamacpp_server import LlamaServer, RecordingProxy, find_llama  # noqa: E40
 
 from k2lsp.agent.prompts import initial_messages  # noqa: E402
 from k2lsp.config import Settings  # noqa: E402
+from k2lsp.errors import MalformedReply  # noqa: E402
 from k2lsp.model.client import K2Client  # noqa: E402
 from k2lsp.tools import build_registry  # noqa: E402
 
@@ -46,7 +47,7 @@ async def conversation(base_url: str, steps: int) -> list[dict[str, Any]]:
     """Run `steps` requests; per step: first reasoning/any byte and end times (seconds)."""
     client = K2Client(
         Settings(provider="llamacpp", base_url=base_url, model="k2-small", max_retries=0)
-    )
+    )  # no retries: each step is one request, so the server's timings match the client's
     # the read-only tool set and an ask run keep 10 steps inside the small model's 8k window
     schemas = [t.schema() for t in build_registry().tools(read_only=True)]
     messages = initial_messages("Where is the average computed?", mode="ask", read_only=True)
@@ -64,14 +65,18 @@ async def conversation(base_url: str, steps: int) -> list[dict[str, Any]]:
                 if kind == "reasoning":
                     mark.setdefault("first_reasoning", now)
 
-            turn = await client.complete(messages, schemas, on_delta=on_delta)
+            try:
+                turn = await client.complete(messages, schemas, on_delta=on_delta)
+                text, completion = turn.content, turn.usage.completion_tokens
+            except MalformedReply:  # the tiny model's text is not a usable K2 reply
+                text, completion, mark["malformed"] = None, 0, 1.0
             mark["end"] = time.monotonic() - start
-            out.append({**mark, "completion": turn.usage.completion_tokens})
+            out.append({**mark, "completion": completion})
             call_id = f"functions.read_file:{step}"
             messages.append(
                 {
                     "role": "assistant",
-                    "content": turn.content or "(no text)",
+                    "content": text or "(no text)",
                     "tool_calls": [
                         {
                             "id": call_id,
@@ -95,17 +100,20 @@ def report(steps: list[dict[str, Any]], proxy: RecordingProxy) -> None:
     chats = [e for e in proxy.chats() if e.status == 200]
     reasoning = [s["first_reasoning"] for s in steps if "first_reasoning" in s]
     first = [s["first_byte"] for s in steps if "first_byte" in s]
-    print(f"steps: {len(steps)} ({len(chats)} answered requests)")
+    bad = sum(1 for s in steps if "malformed" in s)
+    print(f"steps: {len(steps)} ({len(chats)} answered requests, {bad} unusable replies)")
     if reasoning:
         print(f"time to first reasoning byte: median {statistics.median(reasoning):.2f} s")
     else:
         print("time to first reasoning byte: n/a - the model sent no reasoning in any step")
     if first:
         print(f"time to first byte (any delta): median {statistics.median(first):.2f} s")
+    # client side: the server's completion count over the time the client saw the stream run
+    served = [e.usage["completion_tokens"] if e.usage else 0 for e in chats]
     client_tps = [
-        s["completion"] / (s["end"] - s["first_byte"])
-        for s in steps
-        if "first_byte" in s and s["end"] > s["first_byte"] and s["completion"] > 1
+        n / (s["end"] - s["first_byte"])
+        for s, n in zip(steps, served, strict=False)
+        if "first_byte" in s and s["end"] > s["first_byte"] and n > 1
     ]
     timings = [e.timings for e in chats if e.timings]
     server_tps = [t["predicted_per_second"] for t in timings if t.get("predicted_n", 0) > 1]

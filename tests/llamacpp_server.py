@@ -229,24 +229,45 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 ex.error = payload.decode("utf-8", "replace")
             self._send(resp.status, resp.getheader("Content-Type", "application/json"), payload)
             return
+        with self.proxy._lock:
+            rewrite = self.proxy.rewrites.pop(0) if self.proxy.rewrites else None
+        if rewrite is None:  # pass the stream through as it comes (the client's timing is real)
+            self._relay(resp, ex, started)
+            return
         for line in resp:
             if ex.first_byte_s is None:
                 ex.first_byte_s = time.monotonic() - started
-            text = line.decode("utf-8").strip()
-            if text.startswith("data: ") and text != "data: [DONE]":
-                ex.chunks.append(json.loads(text[6:]))
+            self._record(ex, line)
         ex.total_s = time.monotonic() - started
         chunks = ex.chunks
-        with self.proxy._lock:
-            rewrite = self.proxy.rewrites.pop(0) if self.proxy.rewrites else None
         done = b"data: [DONE]\n\n"
-        if rewrite is not None and rewrite.cut:
+        if rewrite.cut:
             done = b""
-        elif rewrite is not None:
+        else:
             chunks = _rewritten(chunks, rewrite)
             ex.rewritten = True
         out = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
         self._send(200, "text/event-stream", out + done)
+
+    @staticmethod
+    def _record(ex: Exchange, line: bytes) -> None:
+        text = line.decode("utf-8").strip()
+        if text.startswith("data: ") and text != "data: [DONE]":
+            ex.chunks.append(json.loads(text[6:]))
+
+    def _relay(self, resp: http.client.HTTPResponse, ex: Exchange, started: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for line in resp:
+            if ex.first_byte_s is None:
+                ex.first_byte_s = time.monotonic() - started
+            self._record(ex, line)
+            self.wfile.write(f"{len(line):X}\r\n".encode() + line + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        ex.total_s = time.monotonic() - started
 
     def _send(self, status: int, ctype: str, payload: bytes) -> None:
         self.send_response(status)
