@@ -11,7 +11,8 @@
 2. Code actions on a 5,000-line Python test file while a run streams reasoning from the fake K2
    host to a client with k2lsp/stream on: p50/p99 latency of textDocument/codeAction at random
    positions (cursor and selections), the same with no run for comparison (goal p99 < 20 ms),
-   and right after an edit (the test-function cache is stale, so the file is re-parsed).
+   right after an edit (the test-function cache is stale, so the file is re-parsed) and the
+   first one right after opening a file (five files; detection runs in a worker thread).
 
 Prints figures only; never fails.
 """
@@ -202,10 +203,16 @@ async def bench_code_actions(n: int) -> None:
         root.mkdir()
         text = make_test_file()
         (root / "test_big.py").write_text(text)
+        for k in range(5):
+            (root / f"test_first_{k}.py").write_text(text + f"# file {k}\n")
         ed = await start_editor(root, base, Path(tmp) / "home")
         try:
-            uri = ed.open("test_big.py")
             lines = text.count("\n")
+            first = []  # the first code action right after opening a file, five files
+            for k in range(5):
+                opened = ed.open(f"test_first_{k}.py")
+                first += await _code_action_latencies(ed.client, opened, 1, lines)
+            uri = ed.open("test_big.py")
             await _code_action_latencies(ed.client, uri, 20, lines)  # warm-up
             idle = await _code_action_latencies(ed.client, uri, n, lines)
             run_id = (await ed.command("k2lsp.ask", {"question": "think hard"}))["runId"]
@@ -221,7 +228,12 @@ async def bench_code_actions(n: int) -> None:
             await stop_editor(ed)
             fake.stop()
     print(f"\nCode actions on a {lines:,}-line test file ({n} requests each, p50 / p99 / max):")
-    rows = (("idle", idle), ("while a run streams", busy), ("right after an edit", edited))
+    rows = (
+        ("first after open", first),
+        ("idle", idle),
+        ("while a run streams", busy),
+        ("right after an edit", edited),
+    )
     for name, vals in rows:
         print(
             f"  {name:22s} {_pct(vals, 0.5):6.2f} / {_pct(vals, 0.99):6.2f} / "
@@ -229,7 +241,7 @@ async def bench_code_actions(n: int) -> None:
         )
     print(
         f"  stream batches received meanwhile: {batches}; run still streaming at the end: "
-        f"{streaming}  (goal p99 < 20 ms)"
+        f"{streaming}  (goal p99 < 20 ms; first after open <= 20 ms)"
     )
 
 

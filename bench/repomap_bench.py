@@ -4,18 +4,22 @@ Corpora (copied/extracted under bench/.cache so neither tool writes into the rea
 - the running interpreter's stdlib minus test/ and site-packages/ (as in baselines.md);
 - the Django 5.2.19 sdist (`pip download --no-deps --no-binary :all: django==5.2.19`).
 
-Aider 0.86.2 runs from its own venv (bench/.cache/aider-venv, created on first use with
+Aider 0.86.2 runs from its own venv ($K2LSP_AIDER_VENV, else aider-venv under the corpora
+cache, see corpora.py; created on first use with
 `pip install aider-chat==0.86.2`), with a 4-chars-per-token counter instead of a tokenizer
-download. Each measurement runs in a fresh process; times exclude interpreter start-up.
+download. Each measurement runs in a fresh process; times exclude interpreter start-up; both cold
+clocks include writing the tool's own cache; k2lsp and Aider rounds alternate.
 
 Usage: python bench/repomap_bench.py [--corpus stdlib|django|both] [--runs 3] [--skip-aider]
-Prints cold / warm / one-edit times, peak RSS, and k2lsp/Aider ratios. Never fails a test run.
+Prints cold / warm / one-edit (and one-edit-with-focus) min/median/max, peak RSS and ratios.
+Never fails a test run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -25,10 +29,15 @@ import tarfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import corpora  # noqa: E402
+
 CACHE = HERE / ".cache"
 REPO = HERE.parent
 K2_PY = sys.executable
-AIDER_VENV = CACHE / "aider-venv"
+AIDER_VENV = Path(
+    os.environ.get("K2LSP_AIDER_VENV") or corpora.cache_dir() / "bench" / "aider-venv"
+)
 AIDER_PY = AIDER_VENV / "bin" / "python"
 MAP_TOKENS = 1024
 
@@ -55,6 +64,11 @@ if mode == "edit":
         victim.write_bytes(orig + b"\n\ndef k2_bench_added_function(x):\n    return x\n")
         c1 = cpu(); t1 = time.perf_counter(); rmap.refresh(); text2 = rmap.render(%(tokens)d)
         out["edit_seconds"] = time.perf_counter() - t1; out["edit_cpu"] = cpu() - c1
+        focus = frozenset({files[len(files) // 2]})
+        mine = rmap.symbols(files[len(files) // 2])
+        names = frozenset([s.name for s in mine if rmap.defcount.get(s.name, 0) <= 2][:3])
+        t1 = time.perf_counter(); rmap.render(%(tokens)d, focus, names)
+        out["focus_seconds"] = time.perf_counter() - t1
         added = rmap.symbols(files[len(files) // 2])[-1].name
         out["edit_seen"] = added == "k2_bench_added_function"
     finally:
@@ -156,7 +170,7 @@ def _django() -> Path:
 def _ensure_aider() -> bool:
     if AIDER_PY.exists():
         return True
-    print("creating the Aider venv (bench/.cache/aider-venv) ...", flush=True)
+    print(f"creating the Aider venv ({AIDER_VENV}) ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(AIDER_VENV)], check=True)
     proc = subprocess.run(
         [str(AIDER_PY), "-m", "pip", "install", "-q", "aider-chat==0.86.2"], check=False
@@ -177,117 +191,113 @@ def _run(python: Path | str, worker: str, root: Path, cache: Path, mode: str) ->
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench_k2(root: Path, runs: int) -> dict[str, list[float]]:
-    """Cold (empty cache), warm (cache present, fresh process) and one-edit (in-process) figures."""
+def k2_round(root: Path, res: dict[str, list[float]]) -> None:
+    """One cold run (empty cache; clock stops after the cache is written) and one warm + edit."""
     cache = CACHE / f"k2-cache-{root.name}"
-    keys = (
-        "cold",
-        "cold_cpu",
-        "cold_total",
-        "cold_rss",
-        "warm",
-        "warm_cpu",
-        "warm_rss",
-        "edit",
-        "edit_cpu",
+    shutil.rmtree(cache, ignore_errors=True)
+    cold = _run(K2_PY, K2_WORKER, root, cache, "plain")
+    warm = _run(K2_PY, K2_WORKER, root, cache, "edit")
+    pairs = (
+        ("cold", cold["total_seconds"]),
+        ("cold_cpu", cold["total_cpu"]),
+        ("cold_map_only", cold["seconds"]),
+        ("cold_rss", cold["maxrss_mib"]),
+        ("warm", warm["seconds"]),
+        ("warm_rss", warm["maxrss_mib"]),
+        ("edit", warm["edit_seconds"]),
+        ("edit_cpu", warm["edit_cpu"]),
+        ("focus", warm["focus_seconds"]),
     )
-    res: dict[str, list[float]] = {k: [] for k in keys}
-    for _ in range(runs):
-        shutil.rmtree(cache, ignore_errors=True)
-        cold = _run(K2_PY, K2_WORKER, root, cache, "plain")
-        res["cold"].append(cold["seconds"])
-        res["cold_cpu"].append(cold["cpu"])
-        res["cold_total"].append(cold["total_seconds"])
-        res["cold_rss"].append(cold["maxrss_mib"])
-        warm = _run(K2_PY, K2_WORKER, root, cache, "edit")
-        for key, src in (
-            ("warm", "seconds"),
-            ("warm_cpu", "cpu"),
-            ("warm_rss", "maxrss_mib"),
-            ("edit", "edit_seconds"),
-            ("edit_cpu", "edit_cpu"),
-        ):
-            res[key].append(warm[src])
-        if not (warm["edit_seen"] and warm["restored_same"]):
-            print("  WARNING: k2lsp map was stale after an edit", warm)
-    return res
+    for key, value in pairs:
+        res.setdefault(key, []).append(value)
+    if not (warm["edit_seen"] and warm["restored_same"]):
+        print("  WARNING: k2lsp map was stale after an edit", warm)
 
 
-def bench_aider(root: Path) -> dict[str, float]:
-    """One cold and one warm Aider run (its tags cache lives in the corpus root)."""
+def aider_round(root: Path, res: dict[str, list[float]]) -> None:
+    """One cold Aider run (its tags cache, written during the run, removed first) and one warm."""
     shutil.rmtree(root / ".aider.tags.cache.v4", ignore_errors=True)
     cold = _run(AIDER_PY, AIDER_WORKER, root, CACHE, "plain")
     warm = _run(AIDER_PY, AIDER_WORKER, root, CACHE, "edit")
-    return {
-        "cold": cold["seconds"],
-        "cold_cpu": cold["cpu"],
-        "cold_rss": cold["maxrss_mib"],
-        "warm": warm["seconds"],
-        "warm_cpu": warm["cpu"],
-        "edit_forced": warm["edit_seconds"],
-        "edit_cpu": warm["edit_cpu"],
-        "edit_auto": warm["edit_auto_seconds"],
-        "edit_auto_stale": warm["edit_auto_stale"],
-    }
+    pairs = (
+        ("cold", cold["seconds"]),
+        ("cold_cpu", cold["cpu"]),
+        ("cold_rss", cold["maxrss_mib"]),
+        ("warm", warm["seconds"]),
+        ("edit", warm["edit_seconds"]),
+        ("edit_cpu", warm["edit_cpu"]),
+        ("edit_auto", warm["edit_auto_seconds"]),
+        ("edit_auto_stale", float(warm["edit_auto_stale"])),
+    )
+    for key, value in pairs:
+        res.setdefault(key, []).append(value)
+
+
+def _mmm(values: list[float], scale: float = 1.0, fmt: str = ".2f") -> str:
+    v = sorted(x * scale for x in values)
+    return f"{v[0]:{fmt}} / {statistics.median(v):{fmt}} / {v[-1]:{fmt}}"
 
 
 def report(
-    name: str, nfiles: int, k2: dict[str, list[float]], aider: dict[str, float] | None
+    name: str, nfiles: int, k2: dict[str, list[float]], aider: dict[str, list[float]] | None
 ) -> None:
-    """Print one corpus's figures (wall seconds, and CPU seconds, which load disturbs less)."""
-    med = {k: statistics.median(v) for k, v in k2.items() if v}
-    runs = ", ".join(f"{x:.2f}" for x in k2["cold"])
-    print(f"\n== {name}: {nfiles} files, map budget {MAP_TOKENS} tokens ==")
+    """Print one corpus's figures as min / median / max over the alternated rounds."""
+    print(f"\n== {name}: {nfiles} files, map budget {MAP_TOKENS} tokens, min / median / max ==")
     print(
-        f"k2lsp  cold {med['cold']:.2f} s wall / {med['cold_cpu']:.2f} s CPU (runs {runs}); "
-        f"{med['cold_total']:.2f} s incl. cache write; peak {max(k2['cold_rss']):.0f} MiB"
+        f"k2lsp  cold {_mmm(k2['cold'])} s wall incl. cache write "
+        f"(map alone {_mmm(k2['cold_map_only'])} s); CPU {_mmm(k2['cold_cpu'])} s; "
+        f"peak {max(k2['cold_rss']):.0f} MiB"
+    )
+    print(f"k2lsp  warm {_mmm(k2['warm'], 1000, '.0f')} ms (fresh process, cache on disk)")
+    print(
+        f"k2lsp  after one edit {_mmm(k2['edit'], 1000, '.0f')} ms; then with focus "
+        f"{_mmm(k2['focus'], 1000, '.0f')} ms (in-process; the edit is in the map)"
+    )
+    if not aider:
+        return
+    stale = "STALE" if any(aider["edit_auto_stale"]) else "fresh"
+    print(
+        f"aider  cold {_mmm(aider['cold'])} s wall incl. its cache write; "
+        f"CPU {_mmm(aider['cold_cpu'])} s; peak {max(aider['cold_rss']):.0f} MiB"
     )
     print(
-        f"k2lsp  warm {med['warm']:.3f} s wall / {med['warm_cpu']:.3f} s CPU (fresh process, "
-        f"cache on disk); peak {max(k2['warm_rss']):.0f} MiB"
+        f"aider  warm {_mmm(aider['warm'])} s; after one edit: auto mode "
+        f"{_mmm(aider['edit_auto'], 1000, '.0f')} ms ({stale}), forced {_mmm(aider['edit'])} s"
     )
+    ratios = sorted(a / b for a, b in zip(k2["cold"], aider["cold"], strict=False))
+    med = statistics.median
     print(
-        f"k2lsp  after one edit {med['edit'] * 1000:.0f} ms wall / "
-        f"{med['edit_cpu'] * 1000:.0f} ms CPU "
-        "(in-process; the edit is in the map)"
+        f"ratio  cold k2lsp/Aider per alternated round {', '.join(f'{r:.3f}' for r in ratios)}; "
+        f"median of medians {med(k2['cold']) / med(aider['cold']):.3f}x (goal <= 0.2x); "
+        f"warm {med(k2['warm']) / med(aider['warm']):.3f}x"
     )
-    if aider:
-        state = "STALE" if aider["edit_auto_stale"] else "fresh"
-        print(
-            f"aider  cold {aider['cold']:.2f} s wall / {aider['cold_cpu']:.2f} s CPU, "
-            f"peak {aider['cold_rss']:.0f} MiB; "
-            f"warm {aider['warm']:.2f} s / {aider['warm_cpu']:.2f} s CPU"
-        )
-        print(
-            f"aider  after one edit: auto mode {aider['edit_auto'] * 1000:.0f} ms ({state}); "
-            f"forced {aider['edit_forced']:.2f} s wall / {aider['edit_cpu']:.2f} s CPU"
-        )
-        print(
-            f"ratio  cold {med['cold'] / aider['cold']:.2f}x Aider wall, "
-            f"{med['cold_cpu'] / aider['cold_cpu']:.2f}x CPU; "
-            f"warm {med['warm'] / aider['warm']:.3f}x wall; "
-            f"one edit {med['edit_cpu'] / aider['edit_cpu']:.4f}x CPU (vs forced refresh)"
-        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Run the benchmark: k2lsp and Aider rounds alternate on each corpus."""
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--corpus", choices=("stdlib", "django", "both"), default="both")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--skip-aider", action="store_true")
     args = ap.parse_args(argv)
     CACHE.mkdir(parents=True, exist_ok=True)
     with_aider = not args.skip_aider and _ensure_aider()
-    corpora = []
+    roots = []
     if args.corpus in ("stdlib", "both"):
-        corpora.append(("stdlib", _copy_stdlib()))
+        roots.append(("stdlib", _copy_stdlib()))
     if args.corpus in ("django", "both"):
-        corpora.append(("django 5.2.19", _django()))
-    for name, root in corpora:
+        roots.append(("django 5.2.19", _django()))
+    for name, root in roots:
         nfiles = len(json.loads((root / ".bench-files.json").read_text()))
-        aider = bench_aider(root) if with_aider else None
-        report(name, nfiles, bench_k2(root, args.runs), aider)
+        k2: dict[str, list[float]] = {}
+        aider: dict[str, list[float]] = {}
+        for i in range(args.runs):
+            first, second = (k2_round, aider_round) if i % 2 == 0 else (aider_round, k2_round)
+            for fn in (first, second):
+                if fn is aider_round and not with_aider:
+                    continue
+                fn(root, k2 if fn is k2_round else aider)
+        report(name, nfiles, k2, aider if with_aider else None)
     return 0
 
 

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Run every benchmark and print its figures. Baselines (Aider, jedi-language-server) are
-# installed into their own venvs under bench/.cache on first use; the Django sdist is
-# downloaded from PyPI once. Benchmarks print figures and ratios; they never fail the build.
-# Usage: bash bench/run_all.sh [quick]   (quick: fewer runs, stdlib corpus only)
+# installed into their own venvs on first use; the Django sdist is downloaded from PyPI once
+# (bench/corpora.py). Each benchmark alternates k2lsp with its baseline in the same run and
+# prints min / median / max; they print figures and ratios and never fail the build.
+# Usage: bash bench/run_all.sh [quick]   (quick: fewer runs, stdlib corpus only, no 10k tree)
+#        PY=/path/to/python bash bench/run_all.sh   (default .venv/bin/python)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
+PY=${PY:-.venv/bin/python}
 [ -x "$PY" ] || { echo "run 'bash .ci/install-and-run' or 'bash .ci/test' first (no .venv)"; exit 2; }
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p bench/.cache
 JLS="$PWD/bench/.cache/jls-venv"
 if [ ! -x "$JLS/bin/jedi-language-server" ]; then
   python3 -m venv "$JLS" && "$JLS/bin/pip" install -q jedi-language-server==0.47.0 || true
 fi
-runs=5; corpus=both
-[ "${1:-}" = quick ] && { runs=3; corpus=stdlib; }
+runs=5; corpus=both; sizes=100,1000,10000
+[ "${1:-}" = quick ] && { runs=3; corpus=stdlib; sizes=100,1000; }
 
 section() { printf '\n===== %s =====\n' "$*"; }
 section "start-up: k2lsp --help";               $PY bench/startup_bench.py
@@ -22,7 +25,8 @@ section "agent loop overhead per step";         $PY bench/loop_overhead.py
 section "K2 stream parsing vs bare SDK";        $PY bench/model_stream.py --runs "$runs"
 section "search vs raw ripgrep";                $PY bench/search_bench.py --runs 10
 section "repo map vs Aider";                    $PY bench/repomap_bench.py --corpus "$corpus" --runs 3
-section "replace_symbol edit fidelity";         $PY bench/edit_fidelity.py
+section "repo map at scale";                    $PY bench/scale_bench.py --sizes "$sizes"
+section "edit fidelity and the syntax gate";    $PY bench/edit_fidelity.py --corpus "$corpus"
 section "typing while a run delivers (Neovim)"; $PY bench/nvim_typing.py --tries 100
 section "sandbox overhead";                     $PY bench/sandbox_overhead.py
 section "sandbox attack campaign";               $PY bench/attack_campaign.py

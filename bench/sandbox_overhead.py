@@ -5,7 +5,8 @@ container of its own for every command, <= 1.3x plus its fixed start cost).
     .venv/bin/python bench/sandbox_overhead.py [--rounds 7] [--files 20] [--tests 10]
 
 Rounds are interleaved (direct, bwrap, docker, direct, ...) so machine noise hits each alike.
-Docker runs the image's own python/pytest; direct and bwrap run the host's `python3`. Plugin
+Docker runs the image's own python/pytest; direct and bwrap run this venv's real interpreter
+(`sys.executable`, refused if it is a shim script). Plugin
 autoloading is off everywhere (PYTEST_DISABLE_PLUGIN_AUTOLOAD=1) so host plugins do not skew the
 comparison. A second table gives the fixed cost of one command (`true`) per backend.
 
@@ -22,6 +23,7 @@ import shlex
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,7 +31,25 @@ from pathlib import Path
 
 from k2lsp.sandbox import Sandbox, SandboxSettings, get_sandbox
 
-COMMAND = "python3 -m pytest -q -p no:cacheprovider"
+PYTEST = "-m pytest -q -p no:cacheprovider"
+COMMAND = f"python3 {PYTEST}"  # in the image: its own interpreter
+
+
+def host_python() -> str:
+    """The real host interpreter with pytest (this venv's binary), never a pyenv-style shim
+    script, which would add its own start-up to every run and differ inside the sandbox."""
+    exe = Path(sys.executable)
+    with open(exe, "rb") as fh:
+        if fh.read(2) == b"#!":
+            raise SystemExit(f"{exe} is a script (a shim?); run with a real interpreter")
+    return str(exe)
+
+
+def host_command(command: str) -> str:
+    """`command` with the image's `python3` replaced by the real host interpreter."""
+    if command == COMMAND:
+        return f"{shlex.quote(host_python())} {PYTEST}"
+    return command
 
 
 def make_suite(root: Path, files: int, tests: int) -> None:
@@ -110,7 +130,7 @@ def measure(
 
     def direct() -> int:
         return subprocess.run(
-            command, shell=True, cwd=root, env=env, capture_output=True
+            host_command(command), shell=True, cwd=root, env=env, capture_output=True
         ).returncode
 
     runners: dict[str, Callable[[], int]] = {"direct": direct}
@@ -133,9 +153,13 @@ def measure(
 
         runners["direct, image's files (chroot)"] = direct_image
     for box in boxes:
-        runners[box.name] = lambda box=box: box.run(command, timeout_s=600, env=extra).exit_code
-    for fn in runners.values():  # warm-up: page cache, imports, container
-        timed(fn)
+        cmd = command if box.name == "docker" else host_command(command)
+        runners[box.name] = lambda box=box, cmd=cmd: (
+            box.run(cmd, timeout_s=600, env=extra).exit_code
+        )
+    for name, fn in runners.items():  # warm-up: page cache, imports, container
+        if fn() != 0 and command == COMMAND:
+            print(f"WARNING: {name}: the suite exited non-zero; its times are not a clean run")
     samples: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, fn in runners.items():

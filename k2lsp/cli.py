@@ -3,7 +3,7 @@
     k2lsp [--stdio | --tcp --port N]          language server (k2lsp.server.app:serve)
     k2lsp --task "..." [flags]                 headless run (k2lsp.cli_run)
     k2lsp tool NAME --json '{...}'             run one tool by hand
-    k2lsp models | demo | doctor | sandbox build | undo | gc
+    k2lsp models | demo | doctor | sandbox build | undo | gc | trust [PATH]
 
 Start-up is a feature: this module imports only the standard library at import time, so
 `k2lsp --help` stays fast; each command imports what it needs.
@@ -27,8 +27,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("k2lsp.sandbox_image:cli", "build the sandbox image (`k2lsp sandbox build`)"),
     "undo": ("k2lsp.git:cli_undo", "restore the files as they were before the last delivery"),
     "gc": ("k2lsp.runcopy:cli_gc", "remove leftover run copies"),
+    "trust": ("k2lsp.trust:cli", "let a repository's k2lsp.toml set the key/sandbox settings"),
 }
-SERVER_FLAGS = ("--stdio", "--tcp", "--ws", "--port", "--host", "--log-level")
+SERVER_FLAGS = ("--stdio", "--tcp", "--ws", "--port", "--host", "--log-level", "--max-message-mb")
 OUTPUTS = ("apply", "branch", "patch")
 SANDBOXES = ("auto", "docker", "bwrap", "none")
 MODES = ("task", "ask", "fix_diagnostic", "explain", "refactor", "write_tests", "fix_failing_test")
@@ -70,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provider", metavar="P", help="host preset (moonshot, openrouter, ...)")
     p.add_argument("--model", metavar="M", help="model id (see `k2lsp models`)")
     p.add_argument("--base-url", metavar="U", help="OpenAI-compatible base URL")
+    p.add_argument(
+        "--trust-repo",
+        action="store_true",
+        help="apply the repository's own provider/base_url/sandbox/allow_* settings without "
+        "`k2lsp trust` (CI on your own checkout; same as K2LSP_TRUST_REPO=1)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the run copy after delivery")
     p.add_argument("--trajectory", metavar="F", help="write the trajectory JSONL to F")
     return p
@@ -118,6 +125,22 @@ def error(message: str, hint: str = "") -> None:
     print(f"k2lsp: error: {text}" + (f"\n  {hint}" if hint else ""), file=sys.stderr)
 
 
+def _log_to_stderr() -> None:
+    """Warnings as plain stderr lines, through the redaction boundary (loaded on first use,
+    so `k2lsp --help` does not pay for the redactor's patterns)."""
+    import logging
+
+    class Redacting(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            from k2lsp.boundary import safe_text
+
+            return safe_text(super().format(record))
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(Redacting("%(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+
+
 def _is_server(argv: list[str]) -> bool:
     return not argv or (any(a.split("=")[0] in SERVER_FLAGS for a in argv) and "--task" not in argv)
 
@@ -129,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         if _is_server(argv):
             serve = _load("k2lsp.server.app:serve", "server")
             return 2 if serve is None else int(serve(argv) or 0)
+        _log_to_stderr()
         if argv[0] in SUBCOMMANDS:
             func = _load(SUBCOMMANDS[argv[0]][0], argv[0])
             return 2 if func is None else int(func(argv[1:]) or 0)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from k2lsp.agent.events import EventSink, Outcome
+from k2lsp.boundary import SafeStream, safe_text
 from k2lsp.errors import UsageError
 from k2lsp.run import RunRequest, RunResult
 
@@ -65,13 +66,19 @@ def run_headless(args: argparse.Namespace) -> int:
     output = args.output or default_output()
     if args.patch_file and output != "patch":
         raise UsageError("--patch-file only works with --output patch")
-    settings = load_settings(repo.resolve(), settings_overrides(args))
+    settings = load_settings(
+        repo.resolve(),
+        settings_overrides(args),
+        trusted=True if getattr(args, "trust_repo", False) else None,
+        notify=lambda line: print(safe_text(line), file=sys.stderr),
+    )
     to_stdout_patch = output == "patch" and not args.patch_file and not args.json
     sink: EventSink
+    out = SafeStream(sys.stderr if to_stdout_patch else sys.stdout)  # the redaction boundary
     if args.json:
-        sink = JsonRenderer(sys.stdout)
+        sink = JsonRenderer(out)  # type: ignore[arg-type]
     else:
-        sink = TerminalRenderer(out=sys.stderr if to_stdout_patch else sys.stdout)
+        sink = TerminalRenderer(out=out, err=SafeStream(sys.stderr))  # type: ignore[arg-type]
     request = RunRequest(task=task, repo=repo, mode=args.mode)
     delivered: list[str] = []
 
@@ -181,7 +188,7 @@ def _after(result: RunResult, args: argparse.Namespace, delivered: list[str]) ->
     if result.trajectory and not args.json:
         lines.append(f"trajectory: {result.trajectory}")
     for line in lines:
-        print(line, file=sys.stderr)
+        print(safe_text(line), file=sys.stderr)
     if rc is not None and not keep:
         try:
             rc.cleanup()

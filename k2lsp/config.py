@@ -14,6 +14,11 @@ Precedence, later wins:
 The key is taken from (first found): an override, `K2LSP_API_KEY`, `api_key` in a file, then
 the provider's own env var (`MOONSHOT_API_KEY`, `OPENROUTER_API_KEY`, …). Files use the
 `Settings` field names; unknown keys and wrong types are usage errors naming the key and file.
+
+Layers 3 and 4 come from the repository, which may be hostile: the keys of
+`k2lsp.trust.SENSITIVE_KEYS` (where the key goes, what runs outside the sandbox) apply from
+them only when the repository is trusted (`k2lsp trust`); otherwise they are ignored, named in
+`Settings.untrusted` and in one notice line.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ import difflib
 import logging
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from k2lsp import trust as trust_mod
 from k2lsp.errors import UsageError
 from k2lsp.providers import PROVIDERS, default_prices, provider_names
 from k2lsp.redact import register_secret
@@ -84,6 +91,8 @@ class Settings:
     # a host-forced delay (Retry-After, "try again after N s") above this ends the attempt
     max_retry_after_s: float = 120.0
     api_key_source: str = ""  # where the key came from: an env var name or a file path
+    # repository keys ignored because the repository is not trusted (k2lsp.trust)
+    untrusted: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -120,7 +129,7 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
-_FILE_KEYS = set(_FIELDS) - {"api_key_env", "api_key_source"}
+_FILE_KEYS = set(_FIELDS) - {"api_key_env", "api_key_source", "untrusted"}
 
 
 def user_config_path() -> Path:
@@ -211,20 +220,23 @@ def _read_toml(path: Path, table: str | None = None) -> dict[str, Any]:
     return data
 
 
-def _layers(repo: Path | None, overrides: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+Layer = tuple[str, dict[str, Any], bool]  # (source, values, from the repository)
+
+
+def _layers(repo: Path | None, overrides: dict[str, Any]) -> list[Layer]:
     user = user_config_path()
-    layers = [(str(user), _read_toml(user))]
+    layers: list[Layer] = [(str(user), _read_toml(user), False)]
     if repo is not None:
         pyproject = Path(repo) / "pyproject.toml"
-        layers.append((f"{pyproject} [tool.k2lsp]", _read_toml(pyproject, "tool.k2lsp")))
+        layers.append((f"{pyproject} [tool.k2lsp]", _read_toml(pyproject, "tool.k2lsp"), True))
         local = Path(repo) / "k2lsp.toml"
-        layers.append((str(local), _read_toml(local)))
+        layers.append((str(local), _read_toml(local), True))
     env = {ENV_KEYS[k]: v for k, v in os.environ.items() if k in ENV_KEYS and v}
-    layers.append(("environment", env))
+    layers.append(("environment", env, False))
     explicit = {k: v for k, v in overrides.items() if v is not None and v != "" and k in _FILE_KEYS}
     for key in sorted(set(overrides) - _FILE_KEYS):
         log.warning("ignoring unknown option %r", key)
-    layers.append(("editor/CLI options", explicit))
+    layers.append(("editor/CLI options", explicit, False))
     return layers
 
 
@@ -233,15 +245,36 @@ def load_settings(
     overrides: dict[str, Any] | None = None,
     *,
     require_key: bool = False,
+    trusted: bool | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Settings:
-    """Merge every configuration layer for `repo`; `overrides` are editor options / CLI flags."""
+    """Merge every configuration layer for `repo`; `overrides` are editor options / CLI flags.
+
+    `trusted`: None asks `k2lsp.trust` (the user's trust store, `K2LSP_TRUST_REPO`); True or
+    False is the front-end's answer (the editor's workspace trust). Sensitive keys of an
+    untrusted repository are dropped and reported once through `notify` (default: a warning
+    log line); `Settings.untrusted` names them.
+    """
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    for source, layer in _layers(repo, dict(overrides or {})):
-        for key, value in _check_layer(layer, source).items():
+    ignored: list[str] = []
+    for source, layer, from_repo in _layers(repo, dict(overrides or {})):
+        checked = _check_layer(layer, source)
+        if from_repo and any(k in trust_mod.SENSITIVE_KEYS for k in checked):
+            if trusted is None:
+                assert repo is not None
+                trusted = trust_mod.is_trusted(repo)
+            if not trusted:
+                ignored += [k for k in checked if k in trust_mod.SENSITIVE_KEYS]
+                checked = {k: v for k, v in checked.items() if k not in trust_mod.SENSITIVE_KEYS}
+        for key, value in checked.items():
             merged[key] = value
             origin[key] = source
     settings = Settings(**{k: v for k, v in merged.items() if k != "prices"})
+    if ignored:
+        assert repo is not None
+        settings.untrusted = sorted(set(ignored))
+        (notify or log.warning)(trust_mod.notice(repo, settings.untrusted))
     if settings.provider not in PROVIDERS:
         raise UsageError(
             f"{origin.get('provider', 'settings')}: unknown provider {settings.provider!r}; "

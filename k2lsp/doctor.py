@@ -29,6 +29,18 @@ class Check:
         return line + (f"\n       fix: {self.fix}" if self.fix and self.status != OK else "")
 
 
+def check_trust(repo: Path, ignored: list[str]) -> Check:
+    """Whether the repository's own k2lsp configuration applies in full."""
+    if not ignored:
+        return Check("workspace trust", OK, f"{repo}: every k2lsp configuration key applies")
+    return Check(
+        "workspace trust",
+        WARN,
+        f"{repo} is not trusted: its keys {', '.join(ignored)} are ignored",
+        f"review its k2lsp.toml / [tool.k2lsp], then run `k2lsp trust {repo}`",
+    )
+
+
 def check_docker(image: str) -> list[Check]:
     """Daemon, image, and what is inside the image."""
     from k2lsp import sandbox_docker
@@ -218,9 +230,14 @@ def cli(argv: list[str]) -> int:
         return 2
     from k2lsp.config import load_settings
 
-    settings = load_settings(repo)
+    settings = load_settings(repo, notify=lambda _: None)
     image = args.image or settings.sandbox_image
-    checks = [check_model(settings), *check_docker(image), check_bwrap()]
+    checks = [
+        check_trust(repo, settings.untrusted),
+        check_model(settings),
+        *check_docker(image),
+        check_bwrap(),
+    ]
     auto, kind = check_auto(repo, image)
     checks.append(auto)
     if kind and not args.skip_tests:

@@ -3,6 +3,7 @@ are replaced by a marker in tool output, events, logs and trajectories."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterable
@@ -71,6 +72,39 @@ _KEY_NAME = re.compile(
 )
 
 
+# The gate of `may_change_json`: looser versions of the token patterns (no leading word check:
+# in JSON text an escaped "\n" puts a letter before a token that starts a line).
+_LOOSE: list[re.Pattern[str] | None] = [
+    re.compile(p.removeprefix(_WORD)) if p.startswith((_WORD, "://")) else None for _, p in _SPECS
+]
+# An assignment cue inside a JSON string: `=` or `:`, escaped whitespace, then \" or '.
+_ESCAPED_ASSIGN = re.compile(r"""[:=](?:\s|\\[nrt])*(?:\\"|')""")
+
+
+def may_change_json(text: str, extra: Iterable[str] = ()) -> bool:
+    """Could redacting the strings of the JSON document `text` change any of them?
+
+    False is a guarantee (each check is a superset of what `redact` looks for, taking JSON
+    escaping into account), so a caller may send `text` as it is; True means: redact the parsed
+    strings one by one. Costs a few substring searches over `text`."""
+    with _LOCK:
+        pieces = list(_GATE_PIECES)
+    for secret in extra:
+        if secret and len(secret) >= 6:
+            pieces.extend(_gate_pieces(secret))
+    for piece in pieces:
+        if piece in text:
+            return True
+    lower = text.lower()
+    for loose, triggers, caseless in zip(_LOOSE, _TRIGGERS, _CASELESS, strict=True):
+        if any(t in (lower if caseless else text) for t in triggers):
+            if loose is None or loose.search(text):
+                return True
+    if any(k in lower for k in ("key", "secret", "token", "passw")):
+        return _ESCAPED_ASSIGN.search(text) is not None
+    return False
+
+
 def _replace_secret(match: re.Match[str]) -> str:
     if "s" not in match.re.groupindex:
         return MARKER
@@ -89,7 +123,38 @@ def register_secret(value: str | None) -> None:
     """Remember a secret value (an API key in use) so every later `redact` removes it."""
     if value and len(value) >= 6:
         with _LOCK:
-            _KNOWN.add(value)
+            if value not in _KNOWN:
+                _KNOWN.add(value)
+                _GATE_PIECES.update(_gate_pieces(value))
+
+
+PARTIAL_MIN = 12  # a cut-off piece of a registered secret is caught from this many characters
+_PIECE_STEP = 4
+
+
+def secret_pieces(secret: str) -> list[tuple[int, str]]:
+    """(offset, piece) of `secret`: every prefix or suffix of PARTIAL_MIN or more characters,
+    and every run of PARTIAL_MIN + 3 or more characters from its middle, contains a piece."""
+    if len(secret) <= PARTIAL_MIN:
+        return [(0, secret)]
+    last = len(secret) - PARTIAL_MIN
+    offsets = sorted({*range(0, last + 1, _PIECE_STEP), last})
+    return [(i, secret[i : i + PARTIAL_MIN]) for i in offsets]
+
+
+def _gate_pieces(secret: str) -> set[str]:
+    return {
+        piece for form in {secret, json.dumps(secret)[1:-1]} for _, piece in secret_pieces(form)
+    }
+
+
+_GATE_PIECES: set[str] = set()  # pieces of every registered secret, as is and JSON-escaped
+
+
+def known_secrets() -> list[str]:
+    """The registered secret values, longest first."""
+    with _LOCK:
+        return sorted(_KNOWN, key=len, reverse=True)
 
 
 def secrets_version() -> int:

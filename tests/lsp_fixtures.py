@@ -70,6 +70,7 @@ class Editor:
     questions: list[types.ShowMessageRequestParams] = field(default_factory=list)
     stream: list[dict[str, Any]] = field(default_factory=list)  # k2lsp/stream payloads
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    untrusted: list[dict[str, Any]] = field(default_factory=list)  # k2lsp/untrusted payloads
     timeline: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # both, in order
     before_apply: Callable[[], Any] | None = None  # hook run when applyEdit arrives
 
@@ -279,6 +280,10 @@ def _register(client: LanguageClient, editor_ref: list[Editor]) -> None:
         editor_ref[0].stream.append(plain(params))
         editor_ref[0].timeline.append(("stream", editor_ref[0].stream[-1]))
 
+    @client.feature("k2lsp/untrusted")
+    def untrusted(params: Any) -> None:
+        editor_ref[0].untrusted.append(plain(params))
+
     @client.feature("k2lsp/delivery")
     def delivery(params: Any) -> None:
         editor_ref[0].deliveries.append(plain(params))
@@ -294,8 +299,11 @@ async def start_editor(
     init_options: dict[str, Any] | None = None,
     caps: types.ClientCapabilities | None = None,
     configuration: dict[str, Any] | None = None,
+    env: dict[str, str | None] | None = None,
 ) -> Editor:
-    """Spawn `k2lsp --stdio`, initialize it for `root`, and return the editor around it."""
+    """Spawn `k2lsp --stdio`, initialize it for `root`, and return the editor around it.
+
+    `env` changes the server's environment (a None value removes the variable)."""
     ref: list[Editor] = []
 
     def factory() -> LanguageClient:
@@ -303,8 +311,14 @@ async def start_editor(
         _register(client, ref)
         return client
 
+    environ = server_env(base_url, home)
+    for name, value in (env or {}).items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
     config = ClientServerConfig(
-        server_command=SERVER_CMD, client_factory=factory, server_env=server_env(base_url, home)
+        server_command=SERVER_CMD, client_factory=factory, server_env=environ
     )
     client = await config.start()
     assert isinstance(client, LanguageClient)

@@ -239,4 +239,37 @@ def test_incremental_totals_equal_a_rebuild(repo: Path, cache: Path) -> None:
     fresh = RepoMap(repo, cache.parent / "other-cache")
     fresh.refresh()
     assert rmap.refsum == fresh.refsum and rmap.defcount == fresh.defcount
+    assert rmap.allvotes == fresh.allvotes
+    assert rmap.total_defs == fresh.total_defs
+    assert rmap.state_token() == fresh.state_token()
     assert rmap.render(1024) == fresh.render(1024)
+
+
+def test_focused_ranking_after_edits_equals_scoring_every_file(repo: Path, cache: Path) -> None:
+    from k2lsp.code.rank import _file_entries, _Focus, rank_symbols
+
+    rmap = RepoMap(repo, cache)
+    rmap.refresh()
+    rmap.render(1024)  # fills the unfocused cache
+    (repo / "other.py").write_text("def lonely():\n    return helper() + Engine().start()\n")
+    (repo / "more.py").write_text("def start():\n    return lonely()\n")
+    rmap.refresh()
+    for files, names in [
+        (frozenset({"other.py"}), frozenset({"lonely"})),
+        (frozenset({"user.py"}), frozenset()),
+        (frozenset(), frozenset({"Engine.start"})),
+    ]:
+        got = rank_symbols(rmap, files, names)
+        focus = _Focus(rmap, files, names)
+        every = sorted(
+            e
+            for rel, entry in rmap.index.items()
+            if entry[2] in rmap.records
+            for e in _file_entries(rmap, rel, rmap.records[entry[2]], focus)
+        )
+        assert [(r, s.qualname) for _sc, r, s in got] == [
+            (e[1], rmap.symbols(e[1])[e[2]].qualname) for e in every
+        ]
+    # The sorted list kept up to date by bisection equals sorting every file's entries again.
+    expected = sorted(e for c in rmap.rank_cache.values() for e in c[1])
+    assert list(rmap.rank_sorted) == expected and len(rmap.rank_sorted) == len(expected)

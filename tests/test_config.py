@@ -141,7 +141,7 @@ def test_self_hosted_needs_a_base_url_but_no_key(env: dict[str, Path], provider:
 def test_unknown_provider_lists_the_providers(env: dict[str, Path]) -> None:
     (env["repo"] / "k2lsp.toml").write_text('provider = "moonshoot"\n')
     with pytest.raises(UsageError) as info:
-        load_settings(env["repo"])
+        load_settings(env["repo"], trusted=True)
     msg = str(info.value)
     assert "moonshoot" in msg and "k2lsp.toml" in msg
     assert all(name in msg for name in PROVIDERS)
@@ -206,7 +206,7 @@ def test_file_values_have_the_declared_types(env: dict[str, Path]) -> None:
     (env["repo"] / "k2lsp.toml").write_text(
         'temperature = 1\nstate_dir = "~/k2state"\nallow_commands = ["make"]\nbudget_usd = 2\n'
     )
-    s = load_settings(env["repo"])
+    s = load_settings(env["repo"], trusted=True)  # state_dir, allow_commands need trust
     assert s.temperature == 1.0 and isinstance(s.temperature, float)
     assert s.state_dir == Path("~/k2state").expanduser()
     assert s.allow_commands == ["make"] and s.budget_usd == 2.0

@@ -161,6 +161,22 @@ def test_bad_input_gets_actionable_messages(nvim: str, project: Path) -> None:
     assert "ERROR server command is not executable: /nonexistent/bin/k2lsp" in health, health
 
 
+def test_untrusted_repository_asks_once_and_trusts_through_the_server(
+    nvim: str, project: Path
+) -> None:
+    (project / "k2lsp.toml").write_text('sandbox = "none"\nallow_commands = ["*"]\n')
+    data = run_nvim(nvim, "trust.lua", project, "http://127.0.0.1:9/v1")
+    assert data["errors"] == [], data["errors"]
+    assert data["marks"]["client_ready"] and data["marks"]["trusted"], data["stderr"][-2000:]
+    first = data["prompts"][0]
+    assert str(project) in first and "allow_commands, sandbox" in first, data["prompts"]
+    # the real notice (trusted), one for a new hash (declined); the repeat and the next
+    # session with the declined hash are not asked again
+    assert len(data["prompts"]) == 2
+    store = json.loads("\n".join(data["store"]))
+    assert str(project.resolve()) in store["repos"]
+
+
 @pytest.mark.parametrize("settings", ["plugin", "stock"])
 def test_typing_just_before_delivery_is_never_overwritten(
     nvim: str, tmp_path: Path, settings: str

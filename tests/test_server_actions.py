@@ -3,8 +3,10 @@ helpers behind them (test detection, minimal line edits)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -242,3 +244,29 @@ def test_incremental_detection_matches_a_fresh_parse(
     _, tree, data = detect(rel, old)
     assert tree is not None
     assert detect(rel, new, (tree, data))[0] == find_tests(rel, new)
+
+
+async def test_test_detection_runs_once_off_the_event_loop_for_concurrent_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from k2lsp.server import actions
+
+    threads: list[str] = []
+    real = actions._detect
+
+    def spy(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(actions, "_detect", spy)
+    cache = actions.TestCache()
+    text = "def test_a():\n    assert 1\n\n\ndef test_b():\n    assert 2\n"
+    cache.warm("u", "test_m.py", 1, text, delay=0.0)
+    await asyncio.gather(*(cache.ensure("u", "test_m.py", 1, text) for _ in range(3)))
+    assert [t.name for t in cache.tests("u", "test_m.py", 1, text)] == ["test_a", "test_b"]
+    assert len(threads) == 1 and threads[0] != threading.main_thread().name
+    await cache.ensure("u", "test_m.py", 2, text.replace("test_b", "test_c"))
+    assert [t.name for t in cache.entries["u"].tests] == ["test_a", "test_c"]
+    assert len(threads) == 2

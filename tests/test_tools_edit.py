@@ -90,7 +90,7 @@ async def test_edit_of_a_mixed_ending_file_touches_only_the_edited_line(
     ("content", "old", "new", "expected"),
     [
         ("x = 1\ny = 2", "y = 2", "y = 3", "x = 1\ny = 3"),  # no trailing newline stays so
-        ("if x:\n\tpass\n", "\tpass\n", "\treturn\n", "if x:\n\treturn\n"),  # tabs kept
+        ("if x:\n\tpass\n", "\tpass\n", "\tx = 2\n", "if x:\n\tx = 2\n"),  # tabs kept
         ("\ufeffx = 1\n", "x = 1", "x = 2", "\ufeffx = 2\n"),  # UTF-8 BOM kept
         ("a = 'é'\n", "'é'", "'ü'", "a = 'ü'\n"),
         ("k = 1\nv = 2\n", "v = 2\n", "", "k = 1\n"),  # deletion

@@ -13,6 +13,7 @@ to the definition's indentation.
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from k2lsp.code.parse import parse
@@ -82,22 +83,64 @@ def indent_at(data: bytes, pos: int) -> tuple[str, bool]:
     return ws, before.strip() == ""
 
 
-def protected_lines(lang: str, code: str) -> set[int]:
-    """0-based indexes of lines that start inside a multi-line string (never re-indented)."""
+_PY_BLOCKS = frozenset(
+    {
+        "module",
+        "block",
+        "function_definition",
+        "class_definition",
+        "decorated_definition",
+        "if_statement",
+        "elif_clause",
+        "else_clause",
+        "for_statement",
+        "while_statement",
+        "try_statement",
+        "except_clause",
+        "except_group_clause",
+        "finally_clause",
+        "with_statement",
+        "match_statement",
+        "case_clause",
+        "ERROR",
+    }
+)
+
+
+def line_roles(lang: str, code: str) -> tuple[set[int], set[int]]:
+    """0-based indexes of (lines starting inside a multi-line string, Python continuation lines).
+
+    String interiors are never re-indented. A continuation line (inside brackets, after a
+    backslash) may sit anywhere, even left of its block, so it never sets a margin.
+    """
     if "\n" not in code:
-        return set()
+        return set(), set()
     tree = parse(lang, code.encode("utf-8", "surrogatepass"))
-    out: set[int] = set()
+    strings: set[int] = set()
+    cont: set[int] = set()
     stack: list[Node] = [tree.root_node]
     while stack:
         node = stack.pop()
-        if node.start_point[0] == node.end_point[0]:
+        first, last = node.start_point[0], node.end_point[0]
+        if first == last:
             continue
         if any(k in node.type for k in _STRINGISH):
-            out.update(range(node.start_point[0] + 1, node.end_point[0] + 1))
+            strings.update(range(first + 1, last + 1))
             continue
+        if lang == "python" and node.type not in _PY_BLOCKS:
+            cont.update(range(first + 1, last + 1))
         stack.extend(node.children)
-    return out
+    return strings, cont - strings
+
+
+def protected_lines(lang: str, code: str) -> set[int]:
+    """0-based indexes of lines that start inside a multi-line string (never re-indented)."""
+    return line_roles(lang, code)[0]
+
+
+def _loose(lang: str, lines: list[str], cont: set[int]) -> set[int]:
+    """Lines whose indentation says nothing about the block's: comments and continuations."""
+    return cont | {i for i, x in enumerate(lines) if _is_comment(lang, x)}
 
 
 def _width(line: str) -> int:
@@ -105,17 +148,36 @@ def _width(line: str) -> int:
 
 
 def reindent(
-    lines: list[str], protected: set[int], base: str, target: str, skip_first: bool
+    lines: list[str],
+    protected: set[int],
+    base: str,
+    target: str,
+    skip_first: bool,
+    keep: frozenset[int] = frozenset(),
 ) -> list[str]:
-    """Replace leading `base` by `target` on every line that is not blank or protected."""
+    """Replace leading `base` by `target` on every line that is not blank, protected or kept."""
     out = []
     for i, line in enumerate(lines):
-        if i in protected or not line.strip():
-            out.append(line if i in protected else "")
+        if i in protected or i in keep or not line.strip():
+            out.append(line if i in protected or i in keep else "")
             continue
         body = line[len(base) :] if line.startswith(base) else line.lstrip(" \t")
         out.append(body if (i == 0 and skip_first) else target + body)
     return out
+
+
+def _outdented(lines: list[str], base: str, protected: set[int], loose: set[int]) -> frozenset[int]:
+    """Loose lines left of the block's margin (commented-out code at column 0): kept as is."""
+    return frozenset(
+        i
+        for i, x in enumerate(lines)
+        if i in loose and i not in protected and x.strip() and not x.startswith(base)
+    )
+
+
+def _spaces_only(lines: list[str], protected: set[int]) -> bool:
+    """No line of the code is indented with a tab (so it may be converted to a tab file's style)."""
+    return not any(x.startswith("\t") for i, x in enumerate(lines) if i not in protected)
 
 
 def _tabify(lines: list[str], protected: set[int]) -> list[str]:
@@ -139,37 +201,74 @@ def _tabify(lines: list[str], protected: set[int]) -> list[str]:
 
 
 def clean_code(code: str) -> str:
-    """Code with LF endings and no leading/trailing blank lines."""
+    """Code with LF endings and no leading/trailing blank lines.
+
+    Interior lines are kept byte for byte (trailing spaces may be string content).
+    """
     lines = code.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     while lines and not lines[0].strip():
         lines.pop(0)
     while lines and not lines[-1].strip():
         lines.pop()
-    return "\n".join(line.rstrip() if line.strip() else "" for line in lines)
+    if lines:
+        lines[-1] = lines[-1].rstrip()
+    return "\n".join(lines)
 
 
-def placements(lang: str, code: str, target: str) -> list[str]:
+def _is_comment(lang: str, line: str) -> bool:
+    return line.lstrip(" \t").startswith(_COMMENT_STARTS.get(lang, _COMMENT_STARTS["default"]))
+
+
+def _shared_lines(candidate: str, old: str) -> int:
+    """How many lines of `candidate` (after the first) appear verbatim in `old`."""
+    pool = Counter(old.split("\n")[1:])
+    hits = 0
+    for line in candidate.split("\n")[1:]:
+        if line.strip() and pool[line] > 0:
+            pool[line] -= 1
+            hits += 1
+    return hits
+
+
+def placements(lang: str, code: str, target: str, old: str | None = None) -> list[str]:
     """Candidate texts of `code` for where a definition indented by `target` starts, best first.
 
     The first line goes right after the existing indentation; the others get full indentation.
+    `old` (the text being replaced, from the same start) breaks ties: code copied from the file
+    keeps its layout byte for byte, whatever its comments and continuation lines look like.
     """
     lines = code.split("\n")
-    protected = protected_lines(lang, code)
+    protected, cont = line_roles(lang, code)
+    loose = _loose(lang, lines, cont)
     first_ws = lines[0][: _width(lines[0])]
-    if "\t" in target and " " in first_ws + "".join(x[: _width(x)] for x in lines[1:4]):
+    verbatim = "\n".join([lines[0][len(first_ws) :], *lines[1:]])
+    if old is not None and verbatim == old:
+        return [verbatim]
+    if "\t" in target and _spaces_only(lines, protected):
         lines = _tabify(lines, protected)
         first_ws = lines[0][: _width(lines[0])]
     as_placed = "\n".join([lines[0][len(first_ws) :], *lines[1:]])
-    shifted = "\n".join(reindent(lines, protected, first_ws, target, skip_first=True))
+    keep = _outdented(lines, first_ws, protected, loose)
+    shifted = "\n".join(reindent(lines, protected, first_ws, target, True, keep))
     if first_ws == target:
-        return [as_placed]
-    if first_ws:
-        return [shifted]
-    rest = [_width(x) for i, x in enumerate(lines[1:], 1) if x.strip() and i not in protected]
-    order = [as_placed, shifted] if rest and min(rest) >= len(target) else [shifted, as_placed]
-    if lang == "python":  # indentation is syntax: keep the readings Python accepts, in order
-        valid = [c for c in order if _python_ok(c, target, protected)]
-        order = valid + [c for c in order if c not in valid]
+        order = [as_placed]
+    elif first_ws:
+        order = [shifted]
+    else:
+        rest = [
+            _width(x)
+            for i, x in enumerate(lines[1:], 1)
+            if x.strip() and i not in protected and i not in loose
+        ]
+        placed_first = bool(rest) and min(rest) >= len(target)
+        order = [as_placed, shifted] if placed_first else [shifted, as_placed]
+        if lang == "python":  # indentation is syntax: keep the readings Python accepts, in order
+            valid = [c for c in order if _python_ok(c, target, protected)]
+            order = valid + [c for c in order if c not in valid]
+    if old is not None and verbatim not in order[:1]:
+        best = _shared_lines(order[0], old)
+        if _shared_lines(verbatim, old) > best:
+            order = [verbatim, *[c for c in order if c != verbatim]]
     return order
 
 
@@ -207,7 +306,8 @@ def replace_definitions(lang: str, text: str, sym: Symbol, code: str) -> list[st
     if not first_on_line:
         options = [stripped]
     else:
-        options = placements(lang, code, target)
+        old = data[start : sym.end_byte].decode("utf-8", "surrogatepass")
+        options = placements(lang, code, target, old)
     head, tail = (
         data[:start].decode("utf-8", "surrogatepass"),
         data[sym.end_byte :].decode("utf-8", "surrogatepass"),
@@ -221,16 +321,24 @@ def resolve_in_text(lang: str, text: str, query: str, rel: str) -> Symbol:
 
 
 def block(lang: str, code: str, target: str) -> str:
-    """`code` dedented and indented to `target` as whole lines, ending with a newline."""
+    """`code` dedented and indented to `target` as whole lines, ending with a newline.
+
+    The margin is that of the code lines; comments left of it keep their column.
+    """
     lines = code.split("\n")
-    protected = protected_lines(lang, code)
-    widths = [_width(x) for i, x in enumerate(lines) if x.strip() and i not in protected]
-    margin = min(widths, default=0)
-    base = next((x[:margin] for i, x in enumerate(lines) if x.strip() and i not in protected), "")
-    if "\t" in target:
-        lines = _tabify(reindent(lines, protected, base, "", skip_first=False), protected)
+    protected, cont = line_roles(lang, code)
+    loose = _loose(lang, lines, cont)
+    body = [i for i, x in enumerate(lines) if x.strip() and i not in protected]
+    code_lines = [i for i in body if i not in loose] or body
+    margin = min((_width(lines[i]) for i in code_lines), default=0)
+    base = lines[code_lines[0]][:margin] if code_lines else ""
+    if base == target:  # already placed: every byte as given
+        return code + "\n"
+    keep = _outdented(lines, base, protected, loose)
+    if "\t" in target and _spaces_only(lines, protected):
+        lines = _tabify(reindent(lines, protected, base, "", False, keep), protected)
         base = ""
-    return "\n".join(reindent(lines, protected, base, target, skip_first=False)) + "\n"
+    return "\n".join(reindent(lines, protected, base, target, False, keep)) + "\n"
 
 
 def insert_text(lang: str, text: str, code: str, anchor: Symbol | None, after: bool) -> str:

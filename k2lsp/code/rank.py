@@ -5,8 +5,11 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
+from k2lsp.code.repomap import Record, rec_statics, rec_votes
+from k2lsp.code.sortedlist import ChunkedSortedList
 from k2lsp.code.symbols import Symbol
 
 if TYPE_CHECKING:
@@ -16,6 +19,7 @@ CHARS_PER_TOKEN = 4
 _FOCUS_FILE_BOOST = 5.0
 _FOCUS_REF_BOOST = 4.0
 _FOCUS_NAME_BOOST = 10.0
+_FOCUS_MAX_DEFS = 5
 _PRIVATE_FACTOR = 0.3
 _NESTED_FACTOR = 0.5
 _BASE = 0.05
@@ -43,42 +47,103 @@ def name_prior(name: str, kind: str, depth: int) -> float:
     return factor
 
 
-Entry = tuple[float, str, int, tuple]  # -score, file, start byte, symbol tuple
+Entry = tuple[float, str, int]  # -score, file, index of the symbol in the file's record
 
 
-def _file_entries(rmap: RepoMap, rel: str, rec: tuple, focus: _Focus | None) -> list[Entry]:
+def _file_entries(rmap: RepoMap, rel: str, rec: Record, focus: _Focus | None) -> list[Entry]:
     """Scored entries of one file's definitions, best first."""
     refsum, defcount = rmap.refsum, rmap.defcount
     file_factor = _TEST_FACTOR if _TESTISH.search(rel) else 1.0
     if focus is not None and rel in focus.files:
         file_factor *= _FOCUS_FILE_BOOST
+    quals = (
+        [t[1] for t in rmap.symbol_tuples(rmap.index[rel][2])]
+        if focus is not None and focus.names
+        else None
+    )
     out = []
-    for sym, (own, prior) in zip(rec[0], rec[3], strict=True):
-        name = sym[0]
-        votes = refsum.get(name, 0) - own
+    for i, (name, (own, prior)) in enumerate(zip(rec[4], rec_statics(rec), strict=True)):
+        votes: float = refsum.get(name, 0) - own
         if focus is not None:
             votes += focus.refs.get(name, 0)
         ndefs = defcount.get(name, 1) or 1
         score = (_BASE + (votes / 1000.0 if votes > 0 else 0.0)) * prior * file_factor / ndefs
         if ndefs > 5:
             score *= 0.1
-        if focus is not None and (name in focus.names or sym[1] in focus.names):
+        if (
+            quals is not None
+            and focus is not None
+            and (name in focus.names or quals[i] in focus.names)
+        ):
             score *= _FOCUS_NAME_BOOST
-        out.append((-score, rel, sym[3], sym))
+        out.append((-score, rel, i))
     out.sort()
     return out
 
 
 class _Focus:
+    """What a focus boosts: the focus files, the names given, and the definitions the focus
+    files mention, when the name is specific (defined in at most `_FOCUS_MAX_DEFS` places: a
+    mention of a name defined all over the repository does not say which one is meant)."""
+
     def __init__(self, rmap: RepoMap, files: frozenset[str], names: frozenset[str]) -> None:
         self.files, self.names = files, names
         self.refs: dict[str, float] = {}
+        defcount = rmap.defcount
         for rel in files:
             entry = rmap.index.get(rel)
             rec = rmap.records.get(entry[2]) if entry else None
             if rec is not None:
-                for name, votes in rec[1].items():
-                    self.refs[name] = self.refs.get(name, 0) + _FOCUS_REF_BOOST * votes
+                for name, votes in rec_votes(rec).items():
+                    if 0 < defcount.get(name, 0) <= _FOCUS_MAX_DEFS:
+                        self.refs[name] = self.refs.get(name, 0) + _FOCUS_REF_BOOST * votes
+
+
+_RESORT_FILES = 256  # more changed files than this: sort everything again
+
+
+def _unfocused(rmap: RepoMap) -> dict[str, tuple[str, list[Entry], tuple[str, ...]]]:
+    """Per-file (digest, scored entries, defined names) without focus, brought up to date,
+    and `rmap.rank_sorted`, every file's entries in one sorted list.
+
+    Recomputed only for files that changed or define a name whose votes changed since the
+    last call; their entries are moved in the chunked sorted list, so one edit costs
+    little whatever the repository size.
+    """
+    cache = rmap.rank_cache
+    dirty, dirty_all = rmap.take_dirty()
+    resort = dirty_all or not len(rmap.rank_sorted)
+    changed: list[tuple[list[Entry], list[Entry]]] = []
+    for rel in [r for r in cache if r not in rmap.index]:
+        changed.append((cache.pop(rel)[1], []))
+    for rel, entry in rmap.index.items():
+        cached = cache.get(rel)
+        if (
+            cached is None
+            or cached[0] != entry[2]
+            or dirty_all
+            or (dirty and not dirty.isdisjoint(cached[2]))
+        ):
+            old = cached[1] if cached is not None else []
+            rec = rmap.records.get(entry[2])
+            if rec is None:
+                cache.pop(rel, None)
+                changed.append((old, []))
+                continue
+            names = rec[4]
+            new = _file_entries(rmap, rel, rec, None)
+            cache[rel] = (entry[2], new, names)
+            changed.append((old, new))
+    if resort or len(changed) > _RESORT_FILES:
+        rmap.rank_sorted = ChunkedSortedList(e for c in cache.values() for e in c[1])
+        return cache
+    glob = rmap.rank_sorted
+    for old, new in changed:
+        for e in old:
+            glob.discard(e)
+        for e in new:
+            glob.add(e)
+    return cache
 
 
 def rank_symbols(
@@ -89,42 +154,36 @@ def rank_symbols(
 ) -> list[tuple[float, str, Symbol]]:
     """(score, file, symbol) of the best `limit` definitions (all when None), best first.
 
-    Without focus, per-file results are cached and recomputed only for files that define a name
-    whose votes changed since the last call, so one edit costs little.
+    Focus changes the scores of the focus files and of the files defining a name the focus
+    files or names mention; only those are re-scored and merged with the sorted unfocused
+    entries of every other file.
     """
-    focus = _Focus(rmap, focus_files, focus_names) if (focus_files or focus_names) else None
-    lists: list[list[Entry]] = []
-    if focus is None:
-        cache = rmap.rank_cache
-        dirty, dirty_all = rmap.take_dirty()
-        for rel in [r for r in cache if r not in rmap.index]:
-            del cache[rel]
-        for rel, entry in rmap.index.items():
-            cached = cache.get(rel)
-            if (
-                cached is None
-                or cached[0] != entry[2]
-                or dirty_all
-                or (dirty and not cached[2].isdisjoint(dirty))
-            ):
-                rec = rmap.records.get(entry[2])
-                if rec is None:
-                    continue
-                cached = (
-                    entry[2],
-                    _file_entries(rmap, rel, rec, None),
-                    frozenset(t[0] for t in rec[0]),
-                )
-                cache[rel] = cached
-            lists.append(cached[1])
+    cache = _unfocused(rmap)
+    glob = rmap.rank_sorted
+    if focus_files or focus_names:
+        focus = _Focus(rmap, focus_files, focus_names)
+        touched = set(focus.refs) | {n.rsplit(".", 1)[-1] for n in focus.names}
+        hit = {
+            rel
+            for rel, (_d, _e, names) in cache.items()
+            if rel in focus.files or not touched.isdisjoint(names)
+        }
+        focused = sorted(
+            e for rel in hit for e in _file_entries(rmap, rel, rmap.records[cache[rel][0]], focus)
+        )
+        rest = (e for e in glob if e[1] not in hit)
+        merged: Iterable[Entry] = heapq.merge(focused, rest)
     else:
-        for rel, entry in rmap.index.items():
-            rec = rmap.records.get(entry[2])
-            if rec is not None:
-                lists.append(_file_entries(rmap, rel, rec, focus))
-    merged = heapq.merge(*lists)
+        merged = iter(glob)
     best = list(itertools.islice(merged, limit)) if limit is not None else list(merged)
-    return [(-neg, rel, Symbol(*sym)) for neg, rel, _pos, sym in best]
+    decoded: dict[str, tuple[tuple[Any, ...], ...]] = {}
+    out = []
+    for neg, rel, i in best:
+        syms = decoded.get(rel)
+        if syms is None:
+            syms = decoded[rel] = rmap.symbol_tuples(cache[rel][0])
+        out.append((-neg, rel, Symbol(*syms[i])))
+    return out
 
 
 def _line(sym: Symbol, with_doc: bool) -> str:
@@ -145,7 +204,7 @@ def _ancestors(
     """Enclosing definitions of `qualname` not shown yet (outermost last)."""
     quals = cache.get(rel)
     if quals is None:
-        quals = {t[1]: t for t in reversed(rmap.records[rmap.index[rel][2]][0])}
+        quals = {t[1]: t for t in reversed(rmap.symbol_tuples(rmap.index[rel][2]))}
         cache[rel] = quals
     out = []
     while "." in qualname:
@@ -209,9 +268,7 @@ def _format(
     rmap: RepoMap, chosen: dict[str, dict[str, Symbol]], file_order: list[str], limited: bool
 ) -> str:
     """The map text: a header line, then each file with its chosen definitions in file order."""
-    total_defs = sum(
-        len(rmap.records[e[2]][0]) for e in rmap.index.values() if e[2] in rmap.records
-    )
+    total_defs = rmap.total_defs
     shown = sum(len(v) for v in chosen.values())
     out = [
         f"Repository map: {shown} of {total_defs} definitions in {len(chosen)} of "

@@ -11,12 +11,14 @@ when its content hash changed, so the map is never stale.
 from __future__ import annotations
 
 import logging
+import marshal
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from sys import intern
 from typing import Any
 
 from k2lsp.code.cache import DiskCache, content_hash, default_cache_dir
@@ -27,8 +29,39 @@ from k2lsp.code.symbols import Symbol, extract_symbols
 
 log = logging.getLogger(__name__)
 
-# (symbol tuples, identifier votes, note, per-symbol (own votes, prior)): cached per content hash.
-Record = tuple[tuple[tuple[Any, ...], ...], dict[str, int], str, tuple[tuple[int, float], ...]]
+# A file's analysis, kept compact (millions of small tuples would not fit a 10,000-file map in
+# memory): (symbol tuples, identifier votes, per-symbol (own votes, prior)) each marshalled to
+# bytes and decoded on demand, a note, and the defined names (interned, shared across files).
+Record = tuple[bytes, bytes, str, bytes, tuple[str, ...]]
+_EMPTY = marshal.dumps(())
+
+
+def rec_symbols(rec: Record) -> tuple[tuple[Any, ...], ...]:
+    """The symbol tuples of a record (see `Symbol`)."""
+    out: tuple[tuple[Any, ...], ...] = marshal.loads(rec[0])
+    return out
+
+
+def rec_votes(rec: Record) -> dict[str, int]:
+    """Identifier -> votes of a record's file."""
+    out: dict[str, int] = marshal.loads(rec[1]) if rec[1] != _EMPTY else {}
+    return out
+
+
+def rec_statics(rec: Record) -> tuple[tuple[int, float], ...]:
+    """Per symbol: (the file's own votes for its name, its name prior)."""
+    out: tuple[tuple[int, float], ...] = marshal.loads(rec[3])
+    return out
+
+
+def _record(syms: tuple[Any, ...], votes: dict[str, int], note: str, statics: tuple) -> Record:
+    names = tuple(intern(t[0]) for t in syms)
+    votes_blob = marshal.dumps(votes) if votes else _EMPTY
+    return marshal.dumps(syms), votes_blob, note, marshal.dumps(statics), names
+
+
+_MOD = 1 << 128
+_DECODED_FILES = 512  # files whose symbols stay decoded (what a few renders show)
 _RACY_NS = 2_000_000_000  # mtimes this close to the last check are re-hashed
 _MAX_MAP_FILE_BYTES = 1_000_000
 _CHARS_PER_TOKEN = 4
@@ -38,25 +71,31 @@ MAX_FILES = (
 )
 
 
+def _pair_hash(rel: str, digest: str) -> int:
+    return int(content_hash(f"{rel}\0{digest}".encode("utf-8", "surrogatepass")), 16)
+
+
 def analyze(rel: str, data: bytes) -> Record:
     """Symbols and identifier votes of one file (a note instead when it cannot be read)."""
     lang = language_for(rel)
     if lang is None:
-        return (), {}, "unsupported", ()
+        return _record((), {}, "unsupported", ())
     if b"\x00" in data[:8192]:
-        return (), {}, "binary", ()
+        return _record((), {}, "binary", ())
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return (), {}, "not UTF-8", ()
+        return _record((), {}, "not UTF-8", ())
     if len(data) > _MAX_MAP_FILE_BYTES:
-        return (), {}, "too large", ()
+        return _record((), {}, "too large", ())
     from k2lsp.code.rank import name_prior
 
     symbols = extract_symbols(lang, data)
-    idents = identifier_votes(text)
+    # Names repeat across thousands of files: one shared string each (also in the pickles).
+    idents = {intern(k): v for k, v in identifier_votes(text).items()}
     statics = tuple((idents.get(s.name, 0), name_prior(s.name, s.kind, s.depth)) for s in symbols)
-    return tuple(tuple(s) for s in symbols), idents, "", statics
+    syms = tuple((intern(s.name), s.qualname, intern(s.kind), *s[3:]) for s in symbols)
+    return _record(syms, idents, "", statics)
 
 
 @dataclass
@@ -83,8 +122,12 @@ class RepoMap:
         self.index: dict[str, tuple[int, int, str, int]] = {}
         self.records: dict[str, Record] = {}
         self.refsum: dict[str, int] = {}
+        self.allvotes: dict[str, int] = {}
+        self._decoded: OrderedDict[str, tuple[tuple[Any, ...], ...]] = OrderedDict()
         self.defcount: dict[str, int] = {}
         self.rank_cache: dict[str, Any] = {}  # rank.py's per-file scored entries
+        # rank.py's entries of every file, best first (a ChunkedSortedList once ranked)
+        self.rank_sorted: Any = []
         self._dirty: set[str] = set()
         self._dirty_all = True
         self._bulk = False
@@ -93,6 +136,8 @@ class RepoMap:
         self._unsaved = 0
         self._pack_records = 0
         self._token: str | None = None
+        self._token_sum: int | None = None
+        self.total_defs = 0
         self._rendered_token = ""
         self._rendered: dict[str, str] = {}
         self._lock = threading.RLock()
@@ -107,6 +152,9 @@ class RepoMap:
             return
         self.index, self.records = pack["index"], pack["records"]
         self.refsum, self.defcount = pack["refsum"], pack["defcount"]
+        self.allvotes = pack["allvotes"]
+        self.total_defs = sum(self.defcount.values())
+        self._token, self._token_sum = None, None
         self._pack_records = len(self.index)
 
     def refresh(self) -> RefreshStats:
@@ -171,7 +219,7 @@ class RepoMap:
         stats.rehashed += 1
         digest = content_hash(data)
         if old is not None and old[2] == digest:
-            self.index[rel] = (mtime, size, digest, now)
+            self._set_entry(rel, (mtime, size, digest, now))
             return
         rec = self.records.get(digest) or self.cache.load_blob(digest)
         if rec is None:
@@ -180,40 +228,49 @@ class RepoMap:
             new_blobs.append(digest)
         old_rec = self.records.get(old[2]) if old is not None else None
         self.records[digest] = rec
-        self.index[rel] = (mtime, size, digest, now)
+        self._set_entry(rel, (mtime, size, digest, now))
         if self._bulk:
             return  # totals are rebuilt once at the end of the refresh
         self._apply(old_rec, rec)
 
-    # Vote totals. Invariant: `refsum` holds exactly the names defined somewhere (defcount > 0),
-    # each with the sum of every file's votes for it; other names cost nothing.
+    # Vote totals. Invariants: `allvotes` holds every identifier's votes summed over all files;
+    # `refsum` holds exactly the names defined somewhere (defcount > 0) with their `allvotes`.
     def _rebuild_totals(self) -> None:
-        """Totals from scratch (after a cold build): counts in C, one set intersection per file."""
+        """Totals from scratch (after a cold build), one file decoded at a time."""
         recs = [self.records[e[2]] for e in self.index.values() if e[2] in self.records]
         defcount: Counter[str] = Counter()
+        allvotes: dict[str, int] = {}
+        get = allvotes.get
         for rec in recs:
-            defcount.update(t[0] for t in rec[0])
-        defined = defcount.keys()
-        refsum = dict.fromkeys(defined, 0)
-        for rec in recs:
-            votes = rec[1]
-            for name in votes.keys() & defined:
-                refsum[name] += votes[name]
-        self.defcount, self.refsum = dict(defcount), refsum
+            defcount.update(rec[4])
+            for name, votes in rec_votes(rec).items():
+                allvotes[name] = get(name, 0) + votes
+        self.allvotes = allvotes
+        self.defcount = dict(defcount)
+        self.refsum = {name: get(name, 0) for name in defcount}
+        self.total_defs = sum(defcount.values())
         self._dirty, self._dirty_all = set(), True
 
     def _apply(self, old: Record | None, new: Record | None) -> None:
         """Change the totals from one version of a file to another (None: absent)."""
-        refsum, defcount, dirty = self.refsum, self.defcount, self._dirty
+        refsum, defcount, dirty, allvotes = self.refsum, self.defcount, self._dirty, self.allvotes
         empty: dict[str, int] = {}
-        old_i, new_i = old[1] if old else empty, new[1] if new else empty
+        old_i, new_i = rec_votes(old) if old else empty, rec_votes(new) if new else empty
         for name in old_i.keys() | new_i.keys() if old and new else (old_i or new_i):
-            before, after = old_i.get(name, 0), new_i.get(name, 0)
-            if before != after and name in refsum:
-                refsum[name] += after - before
+            change = new_i.get(name, 0) - old_i.get(name, 0)
+            if not change:
+                continue
+            total = allvotes.get(name, 0) + change
+            if total:
+                allvotes[name] = total
+            else:
+                allvotes.pop(name, None)
+            if name in refsum:
+                refsum[name] += change
                 dirty.add(name)
-        old_d = Counter(t[0] for t in old[0]) if old else Counter()
-        new_d = Counter(t[0] for t in new[0]) if new else Counter()
+        old_names, new_names = (old[4] if old else ()), (new[4] if new else ())
+        self.total_defs += len(new_names) - len(old_names)
+        old_d, new_d = Counter(old_names), Counter(new_names)
         for name in old_d.keys() | new_d.keys():
             change = new_d[name] - old_d[name]
             if not change:
@@ -222,24 +279,17 @@ class RepoMap:
             count = defcount.get(name, 0) + change
             if count > 0:
                 defcount[name] = count
-                if name not in refsum:  # newly defined: count every file's votes for it
-                    refsum[name] = self._votes_for(name)
+                if name not in refsum:  # newly defined: every file's votes for it
+                    refsum[name] = allvotes.get(name, 0)
             else:
                 defcount.pop(name, None)
                 refsum.pop(name, None)
         if len(dirty) > 50_000:
             self._dirty, self._dirty_all = set(), True
 
-    def _votes_for(self, name: str) -> int:
-        total = 0
-        for entry in self.index.values():
-            rec = self.records.get(entry[2])
-            if rec is not None:
-                total += rec[1].get(name, 0)
-        return total
-
     def _remove(self, rel: str) -> None:
-        entry = self.index.pop(rel)
+        entry = self.index[rel]
+        self._set_entry(rel, None)
         rec = self.records.get(entry[2])
         if rec is not None and not self._bulk:
             self._apply(rec, None)
@@ -275,7 +325,11 @@ class RepoMap:
     def _save_pack(self) -> None:
         """Write the pack from a snapshot in a background thread (joined by `flush`/exit)."""
         self._join_saver()
-        totals = {"refsum": dict(self.refsum), "defcount": dict(self.defcount)}
+        totals = {
+            "refsum": dict(self.refsum),
+            "defcount": dict(self.defcount),
+            "allvotes": dict(self.allvotes),
+        }
         snapshot = (dict(self.index), dict(self.records), totals)
         self._saver = threading.Thread(
             target=self.cache.save_pack, args=snapshot, name="k2lsp-repomap-save", daemon=False
@@ -288,11 +342,33 @@ class RepoMap:
             self._saver = None
 
     def state_token(self) -> str:
-        """A digest of which content every file has: equal tokens mean equal maps."""
+        """A digest of which content every file has: equal tokens mean equal maps.
+
+        The sum (mod 2**128) of one hash per (path, content) pair, so it is order-independent
+        and kept up to date per changed file instead of re-hashing the whole index.
+        """
         if self._token is None:
-            parts = "\0".join(f"{rel}\1{self.index[rel][2]}" for rel in sorted(self.index))
-            self._token = content_hash(parts.encode("utf-8", "surrogatepass"))
+            if self._token_sum is None:
+                self._token_sum = sum(_pair_hash(r, e[2]) for r, e in self.index.items()) % _MOD
+            self._token = f"{self._token_sum:032x}"
         return self._token
+
+    def _set_entry(self, rel: str, entry: tuple[int, int, str, int] | None) -> None:
+        """Change the index entry of `rel` (None: remove it), keeping the token sum current."""
+        old = self.index.get(rel)
+        if entry is None:
+            self.index.pop(rel, None)
+        else:
+            self.index[rel] = entry
+        old_digest, new_digest = (old[2] if old else None), (entry[2] if entry else None)
+        if old_digest == new_digest:
+            return
+        self._token = None
+        if self._token_sum is not None:
+            delta = (_pair_hash(rel, new_digest) if new_digest else 0) - (
+                _pair_hash(rel, old_digest) if old_digest else 0
+            )
+            self._token_sum = (self._token_sum + delta) % _MOD
 
     def _prime(self) -> None:
         from k2lsp.code.rank import rank_symbols
@@ -348,11 +424,24 @@ class RepoMap:
         return text
 
     # ----- queries ----------------------------------------------------------------------
+    def symbol_tuples(self, digest: str) -> tuple[tuple[Any, ...], ...]:
+        """Decoded symbol tuples of a record, the most recently used few kept decoded."""
+        hit = self._decoded.get(digest)
+        if hit is not None:
+            self._decoded.move_to_end(digest)
+            return hit
+        rec = self.records.get(digest)
+        syms = rec_symbols(rec) if rec is not None else ()
+        self._decoded[digest] = syms
+        if len(self._decoded) > _DECODED_FILES:
+            self._decoded.popitem(last=False)
+        return syms
+
     def symbols(self, rel: str) -> list[Symbol]:
         """Cached definitions of one file (call refresh first)."""
         entry = self.index.get(rel)
         rec = self.records.get(entry[2]) if entry else None
-        return [Symbol(*t) for t in rec[0]] if rec else []
+        return [Symbol(*t) for t in rec_symbols(rec)] if rec else []
 
     def files(self) -> list[str]:
         """Files in the map, sorted."""
@@ -363,9 +452,9 @@ class RepoMap:
         out = []
         for rel in sorted(self.index):
             rec = self.records.get(self.index[rel][2])
-            if rec is None:
+            if rec is None or name.rsplit(".", 1)[-1] not in rec[4]:
                 continue
-            for t in rec[0]:
+            for t in rec_symbols(rec):
                 if t[0] == name or t[1] == name or t[1].endswith("." + name):
                     out.append((rel, Symbol(*t)))
         return out
@@ -375,7 +464,7 @@ class RepoMap:
         out = []
         for rel in sorted(self.index):
             rec = self.records.get(self.index[rel][2])
-            if rec is not None and name in rec[1]:
+            if rec is not None and name in rec_votes(rec):
                 out.append(rel)
         return out
 

@@ -168,10 +168,47 @@ def build_messages(
 
 
 def prompt_chars(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
-    """The size of the prompt in JSON characters (what token estimates are scaled from)."""
-    return len(json.dumps(messages, ensure_ascii=False)) + len(
-        json.dumps(tools, ensure_ascii=False)
-    )
+    """The size of the prompt in JSON characters (what token estimates are scaled from).
+
+    Exactly `len(json.dumps(messages, ensure_ascii=False)) + len(json.dumps(tools, ...))`,
+    computed without encoding the history again on every request: the encoded length of each
+    long string (tool results, reasoning) is remembered while the history holds it.
+    """
+    return json_chars(messages) + json_chars(tools)
+
+
+_LONG = 512  # strings at least this long have their encoded length remembered
+_MAX_REMEMBERED = 4096
+_str_sizes: dict[int, tuple[str, int]] = {}
+
+
+def _str_chars(value: str) -> int:
+    if len(value) < _LONG:
+        return len(json.dumps(value, ensure_ascii=False))
+    hit = _str_sizes.get(id(value))
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    size = len(json.dumps(value, ensure_ascii=False))
+    if len(_str_sizes) >= _MAX_REMEMBERED:
+        _str_sizes.pop(next(iter(_str_sizes)))  # oldest first (dicts keep insertion order)
+    _str_sizes[id(value)] = (value, size)
+    return size
+
+
+def json_chars(value: Any) -> int:
+    """`len(json.dumps(value, ensure_ascii=False))` for JSON-like data, long strings cached."""
+    if isinstance(value, str):
+        return _str_chars(value)
+    if isinstance(value, dict):
+        if not value:
+            return 2
+        inner = sum(_str_chars(str(k)) + 2 + json_chars(v) for k, v in value.items())
+        return 2 + inner + 2 * (len(value) - 1)
+    if isinstance(value, list | tuple):
+        if not value:
+            return 2
+        return 2 + sum(json_chars(v) for v in value) + 2 * (len(value) - 1)
+    return len(json.dumps(value, ensure_ascii=False))
 
 
 def estimate_tokens(

@@ -63,21 +63,56 @@ class _Entry:
 
 
 class TestCache:
-    """Test functions per document version; re-detected incrementally (old tree reused) and
-    warmed in a worker thread after each change."""
+    """Test functions per document version, detected in a worker thread (never on the event
+    loop): at open, shortly after each change, or when a code action finds the entry stale,
+    in which case the request waits for that one detection instead of parsing itself."""
 
     def __init__(self) -> None:
         self.entries: dict[str, _Entry] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, tuple[int | None, asyncio.Future[_Entry]]] = {}
 
     def tests(self, uri: str, path: str, version: int | None, text: str) -> list[DetectedTest]:
-        """The tests of this document version (parsed now if the warm-up has not run yet)."""
+        """The tests of this document version (parsed now if no detection has run yet)."""
         hit = self.entries.get(uri)
         if hit is not None and hit.version == version:
             return hit.tests
         entry = _detect(path, version, text, hit)
         self.entries[uri] = entry
         return entry.tests
+
+    async def ensure(self, uri: str, path: str, version: int | None, text: str) -> None:
+        """Have this version's tests ready, detecting them in a worker thread if needed."""
+        hit = self.entries.get(uri)
+        if hit is not None and hit.version == version:
+            return
+        running = self._running.get(uri)
+        if running is None or running[0] != version:
+            pending = self._pending.pop(uri, None)
+            if pending is not None:
+                pending.cancel()
+            running = self._start(uri, path, version, text)
+        await asyncio.shield(running[1])
+
+    def _start(
+        self, uri: str, path: str, version: int | None, text: str
+    ) -> tuple[int | None, asyncio.Future[_Entry]]:
+        previous = self.entries.get(uri)
+        future = asyncio.ensure_future(asyncio.to_thread(_detect, path, version, text, previous))
+        running = (version, future)
+        self._running[uri] = running
+        future.add_done_callback(lambda f: self._finish(uri, version, f))
+        return running
+
+    def _finish(self, uri: str, version: int | None, future: asyncio.Future[_Entry]) -> None:
+        running = self._running.get(uri)
+        if running is not None and running[1] is future:
+            del self._running[uri]
+        if future.cancelled() or future.exception() is not None:
+            return
+        current = self.entries.get(uri)
+        if current is None or current.version != version:
+            self.entries[uri] = future.result()
 
     def warm(
         self, uri: str, path: str, version: int | None, text: str, delay: float = 0.15
@@ -93,17 +128,27 @@ class TestCache:
     async def _warm(
         self, uri: str, path: str, version: int | None, text: str, delay: float
     ) -> None:
-        await asyncio.sleep(delay)
-        if (hit := self.entries.get(uri)) is None or hit.version != version:
-            entry = await asyncio.to_thread(_detect, path, version, text, hit)
-            current = self.entries.get(uri)
-            if current is None or current.version != version:
-                self.entries[uri] = entry
+        if delay:
+            await asyncio.sleep(delay)
         self._pending.pop(uri, None)
+        await self.ensure(uri, path, version, text)
 
     def forget(self, uri: str) -> None:
         """Drop a closed document."""
         self.entries.pop(uri, None)
+
+
+def prewarm() -> None:
+    """Import test detection and load the grammars it uses (run in a worker at start-up, so
+    the first code action pays for neither)."""
+    from k2lsp.code.languages import get_language
+    from k2lsp.server import testdetect
+
+    for lang in testdetect._MARKERS:
+        try:
+            get_language(lang)
+        except Exception:  # a missing grammar only costs this language its test actions
+            log.warning("grammar %s unavailable for test detection", lang)
 
 
 def _detect(path: str, version: int | None, text: str, previous: _Entry | None) -> _Entry:

@@ -14,13 +14,14 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from k2lsp import __version__
 from k2lsp.server import protocol
+from k2lsp.server.transport import SafeProtocol
 
 if TYPE_CHECKING:
     from k2lsp.agent.events import Event
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from k2lsp.server.runs import Run, RunRegistry
 
 log = logging.getLogger(__name__)
+DEFAULT_MAX_MESSAGE_MB = 64
 Approve = Callable[[str, str], Awaitable[bool]]
 
 
@@ -38,14 +40,29 @@ class K2LanguageServer(LanguageServer):
     """pygls server plus the session state: configuration, runs, caches, diagnostics."""
 
     def __init__(self) -> None:
-        super().__init__("k2lsp", __version__)
+        super().__init__("k2lsp", __version__, protocol_cls=SafeProtocol)
         self.experimental_stream = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.init_options: object = None  # raw initializationOptions (plain JSON)
         self._config: EditorConfig | None = None
+        self.max_message_bytes = DEFAULT_MAX_MESSAGE_MB << 20
+        self.trust_notices: set[tuple[str, str]] = set()  # (root, config hash) announced
         self.client_name = ""  # clientInfo.name from initialize
         self.last_change = 0.0  # time.monotonic() of the last didOpen/didChange/didClose
         self.watched: dict[str, list[str]] = {}  # uri -> its texts while a delivery lands
+
+    # Transport: pygls' reader is replaced by the resynchronising one (k2lsp.server.transport).
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve over stdin/stdout."""
+        from k2lsp.server.transport import serve_io
+
+        serve_io(self, stdin, stdout)
+
+    def start_tcp(self, host: str, port: int) -> None:
+        """Serve TCP clients on host:port."""
+        from k2lsp.server.transport import serve_tcp
+
+        serve_tcp(self, host, port)
 
     # Session state, built on first use so that `initialize` imports as little as possible.
     @property
@@ -92,11 +109,13 @@ class K2LanguageServer(LanguageServer):
         return Path(root).resolve()
 
     def run_settings(self) -> Settings:
-        """Settings for a new run: every configuration layer plus the editor's overrides."""
+        """Settings for a new run: every configuration layer plus the editor's overrides, with
+        the repository's sensitive keys only if it is trusted (k2lsp.server.workspace_trust),
+        and the editor's default wall time when none is set (agent.budgets)."""
         from k2lsp.agent.budgets import with_editor_defaults
-        from k2lsp.config import load_settings
+        from k2lsp.server.workspace_trust import run_settings
 
-        settings = load_settings(self.root(), dict(self.editor_config.overrides))
+        settings = run_settings(self)
         with_editor_defaults(settings)
         return settings
 
@@ -200,7 +219,16 @@ def serve(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="TCP address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="TCP port (with --tcp)")
     parser.add_argument("--log-level", default="WARNING", help="stderr log level")
+    parser.add_argument(
+        "--max-message-mb",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_MB,
+        help=f"largest LSP message body read, in MB (default {DEFAULT_MAX_MESSAGE_MB}); "
+        "larger ones are skipped and answered with an error",
+    )
     args = parser.parse_args(argv)
+    if args.max_message_mb < 1:
+        parser.error("--max-message-mb must be at least 1")
     if args.tcp and args.stdio:
         parser.error("choose one of --stdio and --tcp")
     if args.tcp and not args.port:
@@ -212,8 +240,12 @@ def serve(argv: list[str] | None = None) -> int:
         level=str(args.log_level).upper(),
         format="k2lsp %(levelname)s %(name)s: %(message)s",
     )
+    from k2lsp.boundary import redact_log_handlers
+
+    redact_log_handlers()
     logging.getLogger("pygls").setLevel(logging.WARNING)
     server = create_server()
+    server.max_message_bytes = args.max_message_mb << 20
     if args.tcp:
         server.start_tcp(args.host, args.port)
     else:

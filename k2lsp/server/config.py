@@ -41,6 +41,9 @@ class ServerOptions:
     transcript: bool = True
     log_reasoning: bool = True
     approvals: str = "ask"
+    # The editor's own workspace trust (VS Code: workspace.isTrusted). None: k2lsp's trust
+    # store decides (`k2lsp trust`); see k2lsp.trust.
+    workspace_trusted: bool | None = None
 
 
 @dataclass
@@ -184,7 +187,11 @@ def _settings_hints() -> dict[str, Any]:
         from k2lsp.config import Settings
 
         hints = typing.get_type_hints(Settings)
-        _HINTS = {k: v for k, v in hints.items() if k not in ("extra", "api_key_env")}
+        _HINTS = {
+            k: v
+            for k, v in hints.items()
+            if k not in ("extra", "api_key_env", "api_key_source", "untrusted")
+        }
     return _HINTS
 
 

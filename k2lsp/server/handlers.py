@@ -28,12 +28,17 @@ def _initialize(ls: K2LanguageServer, params: types.InitializeParams) -> None:
 
 
 async def _initialized(ls: K2LanguageServer, params: types.InitializedParams) -> None:
+    from k2lsp.server.actions import prewarm
     from k2lsp.server.config import parse_config
 
+    ls.background(asyncio.to_thread(prewarm))
     ls.editor_config = parse_config(ls.init_options)
     for problem in ls.editor_config.problems:
         ls.show(problem, types.MessageType.Warning)
     await _pull_configuration(ls)
+    from k2lsp.server.workspace_trust import check
+
+    check(ls)
     ls.background(_collect_stale_runs(ls))
 
 
@@ -99,9 +104,14 @@ def _did_change_configuration(
         ls.background(_pull_configuration(ls))
 
 
-def _code_action(ls: K2LanguageServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+async def _code_action(
+    ls: K2LanguageServer, params: types.CodeActionParams
+) -> list[types.CodeAction]:
     from k2lsp.server.actions import code_actions
 
+    doc = ls.workspace.text_documents.get(params.text_document.uri)
+    if doc is not None:  # test detection runs in a worker, never on the event loop
+        await ls.test_cache.ensure(doc.uri, doc.path, doc.version, doc.source)
     return code_actions(ls, params, ls.test_cache)
 
 
@@ -180,6 +190,17 @@ async def _status(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
     return totals
 
 
+async def _trust(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
+    from k2lsp.errors import UsageError
+    from k2lsp.server.workspace_trust import trust_command
+
+    try:
+        return await trust_command(ls, args)
+    except UsageError as exc:
+        ls.show(f"K2: {exc}", types.MessageType.Warning)
+        raise
+
+
 def register(server: K2LanguageServer) -> None:
     """Attach every feature and command to `server`."""
     server.feature(types.INITIALIZE)(_initialize)
@@ -204,3 +225,4 @@ def register(server: K2LanguageServer) -> None:
     server.command(protocol.CMD_STATUS)(_status)
     server.command(protocol.CMD_ACCEPT)(_guarded("resolve_preview", True))
     server.command(protocol.CMD_REJECT)(_guarded("resolve_preview", False))
+    server.command(protocol.CMD_TRUST)(_trust)

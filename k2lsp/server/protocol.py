@@ -67,6 +67,7 @@ CMD_UNDO = "k2lsp.undo"
 CMD_STATUS = "k2lsp.status"
 CMD_ACCEPT = "k2lsp.accept"
 CMD_REJECT = "k2lsp.reject"
+CMD_TRUST = "k2lsp.trust"  # {path?, revoke?} -> TrustResult
 
 # Command -> run mode (`k2lsp.run.MODES`).
 RUN_COMMANDS: dict[str, str] = {
@@ -78,12 +79,16 @@ RUN_COMMANDS: dict[str, str] = {
     CMD_WRITE_TESTS: "write_tests",
     CMD_FIX_FAILING_TEST: "fix_failing_test",
 }
-CONTROL_COMMANDS = (CMD_CANCEL, CMD_UNDO, CMD_STATUS, CMD_ACCEPT, CMD_REJECT)
+CONTROL_COMMANDS = (CMD_CANCEL, CMD_UNDO, CMD_STATUS, CMD_ACCEPT, CMD_REJECT, CMD_TRUST)
 ALL_COMMANDS = (*RUN_COMMANDS, *CONTROL_COMMANDS)
 
 # --- custom notifications (server -> client, opt-in) -----------------------------------------
 STREAM_NOTIFICATION = "k2lsp/stream"
 DELIVERY_NOTIFICATION = "k2lsp/delivery"
+# Sent (opt-in clients) when the workspace's k2lsp.toml / [tool.k2lsp] sets keys that are
+# ignored until the user trusts the repository (`UntrustedParams`); every client also gets
+# the same one line with window/showMessage (Warning). Sent once per configuration version.
+UNTRUSTED_NOTIFICATION = "k2lsp/untrusted"
 
 # Diagnostics published for failing tests carry this source.
 DIAGNOSTIC_SOURCE = "k2lsp"
@@ -105,6 +110,7 @@ SERVER_OPTION_KEYS = (
     "transcript",  # bool, default true: write and open the live Markdown transcript
     "logReasoning",  # bool, default true: reasoning lines in window/logMessage
     "approvals",  # "ask" (default: showMessageRequest) | "policy" (headless: no prompt)
+    "workspaceTrusted",  # bool: the editor's workspace trust (VS Code); absent: `k2lsp trust`
 )
 
 DeliveryStatus = Literal[
@@ -257,3 +263,28 @@ class DeliveryParams(TypedDict, total=False):
     message: str  # human text (also shown with window/showMessage)
     patchPath: str  # conflict/refused: absolute path of the saved patch
     diffUri: str  # preview: file URI of the diff shown
+
+
+class UntrustedParams(TypedDict):
+    """`k2lsp/untrusted`: repository settings ignored until the user trusts the repository."""
+
+    root: str  # the workspace folder
+    keys: list[str]  # the ignored Settings keys (snake_case)
+    configHash: str  # changes whenever k2lsp.toml / [tool.k2lsp] changes
+    message: str  # the one-line notice (also shown with window/showMessage)
+    editorDecides: bool  # the editor passed workspaceTrusted: trust it there, not with k2lsp.trust
+
+
+class TrustArgs(TypedDict, total=False):
+    """`k2lsp.trust` argument (optional): trust (or `revoke`) the workspace folder or `path`."""
+
+    path: str
+    revoke: bool
+
+
+class TrustResult(TypedDict):
+    """`k2lsp.trust` answer."""
+
+    path: str
+    trusted: bool
+    configHash: str

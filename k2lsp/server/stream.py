@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from k2lsp.agent.events import Event
+from k2lsp.boundary import safe_text
 from k2lsp.server import protocol
 
 if TYPE_CHECKING:
@@ -111,7 +112,8 @@ class RunStream:
         try:
             self.transcript.parent.mkdir(parents=True, exist_ok=True)
             self.transcript.write_text(
-                f"# K2 run {self.run_id}\n\n**{self.title}**: {task}\n", encoding="utf-8"
+                safe_text(f"# K2 run {self.run_id}\n\n**{self.title}**: {task}\n"),
+                encoding="utf-8",
             )
         except OSError as exc:
             log.warning("transcript disabled: %s", exc)
@@ -302,7 +304,7 @@ class RunStream:
             return
         try:
             with self.transcript.open("a", encoding="utf-8") as fh:
-                fh.write(text)
+                fh.write(safe_text(text))
         except OSError as exc:
             log.warning("transcript write failed: %s", exc)
             self.transcript = None

@@ -14,6 +14,8 @@ import {
   STREAM_NOTIFICATION,
   type StreamParams,
   textArgs,
+  UNTRUSTED_NOTIFICATION,
+  type UntrustedParams,
 } from "./protocol";
 import { StreamRenderer } from "./render";
 import { RunTracker } from "./status";
@@ -90,11 +92,28 @@ async function serverEnv(context: vscode.ExtensionContext): Promise<NodeJS.Proce
   return env;
 }
 
+/** The workspace's k2lsp.toml sets keys ignored in restricted mode: offer VS Code's trust. */
+async function onUntrusted(p: UntrustedParams): Promise<void> {
+  output?.appendLine(p.message);
+  if (!p.editorDecides) return; // the server's own showMessage already says what to do
+  const pick = await vscode.window.showWarningMessage(
+    `K2: this workspace is not trusted, so its k2lsp settings ${p.keys.join(", ")} are ignored.`,
+    "Manage Workspace Trust",
+  );
+  if (pick) void vscode.commands.executeCommand("workbench.trust.manage");
+}
+
 async function startClient(context: vscode.ExtensionContext): Promise<void> {
   const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
   let command: string;
   try {
-    command = resolveServerPath(settings().get<string>("serverPath", ""), folders, process.env.PATH);
+    command = resolveServerPath(
+      settings().get<string>("serverPath", ""),
+      folders,
+      process.env.PATH,
+      process.platform,
+      vscode.workspace.isTrusted,
+    );
   } catch (err) {
     const pick = await vscode.window.showErrorMessage(String((err as Error).message), "Open settings");
     if (pick) void vscode.commands.executeCommand("workbench.action.openSettings", "k2lsp.serverPath");
@@ -105,7 +124,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
   const serverOptions: ServerOptions = { command, args, options: { env: await serverEnv(context), cwd } };
   const clientOptions: LanguageClientOptions = {
     documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
-    initializationOptions: buildInitializationOptions(settingsObject()),
+    initializationOptions: buildInitializationOptions(settingsObject(), vscode.workspace.isTrusted),
     outputChannelName: "K2 Language Server",
     middleware: {
       workspace: {
@@ -115,7 +134,9 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
           const answers = await next(params, token);
           if (!Array.isArray(answers)) return answers;
           return params.items.map((item, i) =>
-            item.section === "k2lsp" ? buildInitializationOptions(settingsObject()).k2lsp : answers[i],
+            item.section === "k2lsp"
+              ? buildInitializationOptions(settingsObject(), vscode.workspace.isTrusted).k2lsp
+              : answers[i],
           );
         },
       },
@@ -124,6 +145,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
   client = new LanguageClient("k2lsp", "K2 (k2lsp)", serverOptions, clientOptions);
   client.onNotification(STREAM_NOTIFICATION, onStream);
   client.onNotification(DELIVERY_NOTIFICATION, (p: DeliveryParams) => void onDelivery(p));
+  client.onNotification(UNTRUSTED_NOTIFICATION, (p: UntrustedParams) => void onUntrusted(p));
   await client.start();
 }
 
@@ -246,6 +268,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         await stopClient();
         await startClient(context);
       }
+    }),
+  );
+  // trusting the workspace changes the server (workspace venv) and its options: restart
+  context.subscriptions.push(
+    vscode.workspace.onDidGrantWorkspaceTrust(async () => {
+      await stopClient();
+      await startClient(context);
     }),
   );
   await startClient(context);

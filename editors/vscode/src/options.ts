@@ -17,13 +17,21 @@ export const FORWARDED_SETTINGS = [
   "preview",
 ] as const;
 
-/** initializationOptions for the server: the forwarded settings that are set, plus streaming on. */
-export function buildInitializationOptions(settings: Record<string, unknown>): { k2lsp: Record<string, unknown> } {
+/**
+ * initializationOptions for the server: the forwarded settings that are set, plus streaming on.
+ * `trusted` (vscode.workspace.isTrusted) is passed as `workspaceTrusted`: the server then lets the
+ * repository's own k2lsp.toml set the key/sandbox settings only in a trusted workspace.
+ */
+export function buildInitializationOptions(
+  settings: Record<string, unknown>,
+  trusted?: boolean,
+): { k2lsp: Record<string, unknown> } {
   const k2lsp: Record<string, unknown> = {
     streamNotifications: true,
     transcript: false,
     logReasoning: false,
   };
+  if (trusted !== undefined) k2lsp.workspaceTrusted = trusted;
   for (const key of FORWARDED_SETTINGS) {
     const value = settings[key];
     if (value === undefined || value === null || value === "") continue;
@@ -55,7 +63,8 @@ export function which(name: string, pathEnv: string | undefined, platform = proc
 }
 
 /**
- * The k2lsp executable: the configured path, else a workspace venv (.venv, venv), else PATH.
+ * The k2lsp executable: the configured path, else (only in a trusted workspace: it is a program
+ * the repository ships) a workspace venv (.venv, venv), else PATH.
  * Throws an Error that says what to do when none is found.
  */
 export function resolveServerPath(
@@ -63,13 +72,14 @@ export function resolveServerPath(
   workspaceFolders: string[],
   pathEnv: string | undefined,
   platform = process.platform,
+  trusted = false,
 ): string {
   if (configured) {
     if (isExecutable(configured)) return configured;
     throw new Error(`k2lsp.serverPath "${configured}" is not an executable file: fix the setting or clear it.`);
   }
   const bin = platform === "win32" ? path.join("Scripts", "k2lsp.exe") : path.join("bin", "k2lsp");
-  for (const folder of workspaceFolders) {
+  for (const folder of trusted ? workspaceFolders : []) {
     for (const venv of [".venv", "venv"]) {
       const candidate = path.join(folder, venv, bin);
       if (isExecutable(candidate)) return candidate;
@@ -78,7 +88,7 @@ export function resolveServerPath(
   const found = which("k2lsp", pathEnv, platform);
   if (found) return found;
   throw new Error(
-    "k2lsp was not found in the workspace venv (.venv/bin/k2lsp) or on PATH: " +
+    "k2lsp was not found on PATH (nor, in a trusted workspace, in .venv/bin/k2lsp): " +
       "pip install k2lsp, or set k2lsp.serverPath.",
   );
 }

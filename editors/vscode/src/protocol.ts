@@ -13,10 +13,21 @@ export const CMD = {
   status: "k2lsp.status",
   accept: "k2lsp.accept",
   reject: "k2lsp.reject",
+  trust: "k2lsp.trust",
 } as const;
 
 export const STREAM_NOTIFICATION = "k2lsp/stream";
 export const DELIVERY_NOTIFICATION = "k2lsp/delivery";
+export const UNTRUSTED_NOTIFICATION = "k2lsp/untrusted";
+
+/** `k2lsp/untrusted`: repository settings the server ignores until the repository is trusted. */
+export interface UntrustedParams {
+  root: string;
+  keys: string[];
+  configHash: string;
+  message: string;
+  editorDecides: boolean;
+}
 export const FIX_FAILING_TEST_TITLE = "Fix failing test";
 
 export interface Position {

@@ -15,13 +15,24 @@ function fakeExe(dir, rel) {
   return file;
 }
 
-test("the server is found in the workspace venv before PATH", () => {
+test("in a trusted workspace the server is found in the workspace venv before PATH", () => {
   const ws = mkdtempSync(path.join(tmpdir(), "k2ws-"));
   const bin = mkdtempSync(path.join(tmpdir(), "k2bin-"));
   const onPath = fakeExe(bin, "k2lsp");
-  assert.equal(resolveServerPath("", [ws], bin, "linux"), onPath);
+  assert.equal(resolveServerPath("", [ws], bin, "linux", true), onPath);
   const venv = fakeExe(ws, ".venv/bin/k2lsp");
-  assert.equal(resolveServerPath("", [ws], bin, "linux"), venv);
+  assert.equal(resolveServerPath("", [ws], bin, "linux", true), venv);
+});
+
+test("an untrusted workspace never runs its own venv and tells the server it is untrusted", () => {
+  const ws = mkdtempSync(path.join(tmpdir(), "k2ws-"));
+  const bin = mkdtempSync(path.join(tmpdir(), "k2bin-"));
+  fakeExe(ws, ".venv/bin/k2lsp");
+  assert.throws(() => resolveServerPath("", [ws], "", "linux", false), /not found on PATH/);
+  const onPath = fakeExe(bin, "k2lsp");
+  assert.equal(resolveServerPath("", [ws], bin, "linux", false), onPath);
+  assert.equal(buildInitializationOptions({}, false).k2lsp.workspaceTrusted, false);
+  assert.equal(buildInitializationOptions({}, true).k2lsp.workspaceTrusted, true);
 });
 
 test("a bad configured path says which setting to fix", () => {

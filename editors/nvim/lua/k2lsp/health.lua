@@ -15,7 +15,7 @@ function M.check()
   local cmd = k2.resolve_cmd(root)
   if not cmd then
     h.error("k2lsp executable not found", {
-      "pip install k2lsp (into the project's .venv or on PATH)",
+      "pip install k2lsp (on PATH; or set cmd, or project_venv = true for a repository you trust)",
       "or require('k2lsp').setup{ cmd = { '/path/to/k2lsp', '--stdio' } }",
     })
   elseif vim.fn.executable(cmd[1]) == 1 then

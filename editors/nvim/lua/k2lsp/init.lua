@@ -7,7 +7,13 @@ local status = require("k2lsp.status")
 local M = {}
 
 M.defaults = {
-  cmd = nil, -- e.g. { "/path/to/k2lsp", "--stdio" }; default: <root>/.venv/bin/k2lsp, then PATH
+  cmd = nil, -- e.g. { "/path/to/k2lsp", "--stdio" }; default: k2lsp on PATH
+  -- true: prefer <root>/.venv/bin/k2lsp. That runs a program the repository ships, so it is
+  -- off by default: a cloned repository must not choose what Neovim executes.
+  project_venv = false,
+  -- ask (vim.ui.select) once per repository configuration whether to trust a repository whose
+  -- k2lsp.toml / [tool.k2lsp] sets keys k2lsp ignores until you trust it (k2lsp.trust)
+  ask_trust = true,
   filetypes = nil, -- nil: attach to every file buffer
   root_markers = { ".git", "pyproject.toml", "package.json", "go.mod", "Cargo.toml", "k2lsp.toml" },
   -- k2lsp options sent as initializationOptions.k2lsp (Settings names, camelCase or snake_case):
@@ -35,7 +41,7 @@ function M.resolve_cmd(root)
     return M.config.cmd
   end
   local venv = root and (root .. "/.venv/bin/k2lsp")
-  if venv and vim.fn.executable(venv) == 1 then
+  if M.config.project_venv and venv and vim.fn.executable(venv) == 1 then
     return { venv, "--stdio" }
   end
   local exe = vim.fn.exepath("k2lsp")
@@ -87,6 +93,56 @@ local function on_delivery(_, result)
   status.delivered(result)
 end
 
+-- (root .. configHash) -> true once the user was asked about that configuration this session;
+-- configurations the user declined are remembered across sessions in the state directory
+M.trust_asked = {}
+
+local function declined_path()
+  return vim.fn.stdpath("state") .. "/k2lsp/trust-declined.json"
+end
+
+local function read_declined()
+  local ok, lines = pcall(vim.fn.readfile, declined_path())
+  if not ok or #lines == 0 then
+    return {}
+  end
+  local good, data = pcall(vim.json.decode, table.concat(lines, "\n"))
+  return (good and type(data) == "table") and data or {}
+end
+
+local function remember_declined(id)
+  local data = read_declined()
+  data[id] = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  vim.fn.mkdir(vim.fn.fnamemodify(declined_path(), ":h"), "p")
+  vim.fn.writefile({ vim.json.encode(data) }, declined_path())
+end
+
+local function on_untrusted(_, result)
+  if type(result) ~= "table" or type(result.root) ~= "string" then
+    return
+  end
+  local id = result.root .. "|" .. tostring(result.configHash)
+  if not M.config.ask_trust or result.editorDecides or M.trust_asked[id] or read_declined()[id] then
+    return
+  end
+  M.trust_asked[id] = true
+  local keys = table.concat(result.keys or {}, ", ")
+  local prompt = string.format("k2lsp: %s sets %s in its k2lsp configuration. Trust this repository?",
+    result.root, keys)
+  local choices = { "Trust (apply its settings)", "Don't trust (don't ask again for this configuration)" }
+  vim.schedule(function()
+    vim.ui.select(choices, { prompt = prompt }, function(choice)
+      if choice == choices[1] then
+        M.exec("k2lsp.trust", { path = result.root }, function(r)
+          notify("trusted " .. ((r and r.path) or result.root) .. "; its settings apply from the next run")
+        end)
+      elseif choice == choices[2] then
+        remember_declined(id)
+      end
+    end)
+  end)
+end
+
 --- The vim.lsp client configuration for `root`.
 function M.client_config(root)
   local cmd = M.resolve_cmd(root)
@@ -114,6 +170,7 @@ function M.client_config(root)
     handlers = {
       ["k2lsp/stream"] = on_stream,
       ["k2lsp/delivery"] = on_delivery,
+      ["k2lsp/untrusted"] = on_untrusted,
       ["workspace/applyEdit"] = apply.handler,
     },
   }
@@ -131,7 +188,7 @@ function M.attach(buf)
   local cfg = M.client_config(root)
   local problem = nil
   if not cfg then
-    problem = "k2lsp not found (no .venv/bin/k2lsp, not on PATH): pip install k2lsp, or set cmd in setup{}"
+    problem = "k2lsp not found on PATH: pip install k2lsp, or set cmd in setup{}"
   elseif vim.fn.executable(cfg.cmd[1]) ~= 1 then
     problem = "cannot run " .. cfg.cmd[1] .. ": not an executable; fix cmd in setup{} or pip install k2lsp"
   end
@@ -261,6 +318,10 @@ local commands = {
     end)
   end },
   K2Output = { fn = function() output.toggle() end },
+  K2Trust = { nargs = "?", fn = function(o)
+    M.exec("k2lsp.trust", o.args ~= "" and { path = vim.fn.fnamemodify(o.args, ":p") } or vim.empty_dict(),
+      function(r) notify("trusted " .. ((r and r.path) or "?") .. "; its settings apply from the next run") end)
+  end },
 }
 
 --- Configure k2lsp and start it for matching buffers. `opts` extends `M.defaults`.
