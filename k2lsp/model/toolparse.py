@@ -33,7 +33,6 @@ _CALL_RE = re.compile(
 _SECTION_RE = re.compile(
     re.escape(SECTION_BEGIN) + r".*?(?:" + re.escape(SECTION_END) + r"|$)", re.DOTALL
 )
-_FENCE_RE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
 def has_leaked_tokens(text: str | None) -> bool:
