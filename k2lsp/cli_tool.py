@@ -84,12 +84,11 @@ def cli_tool(argv: list[str]) -> int:
 
 
 def _sandbox_for(name: str, settings: Any, root: Path) -> Any:
-    from k2lsp.sandbox import get_sandbox, settings_for
+    from k2lsp.testrun.sandbox_select import open_sandbox
 
     if name not in SANDBOX_TOOLS:
         return None  # read and edit tools never run commands: don't probe the daemons
-    sb_settings = settings_for(settings)
-    return get_sandbox(sb_settings.kind, root, sb_settings)
+    return open_sandbox(settings, root)[0]
 
 
 def cli_models(argv: list[str]) -> int:

@@ -214,7 +214,11 @@ async def _drive(
     from k2lsp.workspace import Workspace
 
     root = Path(run_copy.root)
-    sandbox = await asyncio.to_thread(_open_sandbox, settings, root)
+    sandbox, preflight = await asyncio.to_thread(
+        _open_sandbox, settings, root, Path(run_copy.source)
+    )
+    if preflight:
+        emitter.emit("status", step=None, max_steps=None, phase="preflight", message=preflight)
     budget = Budget.from_settings(settings)
     extra = getattr(settings, "extra", None) or {}
     ctx = ToolContext(
@@ -271,9 +275,9 @@ async def _drive(
             result.summary = no_change_summary(finished.summary)
 
 
-def _open_sandbox(settings: Any, root: Path) -> Any:
-    """The sandbox chosen in `settings` (raises SandboxUnavailable)."""
-    from k2lsp.sandbox import get_sandbox, settings_for
+def _open_sandbox(settings: Any, root: Path, source: Path | None = None) -> tuple[Any, str]:
+    """The sandbox chosen in `settings` for the run copy `root` of `source`, with the project's
+    environment bound in, and the preflight text (raises SandboxUnavailable)."""
+    from k2lsp.testrun.sandbox_select import open_sandbox
 
-    sb_settings = settings_for(settings)
-    return get_sandbox(sb_settings.kind, root, sb_settings)
+    return open_sandbox(settings, root, source)

@@ -174,7 +174,9 @@ async def test_step_budget(repo: Path, tmp_path: Path) -> None:
         assert len(srv.requests) == 2
     assert result.outcome is Outcome.BUDGET_EXHAUSTED and "--max-steps" in result.summary
     assert events[-1].data["exit_code"] == 4
-    assert [d["message"] for d in of(events, "status")] == ["step 1 of 2", "step 2 of 2"]
+    steps = [d["message"] for d in of(events, "status") if d["phase"] != "preflight"]
+    assert steps == ["step 1 of 2", "step 2 of 2"]
+    assert of(events, "status")[0]["phase"] == "preflight"  # sandbox, env, tests
 
 
 async def test_token_budget_and_running_usage_totals(repo: Path, tmp_path: Path) -> None:
