@@ -31,4 +31,5 @@ section "typing while a run delivers (Neovim)"; $PY bench/nvim_typing.py --tries
 section "sandbox overhead";                     $PY bench/sandbox_overhead.py
 section "sandbox attack campaign";               $PY bench/attack_campaign.py
 section "writes racing a folder/symlink swap";  $PY bench/race_writes.py 2000
+section "self-hosted llama-server (real)";      $PY bench/host_bench.py
 exit 0
