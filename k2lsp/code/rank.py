@@ -126,6 +126,7 @@ def rank_symbols(
     focus_names: frozenset[str],
     limit: int | None = None,
     only: tuple[str, ...] = (),
+    decoded: dict[str, tuple[tuple[Any, ...], ...]] | None = None,
 ) -> list[tuple[float, str, Symbol]]:
     """(score, file, symbol) of the best `limit` definitions (all when None), best first.
 
@@ -146,14 +147,11 @@ def rank_symbols(
         best = list(itertools.islice(merged, limit)) if limit is not None else list(merged)
     finally:
         rows.close()
-    decoded: dict[str, tuple[tuple[Any, ...], ...]] = {}
-    out = []
-    for neg, rel, i in best:
-        syms = decoded.get(rel)
-        if syms is None:
-            syms = decoded[rel] = rmap.symbol_tuples(rmap.index[rel][2])
-        out.append((-neg, rel, Symbol(*syms[i])))
-    return out
+    index = rmap.index
+    by_digest = rmap.symbol_tuples_many({index[rel][2] for _n, rel, _i in best})
+    if decoded is not None:
+        decoded.update((rel, by_digest[index[rel][2]]) for _n, rel, _i in best)
+    return [(-neg, rel, Symbol(*by_digest[index[rel][2]][i])) for neg, rel, i in best]
 
 
 def _under(rel: str, only: tuple[str, ...]) -> bool:
@@ -169,7 +167,7 @@ def _line(sym: Symbol, with_doc: bool) -> str:
 
 
 def _ancestors(
-    rmap: RepoMap,
+    syms: tuple[tuple[Any, ...], ...],
     rel: str,
     qualname: str,
     shown: dict[str, Symbol],
@@ -178,7 +176,7 @@ def _ancestors(
     """Enclosing definitions of `qualname` not shown yet (outermost last)."""
     quals = cache.get(rel)
     if quals is None:
-        quals = {t[1]: t for t in reversed(rmap.symbol_tuples(rmap.index[rel][2]))}
+        quals = {t[1]: t for t in reversed(syms)}
         cache[rel] = quals
     out = []
     while "." in qualname:
@@ -197,8 +195,11 @@ def render_map(
     only: tuple[str, ...] = (),
 ) -> str:
     """The map text within about `max_tokens` tokens (4 characters per token)."""
-    limit = None if only else max_tokens * CHARS_PER_TOKEN // 12 + 200
-    ranked = rank_symbols(rmap, focus_files, focus_names, limit, only)
+    # Every line costs more than 12 characters and the loop below stops after 40 misses, so
+    # the best `limit` entries are all it can use.
+    limit = max_tokens * CHARS_PER_TOKEN // 12 + 200
+    decoded: dict[str, tuple[tuple[Any, ...], ...]] = {}
+    ranked = rank_symbols(rmap, focus_files, focus_names, limit, only, decoded)
     if only:
         ranked = [r for r in ranked if _under(r[1], only)]
     budget = max_tokens * CHARS_PER_TOKEN
@@ -217,7 +218,7 @@ def render_map(
         if sym.qualname in lines:
             continue
         if "." in sym.qualname:
-            extra = _ancestors(rmap, rel, sym.qualname, lines, by_qual_cache)
+            extra = _ancestors(decoded[rel], rel, sym.qualname, lines, by_qual_cache)
         for s in [*extra, sym]:
             cost += len(_line(s, s.kind in _DOC_KINDS)) + 1
         if used + cost > budget:

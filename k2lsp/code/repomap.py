@@ -23,6 +23,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from sys import intern
@@ -142,6 +143,10 @@ class RepoMap:
         self._votes_delta: dict[str, int] = {}
         self._defs_delta: Counter[str] = Counter()
         self._changed: set[str] = set()
+        self._new_records: list[tuple[Any, ...]] = []
+        self._new_files: list[tuple[Any, ...]] = []
+        self._bulk_files: dict[str, tuple[tuple[str, ...], bytes]] = {}
+        self._known_records = True
 
     # ----- keeping up to date -------------------------------------------------------------
     def refresh(self) -> RefreshStats:
@@ -187,12 +192,18 @@ class RepoMap:
             raise
         finally:
             self._votes_delta, self._defs_delta, self._changed = {}, Counter(), set()
+            self._new_records, self._new_files, self._bulk_files = [], [], {}
         stats.seconds = time.perf_counter() - t0
         return stats
 
     def _scan(self) -> RefreshStats:
         stats = RefreshStats()
         bulk = not self.index  # cold: totals and ranks computed once at the end
+        if bulk:
+            self._bulk_files = {}
+            self._known_records = (
+                self.store.db.execute("SELECT 1 FROM records").fetchone() is not None
+            )
         paths = self.fixed_files if self.fixed_files is not None else list_source_files(self.root)
         self.left_out = max(0, len(paths) - MAX_FILES)
         paths = paths[:MAX_FILES]
@@ -220,6 +231,7 @@ class RepoMap:
             self._remove(rel)
             stats.removed += 1
         stats.files = len(seen)
+        self._flush_rows()
         if bulk:
             self._bulk_rank()
         elif self._changed or self._votes_delta or self._defs_delta:
@@ -246,19 +258,36 @@ class RepoMap:
         if old is not None and old[2] == digest:
             self._set_entry(rel, (mtime, size, digest, now))
             return
-        rec = self.record(digest)
+        rec = self.record(digest, keep=not bulk) if not bulk or self._known_records else None
         if rec is None:
             rec = analyze(rel, data)
             stats.parsed += 1
-            self.store.db.execute(
-                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)",
-                (digest, rec[0], rec[1], rec[3], marshal.dumps(rec[4]), rec[2]),
+            self._new_records.append(
+                (digest, rec[0], rec[1], rec[3], marshal.dumps(rec[4]), rec[2])
             )
-            self._remember(digest, rec)
+            if not bulk:
+                self._remember(digest, rec)
         old_rec = self.record(old[2]) if old is not None else None
         self._set_entry(rel, (mtime, size, digest, now))
-        self._changed.add(rel)
+        if bulk:
+            self._bulk_files[rel] = (rec[4], rec[3])  # what scoring needs, kept until the end
+        else:
+            self._changed.add(rel)
         self._count(old_rec, rec)
+        if len(self._new_records) >= 256 or len(self._new_files) >= 1024:
+            self._flush_rows()
+
+    def _flush_rows(self) -> None:
+        """Write the records and index rows gathered so far (batched: one statement each)."""
+        db = self.store.db
+        if self._new_records:
+            db.executemany(
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", self._new_records
+            )
+            self._new_records = []
+        if self._new_files:
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", self._new_files)
+            self._new_files = []
 
     def _remove(self, rel: str) -> None:
         entry = self.index[rel]
@@ -340,15 +369,16 @@ class RepoMap:
         self._votes_delta, self._defs_delta = {}, Counter()
         db.execute("DROP INDEX IF EXISTS defs_rank")
         db.execute("DROP INDEX IF EXISTS defs_name")
-        for batch in chunks(sorted(self.index), 500):
+        bulk, self._bulk_files = self._bulk_files, {}
+        for batch in chunks(sorted(bulk), 500):
             out = []
             for rel in batch:
-                rec = self.record(self.index[rel][2], keep=False)
-                if rec is None or not rec[4]:
+                names, statics = bulk.pop(rel)
+                if not names:
                     continue
                 raw = enc(rel)
-                for neg, _rel, i in file_entries(rel, rec, totals):
-                    out.append((raw, i, rec[4][i], neg))
+                for neg, _rel, i in file_entries(rel, (b"", b"", "", statics, names), totals):
+                    out.append((raw, i, names[i], neg))
             db.executemany("INSERT INTO defs VALUES (?, ?, ?, ?)", out)
         db.execute("CREATE INDEX defs_rank ON defs(neg, path, idx)")
         db.execute("CREATE INDEX defs_name ON defs(name, path)")
@@ -383,12 +413,11 @@ class RepoMap:
         old = self.index.get(rel)
         if entry is None:
             self.index.pop(rel, None)
+            self._flush_rows()
             self.store.db.execute("DELETE FROM files WHERE path = ?", (enc(rel),))
         else:
             self.index[rel] = entry
-            self.store.db.execute(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", (enc(rel), *entry)
-            )
+            self._new_files.append((enc(rel), *entry))
         old_digest, new_digest = (old[2] if old else None), (entry[2] if entry else None)
         if old_digest == new_digest:
             return
@@ -465,6 +494,23 @@ class RepoMap:
         if len(self._decoded) > _DECODED_FILES:
             self._decoded.popitem(last=False)
         return syms
+
+    def symbol_tuples_many(self, digests: Iterable[str]) -> dict[str, tuple[tuple[Any, ...], ...]]:
+        """Decoded symbol tuples of several records (one query for those not in memory)."""
+        out: dict[str, tuple[tuple[Any, ...], ...]] = {}
+        missing = []
+        for digest in digests:
+            hit = self._decoded.get(digest)
+            if hit is None:
+                missing.append(digest)
+            else:
+                out[digest] = hit
+        for digest, raw in self.store.symbols_many(missing).items():
+            syms = out[digest] = marshal.loads(raw)
+            self._decoded[digest] = syms
+            if len(self._decoded) > _DECODED_FILES:
+                self._decoded.popitem(last=False)
+        return out
 
     def symbols(self, rel: str) -> list[Symbol]:
         """Cached definitions of one file (call refresh first)."""

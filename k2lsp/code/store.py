@@ -153,6 +153,17 @@ class Store:
         ).fetchone()
         return None if row is None else (row[0], row[1], row[2], row[3], row[4])
 
+    def symbols_many(self, digests: Iterable[str]) -> dict[str, bytes]:
+        """digest -> marshalled symbol tuples, for the digests given that are known."""
+        out: dict[str, bytes] = {}
+        for batch in chunks(set(digests)):
+            marks = ",".join("?" * len(batch))
+            for d, syms in self.db.execute(
+                f"SELECT digest, syms FROM records WHERE digest IN ({marks})", batch
+            ):
+                out[d] = syms
+        return out
+
     def totals(self, names: Iterable[str]) -> dict[str, tuple[int, int]]:
         """name -> (votes over every file, definitions) for the names given that have any."""
         out: dict[str, tuple[int, int]] = {}
