@@ -208,12 +208,13 @@ class RepoMap:
         self.left_out = max(0, len(paths) - MAX_FILES)
         paths = paths[:MAX_FILES]
         now = time.time_ns()
-        root_str = self._root_str
+        prefix = os.path.join(self._root_str, "")
+        stat = os.stat
         seen: set[str] = set()
         index = self.index
         for rel in paths:
             try:
-                st = os.stat(os.path.join(root_str, rel))
+                st = stat(prefix + rel)
             except OSError:
                 continue
             seen.add(rel)
