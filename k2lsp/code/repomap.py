@@ -87,17 +87,22 @@ def _pair_hash(rel: str, digest: str) -> int:
 
 def analyze(rel: str, data: bytes) -> Record:
     """Symbols and identifier votes of one file (a note instead when it cannot be read)."""
+    return _analyze(rel, data)[0]
+
+
+def _analyze(rel: str, data: bytes) -> tuple[Record, dict[str, int]]:
+    """`analyze` and the identifier votes before marshalling."""
     lang = language_for(rel)
     if lang is None:
-        return _record((), {}, "unsupported", ())
+        return _record((), {}, "unsupported", ()), {}
     if b"\x00" in data[:8192]:
-        return _record((), {}, "binary", ())
+        return _record((), {}, "binary", ()), {}
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return _record((), {}, "not UTF-8", ())
+        return _record((), {}, "not UTF-8", ()), {}
     if len(data) > _MAX_MAP_FILE_BYTES:
-        return _record((), {}, "too large", ())
+        return _record((), {}, "too large", ()), {}
     from k2lsp.code.rank import name_prior
 
     symbols = extract_symbols(lang, data)
@@ -105,7 +110,7 @@ def analyze(rel: str, data: bytes) -> Record:
     idents = {intern(k): v for k, v in identifier_votes(text).items()}
     statics = tuple((idents.get(s.name, 0), name_prior(s.name, s.kind, s.depth)) for s in symbols)
     syms = tuple((intern(s.name), s.qualname, intern(s.kind), *s[3:]) for s in symbols)
-    return _record(syms, idents, "", statics)
+    return _record(syms, idents, "", statics), idents
 
 
 @dataclass
@@ -260,8 +265,9 @@ class RepoMap:
             self._set_entry(rel, (mtime, size, digest, now))
             return
         rec = self.record(digest, keep=not bulk) if not bulk or self._known_records else None
+        votes = None
         if rec is None:
-            rec = analyze(rel, data)
+            rec, votes = _analyze(rel, data)
             stats.parsed += 1
             self._new_records.append(
                 (digest, rec[0], rec[1], rec[3], marshal.dumps(rec[4]), rec[2])
@@ -274,7 +280,7 @@ class RepoMap:
             self._bulk_files[rel] = (rec[4], rec[3])  # what scoring needs, kept until the end
         else:
             self._changed.add(rel)
-        self._count(old_rec, rec)
+        self._count(old_rec, rec, votes)
         if len(self._new_records) >= 256 or len(self._new_files) >= 1024:
             self._flush_rows()
 
@@ -296,8 +302,11 @@ class RepoMap:
         self._changed.add(rel)
         self._count(self.record(entry[2]), None)
 
-    def _count(self, old: Record | None, new: Record | None) -> None:
-        """Add the vote and definition changes from `old` to `new` to this refresh's deltas."""
+    def _count(
+        self, old: Record | None, new: Record | None, new_votes: dict[str, int] | None = None
+    ) -> None:
+        """Add the vote and definition changes from `old` to `new` (whose votes may be given
+        already decoded) to this refresh's deltas."""
         delta = self._votes_delta
         get = delta.get
         if old is not None:
@@ -306,7 +315,7 @@ class RepoMap:
             self._defs_delta.subtract(old[4])
             self.total_defs -= len(old[4])
         if new is not None:
-            for name, votes in rec_votes(new).items():
+            for name, votes in (rec_votes(new) if new_votes is None else new_votes).items():
                 delta[name] = get(name, 0) + votes
             self._defs_delta.update(new[4])
             self.total_defs += len(new[4])
@@ -364,6 +373,7 @@ class RepoMap:
         rows += [(n, 0, d) for n, d in defs.items() if not self._votes_delta.get(n)]
         db.execute("DELETE FROM names")
         db.execute("DELETE FROM defs")
+        rows.sort()  # in key order: appends to the table's b-tree
         db.executemany("INSERT INTO names VALUES (?, ?, ?)", rows)
         totals = {r[0]: (r[1], r[2]) for r in rows if r[2] > 0}
         del rows
@@ -380,6 +390,7 @@ class RepoMap:
                 raw = enc(rel)
                 for neg, _rel, i in file_entries(rel, (b"", b"", "", statics, names), totals):
                     out.append((raw, i, names[i], neg))
+            out.sort(key=lambda r: (r[0], r[1]))
             db.executemany("INSERT INTO defs VALUES (?, ?, ?, ?)", out)
         db.execute("CREATE INDEX defs_rank ON defs(neg, path, idx)")
         db.execute("CREATE INDEX defs_name ON defs(name, path)")
