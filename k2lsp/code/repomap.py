@@ -159,6 +159,8 @@ class RepoMap:
         with self._lock:
             try:
                 return self._refresh()
+            except sqlite3.OperationalError:
+                raise  # locked or unwritable: the store itself is fine
             except sqlite3.DatabaseError as exc:  # damaged while in use: start again
                 log.warning("repo map store %s failed (%s); rebuilding it", self.store.path, exc)
                 self.store.close()
@@ -452,27 +454,36 @@ class RepoMap:
 
         with self._lock:
             key = repr((max_tokens, sorted(focus_files), sorted(focus_names), only))
-            token = self.state_token()
             db = self.store.db
-            row = db.execute(
-                "SELECT text FROM rendered WHERE key = ? AND token = ?", (key, token)
-            ).fetchone()
-            if row is not None:
-                return str(row[0])
-            text = render_map(self, max_tokens, focus_files, focus_names, only)
+            db.execute("BEGIN")  # one snapshot: another process may commit meanwhile
             try:
-                db.execute("BEGIN IMMEDIATE")
-                db.execute("DELETE FROM rendered WHERE token != ?", (token,))
-                (n,) = db.execute("SELECT COUNT(*) FROM rendered").fetchone()
-                if n >= 16:
-                    db.execute("DELETE FROM rendered")
-                db.execute("INSERT OR REPLACE INTO rendered VALUES (?, ?, ?)", (key, token, text))
+                self._sync()
+                token = self.state_token()
+                row = db.execute(
+                    "SELECT text FROM rendered WHERE key = ? AND token = ?", (key, token)
+                ).fetchone()
+                if row is not None:
+                    return str(row[0])
+                text = render_map(self, max_tokens, focus_files, focus_names, only)
+            finally:
                 db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:  # busy or read-only: the text is still right
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                log.warning("cannot remember the rendered repo map: %s", exc)
+            self._remember_text(key, token, text)
             return text
+
+    def _remember_text(self, key: str, token: str, text: str) -> None:
+        db = self.store.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM rendered WHERE token != ?", (token,))
+            (n,) = db.execute("SELECT COUNT(*) FROM rendered").fetchone()
+            if n >= 16:
+                db.execute("DELETE FROM rendered")
+            db.execute("INSERT OR REPLACE INTO rendered VALUES (?, ?, ?)", (key, token, text))
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # busy or read-only: the text is still right
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            log.warning("cannot remember the rendered repo map: %s", exc)
 
     # ----- queries ----------------------------------------------------------------------
     def record(self, digest: str, keep: bool = True) -> Record | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+import tempfile
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,17 +84,36 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        # A cache: no fsync (the old pickle cache had none either); a damaged file is rebuilt.
+        db.execute("PRAGMA synchronous=OFF")
         db.execute("PRAGMA cache_size=-8000")  # at most ~8 MiB of pages in memory
+        db.execute("PRAGMA journal_size_limit=8388608")
         return db
 
     def _open(self) -> sqlite3.Connection:
+        try:
+            return self._open_checked()
+        except (OSError, sqlite3.OperationalError) as exc:  # unwritable, locked for too long
+            fallback = Path(tempfile.mkdtemp(prefix="k2lsp-repomap-")) / self.path.name
+            log.warning(
+                "cannot use the repo map store %s (%s); using %s for this process: check that "
+                "the cache folder is writable",
+                self.path,
+                exc,
+                fallback,
+            )
+            self.path = fallback
+            return self._open_checked()
+
+    def _open_checked(self) -> sqlite3.Connection:
         try:
             db = self._connect()
             problem = self._check(db)
             if not problem:
                 return db
             db.close()
+        except sqlite3.OperationalError:
+            raise  # locked or unwritable: not a reason to delete it
         except sqlite3.DatabaseError as exc:
             problem = f"unreadable ({exc})"
         self.rebuilt = problem
