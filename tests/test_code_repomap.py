@@ -413,3 +413,15 @@ def test_file_names_are_data_in_the_store(tmp_path: Path, cache: Path) -> None:
     assert "100%_like/inner.py:" in only and "decoy" not in only and "odd_1" not in only
     reopened = RepoMap(root, cache)
     assert reopened.refresh().rehashed == 0 and reopened.render(1024) == text
+
+
+def test_unusable_cache_folder_falls_back_to_a_temporary_store(
+    repo: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be\n")
+    with caplog.at_level(logging.WARNING, logger="k2lsp.code.store"):
+        rmap = RepoMap(repo, blocker)
+    assert "cannot use the repo map store" in caplog.text
+    assert not rmap.store.path.is_relative_to(repo)
+    assert rmap.refresh().parsed == 5 and "class Engine" in rmap.render(1024)

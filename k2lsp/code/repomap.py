@@ -546,12 +546,14 @@ class RepoMap:
 
     def def_count(self, name: str) -> int:
         """How many definitions of `name` the repository has."""
-        return self.store.totals([name]).get(name, (0, 0))[1]
+        with self._lock:
+            return self.store.totals([name]).get(name, (0, 0))[1]
 
     def defined_names(self) -> list[str]:
         """Every defined name, sorted."""
-        rows = self.store.db.execute("SELECT name FROM names WHERE defs > 0 ORDER BY name")
-        return [r[0] for r in rows]
+        with self._lock:
+            rows = self.store.db.execute("SELECT name FROM names WHERE defs > 0 ORDER BY name")
+            return [r[0] for r in rows]
 
     def totals(self) -> dict[str, tuple[int, int]]:
         """name -> (votes over every file, definitions) for every name (tests, debugging)."""
@@ -560,24 +562,26 @@ class RepoMap:
 
     def definitions(self, name: str) -> list[tuple[str, Symbol]]:
         """(file, symbol) of every definition whose name or qualified name is `name`."""
-        out = []
-        for rel in sorted(self.store.files_defining([name.rsplit(".", 1)[-1]])):
-            entry = self.index.get(rel)
-            for t in self.symbol_tuples(entry[2]) if entry else ():
-                if t[0] == name or t[1] == name or t[1].endswith("." + name):
-                    out.append((rel, Symbol(*t)))
-        return out
+        with self._lock:
+            out = []
+            for rel in sorted(self.store.files_defining([name.rsplit(".", 1)[-1]])):
+                entry = self.index.get(rel)
+                for t in self.symbol_tuples(entry[2]) if entry else ():
+                    if t[0] == name or t[1] == name or t[1].endswith("." + name):
+                        out.append((rel, Symbol(*t)))
+            return out
 
     def referring_files(self, name: str) -> list[str]:
         """Files whose text mentions `name` as an identifier (streams every record)."""
-        out = []
-        rows = self.store.db.execute(
-            "SELECT f.path, r.votes FROM files f JOIN records r ON r.digest = f.digest"
-        )
-        for raw, votes in rows:
-            if votes != _EMPTY and name in marshal.loads(votes):
-                out.append(dec(raw))
-        return sorted(out)
+        with self._lock:
+            out = []
+            rows = self.store.db.execute(
+                "SELECT f.path, r.votes FROM files f JOIN records r ON r.digest = f.digest"
+            )
+            for raw, votes in rows:
+                if votes != _EMPTY and name in marshal.loads(votes):
+                    out.append(dec(raw))
+            return sorted(out)
 
     def ranked(
         self, focus_files: frozenset[str] = frozenset(), focus_names: frozenset[str] = frozenset()
