@@ -84,12 +84,11 @@ def cli_tool(argv: list[str]) -> int:
 
 
 def _sandbox_for(name: str, settings: Any, root: Path) -> Any:
-    from k2lsp.sandbox import get_sandbox, settings_for
+    from k2lsp.testrun.sandbox_select import open_sandbox
 
     if name not in SANDBOX_TOOLS:
         return None  # read and edit tools never run commands: don't probe the daemons
-    sb_settings = settings_for(settings)
-    return get_sandbox(sb_settings.kind, root, sb_settings)
+    return open_sandbox(settings, root)[0]
 
 
 def cli_models(argv: list[str]) -> int:
@@ -113,6 +112,7 @@ def cli_models(argv: list[str]) -> int:
                         "id": m.id,
                         "context_length": m.context_length,
                         "supports_reasoning": m.supports_reasoning,
+                        "context_source": m.context_source,
                     }
                     for m in models
                 ]
@@ -124,8 +124,9 @@ def cli_models(argv: list[str]) -> int:
         return 0
     width = max(len(m.id) for m in models)
     for m in models:
-        ctx = f"{m.context_length:,}" if m.context_length else "?"
-        print(f"{m.id:<{width}}  context {ctx}")
+        ctx = f"{m.context_length:,}" if m.context_length else "? (the host reports none)"
+        source = f"  (from {m.context_source})" if m.context_source else ""
+        print(f"{m.id:<{width}}  context {ctx}{source}")
     return 0
 
 

@@ -4,9 +4,9 @@ command runs inside the sandbox; print what to do about each failure."""
 from __future__ import annotations
 
 import argparse
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from k2lsp.errors import K2lspError
 
@@ -117,59 +117,110 @@ def check_bwrap() -> Check:
     )
 
 
-def check_auto(repo: Path, image: str) -> tuple[Check, str | None]:
-    """Which backend `--sandbox auto` picks (or why none)."""
+def check_auto(repo: Path, image: str, kind: str = "auto") -> tuple[Check, str | None]:
+    """Which backend a run on `repo` would use for `kind` (or why none)."""
     from k2lsp.sandbox import SandboxSettings, get_sandbox
+    from k2lsp.testrun.sandbox_select import choose
 
     try:
-        with get_sandbox("auto", repo, SandboxSettings(image=image)) as sb:
-            return Check("sandbox auto", OK, f"would use {sb.name}"), sb.name
+        chosen, why = choose(kind, repo, image)
+        with get_sandbox(chosen, repo, SandboxSettings(image=image)) as sb:
+            return Check(f"sandbox {kind}", OK, f"would use {sb.name} ({why})"), sb.name
     except K2lspError as exc:
         return Check(
-            "sandbox auto", FAIL, str(exc).splitlines()[0], "enable docker or bwrap (see above)"
+            f"sandbox {kind}", FAIL, str(exc).splitlines()[0], "enable docker or bwrap (see above)"
         ), None
 
 
-def check_tests(repo: Path, kind: str, image: str, command: str | None) -> Check:
-    """Whether the repository's test command starts inside the sandbox (pytest: collection)."""
-    from k2lsp.sandbox import SandboxSettings, get_sandbox
-    from k2lsp.testrun.detect import detect_command, runner_name
+def check_model(settings: Any) -> Check:
+    """The configured host and model: reachable, and its context window with its source."""
+    import asyncio
+
+    from k2lsp.model.client import K2Client
 
     try:
-        base = command or detect_command(repo)
+        client = K2Client(settings)
+    except K2lspError as exc:
+        return Check("model", WARN, f"not checked: {exc}", "set provider, model and key")
+
+    async def probe() -> tuple[list[str], int, str]:
+        try:
+            ids = [m.id for m in await client.list_models()]
+            window, source = await client.detect_context()
+            return ids, window, source
+        finally:
+            await client.aclose()
+
+    try:
+        ids, window, source = asyncio.run(probe())
+    except K2lspError as exc:
+        return Check("model", FAIL, str(exc).splitlines()[0], "check base_url and the key")
+    name = f"{settings.model} on {settings.provider} ({settings.base_url})"
+    if ids and settings.model not in ids:
+        return Check(
+            "model", FAIL, f"{name}: not offered; the host has {', '.join(ids[:8])}", "set model"
+        )
+    detail = f"{name}: context window {window:,} tokens, from {source}"
+    if source.startswith("built-in"):  # a self-hosted server rarely runs the full window
+        return Check("model", WARN, detail, "set `context_length` to the window the host serves")
+    return Check("model", OK, detail)
+
+
+def check_tests(repo: Path, kind: str, image: str, command: str | None, settings: Any) -> Check:
+    """Run the test command as a run would: in a real run copy of `repo` (the user's tree is
+    never touched), in the sandbox the run would open; report the count and the first error."""
+    import dataclasses
+    import uuid
+
+    from k2lsp.runcopy import RunCopy
+    from k2lsp.testrun.runner import run_tests
+    from k2lsp.testrun.sandbox_select import open_sandbox
+
+    run_settings = dataclasses.replace(settings, sandbox=kind, sandbox_image=image)
+    try:
+        copy = RunCopy.create(source=repo, run_id=f"doctor-{uuid.uuid4().hex[:8]}")
+    except K2lspError as exc:
+        return Check("tests", FAIL, f"cannot make a run copy: {exc}", "see the message")
+    try:
+        sandbox, _pre = open_sandbox(run_settings, copy.root, repo)
+        with sandbox:
+            report = run_tests(sandbox, command=command, timeout_s=600)
     except K2lspError as exc:
         return Check("tests", WARN, str(exc).splitlines()[0], "set test_command in k2lsp.toml")
-    name = runner_name(base, repo)
-    probe = (
-        f"{base} --collect-only -q -p no:cacheprovider"
-        if name == "pytest"
-        else f"command -v {shlex.split(base)[0]}"
+    finally:
+        copy.cleanup()
+    return _tests_check(report, sandbox.name, str(copy.root))
+
+
+def _tests_check(report: Any, name: str, where: str) -> Check:
+    collected = report.total + report.skipped
+    label = f"tests ({name})"
+    first = next(
+        (f"{f.test_id}: {f.message.splitlines()[0]}" for f in report.failures if f.message), ""
     )
-    # read-only: the doctor never changes the user's tree (not even permission bits)
-    with get_sandbox(kind, repo, SandboxSettings(image=image, read_only_root=True)) as sb:
-        res = sb.run(probe, timeout_s=300, env={"PYTHONDONTWRITEBYTECODE": "1"})
-    if res.exit_code == 0:
-        return Check(f"tests ({kind})", OK, f"`{base}` starts in the sandbox")
-    tail = res.output.strip()[-400:]
-    hint = _missing_dependency(res.output)
+    summary = (
+        f"`{report.command}` in a run copy ({where}): {collected} collected, "
+        f"{report.passed} passed, {report.failed} failed, {report.errors} errors"
+    )
+    if report.ok:
+        return Check(label, OK, summary)
+    if report.passed or report.failed:
+        return Check(label, WARN, f"{summary}; first error: {first}", "the tests run; some fail")
+    text = report.output_tail + "\n".join(f.message for f in report.failures)
+    hint = _missing_dependency(text)
     fix = (
-        f"{hint} is not importable in the {kind} sandbox: install it in the image "
-        "(edit sandbox/Dockerfile, then `k2lsp sandbox build`) or, with bwrap, in a .venv in the "
-        "repository"
+        f"{hint} is not importable in the {name} sandbox: install it in the project's .venv "
+        "(bwrap uses it) or in the image (edit sandbox/Dockerfile, then `k2lsp sandbox build`)"
         if hint
-        else f"make `{base}` work inside the sandbox, or set test_command in k2lsp.toml"
+        else f"make `{report.command}` work inside the sandbox, or set test_command in k2lsp.toml"
     )
-    if "Permission denied" in res.output and repo.stat().st_uid == 0:
+    if "permission error" in report.diagnosis:
         fix = (
-            "the unprivileged sandbox user cannot read some files of this root-owned "
-            "repository (runs use a private copy it owns; this check reads your tree as is); "
-            "make them readable (chmod -R o+rX) or run k2lsp as the repository's owner"
+            f"the {name} sandbox user cannot read some files of the run copy; run k2lsp as "
+            "the repository's owner, make them readable (chmod -R o+rX), or use --sandbox bwrap"
         )
-    if name == "pytest" and res.exit_code == 5:
-        return Check(
-            f"tests ({kind})", WARN, f"`{base}` collected no tests", "check the test paths"
-        )
-    return Check(f"tests ({kind})", FAIL, f"`{probe}` exited {res.exit_code}: {tail}", fix)
+    detail = report.diagnosis or first or report.headline()
+    return Check(label, FAIL, f"{summary}: {detail}", fix)
 
 
 def _missing_dependency(output: str) -> str:
@@ -188,6 +239,12 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--image", default=None, help="docker image (default: from settings)")
     parser.add_argument("--test-command", default=None, help="test command to try")
     parser.add_argument("--skip-tests", action="store_true", help="do not try the test command")
+    parser.add_argument(
+        "--sandbox",
+        default=None,
+        choices=["auto", "docker", "bwrap", "none"],
+        help="backend to try the tests in (default: K2LSP_SANDBOX or settings, else auto)",
+    )
     args = parser.parse_args(argv)
     repo = Path(args.repo).expanduser().resolve()
     if not repo.is_dir():
@@ -197,11 +254,18 @@ def cli(argv: list[str]) -> int:
 
     settings = load_settings(repo, notify=lambda _: None)
     image = args.image or settings.sandbox_image
-    checks = [check_trust(repo, settings.untrusted), *check_docker(image), check_bwrap()]
-    auto, kind = check_auto(repo, image)
+    checks = [
+        check_trust(repo, settings.untrusted),
+        check_model(settings),
+        *check_docker(image),
+        check_bwrap(),
+    ]
+    wanted = args.sandbox or settings.sandbox or "auto"
+    auto, kind = check_auto(repo, image, wanted)
     checks.append(auto)
     if kind and not args.skip_tests:
-        checks.append(check_tests(repo, kind, image, args.test_command or settings.test_command))
+        command = args.test_command or settings.test_command
+        checks.append(check_tests(repo, wanted, image, command, settings))
     for check in checks:
         print(check.render())
     failed = [c for c in checks if c.status == FAIL]

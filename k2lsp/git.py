@@ -183,19 +183,33 @@ def _deliver_branch(
             patch=patch,
             patch_file=saved,
         )
+    from k2lsp import branchbase
+
     ref = f"refs/heads/{run_copy.branch}"
-    parent = gitcmd.rev(run_copy.source, ref) or run_copy.base_commit
-    tree = run_copy.snapshot_now()
+    old = gitcmd.rev(run_copy.source, ref) or run_copy.base_commit
+    head = branchbase.user_head(run_copy.source)
+    on_head = (
+        branchbase.tree_on_head(run_copy.source, head, patch, run_copy.prefix) if head else None
+    )
+    if on_head and head:
+        tree, parent = on_head, head
+        basis = "built on your HEAD without your uncommitted edits, so it merges on a dirty tree"
+    else:
+        tree, parent = run_copy.snapshot_now(), old
+        basis = (
+            "built on your starting state INCLUDING your uncommitted edits (the run's changes "
+            "do not apply to HEAD alone); commit or stash your edits before merging"
+        )
     first = " ".join(task.split())[:60] or "changes"
     message = f"k2lsp: {first}\n\nTask: {task.strip()}\n\nK2lsp-Run: {run_copy.run_id}\n{TRAILER}\n"
     commit = gitcmd.commit_tree(run_copy.worktree, tree, [parent], message)
-    gitcmd.run(run_copy.source, "update-ref", "-m", "k2lsp: deliver run", ref, commit, parent)
+    gitcmd.run(run_copy.source, "update-ref", "-m", "k2lsp: deliver run", ref, commit, old)
     gitcmd.run(run_copy.worktree, "reset", "-q", check=False)  # the copy's index follows
     return Delivery(
         "branch",
         Outcome.SUCCESS,
         f"committed {len(changes.files)} file(s) as {commit[:12]} on branch "
-        f"{run_copy.branch}; your branch and files are untouched "
+        f"{run_copy.branch} ({basis}); your branch and files are untouched "
         f"(take it with `git merge {run_copy.branch}`)",
         branch=run_copy.branch,
         commit=commit,

@@ -55,6 +55,10 @@ class SandboxSettings:
     tmp_mb: int = 1024  # size of the private /tmp tmpfs
     shm_mb: int = 64  # size of /dev/shm
     ro_paths: list[str] = field(default_factory=list)  # extra host paths visible read-only
+    # (host_path, sandbox_path) read-only binds: the project's .venv / node_modules placed into
+    # the run copy (k2lsp.testrun.env.project_binds); project_source is the user's folder
+    ro_binds: list[tuple[str, str]] = field(default_factory=list)
+    project_source: str | None = None
     read_only_root: bool = False  # mount the run copy read-only (probes of a user's own tree)
 
     @classmethod

@@ -168,6 +168,8 @@ class BwrapSandbox(Sandbox):
             args += ["--ro-bind-try", str(path), str(path)]
         args += ["--ro-bind" if s.read_only_root else "--bind", str(self.root), str(self.root)]
         args += ["--bind", str(self.scratch), str(self.scratch)]
+        for host, target in s.ro_binds:  # the project's .venv / node_modules (testrun.env)
+            args += ["--ro-bind", host, target]
         if os.geteuid() == 0:  # uid 0 without capabilities may still write some kernel knobs
             for knob in PROC_KNOBS:
                 args += ["--ro-bind-try", knob, knob]

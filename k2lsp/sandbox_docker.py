@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -163,6 +165,7 @@ class DockerSandbox(Sandbox):
         self._active: set[str] = set()
         self._lock = threading.Lock()
         self._api: Any = None
+        self._cover: Path | None = None  # empty folders shown over untraversable ones
         self._closes = 0  # close() calls so far: a run that sees it change was cancelled
 
     @classmethod
@@ -195,11 +198,40 @@ class DockerSandbox(Sandbox):
         ]
         for path in [*git_dirs(self.root), *(Path(p) for p in s.ro_paths)]:
             binds.append(f"{path}:{path}:ro")
+        for host, target in s.ro_binds:  # the project's .venv / node_modules (testrun.env)
+            if ":" not in host + target:
+                binds.append(f"{host}:{target}:ro")
         tmpfs = {"/tmp": f"rw,exec,nosuid,size={s.tmp_mb}m", "/run": "rw,nosuid,size=16m"}
         shown = [self.root, self.scratch, home, *git_dirs(self.root)]
+        shown += [Path(p) for p in s.ro_paths] + [Path(t) for _, t in s.ro_binds]
         for hidden in untraversable_ancestors(shown, self.uid, self.gid):
-            tmpfs.setdefault(str(hidden), "rw,nosuid,nodev,noexec,size=16m,mode=755")
+            # Not a tmpfs: runc gives a tmpfs the mode of the image's folder it covers (the
+            # image's /root is 0700), whatever `mode=` says. A read-only bind of an empty
+            # folder k2lsp made (0755, only the mount points below it) keeps its own mode.
+            binds.insert(0, f"{self._cover_for(hidden, shown)}:{hidden}:ro")
         return binds, tmpfs
+
+    def _cover_for(self, hidden: Path, shown: list[Path]) -> Path:
+        """An empty 0755 folder holding just the mount points of `shown` below `hidden`.
+
+        It lives in a private folder the sandbox never sees, so no command can swap it."""
+        with self._lock:
+            if self._cover is None:
+                self._cover = Path(tempfile.mkdtemp(prefix="k2lsp-cover-"))
+                os.chmod(self._cover, 0o755)
+        cover = self._cover / uuid.uuid4().hex[:12]
+        cover.mkdir()
+        os.chmod(cover, 0o755)
+        for path in shown:
+            if hidden not in Path(path).parents:
+                continue
+            at = cover
+            for part in Path(path).relative_to(hidden).parts:
+                at = at / part
+                if not at.is_dir():
+                    at.mkdir()
+                    os.chmod(at, 0o755)
+        return cover
 
     def _create(self, argv: list[str], workdir: Path, env: dict[str, str]) -> str:
         s = self.settings
@@ -347,6 +379,9 @@ class DockerSandbox(Sandbox):
             active = list(self._active)
         for cid in active:
             self._remove(cid)
+        if self._cover is not None:
+            shutil.rmtree(self._cover, ignore_errors=True)
+            self._cover = None
         super().close()
 
     def describe(self) -> str:

@@ -254,22 +254,30 @@ def test_unparseable_output_is_not_counted(tmp_path: Path) -> None:
     [
         ({"pyproject.toml": "[tool.pytest.ini_options]\n", "x.py": ""}, "python3 -m pytest -q"),
         ({"tests/test_a.py": "import pytest\n"}, "python3 -m pytest -q"),
-        ({"tests/test_a.py": "import unittest\n"}, "python3 -m unittest discover -v"),
+        (
+            {"tests/test_a.py": "import unittest\nclass T(unittest.TestCase): pass\n"},
+            "python3 -m unittest discover -v -s tests -t tests",
+        ),
         (
             {"package.json": '{"scripts": {"test": "vitest run"}}', "pnpm-lock.yaml": ""},
-            "pnpm test",
+            "vitest run",
         ),
-        ({"package.json": '{"scripts": {"test": "jest"}}', "yarn.lock": ""}, "yarn test"),
         (
-            {
-                "package.json": NPM_INIT_PACKAGE,
-            },
-            "npx jest",
+            {"package.json": '{"scripts": {"pretest": "tsc", "test": "jest"}}', "yarn.lock": ""},
+            "jest",
         ),
+        (
+            {"package.json": '{"scripts": {"test": "make check || exit 1"}}', "yarn.lock": ""},
+            "yarn test --ignore-scripts",
+        ),
+        ({"package.json": NPM_INIT_PACKAGE}, "jest --ci"),
         ({"go.mod": "module m\n"}, "go test ./..."),
         ({"Cargo.toml": "[package]\n"}, "cargo test --no-fail-fast"),
         ({"Makefile": "all:\n\ttrue\ntest: all\n\ttrue\n"}, "make test"),
-        ({".venv/bin/python": "", "conftest.py": ""}, ".venv/bin/python -m pytest -q"),
+        (
+            {".venv/bin/python": "", ".venv/pyvenv.cfg": "home = /usr/bin\n", "conftest.py": ""},
+            ".venv/bin/python -m pytest -q",
+        ),
     ],
 )
 def test_runner_detection(files: dict[str, str], expected: str, tmp_path: Path) -> None:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
-import tomllib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from k2lsp.errors import UsageError
+from k2lsp.testrun import jsdetect, pydetect
+from k2lsp.testrun.env import has_module, venv_in
 
-NPM_DEFAULT_TEST = "no test specified"
-_SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "target", "build", "dist", "__pycache__"}
+NPM_DEFAULT_TEST = jsdetect.NPM_DEFAULT_TEST
 
 
 @dataclass
@@ -26,19 +25,58 @@ class Runner:
     junit: Path | None = None
 
 
-def python_for(root: Path) -> str:
-    """The interpreter to run Python tests with: the run copy's own venv, else python3."""
-    for venv in (".venv", "venv"):
-        if (root / venv / "bin" / "python").exists():
-            return f"{venv}/bin/python"
-    return "python3"
+def python_for(root: Path, binds: list[tuple[str, str]] | None = None) -> str:
+    """The interpreter to run Python tests with: the project's venv (bound into the run copy
+    or inside it), else python3."""
+    found = venv_in(root, binds or [])
+    return found[0] if found else "python3"
+
+
+@dataclass
+class Detection:
+    """The detected command, why it was chosen, and runners to try when it collects nothing."""
+
+    command: str
+    reason: str
+    fallbacks: list[tuple[str, str]] = field(default_factory=list)
+
+
+def detect(root: Path, binds: list[tuple[str, str]] | None = None) -> Detection:
+    """The test command a developer would type in `root`, or UsageError when none is found."""
+    found = venv_in(root, binds or [])
+    py = found[0] if found else "python3"
+    prefix = found[1] if found else None
+    pyd = pydetect.detect(root, py, lambda name: has_module(prefix, name))
+    if pyd is not None:
+        return Detection(pyd.command, pyd.reason, pyd.fallbacks)
+    js = jsdetect.detect(root)
+    if js is not None:
+        return Detection(js[0], js[1])
+    for detector in (_go_command, _cargo_command, _make_command):
+        cmd = detector(root)
+        if cmd:
+            return Detection(cmd, "declared by the project")
+    raise UsageError(
+        "no test runner detected (looked for pytest/unittest/tox/hatch, package.json test "
+        "script, node:test, go.mod, Cargo.toml, a Makefile `test` target); pass `command`, e.g. "
+        'run_tests(command="pytest -q"), or set test_command in k2lsp.toml'
+    )
+
+
+def detect_command(root: Path, binds: list[tuple[str, str]] | None = None) -> str:
+    """The detected test command for `root` (UsageError when none is found)."""
+    return detect(root, binds).command
 
 
 def build_runner(
-    root: Path, scratch: Path, command: str | None = None, paths: list[str] | None = None
+    root: Path,
+    scratch: Path,
+    command: str | None = None,
+    paths: list[str] | None = None,
+    binds: list[tuple[str, str]] | None = None,
 ) -> Runner:
     """The runner for an explicit `command`, or the detected one, with `paths` appended."""
-    base = command.strip() if command and command.strip() else detect_command(root)
+    base = command.strip() if command and command.strip() else detect_command(root, binds)
     quoted = " ".join(shlex.quote(p) for p in paths or [])
     display = f"{base} {quoted}".strip()
     name = runner_name(base, root)
@@ -77,107 +115,15 @@ def runner_name(command: str, root: Path) -> str:
     if re.search(r"\bjest\b", text):
         return "jest"
     if words and words[0] in ("npm", "yarn", "pnpm"):
-        script = _package_json(root).get("scripts", {}).get("test", "")
-        return "vitest" if "vitest" in script else "jest" if "jest" in script else words[0]
+        script = jsdetect.package_json(root).get("scripts", {}).get("test", "")
+        family = jsdetect.runner_family(str(script))
+        return family if family != "custom" else words[0]
+    family = jsdetect.runner_family(text)
+    if family != "custom":
+        return family
     if words[:2] == ["make", "test"]:
         return "make"
     return "custom"
-
-
-def detect_command(root: Path) -> str:
-    """The test command a developer would type in `root`, or UsageError when none is found."""
-    for detector in (_python_command, _node_command, _go_command, _cargo_command, _make_command):
-        cmd = detector(root)
-        if cmd:
-            return cmd
-    raise UsageError(
-        "no test runner detected (looked for pytest/unittest, package.json test script, go.mod, "
-        "Cargo.toml, a Makefile `test` target); pass `command`, e.g. "
-        'run_tests(command="pytest -q"), or set test_command in k2lsp.toml'
-    )
-
-
-def _python_command(root: Path) -> str | None:
-    py = python_for(root)
-    if _has_pytest_config(root):
-        return f"{py} -m pytest -q"
-    test_files = _python_test_files(root)
-    if not test_files:
-        return None
-    uses_pytest = (
-        any("pytest" in _head(f) for f in test_files[:50]) or (root / "conftest.py").exists()
-    )
-    requirements = " ".join(
-        _head(root / n)
-        for n in ("requirements-dev.txt", "requirements.txt", "setup.py", "setup.cfg", "tox.ini")
-    )
-    if uses_pytest or "pytest" in requirements:
-        return f"{py} -m pytest -q"
-    return f"{py} -m unittest discover -v"
-
-
-def _has_pytest_config(root: Path) -> bool:
-    if (root / "pytest.ini").exists() or (root / "conftest.py").exists():
-        return True
-    pyproject = root / "pyproject.toml"
-    if pyproject.exists():
-        try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-            data = {}
-        if "pytest" in data.get("tool", {}):
-            return True
-    for name, section in (("setup.cfg", "[tool:pytest]"), ("tox.ini", "[pytest]")):
-        if section in _head(root / name, 200_000):
-            return True
-    return False
-
-
-def _python_test_files(root: Path) -> list[Path]:
-    out: list[Path] = []
-    for pattern in ("test_*.py", "*_test.py"):
-        for path in root.rglob(pattern):
-            if not _SKIP_DIRS.intersection(path.relative_to(root).parts):
-                out.append(path)
-    return sorted(out)
-
-
-def _head(path: Path, limit: int = 20_000) -> str:
-    try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            return fh.read(limit)
-    except OSError:
-        return ""
-
-
-def _package_json(root: Path) -> dict:  # type: ignore[type-arg]
-    try:
-        data = json.loads((root / "package.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _node_command(root: Path) -> str | None:
-    pkg = _package_json(root)
-    if not pkg:
-        return None
-    script = str(pkg.get("scripts", {}).get("test", ""))
-    manager = (
-        "pnpm"
-        if (root / "pnpm-lock.yaml").exists()
-        else "yarn"
-        if (root / "yarn.lock").exists()
-        else "npm"
-    )
-    if script and NPM_DEFAULT_TEST not in script:
-        return f"{manager} test"
-    deps = {**pkg.get("devDependencies", {}), **pkg.get("dependencies", {})}
-    if "vitest" in deps:
-        return "npx vitest run"
-    if "jest" in deps:
-        return "npx jest"
-    return None
 
 
 def _go_command(root: Path) -> str | None:
@@ -190,6 +136,6 @@ def _cargo_command(root: Path) -> str | None:
 
 def _make_command(root: Path) -> str | None:
     for name in ("Makefile", "makefile", "GNUmakefile"):
-        if re.search(r"^test\s*:", _head(root / name, 200_000), re.M):
+        if re.search(r"^test\s*:", pydetect.read_head(root / name), re.M):
             return "make test"
     return None

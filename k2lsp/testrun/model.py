@@ -41,6 +41,8 @@ class TestReport:
     limits_hit: list[str] = field(default_factory=list)
     output_tail: str = ""
     passed_ids: list[str] = field(default_factory=list)
+    diagnosis: str = ""  # what happened when no counts could be read (testrun.diagnose)
+    notes: list[str] = field(default_factory=list)  # fallbacks tried, environment warnings
 
     __test__ = False  # not a pytest class
 
@@ -85,10 +87,8 @@ class TestReport:
             f"{self.skipped} skipped"
         )
         if self.no_tests:
-            return (
-                f"0 tests ran (NOT a success): {counts}; exit code {self.exit_code}. "
-                "The runner collected no test: check the command, paths and test discovery."
-            )
+            what = self.diagnosis or f"exit code {self.exit_code}"
+            return f"0 tests ran (NOT a success): {what}"
         if self.ok:
             return f"PASSED: {counts}"
         if not (self.failed or self.errors):

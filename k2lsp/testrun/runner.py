@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from k2lsp.sandbox import CommandResult, Sandbox, read_untrusted
-from k2lsp.testrun.detect import Runner, build_runner
+from k2lsp.testrun.detect import Detection, Runner, build_runner, detect
+from k2lsp.testrun.diagnose import diagnose
+from k2lsp.testrun.env import foreign_paths, test_env
+from k2lsp.testrun.jsparse import parse_mocha, parse_tap
 from k2lsp.testrun.model import TestReport
 from k2lsp.testrun.parsers import parse_cargo, parse_go_json, parse_junit, parse_summary
+from k2lsp.testrun.pydetect import test_files
 
 TAIL_CHARS = 4000
 TEST_ENV = {
@@ -27,10 +31,55 @@ def run_tests(
     paths: list[str] | None = None,
     timeout_s: float = 600.0,
 ) -> TestReport:
-    """Detect (or take) the test command, run it in `sandbox`, parse what it printed."""
-    runner = build_runner(sandbox.root, sandbox.scratch, command, paths)
-    result = sandbox.run(runner.command, timeout_s=timeout_s, env=TEST_ENV)
-    return parse_result(runner, result, sandbox.root)
+    """Detect (or take) the test command, run it in `sandbox`, parse what it printed.
+
+    When the detected runner collects no test although test files exist, the next plausible
+    runner is tried and the report says so.
+    """
+    root = sandbox.root
+    binds = list(getattr(sandbox.settings, "ro_binds", None) or [])
+    detection: Detection | None = None
+    if not (command and command.strip()):
+        detection = detect(root, binds)
+        command = detection.command
+    report = _run_once(sandbox, command, paths, timeout_s, binds)
+    if detection is None or not report.no_tests or report.timed_out or paths:
+        return report
+    if not test_files(root, limit=1):
+        return report
+    for fallback, name in detection.fallbacks:
+        retry = _run_once(sandbox, fallback, paths, timeout_s, binds)
+        if retry.total:
+            retry.notes.insert(
+                0,
+                f"`{command}` ({detection.reason}) collected 0 tests ({report.diagnosis}); "
+                f"ran {name} instead",
+            )
+            return retry
+    return report
+
+
+def _run_once(
+    sandbox: Sandbox,
+    command: str,
+    paths: list[str] | None,
+    timeout_s: float,
+    binds: list[tuple[str, str]],
+) -> TestReport:
+    runner = build_runner(sandbox.root, sandbox.scratch, command, paths, binds)
+    env = {**TEST_ENV, **test_env(sandbox.root, binds)}
+    path = env.pop("PATH", "")
+    line = f'PATH="{path}:$PATH"; export PATH; {runner.command}' if path else runner.command
+    result = sandbox.run(line, timeout_s=timeout_s, env=env)
+    report = parse_result(runner, result, sandbox.root)
+    source = getattr(sandbox.settings, "project_source", None)
+    foreign = foreign_paths(result.output, sandbox.root, Path(source) if source else None)
+    if foreign:
+        report.notes.append(
+            "the tests imported the project's code from OUTSIDE the run copy (so they did not "
+            f"test the run's changes): {', '.join(foreign[:3])}"
+        )
+    return report
 
 
 def parse_result(runner: Runner, result: CommandResult, root: Path) -> TestReport:
@@ -55,8 +104,16 @@ def parse_result(runner: Runner, result: CommandResult, root: Path) -> TestRepor
         output = _go_plain(output)
     elif runner.name == "cargo":
         parsed = parse_cargo(output, report, root)
+    elif runner.name == "mocha":
+        parsed = parse_mocha(output, report, root)
+    elif runner.name in ("tap", "node-test"):
+        parsed = parse_tap(output, report, root)
     if not parsed and not parse_summary(output, report, root):
-        report.parsed_from = "exit-code"
+        parsed = parse_mocha(output, report, root) or parse_tap(output, report, root)
+        if not parsed:
+            report.parsed_from = "exit-code"
+    if report.total == 0:
+        report.diagnosis = diagnose(result.exit_code, output, result.limits_hit, runner.name)
     report.output_tail = output[-TAIL_CHARS:]
     return report
 
@@ -88,6 +145,7 @@ def format_report(report: TestReport, *, max_failures: int = 20, warning: str = 
         parts.insert(0, f"WARNING: {warning}")
     if report.limits_hit:
         parts.append(f"limits hit: {', '.join(report.limits_hit)}")
+    parts.extend(f"NOTE: {note}" for note in report.notes)
     if report.parsed_from == "exit-code":
         parts.append("Could not read test counts from the output; judge from the output below.")
     for failure in report.failures[:max_failures]:

@@ -134,6 +134,12 @@ _PYTHON = re.compile(r"python[0-9.]*")
 _PYTEST_FLAGS = re.compile(
     r"-q|-qq|-v|-vv|-x|-s|-l|-rA|-ra|--no-header|--lf|--ff|--exitfirst|--quiet|--verbose"
     r"|--tb=(auto|long|short|line|native|no)|--maxfail=[0-9]+|--durations=[0-9]+|no:[A-Za-z_]+"
+    r"|-p|--no-cov|--import-mode=(prepend|append|importlib)|-o|addopts=|--override-ini=addopts="
+    r"|--rootdir=[A-Za-z0-9_./-]*|--continue-on-collection-errors|--doctest-modules"
+)
+_NODE_FLAGS = re.compile(
+    r"--test|--test-reporter=(tap|spec|dot)|--test-only|--test-name-pattern=[A-Za-z0-9_ .-]+"
+    r"|[A-Za-z0-9_./-]+\.(js|mjs|cjs|ts)|[A-Za-z0-9_./-]+/"
 )
 _RUNNER_FLAGS = {
     "go": re.compile(r"-v|-short|-race|-failfast|-count=[0-9]+|\./[A-Za-z0-9_/]*(\.\.\.)?"),
@@ -153,6 +159,8 @@ def plain_test_command(command: str) -> bool:
         flags, allowed = words[2:], _RUNNER_FLAGS[prog]
     elif words[0] in ("pytest", "py.test"):
         flags, allowed = words[1:], _PYTEST_FLAGS
+    elif words[0] == "node" and words[1:2] == ["--test"]:
+        flags, allowed = words[2:], _NODE_FLAGS
     elif _PYTHON.fullmatch(prog) and words[1:3] in (["-m", "pytest"], ["-m", "unittest"]):
         flags, allowed = words[3:], _PYTEST_FLAGS
     else:
@@ -160,6 +168,10 @@ def plain_test_command(command: str) -> bool:
     for i, word in enumerate(flags):
         if word == "-p" and i + 1 < len(flags) and flags[i + 1].startswith("no:"):
             continue  # `-p no:NAME` only disables a plugin
+        if word == "-p" or (word == "-o" and flags[i + 1 : i + 2] != ["addopts="]):
+            return False  # `-p NAME` loads a plugin; `-o` only to clear addopts
+        if word == "addopts=" and flags[i - 1 : i] != ["-o"]:
+            return False
         if not allowed.fullmatch(word) or (word.startswith("no:") and flags[i - 1 : i] != ["-p"]):
             return False
     return True
@@ -174,7 +186,8 @@ async def _approve_test_command(
     known = configured
     if not known:
         try:
-            known = await asyncio.to_thread(detect_command, sandbox.root)
+            binds = list(getattr(sandbox.settings, "ro_binds", None) or [])
+            known = await asyncio.to_thread(detect_command, sandbox.root, binds)
         except K2lspError:
             known = None
     if known and command.split() == known.split():
