@@ -425,3 +425,19 @@ def test_unusable_cache_folder_falls_back_to_a_temporary_store(
     assert "cannot use the repo map store" in caplog.text
     assert not rmap.store.path.is_relative_to(repo)
     assert rmap.refresh().parsed == 5 and "class Engine" in rmap.render(1024)
+
+
+def test_large_cold_build_spilled_to_the_store_equals_one_in_memory(
+    repo: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from k2lsp.code import repomap
+
+    (repo / "more.py").write_text("from core import helper\n\n\ndef more():\n    return helper()\n")
+    whole = RepoMap(repo, cache)
+    whole.refresh()
+    monkeypatch.setattr(repomap, "_BULK_FILES", 2)  # spill the totals every two files
+    spilled = RepoMap(repo, cache.parent / "spilled-cache")
+    spilled.refresh()
+    assert spilled._spilled
+    assert spilled.totals() == whole.totals() and _rows(spilled) == _rows(whole)
+    assert spilled.render(1024) == whole.render(1024)

@@ -75,6 +75,7 @@ _RACY_NS = 2_000_000_000  # mtimes this close to the last check are re-hashed
 _MAX_MAP_FILE_BYTES = 1_000_000
 _CHARS_PER_TOKEN = 4
 _RECORDS_KEPT = 256  # raw records kept in memory (the files one render or edit touches)
+_BULK_FILES = 4000  # a cold build keeps totals of this many files in memory, then spills
 _UNUSED_RECORDS = 4096  # records of contents no file has any more, kept for a switch back
 MAX_FILES = (
     50_000  # a map of more files than this would take minutes to build; the rest is left out
@@ -152,6 +153,7 @@ class RepoMap:
         self._new_files: list[tuple[Any, ...]] = []
         self._bulk_files: dict[str, tuple[tuple[str, ...], bytes]] = {}
         self._known_records = True
+        self._spilled = False
 
     # ----- keeping up to date -------------------------------------------------------------
     def refresh(self) -> RefreshStats:
@@ -207,7 +209,9 @@ class RepoMap:
         stats = RefreshStats()
         bulk = not self.index  # cold: totals and ranks computed once at the end
         if bulk:
-            self._bulk_files = {}
+            self._bulk_files, self._spilled = {}, False
+            self.store.db.execute("DELETE FROM names")
+            self.store.db.execute("DELETE FROM defs")
             self._known_records = (
                 self.store.db.execute("SELECT 1 FROM records").fetchone() is not None
             )
@@ -280,6 +284,8 @@ class RepoMap:
         self._set_entry(rel, (mtime, size, digest, now))
         if bulk:
             self._bulk_files[rel] = (rec[4], rec[3])  # what scoring needs, kept until the end
+            if len(self._bulk_files) >= _BULK_FILES:
+                self._spill()
         else:
             self._changed.add(rel)
         self._count(old_rec, rec, votes)
@@ -365,28 +371,55 @@ class RepoMap:
                     rows.append((raw, i, rec[4][i], neg))
             db.executemany("INSERT INTO defs VALUES (?, ?, ?, ?)", rows)
 
+    def _spill(self) -> None:
+        """Add a cold build's totals so far to the store and forget them (bounded memory)."""
+        self._flush_rows()
+        defs = self._defs_delta
+        rows = [(n, v, defs.pop(n, 0)) for n, v in self._votes_delta.items()]
+        rows += [(n, 0, d) for n, d in defs.items()]
+        rows.sort()
+        self.store.db.executemany(
+            "INSERT INTO names VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+            "votes = votes + excluded.votes, defs = defs + excluded.defs",
+            rows,
+        )
+        self._votes_delta, self._defs_delta, self._bulk_files = {}, Counter(), {}
+        self._spilled = True
+
     def _bulk_rank(self) -> None:
-        """Totals and ranks of every file from scratch (after a cold build)."""
+        """Totals and ranks of every file from scratch (after a cold build). A small
+        repository is scored from memory; a large one was spilled to the store as it was
+        read and is scored from there in batches."""
         from k2lsp.code.rank import file_entries
 
         db = self.store.db
-        defs = {n: d for n, d in self._defs_delta.items() if d > 0}
-        rows = [(n, v, defs.get(n, 0)) for n, v in self._votes_delta.items() if v]
-        rows += [(n, 0, d) for n, d in defs.items() if not self._votes_delta.get(n)]
-        db.execute("DELETE FROM names")
-        db.execute("DELETE FROM defs")
-        rows.sort()  # in key order: appends to the table's b-tree
-        db.executemany("INSERT INTO names VALUES (?, ?, ?)", rows)
-        totals = {r[0]: (r[1], r[2]) for r in rows if r[2] > 0}
-        del rows
-        self._votes_delta, self._defs_delta = {}, Counter()
-        db.execute("DROP INDEX IF EXISTS defs_rank")
+        db.execute("DROP INDEX IF EXISTS defs_rank")  # built once at the end: faster
         db.execute("DROP INDEX IF EXISTS defs_name")
-        bulk, self._bulk_files = self._bulk_files, {}
-        for batch in chunks(sorted(bulk), 500):
+        totals: dict[str, tuple[int, int]] = {}
+        if not self._spilled:
+            defs = {n: d for n, d in self._defs_delta.items() if d > 0}
+            rows = [(n, v, defs.get(n, 0)) for n, v in self._votes_delta.items() if v]
+            rows += [(n, 0, d) for n, d in defs.items() if not self._votes_delta.get(n)]
+            rows.sort()  # in key order: appends to the table's b-tree
+            db.executemany("INSERT INTO names VALUES (?, ?, ?)", rows)
+            totals = {r[0]: (r[1], r[2]) for r in rows if r[2] > 0}
+            del rows
+            self._votes_delta, self._defs_delta = {}, Counter()
+            files: Iterable[tuple[str, tuple[str, ...], bytes]] = (
+                (rel, *self._bulk_files[rel]) for rel in sorted(self._bulk_files)
+            )
+        else:
+            self._spill()
+            cur = db.execute(
+                "SELECT f.path, r.names, r.statics FROM files f "
+                "JOIN records r ON r.digest = f.digest ORDER BY f.path"
+            )
+            files = ((dec(p), marshal.loads(n), st) for p, n, st in cur)
+        for batch in chunks(files, 500):
+            if self._spilled:
+                totals = self.store.totals(n for _rel, names, _st in batch for n in names)
             out = []
-            for rel in batch:
-                names, statics = bulk.pop(rel)
+            for rel, names, statics in batch:
                 if not names:
                     continue
                 raw = enc(rel)
@@ -394,6 +427,7 @@ class RepoMap:
                     out.append((raw, i, names[i], neg))
             out.sort(key=lambda r: (r[0], r[1]))
             db.executemany("INSERT INTO defs VALUES (?, ?, ?, ?)", out)
+        self._bulk_files = {}
         db.execute("CREATE INDEX defs_rank ON defs(neg, path, idx)")
         db.execute("CREATE INDEX defs_name ON defs(name, path)")
 
