@@ -238,8 +238,7 @@ class RepoMap:
             ):
                 continue
             self._update(rel, st.st_mtime_ns, st.st_size, now, old, stats, bulk)
-        gone = [r for r in index if r not in seen] if len(seen) != len(index) else []
-        for rel in gone:
+        for rel in [r for r in index if r not in seen]:
             self._remove(rel)
             stats.removed += 1
         stats.files = len(seen)
