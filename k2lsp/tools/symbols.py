@@ -120,7 +120,7 @@ def find_symbol(ctx: ToolContext, args: FindSymbolParams) -> str:
         defs = [(rel, s) for rel, s in rmap.definitions(name) if _under(rel, only)]
         exact = [(rel, s) for rel, s in defs if s.qualname == name or s.name == name]
         defs = exact or defs
-        all_names = sorted(rmap.defcount) if not defs else []
+        all_names = rmap.defined_names() if not defs else []
     out: list[str] = []
     if defs:
         out.append(f"{len(defs)} definition(s) of {name!r}:")
