@@ -195,9 +195,7 @@ async def test_the_four_consumers_agree_on_the_file_set(repo: Path) -> None:
 
 
 async def test_git_dir_in_the_environment_does_not_redirect_any_consumer(repo: Path) -> None:
-    everything = (
-        await _listed(repo) | await _searched(repo) | await _mapped(repo) | _checked(repo)
-    )
+    everything = await _listed(repo) | await _searched(repo) | await _mapped(repo) | _checked(repo)
     assert "other_only.py" not in everything and "gen/other_gen.py" not in everything
     assert "main.py" in everything
 
