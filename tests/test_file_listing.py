@@ -215,3 +215,22 @@ async def test_dot_git_is_never_listed_even_when_asked_for(repo: Path) -> None:
     assert ".git/" not in res.text and "HEAD" not in res.text
     res = await build_registry().execute("search", {"pattern": "base", "path": ".git"}, _ctx(repo))
     assert "COMMIT_EDITMSG" not in res.text and "logs/HEAD" not in res.text
+
+
+async def test_ignore_files_above_a_repository_top_do_not_apply(tmp_path: Path) -> None:
+    """A repository checked out inside another one's ignored folder lists what git lists there:
+    the outer repository's rules stop at the inner `.git`; a plain subfolder still obeys them."""
+    outer = tmp_path / "outer"
+    _git(tmp_path, "init", "-q", str(outer))
+    _write(outer, {".gitignore": "cache/\n*.log\n"})
+    inner = outer / "cache" / "ws"
+    _git(tmp_path, "init", "-q", str(inner))
+    _write(inner, {"a.py": _src("a"), "run.log": "x\n"})
+    plain = outer / "sub"
+    _write(plain, {"c.py": _src("c"), "run.log": "x\n"})
+    assert await _listed(inner) == {"a.py", "run.log"}
+    assert await _searched(inner) == {"a.py", "run.log"}
+    assert Workspace(inner).ignored(["a.py", "run.log"]) == set()
+    assert await _listed(plain) == {"c.py"}
+    assert await _searched(plain) == {"c.py"}
+    assert Workspace(plain).ignored(["c.py", "run.log"]) == {"run.log"}

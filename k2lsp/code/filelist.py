@@ -7,7 +7,8 @@ module, so `.gitignore` (nested, with `!` negations), `.ignore`, `.rgignore`,
 
 - hidden files are listed (`--hidden`), `.git` never is (`-g !.git`, file or folder);
 - ignore files apply in plain folders too (`--no-require-git`); tracked files that an ignore
-  rule matches are left out as well (ripgrep does not read the git index);
+  rule matches are left out as well (ripgrep does not read the git index); ignore files above
+  the root apply unless the root is the top of a git repository (`flags`);
 - symlinks are not followed and not listed (a link may point out of the workspace);
 - a folder given as the scope is listed only if the root listing lists it: naming an ignored
   folder does not bring its files back.
@@ -42,6 +43,14 @@ RG_TIMEOUT_S = 120.0
 # Environment variables never passed to ripgrep: git location overrides and ripgrep's own config.
 _SCRUB_PREFIXES = ("GIT_",)
 _SCRUB = frozenset({"RIPGREP_CONFIG_PATH"})
+
+
+def flags(root: Path) -> list[str]:
+    """The ignore flags for a walk of `root`: `LIST_FLAGS`, plus `--no-ignore-parent` when
+    `root` is the top of a git repository (as for git, ignore files above it belong to another
+    repository; below a plain folder or a repository's subfolder they still apply)."""
+    top = os.path.lexists(Path(root) / ".git")
+    return [*LIST_FLAGS, *(["--no-ignore-parent"] if top else [])]
 
 
 class ListingError(K2lspError):
@@ -103,7 +112,7 @@ def run_rg(args: Iterable[str], cwd: Path) -> subprocess.CompletedProcess[bytes]
 
 def list_files(root: Path, scope: str = "") -> list[str]:
     """Workspace-relative posix paths of the listed files under `scope` ("" = all), sorted."""
-    proc = run_rg(["--files", "--null", *LIST_FLAGS], Path(root))
+    proc = run_rg(["--files", "--null", *flags(root)], Path(root))
     if proc.returncode not in (0, 1):  # 1: nothing listed
         err = proc.stderr.decode("utf-8", "replace").strip()
         raise ListingError(f"listing files failed: {err or f'ripgrep exit {proc.returncode}'}")

@@ -74,7 +74,7 @@ def grep_word(
     if under and not filelist.scope_listed(root, under):
         return []
     cmd = [
-        *filelist.LIST_FLAGS,
+        *filelist.flags(root),
         "-n",
         "-w",
         "-F",

@@ -1,7 +1,7 @@
 """search: ripgrep over the workspace, hits as `path:line:text`.
 
 The files searched are the files `k2lsp.code.filelist` lists: ripgrep runs with the listing's own
-ignore flags (`filelist.LIST_FLAGS`), and a `path` inside an ignored folder finds nothing."""
+ignore flags (`filelist.flags`), and a `path` inside an ignored folder finds nothing."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ RG_PREVIEW_NOTE = " [... omitted end of long line]"
 
 RG_FLAGS = (
     "--heading", "--with-filename", "--line-number", "--null", "--color", "never",
-    "--max-columns-preview", *filelist.LIST_FLAGS,
+    "--max-columns-preview",
 )  # fmt: skip
 
 # path -> that file's hits as b"LINE:text\n" lines (the ripgrep --heading body form).
@@ -95,7 +95,7 @@ def _bad_regex(pattern: str, detail: str) -> str:
 
 def _rg_blocks(ctx: ToolContext, rel: str, args: SearchParams, notes: list[str]) -> Blocks:
     """Hits from ripgrep over the listed files under `rel`."""
-    cmd = [*RG_FLAGS, "--max-columns", str(LINE_CAP)]
+    cmd = [*RG_FLAGS, *filelist.flags(ctx.root), "--max-columns", str(LINE_CAP)]
     type_args = rg_type_args(args.glob) if args.glob else None
     cmd += type_args or []  # (`--glob` would override .gitignore; path globs filter below)
     if args.fixed_strings:
