@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from k2lsp.agent.events import Emitter, Event
+from k2lsp.code.filelist import ListingError
 from k2lsp.code.languages import EXTENSIONS
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext, ToolResult
@@ -234,3 +235,15 @@ async def test_ignore_files_above_a_repository_top_do_not_apply(tmp_path: Path) 
     assert await _listed(plain) == {"c.py"}
     assert await _searched(plain) == {"c.py"}
     assert Workspace(plain).ignored(["c.py", "run.log"]) == {"run.log"}
+
+
+async def test_without_ripgrep_every_consumer_says_what_is_missing(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("K2LSP_RG", "none")
+    for tool, args in (("list_files", {}), ("search", {"pattern": "def"})):
+        res = await build_registry().execute(tool, args, _ctx(repo))
+        assert not res.ok and "ripgrep binary (rg) was not found" in res.text, res.text
+        assert "K2LSP_RG" in res.text
+    with pytest.raises(ListingError, match="K2LSP_RG"):
+        Workspace(repo).ignored(["main.py"])

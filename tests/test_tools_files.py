@@ -27,10 +27,7 @@ from k2lsp.workspace import Workspace
 @pytest.fixture(params=["rg"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The one listing engine (ripgrep from the `ripgrep` wheel; no Python fallback)."""
-    if request.param == "python":
-        monkeypatch.setenv("K2LSP_RG", "none")
-    else:
-        monkeypatch.delenv("K2LSP_RG", raising=False)
+    monkeypatch.delenv("K2LSP_RG", raising=False)
     return str(request.param)
 
 

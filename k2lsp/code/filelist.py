@@ -64,9 +64,9 @@ class RgTimeout(ListingError):
 def rg_binary() -> str | None:
     """Path of the ripgrep binary (`K2LSP_RG` overrides), or None when there is none."""
     override = os.environ.get("K2LSP_RG", "").strip()
-    if override:
-        return override
-    return _discover_rg()
+    if override.lower() in ("none", "0", "off"):  # the retired Python scan: say what is missing
+        return None
+    return override or _discover_rg()
 
 
 @functools.lru_cache(maxsize=1)
