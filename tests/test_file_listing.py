@@ -241,7 +241,8 @@ async def test_without_ripgrep_every_consumer_says_what_is_missing(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("K2LSP_RG", "none")
-    for tool, args in (("list_files", {}), ("search", {"pattern": "def"})):
+    calls = (("list_files", {}), ("search", {"pattern": "def"}), ("repo_map", {}))
+    for tool, args in calls:
         res = await build_registry().execute(tool, args, _ctx(repo))
         assert not res.ok and "ripgrep binary (rg) was not found" in res.text, res.text
         assert "K2LSP_RG" in res.text
