@@ -88,6 +88,8 @@ class Settings:
     # retries (additions): base of the exponential backoff and its ceiling, in seconds
     retry_base_delay_s: float = 1.0
     retry_max_delay_s: float = 60.0
+    # a host-forced delay (Retry-After, "try again after N s") above this ends the attempt
+    max_retry_after_s: float = 120.0
     api_key_source: str = ""  # where the key came from: an env var name or a file path
     # repository keys ignored because the repository is not trusted (k2lsp.trust)
     untrusted: list[str] = field(default_factory=list)
