@@ -24,6 +24,7 @@ section "LSP initialize and code actions";      $PY bench/lsp_bench.py --jedi "$
 section "agent loop overhead per step";         $PY bench/loop_overhead.py
 section "K2 stream parsing vs bare SDK";        $PY bench/model_stream.py --runs "$runs"
 section "search vs raw ripgrep";                $PY bench/search_bench.py --runs 10
+section "file listing (ripgrep --files) vs git"; $PY bench/listing_bench.py --runs 10
 section "repo map vs Aider";                    $PY bench/repomap_bench.py --corpus "$corpus" --runs 3
 section "repo map at scale";                    $PY bench/scale_bench.py --sizes "$sizes"
 section "edit fidelity and the syntax gate";    $PY bench/edit_fidelity.py --corpus "$corpus"

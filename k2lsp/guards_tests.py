@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from k2lsp import gitcmd
+
 _TEST_NAME = re.compile(
     r"(^|/)(test_[^/]*\.py|[^/]*_test\.py|conftest\.py|[^/]*_test\.go|[^/]*\.(test|spec)\.[cm]?[jt]sx?"
     r"|[^/]*Test\.java|[^/]*_spec\.rb)$"
@@ -112,13 +114,11 @@ def _count(pattern: re.Pattern[str], text: str) -> int:
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    """git through the one runner: a run copy gets its own git dir, never a `.git` in it."""
-    from k2lsp import gitcmd
-
+    """Through the one git runner: no inherited GIT_DIR/GIT_WORK_TREE, no hooks, no pager."""
     try:
         return gitcmd.run(root, *args, check=False)
-    except gitcmd.GitError as exc:
-        return subprocess.CompletedProcess(["git"], 128, b"", str(exc).encode())
+    except gitcmd.GitError as exc:  # git missing or the folder gone: "not a git repo"
+        return subprocess.CompletedProcess(["git", *args], 128, b"", str(exc).encode())
 
 
 def changed_files(root: Path) -> list[tuple[str, str | None, str | None]] | None:
@@ -137,21 +137,10 @@ def changed_files(root: Path) -> list[tuple[str, str | None, str | None]] | None
         if "R" in code or "C" in code:
             skip_next = True  # the next entry is the rename source
         old = None if code == "??" or "A" in code else _show(root, path)
-        data = _read_no_follow(root, path)
-        new = data.decode("utf-8", "replace") if data is not None else None
+        file = root / path
+        new = file.read_text(encoding="utf-8", errors="replace") if file.is_file() else None
         out.append((path, old, new))
     return out
-
-
-def _read_no_follow(root: Path, path: str) -> bytes | None:
-    """The file's bytes, read without following links the sandbox could have planted."""
-    from k2lsp import safefs
-    from k2lsp.errors import PathError
-
-    try:
-        return safefs.read_entry(root, path)
-    except (PathError, OSError, ValueError):
-        return None
 
 
 def _show(root: Path, path: str) -> str | None:
@@ -183,8 +172,8 @@ def refusal(problems: list[str]) -> str:
     return (
         "Changing tests is not allowed in this task (the tests define success):\n"
         + listed
-        + "\nRestore the test files (see the original with git_show HEAD and edit them back) "
-        "and fix the code under test instead."
+        + "\nRestore the test files (e.g. `git checkout -- <file>` via run_command, or edit them "
+        "back) and fix the code under test instead."
     )
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from k2lsp.code import filelist
 from k2lsp.errors import PathError
 
 # Files larger than this are refused by read-whole-file helpers (tools page them instead).
@@ -69,7 +69,6 @@ class Workspace:
     # Extra secret patterns (a `!pattern` entry removes a default one); None = defaults only.
     secret_globs: list[str] | None = None
     allow_secrets: bool = False
-    _is_git: bool | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser().resolve()
@@ -161,20 +160,14 @@ class Workspace:
 
     # ---- ignore rules -------------------------------------------------------------------
     def ignored(self, rels: Iterable[str]) -> set[str]:
-        """Those of `rels` (workspace-relative) that .gitignore rules exclude."""
-        items = [r for r in rels if r not in ("", ".")]
-        if not items:
-            return set()
-        if self._is_git is None:
-            self._is_git = _git(self.root, "rev-parse", "--is-inside-work-tree").returncode == 0
-        if self._is_git:
-            data = "\0".join(items).encode("utf-8", "surrogateescape") + b"\0"
-            proc = _git(self.root, "check-ignore", "-z", "--stdin", input=data)
-            return {os.fsdecode(p) for p in proc.stdout.split(b"\0") if p}
-        return _ignored_by_files(self.root, items)
+        """Those of `rels` (workspace-relative, existing) that the file listing leaves out:
+        files excluded by .gitignore/.ignore/.rgignore rules, `.git`, symlinks, and folders
+        with no listed file beneath. The same engine as `list_files`, `search` and the repo
+        map (`k2lsp.code.filelist`), so all four agree on which files exist."""
+        return filelist.unlisted(self.root, rels)
 
     def is_ignored(self, rel: str) -> bool:
-        """Is workspace-relative `rel` excluded by .gitignore rules (tracked files never are)?"""
+        """Does the file listing leave out workspace-relative `rel`?"""
         return rel in self.ignored([rel])
 
     def rel(self, path: Path) -> str:
@@ -252,34 +245,3 @@ def _is_within(path: Path, root: Path) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _git(cwd: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    """git through the one runner (a run copy gets its own git dir, never a `.git` in it)."""
-    from k2lsp import gitcmd
-
-    try:
-        return gitcmd.run(cwd, *args, input=input, check=False)
-    except gitcmd.GitError:
-        return subprocess.CompletedProcess(["git"], 127, b"", b"")
-
-
-def _ignored_by_files(root: Path, rels: list[str]) -> set[str]:
-    """Apply the root .gitignore (and .git/info-less folders) to `rels` without git."""
-    gitignore = root / ".gitignore"
-    lines = gitignore.read_text("utf-8", "replace").splitlines() if gitignore.is_file() else []
-    try:
-        import pathspec
-    except ImportError:  # minimal fallback: plain name/path globs, no negation
-        pats = [ln.strip().rstrip("/") for ln in lines if ln.strip() and ln[0] not in "#!"]
-        return {
-            r
-            for r in rels
-            if any(
-                fnmatch.fnmatchcase(part, p.lstrip("/"))
-                for p in pats
-                for part in (r, *r.split("/"))
-            )
-        }
-    spec = pathspec.GitIgnoreSpec.from_lines(lines)
-    return {r for r in rels if spec.match_file(r + ("/" if (root / r).is_dir() else ""))}

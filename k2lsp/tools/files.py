@@ -11,10 +11,11 @@ from pathlib import Path
 
 from pydantic import Field
 
+from k2lsp.code import filelist
 from k2lsp.tools import fileops
 from k2lsp.tools.base import OUTPUT_CAP_CHARS, ToolContext, ToolError, ToolResult, tool
 from k2lsp.tools.pager import read_page
-from k2lsp.tools.walk import RgTimeout, glob_matches, rg_binary, run_rg, walk_files
+from k2lsp.tools.walk import glob_matches
 
 PAGE_LINES = 400
 PAGE_CHARS = 30_000
@@ -134,28 +135,15 @@ def _more(extra: int) -> str:
 
 
 def _find_files(ctx: ToolContext, rel: str, pattern: str | None) -> list[str]:
-    scope = "" if rel == "." else rel
-    rg = rg_binary()
-    found = _rg_files(ctx, rg, scope) if rg else None
-    if found is None:
-        found = list(walk_files(ctx.root, scope))
+    try:
+        found = filelist.list_files(ctx.root, "" if rel == "." else rel)
+    except filelist.RgTimeout as exc:
+        raise ToolError(f"{exc}; list a smaller folder") from None
+    except filelist.ListingError as exc:
+        raise ToolError(str(exc)) from None
     if pattern:  # not rg's --glob: it would override .gitignore
         found = [f for f in found if glob_matches(pattern, f)]
     return sorted(found, key=_tree_key)
-
-
-def _rg_files(ctx: ToolContext, rg: str, scope: str) -> list[str] | None:
-    args = ["--files", "--hidden", "--no-require-git", "--no-messages", "-g", "!.git"]
-    try:
-        proc = run_rg(rg, args + (["--", scope] if scope else []), ctx.root)
-    except RgTimeout as exc:
-        raise ToolError(f"{exc}; list a smaller folder") from None
-    if proc is None:
-        return None
-    if proc.returncode not in (0, 1):
-        raise ToolError(f"listing failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
-    names = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
-    return [n.removeprefix("./") for n in names if n]
 
 
 def _tree_key(rel: str) -> tuple[str, str]:
