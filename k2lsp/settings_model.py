@@ -1,0 +1,381 @@
+"""The one typed definition of k2lsp's settings and the one validator every layer goes through.
+
+`Settings` (a pydantic model) declares each key with its type, bounds (`Field(ge=..., le=...)`),
+choices (`Literal`) and checks (URLs, paths, providers). Every layer — a config file, the
+environment (`K2LSP_<KEY>`), the editor (snake_case or camelCase) and CLI flags — hands a
+partial dict to `validate_layer`, which returns the typed values, one problem line per bad
+value in one format, and the unknown keys:
+
+    <where>: <key>: <problem> (got <value>)
+    /repo/k2lsp.toml: max_steps: must be >= 1 (got -5)
+    K2LSP_MAX_STEPS: max_steps: must be >= 1 (got -5)
+
+Text from the environment and the command line is read as a TOML value first when the key is
+not a string (`K2LSP_MAX_STEPS=-5` is the number -5), so it fails with the same words as the
+same value in a file. The configuration reference in docs/configuration.md is generated from
+this model (`python -m k2lsp.settings_model`) and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
+
+from k2lsp.errors import UsageError
+from k2lsp.providers import PROVIDERS, provider_names
+
+SandboxKind = Literal["auto", "docker", "bwrap", "none"]
+PriceKey = Literal["input_cache_hit", "input", "output"]
+PRICE_KEYS: tuple[str, ...] = typing.get_args(PriceKey)
+SECRET_KEYS = frozenset({"api_key"})
+# Runtime fields filled by `k2lsp.config.load_settings`, never read from a layer.
+DERIVED = frozenset({"api_key_env", "api_key_source", "untrusted"})
+# K2LSP_* variables that are not settings (no warning for them).
+OTHER_ENV = frozenset(
+    {
+        "K2LSP_TRUST_REPO",
+        "K2LSP_DEBUG",
+        "K2LSP_RG",
+        "K2LSP_DEBIAN_MIRROR",
+        "K2LSP_CI_CACHE",
+        "K2LSP_VENV",
+        "K2LSP_USER_VENV",
+        "K2LSP_BIN",
+    }
+)
+
+
+def _provider(value: str) -> str:
+    if value not in PROVIDERS:
+        raise ValueError(f"unknown provider {value!r}; choose one of: {provider_names()}")
+    return value
+
+
+def _url(value: str) -> str:
+    if value == "":
+        return value  # unset: the provider preset's URL
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _path(value: Any) -> Any:
+    if isinstance(value, Path):
+        return value.expanduser()
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("must be a path, not an empty string")
+        return Path(value).expanduser()
+    return value  # the strict Path check reports the type
+
+
+Provider = Annotated[str, AfterValidator(_provider)]
+Url = Annotated[str, AfterValidator(_url)]
+FsPath = Annotated[Path, BeforeValidator(_path)]
+Positive = Annotated[float, Field(gt=0)]
+Count = Annotated[int, Field(ge=1)]
+Price = Annotated[float, Field(ge=0)]
+
+
+class Settings(BaseModel):
+    """Everything a run needs to know. `api_key` never appears in repr, logs or events.
+
+    Building one validates the given values (strict types, bounds, choices); assigning
+    attributes afterwards does not (`load_settings` fills in the provider preset that way).
+    """
+
+    model_config = ConfigDict(strict=True, extra="forbid", validate_default=False)
+
+    provider: Provider = Field("moonshot", description="host preset (see Presets)")
+    base_url: Url = Field("", description="OpenAI-compatible base URL; empty: the preset's")
+    model: str = Field("", description="model id; empty: the preset's default model")
+    api_key: str = Field(
+        "", repr=False, description="API key (prefer an env var: K2LSP_API_KEY, MOONSHOT_API_KEY…)"
+    )
+    # request
+    temperature: float | None = Field(
+        None, ge=0, le=2, description="sampling temperature; unset: the model profile's"
+    )
+    max_output_tokens: Count = Field(32_000, description="output tokens per request")
+    thinking: bool | None = Field(None, description="switch thinking on/off; unset: the profile's")
+    context_length: Count | None = Field(
+        None, description="context window in tokens; unset: from GET /models or the profile"
+    )
+    prices: dict[PriceKey, Price] = Field(
+        default_factory=dict, description="USD per 1M tokens: input_cache_hit, input, output"
+    )
+    max_retries: int = Field(3, ge=0, le=100, description="retries of a failed model request")
+    request_timeout_s: Positive = Field(600.0, description="timeout of one model request (s)")
+    # budgets
+    max_steps: Count = Field(300, description="step budget of a run")
+    max_tokens: Count | None = Field(None, description="total token budget of a run")
+    budget_usd: Positive | None = Field(None, description="cost budget of a run (USD)")
+    timeout_s: Positive | None = Field(None, description="wall-time budget of a run (s)")
+    # tools and sandbox
+    sandbox: SandboxKind = Field("auto", description="where tests and commands run")
+    sandbox_image: str = Field("k2lsp-sandbox:latest", description="docker image of the sandbox")
+    sandbox_profile: FsPath | None = Field(None, description="a sandbox limits profile (TOML)")
+    sandbox_limits: dict[str, Any] = Field(
+        default_factory=dict, description="single sandbox limits, e.g. pids, network"
+    )
+    test_command: str | None = Field(None, description="how to run the tests; unset: detected")
+    command_timeout_s: Positive = Field(600.0, description="timeout of one command (s)")
+    allow_commands: list[str] = Field(
+        default_factory=list, description="command patterns that run without asking"
+    )
+    allow_test_changes: bool = Field(False, description="let the model edit test files")
+    secret_globs: list[str] = Field(
+        default_factory=list, description="more secret files (`!pattern` lifts a default)"
+    )
+    allow_secrets: bool = Field(False, description="let the model read secret files")
+    # where things go
+    state_dir: FsPath | None = Field(
+        None, description="runs, trajectories, transcripts; unset: $XDG_STATE_HOME/k2lsp"
+    )
+    extra: dict[str, Any] = Field(default_factory=dict, description="free table for extensions")
+    retry_base_delay_s: float = Field(1.0, ge=0, description="first retry backoff (s)")
+    retry_max_delay_s: float = Field(60.0, ge=0, description="longest retry backoff (s)")
+    # derived by load_settings (not settable)
+    api_key_env: str = Field("", description="derived: the env var the key came from")
+    api_key_source: str = Field("", description="derived: env var or file the key came from")
+    untrusted: list[str] = Field(
+        default_factory=list, description="derived: repository keys ignored (no trust)"
+    )
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in type(self).model_fields if name != "api_key"
+        )
+        return f"Settings({shown}, api_key={'<set>' if self.api_key else '<unset>'})"
+
+    __str__ = __repr__
+
+    def key_hint(self) -> str:
+        """Which env var the user should set (or fix) for the key of this provider."""
+        preset = PROVIDERS.get(self.provider)
+        names = [n for n in (self.api_key_env, preset.key_env if preset else "") if n]
+        names.append("K2LSP_API_KEY")
+        return " or ".join(dict.fromkeys(names))
+
+    def check_ready(self) -> None:
+        """Raise UsageError unless a model can be called (provider, base URL, model id, key)."""
+        if self.provider not in PROVIDERS:
+            raise UsageError(
+                f"unknown provider {self.provider!r}; choose one of: {provider_names()}"
+            )
+        if not self.base_url:
+            raise UsageError(
+                f"provider {self.provider!r} has no base URL: set K2LSP_BASE_URL or `base_url` "
+                "in k2lsp.toml"
+            )
+        if not self.model:
+            raise UsageError("no model id: set K2LSP_MODEL or `model` in k2lsp.toml")
+        preset = PROVIDERS[self.provider]
+        if preset.key_required and not self.api_key:
+            raise UsageError(
+                f"no API key for provider {self.provider!r}: set {self.key_hint()} in the "
+                "environment"
+            )
+
+
+SETTABLE: tuple[str, ...] = tuple(n for n in Settings.model_fields if n not in DERIVED)
+# CLI flags of the headless run that set a field (flag -> field).
+FLAGS: dict[str, str] = {
+    "--provider": "provider",
+    "--base-url": "base_url",
+    "--model": "model",
+    "--max-steps": "max_steps",
+    "--max-tokens": "max_tokens",
+    "--budget-usd": "budget_usd",
+    "--timeout": "timeout_s",
+    "--sandbox": "sandbox",
+}
+
+
+def env_name(key: str) -> str:
+    """The environment variable of a field: `max_steps` -> `K2LSP_MAX_STEPS`."""
+    return "K2LSP_" + key.upper()
+
+
+def snake(name: str) -> str:
+    """camelCase -> snake_case (snake_case passes through)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def suggest(key: str, known: typing.Iterable[str]) -> str:
+    """` (did you mean 'model'?)` for a near miss, else ``."""
+    near = difflib.get_close_matches(key, sorted(known), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def _takes_text(annotation: Any) -> bool:
+    """Does a field of this type take a plain string (str, Path, string Literal)?"""
+    if annotation in (str, Path):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _takes_text(typing.get_args(annotation)[0])
+    if origin is Literal:
+        return all(isinstance(a, str) for a in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return any(_takes_text(a) for a in typing.get_args(annotation) if a is not type(None))
+    return False
+
+
+def parse_text(key: str, text: str, model: type[BaseModel] = Settings) -> Any:
+    """A value given as text (env var, CLI flag): a TOML value unless the field takes text."""
+    info = model.model_fields.get(key)
+    if info is None or _takes_text(info.annotation):
+        return text
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # validation says what is expected
+
+
+def _problem(err: ErrorDetails) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    words = {
+        "greater_than_equal": f"must be >= {_num(ctx.get('ge'))}",
+        "greater_than": f"must be > {_num(ctx.get('gt'))}",
+        "less_than_equal": f"must be <= {_num(ctx.get('le'))}",
+        "less_than": f"must be < {_num(ctx.get('lt'))}",
+        "int_type": "must be a whole number",
+        "int_from_float": "must be a whole number",
+        "float_type": "must be a number",
+        "bool_type": "must be true or false",
+        "string_type": "must be a string",
+        "list_type": "must be a list",
+        "dict_type": "must be a table (an object)",
+        "model_type": "must be a table (an object)",
+        "path_type": "must be a path",
+        "is_instance_of": "must be a path",
+        "literal_error": f"must be one of {ctx.get('expected')}",
+    }
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return words.get(kind, err["msg"].lower())
+
+
+def _shown(key: str, value: Any) -> str:
+    if key.split(".")[0] in SECRET_KEYS:
+        return "***"
+    return str(value) if isinstance(value, int | float) else repr(value)
+
+
+Label = Callable[[str], str]
+
+
+def validate_layer(
+    values: Mapping[str, Any], label: Label | str, model: type[BaseModel] = Settings
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Validate one layer's partial dict against `model`.
+
+    Returns (typed values of the valid keys, one problem line per bad value, unknown keys).
+    `label` names where a key came from (a file path, `K2LSP_X`, `--flag`, an editor key).
+    """
+    where: Label = label if callable(label) else (lambda _key, text=label: text)
+    fields = model.model_fields
+    known = {k: v for k, v in values.items() if k in fields and k not in DERIVED}
+    unknown = [k for k in values if k not in known]
+    problems: list[str] = []
+    bad: set[str] = set()
+    try:
+        model.model_validate(known)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc = [str(p) for p in err["loc"] if p != "[key]"]
+            top = loc[0] if loc else ""
+            bad.add(top)
+            key = ".".join(loc)
+            problems.append(
+                f"{where(top)}: {key}: {_problem(err)} (got {_shown(key, err['input'])})"
+            )
+    good = {k: v for k, v in known.items() if k not in bad}
+    checked = model.model_validate(good)
+    return {k: getattr(checked, k) for k in good}, problems, unknown
+
+
+def unknown_line(where: str, key: str, known: typing.Iterable[str]) -> str:
+    """The one warning for a key no model field has."""
+    return f"{where}: unknown setting {key!r} ignored{suggest(key, known)}"
+
+
+def raise_problems(problems: list[str]) -> None:
+    """One UsageError listing every bad value (nothing is half-applied)."""
+    if problems:
+        head = problems[0] if len(problems) == 1 else "invalid settings:\n  " + "\n  ".join(problems)
+        raise UsageError(head)
+
+
+def _type_text(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _type_text(args[0])
+    if origin is Literal:
+        return " or ".join(f"`{a}`" for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_text(a) for a in args)
+    if origin in (list, dict):
+        return f"{origin.__name__} of " + " to ".join(_type_text(a) for a in args)
+    if annotation is type(None):
+        return "unset"
+    return "any" if annotation is Any else getattr(annotation, "__name__", str(annotation))
+
+
+def _bounds(annotation: Any, metadata: list[Any]) -> str:
+    found = list(metadata)
+    for arg in typing.get_args(annotation):  # Count | None: the bounds sit inside
+        if typing.get_origin(arg) is Annotated:
+            for meta in arg.__metadata__:
+                found += [meta, *getattr(meta, "metadata", [])]
+    return "".join(
+        f", {sym} {_num(getattr(m, attr))}"
+        for m in found
+        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+        if getattr(m, attr, None) is not None
+    )
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def reference_rows() -> list[tuple[str, str, str, str, str]]:
+    """(key, type, default, env var, description) of each settable field, for the docs."""
+    rows = []
+    for name in SETTABLE:
+        info = Settings.model_fields[name]
+        default = info.get_default(call_default_factory=True)
+        bounds = _bounds(info.annotation, info.metadata)
+        kind = {"provider": "str (a preset)", "base_url": "str (URL)"}.get(
+            name, _type_text(info.annotation)
+        )
+        rows.append(
+            (name, kind + bounds, repr(default), env_name(name), info.description or "")
+        )
+    return rows
+
+
+def reference_table() -> str:
+    """The Markdown table of docs/configuration.md."""
+    lines = ["| key | type | default | env | meaning |", "|---|---|---|---|---|"]
+    for key, kind, default, env, doc in reference_rows():
+        cells = [f"`{key}`", kind, f"`{default}`", f"`{env}`", doc]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_table(), end="")
