@@ -38,6 +38,7 @@ from k2lsp.providers import PROVIDERS, default_prices
 from k2lsp.redact import register_secret
 from k2lsp.settings_model import (
     OTHER_ENV,
+    Problem,
     SETTABLE,
     Settings,
     env_name,
@@ -164,7 +165,7 @@ def load_settings(
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     ignored: list[str] = []
-    problems: list[str] = []
+    problems: list[Problem] = []
     layers, warnings = _layers(repo, dict(overrides or {}), labels or {})
     for layer in layers:
         checked, bad, unknown = validate_layer(layer.values, layer.where)

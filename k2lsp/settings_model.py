@@ -25,7 +25,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -277,9 +277,25 @@ def _shown(key: str, value: Any) -> str:
 Label = Callable[[str], str]
 
 
+class Problem(NamedTuple):
+    """One bad value: where it came from, its key (dotted for nested), what is wrong."""
+
+    where: str
+    key: str
+    problem: str
+    got: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.key}: {self.problem} (got {self.got})"
+
+    @property
+    def field(self) -> str:
+        return self.key.split(".")[0]
+
+
 def validate_layer(
     values: Mapping[str, Any], label: Label | str, model: type[BaseModel] = Settings
-) -> tuple[dict[str, Any], list[str], list[str]]:
+) -> tuple[dict[str, Any], list[Problem], list[str]]:
     """Validate one layer's partial dict against `model`.
 
     Returns (typed values of the valid keys, one problem line per bad value, unknown keys).
@@ -289,7 +305,7 @@ def validate_layer(
     fields = model.model_fields
     known = {k: v for k, v in values.items() if k in fields and k not in DERIVED}
     unknown = [k for k in values if k not in known]
-    problems: list[str] = []
+    problems: list[Problem] = []
     bad: set[str] = set()
     try:
         model.model_validate(known)
@@ -299,9 +315,7 @@ def validate_layer(
             top = loc[0] if loc else ""
             bad.add(top)
             key = ".".join(loc)
-            problems.append(
-                f"{where(top)}: {key}: {_problem(err)} (got {_shown(key, err['input'])})"
-            )
+            problems.append(Problem(where(top), key, _problem(err), _shown(key, err["input"])))
     good = {k: v for k, v in known.items() if k not in bad}
     checked = model.model_validate(good)
     return {k: getattr(checked, k) for k in good}, problems, unknown
@@ -312,11 +326,13 @@ def unknown_line(where: str, key: str, known: typing.Iterable[str]) -> str:
     return f"{where}: unknown setting {key!r} ignored{suggest(key, known)}"
 
 
-def raise_problems(problems: list[str]) -> None:
+def raise_problems(problems: list[Problem]) -> None:
     """One UsageError listing every bad value (nothing is half-applied)."""
-    if problems:
-        head = problems[0] if len(problems) == 1 else "invalid settings:\n  " + "\n  ".join(problems)
-        raise UsageError(head)
+    lines = [str(p) for p in problems]
+    if len(lines) == 1:
+        raise UsageError(lines[0])
+    if lines:
+        raise UsageError("invalid settings:\n  " + "\n  ".join(lines))
 
 
 def _type_text(annotation: Any) -> str:
