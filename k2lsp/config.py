@@ -38,8 +38,8 @@ from k2lsp.providers import PROVIDERS, default_prices
 from k2lsp.redact import register_secret
 from k2lsp.settings_model import (
     OTHER_ENV,
-    Problem,
     SETTABLE,
+    Problem,
     Settings,
     env_name,
     parse_text,

@@ -35,8 +35,7 @@ from k2lsp.errors import UsageError
 from k2lsp.providers import PROVIDERS, provider_names
 
 SandboxKind = Literal["auto", "docker", "bwrap", "none"]
-PriceKey = Literal["input_cache_hit", "input", "output"]
-PRICE_KEYS: tuple[str, ...] = typing.get_args(PriceKey)
+PRICE_KEYS: tuple[str, ...] = ("input_cache_hit", "input", "output")
 SECRET_KEYS = frozenset({"api_key"})
 # Runtime fields filled by `k2lsp.config.load_settings`, never read from a layer.
 DERIVED = frozenset({"api_key_env", "api_key_source", "untrusted"})
@@ -58,6 +57,12 @@ OTHER_ENV = frozenset(
 def _provider(value: str) -> str:
     if value not in PROVIDERS:
         raise ValueError(f"unknown provider {value!r}; choose one of: {provider_names()}")
+    return value
+
+
+def _price_key(value: str) -> str:
+    if value not in PRICE_KEYS:
+        raise ValueError(f"unknown price; use {', '.join(PRICE_KEYS)} (USD per 1M tokens)")
     return value
 
 
@@ -86,6 +91,7 @@ FsPath = Annotated[Path, BeforeValidator(_path)]
 Positive = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
 Price = Annotated[float, Field(ge=0)]
+PriceKey = Annotated[str, AfterValidator(_price_key)]
 
 
 class Settings(BaseModel):
@@ -97,65 +103,83 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", validate_default=False)
 
-    provider: Provider = Field("moonshot", description="host preset (see Presets)")
-    base_url: Url = Field("", description="OpenAI-compatible base URL; empty: the preset's")
-    model: str = Field("", description="model id; empty: the preset's default model")
+    provider: Provider = Field(default="moonshot", description="host preset (see Presets)")
+    base_url: Url = Field(default="", description="OpenAI-compatible base URL; empty: the preset's")
+    model: str = Field(default="", description="model id; empty: the preset's default model")
     api_key: str = Field(
-        "", repr=False, description="API key (prefer an env var: K2LSP_API_KEY, MOONSHOT_API_KEY…)"
+        default="",
+        repr=False,
+        description="API key (prefer an env var: K2LSP_API_KEY, MOONSHOT_API_KEY…)",
     )
     # request
     temperature: float | None = Field(
-        None, ge=0, le=2, description="sampling temperature; unset: the model profile's"
+        default=None, ge=0, le=2, description="sampling temperature; unset: the model profile's"
     )
-    max_output_tokens: Count = Field(32_000, description="output tokens per request")
-    thinking: bool | None = Field(None, description="switch thinking on/off; unset: the profile's")
+    max_output_tokens: Count = Field(default=32_000, description="output tokens per request")
+    thinking: bool | None = Field(
+        default=None, description="switch thinking on/off; unset: the profile's"
+    )
     context_length: Count | None = Field(
-        None, description="context window in tokens; unset: from GET /models or the profile"
+        default=None, description="context window in tokens; unset: from GET /models or the profile"
     )
     prices: dict[PriceKey, Price] = Field(
         default_factory=dict, description="USD per 1M tokens: input_cache_hit, input, output"
     )
-    max_retries: int = Field(3, ge=0, le=100, description="retries of a failed model request")
-    request_timeout_s: Positive = Field(600.0, description="timeout of one model request (s)")
+    max_retries: int = Field(
+        default=3, ge=0, le=100, description="retries of a failed model request"
+    )
+    request_timeout_s: Positive = Field(
+        default=600.0, description="timeout of one model request (s)"
+    )
     # budgets
-    max_steps: Count = Field(300, description="step budget of a run")
-    max_tokens: Count | None = Field(None, description="total token budget of a run")
-    budget_usd: Positive | None = Field(None, description="cost budget of a run (USD)")
-    timeout_s: Positive | None = Field(None, description="wall-time budget of a run (s)")
+    max_steps: Count = Field(default=300, description="step budget of a run")
+    max_tokens: Count | None = Field(default=None, description="total token budget of a run")
+    budget_usd: Positive | None = Field(default=None, description="cost budget of a run (USD)")
+    timeout_s: Positive | None = Field(default=None, description="wall-time budget of a run (s)")
     # tools and sandbox
-    sandbox: SandboxKind = Field("auto", description="where tests and commands run")
-    sandbox_image: str = Field("k2lsp-sandbox:latest", description="docker image of the sandbox")
-    sandbox_profile: FsPath | None = Field(None, description="a sandbox limits profile (TOML)")
+    sandbox: SandboxKind = Field(default="auto", description="where tests and commands run")
+    sandbox_image: str = Field(
+        default="k2lsp-sandbox:latest", description="docker image of the sandbox"
+    )
+    sandbox_profile: FsPath | None = Field(
+        default=None, description="a sandbox limits profile (TOML)"
+    )
     sandbox_limits: dict[str, Any] = Field(
         default_factory=dict, description="single sandbox limits, e.g. pids, network"
     )
-    test_command: str | None = Field(None, description="how to run the tests; unset: detected")
-    command_timeout_s: Positive = Field(600.0, description="timeout of one command (s)")
+    test_command: str | None = Field(
+        default=None, description="how to run the tests; unset: detected"
+    )
+    command_timeout_s: Positive = Field(default=600.0, description="timeout of one command (s)")
     allow_commands: list[str] = Field(
         default_factory=list, description="command patterns that run without asking"
     )
-    allow_test_changes: bool = Field(False, description="let the model edit test files")
+    allow_test_changes: bool = Field(default=False, description="let the model edit test files")
     secret_globs: list[str] = Field(
         default_factory=list, description="more secret files (`!pattern` lifts a default)"
     )
-    allow_secrets: bool = Field(False, description="let the model read secret files")
+    allow_secrets: bool = Field(default=False, description="let the model read secret files")
     # where things go
     state_dir: FsPath | None = Field(
-        None, description="runs, trajectories, transcripts; unset: $XDG_STATE_HOME/k2lsp"
+        default=None, description="runs, trajectories, transcripts; unset: $XDG_STATE_HOME/k2lsp"
     )
     extra: dict[str, Any] = Field(default_factory=dict, description="free table for extensions")
-    retry_base_delay_s: float = Field(1.0, ge=0, description="first retry backoff (s)")
-    retry_max_delay_s: float = Field(60.0, ge=0, description="longest retry backoff (s)")
+    retry_base_delay_s: float = Field(default=1.0, ge=0, description="first retry backoff (s)")
+    retry_max_delay_s: float = Field(default=60.0, ge=0, description="longest retry backoff (s)")
     # derived by load_settings (not settable)
-    api_key_env: str = Field("", description="derived: the env var the key came from")
-    api_key_source: str = Field("", description="derived: env var or file the key came from")
+    api_key_env: str = Field(default="", description="derived: the env var the key came from")
+    api_key_source: str = Field(
+        default="", description="derived: env var or file the key came from"
+    )
     untrusted: list[str] = Field(
         default_factory=list, description="derived: repository keys ignored (no trust)"
     )
 
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{name}={getattr(self, name)!r}" for name in type(self).model_fields if name != "api_key"
+            f"{name}={getattr(self, name)!r}"
+            for name in type(self).model_fields
+            if name != "api_key"
         )
         return f"Settings({shown}, api_key={'<set>' if self.api_key else '<unset>'})"
 
@@ -301,7 +325,13 @@ def validate_layer(
     Returns (typed values of the valid keys, one problem line per bad value, unknown keys).
     `label` names where a key came from (a file path, `K2LSP_X`, `--flag`, an editor key).
     """
-    where: Label = label if callable(label) else (lambda _key, text=label: text)
+    if callable(label):
+        where = label
+    else:
+
+        def where(_key: str, text: str = label) -> str:
+            return text
+
     fields = model.model_fields
     known = {k: v for k, v in values.items() if k in fields and k not in DERIVED}
     unknown = [k for k in values if k not in known]
@@ -328,7 +358,11 @@ def unknown_line(where: str, key: str, known: typing.Iterable[str]) -> str:
 
 def raise_problems(problems: list[Problem]) -> None:
     """One UsageError listing every bad value (nothing is half-applied)."""
-    lines = [str(p) for p in problems]
+    raise_problems_text([str(p) for p in problems])
+
+
+def raise_problems_text(lines: list[str]) -> None:
+    """`raise_problems` for problems already formatted."""
     if len(lines) == 1:
         raise UsageError(lines[0])
     if lines:
@@ -378,9 +412,7 @@ def reference_rows() -> list[tuple[str, str, str, str, str]]:
         kind = {"provider": "str (a preset)", "base_url": "str (URL)"}.get(
             name, _type_text(info.annotation)
         )
-        rows.append(
-            (name, kind + bounds, repr(default), env_name(name), info.description or "")
-        )
+        rows.append((name, kind + bounds, repr(default), env_name(name), info.description or ""))
     return rows
 
 

@@ -93,7 +93,9 @@ async def test_invalid_configuration_is_shown_and_the_server_still_works(
         await ed.wait_for(lambda: len(ed.client.messages) >= 3)
         shown = [m.message for m in ed.client.messages]
         assert any("max_steps: must be a whole number (got 'many')" in m for m in shown)
-        assert any("preview: must be true or false (got 3); ignored, using False" in m for m in shown)
+        assert any(
+            "preview: must be true or false (got 3); ignored, using False" in m for m in shown
+        )
         # the harness's initializationOptions set sandbox = "none": that value stays
         assert any("(got 'vm'); ignored, using 'none'" in m for m in shown), shown
         run_id = (await ed.command("k2lsp.ask", {"question": "hi?"}))["runId"]

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from k2lsp.settings_model import SETTABLE, Settings, snake, suggest, validate_layer
 
+
 class ServerOptions(BaseModel):
     """Options of the language server itself (not of a run)."""
 
@@ -40,6 +41,12 @@ class EditorConfig:
     options: ServerOptions = field(default_factory=ServerOptions)
     overrides: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # Bad values of BLOCKING keys (key -> problem): runs refuse to start until they are fixed,
+    # rather than sending the key to the host another layer names.
+    blocking: dict[str, str] = field(default_factory=dict)
+
+
+BLOCKING = frozenset({"provider", "base_url", "api_key"})
 
 
 def parse_config(raw: Any, base: EditorConfig | None = None) -> EditorConfig:
@@ -47,6 +54,7 @@ def parse_config(raw: Any, base: EditorConfig | None = None) -> EditorConfig:
     out = EditorConfig(
         options=base.options.model_copy() if base else ServerOptions(),
         overrides=dict(base.overrides) if base else {},
+        blocking=dict(base.blocking) if base else {},
     )
     if raw is None:
         return out
@@ -65,6 +73,7 @@ def parse_config(raw: Any, base: EditorConfig | None = None) -> EditorConfig:
     settings_values = {k: v for k, v in values.items() if k not in option_values}
     for name in [k for k, v in settings_values.items() if v is None]:
         out.overrides.pop(name, None)  # null: back to the lower layers
+        out.blocking.pop(name, None)
         del settings_values[name]
 
     def where(name: str) -> str:
@@ -74,6 +83,9 @@ def parse_config(raw: Any, base: EditorConfig | None = None) -> EditorConfig:
     overrides, bad_settings, unknown = validate_layer(settings_values, where, Settings)
     out.options = out.options.model_copy(update=options)
     out.overrides.update(overrides)
+    for name in overrides:
+        out.blocking.pop(name, None)
+    out.blocking.update({p.field: str(p) for p in bad_settings if p.field in BLOCKING})
     out.problems += [f"{p}; ignored, {_fallback(p.field, out)}" for p in bad_options]
     out.problems += [f"{p}; ignored, {_fallback(p.field, out)}" for p in bad_settings]
     known = [*SETTABLE, *ServerOptions.model_fields]
