@@ -258,6 +258,12 @@ def test_camel_and_snake_case_editor_keys_are_the_same_setting() -> None:
     )
 
 
+def test_empty_and_null_editor_values_mean_unset() -> None:
+    first = parse_config({"k2lsp": {"provider": "openrouter", "maxSteps": 5}})
+    later = parse_config({"k2lsp": {"provider": "", "maxSteps": None, "sandbox": ""}}, first)
+    assert later.problems == [] and later.overrides == {}
+
+
 def test_unknown_keys_are_warned_about_in_every_layer(
     clean: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -71,8 +71,8 @@ def parse_config(raw: Any, base: EditorConfig | None = None) -> EditorConfig:
     values = {snake(str(k)): v for k, v in raw.items()}
     option_values = {k: v for k, v in values.items() if k in ServerOptions.model_fields}
     settings_values = {k: v for k, v in values.items() if k not in option_values}
-    for name in [k for k, v in settings_values.items() if v is None]:
-        out.overrides.pop(name, None)  # null: back to the lower layers
+    for name in [k for k, v in settings_values.items() if v is None or v == ""]:
+        out.overrides.pop(name, None)  # null or "" (an empty editor field): the lower layers
         out.blocking.pop(name, None)
         del settings_values[name]
 
