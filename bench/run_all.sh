@@ -30,4 +30,5 @@ section "edit fidelity and the syntax gate";    $PY bench/edit_fidelity.py --cor
 section "typing while a run delivers (Neovim)"; $PY bench/nvim_typing.py --tries 100
 section "sandbox overhead";                     $PY bench/sandbox_overhead.py
 section "sandbox attack campaign";               $PY bench/attack_campaign.py
+section "self-hosted llama-server (real)";      $PY bench/host_bench.py
 exit 0

@@ -117,6 +117,7 @@ def cli_models(argv: list[str]) -> int:
                         "id": m.id,
                         "context_length": m.context_length,
                         "supports_reasoning": m.supports_reasoning,
+                        "context_source": m.context_source,
                     }
                     for m in models
                 ]
@@ -128,8 +129,9 @@ def cli_models(argv: list[str]) -> int:
         return 0
     width = max(len(m.id) for m in models)
     for m in models:
-        ctx = f"{m.context_length:,}" if m.context_length else "?"
-        print(f"{m.id:<{width}}  context {ctx}")
+        ctx = f"{m.context_length:,}" if m.context_length else "? (the host reports none)"
+        source = f"  (from {m.context_source})" if m.context_source else ""
+        print(f"{m.id:<{width}}  context {ctx}{source}")
     return 0
 
 

@@ -166,6 +166,9 @@ class Settings(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict, description="free table for extensions")
     retry_base_delay_s: float = Field(default=1.0, ge=0, description="first retry backoff (s)")
     retry_max_delay_s: float = Field(default=60.0, ge=0, description="longest retry backoff (s)")
+    max_retry_after_s: float = Field(
+        default=120.0, ge=0, description="a host-forced retry delay above this ends the attempt (s)"
+    )
     # derived by load_settings (not settable)
     api_key_env: str = Field(default="", description="derived: the env var the key came from")
     api_key_source: str = Field(

@@ -26,6 +26,7 @@ class Outcome(enum.StrEnum):
     EDIT_CONFLICT = "edit_conflict"
     SANDBOX_UNAVAILABLE = "sandbox_unavailable"
     CANCELLED = "cancelled"
+    NO_CHANGE = "no_change"  # an editing task ended with no file changed and no test run
 
     @property
     def exit_code(self) -> int:
@@ -41,6 +42,7 @@ EXIT_CODES: dict[Outcome, int] = {
     Outcome.BUDGET_EXHAUSTED: 4,
     Outcome.EDIT_CONFLICT: 5,
     Outcome.SANDBOX_UNAVAILABLE: 6,
+    Outcome.NO_CHANGE: 7,
     Outcome.CANCELLED: 130,
 }
 
@@ -62,6 +64,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
         "total_cached_tokens",
         "total_completion_tokens",
         "total_cost_usd",
+        "estimated",
+        "attempt_failed",
     ),
     "status": ("step", "max_steps", "phase", "message"),
     "run_finished": ("outcome", "exit_code", "summary"),
