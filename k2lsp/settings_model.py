@@ -25,7 +25,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -94,6 +94,34 @@ Price = Annotated[float, Field(ge=0)]
 PriceKey = Annotated[str, AfterValidator(_price_key)]
 
 
+class SandboxLimits(BaseModel):
+    """Single limits of `sandbox_limits` (the keys of a sandbox profile, see
+    sandbox/profiles/default.toml); the table stays a plain dict of the keys given."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    memory_mb: int | None = Field(default=None, ge=16)
+    cpus: float | None = Field(default=None, gt=0)
+    pids: int | None = Field(default=None, ge=1)
+    network: bool | None = None
+    output_cap_bytes: int | None = Field(default=None, ge=1)
+    file_size_mb: int | None = Field(default=None, ge=1)
+    tmp_mb: int | None = Field(default=None, ge=1)
+    shm_mb: int | None = Field(default=None, ge=1)
+    ro_paths: list[str] | None = None
+    read_only_root: bool | None = None
+
+
+def _limits_dict(limits: SandboxLimits) -> dict[str, Any]:
+    return limits.model_dump(exclude_unset=True, exclude_none=True)
+
+
+if TYPE_CHECKING:
+    Limits = dict[str, Any]
+else:
+    Limits = Annotated[SandboxLimits, AfterValidator(_limits_dict)]
+
+
 class Settings(BaseModel):
     """Everything a run needs to know. `api_key` never appears in repr, logs or events.
 
@@ -144,8 +172,8 @@ class Settings(BaseModel):
     sandbox_profile: FsPath | None = Field(
         default=None, description="a sandbox limits profile (TOML)"
     )
-    sandbox_limits: dict[str, Any] = Field(
-        default_factory=dict, description="single sandbox limits, e.g. pids, network"
+    sandbox_limits: Limits = Field(
+        default_factory=dict, description="single sandbox limits (see sandbox.md)"
     )
     test_command: str | None = Field(
         default=None, description="how to run the tests; unset: detected"
@@ -289,6 +317,7 @@ def _problem(err: ErrorDetails) -> str:
         "path_type": "must be a path",
         "is_instance_of": "must be a path",
         "literal_error": f"must be one of {ctx.get('expected')}",
+        "extra_forbidden": "unknown key",
     }
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
@@ -412,9 +441,11 @@ def reference_rows() -> list[tuple[str, str, str, str, str]]:
         info = Settings.model_fields[name]
         default = info.get_default(call_default_factory=True)
         bounds = _bounds(info.annotation, info.metadata)
-        kind = {"provider": "str (a preset)", "base_url": "str (URL)"}.get(
-            name, _type_text(info.annotation)
-        )
+        kind = {
+            "provider": "str (a preset)",
+            "base_url": "str (URL)",
+            "sandbox_limits": "table of " + ", ".join(SandboxLimits.model_fields),
+        }.get(name, _type_text(info.annotation))
         rows.append((name, kind + bounds, repr(default), env_name(name), info.description or ""))
     return rows
 

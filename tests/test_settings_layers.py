@@ -218,6 +218,10 @@ def clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ),
         ('state_dir = ""', "state_dir: must be a path, not an empty string (got '')"),
         ('provider = "moonshoot"', "provider: unknown provider 'moonshoot'; choose one of: "),
+        ("sandbox_limits = { pids = 0 }", "sandbox_limits.pids: must be >= 1 (got 0)"),
+        ("sandbox_limits = { ram = 1 }", "sandbox_limits.ram: unknown key (got 1)"),
+        ('sandbox_limits = { network = "yes" }', "sandbox_limits.network: must be true or false"),
+        ("sandbox_limits = { pids = 64, network = true }", None),
     ],
 )
 def test_bounds_and_types(clean: Path, text: str, expected: str | None) -> None:
@@ -345,6 +349,15 @@ def test_docs_reference_is_the_model() -> None:
     assert set(SETTABLE) | {"api_key_env", "api_key_source", "untrusted"} == set(
         Settings.model_fields
     )
+
+
+def test_sandbox_limit_keys_are_sandbox_settings() -> None:
+    from dataclasses import fields
+
+    from k2lsp.sandbox import SandboxSettings
+    from k2lsp.settings_model import SandboxLimits
+
+    assert set(SandboxLimits.model_fields) <= {f.name for f in fields(SandboxSettings)}
 
 
 def test_cli_help_lists_the_model_sandbox_kinds() -> None:
