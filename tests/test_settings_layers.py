@@ -157,6 +157,26 @@ async def test_the_editor_reads_the_same_as_the_file(tmp_path: Path) -> None:
         await stop_editor(ed)
 
 
+async def test_the_server_warns_about_unknown_file_keys_once_and_still_runs(tmp_path: Path) -> None:
+    from k2lsp.model.fake_server import FakeK2Server, Reply
+
+    fake = FakeK2Server([], models=["kimi-k2-thinking"])
+    fake.start()
+    root = make_project(tmp_path / "proj")
+    (root / "k2lsp.toml").write_text('modle = "x"\nmax_steps = 5\n')
+    fake.add(Reply(reasoning="ok", content="Hello."))
+    ed = await start_editor(root, fake.base_url, tmp_path / "home")
+    try:
+        line = f"{root / 'k2lsp.toml'}: unknown setting 'modle' ignored (did you mean 'model'?)"
+        await ed.wait_for(lambda: any(line in m.message for m in ed.client.messages))
+        run_id = (await ed.command("k2lsp.ask", {"question": "hi?"}))["runId"]
+        assert (await ed.finished(run_id))["outcome"] == "success"
+        assert sum(line in m.message for m in ed.client.messages) == 1  # once, not per run
+    finally:
+        await stop_editor(ed)
+        fake.stop()
+
+
 def test_the_same_words_from_every_layer_in_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
