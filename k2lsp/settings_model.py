@@ -13,7 +13,7 @@ value in one format, and the unknown keys:
 Text from the environment and the command line is read as a TOML value first when the key is
 not a string (`K2LSP_MAX_STEPS=-5` is the number -5), so it fails with the same words as the
 same value in a file. The configuration reference in docs/configuration.md is generated from
-this model (`python -m k2lsp.settings_model`) and a test keeps the two equal.
+this model (`python -m k2lsp.settings_doc`) and a test keeps the two equal.
 """
 
 from __future__ import annotations
@@ -41,16 +41,7 @@ SECRET_KEYS = frozenset({"api_key"})
 DERIVED = frozenset({"api_key_env", "api_key_source", "untrusted"})
 # K2LSP_* variables that are not settings (no warning for them).
 OTHER_ENV = frozenset(
-    {
-        "K2LSP_TRUST_REPO",
-        "K2LSP_DEBUG",
-        "K2LSP_RG",
-        "K2LSP_DEBIAN_MIRROR",
-        "K2LSP_CI_CACHE",
-        "K2LSP_VENV",
-        "K2LSP_USER_VENV",
-        "K2LSP_BIN",
-    }
+    f"K2LSP_{n}" for n in "TRUST_REPO DEBUG RG DEBIAN_MIRROR CI_CACHE VENV USER_VENV BIN".split()
 )
 
 
@@ -302,10 +293,10 @@ def parse_text(key: str, text: str, model: type[BaseModel] = Settings) -> Any:
 def _problem(err: ErrorDetails) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     words = {
-        "greater_than_equal": f"must be >= {_num(ctx.get('ge'))}",
-        "greater_than": f"must be > {_num(ctx.get('gt'))}",
-        "less_than_equal": f"must be <= {_num(ctx.get('le'))}",
-        "less_than": f"must be < {_num(ctx.get('lt'))}",
+        "greater_than_equal": f"must be >= {fmt_number(ctx.get('ge'))}",
+        "greater_than": f"must be > {fmt_number(ctx.get('gt'))}",
+        "less_than_equal": f"must be <= {fmt_number(ctx.get('le'))}",
+        "less_than": f"must be < {fmt_number(ctx.get('lt'))}",
         "int_type": "must be a whole number",
         "int_from_float": "must be a whole number",
         "float_type": "must be a number",
@@ -401,63 +392,5 @@ def raise_problems_text(lines: list[str]) -> None:
         raise UsageError("invalid settings:\n  " + "\n  ".join(lines))
 
 
-def _type_text(annotation: Any) -> str:
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is Annotated:
-        return _type_text(args[0])
-    if origin is Literal:
-        return " or ".join(f"`{a}`" for a in args)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_text(a) for a in args)
-    if origin in (list, dict):
-        return f"{origin.__name__} of " + " to ".join(_type_text(a) for a in args)
-    if annotation is type(None):
-        return "unset"
-    return "any" if annotation is Any else getattr(annotation, "__name__", str(annotation))
-
-
-def _bounds(annotation: Any, metadata: list[Any]) -> str:
-    found = list(metadata)
-    for arg in typing.get_args(annotation):  # Count | None: the bounds sit inside
-        if typing.get_origin(arg) is Annotated:
-            for meta in arg.__metadata__:
-                found += [meta, *getattr(meta, "metadata", [])]
-    return "".join(
-        f", {sym} {_num(getattr(m, attr))}"
-        for m in found
-        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
-        if getattr(m, attr, None) is not None
-    )
-
-
-def _num(value: Any) -> str:
+def fmt_number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def reference_rows() -> list[tuple[str, str, str, str, str]]:
-    """(key, type, default, env var, description) of each settable field, for the docs."""
-    rows = []
-    for name in SETTABLE:
-        info = Settings.model_fields[name]
-        default = info.get_default(call_default_factory=True)
-        bounds = _bounds(info.annotation, info.metadata)
-        kind = {
-            "provider": "str (a preset)",
-            "base_url": "str (URL)",
-            "sandbox_limits": "table of " + ", ".join(SandboxLimits.model_fields),
-        }.get(name, _type_text(info.annotation))
-        rows.append((name, kind + bounds, repr(default), env_name(name), info.description or ""))
-    return rows
-
-
-def reference_table() -> str:
-    """The Markdown table of docs/configuration.md."""
-    lines = ["| key | type | default | env | meaning |", "|---|---|---|---|---|"]
-    for key, kind, default, env, doc in reference_rows():
-        cells = [f"`{key}`", kind, f"`{default}`", f"`{env}`", doc]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    print(reference_table(), end="")

@@ -16,7 +16,8 @@ import pytest
 from k2lsp.config import load_settings
 from k2lsp.errors import UsageError
 from k2lsp.server.config import parse_config
-from k2lsp.settings_model import SETTABLE, Settings, reference_table
+from k2lsp.settings_doc import reference_table
+from k2lsp.settings_model import SETTABLE, Settings
 from tests.lsp_fixtures import make_project, start_editor, stop_editor
 
 pytestmark = pytest.mark.timeout(300)
@@ -363,7 +364,7 @@ def test_docs_reference_is_the_model() -> None:
     """docs/configuration.md carries the table generated from Settings, and every row is a
     field (and every settable field a row)."""
     text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
-    assert reference_table() in text, "regenerate: python -m k2lsp.settings_model"
+    assert reference_table() in text, "regenerate: python -m k2lsp.settings_doc"
     rows = re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.M)
     assert sorted(rows) == sorted(SETTABLE)
     assert set(SETTABLE) | {"api_key_env", "api_key_source", "untrusted"} == set(
