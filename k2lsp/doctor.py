@@ -169,14 +169,13 @@ def check_model(settings: Any) -> Check:
 def check_tests(repo: Path, kind: str, image: str, command: str | None, settings: Any) -> Check:
     """Run the test command as a run would: in a real run copy of `repo` (the user's tree is
     never touched), in the sandbox the run would open; report the count and the first error."""
-    import dataclasses
     import uuid
 
     from k2lsp.runcopy import RunCopy
     from k2lsp.testrun.runner import run_tests
     from k2lsp.testrun.sandbox_select import open_sandbox
 
-    run_settings = dataclasses.replace(settings, sandbox=kind, sandbox_image=image)
+    run_settings = settings.model_copy(update={"sandbox": kind, "sandbox_image": image})
     try:
         copy = RunCopy.create(source=repo, run_id=f"doctor-{uuid.uuid4().hex[:8]}")
     except K2lspError as exc:
