@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/boundary_bench.py [--n 2000]
 
-1. Redaction boundary: time per outgoing message for `k2lsp.boundary.lsp_body` on the shapes
+1. Redaction boundary: time per outgoing message for `k2lsp.redact.boundary.lsp_body` on the shapes
    the server sends most (a k2lsp/stream batch of reasoning deltas, a window/logMessage, a
    tool_result of 20 KB, a $/progress report, an applyEdit of a 200 KB file whose text is not
    scanned), next to the JSON encoding pygls does anyway (json.dumps of the same message).
@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from k2lsp.boundary import lsp_body, lsp_message
 from k2lsp.redact import register_secret
+from k2lsp.redact.boundary import lsp_body, lsp_message
 from k2lsp.server.framing import FrameParser
 
 KEY = "sk-bench-boundary-0123456789abcdefghijkl"

@@ -54,7 +54,7 @@ def direct_counts(pkg: Package, folder: Path) -> tuple[TestReport, float]:
 
 def k2lsp_counts(folder: Path, backend: str, state: Path) -> tuple[TestReport, float, str]:
     """run_tests in a real run copy of `folder`, in the sandbox a run would open."""
-    from k2lsp.runcopy import RunCopy
+    from k2lsp.runs.runcopy import RunCopy
     from k2lsp.testrun.runner import run_tests
     from k2lsp.testrun.sandbox_select import open_sandbox
 
@@ -74,7 +74,8 @@ def k2lsp_counts(folder: Path, backend: str, state: Path) -> tuple[TestReport, f
 
 def backends(choice: str) -> list[str]:
     """The sandbox backends available here among `choice`."""
-    from k2lsp import sandbox_bwrap, sandbox_docker
+    from k2lsp.sandbox import bwrap as sandbox_bwrap
+    from k2lsp.sandbox import docker as sandbox_docker
 
     out = []
     if choice in ("bwrap", "all") and sandbox_bwrap.problem() is None:

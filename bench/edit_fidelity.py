@@ -33,9 +33,9 @@ import corpora
 
 from k2lsp.code.astedit import insert_text, replace_definitions
 from k2lsp.code.symbols import Symbol, extract_symbols
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools.base import ToolContext, ToolError
 from k2lsp.tools.symbols import ReplaceSymbolParams, _first_passing, replace_symbol
-from k2lsp.workspace import Workspace
 
 Case = tuple[str, str, Symbol]  # rel, text, definition
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from llamacpp_server import LlamaServer, RecordingProxy, find_llama  # noqa: E402
 
 from k2lsp.agent.prompts import initial_messages  # noqa: E402
-from k2lsp.config import Settings  # noqa: E402
+from k2lsp.config.settings import Settings  # noqa: E402
 from k2lsp.errors import ProviderError  # noqa: E402
 from k2lsp.model.client import K2Client  # noqa: E402
 from k2lsp.tools import build_registry  # noqa: E402

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from k2lsp.code.filelist import list_files
 from k2lsp.code.files import list_source_files
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext
-from k2lsp.workspace import Workspace
 
 try:
     from search_bench import copy_corpus  # type: ignore[import-not-found]

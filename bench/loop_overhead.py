@@ -32,15 +32,15 @@ from k2lsp.agent.compaction import Ledger
 from k2lsp.agent.events import Emitter
 from k2lsp.agent.loop import AgentLoop
 from k2lsp.agent.prompts import initial_messages
+from k2lsp.agent.session import redacting
 from k2lsp.agent.trajectory import Trajectory
-from k2lsp.cli_render import JsonRenderer
-from k2lsp.config import Settings
+from k2lsp.cli.render import JsonRenderer
+from k2lsp.config.settings import Settings
+from k2lsp.fake.script import Reply
 from k2lsp.model import fake_server
 from k2lsp.model.client import K2Client
-from k2lsp.model.fake_script import Reply
-from k2lsp.run import redacting
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools.base import ToolContext, ToolRegistry, tool
-from k2lsp.workspace import Workspace
 
 MODEL = "kimi-k2-thinking"
 _REASONING = "Let me look at the next part of the output and compare it with the last. " * 6

@@ -192,7 +192,7 @@ async def bench_code_actions(n: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from lsprotocol import types
 
-    from k2lsp.model.fake_server import FakeK2Server, Reply
+    from k2lsp.fake.server import FakeK2Server, Reply
     from tests.lsp_fixtures import start_editor, stop_editor
 
     long = "".join(f"Considering case {i} of the input in detail.\n" for i in range(4000))

@@ -11,9 +11,9 @@ import asyncio
 import statistics
 import time
 
-from k2lsp.config import Settings
+from k2lsp.config.settings import Settings
+from k2lsp.fake.server import FakeK2Server, Reply
 from k2lsp.model.client import K2Client
-from k2lsp.model.fake_server import FakeK2Server, Reply
 
 USER = [{"role": "user", "content": "go"}]
 

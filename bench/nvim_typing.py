@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from k2lsp.model.fake_server import FakeK2Server
+from k2lsp.fake.server import FakeK2Server
 from tests.editor_helpers import fix_script, judge_typing, make_typing_project
 from tests.test_editor_nvim import MODEL, _nvim, run_nvim
 

@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from k2lsp import safefs
 from k2lsp.errors import PathError
-from k2lsp.workspace import Workspace
+from k2lsp.fs import safefs
+from k2lsp.runs.workspace import Workspace
 
 RACER = """
 import ctypes, os, sys

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from k2lsp.sandbox import Sandbox, SandboxSettings, get_sandbox
+from k2lsp.sandbox.base import Sandbox, SandboxSettings, get_sandbox
 
 PYTEST = "-m pytest -q -p no:cacheprovider"
 COMMAND = f"python3 {PYTEST}"  # in the image: its own interpreter

@@ -25,11 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from k2lsp.code.filelist import flags
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext
 from k2lsp.tools.search import LINE_CAP, RG_FLAGS, SearchParams, search
 from k2lsp.tools.walk import rg_binary
-from k2lsp.workspace import Workspace
 
 
 def copy_corpus(dest: Path) -> int:

@@ -7,7 +7,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Run the k2lsp command line; import only what the chosen command needs."""
-    from k2lsp.cli import main as cli_main
+    from k2lsp.cli.main import main as cli_main
 
     return cli_main(sys.argv[1:] if argv is None else argv)
 

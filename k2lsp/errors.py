@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
-from k2lsp.agent.events import Outcome
+
+class Outcome(enum.StrEnum):
+    """How a run ended; each outcome has a fixed process exit code."""
+
+    SUCCESS = "success"
+    TESTS_FAILED = "tests_failed"
+    USAGE_ERROR = "usage_error"
+    PROVIDER_ERROR = "provider_error"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    EDIT_CONFLICT = "edit_conflict"
+    SANDBOX_UNAVAILABLE = "sandbox_unavailable"
+    CANCELLED = "cancelled"
+    NO_CHANGE = "no_change"  # an editing task ended with no file changed and no test run
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit code of this outcome."""
+        return EXIT_CODES[self]
+
+
+EXIT_CODES: dict[Outcome, int] = {
+    Outcome.SUCCESS: 0,
+    Outcome.TESTS_FAILED: 1,
+    Outcome.USAGE_ERROR: 2,
+    Outcome.PROVIDER_ERROR: 3,
+    Outcome.BUDGET_EXHAUSTED: 4,
+    Outcome.EDIT_CONFLICT: 5,
+    Outcome.SANDBOX_UNAVAILABLE: 6,
+    Outcome.NO_CHANGE: 7,
+    Outcome.CANCELLED: 130,
+}
 
 
 class K2lspError(Exception):
@@ -103,3 +134,7 @@ class SandboxUnavailable(K2lspError):
 
 class PathError(K2lspError):
     """A path escapes the workspace or names something that cannot be used."""
+
+
+class ToolError(Exception):
+    """A readable error for the model (bad path, no match, refused edit...)."""

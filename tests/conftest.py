@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from k2lsp.agent.events import Emitter, Event
-from k2lsp.model.fake_server import FakeK2Server
+from k2lsp.fake.server import FakeK2Server
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools.base import ToolContext
-from k2lsp.workspace import Workspace
 
 TEST_KEY = "sk-test-k2lsp-0123456789abcdefghij"
 

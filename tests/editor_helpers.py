@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from k2lsp.model.fake_script import ScriptItem
-from k2lsp.model.fake_server import Reply
+from k2lsp.fake.script import ScriptItem
+from k2lsp.fake.server import Reply
 
 CALC = "def add(a, b):\n    return a - b\n"
 TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"

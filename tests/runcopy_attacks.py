@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from k2lsp.sandbox import SandboxSettings, get_sandbox
+from k2lsp.sandbox.base import SandboxSettings, get_sandbox
 
 if TYPE_CHECKING:
     from tests.sandbox_attacks import Outcome
@@ -44,10 +44,10 @@ def _tool(ctx: Any, name: str, args: dict[str, Any]) -> Any:
 def attack_git_metadata(kind: str, work: Path) -> Outcome:
     """Plant hostile git metadata from the sandbox; run every host-side git operation."""
     from k2lsp.agent.events import Outcome as RunOutcome
-    from k2lsp.git import deliver
-    from k2lsp.guards_tests import review_run_copy
-    from k2lsp.runcopy import RunCopy
+    from k2lsp.runs.git import deliver
+    from k2lsp.runs.runcopy import RunCopy
     from k2lsp.tools.base import ToolContext
+    from k2lsp.tools.test_guard import review_run_copy
     from tests.attack_helpers import planting_code
     from tests.sandbox_attacks import Outcome
 
@@ -87,8 +87,8 @@ def attack_git_metadata(kind: str, work: Path) -> Outcome:
 
 def attack_write_race(kind: str, work: Path) -> Outcome:
     """A sandbox command swaps `pkg` with a link to a host folder while tools write into it."""
+    from k2lsp.runs.workspace import Workspace
     from k2lsp.tools.base import ToolContext
-    from k2lsp.workspace import Workspace
     from tests.sandbox_attacks import Outcome
 
     root, outside = work / "rc", work / "outside"

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from k2lsp.sandbox import Sandbox, SandboxSettings, get_sandbox
+from k2lsp.sandbox.base import Sandbox, SandboxSettings, get_sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 USER = "k2user"
@@ -147,7 +147,7 @@ MEM = {"memory_mb": 256, "tmp_mb": 64, "shm_mb": 32}
 
 def attack_tmpfs_memory(kind: str, work: Path) -> Outcome:
     """Fill every writable in-memory file system with far more than the memory limit."""
-    from k2lsp.sandbox_bwrap import SMALL_TMPFS_MB
+    from k2lsp.sandbox.bwrap import SMALL_TMPFS_MB
 
     root = work / "rc"
     root.mkdir()
@@ -258,7 +258,7 @@ def _own_containers(pid: int | None = None) -> list[str]:
 CHILD = """
 import sys
 from pathlib import Path
-from k2lsp.sandbox import SandboxSettings, get_sandbox
+from k2lsp.sandbox.base import SandboxSettings, get_sandbox
 box = get_sandbox(sys.argv[1], Path(sys.argv[2]), SandboxSettings())
 box.run(sys.argv[3], timeout_s=900)
 """
@@ -319,10 +319,10 @@ SLUGS = {fn.__name__.removeprefix("attack_"): name for name, fn in ATTACKS.items
 def backend_problem(kind: str) -> str | None:
     """Why `kind` cannot run here (None when it can)."""
     if kind == "bwrap":
-        from k2lsp import sandbox_bwrap
+        from k2lsp.sandbox import bwrap as sandbox_bwrap
 
         return sandbox_bwrap.problem()
-    from k2lsp import sandbox_docker
+    from k2lsp.sandbox import docker as sandbox_docker
 
     return sandbox_docker.problem("k2lsp-sandbox:latest")
 

@@ -26,18 +26,18 @@ from attack_helpers import calls, install_git_shim, plant, planting_code
 from conftest import TEST_KEY
 from git_helpers import git, make_repo
 
-from k2lsp import gitcmd
-from k2lsp.agent.events import Outcome
 from k2lsp.code.files import list_source_files
-from k2lsp.git import deliver
-from k2lsp.guards_tests import diff_now, review_run_copy
-from k2lsp.model.fake_script import Reply
-from k2lsp.model.fake_server import FakeK2Server
+from k2lsp.errors import Outcome
+from k2lsp.fake.script import Reply
+from k2lsp.fake.server import FakeK2Server
 from k2lsp.redact import register_secret
-from k2lsp.runcopy import RunCopy
+from k2lsp.runs import gitcmd
+from k2lsp.runs.git import deliver
+from k2lsp.runs.runcopy import RunCopy
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext
-from k2lsp.workspace import Workspace
+from k2lsp.tools.test_guard import diff_now, review_run_copy
 
 REPO_FILES = {
     "app.py": "def add(a, b):\n    return a + b\n",
@@ -222,14 +222,14 @@ def _script(conftest: str) -> list[Reply]:
 
 def _sandbox_or_skip(kind: str) -> str:
     if kind == "bwrap":
-        from k2lsp import sandbox_bwrap
+        from k2lsp.sandbox import bwrap as sandbox_bwrap
 
         why = sandbox_bwrap.problem()
         if why:
             pytest.skip(f"bwrap unavailable: {why}")
         return f"PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {sys.executable} -m pytest -q -p no:cacheprovider"
-    from k2lsp import sandbox_docker
-    from k2lsp.sandbox_image import DEFAULT_IMAGE, ensure_image
+    from k2lsp.sandbox import docker as sandbox_docker
+    from k2lsp.sandbox.image import DEFAULT_IMAGE, ensure_image
 
     why = sandbox_docker.problem(DEFAULT_IMAGE)
     if why and "missing" in why:

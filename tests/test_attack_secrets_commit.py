@@ -13,12 +13,13 @@ import pytest
 from conftest import TEST_KEY, make_k2_env
 from git_helpers import git, make_repo, repo_state, tree_bytes
 
-from k2lsp.agent.events import Outcome
-from k2lsp.git import BODY_MAX, SUBJECT_MAX, commit_message, deliver, find_secrets
-from k2lsp.model.fake_script import Reply
-from k2lsp.model.fake_server import FakeK2Server
+from k2lsp.errors import Outcome
+from k2lsp.fake.script import Reply
+from k2lsp.fake.server import FakeK2Server
 from k2lsp.redact import register_secret
-from k2lsp.runcopy import RunCopy
+from k2lsp.runs.git import deliver
+from k2lsp.runs.runcopy import RunCopy
+from k2lsp.runs.secrets import BODY_MAX, SUBJECT_MAX, commit_message, find_secrets
 
 GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 FILES = {"app.py": "def add(a, b):\n    return a + b\n", "README.md": "# app\n"}

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from k2lsp import safefs
 from k2lsp.errors import PathError
+from k2lsp.fs import safefs
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext
-from k2lsp.workspace import Workspace
 
 RACER = """
 import ctypes, os, sys

@@ -15,8 +15,8 @@ import pytest
 from conftest import TEST_KEY, make_k2_env
 
 from k2lsp.demo.demo import SESSION, make_repo
-from k2lsp.model.fake_script import Fault, Reply, load_script
-from k2lsp.model.fake_server import FakeK2Server
+from k2lsp.fake.script import Fault, Reply, load_script
+from k2lsp.fake.server import FakeK2Server
 
 MODEL = "kimi-k2-thinking"
 K2LSP = [sys.executable, "-m", "k2lsp"]
@@ -241,7 +241,7 @@ def test_help_and_version_import_nothing_heavy(tmp_path: Path) -> None:
     version = k2lsp(["--version"], env)
     assert version.returncode == 0 and version.stdout.startswith("k2lsp ")
     probe = (
-        "import sys, contextlib, io\nimport k2lsp.cli as c\n"
+        "import sys, contextlib, io\nimport k2lsp.cli.main as c\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try: c.main(['--help'])\n    except SystemExit: pass\n"
         "heavy = ('openai', 'pygls', 'lsprotocol', 'git', 'tree_sitter', 'docker', 'pydantic')\n"

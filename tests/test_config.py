@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from k2lsp.config import Settings, load_settings
+from k2lsp.config.providers import PROVIDERS, model_profile
+from k2lsp.config.settings import Settings, load_settings
 from k2lsp.errors import UsageError
-from k2lsp.providers import PROVIDERS, model_profile
 from k2lsp.redact import redact
 
 KEY_ENVS = {p.key_env for p in PROVIDERS.values() if p.key_env}

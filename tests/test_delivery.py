@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from git_helpers import git, make_repo, repo_state, tree_bytes, write
 
-from k2lsp import checkpoint
-from k2lsp.agent.events import Outcome
-from k2lsp.changes import ChangeSet
-from k2lsp.errors import UsageError
-from k2lsp.git import TRAILER, deliver, merge3
-from k2lsp.runcopy import RunCopy
+from k2lsp.errors import Outcome, UsageError
+from k2lsp.runs import checkpoint
+from k2lsp.runs.changes import ChangeSet
+from k2lsp.runs.git import deliver
+from k2lsp.runs.merge import merge3
+from k2lsp.runs.runcopy import RunCopy
+from k2lsp.runs.secrets import TRAILER
 
 BODY = "".join(f"line {i}\n" for i in range(1, 21))
 
@@ -228,7 +229,7 @@ def test_headless_cli_delivers_through_each_output_mode(tmp_path: Path, output: 
 
     from conftest import make_k2_env
 
-    from k2lsp.model.fake_server import FakeK2Server, Reply
+    from k2lsp.fake.server import FakeK2Server, Reply
 
     repo = make_repo(tmp_path / "repo", {"a.py": "def f():\n    return 1\n"})
     write(repo, {"notes.txt": "user's untracked notes\n"})
@@ -358,9 +359,9 @@ def test_write_failing_mid_delivery_puts_back_what_was_written(tmp_path: Path, s
 async def test_unexpected_error_still_ends_the_run(tmp_path: Path) -> None:
     from conftest import TEST_KEY
 
-    from k2lsp.config import Settings
-    from k2lsp.model.fake_server import FakeK2Server, Reply
-    from k2lsp.run import RunRequest, RunResult, execute_run
+    from k2lsp.agent.session import RunRequest, RunResult, execute_run
+    from k2lsp.config.settings import Settings
+    from k2lsp.fake.server import FakeK2Server, Reply
 
     repo = make_repo(tmp_path / "repo", {"a.py": "x = 1\n"})
     events: list[str] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from k2lsp.sandbox import SandboxSettings
+from k2lsp.sandbox.base import SandboxSettings
 from tests.sandbox_helpers import open_sandbox
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from k2lsp.model.fake_script import ScriptItem
-from k2lsp.model.fake_server import FakeK2Server, Reply
+from k2lsp.fake.script import ScriptItem
+from k2lsp.fake.server import FakeK2Server, Reply
 from tests.editor_helpers import make_calc_project
 
 pytestmark = pytest.mark.editor

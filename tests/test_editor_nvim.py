@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from k2lsp.model.fake_server import FakeK2Server, Reply
+from k2lsp.fake.server import FakeK2Server, Reply
 from tests.editor_helpers import (
     CALC,
     fix_script,

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from k2lsp.model.fake_server import FakeK2Server, Reply
+from k2lsp.fake.server import FakeK2Server, Reply
 from tests.editor_helpers import CALC, fix_script, make_calc_project
 
 pytestmark = pytest.mark.editor

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from k2lsp.model.fake_server import FakeK2Server, Fault, Reply
+from k2lsp.fake.server import FakeK2Server, Fault, Reply
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -283,7 +283,7 @@ def test_script_file_served_from_a_subprocess(tmp_path: Any) -> None:
         )
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "k2lsp.model.fake_server", "--script", str(script)],
+        [sys.executable, "-m", "k2lsp.fake.server", "--script", str(script)],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -18,9 +18,9 @@ import pytest
 from k2lsp.agent.events import Emitter, Event
 from k2lsp.code.filelist import ListingError
 from k2lsp.code.languages import EXTENSIONS
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext, ToolResult
-from k2lsp.workspace import Workspace
 
 # What the listing must be, whatever the consumer: hidden files yes, `.git` no, every ignore
 # file honoured (root and nested .gitignore with a negation, .ignore, .rgignore,

@@ -8,9 +8,9 @@ import pytest
 from git_helpers import git, make_repo, write
 
 import k2lsp.tools.git_tools  # noqa: F401  (registers the tools)
-from k2lsp.runcopy import RunCopy
+from k2lsp.runs.runcopy import RunCopy
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools.base import REGISTRY, ToolContext, ToolResult
-from k2lsp.workspace import Workspace
 
 
 @pytest.fixture

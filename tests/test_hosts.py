@@ -16,13 +16,13 @@ from conftest import TEST_KEY, make_k2_env
 from test_loop import FINAL, MODEL, of, run
 from test_loop import repo as repo  # the fixture
 
-from k2lsp.agent.events import Event, Outcome
-from k2lsp.config import Settings
-from k2lsp.errors import ContextOverflow, HistoryRejected, RetryDelayTooLong
+from k2lsp.agent.events import Event
+from k2lsp.config.settings import Settings
+from k2lsp.errors import ContextOverflow, HistoryRejected, Outcome, RetryDelayTooLong
+from k2lsp.fake.hosts import overflow_error
+from k2lsp.fake.script import Fault, Reply
+from k2lsp.fake.server import FakeK2Server
 from k2lsp.model.client import K2Client
-from k2lsp.model.fake_hosts import overflow_error
-from k2lsp.model.fake_script import Fault, Reply
-from k2lsp.model.fake_server import FakeK2Server
 
 HOSTS = ["llamacpp", "vllm", "sglang", "ollama", "lmstudio"]
 SOURCES = {

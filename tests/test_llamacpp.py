@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 from llamacpp_server import LlamaServer, RecordingProxy, Rewrite, find_llama
 
-from k2lsp.agent.events import Event, Outcome
-from k2lsp.config import Settings
+from k2lsp.agent.events import Event
+from k2lsp.agent.session import RunRequest, execute_run
+from k2lsp.config.settings import Settings
 from k2lsp.demo.demo import make_repo
+from k2lsp.errors import Outcome
 from k2lsp.model.client import K2Client
-from k2lsp.run import RunRequest, execute_run
 
 LLAMA = find_llama()
 pytestmark = pytest.mark.skipif(

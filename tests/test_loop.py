@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from conftest import TEST_KEY
 
-from k2lsp.agent.events import Event, Outcome
-from k2lsp.config import Settings
+from k2lsp.agent.events import Event
+from k2lsp.agent.session import RunRequest, RunResult, execute_run
+from k2lsp.config.settings import Settings
 from k2lsp.demo.demo import SESSION, make_repo
-from k2lsp.model.fake_script import Fault, Reply, load_script
-from k2lsp.model.fake_server import FakeK2Server
-from k2lsp.run import RunRequest, RunResult, execute_run
+from k2lsp.errors import Outcome
+from k2lsp.fake.script import Fault, Reply, load_script
+from k2lsp.fake.server import FakeK2Server
 
 MODEL = "kimi-k2-thinking"
 FINAL = Reply(reasoning="All done.", content="Done.")

@@ -18,13 +18,13 @@ from k2lsp.agent.compaction import Ledger
 from k2lsp.agent.events import Emitter, Event
 from k2lsp.agent.loop import EMPTY_RESULT, AgentLoop
 from k2lsp.agent.prompts import initial_messages
-from k2lsp.config import Settings
+from k2lsp.config.settings import Settings
 from k2lsp.errors import Cancelled
+from k2lsp.fake.script import Reply
+from k2lsp.fake.server import FakeK2Server
 from k2lsp.model.client import K2Client
-from k2lsp.model.fake_script import Reply
-from k2lsp.model.fake_server import FakeK2Server
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools.base import ToolContext, ToolRegistry, tool
-from k2lsp.workspace import Workspace
 
 MODEL = "kimi-k2-thinking"
 

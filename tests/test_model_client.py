@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from k2lsp.config import Settings
+from k2lsp.config.settings import Settings
 from k2lsp.errors import (
     AuthError,
     ContextOverflow,
@@ -19,8 +19,8 @@ from k2lsp.errors import (
     ProviderError,
     QuotaExhausted,
 )
+from k2lsp.fake.server import FakeK2Server, Fault, Reply
 from k2lsp.model.client import K2Client
-from k2lsp.model.fake_server import FakeK2Server, Fault, Reply
 from k2lsp.model.types import AssistantTurn
 
 TEST_KEY = "sk-test-k2lsp-0123456789abcdefghij"  # the key conftest.k2_env uses

@@ -12,12 +12,11 @@ from test_loop import FINAL, MODEL, TEST_COMMAND, of, run
 from test_loop import repo as repo  # the fixture
 
 from k2lsp.agent.budgets import EDITOR_DEFAULT_TIMEOUT_S, with_editor_defaults
-from k2lsp.agent.events import Outcome
 from k2lsp.agent.guards import RepeatGuard
-from k2lsp.config import Settings
-from k2lsp.errors import BudgetExhausted
-from k2lsp.model.fake_script import Reply
-from k2lsp.model.fake_server import FakeK2Server
+from k2lsp.config.settings import Settings
+from k2lsp.errors import BudgetExhausted, Outcome
+from k2lsp.fake.script import Reply
+from k2lsp.fake.server import FakeK2Server
 
 ANSWER = Reply(reasoning="easy", content="The test should pass now.")
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from conftest import TEST_KEY, make_k2_env
 
-from k2lsp.boundary import lsp_body, lsp_message, safe_text
-from k2lsp.model.fake_script import Reply
-from k2lsp.model.fake_server import FakeK2Server
+from k2lsp.fake.script import Reply
+from k2lsp.fake.server import FakeK2Server
 from k2lsp.redact import MARKER, may_change_json, register_secret
+from k2lsp.redact.boundary import lsp_body, lsp_message, safe_text
 from tests.lsp_fixtures import API_KEY, FIX_ADD, make_project, start_editor, stop_editor
 from tests.test_redact import SECRETS as TEST_SECRETS
 
@@ -186,7 +186,7 @@ def test_log_lines_leave_through_the_boundary() -> None:
     import io
     import logging
 
-    from k2lsp.boundary import redact_log_handlers
+    from k2lsp.redact.boundary import redact_log_handlers
 
     key = "sk-boundary-log-0123456789abcdefghij"
     register_secret(key)

@@ -20,9 +20,10 @@ import pytest
 
 from bench.corpus import BY_NAME, PACKAGES, Package, available, user_project
 from bench.corpus_agreement import agree, direct_counts
-from k2lsp import sandbox_bwrap, sandbox_docker
-from k2lsp.runcopy import RunCopy
-from k2lsp.sandbox import SandboxSettings, get_sandbox
+from k2lsp.runs.runcopy import RunCopy
+from k2lsp.sandbox import bwrap as sandbox_bwrap
+from k2lsp.sandbox import docker as sandbox_docker
+from k2lsp.sandbox.base import SandboxSettings, get_sandbox
 from k2lsp.testrun.detect import detect
 from k2lsp.testrun.diagnose import diagnose
 from k2lsp.testrun.env import foreign_paths

@@ -23,8 +23,8 @@ import pytest
 from conftest import make_k2_env
 
 from bench.corpus import BY_NAME, available, user_project
-from k2lsp import sandbox_bwrap
-from k2lsp.model.fake_server import FakeK2Server, Reply
+from k2lsp.fake.server import FakeK2Server, Reply
+from k2lsp.sandbox import bwrap as sandbox_bwrap
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = "k2lsp-repos"

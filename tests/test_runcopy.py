@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from git_helpers import git, make_repo, repo_state, tree_bytes, write
 
-from k2lsp import runcopy
+from k2lsp.cli import gc as cligc
 from k2lsp.errors import PathError, UsageError
-from k2lsp.runcopy import RunCopy
+from k2lsp.runs import gc as rgc
+from k2lsp.runs.runcopy import RunCopy
 
 
 @pytest.fixture
@@ -251,15 +252,15 @@ def test_gc_removes_runs_of_dead_processes_only(tmp_path: Path, state: Path) -> 
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
     live = RunCopy.create(repo, "live", state_dir=state)
     code = (
-        "import os, sys; from k2lsp.runcopy import RunCopy; "
+        "import os, sys; from k2lsp.runs.runcopy import RunCopy; "
         "RunCopy.create(sys.argv[1], 'crashed', state_dir=sys.argv[2]); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code, str(repo), str(state)], check=True)
     assert (state / "runs" / "crashed").is_dir()
-    assert runcopy.stale_runs(state) == [state / "runs" / "crashed"]
-    assert runcopy.cli_gc(["--state-dir", str(state), "--dry-run"]) == 0
+    assert rgc.stale_runs(state) == [state / "runs" / "crashed"]
+    assert cligc.cli_gc(["--state-dir", str(state), "--dry-run"]) == 0
     assert (state / "runs" / "crashed").is_dir()
-    assert runcopy.cli_gc(["--state-dir", str(state)]) == 0
+    assert cligc.cli_gc(["--state-dir", str(state)]) == 0
     assert not (state / "runs" / "crashed").exists()
     assert "k2lsp/crashed" not in git(repo, "branch", "--list", "k2lsp/*")
     assert live.root.is_dir() and "k2lsp/live" in git(repo, "branch", "--list", "k2lsp/*")
@@ -272,12 +273,12 @@ def test_gc_handles_a_deleted_source_repository(tmp_path: Path, state: Path) -> 
 
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
     code = (
-        "import os, sys; from k2lsp.runcopy import RunCopy; "
+        "import os, sys; from k2lsp.runs.runcopy import RunCopy; "
         "RunCopy.create(sys.argv[1], 'orphan', state_dir=sys.argv[2]); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code, str(repo), str(state)], check=True)
     shutil.rmtree(repo)
-    assert runcopy.cli_gc(["--state-dir", str(state)]) == 0
+    assert cligc.cli_gc(["--state-dir", str(state)]) == 0
     assert not (state / "runs" / "orphan").exists()
 
 
@@ -298,7 +299,7 @@ def test_uncommitted_secrets_stay_out_of_snapshot_commits(tmp_path: Path, state:
 
 
 def test_gc_with_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert runcopy.cli_gc(["--state-dir", str(tmp_path / "empty")]) == 0
+    assert cligc.cli_gc(["--state-dir", str(tmp_path / "empty")]) == 0
     assert "no stale run copies" in capsys.readouterr().out
 
 
@@ -312,11 +313,11 @@ def test_cleanup_and_gc_leave_the_users_stale_worktrees_alone(tmp_path: Path, st
     rc = RunCopy.create(repo, "r", state_dir=state)
     rc.cleanup()
     code = (
-        "import os, sys; from k2lsp.runcopy import RunCopy; "
+        "import os, sys; from k2lsp.runs.runcopy import RunCopy; "
         "RunCopy.create(sys.argv[1], 'crashed', state_dir=sys.argv[2]); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code, str(repo), str(state)], check=True)
-    assert runcopy.cli_gc(["--state-dir", str(state)]) == 0
+    assert cligc.cli_gc(["--state-dir", str(state)]) == 0
     assert {p.name: p.read_bytes() for p in admin.iterdir() if p.is_file()} == kept
     assert sorted(p.name for p in (repo / ".git" / "worktrees").iterdir()) == ["userwt"]
     moved = tmp_path / "userwt-moved"
@@ -331,5 +332,5 @@ def test_collect_leaves_a_run_being_created_alone(tmp_path: Path, state: Path) -
     for folder in (young, old):
         folder.mkdir(parents=True)
     os.utime(old, (0, 0))
-    assert runcopy.collect(state) == [f"removed {old} (incomplete run folder)"]
+    assert rgc.collect(state) == [f"removed {old} (incomplete run folder)"]
     assert young.is_dir() and not old.exists()

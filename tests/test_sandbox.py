@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from k2lsp import sandbox_bwrap, sandbox_docker
 from k2lsp.errors import SandboxUnavailable, UsageError
-from k2lsp.sandbox import NONE_WARNING, OutputCap, SandboxSettings, cap_bytes, get_sandbox
+from k2lsp.sandbox import bwrap as sandbox_bwrap
+from k2lsp.sandbox import docker as sandbox_docker
+from k2lsp.sandbox.base import NONE_WARNING, OutputCap, SandboxSettings, cap_bytes, get_sandbox
 from tests.sandbox_helpers import open_sandbox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,8 +47,8 @@ def test_default_profile_loads_and_bad_profiles_are_explained(tmp_path: Path) ->
 
 
 def test_settings_for_reads_kind_image_profile_and_limits() -> None:
-    from k2lsp.config import Settings
-    from k2lsp.sandbox import settings_for
+    from k2lsp.config.settings import Settings
+    from k2lsp.sandbox.base import settings_for
 
     plain = settings_for(Settings(sandbox="bwrap", sandbox_image="img:1"))
     assert (plain.kind, plain.image, plain.memory_mb) == ("bwrap", "img:1", 2048)
@@ -130,7 +131,7 @@ def test_auto_prefers_docker_then_bwrap(tmp_path: Path) -> None:
 def test_docker_runs_as_the_sandbox_user_and_files_keep_the_run_copys_owner(
     tmp_path: Path,
 ) -> None:
-    from k2lsp.sandbox_owner import sandbox_ids
+    from k2lsp.sandbox.owner import sandbox_ids
 
     root = tmp_path / "owned"
     root.mkdir()
@@ -187,7 +188,7 @@ def test_each_command_gets_its_own_container_removed_before_run_returns(tmp_path
 @pytest.mark.docker
 def test_image_build_is_a_fast_no_op_when_its_definition_is_unchanged() -> None:
     open_sandbox("docker", REPO, SandboxSettings()).close()  # builds once, or skips
-    from k2lsp.sandbox_image import cli, ensure_image
+    from k2lsp.sandbox.image import cli, ensure_image
 
     start = time.monotonic()
     message = ensure_image()
@@ -211,7 +212,7 @@ def test_image_build_is_a_fast_no_op_when_its_definition_is_unchanged() -> None:
 
 
 def test_sandbox_build_cli_rejects_unknown_actions(capsys: pytest.CaptureFixture[str]) -> None:
-    from k2lsp.sandbox_image import cli
+    from k2lsp.sandbox.image import cli
 
     assert cli([]) == 2
     with pytest.raises(SystemExit):

@@ -40,7 +40,7 @@ def test_attack_is_contained_as_an_ordinary_user(attack: str, kind: str) -> None
 def test_handover_never_follows_symlinks_swapped_in_during_the_walk(tmp_path: Path) -> None:
     """Items 2/3 at the file-system level: a racing process swaps files and folders for symlinks
     to host files while the run copy is handed over and back; the host files never change."""
-    from k2lsp.sandbox_owner import SANDBOX_UID, hand_back, hand_over
+    from k2lsp.sandbox.owner import SANDBOX_UID, hand_back, hand_over
 
     if os.geteuid() != 0:
         pytest.skip("handing a run copy to another uid needs root (as a user nothing is chowned)")
@@ -107,7 +107,7 @@ def test_a_test_report_swapped_for_a_symlink_or_fifo_is_not_followed(
 ) -> None:
     """Hostile test code replaces the JUnit report k2lsp reads with a symlink to a host file
     (or a FIFO that would block the host forever): the host reads neither."""
-    from k2lsp.sandbox import SandboxSettings
+    from k2lsp.sandbox.base import SandboxSettings
     from k2lsp.testrun.runner import run_tests
     from tests.sandbox_helpers import open_sandbox
 
@@ -135,7 +135,7 @@ def test_a_run_copy_under_a_folder_only_root_may_enter_works_as_root(
     import shutil
     import tempfile
 
-    from k2lsp.sandbox import SandboxSettings
+    from k2lsp.sandbox.base import SandboxSettings
     from tests.sandbox_helpers import open_sandbox
 
     if os.geteuid() != 0:
@@ -169,7 +169,7 @@ def test_root_never_hands_a_system_or_home_folder_to_the_sandbox_user(
     kind: str, folder: str
 ) -> None:
     from k2lsp.errors import UsageError
-    from k2lsp.sandbox import SandboxSettings
+    from k2lsp.sandbox.base import SandboxSettings
     from tests.sandbox_helpers import open_sandbox
 
     if os.geteuid() != 0:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from k2lsp.sandbox import Sandbox, SandboxSettings
+from k2lsp.sandbox.base import Sandbox, SandboxSettings
 from tests.sandbox_helpers import open_sandbox
 
 BACKENDS = [

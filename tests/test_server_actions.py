@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
-from k2lsp.model.fake_server import FakeK2Server, Reply
+from k2lsp.fake.server import FakeK2Server, Reply
 from k2lsp.server.edits import line_edits, split_lines
 from k2lsp.server.testdetect import enclosing_test, find_tests
 from tests.lsp_fixtures import (

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
-from k2lsp.model.fake_server import FakeK2Server, Reply
+from k2lsp.fake.server import FakeK2Server, Reply
 from tests.lsp_fixtures import (
     FIX_ADD,
     Editor,

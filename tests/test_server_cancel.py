@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
-from k2lsp.checkpoint import list_checkpoints
-from k2lsp.model.fake_server import FakeK2Server, Reply
+from k2lsp.fake.server import FakeK2Server, Reply
+from k2lsp.runs.checkpoint import list_checkpoints
 from k2lsp.server.landing import ATTEMPTS
 from tests.lsp_fixtures import FIX_ADD, Editor, make_project, start_editor, stop_editor
 

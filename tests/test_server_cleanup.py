@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from k2lsp.model.fake_server import FakeK2Server
+from k2lsp.fake.server import FakeK2Server
 from tests.git_helpers import git, make_repo
 from tests.lsp_fixtures import make_project, start_editor, stop_editor
 
 pytestmark = pytest.mark.timeout(180)
 
 CREATE = (
-    "import os, sys; from k2lsp.runcopy import RunCopy; "
+    "import os, sys; from k2lsp.runs.runcopy import RunCopy; "
     "rc = RunCopy.create(sys.argv[1], sys.argv[2], state_dir=sys.argv[3]); "
     "print('ready', flush=True); "
     "sys.stdin.readline() if sys.argv[4] == 'live' else os._exit(0)"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from k2lsp.model.fake_server import FakeK2Server, Reply
+from k2lsp.fake.server import FakeK2Server, Reply
 from tests.lsp_fixtures import FIX_ADD, Editor, make_project, start_editor, stop_editor
 
 pytestmark = pytest.mark.timeout(180)
@@ -279,7 +279,7 @@ def _git_project(root: Path) -> Path:
 async def test_cli_undo_after_saving_gives_back_the_unsaved_buffer(
     tmp_path: Path, fake: FakeK2Server
 ) -> None:
-    from k2lsp.git import undo
+    from k2lsp.runs.git import undo
 
     fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(reasoning="ok", content="ok"))
     root = _git_project(tmp_path / "proj")

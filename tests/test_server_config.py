@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from k2lsp.model.fake_server import FakeK2Server, Reply
+from k2lsp.fake.server import FakeK2Server, Reply
 from k2lsp.server.config import parse_config
 from tests.lsp_fixtures import API_KEY, make_project, server_env, start_editor, stop_editor
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from k2lsp.changes import ChangeSet, FileChange
 from k2lsp.errors import PathError
+from k2lsp.runs.changes import ChangeSet, FileChange
 from k2lsp.server.edits import inverse, plan_delivery, write_disk
 from tests.lsp_fixtures import apply_text_edits
 

@@ -11,7 +11,7 @@ import pytest
 from lsprotocol import types
 
 from k2lsp.agent.events import Event
-from k2lsp.model.fake_server import FakeK2Server, Reply
+from k2lsp.fake.server import FakeK2Server, Reply
 from k2lsp.server.stream import coalesce
 from tests.lsp_fixtures import (
     API_KEY,

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from k2lsp.config import load_settings
+from k2lsp.config.doc import reference_table
+from k2lsp.config.model import SETTABLE, Settings
+from k2lsp.config.settings import load_settings
 from k2lsp.errors import UsageError
 from k2lsp.server.config import parse_config
-from k2lsp.settings_doc import reference_table
-from k2lsp.settings_model import SETTABLE, Settings
 from tests.lsp_fixtures import make_project, start_editor, stop_editor
 
 pytestmark = pytest.mark.timeout(300)
@@ -159,7 +159,7 @@ async def test_the_editor_reads_the_same_as_the_file(tmp_path: Path) -> None:
 
 
 async def test_the_server_warns_about_unknown_file_keys_once_and_still_runs(tmp_path: Path) -> None:
-    from k2lsp.model.fake_server import FakeK2Server, Reply
+    from k2lsp.fake.server import FakeK2Server, Reply
 
     fake = FakeK2Server([], models=["kimi-k2-thinking"])
     fake.start()
@@ -364,7 +364,7 @@ def test_docs_reference_is_the_model() -> None:
     """docs/configuration.md carries the table generated from Settings, and every row is a
     field (and every settable field a row)."""
     text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
-    assert reference_table() in text, "regenerate: python -m k2lsp.settings_doc"
+    assert reference_table() in text, "regenerate: python -m k2lsp.config.doc"
     rows = re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.M)
     assert sorted(rows) == sorted(SETTABLE)
     assert set(SETTABLE) | {"api_key_env", "api_key_source", "untrusted"} == set(
@@ -375,8 +375,8 @@ def test_docs_reference_is_the_model() -> None:
 def test_sandbox_limit_keys_are_sandbox_settings() -> None:
     from dataclasses import fields
 
-    from k2lsp.sandbox import SandboxSettings
-    from k2lsp.settings_model import SandboxLimits
+    from k2lsp.config.model import SandboxLimits
+    from k2lsp.sandbox.base import SandboxSettings
 
     assert set(SandboxLimits.model_fields) <= {f.name for f in fields(SandboxSettings)}
 
@@ -384,7 +384,7 @@ def test_sandbox_limit_keys_are_sandbox_settings() -> None:
 def test_cli_help_lists_the_model_sandbox_kinds() -> None:
     import typing
 
-    from k2lsp.cli import SANDBOXES
-    from k2lsp.settings_model import SandboxKind
+    from k2lsp.cli.main import SANDBOXES
+    from k2lsp.config.model import SandboxKind
 
     assert SANDBOXES == typing.get_args(SandboxKind)

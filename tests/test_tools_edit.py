@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from k2lsp.agent.events import Event
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext, ToolResult
-from k2lsp.workspace import Workspace
 
 
 async def edit(ctx: ToolContext, path: str, old: str, new: str) -> ToolResult:

@@ -17,11 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from k2lsp.agent.events import Event
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext, ToolResult
 from k2lsp.tools.fileops import atomic_write, is_secret
 from k2lsp.tools.pager import read_page
-from k2lsp.workspace import Workspace
 
 
 @pytest.fixture(params=["rg"])

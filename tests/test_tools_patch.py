@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from k2lsp.agent.events import Emitter
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext, ToolResult
 from k2lsp.tools.patch import normalize_patch
-from k2lsp.workspace import Workspace
 
 A = "def a():\n    return 1\n\n\ndef b():\n    return 2\n\n\ndef c():\n    return 3\n"
 B = "x = 1\ny = 2\nz = 3\n"

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext, ToolResult
 from k2lsp.tools.walk import glob_matches, rg_binary
-from k2lsp.workspace import Workspace
 
 
 @pytest.fixture(params=["rg"])

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from k2lsp.agent.events import Emitter
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext, ToolResult
-from k2lsp.workspace import Workspace
 
 MOD = '''\
 import os

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from k2lsp.agent.events import Emitter, Event
-from k2lsp.config import Settings
-from k2lsp.guards_tests import guard_edit, is_test_path, problems_in_test_change
-from k2lsp.sandbox import Sandbox, SandboxSettings
+from k2lsp.config.settings import Settings
+from k2lsp.runs.workspace import Workspace
+from k2lsp.sandbox.base import Sandbox, SandboxSettings
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext, ToolError
-from k2lsp.workspace import Workspace
+from k2lsp.tools.test_guard import guard_edit, is_test_path, problems_in_test_change
 from tests.sandbox_helpers import open_sandbox
 
 CODE = "def add(a, b):\n    return a - b\n"

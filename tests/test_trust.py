@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from k2lsp import trust
-from k2lsp.config import load_settings
-from k2lsp.model.fake_script import Reply
-from k2lsp.model.fake_server import FakeK2Server
+from k2lsp.config import trust
+from k2lsp.config.settings import load_settings
+from k2lsp.fake.script import Reply
+from k2lsp.fake.server import FakeK2Server
 from tests.lsp_fixtures import make_project, start_editor, stop_editor
 
 pytestmark = pytest.mark.timeout(180)
@@ -173,7 +173,7 @@ def test_a_broken_store_trusts_nothing(env: dict[str, Path]) -> None:
 
 
 def test_doctor_names_the_ignored_keys_and_the_fix(env: dict[str, Path]) -> None:
-    from k2lsp.doctor import check_trust
+    from k2lsp.cli.doctor import check_trust
 
     repo = env["repo"]
     (repo / "k2lsp.toml").write_text('sandbox = "none"\n')

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from git_helpers import git, make_repo, repo_state, tree_bytes, write
 
-from k2lsp import checkpoint
-from k2lsp.agent.events import Outcome
-from k2lsp.errors import EditConflict, PathError, UsageError
-from k2lsp.git import cli_undo, deliver, record_checkpoint, seal_checkpoint, undo
-from k2lsp.runcopy import RunCopy
+from k2lsp.cli.undo import cli_undo
+from k2lsp.errors import EditConflict, Outcome, PathError, UsageError
+from k2lsp.runs import checkpoint
+from k2lsp.runs.git import deliver, record_checkpoint, seal_checkpoint, undo
+from k2lsp.runs.runcopy import RunCopy
 
 BODY = "".join(f"line {i}\n" for i in range(1, 21))
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from k2lsp.errors import PathError
-from k2lsp.workspace import Workspace, is_git_meta
+from k2lsp.runs.workspace import Workspace, is_git_meta
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +311,7 @@ def test_secret_globs_extend_and_lift_the_denylist(tmp_path: Path) -> None:
 
 
 def test_from_settings_carries_secret_settings(tmp_path: Path) -> None:
-    from k2lsp.config import Settings
+    from k2lsp.config.settings import Settings
 
     settings = Settings(secret_globs=["*.secret"])
     ws = Workspace.from_settings(tmp_path, settings, overlay={"a.py": "x"})

@@ -6,7 +6,6 @@ Each event is a flat JSON object: ``{"type", "run_id", "seq", "ts", ...fields}``
 
 from __future__ import annotations
 
-import enum
 import itertools
 import threading
 import time
@@ -14,37 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+# Outcome and EXIT_CODES live in k2lsp.errors (the floor every room may import).
 
-class Outcome(enum.StrEnum):
-    """How a run ended; each outcome has a fixed process exit code."""
-
-    SUCCESS = "success"
-    TESTS_FAILED = "tests_failed"
-    USAGE_ERROR = "usage_error"
-    PROVIDER_ERROR = "provider_error"
-    BUDGET_EXHAUSTED = "budget_exhausted"
-    EDIT_CONFLICT = "edit_conflict"
-    SANDBOX_UNAVAILABLE = "sandbox_unavailable"
-    CANCELLED = "cancelled"
-    NO_CHANGE = "no_change"  # an editing task ended with no file changed and no test run
-
-    @property
-    def exit_code(self) -> int:
-        """The process exit code of this outcome."""
-        return EXIT_CODES[self]
-
-
-EXIT_CODES: dict[Outcome, int] = {
-    Outcome.SUCCESS: 0,
-    Outcome.TESTS_FAILED: 1,
-    Outcome.USAGE_ERROR: 2,
-    Outcome.PROVIDER_ERROR: 3,
-    Outcome.BUDGET_EXHAUSTED: 4,
-    Outcome.EDIT_CONFLICT: 5,
-    Outcome.SANDBOX_UNAVAILABLE: 6,
-    Outcome.NO_CHANGE: 7,
-    Outcome.CANCELLED: 130,
-}
 
 # Event types and the fields each carries (besides run_id, seq, ts).
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {

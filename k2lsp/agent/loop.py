@@ -23,13 +23,13 @@ from k2lsp.agent.budgets import Budget
 from k2lsp.agent.compaction import Ledger, compact, message_chars, should_compact
 from k2lsp.agent.events import Emitter, Event
 from k2lsp.agent.guards import RepeatGuard
-from k2lsp.agent.redaction import mark_safe, redact_text
 from k2lsp.agent.trajectory import Trajectory
 from k2lsp.agent.usage import record_failed, record_usage
 from k2lsp.errors import Cancelled, ContextOverflow, HistoryRejected, ProviderError
 from k2lsp.model.toolargs import refusal_text, repair_history, strict_arguments
 from k2lsp.model.types import AssistantTurn, ToolCall
 from k2lsp.redact import StreamRedactor
+from k2lsp.redact.cache import mark_safe, redact_text
 from k2lsp.tools.base import ToolContext, ToolRegistry, ToolResult, cap_output
 
 EMPTY_RESULT = "(the tool returned no output)"

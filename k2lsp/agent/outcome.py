@@ -8,7 +8,8 @@ running anything (no `run_tests`, no `run_command` that ran) did not do the task
 
 from __future__ import annotations
 
-from k2lsp.agent.events import Event, Outcome
+from k2lsp.agent.events import Event
+from k2lsp.errors import Outcome
 
 RUNNING_TOOLS = ("run_tests", "run_command")
 

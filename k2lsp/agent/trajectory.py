@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from k2lsp.agent.events import Event
-from k2lsp.agent.redaction import redact_tree
+from k2lsp.redact.cache import redact_tree
 
 
 def trajectory_path(state_dir: Path | str | None, run_id: str) -> Path:
     """Where the trajectory of `run_id` goes: `<state_dir>/trajectories/<run_id>.jsonl`."""
-    from k2lsp.runcopy import default_state_dir
+    from k2lsp.runs.runcopy import default_state_dir
 
     return default_state_dir(state_dir) / "trajectories" / f"{run_id}.jsonl"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from k2lsp.code.languages import language_for
 from k2lsp.code.parse import SyntaxProblem, line_text, parse, syntax_problems
-from k2lsp.tools.base import ToolError
+from k2lsp.errors import ToolError
 
 _SNIPPET_CHARS = 120
 _PY = f"Python {sys.version_info.major}.{sys.version_info.minor}"

@@ -8,11 +8,11 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from k2lsp.code.repomap import Record, rec_statics, rec_votes
+from k2lsp.code.maprecord import Record, rec_statics, rec_votes
 from k2lsp.code.symbols import Symbol
 
 if TYPE_CHECKING:
-    from k2lsp.code.repomap import RepoMap
+    from k2lsp.code.mapreads import MapReads as RepoMap
 
 CHARS_PER_TOKEN = 4
 _FOCUS_FILE_BOOST = 5.0

@@ -7,9 +7,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from k2lsp import safefs
 from k2lsp.code import filelist
 from k2lsp.errors import PathError
+from k2lsp.fs import safefs
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Words every language is full of; counting them only costs memory.

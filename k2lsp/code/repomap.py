@@ -26,94 +26,25 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from sys import intern
 from typing import Any
 
-from k2lsp import safefs
 from k2lsp.code.cache import content_hash, default_cache_dir
 from k2lsp.code.files import list_source_files
-from k2lsp.code.languages import language_for
-from k2lsp.code.refs import identifier_votes
+from k2lsp.code.mapreads import MapReads
+from k2lsp.code.maprecord import (
+    _BULK_FILES,
+    _RACY_NS,
+    _UNUSED_RECORDS,
+    MAX_FILES,
+    Record,
+    _analyze,
+    rec_votes,
+)
 from k2lsp.code.store import Store, chunks, dec, enc
-from k2lsp.code.symbols import Symbol, extract_symbols
 from k2lsp.errors import PathError
+from k2lsp.fs import safefs
 
 log = logging.getLogger(__name__)
-
-# A file's analysis, kept compact: (symbol tuples, identifier votes, a note, per-symbol (own
-# votes, prior), the defined names); all but the note and names are marshalled bytes decoded
-# on demand. Stored in the `records` table; only a bounded few are held in memory.
-Record = tuple[bytes, bytes, str, bytes, tuple[str, ...]]
-_EMPTY = marshal.dumps(())
-
-
-def rec_symbols(rec: Record) -> tuple[tuple[Any, ...], ...]:
-    """The symbol tuples of a record (see `Symbol`)."""
-    out: tuple[tuple[Any, ...], ...] = marshal.loads(rec[0])
-    return out
-
-
-def rec_votes(rec: Record) -> dict[str, int]:
-    """Identifier -> votes of a record's file."""
-    out: dict[str, int] = marshal.loads(rec[1]) if rec[1] != _EMPTY else {}
-    return out
-
-
-def rec_statics(rec: Record) -> tuple[tuple[int, float], ...]:
-    """Per symbol: (the file's own votes for its name, its name prior)."""
-    out: tuple[tuple[int, float], ...] = marshal.loads(rec[3])
-    return out
-
-
-def _record(syms: tuple[Any, ...], votes: dict[str, int], note: str, statics: tuple) -> Record:
-    names = tuple(intern(t[0]) for t in syms)
-    votes_blob = marshal.dumps(votes) if votes else _EMPTY
-    return marshal.dumps(syms), votes_blob, note, marshal.dumps(statics), names
-
-
-_MOD = 1 << 128
-_DECODED_FILES = 512  # files whose symbols stay decoded (what a few renders show)
-_RACY_NS = 2_000_000_000  # mtimes this close to the last check are re-hashed
-_MAX_MAP_FILE_BYTES = 1_000_000
-_CHARS_PER_TOKEN = 4
-_RECORDS_KEPT = 256  # raw records kept in memory (the files one render or edit touches)
-_BULK_FILES = 4000  # a cold build keeps totals of this many files in memory, then spills
-_UNUSED_RECORDS = 4096  # records of contents no file has any more, kept for a switch back
-MAX_FILES = (
-    50_000  # a map of more files than this would take minutes to build; the rest is left out
-)
-
-
-def _pair_hash(rel: str, digest: str) -> int:
-    return int(content_hash(f"{rel}\0{digest}".encode("utf-8", "surrogatepass")), 16)
-
-
-def analyze(rel: str, data: bytes) -> Record:
-    """Symbols and identifier votes of one file (a note instead when it cannot be read)."""
-    return _analyze(rel, data)[0]
-
-
-def _analyze(rel: str, data: bytes) -> tuple[Record, dict[str, int]]:
-    """`analyze` and the identifier votes before marshalling."""
-    lang = language_for(rel)
-    if lang is None:
-        return _record((), {}, "unsupported", ()), {}
-    if b"\x00" in data[:8192]:
-        return _record((), {}, "binary", ()), {}
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return _record((), {}, "not UTF-8", ()), {}
-    if len(data) > _MAX_MAP_FILE_BYTES:
-        return _record((), {}, "too large", ()), {}
-    from k2lsp.code.rank import name_prior
-
-    symbols = extract_symbols(lang, data)
-    # Names repeat across thousands of files: one shared string each (also in the pickles).
-    idents = {intern(k): v for k, v in identifier_votes(text).items()}
-    statics = tuple((idents.get(s.name, 0), name_prior(s.name, s.kind, s.depth)) for s in symbols)
-    syms = tuple((intern(s.name), s.qualname, intern(s.kind), *s[3:]) for s in symbols)
-    return _record(syms, idents, "", statics), idents
 
 
 @dataclass
@@ -127,7 +58,7 @@ class RefreshStats:
     seconds: float = 0.0
 
 
-class RepoMap:
+class RepoMap(MapReads):
     """A map of one root: the path index in memory, everything else in its on-disk store."""
 
     def __init__(
@@ -443,185 +374,3 @@ class RepoMap:
 
     def wait_idle(self) -> None:
         """Nothing runs in the background any more; kept for callers that wait."""
-
-    def state_token(self) -> str:
-        """A digest of which content every file has: equal tokens mean equal maps.
-
-        The sum (mod 2**128) of one hash per (path, content) pair, so it is order-independent
-        and kept up to date per changed file instead of re-hashing the whole index.
-        """
-        if self._token is None:
-            if self._token_sum is None:
-                self._token_sum = sum(_pair_hash(r, e[2]) for r, e in self.index.items()) % _MOD
-            self._token = f"{self._token_sum:032x}"
-        return self._token
-
-    def _set_entry(self, rel: str, entry: tuple[int, int, str, int] | None) -> None:
-        """Change the index entry of `rel` (None: remove it) in memory and in the store,
-        keeping the token sum current."""
-        old = self.index.get(rel)
-        if entry is None:
-            self.index.pop(rel, None)
-            self._flush_rows()
-            self.store.db.execute("DELETE FROM files WHERE path = ?", (enc(rel),))
-        else:
-            self.index[rel] = entry
-            self._new_files.append((enc(rel), *entry))
-        old_digest, new_digest = (old[2] if old else None), (entry[2] if entry else None)
-        if old_digest == new_digest:
-            return
-        self._token = None
-        if self._token_sum is not None:
-            delta = (_pair_hash(rel, new_digest) if new_digest else 0) - (
-                _pair_hash(rel, old_digest) if old_digest else 0
-            )
-            self._token_sum = (self._token_sum + delta) % _MOD
-
-    def render(
-        self,
-        max_tokens: int,
-        focus_files: frozenset[str] = frozenset(),
-        focus_names: frozenset[str] = frozenset(),
-        only: tuple[str, ...] = (),
-    ) -> str:
-        """The map text (see `rank.render_map`), reused from the store when nothing changed."""
-        from k2lsp.code.rank import render_map
-
-        with self._lock:
-            key = repr((max_tokens, sorted(focus_files), sorted(focus_names), only))
-            db = self.store.db
-            db.execute("BEGIN")  # one snapshot: another process may commit meanwhile
-            try:
-                self._sync()
-                token = self.state_token()
-                row = db.execute(
-                    "SELECT text FROM rendered WHERE key = ? AND token = ?", (key, token)
-                ).fetchone()
-                if row is not None:
-                    return str(row[0])
-                text = render_map(self, max_tokens, focus_files, focus_names, only)
-            finally:
-                db.execute("COMMIT")
-            self._remember_text(key, token, text)
-            return text
-
-    def _remember_text(self, key: str, token: str, text: str) -> None:
-        db = self.store.db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("DELETE FROM rendered WHERE token != ?", (token,))
-            (n,) = db.execute("SELECT COUNT(*) FROM rendered").fetchone()
-            if n >= 16:
-                db.execute("DELETE FROM rendered")
-            db.execute("INSERT OR REPLACE INTO rendered VALUES (?, ?, ?)", (key, token, text))
-            db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:  # busy or read-only: the text is still right
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            log.warning("cannot remember the rendered repo map: %s", exc)
-
-    # ----- queries ----------------------------------------------------------------------
-    def record(self, digest: str, keep: bool = True) -> Record | None:
-        """The record of one content (from memory or the store), or None if unknown."""
-        rec = self._records.get(digest)
-        if rec is not None:
-            self._records.move_to_end(digest)
-            return rec
-        raw = self.store.record(digest)
-        if raw is None:
-            return None
-        rec = (raw[0], raw[1], raw[2], raw[3], marshal.loads(raw[4]))
-        if keep:
-            self._remember(digest, rec)
-        return rec
-
-    def _remember(self, digest: str, rec: Record) -> None:
-        self._records[digest] = rec
-        if len(self._records) > _RECORDS_KEPT:
-            self._records.popitem(last=False)
-
-    def symbol_tuples(self, digest: str) -> tuple[tuple[Any, ...], ...]:
-        """Decoded symbol tuples of a record, the most recently used few kept decoded."""
-        hit = self._decoded.get(digest)
-        if hit is not None:
-            self._decoded.move_to_end(digest)
-            return hit
-        rec = self.record(digest)
-        syms = rec_symbols(rec) if rec is not None else ()
-        self._decoded[digest] = syms
-        if len(self._decoded) > _DECODED_FILES:
-            self._decoded.popitem(last=False)
-        return syms
-
-    def symbol_tuples_many(self, digests: Iterable[str]) -> dict[str, tuple[tuple[Any, ...], ...]]:
-        """Decoded symbol tuples of several records (one query for those not in memory)."""
-        out: dict[str, tuple[tuple[Any, ...], ...]] = {}
-        missing = []
-        for digest in digests:
-            hit = self._decoded.get(digest)
-            if hit is None:
-                missing.append(digest)
-            else:
-                out[digest] = hit
-        for digest, raw in self.store.symbols_many(missing).items():
-            syms = out[digest] = marshal.loads(raw)
-            self._decoded[digest] = syms
-            if len(self._decoded) > _DECODED_FILES:
-                self._decoded.popitem(last=False)
-        return out
-
-    def symbols(self, rel: str) -> list[Symbol]:
-        """Cached definitions of one file (call refresh first)."""
-        entry = self.index.get(rel)
-        return [Symbol(*t) for t in self.symbol_tuples(entry[2])] if entry else []
-
-    def files(self) -> list[str]:
-        """Files in the map, sorted."""
-        return sorted(self.index)
-
-    def def_count(self, name: str) -> int:
-        """How many definitions of `name` the repository has."""
-        with self._lock:
-            return self.store.totals([name]).get(name, (0, 0))[1]
-
-    def defined_names(self) -> list[str]:
-        """Every defined name, sorted."""
-        with self._lock:
-            rows = self.store.db.execute("SELECT name FROM names WHERE defs > 0 ORDER BY name")
-            return [r[0] for r in rows]
-
-    def totals(self) -> dict[str, tuple[int, int]]:
-        """name -> (votes over every file, definitions) for every name (tests, debugging)."""
-        rows = self.store.db.execute("SELECT name, votes, defs FROM names")
-        return {n: (v, d) for n, v, d in rows}
-
-    def definitions(self, name: str) -> list[tuple[str, Symbol]]:
-        """(file, symbol) of every definition whose name or qualified name is `name`."""
-        with self._lock:
-            out = []
-            for rel in sorted(self.store.files_defining([name.rsplit(".", 1)[-1]])):
-                entry = self.index.get(rel)
-                for t in self.symbol_tuples(entry[2]) if entry else ():
-                    if t[0] == name or t[1] == name or t[1].endswith("." + name):
-                        out.append((rel, Symbol(*t)))
-            return out
-
-    def referring_files(self, name: str) -> list[str]:
-        """Files whose text mentions `name` as an identifier (streams every record)."""
-        with self._lock:
-            out = []
-            rows = self.store.db.execute(
-                "SELECT f.path, r.votes FROM files f JOIN records r ON r.digest = f.digest"
-            )
-            for raw, votes in rows:
-                if votes != _EMPTY and name in marshal.loads(votes):
-                    out.append(dec(raw))
-            return sorted(out)
-
-    def ranked(
-        self, focus_files: frozenset[str] = frozenset(), focus_names: frozenset[str] = frozenset()
-    ) -> list[tuple[float, str, Symbol]]:
-        """Every definition with its score, best first (deterministic order)."""
-        from k2lsp.code.rank import rank_symbols
-
-        return rank_symbols(self, focus_files, focus_names)

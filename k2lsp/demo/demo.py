@@ -52,7 +52,7 @@ def make_repo(parent: Path) -> Path:
 def pick_sandbox(kind: str, root: Path, err: Any) -> str:
     """`kind`, or `none` with a visible warning when `auto` finds no sandbox (demo only)."""
     from k2lsp.errors import SandboxUnavailable
-    from k2lsp.sandbox import SandboxSettings, get_sandbox
+    from k2lsp.sandbox.base import SandboxSettings, get_sandbox
 
     if kind != "auto":
         return kind
@@ -74,9 +74,9 @@ def pick_sandbox(kind: str, root: Path, err: Any) -> str:
 
 def demo_settings(base_url: str, sandbox: str, state_dir: Path) -> Any:
     """Settings pointing at the in-process fake server."""
-    from k2lsp.config import Settings
-    from k2lsp.providers import MOONSHOT_PRICES
-    from k2lsp.settings_model import SandboxKind
+    from k2lsp.config.settings import Settings
+    from k2lsp.config.providers import MOONSHOT_PRICES
+    from k2lsp.config.model import SandboxKind
 
     return Settings(
         provider="openai-compatible",
@@ -117,10 +117,10 @@ def cli(argv: list[str]) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from k2lsp.cli_render import JsonRenderer, TerminalRenderer
-    from k2lsp.model.fake_script import load_script
-    from k2lsp.model.fake_server import FakeK2Server
-    from k2lsp.run import RunRequest, RunResult, execute_run
+    from k2lsp.cli.render import JsonRenderer, TerminalRenderer
+    from k2lsp.fake.script import load_script
+    from k2lsp.fake.server import FakeK2Server
+    from k2lsp.agent.session import RunRequest, RunResult, execute_run
 
     err = sys.stderr
     banner(err)
@@ -137,7 +137,7 @@ async def _demo(args: argparse.Namespace) -> int:
 
         async def deliver(result: RunResult) -> RunResult:
             if result.changes:
-                from k2lsp.cli_run import deliver as cli_deliver
+                from k2lsp.cli.run import deliver as cli_deliver
 
                 ns = argparse.Namespace(patch_file=None, json=args.json)
                 await asyncio.to_thread(cli_deliver, result, "apply", ns, TASK)

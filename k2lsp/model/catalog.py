@@ -18,9 +18,9 @@ from k2lsp.redact import redact
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-    from k2lsp.config import Settings
+    from k2lsp.config.providers import ModelProfile
+    from k2lsp.config.settings import Settings
     from k2lsp.model.errors import Failure
-    from k2lsp.providers import ModelProfile
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from k2lsp.config import Settings
+from k2lsp.config.providers import PROVIDERS, default_prices, model_profile
+from k2lsp.config.settings import Settings
 from k2lsp.errors import MalformedReply, ProviderError
 from k2lsp.model.attempts import check_retry_delay, failed_attempt_usage
 from k2lsp.model.catalog import ModelCatalog
@@ -33,7 +34,6 @@ from k2lsp.model.stream import Accumulator, DeltaCallback, SSEParser
 from k2lsp.model.toolargs import checked_calls
 from k2lsp.model.toolparse import extract_leaked_calls, has_leaked_tokens
 from k2lsp.model.types import AssistantTurn, ToolCall, Usage
-from k2lsp.providers import PROVIDERS, default_prices, model_profile
 from k2lsp.redact import redact, register_secret
 
 if TYPE_CHECKING:

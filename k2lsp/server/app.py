@@ -25,7 +25,7 @@ from k2lsp.server.transport import SafeProtocol
 
 if TYPE_CHECKING:
     from k2lsp.agent.events import Event
-    from k2lsp.config import Settings
+    from k2lsp.config.settings import Settings
     from k2lsp.server.actions import TestCache
     from k2lsp.server.config import EditorConfig
     from k2lsp.server.diagnostics import TestDiagnostics
@@ -240,7 +240,7 @@ def serve(argv: list[str] | None = None) -> int:
         level=str(args.log_level).upper(),
         format="k2lsp %(levelname)s %(name)s: %(message)s",
     )
-    from k2lsp.boundary import redact_log_handlers
+    from k2lsp.redact.boundary import redact_log_handlers
 
     redact_log_handlers()
     logging.getLogger("pygls").setLevel(logging.WARNING)

@@ -163,8 +163,8 @@ def _fix_diagnostic(args: dict[str, Any], doc: DocContext) -> tuple[str, str, Do
 
 async def start(ls: K2LanguageServer, command: str, raw: tuple[Any, ...]) -> dict[str, Any]:
     """Start the run of a run-starting command; answers at once with `protocol.RunStarted`."""
-    from k2lsp.run import RunRequest
-    from k2lsp.runcopy import new_run_id
+    from k2lsp.agent.session import RunRequest
+    from k2lsp.runs.runcopy import new_run_id
     from k2lsp.server.runs import launch
 
     try:

@@ -1,8 +1,9 @@
 """Editor configuration (initializationOptions, workspace/configuration) -> validated options.
 
-Keys are `k2lsp.config.Settings` field names in snake_case or camelCase plus the server-only
+Keys are `k2lsp.config.settings.Settings` field names in snake_case or camelCase plus the
+server-only
 keys of `ServerOptions` (`protocol.SERVER_OPTION_KEYS`). Both are pydantic models validated by
-`k2lsp.settings_model.validate_layer`, the validator of every other layer, so a bad value reads
+`k2lsp.config.model.validate_layer`, the validator of every other layer, so a bad value reads
 the same as in a file (`editor setting 'maxSteps': max_steps: must be >= 1 (got -3)`). Every
 bad value and unknown key produces one problem line (the caller shows it with
 window/showMessage) and is dropped, so the value of the lower layers applies.
@@ -16,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from k2lsp.settings_model import SETTABLE, Settings, snake, suggest, validate_layer
+from k2lsp.config.model import SETTABLE, Settings, snake, suggest, validate_layer
 
 
 class ServerOptions(BaseModel):
@@ -30,7 +31,7 @@ class ServerOptions(BaseModel):
     log_reasoning: bool = True
     approvals: Literal["ask", "policy"] = "ask"
     # The editor's own workspace trust (VS Code: workspace.isTrusted). None: k2lsp's trust
-    # store decides (`k2lsp trust`); see k2lsp.trust.
+    # store decides (`k2lsp trust`); see k2lsp.config.trust.
     workspace_trusted: bool | None = None
 
 
@@ -111,6 +112,6 @@ def _fallback(name: str, config: EditorConfig) -> str:
 
 def state_dir(settings: Settings) -> Path:
     """Where transcripts, previews and saved patches go (the shared state-dir rule)."""
-    from k2lsp.config import default_state_dir
+    from k2lsp.config.settings import default_state_dir
 
     return default_state_dir(settings.state_dir)

@@ -14,16 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from k2lsp.agent.events import Outcome
-from k2lsp.changes import ChangeSet
-from k2lsp.errors import EditConflict, K2lspError, PathError
+from k2lsp.errors import EditConflict, K2lspError, Outcome, PathError
 from k2lsp.redact import redact
+from k2lsp.runs.changes import ChangeSet
 from k2lsp.server import landing, protocol
 from k2lsp.server.config import state_dir
 from k2lsp.server.edits import Plan, check_disk, inverse, plan_delivery, write_disk
 
 if TYPE_CHECKING:
-    from k2lsp.run import RunResult
+    from k2lsp.agent.session import RunResult
     from k2lsp.server.app import K2LanguageServer
     from k2lsp.server.runs import Run
 
@@ -41,7 +40,7 @@ async def deliver(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResul
             answer = answer[:500] + "… (the whole answer is in the transcript)"
         report(ls, run, "nothing", f"K2: {answer}" if answer else "K2 finished; no change.", [])
         return result
-    from k2lsp.git import find_secrets
+    from k2lsp.runs.secrets import find_secrets
 
     found = await asyncio.to_thread(find_secrets, changes, result.run_copy)
     if found:
@@ -299,7 +298,7 @@ def _checkpoint(root: Path, plan: Plan, label: str, state: Path | None) -> tuple
     undo gives back the text the user had, not an older disk version.
     """
     try:
-        from k2lsp.git import record_checkpoint
+        from k2lsp.runs.git import record_checkpoint
 
         cp_id = record_checkpoint(
             root,
@@ -317,7 +316,7 @@ def _checkpoint(root: Path, plan: Plan, label: str, state: Path | None) -> tuple
 
 def _discard(root: Path, cp_id: str, state: Path | None) -> None:
     """Forget the checkpoint of a delivery the editor refused (nothing was written)."""
-    from k2lsp.checkpoint import discard
+    from k2lsp.runs.checkpoint import discard
 
     try:
         discard(root, cp_id, state_dir=state)

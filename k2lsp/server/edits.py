@@ -2,10 +2,10 @@
 
 Each changed file is compared with the editor's current state (the open buffer with its
 version, else the disk). Unchanged since the run started: the change applies as minimal
-line edits on that version. Moved on: the change is rebased three-way (`k2lsp.git.merge3`);
+line edits on that version. Moved on: the change is rebased three-way (`k2lsp.runs.merge.merge3`);
 if that conflicts, nothing at all is applied and the caller saves the patch. Never overwrite.
 
-Every path goes through `k2lsp.workspace.Workspace`: a path leading out of the workspace (a
+Every path goes through `k2lsp.runs.workspace.Workspace`: a path leading out of the workspace (a
 `..`, a symlinked folder pointing elsewhere) or ending in a symlink is a conflict, and so is an
 existing file that is not UTF-8 text (it is never taken for an absent one).
 """
@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from k2lsp.changes import ChangeSet, FileChange
 from k2lsp.errors import PathError
-from k2lsp.workspace import Workspace, decode_text
+from k2lsp.runs.changes import ChangeSet, FileChange
+from k2lsp.runs.workspace import Workspace, decode_text
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -153,7 +153,7 @@ def _target(change: FileChange, state: DocState, plan: Plan) -> tuple[bool, str 
         return True, wanted  # already there (e.g. the user made the same change)
     if base is None or wanted is None or state.text is None:
         return False, None  # created/deleted on both sides differently
-    from k2lsp.git import merge3
+    from k2lsp.runs.merge import merge3
 
     merged, conflicted = merge3(base, state.text, wanted)
     if conflicted:

@@ -45,13 +45,13 @@ async def _initialized(ls: K2LanguageServer, params: types.InitializedParams) ->
 async def _collect_stale_runs(ls: K2LanguageServer) -> None:
     """Remove run copies, worktrees and branches left by k2lsp processes that are gone."""
     from k2lsp.errors import K2lspError
-    from k2lsp.runcopy import collect
+    from k2lsp.runs.gc import collect
     from k2lsp.server.config import state_dir
 
     try:
         folder = state_dir(ls.run_settings())
     except K2lspError:  # no workspace folder or a bad config: the default state folder
-        from k2lsp.config import default_state_dir
+        from k2lsp.config.settings import default_state_dir
 
         folder = default_state_dir()
     try:

@@ -137,7 +137,7 @@ def holds(before: str | None, now: str | None, after: str | None) -> bool:
         return False
     if now == before:
         return False
-    from k2lsp.git import merge3
+    from k2lsp.runs.merge import merge3
 
     merged, conflicted = merge3(before, now, after)
     return not conflicted and merged == now

@@ -44,10 +44,11 @@ Server -> client, only for clients that opt in with
   their `run_finished` says so. The same message is also shown with window/showMessage.
 
 Configuration (initializationOptions ``{"k2lsp": {...}}`` and `workspace/configuration`
-section ``"k2lsp"``): keys are `k2lsp.config.Settings` field names in snake_case or camelCase
+section ``"k2lsp"``): keys are `k2lsp.config.settings.Settings` field names in snake_case or
+camelCase
 (``baseUrl``, ``model``, ``maxSteps``, ``budgetUsd``, ``sandbox``, ``allowCommands``...) plus
 the server-only keys in `SERVER_OPTION_KEYS`, validated by the models of
-`k2lsp.settings_model` / `k2lsp.server.config` (docs/configuration.md). Invalid values and
+`k2lsp.config.model` / `k2lsp.server.config` (docs/configuration.md). Invalid values and
 unknown keys are reported with `window/showMessage` (type Warning) and dropped; null or ""
 means unset.
 """
@@ -71,7 +72,7 @@ CMD_ACCEPT = "k2lsp.accept"
 CMD_REJECT = "k2lsp.reject"
 CMD_TRUST = "k2lsp.trust"  # {path?, revoke?} -> TrustResult
 
-# Command -> run mode (`k2lsp.run.MODES`).
+# Command -> run mode (`k2lsp.agent.session.MODES`).
 RUN_COMMANDS: dict[str, str] = {
     CMD_ASK: "ask",
     CMD_TASK: "task",
@@ -274,18 +275,21 @@ class UntrustedParams(TypedDict):
     keys: list[str]  # the ignored Settings keys (snake_case)
     configHash: str  # changes whenever k2lsp.toml / [tool.k2lsp] changes
     message: str  # the one-line notice (also shown with window/showMessage)
-    editorDecides: bool  # the editor passed workspaceTrusted: trust it there, not with k2lsp.trust
+    editorDecides: (
+        bool  # the editor passed workspaceTrusted: trust it there, not with k2lsp.config.trust
+    )
 
 
 class TrustArgs(TypedDict, total=False):
-    """`k2lsp.trust` argument (optional): trust (or `revoke`) the workspace folder or `path`."""
+    """`k2lsp.config.trust` argument (optional): trust (or `revoke`) the workspace folder or
+    `path`."""
 
     path: str
     revoke: bool
 
 
 class TrustResult(TypedDict):
-    """`k2lsp.trust` answer."""
+    """`k2lsp.config.trust` answer."""
 
     path: str
     trusted: bool

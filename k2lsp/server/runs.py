@@ -1,6 +1,7 @@
 """The registry of runs: each run is an asyncio task with an id, a stream and its totals.
 
-`launch` starts a run and returns at once; the task drives `k2lsp.run.execute_run`, delivers
+`launch` starts a run and returns at once; the task drives `k2lsp.agent.session.execute_run`,
+delivers
 through `k2lsp.server.delivery` (as the run's `finish` hook, so the final outcome is in the
 event stream) and cleans the run copy up. Cancelling the task (progress cancel or
 `k2lsp.cancel`) ends the run as `cancelled` with nothing applied.
@@ -16,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from k2lsp.agent.events import Event, Outcome
+from k2lsp.agent.events import Event
+from k2lsp.errors import Outcome
 from k2lsp.model.types import Usage
 
 if TYPE_CHECKING:
-    from k2lsp.run import RunRequest, RunResult
+    from k2lsp.agent.session import RunRequest, RunResult
     from k2lsp.server.app import K2LanguageServer
     from k2lsp.server.stream import RunStream
 
@@ -160,8 +162,8 @@ async def launch(ls: K2LanguageServer, request: RunRequest, title: str) -> Run:
 
 async def _drive(ls: K2LanguageServer, run: Run, settings: Any) -> None:
     """The run's task: execute, deliver in the finish hook, report, clean up."""
+    from k2lsp.agent.session import execute_run
     from k2lsp.errors import K2lspError
-    from k2lsp.run import execute_run
     from k2lsp.server.delivery import deliver
 
     assert run.stream is not None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from k2lsp.agent.events import Event
-from k2lsp.boundary import safe_text
+from k2lsp.redact.boundary import safe_text
 from k2lsp.server import protocol
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The language server's transport: pygls' reader and writer replaced by k2lsp's own.
 
 - `SafeProtocol`: pygls' protocol whose every outgoing message passes the redaction boundary
-  (`k2lsp.boundary`) on its way to the writer;
+  (`k2lsp.redact.boundary`) on its way to the writer;
 - `serve_io` / `serve_tcp`: read with the resynchronising `k2lsp.server.framing` reader (a
   malformed frame is answered and skipped, oversized bodies are never held in memory).
 """
@@ -28,7 +28,7 @@ READ_CHUNK = 65536
 
 class SafeProtocol(LanguageServerProtocol):
     """pygls' protocol whose every outgoing message passes the redaction boundary
-    (`k2lsp.boundary.lsp_body`) on its way to the writer."""
+    (`k2lsp.redact.boundary.lsp_body`) on its way to the writer."""
 
     def _send_data(self, data: Any) -> None:
         if not data:
@@ -36,7 +36,7 @@ class SafeProtocol(LanguageServerProtocol):
         if self.writer is None:
             log.error("cannot send: no transport")
             return
-        from k2lsp.boundary import APPLY_EDIT, lsp_body, lsp_message
+        from k2lsp.redact.boundary import APPLY_EDIT, lsp_body, lsp_message
 
         try:
             if getattr(data, "method", None) == APPLY_EDIT:  # the document text is not scanned

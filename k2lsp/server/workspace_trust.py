@@ -1,7 +1,7 @@
 """Workspace trust in the language server: settings for a run honour the editor's trust
 (`workspaceTrusted` option) or k2lsp's trust store, the user is told once per configuration
 version which repository keys were ignored (`window/showMessage` for every client,
-`k2lsp/untrusted` for opt-in clients), and `k2lsp.trust` records the user's decision.
+`k2lsp/untrusted` for opt-in clients), and `k2lsp.config.trust` records the user's decision.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from lsprotocol import types
 from k2lsp.server import protocol
 
 if TYPE_CHECKING:
-    from k2lsp.config import Settings
+    from k2lsp.config.settings import Settings
     from k2lsp.server.app import K2LanguageServer
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 def run_settings(ls: K2LanguageServer) -> Settings:
     """Every configuration layer for the workspace, trust applied; announces ignored keys."""
-    from k2lsp.config import load_settings
-    from k2lsp.settings_model import raise_problems_text
+    from k2lsp.config.model import raise_problems_text
+    from k2lsp.config.settings import load_settings
 
     raise_problems_text(list(ls.editor_config.blocking.values()))
     root = ls.root()
@@ -61,7 +61,7 @@ def check(ls: K2LanguageServer) -> None:
 
 def announce(ls: K2LanguageServer, root: Path, keys: list[str], line: str) -> None:
     """One notice per repository configuration version."""
-    from k2lsp.trust import config_hash
+    from k2lsp.config.trust import config_hash
 
     digest = config_hash(root)
     if (str(root), digest) in ls.trust_notices:
@@ -87,7 +87,7 @@ def announce(ls: K2LanguageServer, root: Path, keys: list[str], line: str) -> No
 
 async def trust_command(ls: K2LanguageServer, raw: tuple[Any, ...]) -> dict[str, Any]:
     """k2lsp.trust {path?, revoke?}: trust (or stop trusting) the workspace folder."""
-    from k2lsp import trust
+    from k2lsp.config import trust
     from k2lsp.errors import UsageError
     from k2lsp.server.commands import first_arg
 

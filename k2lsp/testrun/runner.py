@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from k2lsp.sandbox import CommandResult, Sandbox, read_untrusted
+from k2lsp.sandbox.base import CommandResult, Sandbox, read_untrusted
 from k2lsp.testrun.detect import Detection, Runner, build_runner, detect
 from k2lsp.testrun.diagnose import diagnose
 from k2lsp.testrun.env import foreign_paths, test_env

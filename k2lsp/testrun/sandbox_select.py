@@ -47,7 +47,8 @@ def choose(kind: str, source: Path, image: str | None) -> tuple[str, str]:
     """(backend, why) for `kind`; only `auto` is decided here."""
     if kind != "auto":
         return kind, f"--sandbox {kind}"
-    from k2lsp import sandbox_bwrap, sandbox_docker
+    from k2lsp.sandbox import bwrap as sandbox_bwrap
+    from k2lsp.sandbox import docker as sandbox_docker
 
     wants_docker = declared_container(source) or (
         f"configured image {image}" if image and image != DEFAULT_IMAGE else ""
@@ -68,7 +69,7 @@ def choose(kind: str, source: Path, image: str | None) -> tuple[str, str]:
 def open_sandbox(settings: Any, root: Path, source: Path | None = None) -> tuple[Any, str]:
     """The sandbox for a run in `root` (a copy of `source`), with the project's environment
     bound in; returns (sandbox, preflight text). Raises SandboxUnavailable."""
-    from k2lsp.sandbox import get_sandbox, settings_for
+    from k2lsp.sandbox.base import get_sandbox, settings_for
 
     sb = settings_for(settings)
     source = (source or root).resolve()
@@ -84,8 +85,8 @@ def open_sandbox(settings: Any, root: Path, source: Path | None = None) -> tuple
 def _docker_if_bwrap_cannot(sandbox: Any, sb: Any, why: str) -> tuple[Any, str]:
     """`auto`: when the host toolchain lacks the test command's program (no pytest for the
     python on PATH, no node, …) and the docker image has it, use docker."""
-    from k2lsp import sandbox_docker
-    from k2lsp.sandbox import get_sandbox
+    from k2lsp.sandbox import docker as sandbox_docker
+    from k2lsp.sandbox.base import get_sandbox
     from k2lsp.testrun.detect import detect
 
     binds = list(sb.ro_binds)

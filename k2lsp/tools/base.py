@@ -16,23 +16,29 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
 from k2lsp.code.filelist import ListingError
+from k2lsp.errors import ToolError
+
+__all__ = ["EventSink", "ToolError"]
+
+
+class EventSink(Protocol):
+    """What tools need of the agent's emitter (tools sit below the agent and never import it)."""
+
+    def emit(self, type_: str, **fields: Any) -> Any:
+        """Deliver one event of `type_`."""
+
 
 if TYPE_CHECKING:
-    from k2lsp.agent.events import Emitter
-    from k2lsp.sandbox import Sandbox
-    from k2lsp.workspace import Workspace
+    from k2lsp.runs.workspace import Workspace
+    from k2lsp.sandbox.base import Sandbox
 
 # Default cap on text returned to the model by one tool call.
 OUTPUT_CAP_CHARS = 30_000
-
-
-class ToolError(Exception):
-    """A readable error for the model (bad path, no match, refused edit...)."""
 
 
 @dataclass
@@ -50,7 +56,7 @@ class ToolContext:
 
     workspace: Workspace
     sandbox: Sandbox | None = None
-    emitter: Emitter | None = None
+    emitter: EventSink | None = None
     settings: Any = None
     # Paths (relative, posix) edited during this run, in order of first edit.
     edited: list[str] = field(default_factory=list)

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pydantic import BaseModel, model_validator
 
-from k2lsp import safefs
-from k2lsp.changes import unified_diff
 from k2lsp.errors import PathError
+from k2lsp.fs import safefs
+from k2lsp.runs.changes import unified_diff
+from k2lsp.runs.workspace import MAX_TEXT_BYTES, decode_text
 from k2lsp.tools.base import ToolError
-from k2lsp.workspace import MAX_TEXT_BYTES, decode_text
 
 if TYPE_CHECKING:
     from k2lsp.tools.base import ToolContext
@@ -141,7 +141,7 @@ def load_text(ctx: ToolContext, abs_path: Path, rel: str) -> TextFile:
 def atomic_write(root: Path, abs_path: Path, text: str) -> None:
     """Write `text` as UTF-8 to `abs_path` under `root` atomically, keeping the file mode.
 
-    Goes through `k2lsp.safefs` (folder descriptors, no link followed): a folder swapped for a
+    Goes through `k2lsp.fs.safefs` (folder descriptors, no link followed): a folder swapped for a
     symlink by a process in the sandbox makes the write fail instead of landing outside.
     A cancelled or crashed write leaves either the old file or the new one, never a mix.
     """

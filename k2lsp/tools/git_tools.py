@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from k2lsp import gitcmd
 from k2lsp.errors import PathError
 from k2lsp.redact import redact
+from k2lsp.runs import gitcmd
 from k2lsp.tools.base import ToolContext, ToolError, cap_output, tool
 
 

@@ -26,11 +26,17 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from k2lsp.errors import K2lspError
-from k2lsp.guards_tests import Evidence, record_evidence, refusal, review_run_copy, tests_may_change
-from k2lsp.sandbox import CommandResult, Sandbox
+from k2lsp.sandbox.base import CommandResult, Sandbox
 from k2lsp.testrun.model import TestReport
 from k2lsp.testrun.runner import format_report, run_tests
 from k2lsp.tools.base import ToolContext, ToolError, ToolResult, tool
+from k2lsp.tools.test_guard import (
+    Evidence,
+    record_evidence,
+    refusal,
+    review_run_copy,
+    tests_may_change,
+)
 
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -198,7 +204,7 @@ async def _approve_test_command(
 
 
 def _none_warning(sandbox: Sandbox) -> str:
-    from k2lsp.sandbox import NONE_WARNING
+    from k2lsp.sandbox.base import NONE_WARNING
 
     return NONE_WARNING if sandbox.name == "none" else ""
 

@@ -1,0 +1,205 @@
+"""The headless run of `k2lsp --task`: settings from flags, the run with a renderer, delivery
+(apply / branch / patch) through `k2lsp.runs.git.deliver`, and the exit code of the outcome.
+
+Ctrl-C (SIGINT) or SIGTERM cancels the run task: the run ends with outcome `cancelled` (exit
+130) and nothing is delivered. A second Ctrl-C exits at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from k2lsp.agent.events import EventSink
+from k2lsp.agent.session import RunRequest, RunResult
+from k2lsp.errors import Outcome, UsageError
+from k2lsp.redact.boundary import SafeStream, safe_text
+
+DELIVER_ON = (Outcome.SUCCESS, Outcome.TESTS_FAILED)
+
+
+def settings_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    """Settings fields given on the command line (None = not given) and the flag of each.
+
+    Flags arrive as text and are read like env vars (`parse_text`), so `--max-steps -5` fails
+    with the same words as `max_steps = -5` in k2lsp.toml."""
+    from k2lsp.config.model import FLAGS, parse_text
+
+    values: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    for flag, key in FLAGS.items():
+        text = getattr(args, flag.removeprefix("--").replace("-", "_"), None)
+        if text is not None:
+            values[key] = parse_text(key, text) if isinstance(text, str) else text
+            labels[key] = flag
+    return values, labels
+
+
+def default_output() -> str:
+    """`branch` in CI (env CI set and not false), else `apply`."""
+    ci = os.environ.get("CI", "").strip().lower()
+    return "branch" if ci not in ("", "0", "false", "no") else "apply"
+
+
+def read_task(args: argparse.Namespace) -> str:
+    """The task text (`-` reads stdin); UsageError when there is none."""
+    task = args.task
+    if task == "-":
+        task = sys.stdin.read()
+    if not task or not task.strip():
+        raise UsageError('nothing to do: pass --task "what to do" (or run `k2lsp --help`)')
+    return task.strip()
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    """Run the task of `args`, render it, deliver, and return the exit code."""
+    from k2lsp.cli.render import JsonRenderer, TerminalRenderer
+    from k2lsp.config.settings import load_settings
+
+    task = read_task(args)
+    repo = Path(args.repo).expanduser()
+    if not repo.is_dir():
+        what = "is a file, not a folder" if repo.exists() else "does not exist"
+        raise UsageError(f"folder {str(repo)!r} {what}; pass --repo with your project folder")
+    output = args.output or default_output()
+    if args.patch_file and output != "patch":
+        raise UsageError("--patch-file only works with --output patch")
+    overrides, labels = settings_overrides(args)
+    settings = load_settings(
+        repo.resolve(),
+        overrides,
+        labels=labels,
+        trusted=True if getattr(args, "trust_repo", False) else None,
+        notify=lambda line: print(safe_text(line), file=sys.stderr),
+    )
+    to_stdout_patch = output == "patch" and not args.patch_file and not args.json
+    sink: EventSink
+    out = SafeStream(sys.stderr if to_stdout_patch else sys.stdout)  # the redaction boundary
+    if args.json:
+        sink = JsonRenderer(out)  # type: ignore[arg-type]
+    else:
+        sink = TerminalRenderer(out=out, err=SafeStream(sys.stderr))  # type: ignore[arg-type]
+    request = RunRequest(task=task, repo=repo, mode=args.mode)
+    delivered: list[str] = []
+
+    async def finish(result: RunResult) -> RunResult:
+        if result.outcome in DELIVER_ON and result.changes:
+            delivered.append(await asyncio.to_thread(deliver, result, output, args, task))
+        return result
+
+    trajectory = Path(args.trajectory).expanduser() if args.trajectory else None
+    result = asyncio.run(_run_cancellable(request, settings, [sink], finish, trajectory))
+    _after(result, args, delivered)
+    return result.outcome.exit_code
+
+
+async def _run_cancellable(
+    request: RunRequest, settings: Any, sinks: list[EventSink], finish: Any, trajectory: Path | None
+) -> RunResult:
+    from k2lsp.agent.session import execute_run
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(
+        execute_run(request, settings, sinks, finish=finish, trajectory_file=trajectory)
+    )
+
+    def on_signal() -> None:
+        if task.cancelling():
+            os._exit(130)  # second Ctrl-C: stop now
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        return await task
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def deliver(result: RunResult, output: str, args: argparse.Namespace, task: str) -> str:
+    """Deliver the changes of `result`, note where they went in its summary (and a failed
+    delivery in its outcome); returns that note."""
+    from k2lsp.runs import git
+
+    git_deliver = getattr(git, "deliver", None)
+    patch_file = Path(args.patch_file) if args.patch_file else None
+    if output == "patch" and patch_file is None and args.json:  # stdout carries the events
+        patch_file = (
+            Path(result.run_copy.run_dir).parent.parent / "patches" / f"{result.run_id}.patch"
+        )
+    if git_deliver is None:
+        note = _fallback_deliver(result, output, patch_file)
+    else:
+        delivery = git_deliver(
+            result.run_copy, result.changes, output, task=task, patch_file=patch_file
+        )
+        if output == "patch" and patch_file is None:
+            _print_patch(delivery.patch)
+        note = delivery.message
+        if delivery.keep_run_copy:
+            args.keep = True
+        if delivery.outcome is not Outcome.SUCCESS:
+            result.outcome = delivery.outcome
+    result.summary = f"{result.summary}\n\n{note}".strip()
+    return note
+
+
+def _print_patch(patch: str) -> None:
+    try:
+        sys.stdout.write(patch)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+
+
+def _fallback_deliver(result: RunResult, output: str, patch_file: Path | None) -> str:
+    """Delivery without `k2lsp.runs.git` (plain patch / plain write)."""
+    changes = result.changes
+    if output == "patch":
+        if patch_file:
+            Path(patch_file).write_text(changes.diff(), encoding="utf-8")
+            return f"patch of {len(changes.files)} file(s) written to {patch_file}"
+        _print_patch(changes.diff())
+        return f"patch of {len(changes.files)} file(s) printed"
+    if output == "branch":
+        raise UsageError(
+            "--output branch needs k2lsp.runs.git.deliver; use --output patch or apply"
+        )
+    source = Path(result.run_copy.source)
+    for change in changes.files:
+        target = source / change.path
+        if change.new_text is None and not change.binary:
+            target.unlink(missing_ok=True)
+            continue
+        data = (Path(result.run_copy.root) / change.path).read_bytes()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return f"applied {len(changes.files)} file(s) to {source}"
+
+
+def _after(result: RunResult, args: argparse.Namespace, delivered: list[str]) -> None:
+    """Tell the user where things are, then remove the run copy unless it must stay."""
+    rc = result.run_copy
+    undelivered = bool(result.changes) and not delivered and result.outcome is not Outcome.CANCELLED
+    keep = args.keep or undelivered
+    lines = []
+    if delivered and not args.json:
+        lines.append(delivered[-1])
+    if keep and rc is not None:
+        why = "kept" if args.keep else "not delivered (the run did not finish); kept"
+        lines.append(f"run copy {why} at {rc.root}")
+    if result.trajectory and not args.json:
+        lines.append(f"trajectory: {result.trajectory}")
+    for line in lines:
+        print(safe_text(line), file=sys.stderr)
+    if rc is not None and not keep:
+        try:
+            rc.cleanup()
+        except Exception as exc:  # cleanup problems must not change the exit code
+            print(f"k2lsp: warning: could not remove the run copy: {exc}", file=sys.stderr)

@@ -1,0 +1,70 @@
+"""Finding and removing the run copies of runs whose process is gone (`k2lsp gc`, server start)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from k2lsp.config.settings import default_state_dir
+from k2lsp.runs import gitcmd
+from k2lsp.runs.runcopy import RunCopy, _lock
+
+
+# ---- stale runs ---------------------------------------------------------------------------
+def stale_runs(state_dir: Path | str | None = None) -> list[Path]:
+    """Run folders whose owning process is gone (their lock can be taken)."""
+    runs = default_state_dir(state_dir) / "runs"
+    found = []
+    for run_dir in sorted(runs.iterdir() if runs.is_dir() else []):
+        if not run_dir.is_dir():
+            continue
+        lock = _lock(run_dir / "run.lock")
+        if lock is None:
+            continue  # a live run holds it
+        lock.close()
+        found.append(run_dir)
+    return found
+
+
+def remove_run(run_dir: Path) -> str:
+    """Remove one stale run: its worktree, its undelivered branch, its folder."""
+    try:
+        copy = RunCopy.load(run_dir)
+    except (OSError, ValueError, KeyError):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return f"removed {run_dir} (incomplete run folder)"
+    if copy.is_git and not copy.source.is_dir():
+        copy.is_git = False  # the repository itself is gone: only our files remain
+    copy.cleanup(keep_branch=False)
+    kept = ""
+    if copy.is_git and copy.branch and gitcmd.rev(copy.source, f"refs/heads/{copy.branch}"):
+        kept = f"; kept branch {copy.branch} (it carries a delivered commit)"
+    return f"removed run {copy.run_id} ({copy.source}){kept}"
+
+
+def collect(state_dir: Path | str | None = None, *, setup_grace_s: float = 600.0) -> list[str]:
+    """Remove every run whose owning process is gone: its folder, its worktree and its
+    undelivered `k2lsp/<id>` branch (used by `k2lsp gc` and at every server start).
+
+    A run a live process holds (its `run.lock` is locked) is never touched. A folder without
+    `run.json` younger than `setup_grace_s` is a run being created right now (its lock may not
+    be taken yet) and is left alone too. Returns one line per run handled.
+    """
+    runs = default_state_dir(state_dir) / "runs"
+    changed = {}  # taken before stale_runs, whose lock attempt touches the folders
+    for run_dir in runs.iterdir() if runs.is_dir() else []:
+        try:
+            changed[run_dir] = run_dir.stat().st_mtime
+        except OSError:
+            continue
+    done = []
+    for run_dir in stale_runs(state_dir):
+        young = time.time() - changed.get(run_dir, time.time()) < setup_grace_s
+        if young and not (run_dir / "run.json").exists():
+            continue
+        try:
+            done.append(remove_run(run_dir))
+        except (gitcmd.GitError, OSError) as exc:
+            done.append(f"could not remove {run_dir}: {exc}")
+    return done
