@@ -43,7 +43,7 @@ def _tool(ctx: Any, name: str, args: dict[str, Any]) -> Any:
 
 def attack_git_metadata(kind: str, work: Path) -> Outcome:
     """Plant hostile git metadata from the sandbox; run every host-side git operation."""
-    from k2lsp.agent.events import Outcome as RunOutcome
+    from k2lsp.errors import Outcome as RunOutcome
     from k2lsp.runs.git import deliver
     from k2lsp.runs.runcopy import RunCopy
     from k2lsp.tools.base import ToolContext
