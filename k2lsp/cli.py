@@ -27,6 +27,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("k2lsp.sandbox_image:cli", "build the sandbox image (`k2lsp sandbox build`)"),
     "undo": ("k2lsp.git:cli_undo", "restore the files as they were before the last delivery"),
     "gc": ("k2lsp.runcopy:cli_gc", "remove leftover run copies"),
+    "events-schema": (
+        "k2lsp.agent.event_schema:cli",
+        "print the JSON schema of the --json event stream (docs/events.md)",
+    ),
     "trust": ("k2lsp.trust:cli", "let a repository's k2lsp.toml set the key/sandbox settings"),
 }
 SERVER_FLAGS = ("--stdio", "--tcp", "--ws", "--port", "--host", "--log-level", "--max-message-mb")
