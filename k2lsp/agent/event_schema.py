@@ -153,7 +153,11 @@ def typescript() -> str:
             out.append(f"  {fname}{'' if req else '?'}: {_ts_type(tp)};")
         out.append("}")
     union = " | ".join(_camel(n) for n in EVENT_TYPES)
-    out += ["", "/** One event of a k2lsp run (see docs/events.md). */", f"export type K2TypedEvent = {union};"]
+    out += [
+        "",
+        "/** One event of a k2lsp run (see docs/events.md). */",
+        f"export type K2TypedEvent = {union};",
+    ]
     out += ["", f"export type K2EventType = {' | '.join(json.dumps(n) for n in EVENT_TYPES)};"]
     out.append("")
     return "\n".join(out)
