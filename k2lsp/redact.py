@@ -247,5 +247,11 @@ class StreamRedactor:
         prev, self._prev = self._prev, (self._prev + piece)[-self.HOLD :]
         if not prev:
             return redact(piece, self._extra)
-        before, both = redact(prev, self._extra), redact(prev + piece, self._extra)
+        window = prev + piece
+        both = redact(window, self._extra)
+        if both == window:  # nothing to redact in the window (the usual case)
+            # The piece starts a word (cut at a whitespace), so on its own it has no match the
+            # window lacks; after a forced cut (mid-word) it is redacted alone too.
+            return piece if prev[-1] in self._SPACE else redact(piece, self._extra)
+        before = redact(prev, self._extra)
         return both[len(before) :] if both.startswith(before) else redact(piece, self._extra)
