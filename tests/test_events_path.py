@@ -84,3 +84,23 @@ def test_a_crash_loses_at_most_the_last_batch_of_deltas(tmp_path: Path) -> None:
     assert seqs == list(range(1, len(seqs) + 1))  # whole lines, in order
     assert len(seqs) >= 151  # every delta before the status record, and the status record
     assert 161 - len(seqs) < FLUSH_DELTAS  # at most the last batch of deltas is lost
+
+
+def test_stream_redactor_catches_a_cue_after_a_long_clean_stretch() -> None:
+    long_secret = "Qm9vb" + "x7" * 30  # registered, no pattern would find it, > any cue
+    register_secret(long_secret)
+    clean = "we read the parser and the stack of nodes once more " * 12
+    for tail in (
+        f"then {long_secret} appears ",
+        'and password = "hunter2hunter2hunter2" here ',
+        "Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123456789 done ",
+    ):
+        text = clean + tail
+        for size in (1, 5, 64):
+            r = StreamRedactor()
+            out = "".join(r.feed(text[i : i + size]) for i in range(0, len(text), size))
+            out += r.flush()
+            assert out.startswith(clean)
+            assert long_secret not in out and "hunter2hunter2" not in out
+            assert "abcdefghijklmnopqrstuvwxyz0123456789" not in out
+            assert "[REDACTED]" in out
