@@ -21,6 +21,7 @@ from typing import IO, Any
 from k2lsp.agent.events import DELTA_TYPES, Event
 from k2lsp.agent.redaction import redact_tree
 
+_json_str = json.encoder.encode_basestring  # a str as a JSON string (C), like ensure_ascii=False
 FLUSH_DELTAS = 64  # streamed deltas written between two flushes, at most
 FLUSH_SECONDS = 0.5  # and at most this long after the oldest unflushed one
 
@@ -54,7 +55,9 @@ class Trajectory:
         loses at most that last batch of deltas (fewer than `FLUSH_DELTAS`; their text is also
         in the step's `response` record once it is written), never another record."""
         safe = record if redacted else redact_tree(record)
-        line = json.dumps(safe, ensure_ascii=False, separators=(",", ":"))
+        self._write_line(json.dumps(safe, ensure_ascii=False, separators=(",", ":")), batch=batch)
+
+    def _write_line(self, line: str, *, batch: bool) -> None:
         with self._lock:
             if self._file is None:
                 return
@@ -75,7 +78,10 @@ class Trajectory:
 
     def event_safe(self, event: Event) -> None:
         """Record an event whose fields are already redacted (an `EventSink`)."""
-        self.write(event.to_dict(), redacted=True, batch=event.type in DELTA_TYPES)
+        if event.type in DELTA_TYPES and len(event.data) == 1 and "text" in event.data:
+            self._write_line(_delta_line(event), batch=True)  # the hot path: one per delta
+        else:
+            self.write(event.to_dict(), redacted=True, batch=event.type in DELTA_TYPES)
 
     def request(
         self, run_id: str, step: int, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
@@ -124,6 +130,15 @@ class Trajectory:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def _delta_line(event: Event) -> str:
+    """`json.dumps(event.to_dict())` of a text delta, without building the dict."""
+    text = _json_str(str(event.data["text"]))
+    return (
+        f'{{"type":"{event.type}","run_id":{_json_str(event.run_id)},"seq":{int(event.seq)},'
+        f'"ts":{float(event.ts)!r},"text":{text}}}'
+    )
 
 
 def _common_prefix(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> int:
