@@ -66,7 +66,7 @@ if mode == "edit":
         out["edit_seconds"] = time.perf_counter() - t1; out["edit_cpu"] = cpu() - c1
         focus = frozenset({files[len(files) // 2]})
         mine = rmap.symbols(files[len(files) // 2])
-        names = frozenset([s.name for s in mine if rmap.defcount.get(s.name, 0) <= 2][:3])
+        names = frozenset([s.name for s in mine if rmap.def_count(s.name) <= 2][:3])
         t1 = time.perf_counter(); rmap.render(%(tokens)d, focus, names)
         out["focus_seconds"] = time.perf_counter() - t1
         added = rmap.symbols(files[len(files) // 2])[-1].name

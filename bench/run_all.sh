@@ -25,10 +25,13 @@ section "agent loop overhead per step";         $PY bench/loop_overhead.py
 section "reasoning delta path vs main";        $PY bench/reasoning_path.py --rounds "$runs"
 section "K2 stream parsing vs bare SDK";        $PY bench/model_stream.py --runs "$runs"
 section "search vs raw ripgrep";                $PY bench/search_bench.py --runs 10
+section "file listing (ripgrep --files) vs git"; $PY bench/listing_bench.py --runs 10
 section "repo map vs Aider";                    $PY bench/repomap_bench.py --corpus "$corpus" --runs 3
 section "repo map at scale";                    $PY bench/scale_bench.py --sizes "$sizes"
 section "edit fidelity and the syntax gate";    $PY bench/edit_fidelity.py --corpus "$corpus"
 section "typing while a run delivers (Neovim)"; $PY bench/nvim_typing.py --tries 100
 section "sandbox overhead";                     $PY bench/sandbox_overhead.py
 section "sandbox attack campaign";               $PY bench/attack_campaign.py
+section "writes racing a folder/symlink swap";  $PY bench/race_writes.py 2000
+section "self-hosted llama-server (real)";      $PY bench/host_bench.py
 exit 0

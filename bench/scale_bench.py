@@ -51,7 +51,7 @@ try:
     out["edit"] = time.perf_counter() - t1
     rel = files[len(files) // 2]
     names = frozenset([s.name for s in rmap.symbols(rel)
-                       if rmap.defcount.get(s.name, 0) <= 2][:3])
+                       if rmap.def_count(s.name) <= 2][:3])
     t1 = time.perf_counter(); rmap.render(1024, frozenset({rel}), names)
     out["focus"] = time.perf_counter() - t1
     victim.write_bytes(orig + b"\n\ndef k2_scale_added2(x):\n    return x\n")

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from k2lsp.code.filelist import flags
 from k2lsp.tools import build_registry
 from k2lsp.tools.base import ToolContext
 from k2lsp.tools.search import LINE_CAP, RG_FLAGS, SearchParams, search
@@ -69,7 +70,7 @@ def main() -> None:
         registry = build_registry()
         params = SearchParams(pattern=opts.pattern)
 
-        raw_cmd = [rg, "--no-config", *RG_FLAGS, "--max-columns", str(LINE_CAP)]
+        raw_cmd = [rg, "--no-config", *RG_FLAGS, *flags(root), "--max-columns", str(LINE_CAP)]
         raw_cmd += ["-e", opts.pattern]
 
         def raw() -> object:

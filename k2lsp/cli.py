@@ -67,11 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         "printing a diff (patch); default: branch when CI is set, else apply",
     )
     p.add_argument("--patch-file", metavar="F", help="with --output patch: write the diff to F")
-    p.add_argument("--max-steps", type=_positive_int, metavar="N", help="step budget (default 300)")
-    p.add_argument("--budget-usd", type=_positive_float, metavar="X", help="cost budget in USD")
-    p.add_argument("--max-tokens", type=_positive_int, metavar="N", help="total token budget")
-    p.add_argument("--timeout", type=_positive_float, metavar="S", help="wall-time budget (s)")
-    p.add_argument("--sandbox", choices=SANDBOXES, help="where tests and commands run")
+    # Settings flags take text; k2lsp.settings_model validates them like every other layer.
+    p.add_argument("--max-steps", metavar="N", help="step budget (default 300)")
+    p.add_argument("--budget-usd", metavar="X", help="cost budget in USD")
+    p.add_argument("--max-tokens", metavar="N", help="total token budget")
+    p.add_argument("--timeout", metavar="S", help="wall-time budget (s)")
+    p.add_argument(
+        "--sandbox", metavar="KIND", help=f"where tests and commands run: {', '.join(SANDBOXES)}"
+    )
     p.add_argument("--provider", metavar="P", help="host preset (moonshot, openrouter, ...)")
     p.add_argument("--model", metavar="M", help="model id (see `k2lsp models`)")
     p.add_argument("--base-url", metavar="U", help="OpenAI-compatible base URL")
@@ -84,26 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the run copy after delivery")
     p.add_argument("--trajectory", metavar="F", help="write the trajectory JSONL to F")
     return p
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
-    return value
 
 
 def _load(target: str, name: str) -> Callable[[list[str]], int] | None:

@@ -23,18 +23,21 @@ from k2lsp.run import RunRequest, RunResult
 DELIVER_ON = (Outcome.SUCCESS, Outcome.TESTS_FAILED)
 
 
-def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Settings fields given on the command line (None = not given)."""
-    return {
-        "provider": getattr(args, "provider", None),
-        "model": getattr(args, "model", None),
-        "base_url": getattr(args, "base_url", None),
-        "max_steps": getattr(args, "max_steps", None),
-        "budget_usd": getattr(args, "budget_usd", None),
-        "max_tokens": getattr(args, "max_tokens", None),
-        "timeout_s": getattr(args, "timeout", None),
-        "sandbox": getattr(args, "sandbox", None),
-    }
+def settings_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    """Settings fields given on the command line (None = not given) and the flag of each.
+
+    Flags arrive as text and are read like env vars (`parse_text`), so `--max-steps -5` fails
+    with the same words as `max_steps = -5` in k2lsp.toml."""
+    from k2lsp.settings_model import FLAGS, parse_text
+
+    values: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    for flag, key in FLAGS.items():
+        text = getattr(args, flag.removeprefix("--").replace("-", "_"), None)
+        if text is not None:
+            values[key] = parse_text(key, text) if isinstance(text, str) else text
+            labels[key] = flag
+    return values, labels
 
 
 def default_output() -> str:
@@ -66,9 +69,11 @@ def run_headless(args: argparse.Namespace) -> int:
     output = args.output or default_output()
     if args.patch_file and output != "patch":
         raise UsageError("--patch-file only works with --output patch")
+    overrides, labels = settings_overrides(args)
     settings = load_settings(
         repo.resolve(),
-        settings_overrides(args),
+        overrides,
+        labels=labels,
         trusted=True if getattr(args, "trust_repo", False) else None,
         notify=lambda line: print(safe_text(line), file=sys.stderr),
     )
@@ -137,6 +142,8 @@ def deliver(result: RunResult, output: str, args: argparse.Namespace, task: str)
         if output == "patch" and patch_file is None:
             _print_patch(delivery.patch)
         note = delivery.message
+        if delivery.keep_run_copy:
+            args.keep = True
         if delivery.outcome is not Outcome.SUCCESS:
             result.outcome = delivery.outcome
     result.summary = f"{result.summary}\n\n{note}".strip()

@@ -29,10 +29,13 @@ def _tool_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", default=".", help="folder the tool works in (default: .)")
     p.add_argument(
         "--sandbox",
-        choices=("auto", "docker", "bwrap", "none"),
-        help="where run_tests / run_command run",
+        metavar="KIND",
+        help="where run_tests / run_command run: auto, docker, bwrap, none",
     )
     return p
+
+
+FLAG_LABELS = {"sandbox": "--sandbox", "provider": "--provider", "base_url": "--base-url"}
 
 
 def cli_tool(argv: list[str]) -> int:
@@ -66,7 +69,7 @@ def cli_tool(argv: list[str]) -> int:
         raise UsageError(
             f"folder {str(repo)!r} does not exist; pass --repo with your project folder"
         )
-    settings = load_settings(repo.resolve(), {"sandbox": args.sandbox})
+    settings = load_settings(repo.resolve(), {"sandbox": args.sandbox}, labels=FLAG_LABELS)
     sandbox = _sandbox_for(args.name, settings, repo.resolve())
     ctx = ToolContext(
         workspace=Workspace.from_settings(repo, settings),
@@ -101,7 +104,9 @@ def cli_models(argv: list[str]) -> int:
     p.add_argument("--base-url")
     p.add_argument("--json", action="store_true", help="print JSON")
     args = p.parse_args(argv)
-    settings = load_settings(Path.cwd(), {"provider": args.provider, "base_url": args.base_url})
+    settings = load_settings(
+        Path.cwd(), {"provider": args.provider, "base_url": args.base_url}, labels=FLAG_LABELS
+    )
     register_secret(settings.api_key)
     models = asyncio.run(_list_models(settings))
     if args.json:
@@ -112,6 +117,7 @@ def cli_models(argv: list[str]) -> int:
                         "id": m.id,
                         "context_length": m.context_length,
                         "supports_reasoning": m.supports_reasoning,
+                        "context_source": m.context_source,
                     }
                     for m in models
                 ]
@@ -123,8 +129,9 @@ def cli_models(argv: list[str]) -> int:
         return 0
     width = max(len(m.id) for m in models)
     for m in models:
-        ctx = f"{m.context_length:,}" if m.context_length else "?"
-        print(f"{m.id:<{width}}  context {ctx}")
+        ctx = f"{m.context_length:,}" if m.context_length else "? (the host reports none)"
+        source = f"  (from {m.context_source})" if m.context_source else ""
+        print(f"{m.id:<{width}}  context {ctx}{source}")
     return 0
 
 

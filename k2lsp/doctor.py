@@ -132,17 +132,50 @@ def check_auto(repo: Path, image: str, kind: str = "auto") -> tuple[Check, str |
         ), None
 
 
+def check_model(settings: Any) -> Check:
+    """The configured host and model: reachable, and its context window with its source."""
+    import asyncio
+
+    from k2lsp.model.client import K2Client
+
+    try:
+        client = K2Client(settings)
+    except K2lspError as exc:
+        return Check("model", WARN, f"not checked: {exc}", "set provider, model and key")
+
+    async def probe() -> tuple[list[str], int, str]:
+        try:
+            ids = [m.id for m in await client.list_models()]
+            window, source = await client.detect_context()
+            return ids, window, source
+        finally:
+            await client.aclose()
+
+    try:
+        ids, window, source = asyncio.run(probe())
+    except K2lspError as exc:
+        return Check("model", FAIL, str(exc).splitlines()[0], "check base_url and the key")
+    name = f"{settings.model} on {settings.provider} ({settings.base_url})"
+    if ids and settings.model not in ids:
+        return Check(
+            "model", FAIL, f"{name}: not offered; the host has {', '.join(ids[:8])}", "set model"
+        )
+    detail = f"{name}: context window {window:,} tokens, from {source}"
+    if source.startswith("built-in"):  # a self-hosted server rarely runs the full window
+        return Check("model", WARN, detail, "set `context_length` to the window the host serves")
+    return Check("model", OK, detail)
+
+
 def check_tests(repo: Path, kind: str, image: str, command: str | None, settings: Any) -> Check:
     """Run the test command as a run would: in a real run copy of `repo` (the user's tree is
     never touched), in the sandbox the run would open; report the count and the first error."""
-    import dataclasses
     import uuid
 
     from k2lsp.runcopy import RunCopy
     from k2lsp.testrun.runner import run_tests
     from k2lsp.testrun.sandbox_select import open_sandbox
 
-    run_settings = dataclasses.replace(settings, sandbox=kind, sandbox_image=image)
+    run_settings = settings.model_copy(update={"sandbox": kind, "sandbox_image": image})
     try:
         copy = RunCopy.create(source=repo, run_id=f"doctor-{uuid.uuid4().hex[:8]}")
     except K2lspError as exc:
@@ -220,7 +253,12 @@ def cli(argv: list[str]) -> int:
 
     settings = load_settings(repo, notify=lambda _: None)
     image = args.image or settings.sandbox_image
-    checks = [check_trust(repo, settings.untrusted), *check_docker(image), check_bwrap()]
+    checks = [
+        check_trust(repo, settings.untrusted),
+        check_model(settings),
+        *check_docker(image),
+        check_bwrap(),
+    ]
     wanted = args.sandbox or settings.sandbox or "auto"
     auto, kind = check_auto(repo, image, wanted)
     checks.append(auto)

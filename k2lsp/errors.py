@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from k2lsp.agent.events import Outcome
 
 
@@ -26,6 +28,9 @@ class ProviderError(K2lspError):
         super().__init__(message)
         self.status = status
         self.kind = kind
+        # Usage (k2lsp.model.types.Usage) of the failed attempts behind this error: each
+        # counts toward the run's budgets.
+        self.attempt_usage: list[Any] = []
 
 
 class AuthError(ProviderError):
@@ -45,7 +50,27 @@ class ModelNotFound(ProviderError):
 
 
 class ContextOverflow(ProviderError):
-    """400: the prompt does not fit the context; the loop compacts and retries once."""
+    """400: the prompt does not fit the context; the loop compacts and retries once.
+
+    `prompt_tokens` is the prompt size the host counted, when its error says (llama.cpp,
+    vLLM, SGLang and LM Studio do): estimates are recalibrated from it before compacting.
+    """
+
+    prompt_tokens: int | None = None
+
+
+class HistoryRejected(ProviderError):
+    """The host cannot parse the conversation itself (llama.cpp's 500 "Failed to parse tool
+    call arguments as JSON"): the same request can never succeed, so it is never retried
+    unchanged."""
+
+
+class RetryDelayTooLong(ProviderError):
+    """The host asked to wait longer (Retry-After) than `max_retry_after_s` allows."""
+
+    def __init__(self, message: str, *, delay_s: float, status: int | None = None) -> None:
+        super().__init__(message, status=status, kind="retry_delay")
+        self.delay_s = delay_s
 
 
 class MalformedReply(ProviderError):

@@ -9,11 +9,17 @@
 user's file now, theirs = the run copy); a single conflict means nothing is written, the patch
 is saved and the outcome is `edit_conflict`. Otherwise a checkpoint is recorded, each file is
 replaced atomically, and the checkpoint is sealed with what was written (for `k2lsp undo`).
+
+Before any mode delivers, the lines the run added are scanned for secrets (the API keys in
+use and the redactor's credential patterns); a hit refuses the delivery naming file and line,
+and the run copy is kept (nothing is altered or saved with the secret in it). Branch commit
+messages carry the task text redacted and bounded, never verbatim.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import tempfile
@@ -27,6 +33,7 @@ from k2lsp.agent.events import Outcome
 from k2lsp.changes import ChangeSet, FileChange
 from k2lsp.checkpoint import UndoResult, write_atomic
 from k2lsp.errors import K2lspError, PathError, UsageError
+from k2lsp.redact import PATTERNS, known_secrets, redact
 from k2lsp.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -46,6 +53,8 @@ __all__ = [
 
 MODES = ("apply", "branch", "patch")
 TRAILER = "Generated-by: k2lsp"
+SUBJECT_MAX = 60  # characters of the task in a commit subject
+BODY_MAX = 2_000  # characters of the task in a commit body
 
 
 @dataclass
@@ -62,6 +71,7 @@ class Delivery:
     patch_file: Path | None = None
     conflicts: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # paths written or deleted
+    keep_run_copy: bool = False  # refused for a reason the user fixes in the run copy
 
 
 # ---- checkpoints (implemented in k2lsp.checkpoint; re-exported as this module's API) --------
@@ -118,6 +128,9 @@ def deliver(
     target = Path(patch_file) if patch_file else None
     if not changes:
         return Delivery(mode, Outcome.SUCCESS, "the run changed no files; nothing to deliver")
+    found = find_secrets(changes, run_copy)
+    if found:
+        return _refuse_secrets(run_copy, mode, found)
     patch = make_patch(run_copy, changes)
     if mode == "patch":
         if target:
@@ -138,7 +151,7 @@ def deliver(
 
 def make_patch(run_copy: RunCopy, changes: ChangeSet) -> str:
     """A `git apply`-able diff (binary-safe, renames, modes) of `changes` vs. the start."""
-    tree = run_copy.snapshot_now()
+    tree = run_copy.delivery_tree()
     args = [
         "diff",
         "--no-ext-diff",
@@ -155,8 +168,62 @@ def make_patch(run_copy: RunCopy, changes: ChangeSet) -> str:
     for fc in changes.files:
         for rel in {fc.path, fc.old_path or fc.path}:
             specs.append(":(literal)" + (f"{run_copy.prefix}/{rel}" if run_copy.prefix else rel))
-    proc = gitcmd.run(run_copy.worktree, *args, run_copy.base_commit, tree, "--", *specs)
+    proc = gitcmd.run(run_copy.git, *args, run_copy.base_commit, tree, "--", *specs)
     return proc.stdout.decode("utf-8", "surrogateescape")
+
+
+# ---- secrets --------------------------------------------------------------------------------
+def find_secrets(changes: ChangeSet, run_copy: RunCopy | None = None) -> list[str]:
+    """`path:line` (or `path`) of every added line holding a known secret or credential pattern.
+
+    Text files are scanned line by line (only lines the run added); binary files for the
+    configured key values.
+    """
+    known = [k for k in known_secrets() if k]
+    found: list[str] = []
+    for fc in changes.files:
+        if fc.new_text is not None:
+            for number, line in _added_lines(fc.old_text or "", fc.new_text):
+                if any(k in line for k in known) or any(p.search(line) for p in PATTERNS):
+                    found.append(f"{fc.path}:{number}")
+        elif fc.binary and run_copy is not None and known:
+            data = run_copy.read_bytes(fc.path) or b""
+            if any(k.encode("utf-8") in data for k in known):
+                found.append(fc.path)
+    return found
+
+
+def _added_lines(old: str, new: str) -> list[tuple[int, str]]:
+    a, b = old.splitlines(), new.splitlines()
+    out: list[tuple[int, str]] = []
+    for tag, _i1, _i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag in ("replace", "insert"):
+            out.extend((j + 1, b[j]) for j in range(j1, j2))
+    return out
+
+
+def _refuse_secrets(run_copy: RunCopy, mode: str, found: list[str]) -> Delivery:
+    where = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "")
+    return Delivery(
+        mode,
+        Outcome.USAGE_ERROR,
+        f"nothing was delivered: the run's changes add what looks like a secret (an API key "
+        f"in use or a credential) at {where}. Nothing was written, committed or saved with it. "
+        f"The run copy is kept at {run_copy.root}: review those lines, remove the secret, and "
+        "copy the changes you want by hand (then `k2lsp gc` removes the copy).",
+        conflicts=sorted({f.split(":", 1)[0] for f in found}),
+        keep_run_copy=True,
+    )
+
+
+def commit_message(task: str, run_id: str) -> str:
+    """The message of a delivered commit: the task redacted, bounded and printable."""
+    text = redact(task).replace("\r\n", "\n")
+    text = "".join(c if c.isprintable() or c in "\n\t" else " " for c in text).strip()
+    first = " ".join(text.split())
+    subject = first[:SUBJECT_MAX].rstrip() + ("…" if len(first) > SUBJECT_MAX else "")
+    body = text if len(text) <= BODY_MAX else text[:BODY_MAX].rstrip() + "\n[... task cut ...]"
+    return f"k2lsp: {subject or 'changes'}\n\nTask: {body}\n\nK2lsp-Run: {run_id}\n{TRAILER}\n"
 
 
 def _save(path: Path, text: str) -> None:
@@ -195,16 +262,18 @@ def _deliver_branch(
         tree, parent = on_head, head
         basis = "built on your HEAD without your uncommitted edits, so it merges on a dirty tree"
     else:
-        tree, parent = run_copy.snapshot_now(), old
+        tree, parent = run_copy.delivery_tree(), old
         basis = (
             "built on your starting state INCLUDING your uncommitted edits (the run's changes "
             "do not apply to HEAD alone); commit or stash your edits before merging"
         )
-    first = " ".join(task.split())[:60] or "changes"
-    message = f"k2lsp: {first}\n\nTask: {task.strip()}\n\nK2lsp-Run: {run_copy.run_id}\n{TRAILER}\n"
-    commit = gitcmd.commit_tree(run_copy.worktree, tree, [parent], message)
+    message = commit_message(task, run_copy.run_id)
+    ident = gitcmd.identity_of(run_copy.source)  # the user's identity, from their own config
+    commit = gitcmd.commit_tree(run_copy.git, tree, [parent], message, identity=ident)
+    _copy_objects(run_copy, commit, parent)
     gitcmd.run(run_copy.source, "update-ref", "-m", "k2lsp: deliver run", ref, commit, old)
-    gitcmd.run(run_copy.worktree, "reset", "-q", check=False)  # the copy's index follows
+    gitcmd.run(run_copy.git, "update-ref", ref, commit, check=False)
+    gitcmd.run(run_copy.git, "reset", "-q", check=False)  # the copy's index follows
     return Delivery(
         "branch",
         Outcome.SUCCESS,
@@ -216,6 +285,23 @@ def _deliver_branch(
         patch=patch,
         files=changes.paths(),
     )
+
+
+def _copy_objects(run_copy: RunCopy, commit: str, parent: str) -> None:
+    """Copy the objects of `commit` the user's repository lacks from the run's own git dir
+    (a pack over a pipe; the user's repository config is the only config involved there)."""
+    if run_copy.layout < 2:
+        return  # an older run copy was a worktree sharing the user's object store
+    pack = gitcmd.run(
+        run_copy.git,
+        "pack-objects",
+        "--revs",
+        "--local",
+        "--stdout",
+        "-q",
+        input=f"{commit}\n^{parent}\n".encode(),
+    ).stdout
+    gitcmd.run(run_copy.source, "unpack-objects", "-q", input=pack)
 
 
 @dataclass
@@ -298,7 +384,7 @@ def _deliver_apply(
             "apply", Outcome.SUCCESS, "your tree already has every change of the run", patch=patch
         )
     state_dir = run_copy.state_dir
-    label = f"run {run_copy.run_id}: {' '.join(task.split())[:80]}"
+    label = f"run {run_copy.run_id}: {' '.join(redact(task).split())[:80]}"
     cp_id = record_checkpoint(ws.root, [w.rel for w in writes], label, state_dir=state_dir)
     moved = [w.rel for w in writes if _current(ws.resolve_entry(w.rel)) != w.ours]
     if moved:  # the user saved a file between merging and writing: start over, lose nothing

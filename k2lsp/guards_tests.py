@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from k2lsp import gitcmd
+
 _TEST_NAME = re.compile(
     r"(^|/)(test_[^/]*\.py|[^/]*_test\.py|conftest\.py|[^/]*_test\.go|[^/]*\.(test|spec)\.[cm]?[jt]sx?"
     r"|[^/]*Test\.java|[^/]*_spec\.rb)$"
@@ -112,9 +114,11 @@ def _count(pattern: re.Pattern[str], text: str) -> int:
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["git", "-C", str(root), *args], capture_output=True, timeout=60, check=False
-    )
+    """Through the one git runner: no inherited GIT_DIR/GIT_WORK_TREE, no hooks, no pager."""
+    try:
+        return gitcmd.run(root, *args, check=False)
+    except gitcmd.GitError as exc:  # git missing or the folder gone: "not a git repo"
+        return subprocess.CompletedProcess(["git", *args], 128, b"", str(exc).encode())
 
 
 def changed_files(root: Path) -> list[tuple[str, str | None, str | None]] | None:

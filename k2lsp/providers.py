@@ -83,8 +83,34 @@ PROVIDERS: dict[str, Provider] = {
             reasoning_send=None,
             prices=MOONSHOT_PRICES,
         ),
+        # Self-hosted servers (docs/self-hosting.md): no key, free; the local ones default to
+        # their usual port on this machine, vLLM and SGLang usually run elsewhere.
         Provider("vllm", "", "", key_required=False, reasoning_send=None, prices=FREE),
         Provider("sglang", "", "", key_required=False, prices=FREE),
+        Provider(
+            "llamacpp",
+            "http://127.0.0.1:8080/v1",
+            "",
+            key_required=False,
+            reasoning_send="reasoning_content",
+            prices=FREE,
+        ),
+        Provider(
+            "ollama",
+            "http://127.0.0.1:11434/v1",
+            "",
+            key_required=False,
+            reasoning_send=None,
+            prices=FREE,
+        ),
+        Provider(
+            "lmstudio",
+            "http://127.0.0.1:1234/v1",
+            "",
+            key_required=False,
+            reasoning_send=None,
+            prices=FREE,
+        ),
         Provider("openai-compatible", "", "", key_required=False, reasoning_send=None, prices=FREE),
     ]
 }

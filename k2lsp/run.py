@@ -214,6 +214,7 @@ async def _drive(
     from k2lsp.agent.compaction import Ledger
     from k2lsp.agent.guards import DEFAULT_REPEAT_LIMIT, RepeatGuard
     from k2lsp.agent.loop import AgentLoop
+    from k2lsp.agent.outcome import ActivityWatch, final_outcome, no_change_summary
     from k2lsp.agent.prompts import initial_messages
     from k2lsp.tools import build_registry
     from k2lsp.tools.base import ToolContext
@@ -256,10 +257,12 @@ async def _drive(
         focus_paths=request.focus_paths,
         repo_name=Path(request.repo).resolve().name,
     )
+    finished = None
+    activity = ActivityWatch()
+    emitter.add_sink(activity)
     try:
-        outcome = await loop.run(messages)
-        result.summary = outcome.summary or "done"
-        result.outcome = Outcome.TESTS_FAILED if outcome.tests_failed else Outcome.SUCCESS
+        finished = await loop.run(messages)
+        result.summary = finished.summary or "done"
     except K2lspError as exc:
         result.outcome, result.summary = exc.outcome, str(exc)
     finally:
@@ -268,6 +271,15 @@ async def _drive(
             await asyncio.shield(asyncio.to_thread(sandbox.close))
     if result.outcome is not Outcome.CANCELLED:
         result.changes = await asyncio.to_thread(run_copy.changes)
+    if finished is not None:
+        result.outcome = final_outcome(
+            tests_failed=finished.tests_failed,
+            changed=bool(result.changes),
+            read_only=request.read_only,
+            ran=activity.ran,
+        )
+        if result.outcome is Outcome.NO_CHANGE:
+            result.summary = no_change_summary(finished.summary)
 
 
 def _open_sandbox(settings: Any, root: Path, source: Path | None = None) -> tuple[Any, str]:

@@ -1,9 +1,14 @@
-"""The run copy: a git worktree on branch `k2lsp/<run-id>` holding the user's current state
-(HEAD + staged + unstaged + untracked non-ignored files + unsaved buffers).
+"""The run copy: a private copy of the user's current state (HEAD + staged + unstaged +
+untracked non-ignored files + unsaved buffers) that the model and its tests work in.
 
 Where things live (decided here, see docs): every run gets `<state_dir>/runs/<run-id>/` with
 `run.json` (metadata), `run.lock` (held with flock while the run's process lives; `k2lsp gc`
-removes runs whose lock is free) and the work tree itself, named after the source folder.
+removes runs whose lock is free), `git/` (a git dir k2lsp owns: it borrows the user's objects
+through `objects/info/alternates` and is never visible to the sandbox as `.git`) and
+`copy/<name>/`, the work tree, named after the source folder. The copy holds no `.git`: every
+host-side git call on it goes through `gitcmd` with `--git-dir=<run-dir>/git` (see
+docs/security.md). A git source also gets the branch `k2lsp/<run-id>` in its own repository,
+pointing at the starting snapshot (branch delivery moves it).
 `state_dir` defaults to `$K2LSP_STATE_DIR`, else `$XDG_STATE_HOME/k2lsp`, else
 `~/.local/state/k2lsp`.
 
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from k2lsp import gitcmd, snapshot
+from k2lsp import gitcmd, safefs, snapshot
 from k2lsp.changes import ChangeSet, FileChange
 from k2lsp.config import default_state_dir
 from k2lsp.errors import PathError, UsageError
@@ -38,6 +43,7 @@ from k2lsp.workspace import Workspace, decode_text
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 BRANCH_PREFIX = "k2lsp/"
+LAYOUT = 2  # run.json `layout`: 2 = own git dir + copy/; absent = a git worktree (older k2lsp)
 
 
 def new_run_id() -> str:
@@ -72,9 +78,16 @@ class RunCopy:
     base_commit: str  # the starting snapshot
     run_dir: Path
     worktree: Path  # top of the git work tree of the copy (== root unless source is a subfolder)
-    git_dir: Path  # common git dir owning the worktree (the user's repo, or snapshot.git)
+    git_dir: Path  # the git dir k2lsp owns for the copy (`<run-dir>/git`)
     prefix: str = ""  # source relative to its repository top level ("" at the top)
+    layout: int = LAYOUT
     _lock_handle: IO[str] | None = None
+    last_tree: str | None = None  # the tree the last `changes()` was computed from
+
+    @property
+    def git(self) -> gitcmd.OwnGit:
+        """The hardened git runner of the copy (explicit git dir and work tree)."""
+        return gitcmd.OwnGit(self.git_dir, self.worktree)
 
     @property
     def state_dir(self) -> Path:
@@ -132,6 +145,7 @@ class RunCopy:
             worktree=Path(meta["worktree"]),
             git_dir=Path(meta["git_dir"]),
             prefix=meta.get("prefix", ""),
+            layout=int(meta.get("layout", 1)),
         )
 
     def _save_meta(self) -> None:
@@ -145,6 +159,7 @@ class RunCopy:
             "worktree": str(self.worktree),
             "git_dir": str(self.git_dir),
             "prefix": self.prefix,
+            "layout": self.layout,
             "pid": os.getpid(),
             "created": time.time(),
         }
@@ -156,21 +171,27 @@ class RunCopy:
     def snapshot_now(self) -> str:
         """A tree of the copy's current state minus run litter (caches, bytecode); the copy's
         own index and files are not modified."""
-        seed = Path(
-            gitcmd.out(self.worktree, "rev-parse", "--path-format=absolute", "--git-path", "index")
-        )
-        with gitcmd.temp_index(seed, self.run_dir) as env:
-            return gitcmd.snapshot_tree(self.worktree, env, exclude=snapshot.RUN_LITTER)
+        with gitcmd.temp_index(self.git_dir / "index", self.run_dir) as env:
+            return gitcmd.snapshot_tree(self.git, env, exclude=snapshot.RUN_LITTER)
 
     def changes(self) -> ChangeSet:
-        """The copy now vs. its starting snapshot, per file with old and new text."""
+        """The copy now vs. its starting snapshot, per file with old and new text.
+
+        The new contents are read from the snapshot tree, not the disk, so what is delivered
+        is exactly what was diffed, even if a process left in the sandbox changes files later.
+        """
         tree = self.snapshot_now()
+        self.last_tree = tree
         args = ["diff-tree", "-r", "-z", "-M", "--no-commit-id", "--no-ext-diff"]
         if self.prefix:
             args.append(f"--relative={self.prefix}/")
-        raw = gitcmd.run(self.worktree, *args, self.base_commit, tree).stdout
+        raw = gitcmd.run(self.git, *args, self.base_commit, tree).stdout
         files = [self._file_change(entry) for entry in snapshot.parse_raw(raw)]
         return ChangeSet(sorted((f for f in files if f is not None), key=lambda f: f.path))
+
+    def delivery_tree(self) -> str:
+        """The tree to deliver: the one the last `changes()` saw, else a fresh snapshot."""
+        return self.last_tree or self.snapshot_now()
 
     def _file_change(self, entry: snapshot.RawEntry) -> FileChange | None:
         if "160000" in (entry.old_mode, entry.new_mode):
@@ -198,26 +219,27 @@ class RunCopy:
 
     def _old_bytes(self, rel: str) -> bytes | None:
         """Bytes of `rel` in the starting snapshot, as they were on disk (checkout filters on)."""
-        return gitcmd.cat_file(
-            self.worktree, f"{self.base_commit}:{self._repo_path(rel)}", filters=True
-        )
+        return gitcmd.cat_file(self.git, f"{self.base_commit}:{self._repo_path(rel)}", filters=True)
 
     def base_bytes(self, rel: str) -> bytes | None:
         """Public form of `_old_bytes` for delivery (None = absent at the start)."""
         return self._old_bytes(rel)
 
     def read_bytes(self, rel: str) -> bytes | None:
-        """Current bytes of `rel` in the copy (a symlink's target for links), None if absent."""
-        path = self.root / rel
-        if path.is_symlink():
-            return os.fsencode(os.readlink(path))
-        return path.read_bytes() if path.is_file() else None
+        """Bytes of `rel` in the copy (a symlink's target for links), None if absent: from the
+        tree of the last `changes()` when there is one, else from disk without following any
+        link the sandbox could have planted."""
+        if self.last_tree is not None:
+            return gitcmd.cat_file(
+                self.git, f"{self.last_tree}:{self._repo_path(rel)}", filters=True
+            )
+        return safefs.read_entry(self.root, rel)
 
     # ---- cleanup --------------------------------------------------------------------------
     def cleanup(self, keep_branch: bool = False) -> None:
         """Remove the copy; its branch goes too unless kept or it carries a delivered commit."""
-        if self.is_git:
-            self._forget_worktree()
+        if self.is_git and self.layout < LAYOUT:
+            self._forget_worktree()  # a run made by an older k2lsp (a git worktree)
         shutil.rmtree(self.worktree, ignore_errors=True)
         if self.is_git:
             if self.branch and not keep_branch:
@@ -262,26 +284,33 @@ class RunCopy:
 def _create(src: Path, run_id: str, overlay: dict[str, str], run_dir: Path) -> RunCopy:
     top = gitcmd.toplevel(src)
     is_git = top is not None
+    git_dir = run_dir / "git"
+    gitcmd.run(run_dir, "init", "-q", "--bare", "--template=", str(git_dir))
     if top is None:
-        git_dir = run_dir / "snapshot.git"
-        gitcmd.run(run_dir, "init", "-q", "--bare", str(git_dir))
         exclude = git_dir / "info" / "exclude"
         exclude.parent.mkdir(parents=True, exist_ok=True)
         exclude.write_text("\n".join(snapshot.NON_GIT_EXCLUDES) + "\n", encoding="utf-8")
         top, prefix = src, ""
         base = snapshot.snapshot_nongit(src, git_dir, overlay)
     else:
-        git_dir = gitcmd.common_dir(src)
+        objects = gitcmd.common_dir(src) / "objects"
+        alternates = git_dir / "objects" / "info" / "alternates"
+        alternates.parent.mkdir(parents=True, exist_ok=True)
+        alternates.write_text(str(objects.resolve()) + "\n", encoding="utf-8")
         prefix = src.relative_to(top).as_posix() if src != top else ""
         base = snapshot.snapshot_git(top, src, overlay, run_dir)
-    worktree = run_dir / (re.sub(r"[^A-Za-z0-9._-]", "_", top.name) or "work")
+    worktree = run_dir / "copy" / (re.sub(r"[^A-Za-z0-9._-]", "_", top.name) or "work")
+    worktree.mkdir(parents=True)
+    own = gitcmd.OwnGit(git_dir, worktree)
     branch = BRANCH_PREFIX + run_id if is_git else None
-    add = ["worktree", "add", "-q", "-f"]
-    add += ["-b", branch] if branch else ["--detach"]
-    if is_git:
-        gitcmd.run(top, *add, str(worktree), base)
+    if branch:
+        # Create-only (empty old value): an existing branch of that name is never moved.
+        gitcmd.run(top, "update-ref", "-m", "k2lsp: run start", f"refs/heads/{branch}", base, "")
+        gitcmd.run(own, "update-ref", f"refs/heads/{branch}", base)
+        gitcmd.run(own, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
     else:
-        gitcmd.run(run_dir, "--git-dir", str(git_dir), *add, str(worktree), base)
+        gitcmd.run(own, "update-ref", "--no-deref", "HEAD", base)
+    gitcmd.run(own, "read-tree", "--reset", "-u", "HEAD")
     root = worktree / prefix if prefix else worktree
     return RunCopy(
         root=root,

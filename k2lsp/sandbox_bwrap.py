@@ -451,19 +451,8 @@ def _home_args(ro_paths: list[str]) -> list[str]:
 
 
 def git_dirs(root: Path) -> list[Path]:
-    """For a git worktree (`.git` is a file), the git folders it points to (read-only use)."""
-    dotgit = root / ".git"
-    if not dotgit.is_file():
-        return []
-    try:
-        line = dotgit.read_text(encoding="utf-8").strip()
-    except OSError:
-        return []
-    if not line.startswith("gitdir:"):
-        return []
-    gitdir = (root / line.split(":", 1)[1].strip()).resolve()
-    common = gitdir
-    commondir = gitdir / "commondir"
-    if commondir.is_file():
-        common = (gitdir / commondir.read_text(encoding="utf-8").strip()).resolve()
-    return [common] if gitdir.is_relative_to(common) else [common, gitdir]
+    """Git folders to show the sandbox for `root`: none. A run copy has no `.git` (k2lsp's own
+    git dir lives outside it and is never shown to the sandbox), and a `.git` found in `root`
+    was written by the sandbox itself: it is never read or followed (docs/security.md)."""
+    del root
+    return []

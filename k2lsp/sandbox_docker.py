@@ -2,7 +2,7 @@
 returns (also on timeout, cancel and errors).
 
 The container: the run copy bind-mounted read-write at the same absolute path (plus a scratch
-folder; a git worktree's git folders read-only), a read-only root file system, sized tmpfs for
+folder; no git metadata: the run copy has none), a read-only root file system, sized tmpfs for
 /tmp, /run and /dev/shm (counted by the container's memory limit), `--network none`, memory /
 CPU / pids limits, all capabilities dropped, no-new-privileges, `--init`, no log driver, and a
 non-root user:

@@ -1,7 +1,8 @@
 """The workspace a run works in: path confinement, ignore rules, secrets, safe file reading.
 
 Every tool path goes through `Workspace.resolve`, which refuses `..` escapes, absolute paths
-outside the root and symlinks pointing out of it. Files matching the secret denylist
+outside the root, symlinks pointing out of it and any component named `.git` (in any letter
+case): git metadata is never read or written through tools. Files matching the secret denylist
 (`DEFAULT_SECRET_GLOBS` plus the `secret_globs` setting; a `!pattern` entry lifts a default)
 are not read unless the `allow_secrets` setting is on.
 """
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from k2lsp.code import filelist
 from k2lsp.errors import PathError
 
 # Files larger than this are refused by read-whole-file helpers (tools page them instead).
@@ -68,7 +69,6 @@ class Workspace:
     # Extra secret patterns (a `!pattern` entry removes a default one); None = defaults only.
     secret_globs: list[str] | None = None
     allow_secrets: bool = False
-    _is_git: bool | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser().resolve()
@@ -90,6 +90,7 @@ class Workspace:
         raw = os.fspath(path)
         if "\x00" in raw:
             raise PathError(f"path {raw!r} contains a NUL byte")
+        _refuse_git_meta(raw, Path(raw).parts)
         try:
             candidate = Path(raw).expanduser()
             if not candidate.is_absolute():
@@ -101,6 +102,7 @@ class Workspace:
                     f"path {raw!r} is outside the workspace {self.root}; "
                     "use a path relative to the workspace root"
                 )
+            _refuse_git_meta(raw, resolved.relative_to(self.root).parts)
             if _unresolved_link(resolved, self.root):
                 raise PathError(f"path {raw!r} goes through a symlink loop or a broken link")
             if must_exist and not resolved.exists():
@@ -158,20 +160,14 @@ class Workspace:
 
     # ---- ignore rules -------------------------------------------------------------------
     def ignored(self, rels: Iterable[str]) -> set[str]:
-        """Those of `rels` (workspace-relative) that .gitignore rules exclude."""
-        items = [r for r in rels if r not in ("", ".")]
-        if not items:
-            return set()
-        if self._is_git is None:
-            self._is_git = _git(self.root, "rev-parse", "--is-inside-work-tree").returncode == 0
-        if self._is_git:
-            data = "\0".join(items).encode("utf-8", "surrogateescape") + b"\0"
-            proc = _git(self.root, "check-ignore", "-z", "--stdin", input=data)
-            return {os.fsdecode(p) for p in proc.stdout.split(b"\0") if p}
-        return _ignored_by_files(self.root, items)
+        """Those of `rels` (workspace-relative, existing) that the file listing leaves out:
+        files excluded by .gitignore/.ignore/.rgignore rules, `.git`, symlinks, and folders
+        with no listed file beneath. The same engine as `list_files`, `search` and the repo
+        map (`k2lsp.code.filelist`), so all four agree on which files exist."""
+        return filelist.unlisted(self.root, rels)
 
     def is_ignored(self, rel: str) -> bool:
-        """Is workspace-relative `rel` excluded by .gitignore rules (tracked files never are)?"""
+        """Does the file listing leave out workspace-relative `rel`?"""
         return rel in self.ignored([rel])
 
     def rel(self, path: Path) -> str:
@@ -215,6 +211,19 @@ def decode_text(data: bytes, label: str) -> str:
         ) from None
 
 
+def is_git_meta(name: str) -> bool:
+    """Is this path component `.git` (any letter case, trailing dots or spaces ignored)?"""
+    return name.rstrip(". ").lower() == ".git" and name[:4].lower() == ".git"
+
+
+def _refuse_git_meta(raw: str, parts: Iterable[str]) -> None:
+    if any(is_git_meta(part) for part in parts):
+        raise PathError(
+            f"path {raw!r} is inside git metadata (.git); tools never read or write it. "
+            "Use git_status, git_diff, git_log or git_show to look at history"
+        )
+
+
 def _unresolved_link(path: Path, root: Path) -> bool:
     """Did resolution stop early (a symlink loop leaves links and `..` in the result)?"""
     rel_parts = path.relative_to(root).parts
@@ -236,40 +245,3 @@ def _is_within(path: Path, root: Path) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _git(cwd: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    try:
-        return subprocess.run(
-            ["git", *args],
-            cwd=str(cwd),
-            input=input,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
-    except FileNotFoundError:
-        return subprocess.CompletedProcess(["git"], 127, b"", b"")
-
-
-def _ignored_by_files(root: Path, rels: list[str]) -> set[str]:
-    """Apply the root .gitignore (and .git/info-less folders) to `rels` without git."""
-    gitignore = root / ".gitignore"
-    lines = gitignore.read_text("utf-8", "replace").splitlines() if gitignore.is_file() else []
-    try:
-        import pathspec
-    except ImportError:  # minimal fallback: plain name/path globs, no negation
-        pats = [ln.strip().rstrip("/") for ln in lines if ln.strip() and ln[0] not in "#!"]
-        return {
-            r
-            for r in rels
-            if any(
-                fnmatch.fnmatchcase(part, p.lstrip("/"))
-                for p in pats
-                for part in (r, *r.split("/"))
-            )
-        }
-    spec = pathspec.GitIgnoreSpec.from_lines(lines)
-    return {r for r in rels if spec.match_file(r + ("/" if (root / r).is_dir() else ""))}

@@ -301,7 +301,11 @@ def attack_outlive_kill9(kind: str, work: Path) -> Outcome:
     )
 
 
+from tests.runcopy_attacks import attack_git_metadata, attack_write_race  # noqa: E402
+
 ATTACKS: dict[str, Callable[[str, Path], Outcome]] = {
+    "host git via planted .git (item 1)": attack_git_metadata,
+    "writes racing a symlink swap (item 3)": attack_write_race,
     "host chmod race (item 2)": attack_chmod_race,
     "read root-only files (item 5)": attack_read_root_files,
     "tmpfs/shm memory (item 6)": attack_tmpfs_memory,
@@ -369,7 +373,8 @@ def user_source() -> Path:
         atexit.register(shutil.rmtree, top, True)
         shutil.copytree(REPO / "k2lsp", top / "k2lsp", ignore=shutil.ignore_patterns("__pycache__"))
         (top / "tests").mkdir()
-        shutil.copy(Path(__file__), top / "tests" / "sandbox_attacks.py")
+        for name in ("sandbox_attacks.py", "runcopy_attacks.py", "attack_helpers.py"):
+            shutil.copy(Path(__file__).parent / name, top / "tests" / name)
         for path in [top, *top.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
         _SOURCE.append(top)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -156,14 +159,34 @@ def test_paths_limit_the_map(repo: Path, cache: Path) -> None:
     assert "user.py:" in text and "core.py:" not in text
 
 
-def test_corrupt_cache_is_rebuilt(repo: Path, cache: Path) -> None:
+@pytest.mark.parametrize("damage", ["garbage", "foreign-version", "other-root", "wrong-schema"])
+def test_unusable_store_is_rebuilt_with_a_warning(
+    repo: Path, cache: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     rmap = RepoMap(repo, cache)
     rmap.refresh()
-    rmap.flush()
-    rmap.cache.pack_path.write_bytes(b"garbage")
-    again = RepoMap(repo, cache)
+    expected = rmap.render(1024)
+    path = rmap.store.path
+    rmap.store.close()
+    if damage == "garbage":
+        for suffix in ("-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        path.write_bytes(b"garbage" * 1000)
+    else:
+        db = sqlite3.connect(path)
+        if damage == "foreign-version":
+            db.execute("UPDATE meta SET value = 999 WHERE key = 'version'")
+        elif damage == "other-root":
+            db.execute("UPDATE meta SET value = '/elsewhere' WHERE key = 'root'")
+        else:
+            db.execute("DROP TABLE meta")
+        db.commit()
+        db.close()
+    with caplog.at_level(logging.WARNING, logger="k2lsp.code.store"):
+        again = RepoMap(repo, cache)
+    assert again.store.rebuilt and "rebuilding" in caplog.text
     stats = again.refresh()
-    assert stats.parsed == 5 and "class Engine" in again.render(1024)
+    assert stats.parsed == 5 and again.render(1024) == expected
 
 
 def test_cache_never_shows_in_git_status(
@@ -182,7 +205,7 @@ def test_cache_never_shows_in_git_status(
         ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True
     ).stdout
     assert after == before
-    assert (tmp_path / "xdg" / "k2lsp" / "repomap" / "packs").is_dir()
+    assert list((tmp_path / "xdg" / "k2lsp" / "repomap" / "stores").glob("*.sqlite"))
 
 
 def test_git_ignored_files_are_left_out(repo: Path, cache: Path) -> None:
@@ -238,38 +261,183 @@ def test_incremental_totals_equal_a_rebuild(repo: Path, cache: Path) -> None:
     rmap.refresh()
     fresh = RepoMap(repo, cache.parent / "other-cache")
     fresh.refresh()
-    assert rmap.refsum == fresh.refsum and rmap.defcount == fresh.defcount
-    assert rmap.allvotes == fresh.allvotes
+    assert rmap.totals() == fresh.totals()
     assert rmap.total_defs == fresh.total_defs
+    assert _rows(rmap) == _rows(fresh)
     assert rmap.state_token() == fresh.state_token()
     assert rmap.render(1024) == fresh.render(1024)
 
 
+def _rows(rmap: RepoMap) -> list[tuple[float, str, int]]:
+    return list(rmap.store.ranked_rows())
+
+
 def test_focused_ranking_after_edits_equals_scoring_every_file(repo: Path, cache: Path) -> None:
-    from k2lsp.code.rank import _file_entries, _Focus, rank_symbols
+    from k2lsp.code.rank import _Focus, file_entries, rank_symbols
 
     rmap = RepoMap(repo, cache)
     rmap.refresh()
-    rmap.render(1024)  # fills the unfocused cache
+    rmap.render(1024)
     (repo / "other.py").write_text("def lonely():\n    return helper() + Engine().start()\n")
     (repo / "more.py").write_text("def start():\n    return lonely()\n")
     rmap.refresh()
+    totals = rmap.totals()
     for files, names in [
+        (frozenset(), frozenset()),
         (frozenset({"other.py"}), frozenset({"lonely"})),
         (frozenset({"user.py"}), frozenset()),
         (frozenset(), frozenset({"Engine.start"})),
     ]:
         got = rank_symbols(rmap, files, names)
-        focus = _Focus(rmap, files, names)
-        every = sorted(
-            e
-            for rel, entry in rmap.index.items()
-            if entry[2] in rmap.records
-            for e in _file_entries(rmap, rel, rmap.records[entry[2]], focus)
-        )
+        focus = _Focus(rmap, files, names) if files or names else None
+        every = []
+        for rel, entry in rmap.index.items():
+            rec = rmap.record(entry[2])
+            assert rec is not None
+            quals = [s.qualname for s in rmap.symbols(rel)]
+            every += file_entries(rel, rec, totals, focus, quals)
+        every.sort()
         assert [(r, s.qualname) for _sc, r, s in got] == [
             (e[1], rmap.symbols(e[1])[e[2]].qualname) for e in every
         ]
-    # The sorted list kept up to date by bisection equals sorting every file's entries again.
-    expected = sorted(e for c in rmap.rank_cache.values() for e in c[1])
-    assert list(rmap.rank_sorted) == expected and len(rmap.rank_sorted) == len(expected)
+    # The ranks kept in the store per edit equal scoring every file again.
+    unfocused = sorted(
+        e
+        for rel, entry in rmap.index.items()
+        for e in file_entries(rel, rmap.record(entry[2]) or ("", "", "", b"", ()), totals)
+    )
+    assert _rows(rmap) == unfocused
+
+
+def test_edits_deletes_and_renames_update_the_store_like_a_rebuild(repo: Path, cache: Path) -> None:
+    rmap = RepoMap(repo, cache)
+    rmap.refresh()
+    (repo / "core.py").write_text(CORE + "\n\ndef added_later():\n    return helper()\n")
+    rmap.refresh()
+    (repo / "other.py").rename(repo / "renamed.py")
+    rmap.refresh()
+    (repo / "user.py").unlink()
+    stats = rmap.refresh()
+    assert stats.removed == 1
+    reopened = RepoMap(repo, cache)  # a new process: the store on disk, no re-parse
+    stats = reopened.refresh()
+    assert stats.parsed == 0  # (files written just now are re-hashed: their mtime is too new)
+    fresh = RepoMap(repo, cache.parent / "fresh-cache")
+    fresh.refresh()
+    for other in (reopened, fresh):
+        assert other.totals() == rmap.totals() and _rows(other) == _rows(rmap)
+        assert other.render(2048) == rmap.render(2048)
+    text = rmap.render(2048)
+    assert "renamed.py:" in text and "other.py" not in text and "added_later" in text
+    assert rmap.definitions("added_later")[0][0] == "core.py"
+    assert rmap.referring_files("helper") == ["core.py"]
+
+
+def test_store_written_by_another_process_is_picked_up(repo: Path, cache: Path) -> None:
+    first = RepoMap(repo, cache)
+    second = RepoMap(repo, cache)
+    first.refresh()
+    second.refresh()
+    (repo / "other.py").write_text("def from_first():\n    return 1\n")
+    first.refresh()  # writes the change; `second` must not count it twice
+    stats = second.refresh()
+    assert stats.parsed == 0
+    fresh = RepoMap(repo, cache.parent / "fresh-cache")
+    fresh.refresh()
+    assert second.totals() == fresh.totals() and _rows(second) == _rows(fresh)
+    assert "from_first" in second.render(1024)
+
+
+def test_concurrent_readers_see_the_same_map(repo: Path, cache: Path) -> None:
+    writer = RepoMap(repo, cache)
+    writer.refresh()
+    expected = writer.render(1024)
+    focus_expected = writer.render(1024, frozenset({"other.py"}), frozenset({"lonely"}))
+    results: list[tuple[str, str]] = []
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            rmap = RepoMap(repo, cache)
+            for _ in range(5):
+                rmap.refresh()
+                results.append(
+                    (
+                        rmap.render(1024),
+                        rmap.render(1024, frozenset({"other.py"}), frozenset({"lonely"})),
+                    )
+                )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    code = (
+        "import sys; from pathlib import Path; from k2lsp.code.repomap import RepoMap; "
+        "m = RepoMap(Path(sys.argv[1]), Path(sys.argv[2])); m.refresh(); "
+        "print(m.render(1024), end='')"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(repo), str(cache)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for t in threads:
+        t.join()
+    assert not errors
+    assert results and all(r == (expected, focus_expected) for r in results)
+    assert all(out == expected for out, _err in outs), [err for _out, err in outs]
+
+
+def test_file_names_are_data_in_the_store(tmp_path: Path, cache: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    odd = ["x'); DROP TABLE defs; --.py", "100%_like.py", "caf\u00e9.py"]
+    for i, name in enumerate(odd):
+        (root / name).write_text(f"def odd_{i}():\n    return 1\n")
+    (root / "100%_like").mkdir()
+    (root / "100%_like" / "inner.py").write_text("def inner():\n    return 2\n")
+    (root / "100a_like.py").write_text("def decoy():\n    return 3\n")
+    _age(root)
+    rmap = RepoMap(root, cache)
+    rmap.refresh()
+    text = rmap.render(1024)
+    assert all(f"{name}:" in text for name in odd)
+    only = rmap.render(1024, only=("100%_like",))
+    assert "100%_like/inner.py:" in only and "decoy" not in only and "odd_1" not in only
+    reopened = RepoMap(root, cache)
+    assert reopened.refresh().rehashed == 0 and reopened.render(1024) == text
+
+
+def test_unusable_cache_folder_falls_back_to_a_temporary_store(
+    repo: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be\n")
+    with caplog.at_level(logging.WARNING, logger="k2lsp.code.store"):
+        rmap = RepoMap(repo, blocker)
+    assert "cannot use the repo map store" in caplog.text
+    assert not rmap.store.path.is_relative_to(repo)
+    assert rmap.refresh().parsed == 5 and "class Engine" in rmap.render(1024)
+
+
+def test_large_cold_build_spilled_to_the_store_equals_one_in_memory(
+    repo: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from k2lsp.code import repomap
+
+    (repo / "more.py").write_text("from core import helper\n\n\ndef more():\n    return helper()\n")
+    whole = RepoMap(repo, cache)
+    whole.refresh()
+    monkeypatch.setattr(repomap, "_BULK_FILES", 2)  # spill the totals every two files
+    spilled = RepoMap(repo, cache.parent / "spilled-cache")
+    spilled.refresh()
+    assert spilled._spilled
+    assert spilled.totals() == whole.totals() and _rows(spilled) == _rows(whole)
+    assert spilled.render(1024) == whole.render(1024)

@@ -288,10 +288,15 @@ async def test_malformed_reply_gives_up_after_bounded_retries(fake_k2: FakeK2Ser
     assert len(fake_k2.requests) == 3
 
 
-async def test_malformed_arguments_are_kept_raw(fake_k2: FakeK2Server, client: K2Client) -> None:
+async def test_malformed_arguments_are_marked_and_echoed_as_an_empty_object(
+    fake_k2: FakeK2Server, client: K2Client
+) -> None:
     fake_k2.add(Reply(reasoning="r", tool_calls=[("read_file", '{"path": "a.py"')]))
     turn = await client.complete(USER, TOOLS)
-    assert turn.tool_calls[0].arguments == '{"path": "a.py"'
+    call = turn.tool_calls[0]
+    assert call.received == '{"path": "a.py"' and call.problem and "not valid JSON" in call.problem
+    sent = client.history_message(turn)["tool_calls"][0]["function"]["arguments"]
+    assert sent == "{}"
 
 
 RETRYABLE = [

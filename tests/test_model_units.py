@@ -21,10 +21,11 @@ from k2lsp.model.request import (
 )
 from k2lsp.model.retry import backoff_delay
 from k2lsp.model.stream import Accumulator, LiveFilter, SSEParser
-from k2lsp.model.toolparse import extract_leaked_calls, parse_arguments
+from k2lsp.model.toolargs import strict_arguments
+from k2lsp.model.toolparse import extract_leaked_calls
 from k2lsp.model.types import Usage
 
-# --- tolerant argument parsing -------------------------------------------------------------
+# --- strict argument checking --------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -33,31 +34,37 @@ from k2lsp.model.types import Usage
         ('{"path": "a.py"}', {"path": "a.py"}),
         ("", {}),
         ("   ", {}),
-        ('```json\n{"path": "a.py"}\n```', {"path": "a.py"}),
-        ('{"path": "a.py"} trailing words', {"path": "a.py"}),
-        ('{"path": "a.py"}{"path": "b.py"}', {"path": "a.py"}),
-        ('{"path": "a.py", "n": [1, 2', {"path": "a.py", "n": [1, 2]}),
-        ('{"path": "a.p', {"path": "a.p"}),
-        ('{"path": "a.py",', {"path": "a.py"}),
-        ('"{\\"path\\": \\"a.py\\"}"', {"path": "a.py"}),
-        ('Sure: {"path": "x"}', {"path": "x"}),
+        (' {"n": [1, 2]}\n', {"n": [1, 2]}),
     ],
 )
-def test_parse_arguments_is_tolerant(text: str, expected: dict[str, Any]) -> None:
-    assert parse_arguments(text) == expected
+def test_one_json_object_is_accepted(text: str, expected: dict[str, Any]) -> None:
+    assert strict_arguments(text) == (expected, None)
 
 
-@pytest.mark.parametrize("text", ["not json at all", "[1, 2]", "42", "{{{{"])
-def test_parse_arguments_hopeless_raises_actionable_value_error(text: str) -> None:
-    with pytest.raises(ValueError, match="JSON"):
-        parse_arguments(text)
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('```json\n{"path": "a.py"}\n```', "not valid JSON"),
+        ('{"path": "a.py"} trailing words', "more than one JSON value"),
+        ('{"path": "a.py"}{"path": "b.py"}', "more than one JSON value"),
+        ('{"path": "a.py", "n": [1, 2', "not valid JSON"),
+        ('{"path": "a.p', "not valid JSON"),
+        ('"{\\"path\\": \\"a.py\\"}"', "not a JSON str"),
+        ('Sure: {"path": "x"}', "not valid JSON"),
+        ("[1, 2]", "not a JSON list"),
+        ("42", "not a JSON int"),
+    ],
+)
+def test_anything_but_one_json_object_is_refused_with_the_reason(text: str, why: str) -> None:
+    args, problem = strict_arguments(text)
+    assert args is None and problem is not None and why in problem
 
 
 @given(st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=10), max_size=5))
-def test_parse_arguments_round_trips_valid_json(obj: dict[str, Any]) -> None:
+def test_strict_arguments_round_trip_valid_json(obj: dict[str, Any]) -> None:
     import json
 
-    assert parse_arguments(json.dumps(obj)) == obj
+    assert strict_arguments(json.dumps(obj)) == (obj, None)
 
 
 # --- leaked raw K2 tool tokens ---------------------------------------------------------------

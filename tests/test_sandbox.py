@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from k2lsp import sandbox_bwrap, sandbox_docker
 from k2lsp.errors import SandboxUnavailable, UsageError
@@ -57,8 +58,14 @@ def test_settings_for_reads_kind_image_profile_and_limits() -> None:
         )
     )
     assert (profiled.memory_mb, profiled.pids, profiled.kind) == (512, 99, "auto")
+    # An unknown limit is refused by the settings model (every layer), and still by
+    # settings_for for settings whose limits were assigned afterwards.
+    with pytest.raises(ValidationError, match="ram"):
+        Settings(sandbox_limits={"ram": 1})
+    odd = Settings()
+    odd.sandbox_limits = {"ram": 1}
     with pytest.raises(UsageError, match="unknown sandbox limits \\['ram'\\]"):
-        settings_for(Settings(sandbox_limits={"ram": 1}))
+        settings_for(odd)
 
 
 def test_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:

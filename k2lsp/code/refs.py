@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
+
+from k2lsp import safefs
+from k2lsp.code import filelist
+from k2lsp.errors import PathError
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Words every language is full of; counting them only costs memory.
@@ -64,23 +66,17 @@ def reference_lines(text: str, name: str, limit: int = 50) -> list[tuple[int, st
     return out
 
 
-def _rg_binary() -> str | None:
-    import os
-    import shutil
-
-    local = os.path.join(os.path.dirname(sys.executable), "rg")
-    return local if os.path.exists(local) else shutil.which("rg")
-
-
 def grep_word(
     root: Path, word: str, under: str = "", limit: int = 50
 ) -> list[tuple[str, int, str]]:
-    """(file, line, text) of lines mentioning `word` as a whole word, in path order (ripgrep)."""
-    rg = _rg_binary()
-    if rg is None or not _IDENT.fullmatch(word):
+    """(file, line, text) of lines mentioning `word` as a whole word, in path order (ripgrep
+    over the files `filelist` lists; a scope the listing leaves out finds nothing)."""
+    if not _IDENT.fullmatch(word):
         return _grep_python(root, word, under, limit)
+    if under and not filelist.scope_listed(root, under):
+        return []
     cmd = [
-        rg,
+        *filelist.flags(root),
         "-n",
         "-w",
         "-F",
@@ -98,10 +94,7 @@ def grep_word(
         "--",
         under or ".",
     ]
-    try:
-        proc = subprocess.run(cmd, cwd=root, capture_output=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return _grep_python(root, word, under, limit)
+    proc = filelist.run_rg(cmd, root)
     out: list[tuple[str, int, str]] = []
     for raw in proc.stdout.decode("utf-8", "replace").splitlines():
         parts = raw.split(":", 2)
@@ -121,9 +114,10 @@ def _grep_python(root: Path, word: str, under: str, limit: int) -> list[tuple[st
     for rel in list_source_files(root):
         if under and not (rel == under or rel.startswith(under.rstrip("/") + "/")):
             continue
-        try:
-            text = (root / rel).read_text("utf-8")
-        except (OSError, UnicodeDecodeError):
+        try:  # never through a link: the sandbox may have planted one to a host file
+            with safefs.open_read(root, rel) as fh:
+                text = fh.read().decode("utf-8")
+        except (OSError, UnicodeDecodeError, PathError):
             continue
         for line, snippet in reference_lines(text, word, limit - len(out)):
             out.append((rel, line, snippet))

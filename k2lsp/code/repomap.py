@@ -6,6 +6,12 @@ definitions of that name), boosted for files and identifiers the task mentions. 
 analysis is cached on disk by content hash and refreshed incrementally: a file is re-read
 only when its size or mtime changed (or its mtime is too recent to trust) and re-parsed only
 when its content hash changed, so the map is never stale.
+
+Memory stays bounded whatever the repository size: records, per-name totals and the scored
+rank of every definition live in an SQLite store (`store.py`) in k2lsp's cache folder; this
+object keeps the path index (a few tuples per file), a few hundred decoded records and the
+last rendered texts. A refresh is one write transaction; another process's writes are
+noticed by a generation counter and the index re-read.
 """
 
 from __future__ import annotations
@@ -13,25 +19,30 @@ from __future__ import annotations
 import logging
 import marshal
 import os
+import sqlite3
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from sys import intern
 from typing import Any
 
-from k2lsp.code.cache import DiskCache, content_hash, default_cache_dir
+from k2lsp import safefs
+from k2lsp.code.cache import content_hash, default_cache_dir
 from k2lsp.code.files import list_source_files
 from k2lsp.code.languages import language_for
 from k2lsp.code.refs import identifier_votes
+from k2lsp.code.store import Store, chunks, dec, enc
 from k2lsp.code.symbols import Symbol, extract_symbols
+from k2lsp.errors import PathError
 
 log = logging.getLogger(__name__)
 
-# A file's analysis, kept compact (millions of small tuples would not fit a 10,000-file map in
-# memory): (symbol tuples, identifier votes, per-symbol (own votes, prior)) each marshalled to
-# bytes and decoded on demand, a note, and the defined names (interned, shared across files).
+# A file's analysis, kept compact: (symbol tuples, identifier votes, a note, per-symbol (own
+# votes, prior), the defined names); all but the note and names are marshalled bytes decoded
+# on demand. Stored in the `records` table; only a bounded few are held in memory.
 Record = tuple[bytes, bytes, str, bytes, tuple[str, ...]]
 _EMPTY = marshal.dumps(())
 
@@ -65,7 +76,9 @@ _DECODED_FILES = 512  # files whose symbols stay decoded (what a few renders sho
 _RACY_NS = 2_000_000_000  # mtimes this close to the last check are re-hashed
 _MAX_MAP_FILE_BYTES = 1_000_000
 _CHARS_PER_TOKEN = 4
-_BLOB_FLUSH = 64
+_RECORDS_KEPT = 256  # raw records kept in memory (the files one render or edit touches)
+_BULK_FILES = 4000  # a cold build keeps totals of this many files in memory, then spills
+_UNUSED_RECORDS = 4096  # records of contents no file has any more, kept for a switch back
 MAX_FILES = (
     50_000  # a map of more files than this would take minutes to build; the rest is left out
 )
@@ -77,17 +90,22 @@ def _pair_hash(rel: str, digest: str) -> int:
 
 def analyze(rel: str, data: bytes) -> Record:
     """Symbols and identifier votes of one file (a note instead when it cannot be read)."""
+    return _analyze(rel, data)[0]
+
+
+def _analyze(rel: str, data: bytes) -> tuple[Record, dict[str, int]]:
+    """`analyze` and the identifier votes before marshalling."""
     lang = language_for(rel)
     if lang is None:
-        return _record((), {}, "unsupported", ())
+        return _record((), {}, "unsupported", ()), {}
     if b"\x00" in data[:8192]:
-        return _record((), {}, "binary", ())
+        return _record((), {}, "binary", ()), {}
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return _record((), {}, "not UTF-8", ())
+        return _record((), {}, "not UTF-8", ()), {}
     if len(data) > _MAX_MAP_FILE_BYTES:
-        return _record((), {}, "too large", ())
+        return _record((), {}, "too large", ()), {}
     from k2lsp.code.rank import name_prior
 
     symbols = extract_symbols(lang, data)
@@ -95,7 +113,7 @@ def analyze(rel: str, data: bytes) -> Record:
     idents = {intern(k): v for k, v in identifier_votes(text).items()}
     statics = tuple((idents.get(s.name, 0), name_prior(s.name, s.kind, s.depth)) for s in symbols)
     syms = tuple((intern(s.name), s.qualname, intern(s.kind), *s[3:]) for s in symbols)
-    return _record(syms, idents, "", statics)
+    return _record(syms, idents, "", statics), idents
 
 
 @dataclass
@@ -110,78 +128,110 @@ class RefreshStats:
 
 
 class RepoMap:
-    """In-memory map of one root, kept in sync with the disk and the on-disk cache."""
+    """A map of one root: the path index in memory, everything else in its on-disk store."""
 
     def __init__(
         self, root: Path, cache_dir: Path | None = None, files: list[str] | None = None
     ) -> None:
         self.root = Path(root).resolve()
         self._root_str = str(self.root)
-        self.cache = DiskCache(cache_dir or default_cache_dir(), self.root)
+        self.cache_dir = Path(cache_dir or default_cache_dir())
+        self.store = Store(self.cache_dir, self.root)
         self.fixed_files = files
         self.index: dict[str, tuple[int, int, str, int]] = {}
-        self.records: dict[str, Record] = {}
-        self.refsum: dict[str, int] = {}
-        self.allvotes: dict[str, int] = {}
+        self._records: OrderedDict[str, Record] = OrderedDict()
         self._decoded: OrderedDict[str, tuple[tuple[Any, ...], ...]] = OrderedDict()
-        self.defcount: dict[str, int] = {}
-        self.rank_cache: dict[str, Any] = {}  # rank.py's per-file scored entries
-        # rank.py's entries of every file, best first (a ChunkedSortedList once ranked)
-        self.rank_sorted: Any = []
-        self._dirty: set[str] = set()
-        self._dirty_all = True
-        self._bulk = False
+        self._gen: int | None = None
         self.left_out = 0
-        self._loaded = False
-        self._unsaved = 0
-        self._pack_records = 0
+        self.total_defs = 0
         self._token: str | None = None
         self._token_sum: int | None = None
-        self.total_defs = 0
-        self._rendered_token = ""
-        self._rendered: dict[str, str] = {}
         self._lock = threading.RLock()
-        self._primer: threading.Thread | None = None
-        self._saver: threading.Thread | None = None
+        # Within one refresh: vote and definition-count changes per name, files rewritten.
+        self._votes_delta: dict[str, int] = {}
+        self._defs_delta: Counter[str] = Counter()
+        self._changed: set[str] = set()
+        self._new_records: list[tuple[Any, ...]] = []
+        self._new_files: list[tuple[Any, ...]] = []
+        self._bulk_files: dict[str, tuple[tuple[str, ...], bytes]] = {}
+        self._known_records = True
+        self._spilled = False
 
     # ----- keeping up to date -------------------------------------------------------------
-    def _load(self) -> None:
-        pack = self.cache.load_pack()
-        self._loaded = True
-        if not pack or any(e[2] not in pack["records"] for e in pack["index"].values()):
-            return
-        self.index, self.records = pack["index"], pack["records"]
-        self.refsum, self.defcount = pack["refsum"], pack["defcount"]
-        self.allvotes = pack["allvotes"]
-        self.total_defs = sum(self.defcount.values())
-        self._token, self._token_sum = None, None
-        self._pack_records = len(self.index)
-
     def refresh(self) -> RefreshStats:
         """Bring the map up to date with the files on disk; return what was done."""
         with self._lock:
-            return self._refresh()
+            try:
+                return self._refresh()
+            except sqlite3.OperationalError:
+                raise  # locked or unwritable: the store itself is fine
+            except sqlite3.DatabaseError as exc:  # damaged while in use: start again
+                log.warning("repo map store %s failed (%s); rebuilding it", self.store.path, exc)
+                self.store.close()
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(self.store.path) + suffix).unlink(missing_ok=True)
+                self.store = Store(self.cache_dir, self.root)
+                self._gen = None
+                return self._refresh()
+
+    def _sync(self) -> None:
+        """Re-read the index when the store changed under us (another process wrote it)."""
+        gen = self.store.meta("gen")
+        if gen == self._gen:
+            return
+        self.index = self.store.load_index()
+        self.total_defs = int(self.store.meta("defs") or 0)
+        self._gen, self._token, self._token_sum = gen, None, None
 
     def _refresh(self) -> RefreshStats:
         t0 = time.perf_counter()
-        if not self._loaded:
-            self._load()
+        db = self.store.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._sync()
+            stats = self._scan()
+            if stats.rehashed or stats.removed:
+                self._gen = int(self._gen or 0) + 1
+                self.store.set_meta("gen", self._gen)
+                self.store.set_meta("defs", self.total_defs)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._gen = None  # the index may hold uncommitted changes: re-read it next time
+            self._records.clear()
+            raise
+        finally:
+            self._votes_delta, self._defs_delta, self._changed = {}, Counter(), set()
+            self._new_records, self._new_files, self._bulk_files = [], [], {}
+        stats.seconds = time.perf_counter() - t0
+        return stats
+
+    def _scan(self) -> RefreshStats:
         stats = RefreshStats()
-        self._bulk = not self.index  # cold: rebuild the totals once at the end
+        bulk = not self.index  # cold: totals and ranks computed once at the end
+        if bulk:
+            self._bulk_files, self._spilled = {}, False
+            self.store.db.execute("DELETE FROM names")
+            self.store.db.execute("DELETE FROM defs")
+            self._known_records = (
+                self.store.db.execute("SELECT 1 FROM records").fetchone() is not None
+            )
         paths = self.fixed_files if self.fixed_files is not None else list_source_files(self.root)
         self.left_out = max(0, len(paths) - MAX_FILES)
         paths = paths[:MAX_FILES]
         now = time.time_ns()
-        root_str = str(self.root)
+        prefix = os.path.join(self._root_str, "")
+        stat = os.stat
         seen: set[str] = set()
-        new_blobs: list[str] = []
+        index = self.index
         for rel in paths:
             try:
-                st = os.stat(os.path.join(root_str, rel))
+                st = stat(prefix + rel)
             except OSError:
                 continue
             seen.add(rel)
-            old = self.index.get(rel)
+            old = index.get(rel)
             if (
                 old is not None
                 and old[0] == st.st_mtime_ns
@@ -189,16 +239,16 @@ class RepoMap:
                 and old[3] - old[0] > _RACY_NS
             ):
                 continue
-            self._update(rel, st.st_mtime_ns, st.st_size, now, old, stats, new_blobs)
-        for rel in [r for r in self.index if r not in seen]:
+            self._update(rel, st.st_mtime_ns, st.st_size, now, old, stats, bulk)
+        for rel in [r for r in index if r not in seen]:
             self._remove(rel)
             stats.removed += 1
         stats.files = len(seen)
-        if self._bulk:
-            self._rebuild_totals()
-            self._bulk = False
-        self._persist(stats, new_blobs)
-        stats.seconds = time.perf_counter() - t0
+        self._flush_rows()
+        if bulk:
+            self._bulk_rank()
+        elif self._changed or self._votes_delta or self._defs_delta:
+            self._rerank()
         return stats
 
     def _update(
@@ -209,137 +259,190 @@ class RepoMap:
         now: int,
         old: tuple[int, int, str, int] | None,
         stats: RefreshStats,
-        new_blobs: list[str],
+        bulk: bool,
     ) -> None:
-        try:
-            with open(os.path.join(self._root_str, rel), "rb") as fh:
+        try:  # never through a link: the sandbox may have planted one to a host file
+            with safefs.open_read(Path(self._root_str), rel) as fh:
                 data = fh.read()
-        except OSError:
+        except (OSError, PathError):
             return
         stats.rehashed += 1
         digest = content_hash(data)
         if old is not None and old[2] == digest:
             self._set_entry(rel, (mtime, size, digest, now))
             return
-        rec = self.records.get(digest) or self.cache.load_blob(digest)
+        rec = self.record(digest, keep=not bulk) if not bulk or self._known_records else None
+        votes = None
         if rec is None:
-            rec = analyze(rel, data)
+            rec, votes = _analyze(rel, data)
             stats.parsed += 1
-            new_blobs.append(digest)
-        old_rec = self.records.get(old[2]) if old is not None else None
-        self.records[digest] = rec
+            self._new_records.append(
+                (digest, rec[0], rec[1], rec[3], marshal.dumps(rec[4]), rec[2])
+            )
+            if not bulk:
+                self._remember(digest, rec)
+        old_rec = self.record(old[2]) if old is not None else None
         self._set_entry(rel, (mtime, size, digest, now))
-        if self._bulk:
-            return  # totals are rebuilt once at the end of the refresh
-        self._apply(old_rec, rec)
+        if bulk:
+            self._bulk_files[rel] = (rec[4], rec[3])  # what scoring needs, kept until the end
+            if len(self._bulk_files) >= _BULK_FILES:
+                self._spill()
+        else:
+            self._changed.add(rel)
+        self._count(old_rec, rec, votes)
+        if len(self._new_records) >= 256 or len(self._new_files) >= 1024:
+            self._flush_rows()
 
-    # Vote totals. Invariants: `allvotes` holds every identifier's votes summed over all files;
-    # `refsum` holds exactly the names defined somewhere (defcount > 0) with their `allvotes`.
-    def _rebuild_totals(self) -> None:
-        """Totals from scratch (after a cold build), one file decoded at a time."""
-        recs = [self.records[e[2]] for e in self.index.values() if e[2] in self.records]
-        defcount: Counter[str] = Counter()
-        allvotes: dict[str, int] = {}
-        get = allvotes.get
-        for rec in recs:
-            defcount.update(rec[4])
-            for name, votes in rec_votes(rec).items():
-                allvotes[name] = get(name, 0) + votes
-        self.allvotes = allvotes
-        self.defcount = dict(defcount)
-        self.refsum = {name: get(name, 0) for name in defcount}
-        self.total_defs = sum(defcount.values())
-        self._dirty, self._dirty_all = set(), True
-
-    def _apply(self, old: Record | None, new: Record | None) -> None:
-        """Change the totals from one version of a file to another (None: absent)."""
-        refsum, defcount, dirty, allvotes = self.refsum, self.defcount, self._dirty, self.allvotes
-        empty: dict[str, int] = {}
-        old_i, new_i = rec_votes(old) if old else empty, rec_votes(new) if new else empty
-        for name in old_i.keys() | new_i.keys() if old and new else (old_i or new_i):
-            change = new_i.get(name, 0) - old_i.get(name, 0)
-            if not change:
-                continue
-            total = allvotes.get(name, 0) + change
-            if total:
-                allvotes[name] = total
-            else:
-                allvotes.pop(name, None)
-            if name in refsum:
-                refsum[name] += change
-                dirty.add(name)
-        old_names, new_names = (old[4] if old else ()), (new[4] if new else ())
-        self.total_defs += len(new_names) - len(old_names)
-        old_d, new_d = Counter(old_names), Counter(new_names)
-        for name in old_d.keys() | new_d.keys():
-            change = new_d[name] - old_d[name]
-            if not change:
-                continue
-            dirty.add(name)
-            count = defcount.get(name, 0) + change
-            if count > 0:
-                defcount[name] = count
-                if name not in refsum:  # newly defined: every file's votes for it
-                    refsum[name] = allvotes.get(name, 0)
-            else:
-                defcount.pop(name, None)
-                refsum.pop(name, None)
-        if len(dirty) > 50_000:
-            self._dirty, self._dirty_all = set(), True
+    def _flush_rows(self) -> None:
+        """Write the records and index rows gathered so far (batched: one statement each)."""
+        db = self.store.db
+        if self._new_records:
+            db.executemany(
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", self._new_records
+            )
+            self._new_records = []
+        if self._new_files:
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", self._new_files)
+            self._new_files = []
 
     def _remove(self, rel: str) -> None:
         entry = self.index[rel]
         self._set_entry(rel, None)
-        rec = self.records.get(entry[2])
-        if rec is not None and not self._bulk:
-            self._apply(rec, None)
+        self._changed.add(rel)
+        self._count(self.record(entry[2]), None)
 
-    def take_dirty(self) -> tuple[set[str], bool]:
-        """Names whose votes changed since the last call (or True: everything changed)."""
-        dirty, dirty_all = self._dirty, self._dirty_all
-        self._dirty, self._dirty_all = set(), False
-        return dirty, dirty_all
+    def _count(
+        self, old: Record | None, new: Record | None, new_votes: dict[str, int] | None = None
+    ) -> None:
+        """Add the vote and definition changes from `old` to `new` (whose votes may be given
+        already decoded) to this refresh's deltas."""
+        delta = self._votes_delta
+        get = delta.get
+        if old is not None:
+            for name, votes in rec_votes(old).items():
+                delta[name] = get(name, 0) - votes
+            self._defs_delta.subtract(old[4])
+            self.total_defs -= len(old[4])
+        if new is not None:
+            for name, votes in (rec_votes(new) if new_votes is None else new_votes).items():
+                delta[name] = get(name, 0) + votes
+            self._defs_delta.update(new[4])
+            self.total_defs += len(new[4])
 
-    def _persist(self, stats: RefreshStats, new_blobs: list[str]) -> None:
-        changed = stats.parsed + stats.removed + stats.rehashed
-        if not changed:
-            return
-        if stats.parsed or stats.removed or stats.rehashed:
-            self._token = None
-        self._unsaved += changed
-        if self._pack_records == 0 or self._unsaved > _BLOB_FLUSH or stats.parsed > _BLOB_FLUSH:
-            self._save_pack()
-            self._pack_records = len(self.index)
-            self._unsaved = 0
-            return
-        for digest in new_blobs:
-            self.cache.save_blob(digest, self.records[digest])
+    def _write_totals(self) -> set[str]:
+        """Apply this refresh's deltas to the `names` table; return the names whose score
+        inputs changed (defined somewhere before or after, and their votes or count moved)."""
+        votes_d = {n: v for n, v in self._votes_delta.items() if v}
+        defs_d = {n: d for n, d in self._defs_delta.items() if d}
+        names = votes_d.keys() | defs_d.keys()
+        current = self.store.totals(names)
+        dirty: set[str] = set()
+        rows, gone = [], []
+        for name in names:
+            votes, defs = current.get(name, (0, 0))
+            new_votes, new_defs = votes + votes_d.get(name, 0), defs + defs_d.get(name, 0)
+            if defs > 0 or new_defs > 0:
+                dirty.add(name)
+            if new_votes or new_defs:
+                rows.append((name, new_votes, new_defs))
+            elif name in current:
+                gone.append((name,))
+        db = self.store.db
+        db.executemany("INSERT OR REPLACE INTO names VALUES (?, ?, ?)", rows)
+        db.executemany("DELETE FROM names WHERE name = ?", gone)
+        return dirty
+
+    def _rerank(self) -> None:
+        """Re-score the changed files and the files defining a name whose inputs changed."""
+        from k2lsp.code.rank import file_entries
+
+        dirty = self._write_totals()
+        files = (self._changed | self.store.files_defining(dirty)) if dirty else self._changed
+        db = self.store.db
+        db.executemany("DELETE FROM defs WHERE path = ?", [(enc(r),) for r in files])
+        for batch in chunks(sorted(r for r in files if r in self.index), 200):
+            recs = [(rel, self.record(self.index[rel][2])) for rel in batch]
+            totals = self.store.totals(n for _r, rec in recs if rec for n in rec[4])
+            rows = []
+            for rel, rec in recs:
+                if rec is None:
+                    continue
+                raw = enc(rel)
+                for neg, _rel, i in file_entries(rel, rec, totals):
+                    rows.append((raw, i, rec[4][i], neg))
+            db.executemany("INSERT INTO defs VALUES (?, ?, ?, ?)", rows)
+
+    def _spill(self) -> None:
+        """Add a cold build's totals so far to the store and forget them (bounded memory)."""
+        self._flush_rows()
+        defs = self._defs_delta
+        rows = [(n, v, defs.pop(n, 0)) for n, v in self._votes_delta.items()]
+        rows += [(n, 0, d) for n, d in defs.items()]
+        rows.sort()
+        self.store.db.executemany(
+            "INSERT INTO names VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+            "votes = votes + excluded.votes, defs = defs + excluded.defs",
+            rows,
+        )
+        self._votes_delta, self._defs_delta, self._bulk_files = {}, Counter(), {}
+        self._spilled = True
+
+    def _bulk_rank(self) -> None:
+        """Totals and ranks of every file from scratch (after a cold build). A small
+        repository is scored from memory; a large one was spilled to the store as it was
+        read and is scored from there in batches."""
+        from k2lsp.code.rank import file_entries
+
+        db = self.store.db
+        db.execute("DROP INDEX IF EXISTS defs_rank")  # built once at the end: faster
+        db.execute("DROP INDEX IF EXISTS defs_name")
+        totals: dict[str, tuple[int, int]] = {}
+        if not self._spilled:
+            defs = {n: d for n, d in self._defs_delta.items() if d > 0}
+            rows = [(n, v, defs.get(n, 0)) for n, v in self._votes_delta.items() if v]
+            rows += [(n, 0, d) for n, d in defs.items() if not self._votes_delta.get(n)]
+            rows.sort()  # in key order: appends to the table's b-tree
+            db.executemany("INSERT INTO names VALUES (?, ?, ?)", rows)
+            totals = {r[0]: (r[1], r[2]) for r in rows if r[2] > 0}
+            del rows
+            self._votes_delta, self._defs_delta = {}, Counter()
+            files: Iterable[tuple[str, tuple[str, ...], bytes]] = (
+                (rel, *self._bulk_files[rel]) for rel in sorted(self._bulk_files)
+            )
+        else:
+            self._spill()
+            cur = db.execute(
+                "SELECT f.path, r.names, r.statics FROM files f "
+                "JOIN records r ON r.digest = f.digest ORDER BY f.path"
+            )
+            files = ((dec(p), marshal.loads(n), st) for p, n, st in cur)
+        for batch in chunks(files, 500):
+            if self._spilled:
+                totals = self.store.totals(n for _rel, names, _st in batch for n in names)
+            out = []
+            for rel, names, statics in batch:
+                if not names:
+                    continue
+                raw = enc(rel)
+                for neg, _rel, i in file_entries(rel, (b"", b"", "", statics, names), totals):
+                    out.append((raw, i, names[i], neg))
+            out.sort(key=lambda r: (r[0], r[1]))
+            db.executemany("INSERT INTO defs VALUES (?, ?, ?, ?)", out)
+        self._bulk_files = {}
+        db.execute("CREATE INDEX defs_rank ON defs(neg, path, idx)")
+        db.execute("CREATE INDEX defs_name ON defs(name, path)")
 
     def flush(self) -> None:
-        """Write the whole pack now (e.g. at the end of a run)."""
-        if self._unsaved:
-            self._save_pack()
-            self._unsaved = 0
-        self._join_saver()
+        """Drop records no file uses once there are many (the store is otherwise always
+        written: every refresh commits)."""
+        with self._lock:
+            db = self.store.db
+            (count,) = db.execute("SELECT COUNT(*) FROM records").fetchone()
+            if count - len(self.index) > _UNUSED_RECORDS:
+                db.execute("DELETE FROM records WHERE digest NOT IN (SELECT digest FROM files)")
 
-    def _save_pack(self) -> None:
-        """Write the pack from a snapshot in a background thread (joined by `flush`/exit)."""
-        self._join_saver()
-        totals = {
-            "refsum": dict(self.refsum),
-            "defcount": dict(self.defcount),
-            "allvotes": dict(self.allvotes),
-        }
-        snapshot = (dict(self.index), dict(self.records), totals)
-        self._saver = threading.Thread(
-            target=self.cache.save_pack, args=snapshot, name="k2lsp-repomap-save", daemon=False
-        )
-        self._saver.start()
-
-    def _join_saver(self) -> None:
-        if self._saver is not None:
-            self._saver.join()
-            self._saver = None
+    def wait_idle(self) -> None:
+        """Nothing runs in the background any more; kept for callers that wait."""
 
     def state_token(self) -> str:
         """A digest of which content every file has: equal tokens mean equal maps.
@@ -354,12 +457,16 @@ class RepoMap:
         return self._token
 
     def _set_entry(self, rel: str, entry: tuple[int, int, str, int] | None) -> None:
-        """Change the index entry of `rel` (None: remove it), keeping the token sum current."""
+        """Change the index entry of `rel` (None: remove it) in memory and in the store,
+        keeping the token sum current."""
         old = self.index.get(rel)
         if entry is None:
             self.index.pop(rel, None)
+            self._flush_rows()
+            self.store.db.execute("DELETE FROM files WHERE path = ?", (enc(rel),))
         else:
             self.index[rel] = entry
+            self._new_files.append((enc(rel), *entry))
         old_digest, new_digest = (old[2] if old else None), (entry[2] if entry else None)
         if old_digest == new_digest:
             return
@@ -370,19 +477,6 @@ class RepoMap:
             )
             self._token_sum = (self._token_sum + delta) % _MOD
 
-    def _prime(self) -> None:
-        from k2lsp.code.rank import rank_symbols
-
-        with self._lock:
-            if not self.rank_cache:
-                rank_symbols(self, frozenset(), frozenset(), 0)
-
-    def wait_idle(self) -> None:
-        """Wait for background work (ranking after a cache hit, cache writes)."""
-        if self._primer is not None:
-            self._primer.join()
-        self._join_saver()
-
     def render(
         self,
         max_tokens: int,
@@ -390,83 +484,139 @@ class RepoMap:
         focus_names: frozenset[str] = frozenset(),
         only: tuple[str, ...] = (),
     ) -> str:
-        """The map text (see `rank.render_map`), reused from the disk cache when nothing changed."""
-        with self._lock:
-            return self._render(max_tokens, focus_files, focus_names, only)
-
-    def _render(
-        self,
-        max_tokens: int,
-        focus_files: frozenset[str],
-        focus_names: frozenset[str],
-        only: tuple[str, ...],
-    ) -> str:
+        """The map text (see `rank.render_map`), reused from the store when nothing changed."""
         from k2lsp.code.rank import render_map
 
-        key = repr((max_tokens, sorted(focus_files), sorted(focus_names), only))
-        token = self.state_token()
-        if self._rendered_token != token:
-            self._rendered = self.cache.load_rendered(token)
-            self._rendered_token = token
-        text = self._rendered.get(key)
-        if text is not None and not self.rank_cache and self._primer is None:
-            # Served from disk: rank in the background so the next (edited) map is quick.
-            self._primer = threading.Thread(
-                target=self._prime, name="k2lsp-repomap-prime", daemon=True
-            )
-            self._primer.start()
-        if text is None:
-            text = render_map(self, max_tokens, focus_files, focus_names, only)
-            self._rendered[key] = text
-            if len(self._rendered) > 16:
-                self._rendered.pop(next(iter(self._rendered)))
-            self.cache.save_rendered(token, self._rendered)
-        return text
+        with self._lock:
+            key = repr((max_tokens, sorted(focus_files), sorted(focus_names), only))
+            db = self.store.db
+            db.execute("BEGIN")  # one snapshot: another process may commit meanwhile
+            try:
+                self._sync()
+                token = self.state_token()
+                row = db.execute(
+                    "SELECT text FROM rendered WHERE key = ? AND token = ?", (key, token)
+                ).fetchone()
+                if row is not None:
+                    return str(row[0])
+                text = render_map(self, max_tokens, focus_files, focus_names, only)
+            finally:
+                db.execute("COMMIT")
+            self._remember_text(key, token, text)
+            return text
+
+    def _remember_text(self, key: str, token: str, text: str) -> None:
+        db = self.store.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM rendered WHERE token != ?", (token,))
+            (n,) = db.execute("SELECT COUNT(*) FROM rendered").fetchone()
+            if n >= 16:
+                db.execute("DELETE FROM rendered")
+            db.execute("INSERT OR REPLACE INTO rendered VALUES (?, ?, ?)", (key, token, text))
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # busy or read-only: the text is still right
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            log.warning("cannot remember the rendered repo map: %s", exc)
 
     # ----- queries ----------------------------------------------------------------------
+    def record(self, digest: str, keep: bool = True) -> Record | None:
+        """The record of one content (from memory or the store), or None if unknown."""
+        rec = self._records.get(digest)
+        if rec is not None:
+            self._records.move_to_end(digest)
+            return rec
+        raw = self.store.record(digest)
+        if raw is None:
+            return None
+        rec = (raw[0], raw[1], raw[2], raw[3], marshal.loads(raw[4]))
+        if keep:
+            self._remember(digest, rec)
+        return rec
+
+    def _remember(self, digest: str, rec: Record) -> None:
+        self._records[digest] = rec
+        if len(self._records) > _RECORDS_KEPT:
+            self._records.popitem(last=False)
+
     def symbol_tuples(self, digest: str) -> tuple[tuple[Any, ...], ...]:
         """Decoded symbol tuples of a record, the most recently used few kept decoded."""
         hit = self._decoded.get(digest)
         if hit is not None:
             self._decoded.move_to_end(digest)
             return hit
-        rec = self.records.get(digest)
+        rec = self.record(digest)
         syms = rec_symbols(rec) if rec is not None else ()
         self._decoded[digest] = syms
         if len(self._decoded) > _DECODED_FILES:
             self._decoded.popitem(last=False)
         return syms
 
+    def symbol_tuples_many(self, digests: Iterable[str]) -> dict[str, tuple[tuple[Any, ...], ...]]:
+        """Decoded symbol tuples of several records (one query for those not in memory)."""
+        out: dict[str, tuple[tuple[Any, ...], ...]] = {}
+        missing = []
+        for digest in digests:
+            hit = self._decoded.get(digest)
+            if hit is None:
+                missing.append(digest)
+            else:
+                out[digest] = hit
+        for digest, raw in self.store.symbols_many(missing).items():
+            syms = out[digest] = marshal.loads(raw)
+            self._decoded[digest] = syms
+            if len(self._decoded) > _DECODED_FILES:
+                self._decoded.popitem(last=False)
+        return out
+
     def symbols(self, rel: str) -> list[Symbol]:
         """Cached definitions of one file (call refresh first)."""
         entry = self.index.get(rel)
-        rec = self.records.get(entry[2]) if entry else None
-        return [Symbol(*t) for t in rec_symbols(rec)] if rec else []
+        return [Symbol(*t) for t in self.symbol_tuples(entry[2])] if entry else []
 
     def files(self) -> list[str]:
         """Files in the map, sorted."""
         return sorted(self.index)
 
+    def def_count(self, name: str) -> int:
+        """How many definitions of `name` the repository has."""
+        with self._lock:
+            return self.store.totals([name]).get(name, (0, 0))[1]
+
+    def defined_names(self) -> list[str]:
+        """Every defined name, sorted."""
+        with self._lock:
+            rows = self.store.db.execute("SELECT name FROM names WHERE defs > 0 ORDER BY name")
+            return [r[0] for r in rows]
+
+    def totals(self) -> dict[str, tuple[int, int]]:
+        """name -> (votes over every file, definitions) for every name (tests, debugging)."""
+        rows = self.store.db.execute("SELECT name, votes, defs FROM names")
+        return {n: (v, d) for n, v, d in rows}
+
     def definitions(self, name: str) -> list[tuple[str, Symbol]]:
         """(file, symbol) of every definition whose name or qualified name is `name`."""
-        out = []
-        for rel in sorted(self.index):
-            rec = self.records.get(self.index[rel][2])
-            if rec is None or name.rsplit(".", 1)[-1] not in rec[4]:
-                continue
-            for t in rec_symbols(rec):
-                if t[0] == name or t[1] == name or t[1].endswith("." + name):
-                    out.append((rel, Symbol(*t)))
-        return out
+        with self._lock:
+            out = []
+            for rel in sorted(self.store.files_defining([name.rsplit(".", 1)[-1]])):
+                entry = self.index.get(rel)
+                for t in self.symbol_tuples(entry[2]) if entry else ():
+                    if t[0] == name or t[1] == name or t[1].endswith("." + name):
+                        out.append((rel, Symbol(*t)))
+            return out
 
     def referring_files(self, name: str) -> list[str]:
-        """Files whose text mentions `name` as an identifier."""
-        out = []
-        for rel in sorted(self.index):
-            rec = self.records.get(self.index[rel][2])
-            if rec is not None and name in rec_votes(rec):
-                out.append(rel)
-        return out
+        """Files whose text mentions `name` as an identifier (streams every record)."""
+        with self._lock:
+            out = []
+            rows = self.store.db.execute(
+                "SELECT f.path, r.votes FROM files f JOIN records r ON r.digest = f.digest"
+            )
+            for raw, votes in rows:
+                if votes != _EMPTY and name in marshal.loads(votes):
+                    out.append(dec(raw))
+            return sorted(out)
 
     def ranked(
         self, focus_files: frozenset[str] = frozenset(), focus_names: frozenset[str] = frozenset()

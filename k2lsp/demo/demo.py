@@ -16,6 +16,7 @@ import json
 import shutil
 import subprocess
 import sys
+import typing
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -75,13 +76,14 @@ def demo_settings(base_url: str, sandbox: str, state_dir: Path) -> Any:
     """Settings pointing at the in-process fake server."""
     from k2lsp.config import Settings
     from k2lsp.providers import MOONSHOT_PRICES
+    from k2lsp.settings_model import SandboxKind
 
     return Settings(
         provider="openai-compatible",
         base_url=base_url,
         model=MODEL,
         api_key=DEMO_KEY,
-        sandbox=sandbox,
+        sandbox=typing.cast(SandboxKind, sandbox),  # validated when built
         max_steps=20,
         state_dir=state_dir,
         prices=dict(MOONSHOT_PRICES),

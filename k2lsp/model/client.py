@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from k2lsp.config import Settings
-from k2lsp.errors import MalformedReply, ModelNotFound, ProviderError
+from k2lsp.errors import MalformedReply, ProviderError
+from k2lsp.model.attempts import check_retry_delay, failed_attempt_usage
+from k2lsp.model.catalog import ModelCatalog
 from k2lsp.model.cost import cost_usd
 from k2lsp.model.errors import Failure, classify_status, classify_stream_error
 from k2lsp.model.request import (
@@ -29,8 +30,9 @@ from k2lsp.model.request import (
 )
 from k2lsp.model.retry import backoff_delay
 from k2lsp.model.stream import Accumulator, DeltaCallback, SSEParser
+from k2lsp.model.toolargs import checked_calls
 from k2lsp.model.toolparse import extract_leaked_calls, has_leaked_tokens
-from k2lsp.model.types import AssistantTurn, ModelInfo, ToolCall, Usage
+from k2lsp.model.types import AssistantTurn, ToolCall, Usage
 from k2lsp.providers import PROVIDERS, default_prices, model_profile
 from k2lsp.redact import redact, register_secret
 
@@ -62,7 +64,7 @@ def _is_transport_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError) or mod.startswith(("httpx", "httpcore", "h11", "anyio"))
 
 
-class K2Client:
+class K2Client(ModelCatalog):
     """Talks to one K2 host/model as configured by `Settings`."""
 
     def __init__(self, settings: Settings) -> None:
@@ -75,6 +77,7 @@ class K2Client:
         self.total_usage = Usage()
         self._sdk_client: AsyncOpenAI | None = None
         self._context: int | None = settings.context_length
+        self._context_source = "setting `context_length`"
         # GET /models once, for the context length and (for a name we do not know to think)
         # reasoning support.
         self._models_checked = settings.context_length is not None and self.profile.thinks
@@ -103,11 +106,6 @@ class K2Client:
         if self._sdk_client is not None:
             await self._sdk_client.close()
             self._sdk_client = None
-
-    @property
-    def context_length(self) -> int:
-        """The context window: settings, else GET /models, else the model profile."""
-        return self._context or self.profile.context_length
 
     @property
     def thinking(self) -> bool:
@@ -162,31 +160,69 @@ class K2Client:
         on_delta: DeltaCallback | None = None,
         on_retry: RetryCallback | None = None,
     ) -> AssistantTurn:
-        """One assistant reply (a stream that reached [DONE]), after bounded retries."""
+        """One assistant reply (a stream that reached [DONE]), after bounded retries.
+
+        The usage of every failed attempt is counted (`AssistantTurn.failed_attempts`, or
+        `ProviderError.attempt_usage` when the call fails for good).
+        """
         await self._learn_context()
         body, chars = self._build(messages, tool_schemas)
         first_n = count_tool_calls(messages)
         attempts = 1 + max(0, self.settings.max_retries)
+        failed: list[Usage] = []
         for attempt in range(1, attempts + 1):
+            acc = Accumulator(on_delta=on_delta)
             try:
-                turn = await self._attempt(body, first_n, on_delta, chars)
+                turn = await self._attempt(body, first_n, on_delta, chars, acc)
             except _Retry as retry:
-                if attempt == attempts:
-                    raise self._give_up(retry, attempts) from None
-                delay = backoff_delay(
-                    attempt,
-                    self.settings.retry_base_delay_s,
-                    self.settings.retry_max_delay_s,
-                    retry.failure.delay_s,
-                )
+                self._count_failed(failed, acc, retry.failure.status, chars)
+                try:
+                    delay = self._retry_delay(retry, attempt, attempts)
+                except ProviderError as exc:
+                    raise self._charged(exc, failed) from None
                 log.warning("K2 attempt %d failed (%s); retrying in %.1fs", attempt, retry, delay)
                 if on_retry is not None:
                     on_retry(attempt, delay, retry.failure.reason)
                 await asyncio.sleep(delay)
                 continue
-            self.total_usage += turn.usage
+            except ProviderError as exc:
+                self._count_failed(failed, acc, exc.status, chars)
+                raise self._charged(exc, failed) from None
+            turn.failed_attempts = failed
+            for usage in [*failed, turn.usage]:
+                self.total_usage += usage
             return turn
         raise AssertionError("unreachable")
+
+    def _retry_delay(self, retry: _Retry, attempt: int, attempts: int) -> float:
+        """Seconds to wait before the next attempt; raises when there is none to make."""
+        if attempt == attempts:
+            raise self._give_up(retry, attempts)
+        failure = retry.failure
+        check_retry_delay(
+            failure.delay_s, self.settings.max_retry_after_s, failure.reason, failure.status
+        )
+        return backoff_delay(
+            attempt,
+            self.settings.retry_base_delay_s,
+            self.settings.retry_max_delay_s,
+            failure.delay_s,
+        )
+
+    def _charged(self, exc: ProviderError, failed: list[Usage]) -> ProviderError:
+        """Add the failed attempts to the totals and attach them to `exc` (returned)."""
+        for usage in failed:
+            self.total_usage += usage
+        exc.attempt_usage = list(failed)
+        return exc
+
+    def _count_failed(
+        self, failed: list[Usage], acc: Accumulator, status: int | None, chars: int
+    ) -> None:
+        prompt = estimate_from_chars(chars, self._tokens_per_char)
+        usage = failed_attempt_usage(acc, status, prompt, self.prices)
+        if usage is not None:
+            failed.append(usage)
 
     def _give_up(self, retry: _Retry, attempts: int) -> ProviderError:
         reason = retry.failure.reason
@@ -204,11 +240,16 @@ class K2Client:
         )
 
     async def _attempt(
-        self, body: dict[str, Any], first_n: int, on_delta: DeltaCallback | None, chars: int = 0
+        self,
+        body: dict[str, Any],
+        first_n: int,
+        on_delta: DeltaCallback | None,
+        chars: int = 0,
+        acc: Accumulator | None = None,
     ) -> AssistantTurn:
         import openai
 
-        acc = Accumulator(on_delta=on_delta)
+        acc = acc if acc is not None else Accumulator(on_delta=on_delta)
         parser = SSEParser()
         try:
             stream = self._sdk().chat.completions.with_streaming_response
@@ -279,10 +320,13 @@ class K2Client:
         if had_tokens and not calls and not leaked:
             raise _malformed("raw tool-call tokens without a parsable call")
         calls = calls or leaked
-        tool_calls = [
-            ToolCall(cid or f"functions.{name}:{first_n + i}", name, args)
-            for i, (cid, name, args) in enumerate(calls)
-        ]
+        tool_calls = checked_calls(
+            [
+                ToolCall(cid or f"functions.{name}:{first_n + i}", name, args)
+                for i, (cid, name, args) in enumerate(calls)
+            ],
+            acc.finish_reason,
+        )
         if not tool_calls and acc.finish_reason == "tool_calls":
             raise _malformed("finish_reason tool_calls without a usable call")
         if not tool_calls and not content.strip():
@@ -323,66 +367,6 @@ class K2Client:
         """The assistant message to store: reasoning byte for byte in the host's field."""
         field = self.preset.reasoning_send or turn.reasoning_field or "reasoning_content"
         return turn.to_message(field)
-
-    async def list_models(self) -> list[ModelInfo]:
-        """What GET /models offers (with context length and reasoning support when given)."""
-        import openai
-
-        try:
-            page = await self._sdk().models.list()
-        except openai.APIStatusError as exc:
-            failure = self._classify(exc.status_code, exc.body)
-            raise failure.error or ProviderError(
-                f"GET /models failed ({failure.reason})", status=exc.status_code
-            ) from None
-        except openai.APIConnectionError as exc:
-            msg = redact(f"cannot reach {self.settings.base_url}: {exc}", self._secrets)
-            raise ProviderError(msg, kind="connection") from None
-        out = []
-        for item in page.data:
-            data = item.model_dump()
-            ctx = data.get("context_length") or data.get("max_model_len")
-            reasoning = data.get("supports_reasoning")
-            out.append(
-                ModelInfo(
-                    str(data.get("id")),
-                    int(ctx) if isinstance(ctx, int | float) else None,
-                    bool(reasoning) if reasoning is not None else None,
-                )
-            )
-        return out
-
-    async def _learn_context(self) -> None:
-        """Once per client: take the context length from GET /models when the host gives it,
-        and think when the host says the model reasons although its name is not a thinking
-        one (e.g. vLLM `--served-model-name k2`): temperature 1.0, placeholder reasoning."""
-        if self._models_checked:
-            return
-        self._models_checked = True
-        try:
-            models = await self.list_models()
-        except Exception as exc:
-            log.debug("GET /models failed: %s", redact(str(exc), self._secrets))
-            return
-        for m in models:
-            if m.id != self.settings.model:
-                continue
-            if m.context_length and self.settings.context_length is None:
-                self._context = m.context_length
-            if m.supports_reasoning and not self.profile.thinks:
-                self.profile = replace(self.profile, thinking_switch="always", temperature=1.0)
-
-    async def _model_not_found(self, reason: str) -> ModelNotFound:
-        try:
-            available = [m.id for m in await self.list_models()]
-        except Exception:
-            available = []
-        listing = ", ".join(available) if available else "(GET /models returned nothing)"
-        return ModelNotFound(
-            f"The host does not know model {self.settings.model!r} ({reason}). It offers: "
-            f"{listing}. Set K2LSP_MODEL or `model` in k2lsp.toml.",
-            available=available,
-        )
 
 
 def sdk_arguments(body: dict[str, Any]) -> dict[str, Any]:

@@ -14,20 +14,14 @@ from typing import Any
 from k2lsp.errors import (
     AuthError,
     ContextOverflow,
+    HistoryRejected,
     ProviderError,
     QuotaExhausted,
 )
+from k2lsp.model.hosts import is_history_rejected, is_overflow, overflow_prompt_tokens
 from k2lsp.redact import redact
 
 _AFTER_RE = re.compile(r"after\s+(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.IGNORECASE)
-_OVERFLOW = (
-    "input token length too long",
-    "exceeded model token limit",
-    "context length",
-    "context_length_exceeded",
-    "maximum context",
-    "prompt is too long",
-)
 _QUOTA = ("exceeded_current_quota", "insufficient_quota", "insufficient balance", "quota")
 
 
@@ -101,9 +95,19 @@ def classify_status(
         return Failure(text, False, error=err, status=status)
     if status == 429:
         return Failure(text, True, retry_after(message, headers), status=status)
-    if status == 400 and any(o in low for o in _OVERFLOW):
-        err = ContextOverflow(
-            f"The prompt does not fit the model's context ({text}).", status=400, kind="context"
+    if status in (400, 413) and is_overflow(low):
+        overflow = ContextOverflow(
+            f"The prompt does not fit the model's context ({text}).", status=status, kind="context"
+        )
+        overflow.prompt_tokens = overflow_prompt_tokens(body, message)
+        return Failure(text, False, error=overflow, status=status)
+    if status in (400, 422, 500) and is_history_rejected(low):
+        err = HistoryRejected(
+            f"The model host cannot parse the conversation ({text}); the same request would "
+            "fail again, so it is not retried. Start a new run; if this repeats, report it "
+            "with the trajectory.",
+            status=status,
+            kind="history_rejected",
         )
         return Failure(text, False, error=err, status=status)
     if status == 404:

@@ -76,6 +76,7 @@ class Fault:
     abrupt: bool = False
     reply: Reply | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None  # an http fault's exact JSON body (host shapes)
 
     @classmethod
     def http(
@@ -111,12 +112,19 @@ class Fault:
         return cls("stream_error", code, type, message, after_chunks=after_chunks, reply=reply)
 
     @classmethod
+    def raw(cls, status: int, body: dict[str, Any]) -> Fault:
+        """An HTTP error with exactly this JSON body (e.g. `fake_hosts.overflow_error`)."""
+        return cls("http", status, body=dict(body))
+
+    @classmethod
     def reset(cls) -> Fault:
         """Close the connection without any response (connection reset)."""
         return cls("reset")
 
     def error_body(self) -> dict[str, Any]:
         """The JSON error body of an http fault."""
+        if self.body is not None:
+            return self.body
         inner = {"error": {"message": self.message, "type": self.type}}
         if not self.openrouter:
             return inner

@@ -12,8 +12,10 @@ Each POST consumes the next script item (a Reply or a Fault); when the script ru
 answers HTTP 500 "fake K2: script exhausted". With `validate=True` (default) requests are checked
 like a real host (see fake_validate) and rejected with HTTP 400 without consuming the script.
 `python -m k2lsp.model.fake_server --script F.json [--port N]` serves a JSON script and prints
-the base URL as the first stdout line. The script is a JSON list; objects with a `fault` key are
-faults (`{"fault": "http", "status": 429, "type": "engine_overloaded_error", "message": "…"}`,
+the base URL as the first stdout line. `host=` (`--host`) imitates a self-hosted server's
+shapes: llama.cpp, vLLM, SGLang, Ollama or LM Studio (see fake_hosts). The script is a JSON
+list; objects with a `fault` key are faults
+(`{"fault": "http", "status": 429, "type": "engine_overloaded_error", "message": "…"}`,
 `{"fault": "cut", "after_chunks": 3}`, `{"fault": "reset"}`), the rest are Reply fields
 (`{"reasoning": "…", "tool_calls": [["read_file", {"path": "a.py"}]], "content": "…"}`).
 """
@@ -31,6 +33,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from k2lsp.model.fake_hosts import (
+    HOST_MODES,
+    HostError,
+    check_host_request,
+    model_entry,
+    native_get,
+    native_post,
+)
 from k2lsp.model.fake_script import Fault, Renderer, Reply, ScriptItem, load_script
 from k2lsp.model.fake_validate import check_request, prompt_estimate
 
@@ -52,7 +62,11 @@ class FakeK2Server:
         validate: bool = True,
         context_limit: int | None = None,
         port: int = 0,
+        host: str = "moonshot",
     ) -> None:
+        if host not in HOST_MODES:
+            raise ValueError(f"unknown host mode {host!r}; choose one of {HOST_MODES}")
+        self.host = host  # which server to imitate (see fake_hosts)
         self.script: list[ScriptItem] = list(script or [])
         self.models = models
         self.reasoning_field = reasoning_field
@@ -128,6 +142,9 @@ class FakeK2Server:
         """The GET /models data list."""
         out = []
         for m in self.models or ["kimi-k2-thinking"]:
+            if self.host != "moonshot" and isinstance(m, str):
+                out.append(model_entry(self.host, m, self.context_limit or DEFAULT_CONTEXT))
+                continue
             entry: dict[str, Any] = {"id": m} if isinstance(m, str) else dict(m)
             entry.setdefault("object", "model")
             entry.setdefault("created", 1762387200)
@@ -139,7 +156,20 @@ class FakeK2Server:
             out.append(entry)
         return out
 
-    def _admit(self, body: dict[str, Any], authed: bool) -> tuple[int, ScriptItem | str, int]:
+    @property
+    def window(self) -> int:
+        """The context window the imitated host reports."""
+        return self.context_limit or DEFAULT_CONTEXT
+
+    def model_ids(self) -> list[str]:
+        """The ids GET /models lists."""
+        return [
+            m if isinstance(m, str) else str(m["id"]) for m in self.models or ["kimi-k2-thinking"]
+        ]
+
+    def _admit(
+        self, body: dict[str, Any], authed: bool
+    ) -> tuple[int, ScriptItem | HostError | str, int]:
         """Record a request; return (index, item or 400/404 message, cached-token estimate)."""
         with self._lock:
             index = len(self.requests)
@@ -154,7 +184,12 @@ class FakeK2Server:
             ids = [m if isinstance(m, str) else m["id"] for m in self.models or []]
             if self.models is not None and body.get("model") not in ids:
                 return index, "404", cached
-            err = check_request(body, self.context_limit) if self.validate else None
+            host_err = check_host_request(self.host, body, self.context_limit)
+            if host_err is not None:
+                self.rejected.append((index, json.dumps(host_err.body)))
+                return index, host_err, cached
+            limit = self.context_limit if self.host == "moonshot" else None
+            err = check_request(body, limit) if self.validate else None
             if err:
                 self.rejected.append((index, err))
                 return index, err, cached
@@ -194,9 +229,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         """GET /v1/models."""
-        if self.path.rstrip("/").endswith("/models"):
-            self.fake.model_list_calls += 1
-            self._json(200, {"object": "list", "data": self.fake.model_entries()})
+        fake = self.fake
+        native = native_get(fake.host, self.path, fake.model_ids(), fake.window)
+        if native is not None:
+            self._json(200, native)
+        elif self.path.rstrip("/").endswith("/models"):
+            fake.model_list_calls += 1
+            self._json(200, {"object": "list", "data": fake.model_entries()})
         else:
             self._error(404, "resource_not_found_error", f"no route {self.path}")
 
@@ -204,6 +243,15 @@ class _Handler(BaseHTTPRequestHandler):
         """POST /v1/chat/completions."""
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        try:
+            native = native_post(
+                self.fake.host, self.path, json.loads(raw or b"{}"), self.fake.window
+            )
+        except ValueError:
+            native = None
+        if native is not None:
+            self._json(200, native)
+            return
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._error(404, "resource_not_found_error", f"no route {self.path}")
             return
@@ -219,6 +267,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "resource_not_found_error", msg)
         elif item == "exhausted":
             self._error(500, "server_error", "fake K2: script exhausted")
+        elif isinstance(item, HostError):
+            self._json(item.status, item.body)
         elif isinstance(item, str):
             self._error(400, "invalid_request_error", item)
         elif isinstance(item, Fault):
@@ -322,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="", help="comma-separated model ids (default: any)")
     ap.add_argument("--context-limit", type=int, default=None)
     ap.add_argument("--no-validate", action="store_true", help="accept any request body")
+    ap.add_argument("--host", default="moonshot", choices=HOST_MODES, help="server to imitate")
     args = ap.parse_args(argv)
     with open(args.script, encoding="utf-8") as fh:
         script = load_script(json.load(fh))
@@ -336,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         validate=not args.no_validate,
         context_limit=args.context_limit,
         port=args.port,
+        host=args.host,
     )
     print(srv.start(), flush=True)
     try:

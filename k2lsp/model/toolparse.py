@@ -1,16 +1,13 @@
-"""Tolerant tool-argument parsing and recovery of tool calls leaked as raw K2 tokens.
+"""Recovery of tool calls leaked as raw K2 tokens (argument checking is in model/toolargs.py).
 
-K2 hosts sometimes send arguments that are not quite JSON (truncated, wrapped in a code fence,
-followed by trailing text) and bad hosts leak the model's raw tool-call tokens
+Bad hosts leak the model's raw tool-call tokens
 (`<|tool_calls_section_begin|>` … `<|tool_call_begin|>functions.NAME:IDX<|tool_call_argument_begin|>
 {json}<|tool_call_end|>` … `<|tool_calls_section_end|>`) into `content` or reasoning.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
 SECTION_BEGIN = "<|tool_calls_section_begin|>"
 SECTION_END = "<|tool_calls_section_end|>"
@@ -36,67 +33,6 @@ _CALL_RE = re.compile(
 _SECTION_RE = re.compile(
     re.escape(SECTION_BEGIN) + r".*?(?:" + re.escape(SECTION_END) + r"|$)", re.DOTALL
 )
-_FENCE_RE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
-
-
-def _close_truncated(text: str) -> str:
-    """Close strings, arrays and objects left open by a truncated JSON text."""
-    stack: list[str] = []
-    in_str = escape = False
-    for ch in text:
-        if in_str:
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "{[":
-            stack.append("}" if ch == "{" else "]")
-        elif ch in "}]" and stack:
-            stack.pop()
-    out = text + ('"' if in_str else "")
-    out = re.sub(r"[,:]\s*$", "", out.rstrip())
-    return out + "".join(reversed(stack))
-
-
-def parse_arguments(text: str | None) -> dict[str, Any]:
-    """Arguments text -> dict, tolerating fences, trailing text and truncation.
-
-    Raises ValueError (with a message the model can act on) when nothing sensible remains.
-    """
-    raw = (text or "").strip()
-    if not raw:
-        return {}
-    fenced = _FENCE_RE.match(raw)
-    if fenced:
-        raw = fenced.group(1)
-    candidates = [raw]
-    try:
-        obj, _end = json.JSONDecoder().raw_decode(raw)  # trailing text after a valid object
-        candidates.insert(0, json.dumps(obj))
-    except ValueError:
-        start = raw.find("{")
-        if start > 0:
-            candidates.append(raw[start:])
-    candidates += [_close_truncated(c) for c in list(candidates)]
-    for cand in candidates:
-        try:
-            obj = json.loads(cand)
-        except ValueError:
-            continue
-        if isinstance(obj, str):  # double-encoded JSON
-            try:
-                obj = json.loads(obj)
-            except ValueError:
-                continue
-        if isinstance(obj, dict):
-            return obj
-        raise ValueError(f"arguments must be a JSON object, got {type(obj).__name__}")
-    snippet = raw[:120] + ("…" if len(raw) > 120 else "")
-    raise ValueError(f"arguments are not valid JSON: {snippet!r}")
 
 
 def has_leaked_tokens(text: str | None) -> bool:

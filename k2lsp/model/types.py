@@ -13,7 +13,11 @@ class ToolCall:
 
     id: str
     name: str
-    arguments: str  # raw JSON text as streamed (may be invalid JSON)
+    arguments: str  # the JSON text echoed back: as streamed, or "{}" when `problem` is set
+    # Why the call must not run (arguments not one JSON object, cut by `length`); the text
+    # received is kept in `received` for events and trajectories, never sent back to the host.
+    problem: str | None = None
+    received: str | None = None
 
 
 @dataclass
@@ -24,12 +28,14 @@ class Usage:
     cached_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    estimated: bool = False  # counts estimated locally (the host sent no usage)
 
     def __iadd__(self, other: Usage) -> Usage:
         self.prompt_tokens += other.prompt_tokens
         self.cached_tokens += other.cached_tokens
         self.completion_tokens += other.completion_tokens
         self.cost_usd += other.cost_usd
+        self.estimated = self.estimated or other.estimated
         return self
 
 
@@ -46,6 +52,8 @@ class AssistantTurn:
     extra: dict[str, Any] = field(default_factory=dict)
     # The field reasoning arrived in (`reasoning_content` or `reasoning`); None if it never did.
     reasoning_field: str | None = None
+    # Usage of the failed attempts before this reply (each counts toward the budgets).
+    failed_attempts: list[Usage] = field(default_factory=list)
 
     def to_message(self, reasoning_field: str = "reasoning_content") -> dict[str, Any]:
         """The history entry for this reply, as received (content omitted when empty)."""
@@ -75,3 +83,4 @@ class ModelInfo:
     id: str
     context_length: int | None = None
     supports_reasoning: bool | None = None
+    context_source: str | None = None  # where context_length was read (see model/hosts.py)

@@ -110,10 +110,14 @@ class K2LanguageServer(LanguageServer):
 
     def run_settings(self) -> Settings:
         """Settings for a new run: every configuration layer plus the editor's overrides, with
-        the repository's sensitive keys only if it is trusted (k2lsp.server.workspace_trust)."""
+        the repository's sensitive keys only if it is trusted (k2lsp.server.workspace_trust),
+        and the editor's default wall time when none is set (agent.budgets)."""
+        from k2lsp.agent.budgets import with_editor_defaults
         from k2lsp.server.workspace_trust import run_settings
 
-        return run_settings(self)
+        settings = run_settings(self)
+        with_editor_defaults(settings)
+        return settings
 
     def wants_stream(self) -> bool:
         """Did the client opt in to `k2lsp/stream` notifications?"""

@@ -17,6 +17,7 @@ from lsprotocol import types
 from k2lsp.agent.events import Outcome
 from k2lsp.changes import ChangeSet
 from k2lsp.errors import EditConflict, K2lspError, PathError
+from k2lsp.redact import redact
 from k2lsp.server import landing, protocol
 from k2lsp.server.config import state_dir
 from k2lsp.server.edits import Plan, check_disk, inverse, plan_delivery, write_disk
@@ -40,6 +41,11 @@ async def deliver(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResul
             answer = answer[:500] + "… (the whole answer is in the transcript)"
         report(ls, run, "nothing", f"K2: {answer}" if answer else "K2 finished; no change.", [])
         return result
+    from k2lsp.git import find_secrets
+
+    found = await asyncio.to_thread(find_secrets, changes, result.run_copy)
+    if found:
+        return _refuse_secrets(ls, run, result, found)
     if result.outcome not in _DELIVERABLE:
         patch = save_patch(ls, run, changes)
         report(
@@ -67,6 +73,25 @@ async def deliver(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResul
     return await _apply(ls, run, result)
 
 
+def _refuse_secrets(
+    ls: K2LanguageServer, run: Run, result: RunResult, found: list[str]
+) -> RunResult:
+    """The change set adds a secret: apply nothing, save no patch, keep the run copy."""
+    copy, result.run_copy = result.run_copy, None  # not cleaned up: the user reviews it
+    where = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "")
+    kept = f" The run copy is kept at {copy.root}." if copy is not None else ""
+    report(
+        ls,
+        run,
+        "refused",
+        f"K2 changes not applied: they add what looks like a secret (an API key in use or a "
+        f"credential) at {where}. Nothing was written or saved.{kept}",
+        result.changes.paths(),
+    )
+    result.outcome = Outcome.USAGE_ERROR
+    return result
+
+
 async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult:
     """Plan, checkpoint, send and check; plan again when the user's text moved underneath."""
     root = Path(run.request.repo).resolve()
@@ -77,7 +102,7 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
         plan = plan_delivery(ls, root, changes)
         if plan.conflicts:
             return _conflict(ls, run, result, plan)
-        label = f"k2lsp run {run.id}: {run.request.task[:60]}"
+        label = f"k2lsp run {run.id}: {' '.join(redact(run.request.task).split())[:60]}"
         cp_id, failed = await asyncio.to_thread(_checkpoint, root, plan, label, state)
         if failed:
             patch = save_patch(ls, run, changes)

@@ -57,8 +57,10 @@ Server -> client, only for clients that opt in with
 Configuration (initializationOptions ``{"k2lsp": {...}}`` and `workspace/configuration`
 section ``"k2lsp"``): keys are `k2lsp.config.Settings` field names in snake_case or camelCase
 (``baseUrl``, ``model``, ``maxSteps``, ``budgetUsd``, ``sandbox``, ``allowCommands``...) plus
-the server-only keys in `SERVER_OPTION_KEYS`. Invalid values are reported with
-`window/showMessage` (type Warning) and the default is used.
+the server-only keys in `SERVER_OPTION_KEYS`, validated by the models of
+`k2lsp.settings_model` / `k2lsp.server.config` (docs/configuration.md). Invalid values and
+unknown keys are reported with `window/showMessage` (type Warning) and dropped; null or ""
+means unset.
 """
 
 from __future__ import annotations

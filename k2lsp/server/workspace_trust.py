@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 def run_settings(ls: K2LanguageServer) -> Settings:
     """Every configuration layer for the workspace, trust applied; announces ignored keys."""
     from k2lsp.config import load_settings
+    from k2lsp.settings_model import raise_problems_text
 
+    raise_problems_text(list(ls.editor_config.blocking.values()))
     root = ls.root()
     lines: list[str] = []
     settings = load_settings(
@@ -33,10 +35,18 @@ def run_settings(ls: K2LanguageServer) -> Settings:
         dict(ls.editor_config.overrides),
         trusted=ls.editor_config.options.workspace_trusted,
         notify=lines.append,
+        warn=lambda line: _warn_once(ls, line),
     )
     if settings.untrusted:
         announce(ls, root, settings.untrusted, lines[0] if lines else "")
     return settings
+
+
+def _warn_once(ls: K2LanguageServer, line: str) -> None:
+    """An unknown key in a file or a K2LSP_* variable: shown once per server."""
+    if ("warning", line) not in ls.trust_notices:
+        ls.trust_notices.add(("warning", line))
+        ls.show(f"k2lsp: {line}", types.MessageType.Warning)
 
 
 def check(ls: K2LanguageServer) -> None:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from k2lsp.code.filelist import ListingError
+
 if TYPE_CHECKING:
     from k2lsp.agent.events import Emitter
     from k2lsp.sandbox import Sandbox
@@ -164,14 +166,14 @@ class ToolRegistry:
                 f"Error: invalid arguments for {name}: {_short_validation(exc)}",
                 "invalid arguments",
             )
-        except ToolError as exc:
+        except (ToolError, ListingError) as exc:  # a listing failure is the model's to read
             return ToolResult(False, f"Error: {exc}", str(exc)[:80])
         try:
             if inspect.iscoroutinefunction(tool_.func):
                 out = await tool_.func(ctx, args)
             else:
                 out = await asyncio.to_thread(tool_.func, ctx, args)
-        except ToolError as exc:
+        except (ToolError, ListingError) as exc:  # a listing failure is the model's to read
             return ToolResult(
                 False, f"Error: {exc}", str(exc).splitlines()[0][:120] if str(exc) else "error"
             )

@@ -56,7 +56,7 @@ def edit_file(ctx: ToolContext, args: EditFileParams) -> str:
     new_full = text[:idx] + new + text[idx + len(old) :]
     disk = tf.to_disk(new_full)
     fileops.gate(rel, tf.raw, disk)
-    fileops.atomic_write(abs_path, disk)
+    fileops.atomic_write(ctx.root, abs_path, disk)
     if rel in ctx.workspace.overlay:
         ctx.workspace.overlay[rel] = disk
     diff = fileops.diff_of(rel, tf.raw, disk)

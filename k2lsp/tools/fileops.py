@@ -3,19 +3,16 @@ writes that keep the file mode, and the compact diff shown after an edit."""
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import functools
-import os
 import re
-import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pydantic import BaseModel, model_validator
 
+from k2lsp import safefs
 from k2lsp.changes import unified_diff
 from k2lsp.errors import PathError
 from k2lsp.tools.base import ToolError
@@ -132,42 +129,50 @@ def load_text(ctx: ToolContext, abs_path: Path, rel: str) -> TextFile:
             f"{rel} is {size:,} bytes, too large to edit as text (limit {MAX_TEXT_BYTES:,}); "
             "use run_command with a stream editor instead"
         )
+    with open_read(ctx.root, abs_path) as fh:
+        data = fh.read(MAX_TEXT_BYTES + 1)
     try:
-        raw = decode_text(abs_path.read_bytes(), rel)
+        raw = decode_text(data, rel)
     except PathError as exc:
         raise ToolError(str(exc)) from None
     return TextFile(rel, raw, uses_crlf(raw))
 
 
-@functools.lru_cache(maxsize=1)
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def atomic_write(root: Path, abs_path: Path, text: str) -> None:
+    """Write `text` as UTF-8 to `abs_path` under `root` atomically, keeping the file mode.
 
-
-def atomic_write(abs_path: Path, text: str) -> None:
-    """Write `text` as UTF-8 via a temp file in the same folder and os.replace, keeping the mode.
-
+    Goes through `k2lsp.safefs` (folder descriptors, no link followed): a folder swapped for a
+    symlink by a process in the sandbox makes the write fail instead of landing outside.
     A cancelled or crashed write leaves either the old file or the new one, never a mix.
     """
     try:
-        mode = stat.S_IMODE(abs_path.stat().st_mode)
-    except FileNotFoundError:
-        mode = 0o666 & ~_umask()
-    data = text.encode("utf-8", "surrogatepass")
-    fd, tmp = tempfile.mkstemp(dir=abs_path.parent, prefix=f".{abs_path.name}.", suffix=".k2tmp")
+        safefs.write_bytes(root, _rel_to(root, abs_path), text.encode("utf-8", "surrogatepass"))
+    except PathError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def open_read(root: Path, abs_path: Path) -> BinaryIO:
+    """Open the resolved `abs_path` under `root` for reading without following any link (a
+    folder swapped for a symlink since resolving makes this fail instead of reading outside)."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, abs_path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        return safefs.open_read(root, _rel_to(root, abs_path))
+    except PathError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def remove_file(root: Path, abs_path: Path) -> None:
+    """Delete the file or link `abs_path` under `root` without following links on the way."""
+    try:
+        safefs.unlink(root, _rel_to(root, abs_path))
+    except PathError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def _rel_to(root: Path, abs_path: Path) -> str:
+    try:
+        return Path(abs_path).relative_to(root).as_posix()
+    except ValueError:
+        raise ToolError(f"{abs_path} is outside the workspace {root}") from None
 
 
 def gate(rel: str, old_text: str | None, new_text: str) -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 from pydantic import Field
 
+from k2lsp.code import filelist
 from k2lsp.tools import fileops
 from k2lsp.tools.base import OUTPUT_CAP_CHARS, ToolContext, ToolError, ToolResult, tool
 from k2lsp.tools.pager import read_page
-from k2lsp.tools.walk import RgTimeout, glob_matches, rg_binary, run_rg, walk_files
+from k2lsp.tools.walk import glob_matches
 
 PAGE_LINES = 400
 PAGE_CHARS = 30_000
@@ -55,7 +56,7 @@ def read_file(ctx: ToolContext, args: ReadFileParams) -> ToolResult:
         )
     else:
         _require_regular_file(abs_path, rel)
-        with open(abs_path, "rb") as fh:
+        with fileops.open_read(ctx.root, abs_path) as fh:
             page = read_page(fh, rel, start, end, PAGE_CHARS)
     if page.total_lines == 0:
         return ToolResult(True, f"{rel} is empty (0 lines).", f"read {rel} (empty)")
@@ -134,28 +135,15 @@ def _more(extra: int) -> str:
 
 
 def _find_files(ctx: ToolContext, rel: str, pattern: str | None) -> list[str]:
-    scope = "" if rel == "." else rel
-    rg = rg_binary()
-    found = _rg_files(ctx, rg, scope) if rg else None
-    if found is None:
-        found = list(walk_files(ctx.root, scope))
+    try:
+        found = filelist.list_files(ctx.root, "" if rel == "." else rel)
+    except filelist.RgTimeout as exc:
+        raise ToolError(f"{exc}; list a smaller folder") from None
+    except filelist.ListingError as exc:
+        raise ToolError(str(exc)) from None
     if pattern:  # not rg's --glob: it would override .gitignore
         found = [f for f in found if glob_matches(pattern, f)]
     return sorted(found, key=_tree_key)
-
-
-def _rg_files(ctx: ToolContext, rg: str, scope: str) -> list[str] | None:
-    args = ["--files", "--hidden", "--no-require-git", "--no-messages", "-g", "!.git"]
-    try:
-        proc = run_rg(rg, args + (["--", scope] if scope else []), ctx.root)
-    except RgTimeout as exc:
-        raise ToolError(f"{exc}; list a smaller folder") from None
-    if proc is None:
-        return None
-    if proc.returncode not in (0, 1):
-        raise ToolError(f"listing failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
-    names = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
-    return [n.removeprefix("./") for n in names if n]
 
 
 def _tree_key(rel: str) -> tuple[str, str]:
@@ -207,8 +195,7 @@ def create_file(ctx: ToolContext, args: CreateFileParams) -> str:
         )
     _check_parents(ctx, abs_path)
     fileops.gate(rel, None, args.content)
-    abs_path.parent.mkdir(parents=True, exist_ok=True)
-    fileops.atomic_write(abs_path, args.content)
+    fileops.atomic_write(ctx.root, abs_path, args.content)
     diff = fileops.diff_of(rel, None, args.content)
     ctx.record_edit(rel, diff)
     lines = args.content.count("\n") + (0 if args.content.endswith("\n") or not args.content else 1)
@@ -244,7 +231,7 @@ def delete_file(ctx: ToolContext, args: DeleteFileParams) -> str:
     elif abs_path.is_dir():
         raise ToolError(f"{rel} is a directory; delete_file removes single files only")
     old = None if abs_path.is_symlink() else _old_text(ctx, abs_path, rel)
-    os.unlink(abs_path)
+    fileops.remove_file(ctx.root, abs_path)
     ctx.workspace.overlay.pop(rel, None)
     diff = fileops.diff_of(rel, old, None) if old is not None else f"Deleted {rel} (no text diff)\n"
     ctx.record_edit(rel, diff)

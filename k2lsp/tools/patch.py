@@ -8,7 +8,6 @@ writes nothing and reports every failure.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,17 +270,16 @@ def _write_all(ctx: ToolContext, plans: list[FileResult]) -> str:
     for plan in plans:
         old_raw = plan.old.raw if plan.old else None
         if plan.new_text is None:
-            os.unlink(plan.abs_path)
+            fileops.remove_file(ctx.root, plan.abs_path)
             ctx.workspace.overlay.pop(plan.rel, None)
             disk = None
         else:
             disk = plan.old.to_disk(plan.new_text) if plan.old else plan.new_text
-            plan.abs_path.parent.mkdir(parents=True, exist_ok=True)
-            fileops.atomic_write(plan.abs_path, disk)
+            fileops.atomic_write(ctx.root, plan.abs_path, disk)
             if plan.rel in ctx.workspace.overlay:
                 ctx.workspace.overlay[plan.rel] = disk
         if plan.delete_also is not None:
-            os.unlink(plan.delete_also[0])
+            fileops.remove_file(ctx.root, plan.delete_also[0])
             diff = fileops.diff_of(plan.delete_also[1], old_raw, None) + fileops.diff_of(
                 plan.rel, None, disk
             )

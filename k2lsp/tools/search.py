@@ -1,32 +1,26 @@
-"""search: ripgrep over the workspace (honouring .gitignore), hits as `path:line:text`, with a
-pure-Python fallback giving the same output when the rg binary is absent."""
+"""search: ripgrep over the workspace, hits as `path:line:text`.
+
+The files searched are the files `k2lsp.code.filelist` lists: ripgrep runs with the listing's own
+ignore flags (`filelist.flags`), and a `path` inside an ignored folder finds nothing."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 
 from pydantic import Field
 
+from k2lsp.code import filelist
 from k2lsp.tools import fileops
 from k2lsp.tools.base import OUTPUT_CAP_CHARS, ToolContext, ToolError, tool
-from k2lsp.tools.walk import (
-    RgTimeout,
-    glob_matches,
-    rg_binary,
-    rg_type_args,
-    run_rg,
-    walk_files,
-)
+from k2lsp.tools.walk import glob_matches, rg_type_args
 
 LINE_CAP = 300
-FALLBACK_WHOLE_BYTES = 8 * 1024 * 1024  # bigger files are streamed line by line
 RG_PREVIEW_NOTE = " [... omitted end of long line]"
 
 RG_FLAGS = (
-    "--heading", "--with-filename", "--line-number", "--null", "--color", "never", "--hidden",
-    "--no-require-git", "--no-messages", "--max-columns-preview", "-g", "!.git",
+    "--heading", "--with-filename", "--line-number", "--null", "--color", "never",
+    "--max-columns-preview",
 )  # fmt: skip
 
 # path -> that file's hits as b"LINE:text\n" lines (the ripgrep --heading body form).
@@ -66,11 +60,8 @@ def search(ctx: ToolContext, args: SearchParams) -> str:
         raise ToolError(f"{rel} does not exist; search a folder that exists (or omit path)")
     if abs_path.is_file():
         fileops.check_secret(ctx, rel)
-    rg = rg_binary()
     notes: list[str] = []
-    blocks = _rg_blocks(ctx, rg, rel, args, notes) if rg else None
-    if blocks is None:
-        blocks = _py_blocks(ctx, _compile(args), rel, args.glob)
+    blocks = _rg_blocks(ctx, rel, args, notes)
     if ctx.workspace.overlay:
         _apply_overlay(ctx, blocks, _overlay_regex(args), rel, args.glob)
     for path in [p for p in blocks if fileops.is_secret(ctx, p)]:
@@ -79,7 +70,7 @@ def search(ctx: ToolContext, args: SearchParams) -> str:
 
 
 def _compile(args: SearchParams) -> re.Pattern[str]:
-    """The pattern as a Python regex (fallback and editor buffers)."""
+    """The pattern as a Python regex (for editor buffers)."""
     try:
         return re.compile(re.escape(args.pattern) if args.fixed_strings else args.pattern)
     except re.error as exc:
@@ -102,24 +93,26 @@ def _bad_regex(pattern: str, detail: str) -> str:
     )
 
 
-def _rg_blocks(
-    ctx: ToolContext, rg: str, rel: str, args: SearchParams, notes: list[str]
-) -> Blocks | None:
-    """Hits from ripgrep, or None when the binary cannot be started."""
-    cmd = [*RG_FLAGS, "--max-columns", str(LINE_CAP)]
+def _rg_blocks(ctx: ToolContext, rel: str, args: SearchParams, notes: list[str]) -> Blocks:
+    """Hits from ripgrep over the listed files under `rel`."""
+    cmd = [*RG_FLAGS, *filelist.flags(ctx.root), "--max-columns", str(LINE_CAP)]
     type_args = rg_type_args(args.glob) if args.glob else None
     cmd += type_args or []  # (`--glob` would override .gitignore; path globs filter below)
     if args.fixed_strings:
         cmd.append("--fixed-strings")
     cmd += ["-e", args.pattern]
-    if rel != ".":
-        cmd += ["--", rel]
     try:
-        proc = run_rg(rg, cmd, ctx.root)
-    except RgTimeout as exc:
+        if rel != ".":
+            # ripgrep searches a path it is given even when ignore rules exclude it; the
+            # listing decides whether the scope exists for the tools at all.
+            if not filelist.scope_listed(ctx.root, rel):
+                return {}
+            cmd += ["--", rel]
+        proc = filelist.run_rg(cmd, ctx.root)
+    except filelist.RgTimeout as exc:
         raise ToolError(f"{exc}; narrow the search with path or glob") from None
-    if proc is None:
-        return None
+    except filelist.ListingError as exc:
+        raise ToolError(str(exc)) from None
     if proc.returncode == 2 and not proc.stdout:
         err = proc.stderr.decode("utf-8", "replace").strip()
         if "regex" in err or "error:" in err:
@@ -145,38 +138,6 @@ def parse_heading(out: bytes, notes: list[str]) -> Blocks:
         name = path.decode("utf-8", "surrogateescape")
         blocks[name.removeprefix("./")] = body if body.endswith(b"\n") else body + b"\n"
     return blocks
-
-
-def _py_blocks(ctx: ToolContext, regex: re.Pattern[str], rel: str, glob: str | None) -> Blocks:
-    """The Python fallback: walk like git, skip binary files, match line by line."""
-    blocks: Blocks = {}
-    for path in walk_files(ctx.root, "" if rel == "." else rel):
-        if glob and not glob_matches(glob, path):
-            continue
-        lines = _lines_of(ctx.root / path)
-        if lines is not None:
-            _add_matches(blocks, path, regex, lines)
-    return blocks
-
-
-def _lines_of(abs_path: Path) -> Iterable[str] | None:
-    """The lines of a text file (None for binary or unreadable files); big files streamed."""
-    try:
-        with open(abs_path, "rb") as fh:
-            head = fh.read(8192)
-            if b"\x00" in head:
-                return None
-            if abs_path.stat().st_size <= FALLBACK_WHOLE_BYTES:
-                return _split((head + fh.read()).decode("utf-8", "replace"))
-    except OSError:
-        return None
-    return _stream_lines(abs_path)
-
-
-def _stream_lines(abs_path: Path) -> Iterator[str]:
-    with open(abs_path, "rb") as fh:
-        for raw in fh:
-            yield raw.removesuffix(b"\n").decode("utf-8", "replace")
 
 
 def _split(text: str) -> list[str]:

@@ -120,7 +120,7 @@ def find_symbol(ctx: ToolContext, args: FindSymbolParams) -> str:
         defs = [(rel, s) for rel, s in rmap.definitions(name) if _under(rel, only)]
         exact = [(rel, s) for rel, s in defs if s.qualname == name or s.name == name]
         defs = exact or defs
-        all_names = sorted(rmap.defcount) if not defs else []
+        all_names = rmap.defined_names() if not defs else []
     out: list[str] = []
     if defs:
         out.append(f"{len(defs)} definition(s) of {name!r}:")
@@ -289,7 +289,7 @@ def _write(ctx: ToolContext, abs_path: Path, rel: str, tf: fileops.TextFile, new
     if new_text == tf.text:
         return "(no change: the file already has exactly this code)"
     disk = tf.to_disk(new_text)
-    fileops.atomic_write(abs_path, disk)
+    fileops.atomic_write(ctx.root, abs_path, disk)
     if rel in ctx.workspace.overlay:
         ctx.workspace.overlay[rel] = disk
     diff = fileops.diff_of(rel, tf.raw, disk)

@@ -84,6 +84,8 @@ export interface UsageEvent extends EventEnvelope {
   total_cached_tokens: number;
   total_completion_tokens: number;
   total_cost_usd: number;
+  estimated: boolean;
+  attempt_failed: boolean;
 }
 
 /** Progress of the run (`step`/`max_steps` null outside the step loop). */
@@ -99,7 +101,7 @@ export interface StatusEvent extends EventEnvelope {
 /** The run ended (always the last event). */
 export interface RunFinishedEvent extends EventEnvelope {
   type: "run_finished";
-  outcome: "success" | "tests_failed" | "usage_error" | "provider_error" | "budget_exhausted" | "edit_conflict" | "sandbox_unavailable" | "cancelled";
+  outcome: "success" | "tests_failed" | "usage_error" | "provider_error" | "budget_exhausted" | "edit_conflict" | "sandbox_unavailable" | "cancelled" | "no_change";
   exit_code: number;
   summary: string;
 }

@@ -35,7 +35,7 @@ M.FIELDS = {
     optional = { "status", "total", "ok" },
   },
   usage = {
-    required = { "prompt_tokens", "cached_tokens", "completion_tokens", "cost_usd", "total_prompt_tokens", "total_cached_tokens", "total_completion_tokens", "total_cost_usd" },
+    required = { "prompt_tokens", "cached_tokens", "completion_tokens", "cost_usd", "total_prompt_tokens", "total_cached_tokens", "total_completion_tokens", "total_cost_usd", "estimated", "attempt_failed" },
     optional = {},
   },
   status = {
