@@ -20,7 +20,10 @@ KEY = "sk-config-test-abcdefghijklmnop0123"
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Path]:
     """A clean environment: no k2lsp/provider env vars, XDG dirs under tmp_path."""
-    for name in ["K2LSP_PROVIDER", "K2LSP_BASE_URL", "K2LSP_MODEL", "K2LSP_API_KEY", *KEY_ENVS]:
+    import os
+
+    k2lsp_vars = [n for n in os.environ if n.startswith("K2LSP_")]  # CI exports a few of its own
+    for name in [*k2lsp_vars, *KEY_ENVS]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
