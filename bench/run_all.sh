@@ -22,6 +22,7 @@ section() { printf '\n===== %s =====\n' "$*"; }
 section "start-up: k2lsp --help";               $PY bench/startup_bench.py
 section "LSP initialize and code actions";      $PY bench/lsp_bench.py --jedi "$JLS/bin/jedi-language-server"
 section "agent loop overhead per step";         $PY bench/loop_overhead.py
+section "reasoning delta path vs main";        $PY bench/reasoning_path.py --rounds "$runs"
 section "K2 stream parsing vs bare SDK";        $PY bench/model_stream.py --runs "$runs"
 section "search vs raw ripgrep";                $PY bench/search_bench.py --runs 10
 section "file listing (ripgrep --files) vs git"; $PY bench/listing_bench.py --runs 10

@@ -10,36 +10,152 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from k2lsp.errors import Outcome
 
 # Outcome and EXIT_CODES live in k2lsp.errors (the floor every room may import).
 
 
-# Event types and the fields each carries (besides run_id, seq, ts).
-EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "run_started": ("task", "model", "provider", "repo", "mode"),
-    "reasoning": ("text",),
-    "content": ("text",),
-    "tool_call": ("id", "name", "args"),
-    "tool_result": ("id", "name", "ok", "summary", "text"),
-    "edit": ("path", "diff"),
-    "test_result": ("passed", "failed", "errors", "skipped", "command", "duration"),
-    "usage": (
-        "prompt_tokens",
-        "cached_tokens",
-        "completion_tokens",
-        "cost_usd",
-        "total_prompt_tokens",
-        "total_cached_tokens",
-        "total_completion_tokens",
-        "total_cost_usd",
-        "estimated",
-        "attempt_failed",
-    ),
-    "status": ("step", "max_steps", "phase", "message"),
-    "run_finished": ("outcome", "exit_code", "summary"),
+# --- the typed payloads --------------------------------------------------------------------
+# One class per event type: its fields (besides the envelope run_id, seq, ts, type) with their
+# types. `k2lsp.agent.event_schema` turns these classes into the JSON schema
+# (docs/events.schema.json), the TypeScript types (editors/vscode/src/events.d.ts) and the Lua
+# field table (editors/nvim/lua/k2lsp/events.lua); tests fail when any of them drifts.
+# Adding a field is one line in its class; adding an event type is one class plus one line in
+# `EVENT_TYPES`; adding an outcome is one line in `Outcome` (and its exit code).
+# Fields with a default are optional (not every producer sends them); consumers ignore fields
+# they do not know.
+
+
+@dataclass(frozen=True)
+class RunStartedEvent:
+    """The run began (always the first event, seq 1)."""
+
+    task: str
+    model: str
+    provider: str
+    repo: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class ReasoningEvent:
+    """A piece of the model's reasoning (a streamed delta, already redacted)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ContentEvent:
+    """A piece of the model's answer text (a streamed delta, already redacted)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallEvent:
+    """The model called a tool (`args` as parsed, or the raw text when it was not JSON)."""
+
+    id: str
+    name: str
+    args: Any
+
+
+@dataclass(frozen=True)
+class ToolResultEvent:
+    """A tool finished; `text` is what the model sees."""
+
+    id: str
+    name: str
+    ok: bool
+    summary: str
+    text: str
+
+
+@dataclass(frozen=True)
+class EditEvent:
+    """A file of the run copy changed (`diff`: unified diff of the change)."""
+
+    path: str
+    diff: str
+
+
+@dataclass(frozen=True)
+class TestResultEvent:
+    """A test run finished (`status`: passed|failed|error|...; `ok`: credited as passing)."""
+
+    __test__ = False  # not a pytest test class
+
+    passed: int
+    failed: int
+    errors: int
+    skipped: int
+    command: str
+    duration: float
+    status: str = ""
+    total: int = 0
+    ok: bool = False
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    """Tokens and cost of one model request, and the run's totals so far."""
+
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    total_prompt_tokens: int
+    total_cached_tokens: int
+    total_completion_tokens: int
+    total_cost_usd: float
+    estimated: bool  # the counts are k2lsp's estimate (the host sent none)
+    attempt_failed: bool  # the attempt's reply was thrown away (retried or failed)
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """Progress of the run (`step`/`max_steps` null outside the step loop)."""
+
+    step: int | None
+    max_steps: int | None
+    phase: str
+    message: str
+    evidence: dict[str, Any] | None = None  # phase test_evidence: the red->green record
+
+
+@dataclass(frozen=True)
+class RunFinishedEvent:
+    """The run ended (always the last event)."""
+
+    outcome: Outcome
+    exit_code: int
+    summary: str
+
+
+EVENT_TYPES: dict[str, type] = {
+    "run_started": RunStartedEvent,
+    "reasoning": ReasoningEvent,
+    "content": ContentEvent,
+    "tool_call": ToolCallEvent,
+    "tool_result": ToolResultEvent,
+    "edit": EditEvent,
+    "test_result": TestResultEvent,
+    "usage": UsageEvent,
+    "status": StatusEvent,
+    "run_finished": RunFinishedEvent,
 }
+
+# Event types and the fields each carries (besides run_id, seq, ts), from the classes above.
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    name: tuple(f.name for f in fields(cls)) for name, cls in EVENT_TYPES.items()
+}
+
+# Streamed text deltas: redacted across delta boundaries where they are made (the loop's
+# `StreamRedactor`), so the run's redacting sink passes them through untouched.
+DELTA_TYPES: frozenset[str] = frozenset({"reasoning", "content"})
 
 
 @dataclass(frozen=True)

@@ -100,12 +100,19 @@ def check_request(request: RunRequest, settings: Any) -> Path:
 
 
 def redacting(sinks: list[EventSink]) -> EventSink:
-    """One sink that redacts each event once and hands the safe copy to every sink."""
-    from k2lsp.agent.events import Event
+    """One sink that redacts each event once and hands the safe copy to every sink.
+
+    Streamed deltas (`DELTA_TYPES`) come out of the loop's `StreamRedactor`, which redacts
+    across delta boundaries (stronger than redacting each piece): they are passed on as they
+    are, so a delta is one event object and one redaction on its way to every sink."""
+    from k2lsp.agent.events import DELTA_TYPES, Event
     from k2lsp.redact.cache import redact_tree
 
     def fanout(event: Event) -> None:
-        safe = Event(event.type, event.run_id, event.seq, redact_tree(event.data), event.ts)
+        if event.type in DELTA_TYPES:
+            safe = event
+        else:
+            safe = Event(event.type, event.run_id, event.seq, redact_tree(event.data), event.ts)
         for sink in sinks:
             sink(safe)
 

@@ -5,6 +5,9 @@ Request lines are incremental so a long run does not write its history quadratic
 ``{"type": "request", "step", "base", "messages", "tools"}`` means "the first `base` messages
 of the previous request, followed by `messages`"; `tools` is written on the first request and
 whenever it changes (else null). After a compaction `base` is 0 and the whole list is written.
+
+Streamed deltas are flushed in batches (see `Trajectory.write`): a crash loses at most the
+last `FLUSH_DELTAS` deltas or `FLUSH_SECONDS` of them; every other record is flushed at once.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from k2lsp.agent.events import Event
+from k2lsp.agent.events import DELTA_TYPES, Event
 from k2lsp.redact.cache import redact_tree
+
+_json_str = json.encoder.encode_basestring  # a str as a JSON string (C), like ensure_ascii=False
+FLUSH_DELTAS = 64  # streamed deltas written between two flushes, at most
+FLUSH_SECONDS = 0.5  # and at most this long after the oldest unflushed one
 
 
 def trajectory_path(state_dir: Path | str | None, run_id: str) -> Path:
@@ -36,23 +43,45 @@ class Trajectory:
         self._lock = threading.Lock()
         self._prev: list[dict[str, Any]] = []
         self._prev_tools: list[dict[str, Any]] | None = None
+        self._waiting = 0  # delta lines written but not yet flushed
+        self._oldest = 0.0  # when the oldest of them was written (monotonic)
 
-    def write(self, record: dict[str, Any], *, redacted: bool = False) -> None:
-        """Redact (unless already `redacted`) and append one record."""
+    def write(self, record: dict[str, Any], *, redacted: bool = False, batch: bool = False) -> None:
+        """Redact (unless already `redacted`) and append one record.
+
+        Every record is flushed to the OS at once, except `batch` ones (streamed deltas): they
+        are flushed together, by the next other record or by the delta that makes
+        `FLUSH_DELTAS` waiting or comes `FLUSH_SECONDS` after the oldest waiting one. A crash
+        loses at most that last batch of deltas (fewer than `FLUSH_DELTAS`; their text is also
+        in the step's `response` record once it is written), never another record."""
         safe = record if redacted else redact_tree(record)
-        line = json.dumps(safe, ensure_ascii=False, separators=(",", ":"))
+        self._write_line(json.dumps(safe, ensure_ascii=False, separators=(",", ":")), batch=batch)
+
+    def _write_line(self, line: str, *, batch: bool) -> None:
         with self._lock:
-            if self._file is not None:
-                self._file.write(line + "\n")
-                self._file.flush()
+            if self._file is None:
+                return
+            self._file.write(line + "\n")
+            if batch:
+                now = time.monotonic()
+                if not self._waiting:
+                    self._oldest = now
+                self._waiting += 1
+                if self._waiting < FLUSH_DELTAS and now - self._oldest < FLUSH_SECONDS:
+                    return
+            self._file.flush()
+            self._waiting = 0
 
     def event(self, event: Event) -> None:
         """Record an event (an `EventSink`)."""
-        self.write(event.to_dict())
+        self.write(event.to_dict(), batch=event.type in DELTA_TYPES)
 
     def event_safe(self, event: Event) -> None:
         """Record an event whose fields are already redacted (an `EventSink`)."""
-        self.write(event.to_dict(), redacted=True)
+        if event.type in DELTA_TYPES and len(event.data) == 1 and "text" in event.data:
+            self._write_line(_delta_line(event), batch=True)  # the hot path: one per delta
+        else:
+            self.write(event.to_dict(), redacted=True, batch=event.type in DELTA_TYPES)
 
     def request(
         self, run_id: str, step: int, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
@@ -101,6 +130,15 @@ class Trajectory:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def _delta_line(event: Event) -> str:
+    """`json.dumps(event.to_dict())` of a text delta, without building the dict."""
+    text = _json_str(str(event.data["text"]))
+    return (
+        f'{{"type":"{event.type}","run_id":{_json_str(event.run_id)},"seq":{int(event.seq)},'
+        f'"ts":{float(event.ts)!r},"text":{text}}}'
+    )
 
 
 def _common_prefix(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> int:

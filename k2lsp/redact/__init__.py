@@ -80,6 +80,21 @@ _LOOSE: list[re.Pattern[str] | None] = [
 # An assignment cue inside a JSON string: `=` or `:`, escaped whitespace, then \" or '.
 _ESCAPED_ASSIGN = re.compile(r"""[:=](?:\s|\\[nrt])*(?:\\"|')""")
 
+# Words that make `redact` look for quoted `name = "literal"` assignments.
+_ASSIGN_WORDS = ("key", "secret", "token", "passw")
+# Every substring `redact` looks for before it does any work (lower-cased: a superset).
+_CUES: tuple[str, ...] = tuple(
+    sorted({t.lower() for trig in _TRIGGERS for t in trig} | set(_ASSIGN_WORDS))
+)
+_CUE_SPAN = max(len(c) for c in _CUES)
+
+
+def _has_cue(text: str, secrets: Iterable[str]) -> bool:
+    """Could `redact(text)` (with `secrets` known) change anything? False is a guarantee:
+    `text` holds none of the secrets, no pattern trigger and no assignment word."""
+    lower = text.lower()
+    return any(c in lower for c in _CUES) or any(s in text for s in secrets)
+
 
 def may_change_json(text: str, extra: Iterable[str] = ()) -> bool:
     """Could redacting the strings of the JSON document `text` change any of them?
@@ -100,7 +115,7 @@ def may_change_json(text: str, extra: Iterable[str] = ()) -> bool:
         if any(t in (lower if caseless else text) for t in triggers):
             if loose is None or loose.search(text):
                 return True
-    if any(k in lower for k in ("key", "secret", "token", "passw")):
+    if any(k in lower for k in _ASSIGN_WORDS):
         return _ESCAPED_ASSIGN.search(text) is not None
     return False
 
@@ -178,7 +193,7 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
         if any(t in hay for t in triggers):
             text = pat.sub(_replace_secret, text)
             lower = text.lower() if caseless else lower
-    if any(k in lower for k in ("key", "secret", "token", "passw")):
+    if any(k in lower for k in _ASSIGN_WORDS):
         text = _ASSIGNED.sub(_replace_assigned, text)
     return text
 
@@ -215,6 +230,10 @@ class StreamRedactor:
         self._extra = tuple(extra)
         self._buf = ""
         self._prev = ""  # the raw text emitted last (context for the next redaction)
+        # `secrets_version()` when `_prev` was last found to hold no cue at all (else -1);
+        # then only the end of the next window can hold one.
+        self._clean = -1
+        self._secrets: tuple[str, ...] = ()
 
     def feed(self, text: str) -> str:
         """Take a piece; return the redacted text that can be emitted now ("" if none)."""
@@ -230,6 +249,7 @@ class StreamRedactor:
         piece, self._buf = self._buf, ""
         out = self._emit(piece) if piece else ""
         self._prev = ""
+        self._clean = -1
         return out
 
     def _cut(self) -> int:
@@ -245,7 +265,27 @@ class StreamRedactor:
 
     def _emit(self, piece: str) -> str:
         prev, self._prev = self._prev, (self._prev + piece)[-self.HOLD :]
+        window = prev + piece
+        version = secrets_version()
+        if version != self._clean:  # look at the whole window
+            with _LOCK:
+                known = _KNOWN | {s for s in self._extra if s and len(s) >= 6}
+            self._secrets = tuple(known)
+            scope = window
+        else:  # `prev` held no cue: a new one must end inside the piece (secrets: anywhere)
+            scope = window[-(len(piece) + _CUE_SPAN) :]
+        if not _has_cue(scope, ()) and not any(s in window for s in self._secrets):
+            # Nothing in the window for `redact` to find: the piece goes out as it is, and
+            # the next window's start (a suffix of this one) holds no cue either.
+            self._clean = version
+            return piece
+        self._clean = -1
         if not prev:
             return redact(piece, self._extra)
-        before, both = redact(prev, self._extra), redact(prev + piece, self._extra)
+        both = redact(window, self._extra)
+        if both == window:  # nothing to redact in the window (the usual case)
+            # The piece starts a word (cut at a whitespace), so on its own it has no match the
+            # window lacks; after a forced cut (mid-word) it is redacted alone too.
+            return piece if prev[-1] in self._SPACE else redact(piece, self._extra)
+        before = redact(prev, self._extra)
         return both[len(before) :] if both.startswith(before) else redact(piece, self._extra)

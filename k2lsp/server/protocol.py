@@ -3,8 +3,21 @@
 Editor clients (editors/vscode, editors/nvim) are built against exactly this file.
 
 Transport: standard LSP. Client -> server calls are `workspace/executeCommand` with ONE
-argument, a JSON object (the ``*Args`` shapes below). Every run-starting command answers at
-once (the editor never waits on the model) with `RunStarted`.
+argument, a JSON object. Every run-starting command answers at once (the editor never waits on
+the model) with `RunStarted`. Arguments (``range`` is an LSP Range; ``uri`` and ``range`` are
+optional for ask/task, the whole document when ``range`` is absent):
+
+- k2lsp.ask ``{question, uri?, range?}`` (never edits); k2lsp.task ``{task, uri?, range?}``;
+- k2lsp.fixDiagnostic ``{uri, diagnostic}`` (an LSP Diagnostic);
+- k2lsp.explain / k2lsp.refactor / k2lsp.writeTests ``{uri?, range?, instruction?}``;
+- k2lsp.fixFailingTest ``{uri, testName, framework?, range?, message?}`` (the code action
+  fills every field; framework: pytest | unittest | jest | vitest | go | cargo);
+- k2lsp.cancel / k2lsp.accept / k2lsp.reject / k2lsp.undo ``{runId?}``: cancel without runId
+  cancels every active run (answer ``{cancelled: [runId...]}``); undo without runId undoes the
+  last delivered run (answer ``{runId, restored: [path...]}``); accept/reject without runId
+  act on the only pending preview;
+- k2lsp.status ``{}`` -> `StatusResult`;
+- k2lsp.config.trust ``{path?, revoke?}`` -> ``{path, trusted, configHash}``.
 
 Server -> client, for every client (standard channels only):
 - `$/progress` work-done progress per run (only if `window.workDoneProgress` is advertised);
@@ -22,25 +35,23 @@ Server -> client, only for clients that opt in with
 ``initializationOptions: {"k2lsp": {"streamNotifications": true}}`` or
 ``capabilities.experimental: {"k2lsp": {"stream": true}}``:
 
-- `k2lsp/stream` notification, `StreamParams`:
+- `k2lsp/stream` notification:
   ``{"runId": "20261122-210501-ab12", "events": [<event>, ...]}``
   Each event is `k2lsp.agent.events.Event.to_dict()`: a flat object
-  ``{"type", "run_id", "seq", "ts", ...fields}`` with the fields of `EVENT_FIELDS`
-  (run_started, reasoning{text}, content{text}, tool_call{id,name,args},
-  tool_result{id,name,ok,summary,text}, edit{path,diff},
-  test_result{passed,failed,errors,skipped,command,duration}, usage{...}, status{step,
-  max_steps,phase,message}, run_finished{outcome,exit_code,summary}). Events may carry
-  more fields than listed (e.g. test_result `status`, `total`, `ok`): ignore unknown ones.
+  ``{"type", "run_id", "seq", "ts", ...fields}`` typed by the classes of
+  `k2lsp.agent.events.EVENT_TYPES`; its JSON schema is docs/events.schema.json (see
+  docs/events.md), the editors' types are generated from it. Ignore fields you do not know.
   Batches are sent at most once per ~50 ms per run (the batch holding `run_finished` goes out
   at once); events are in `seq` order, none is lost
   or repeated; consecutive `reasoning` (or `content`) deltas inside a batch are merged into
   one event carrying the seq of the last delta merged. `run_finished` is always the last
   event of the last batch of a run.
-- `k2lsp/delivery` notification, `DeliveryParams`, when the run's changes were handled
+- `k2lsp/delivery` notification when the run's changes were handled
   (after every earlier event of the run and before its `run_finished`; a preview sends
   "preview" first, then the final status):
   ``{"runId", "status", "paths", "message", "patchPath"?, "diffUri"?}`` with status one of
-  `DELIVERY_STATUSES`. Not sent for runs cancelled or failed before delivery:
+  `DELIVERY_STATUSES`; paths are workspace-relative, patchPath (conflict/refused) the saved
+  patch, diffUri (preview) the diff shown. Not sent for runs cancelled or failed before delivery:
   their `run_finished` says so. The same message is also shown with window/showMessage.
 
 Configuration (initializationOptions ``{"k2lsp": {...}}`` and `workspace/configuration`
@@ -55,7 +66,7 @@ means unset.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
 # --- commands (workspace/executeCommand) -----------------------------------------------------
 CMD_ASK = "k2lsp.ask"
@@ -70,7 +81,7 @@ CMD_UNDO = "k2lsp.undo"
 CMD_STATUS = "k2lsp.status"
 CMD_ACCEPT = "k2lsp.accept"
 CMD_REJECT = "k2lsp.reject"
-CMD_TRUST = "k2lsp.trust"  # {path?, revoke?} -> TrustResult
+CMD_TRUST = "k2lsp.trust"  # {path?, revoke?} -> {path, trusted, configHash}
 
 # Command -> run mode (`k2lsp.agent.session.MODES`).
 RUN_COMMANDS: dict[str, str] = {
@@ -138,70 +149,6 @@ DELIVERY_STATUSES: tuple[str, ...] = (
 )
 
 
-class Position(TypedDict):
-    """LSP Position (0-based line, UTF-16 character)."""
-
-    line: int
-    character: int
-
-
-class Range(TypedDict):
-    """LSP Range."""
-
-    start: Position
-    end: Position
-
-
-class _TextArgs(TypedDict, total=False):
-    uri: str  # the document the command is about (optional for ask/task)
-    range: Range  # the selection (optional; whole document when absent)
-
-
-class AskArgs(_TextArgs, total=False):
-    """k2lsp.ask: a question answered from the selection/file context; never edits."""
-
-    question: str  # required
-
-
-class TaskArgs(_TextArgs, total=False):
-    """k2lsp.task: free text; may edit."""
-
-    task: str  # required
-
-
-class FixDiagnosticArgs(TypedDict, total=False):
-    """k2lsp.fixDiagnostic: fix one diagnostic (an LSP Diagnostic object)."""
-
-    uri: str  # required
-    diagnostic: dict[str, Any]  # required: {range, message, severity?, source?, code?}
-
-
-class SelectionArgs(_TextArgs, total=False):
-    """k2lsp.explain / k2lsp.refactor / k2lsp.writeTests: act on a selection."""
-
-    instruction: str  # refactor: what to change (default: improve structure and names)
-
-
-class FixFailingTestArgs(TypedDict, total=False):
-    """k2lsp.fixFailingTest: make one test pass (the code action fills every field)."""
-
-    uri: str  # required
-    testName: str  # required: e.g. "test_add", "TestMath.test_add", "adds numbers"
-    framework: str  # pytest | unittest | jest | vitest | go | cargo
-    range: Range  # the test function
-    message: str  # the failure text when known (from a k2lsp diagnostic)
-
-
-class RunIdArgs(TypedDict, total=False):
-    """k2lsp.cancel / k2lsp.accept / k2lsp.reject / k2lsp.undo: which run.
-
-    cancel without runId cancels every active run; undo without runId undoes the last
-    delivered run; accept/reject without runId act on the only pending preview.
-    """
-
-    runId: str
-
-
 class RunStarted(TypedDict):
     """Answer of every run-starting command."""
 
@@ -237,37 +184,6 @@ class StatusResult(TypedDict):
     costUsd: float
 
 
-class CancelResult(TypedDict):
-    """Answer of k2lsp.cancel: the run ids that were cancelled."""
-
-    cancelled: list[str]
-
-
-class UndoResult(TypedDict):
-    """Answer of k2lsp.undo."""
-
-    runId: str
-    restored: list[str]  # workspace-relative paths restored
-
-
-class StreamParams(TypedDict):
-    """Payload of the `k2lsp/stream` notification."""
-
-    runId: str
-    events: list[dict[str, Any]]
-
-
-class DeliveryParams(TypedDict, total=False):
-    """Payload of the `k2lsp/delivery` notification."""
-
-    runId: str
-    status: str  # a DeliveryStatus
-    paths: list[str]  # workspace-relative paths concerned
-    message: str  # human text (also shown with window/showMessage)
-    patchPath: str  # conflict/refused: absolute path of the saved patch
-    diffUri: str  # preview: file URI of the diff shown
-
-
 class UntrustedParams(TypedDict):
     """`k2lsp/untrusted`: repository settings ignored until the user trusts the repository."""
 
@@ -278,19 +194,3 @@ class UntrustedParams(TypedDict):
     editorDecides: (
         bool  # the editor passed workspaceTrusted: trust it there, not with k2lsp.config.trust
     )
-
-
-class TrustArgs(TypedDict, total=False):
-    """`k2lsp.config.trust` argument (optional): trust (or `revoke`) the workspace folder or
-    `path`."""
-
-    path: str
-    revoke: bool
-
-
-class TrustResult(TypedDict):
-    """`k2lsp.config.trust` answer."""
-
-    path: str
-    trusted: bool
-    configHash: str

@@ -32,15 +32,25 @@ _LINE_FLUSH_CHARS = 300
 
 
 def coalesce(events: list[Event]) -> list[Event]:
-    """Merge consecutive reasoning (or content) deltas; keep everything else as is."""
+    """Merge consecutive reasoning (or content) deltas; keep everything else as is.
+
+    A run of deltas becomes one event (the seq and fields of its last delta, the ts of its
+    first, the texts joined once)."""
     out: list[Event] = []
-    for ev in events:
-        prev = out[-1] if out else None
-        if prev is not None and ev.type in _MERGEABLE and prev.type == ev.type:
-            text = str(prev.data.get("text", "")) + str(ev.data.get("text", ""))
-            out[-1] = Event(ev.type, ev.run_id, ev.seq, {**ev.data, "text": text}, prev.ts)
-        else:
+    i, n = 0, len(events)
+    while i < n:
+        ev = events[i]
+        j = i + 1
+        if ev.type in _MERGEABLE:
+            while j < n and events[j].type == ev.type:
+                j += 1
+        if j - i == 1:
             out.append(ev)
+        else:
+            last = events[j - 1]
+            text = "".join(str(e.data.get("text", "")) for e in events[i:j])
+            out.append(Event(ev.type, ev.run_id, last.seq, {**last.data, "text": text}, ev.ts))
+        i = j
     return out
 
 
@@ -73,6 +83,7 @@ class RunStream:
         self._pending: list[Event] = []
         self._lock = threading.Lock()
         self._timer: asyncio.TimerHandle | None = None
+        self._scheduled = False  # a flush is armed or about to be (guarded by _lock)
         self._last_flush = 0.0
         self._partial: dict[str, str] = {"reasoning": "", "content": ""}
         self._last_kind = ""
@@ -134,14 +145,21 @@ class RunStream:
 
     # --- intake (any thread) -------------------------------------------------------------
     def sink(self, event: Event) -> None:
-        """Accept an event from the run (thread-safe, never blocks on the client)."""
+        """Accept an event from the run (thread-safe, never blocks on the client).
+
+        The event loop is woken once per batch, not per event: while a flush is scheduled,
+        further events only join the pending list (a `run_finished` always wakes it)."""
+        now = event.type == "run_finished"
         with self._lock:
             self._pending.append(event)
             self.last_seq = max(self.last_seq, event.seq)
+            if self._scheduled and not now:
+                return
+            self._scheduled = True
         if threading.get_ident() == getattr(self._loop, "_thread_id", None):
-            self._arm(event.type == "run_finished")
+            self._arm(now)
         else:
-            self._loop.call_soon_threadsafe(self._arm, event.type == "run_finished")
+            self._loop.call_soon_threadsafe(self._arm, now)
 
     def _arm(self, now: bool) -> None:
         if now:
@@ -162,6 +180,7 @@ class RunStream:
             self._timer = None
         with self._lock:
             batch, self._pending = self._pending, []
+            self._scheduled = False  # the next event schedules the next flush
         if not batch:
             return
         self._last_flush = time.monotonic()

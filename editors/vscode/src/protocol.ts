@@ -1,5 +1,7 @@
 /** Names and payloads of the k2lsp server (mirror of k2lsp/server/protocol.py). */
 
+import type { K2TypedEvent } from "./events";
+
 export const CMD = {
   ask: "k2lsp.ask",
   task: "k2lsp.task",
@@ -40,14 +42,9 @@ export interface Range {
   end: Position;
 }
 
-/** One event: `Event.to_dict()` of k2lsp.agent.events, flat. */
-export interface K2Event {
-  type: string;
-  run_id: string;
-  seq: number;
-  ts: number;
-  [field: string]: unknown;
-}
+/** One event: `Event.to_dict()` of k2lsp.agent.events, flat; the types are generated from
+ * the Python event classes into ./events.d.ts (`k2lsp events-schema --write .`). */
+export type K2Event = K2TypedEvent;
 
 export interface StreamParams {
   runId: string;
