@@ -21,33 +21,33 @@ from k2lsp import __version__
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tool": (
-        "k2lsp.cli.main.main.main.tool:cli_tool",
+        "k2lsp.cli.tool:cli_tool",
         "run one tool by hand and print what the model would see",
     ),
     "models": (
-        "k2lsp.cli.main.main.main.tool:cli_models",
+        "k2lsp.cli.tool:cli_models",
         "list the models the configured host offers",
     ),
     "demo": ("k2lsp.demo.demo:cli", "replay a recorded K2 session fixing a failing test (no key)"),
     "doctor": (
-        "k2lsp.cli.main.main.main.doctor:cli",
+        "k2lsp.cli.doctor:cli",
         "check the installation, key, host and sandbox",
     ),
     "sandbox": (
-        "k2lsp.sandbox.base.base.base.image:cli",
+        "k2lsp.sandbox.image:cli",
         "build the sandbox image (`k2lsp sandbox build`)",
     ),
     "undo": (
-        "k2lsp.cli.main.main.main.undo:cli_undo",
+        "k2lsp.cli.undo:cli_undo",
         "restore the files as they were before the last delivery",
     ),
-    "gc": ("k2lsp.cli.main.main.main.gc:cli_gc", "remove leftover run copies"),
+    "gc": ("k2lsp.cli.gc:cli_gc", "remove leftover run copies"),
     "events-schema": (
         "k2lsp.agent.event_schema:cli",
         "print the JSON schema of the --json event stream (docs/events.md)",
     ),
     "trust": (
-        "k2lsp.config.settings.settings.settings.trust:cli",
+        "k2lsp.config.trust:cli",
         "let a repository's k2lsp.toml set the key/sandbox settings",
     ),
 }
