@@ -9,6 +9,7 @@ reasoning-only replies, unparsable leaked tool tokens) are retried a bounded num
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -20,13 +21,13 @@ from k2lsp.model.catalog import ModelCatalog
 from k2lsp.model.cost import cost_usd
 from k2lsp.model.errors import Failure, classify_status, classify_stream_error
 from k2lsp.model.request import (
-    build_messages,
+    WireHistory,
     choose_max_tokens,
     count_tool_calls,
     estimate_from_chars,
     estimate_tokens,
+    json_chars,
     normalize_tools,
-    prompt_chars,
 )
 from k2lsp.model.retry import backoff_delay
 from k2lsp.model.stream import Accumulator, DeltaCallback, SSEParser
@@ -85,6 +86,9 @@ class K2Client(ModelCatalog):
         # Real prompt tokens per JSON character of the last request the host reported usage
         # for: calibrates the prompt estimate `max_tokens` is chosen from.
         self._tokens_per_char: float | None = None
+        # Outgoing copies and sizes of history messages, made once per message (see request).
+        self.wire = WireHistory()
+        self._tools: tuple[list[dict[str, Any]], list[dict[str, Any]], Any, int] | None = None
         if settings.thinking is False and self.profile.thinking_switch == "always":
             log.warning("%s always thinks; `thinking = false` is ignored", settings.model)
 
@@ -126,11 +130,11 @@ class K2Client(ModelCatalog):
         self, messages: list[dict[str, Any]], tool_schemas: list[dict[str, Any]] | None
     ) -> tuple[dict[str, Any], int]:
         """The request body and its prompt size in JSON characters."""
-        msgs = build_messages(
+        msgs, msg_chars = self.wire.build(
             messages, send_field=self.preset.reasoning_send, thinking=self.thinking
         )
-        tools = normalize_tools(tool_schemas)
-        chars = prompt_chars(msgs, tools)
+        tools, tool_chars = self._normalized_tools(tool_schemas or [])
+        chars = msg_chars + tool_chars
         prompt = estimate_from_chars(chars, self._tokens_per_char)
         temp = self.settings.temperature
         body: dict[str, Any] = {
@@ -150,6 +154,16 @@ class K2Client(ModelCatalog):
             state = "disabled" if self.settings.thinking is False else "enabled"
             body["extra_body"] = {"thinking": {"type": state}}
         return body, chars
+
+    def _normalized_tools(self, schemas: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        """`normalize_tools(schemas)` and its `json_chars`, remembered while the same list
+        (unchanged) is offered again: the loop offers one list for the whole run."""
+        cached = self._tools
+        if cached is not None and cached[0] is schemas and cached[2] == schemas:
+            return cached[1], cached[3]
+        tools = normalize_tools(schemas)
+        self._tools = (schemas, tools, copy.deepcopy(schemas), json_chars(tools))
+        return tools, self._tools[3]
 
     # the call --------------------------------------------------------------------------------
     async def complete(
