@@ -154,3 +154,53 @@ def test_wire_history_is_bounded() -> None:
     out, _ = wire.build(msgs, send_field=None, thinking=False)
     assert [m["content"] for m in out] == [str(i) for i in range(10)]
     assert len(wire._items) == 3
+
+
+async def test_the_encoded_body_is_what_the_sdk_would_send(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`encode_body` joins cached message texts; the SDK's own `create` encodes everything:
+    both give the same bytes (watched at the SDK's encoder, the request really sent)."""
+    import openai._base_client as sdk_base
+
+    from k2lsp.model.client import sdk_arguments
+    from k2lsp.model.request import encode_body
+
+    encoded: list[bytes] = []
+    real_dumps = sdk_base.openapi_dumps
+
+    def watching_dumps(obj: Any) -> bytes:
+        encoded.append(real_dumps(obj))
+        return encoded[-1]
+
+    monkeypatch.setattr(sdk_base, "openapi_dumps", watching_dumps)
+    history: list[dict[str, Any]] = [
+        {"role": "system", "content": "é \u2028 system"},
+        {"role": "user", "content": ""},
+        {
+            "role": "assistant",
+            "content": "",
+            "reasoning_content": 'think "quoted"',
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "out \x00 ✓"},
+    ]
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    with FakeK2Server([Reply(content="ok")], models=[MODEL]) as srv:
+        client = K2Client(
+            Settings(
+                provider="openai-compatible", base_url=srv.base_url, model=MODEL, api_key=TEST_KEY
+            )
+        )
+        try:
+            body, _ = client._build(history, tools)
+            ours = encode_body(body, client.wire.texts)
+            create = client._sdk().chat.completions.with_streaming_response.create
+            async with create(**sdk_arguments(body)):
+                pass
+        finally:
+            await client.aclose()
+    assert encoded == [ours]
+    assert ours == encode_body(body)  # cached texts or a fresh encoding: the same bytes

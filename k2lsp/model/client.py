@@ -24,6 +24,7 @@ from k2lsp.model.request import (
     WireHistory,
     choose_max_tokens,
     count_tool_calls,
+    encode_body,
     estimate_from_chars,
     estimate_tokens,
     json_chars,
@@ -181,13 +182,14 @@ class K2Client(ModelCatalog):
         """
         await self._learn_context()
         body, chars = self._build(messages, tool_schemas)
+        raw = encode_body(body, self.wire.texts)  # the one encoding, old messages reused
         first_n = count_tool_calls(messages)
         attempts = 1 + max(0, self.settings.max_retries)
         failed: list[Usage] = []
         for attempt in range(1, attempts + 1):
             acc = Accumulator(on_delta=on_delta)
             try:
-                turn = await self._attempt(body, first_n, on_delta, chars, acc)
+                turn = await self._attempt(body, first_n, on_delta, chars, acc, raw)
             except _Retry as retry:
                 self._count_failed(failed, acc, retry.failure.status, chars)
                 try:
@@ -260,14 +262,14 @@ class K2Client(ModelCatalog):
         on_delta: DeltaCallback | None,
         chars: int = 0,
         acc: Accumulator | None = None,
+        raw: bytes | None = None,
     ) -> AssistantTurn:
         import openai
 
         acc = acc if acc is not None else Accumulator(on_delta=on_delta)
         parser = SSEParser()
         try:
-            stream = self._sdk().chat.completions.with_streaming_response
-            async with stream.create(**sdk_arguments(body)) as resp:
+            async with self._post_stream(raw if raw is not None else encode_body(body)) as resp:
                 async for line in resp.iter_lines():
                     self._consume(parser.feed(line), acc)
                 self._consume(parser.flush(), acc)
@@ -294,6 +296,28 @@ class K2Client(ModelCatalog):
             raise _Retry(Failure("the stream ended before [DONE]", True))
         acc.close()
         return self._finish(acc, body, first_n, chars)
+
+    def _post_stream(self, raw: bytes) -> Any:
+        """POST the encoded body to /chat/completions through the SDK, streamed and unparsed.
+
+        What `chat.completions.with_streaming_response.create(**sdk_arguments(body))` does,
+        byte for byte (`encode_body`), minus the SDK encoding the whole history again: its
+        transport, auth, headers, timeouts and error mapping are all used as they are."""
+        from openai import AsyncStream
+        from openai._constants import RAW_RESPONSE_HEADER
+        from openai._response import AsyncResponseContextManager
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+        request = self._sdk().post(
+            "/chat/completions",
+            cast_to=ChatCompletion,
+            content=raw,
+            # the headers and auth `create` uses (bearer only: never an admin key)
+            options={"headers": {RAW_RESPONSE_HEADER: "stream"}, "security": {"bearer_auth": True}},
+            stream=True,
+            stream_cls=AsyncStream[ChatCompletionChunk],
+        )
+        return AsyncResponseContextManager(request)
 
     def _classify(self, status: int, body: Any, headers: Any = None) -> Failure:
         return classify_status(

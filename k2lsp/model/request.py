@@ -180,36 +180,69 @@ class WireHistory:
     (k2-protocol.md: it is echoed byte for byte), so the outgoing copy of a message and its
     `json_chars` are remembered, keyed by the message object (held, so its id is never reused)
     and by the outgoing options. A request then costs a dictionary look-up per old message and
-    the copy and sizing of the new ones only; `built` counts the messages copied and sized,
-    which is how the tests prove the work is incremental. The remembered copies are shared
-    between requests and must not be modified (the SDK only reads them to encode the body).
+    the copy, sizing and JSON encoding of the new ones only; `built` counts the messages
+    copied, sized and encoded, which is how the tests prove the work is incremental. The
+    remembered copies are shared between requests and must not be modified.
     """
 
     def __init__(self, max_entries: int = 8192) -> None:
         self.max_entries = max_entries
         self.built = 0
-        self._items: dict[int, tuple[dict[str, Any], tuple[Any, ...], dict[str, Any], int]] = {}
+        self._items: dict[int, _Wire] = {}
+        self.texts: list[str] = []  # the wire JSON of each message of the last `build`
 
     def build(
         self, messages: list[dict[str, Any]], *, send_field: str | None, thinking: bool
     ) -> tuple[list[dict[str, Any]], int]:
-        """The outgoing messages and `json_chars` of that list (what `prompt_chars` counts)."""
+        """The outgoing messages and `json_chars` of that list (what `prompt_chars` counts);
+        their wire JSON texts are left in `texts` (see `encode_body`)."""
         opts = (send_field, thinking)
         out: list[dict[str, Any]] = []
+        texts: list[str] = []
         chars = 2 + 2 * max(0, len(messages) - 1)
         items = self._items
         for msg in messages:
             hit = items.get(id(msg))
             if hit is None or hit[0] is not msg or hit[1] != opts:
                 wire = outgoing_message(msg, send_field=send_field, thinking=thinking)
-                hit = (msg, opts, wire, json_chars(wire))
+                hit = (msg, opts, wire, json_chars(wire), wire_json(wire))
                 self.built += 1
                 if len(items) >= self.max_entries:
                     items.pop(next(iter(items)))  # oldest first (dicts keep insertion order)
                 items[id(msg)] = hit
             out.append(hit[2])
+            texts.append(hit[4])
             chars += hit[3]
+        self.texts = texts
         return out, chars
+
+
+_Wire = tuple[dict[str, Any], tuple[Any, ...], dict[str, Any], int, str]
+
+
+def wire_json(value: Any) -> str:
+    """`value` encoded as the openai SDK encodes a request body (compact, UTF-8 as is)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode_body(body: dict[str, Any], message_texts: list[str] | None = None) -> bytes:
+    """The request body as the bytes the openai SDK sends for `create(**sdk_arguments(body))`.
+
+    The SDK sends `{"model", "stream", "messages", ...the rest of body..., ...extra_body}`;
+    the messages are joined from their already encoded texts (`WireHistory.texts`) when given,
+    so the history is not encoded again on every request."""
+    extra = body.get("extra_body") or {}
+    keys = ["model", "stream", "messages"]
+    keys += [k for k in body if k not in ("model", "stream", "messages", "extra_body")]
+    merged = {**{k: body[k] for k in keys}, **extra}
+    parts = []
+    for key, value in merged.items():
+        if key == "messages" and message_texts is not None and "messages" not in extra:
+            text = "[" + ",".join(message_texts) + "]"
+        else:
+            text = wire_json(value)
+        parts.append(wire_json(key) + ":" + text)
+    return ("{" + ",".join(parts) + "}").encode()
 
 
 def prompt_chars(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
