@@ -204,3 +204,13 @@ async def test_the_encoded_body_is_what_the_sdk_would_send(
             await client.aclose()
     assert encoded == [ours]
     assert ours == encode_body(body)  # cached texts or a fresh encoding: the same bytes
+
+
+def test_wire_history_forgets_messages_compacted_away() -> None:
+    wire = WireHistory()
+    msgs = [{"role": "user", "content": str(i)} for i in range(200)]
+    wire.build(msgs, send_field=None, thinking=False)
+    kept = msgs[-5:]
+    out, _ = wire.build(kept, send_field=None, thinking=False)
+    assert [m["content"] for m in out] == [m["content"] for m in kept]
+    assert len(wire._items) == 5 and wire.built == 200  # the kept ones were not rebuilt

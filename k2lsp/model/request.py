@@ -213,6 +213,8 @@ class WireHistory:
             out.append(hit[2])
             texts.append(hit[4])
             chars += hit[3]
+        if len(items) > 2 * len(messages) + 64:  # compacted away: forget (amortised O(1))
+            self._items = {id(m): items[id(m)] for m in messages if id(m) in items}
         self.texts = texts
         return out, chars
 
