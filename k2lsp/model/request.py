@@ -237,14 +237,20 @@ def encode_body(body: dict[str, Any], message_texts: list[str] | None = None) ->
     keys = ["model", "stream", "messages"]
     keys += [k for k in body if k not in ("model", "stream", "messages", "extra_body")]
     merged = {**{k: body[k] for k in keys}, **extra}
-    parts = []
+    parts = ["{"]
     for key, value in merged.items():
+        if len(parts) > 1:
+            parts.append(",")
+        parts += (wire_json(key), ":")
         if key == "messages" and message_texts is not None and "messages" not in extra:
-            text = "[" + ",".join(message_texts) + "]"
+            parts.append("[")  # the long part: joined once with the rest, never copied alone
+            for i, text in enumerate(message_texts):
+                parts += (",", text) if i else (text,)
+            parts.append("]")
         else:
-            text = wire_json(value)
-        parts.append(wire_json(key) + ":" + text)
-    return ("{" + ",".join(parts) + "}").encode()
+            parts.append(wire_json(value))
+    parts.append("}")
+    return "".join(parts).encode()
 
 
 def prompt_chars(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
