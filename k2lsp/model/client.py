@@ -124,7 +124,10 @@ class K2Client(ModelCatalog):
     def build_request(
         self, messages: list[dict[str, Any]], tool_schemas: list[dict[str, Any]] | None = None
     ) -> dict[str, Any]:
-        """The keyword arguments of one chat.completions request (messages are copies)."""
+        """The keyword arguments of one chat.completions request.
+
+        The messages are copies of the history's, made once per message and shared by every
+        request that sends it (`WireHistory`): read them, never modify them."""
         return self._build(messages, tool_schemas)[0]
 
     def _build(
