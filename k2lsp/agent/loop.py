@@ -114,6 +114,10 @@ class AgentLoop:
         self._tokens_per_char = 1 / CHARS_PER_TOKEN
         self._test_events = 0
         self._schema_len = len(json.dumps(self.schemas))
+        # The history's size, kept as it grows: the list last sized and how much of it was.
+        self._sized: list[dict[str, Any]] | None = None
+        self._sized_n = 0
+        self._sized_chars = 0
         # Streamed text is redacted across deltas (a key split over pieces never gets out
         # whole); the held tail is flushed at the end of every reply or attempt.
         self._redactors = {k: StreamRedactor() for k in ("reasoning", "content")}
@@ -143,7 +147,7 @@ class AgentLoop:
             turn = await self._request(step)
         except ContextOverflow as exc:
             if exc.prompt_tokens:  # the host counted the prompt: size the compaction by it
-                chars = sum(message_chars(m) for m in self.messages) + self._schema_len
+                chars = self._history_chars()
                 self._tokens_per_char = exc.prompt_tokens / max(1, chars)
             self._compact(step, forced=True, host=exc.status is not None)
             turn = await self._request(step)
@@ -163,7 +167,7 @@ class AgentLoop:
         msgs = self.messages
         if self.trajectory is not None:
             self.trajectory.request(self.emitter.run_id, step, msgs, self.schemas)
-        chars = sum(message_chars(m) for m in msgs) + self._schema_len
+        chars = self._history_chars()
         try:
             turn = await self._complete(msgs)
         except ProviderError as exc:
@@ -275,8 +279,20 @@ class AgentLoop:
         )
 
     def _estimate_tokens(self) -> int:
-        chars = sum(message_chars(m) for m in self.messages) + self._schema_len
-        return int(chars * self._tokens_per_char)
+        return int(self._history_chars() * self._tokens_per_char)
+
+    def _history_chars(self) -> int:
+        """`message_chars` of the whole history plus the schemas, sizing new messages only.
+
+        The history only grows by appends between compactions/repairs, and those put a new
+        list in `self.messages`, which is then sized from the start."""
+        msgs = self.messages
+        if msgs is not self._sized or len(msgs) < self._sized_n:
+            self._sized, self._sized_n, self._sized_chars = msgs, 0, 0
+        for m in msgs[self._sized_n :]:
+            self._sized_chars += message_chars(m)
+        self._sized_n = len(msgs)
+        return self._sized_chars + self._schema_len
 
     def _on_delta(self, kind: str, text: str) -> None:
         if kind not in self._redactors:

@@ -42,6 +42,8 @@ class Trajectory:
         self._file: IO[str] | None = self.path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
         self._prev: list[dict[str, Any]] = []
+        self._prev_list: list[dict[str, Any]] | None = None  # the list last recorded, and
+        self._prev_len = 0  # its length then: an append-only history needs no comparison
         self._prev_tools: list[dict[str, Any]] | None = None
         self._waiting = 0  # delta lines written but not yet flushed
         self._oldest = 0.0  # when the oldest of them was written (monotonic)
@@ -87,7 +89,9 @@ class Trajectory:
         self, run_id: str, step: int, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
     ) -> None:
         """Record the request of `step` as a delta against the previous one."""
-        base = _common_prefix(self._prev, messages)
+        grown = messages is self._prev_list and len(messages) >= self._prev_len
+        # the same list, only appended to since (the loop's history): no comparison needed
+        base = self._prev_len if grown else _common_prefix(self._prev, messages)
         tools_out = None if tools == self._prev_tools else tools
         self.write(
             {
@@ -100,7 +104,11 @@ class Trajectory:
                 "tools": tools_out,
             }
         )
-        self._prev = list(messages)
+        if grown:
+            self._prev.extend(messages[base:])
+        else:
+            self._prev = list(messages)
+        self._prev_list, self._prev_len = messages, len(messages)
         self._prev_tools = tools
 
     def response(

@@ -9,6 +9,7 @@ reasoning-only replies, unparsable leaked tool tokens) are retried a bounded num
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -21,13 +22,14 @@ from k2lsp.model.catalog import ModelCatalog
 from k2lsp.model.cost import cost_usd
 from k2lsp.model.errors import Failure, classify_status, classify_stream_error
 from k2lsp.model.request import (
-    build_messages,
+    WireHistory,
     choose_max_tokens,
     count_tool_calls,
+    encode_body,
     estimate_from_chars,
     estimate_tokens,
+    json_chars,
     normalize_tools,
-    prompt_chars,
 )
 from k2lsp.model.retry import backoff_delay
 from k2lsp.model.stream import Accumulator, DeltaCallback, SSEParser
@@ -85,6 +87,9 @@ class K2Client(ModelCatalog):
         # Real prompt tokens per JSON character of the last request the host reported usage
         # for: calibrates the prompt estimate `max_tokens` is chosen from.
         self._tokens_per_char: float | None = None
+        # Outgoing copies and sizes of history messages, made once per message (see request).
+        self.wire = WireHistory()
+        self._tools: tuple[list[dict[str, Any]], list[dict[str, Any]], Any, int] | None = None
         if settings.thinking is False and self.profile.thinking_switch == "always":
             log.warning("%s always thinks; `thinking = false` is ignored", settings.model)
 
@@ -119,18 +124,21 @@ class K2Client(ModelCatalog):
     def build_request(
         self, messages: list[dict[str, Any]], tool_schemas: list[dict[str, Any]] | None = None
     ) -> dict[str, Any]:
-        """The keyword arguments of one chat.completions request (messages are copies)."""
+        """The keyword arguments of one chat.completions request.
+
+        The messages are copies of the history's, made once per message and shared by every
+        request that sends it (`WireHistory`): read them, never modify them."""
         return self._build(messages, tool_schemas)[0]
 
     def _build(
         self, messages: list[dict[str, Any]], tool_schemas: list[dict[str, Any]] | None
     ) -> tuple[dict[str, Any], int]:
         """The request body and its prompt size in JSON characters."""
-        msgs = build_messages(
+        msgs, msg_chars = self.wire.build(
             messages, send_field=self.preset.reasoning_send, thinking=self.thinking
         )
-        tools = normalize_tools(tool_schemas)
-        chars = prompt_chars(msgs, tools)
+        tools, tool_chars = self._normalized_tools(tool_schemas or [])
+        chars = msg_chars + tool_chars
         prompt = estimate_from_chars(chars, self._tokens_per_char)
         temp = self.settings.temperature
         body: dict[str, Any] = {
@@ -151,6 +159,16 @@ class K2Client(ModelCatalog):
             body["extra_body"] = {"thinking": {"type": state}}
         return body, chars
 
+    def _normalized_tools(self, schemas: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        """`normalize_tools(schemas)` and its `json_chars`, remembered while the same list
+        (unchanged) is offered again: the loop offers one list for the whole run."""
+        cached = self._tools
+        if cached is not None and cached[0] is schemas and cached[2] == schemas:
+            return cached[1], cached[3]
+        tools = normalize_tools(schemas)
+        self._tools = (schemas, tools, copy.deepcopy(schemas), json_chars(tools))
+        return tools, self._tools[3]
+
     # the call --------------------------------------------------------------------------------
     async def complete(
         self,
@@ -167,13 +185,14 @@ class K2Client(ModelCatalog):
         """
         await self._learn_context()
         body, chars = self._build(messages, tool_schemas)
+        raw = encode_body(body, self.wire.texts)  # the one encoding, old messages reused
         first_n = count_tool_calls(messages)
         attempts = 1 + max(0, self.settings.max_retries)
         failed: list[Usage] = []
         for attempt in range(1, attempts + 1):
             acc = Accumulator(on_delta=on_delta)
             try:
-                turn = await self._attempt(body, first_n, on_delta, chars, acc)
+                turn = await self._attempt(body, first_n, on_delta, chars, acc, raw)
             except _Retry as retry:
                 self._count_failed(failed, acc, retry.failure.status, chars)
                 try:
@@ -246,14 +265,14 @@ class K2Client(ModelCatalog):
         on_delta: DeltaCallback | None,
         chars: int = 0,
         acc: Accumulator | None = None,
+        raw: bytes | None = None,
     ) -> AssistantTurn:
         import openai
 
         acc = acc if acc is not None else Accumulator(on_delta=on_delta)
         parser = SSEParser()
         try:
-            stream = self._sdk().chat.completions.with_streaming_response
-            async with stream.create(**sdk_arguments(body)) as resp:
+            async with self._post_stream(raw if raw is not None else encode_body(body)) as resp:
                 async for line in resp.iter_lines():
                     self._consume(parser.feed(line), acc)
                 self._consume(parser.flush(), acc)
@@ -280,6 +299,28 @@ class K2Client(ModelCatalog):
             raise _Retry(Failure("the stream ended before [DONE]", True))
         acc.close()
         return self._finish(acc, body, first_n, chars)
+
+    def _post_stream(self, raw: bytes) -> Any:
+        """POST the encoded body to /chat/completions through the SDK, streamed and unparsed.
+
+        What `chat.completions.with_streaming_response.create(**sdk_arguments(body))` does,
+        byte for byte (`encode_body`), minus the SDK encoding the whole history again: its
+        transport, auth, headers, timeouts and error mapping are all used as they are."""
+        from openai import AsyncStream
+        from openai._constants import RAW_RESPONSE_HEADER
+        from openai._response import AsyncResponseContextManager
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+        request = self._sdk().post(
+            "/chat/completions",
+            cast_to=ChatCompletion,
+            content=raw,
+            # the headers and auth `create` uses (bearer only: never an admin key)
+            options={"headers": {RAW_RESPONSE_HEADER: "stream"}, "security": {"bearer_auth": True}},
+            stream=True,
+            stream_cls=AsyncStream[ChatCompletionChunk],
+        )
+        return AsyncResponseContextManager(request)
 
     def _classify(self, status: int, body: Any, headers: Any = None) -> Failure:
         return classify_status(

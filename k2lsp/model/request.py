@@ -1,6 +1,8 @@
 """Request building: tool-schema normalisation, outgoing messages, `max_tokens` and thinking.
 
 Everything here works on deep copies; the caller's history is never mutated (k2-protocol.md).
+`WireHistory` keeps the outgoing form and JSON size of each history message, built once per
+message, so a request costs work proportional to its new messages, not to the whole history.
 """
 
 from __future__ import annotations
@@ -146,25 +148,109 @@ def _assistant(msg: dict[str, Any], send_field: str | None, thinking: bool) -> d
     return msg
 
 
+def outgoing_message(
+    original: dict[str, Any], *, send_field: str | None, thinking: bool
+) -> dict[str, Any]:
+    """One outgoing message from a deep copy: no empty content, reasoning on tool calls."""
+    msg = copy.deepcopy(original)
+    role = msg.get("role")
+    if role == "assistant":
+        msg = _assistant(msg, send_field, thinking)
+    elif role == "tool":
+        content = msg.get("content")
+        if not isinstance(content, str):
+            content = "" if content is None else json.dumps(content)
+        msg["content"] = content if content.strip() else EMPTY_TOOL_RESULT
+    elif msg.get("content") in ("", None, []):
+        msg["content"] = EMPTY_TEXT
+    return msg
+
+
 def build_messages(
     messages: list[dict[str, Any]], *, send_field: str | None, thinking: bool
 ) -> list[dict[str, Any]]:
     """Outgoing messages from deep copies: no empty content, reasoning on tool-call messages."""
-    out = []
-    for original in messages:
-        msg = copy.deepcopy(original)
-        role = msg.get("role")
-        if role == "assistant":
-            msg = _assistant(msg, send_field, thinking)
-        elif role == "tool":
-            content = msg.get("content")
-            if not isinstance(content, str):
-                content = "" if content is None else json.dumps(content)
-            msg["content"] = content if content.strip() else EMPTY_TOOL_RESULT
-        elif msg.get("content") in ("", None, []):
-            msg["content"] = EMPTY_TEXT
-        out.append(msg)
-    return out
+    return [outgoing_message(m, send_field=send_field, thinking=thinking) for m in messages]
+
+
+class WireHistory:
+    """The outgoing form of history messages and their JSON sizes, computed once per message.
+
+    The loop's history is append-only and a stored message is never modified in place
+    (k2-protocol.md: it is echoed byte for byte), so the outgoing copy of a message and its
+    `json_chars` are remembered, keyed by the message object (held, so its id is never reused)
+    and by the outgoing options. A request then costs a dictionary look-up per old message and
+    the copy, sizing and JSON encoding of the new ones only; `built` counts the messages
+    copied, sized and encoded, which is how the tests prove the work is incremental. The
+    remembered copies are shared between requests and must not be modified.
+    """
+
+    def __init__(self, max_entries: int = 8192) -> None:
+        self.max_entries = max_entries
+        self.built = 0
+        self._items: dict[int, _Wire] = {}
+        self.texts: list[str] = []  # the wire JSON of each message of the last `build`
+
+    def build(
+        self, messages: list[dict[str, Any]], *, send_field: str | None, thinking: bool
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The outgoing messages and `json_chars` of that list (what `prompt_chars` counts);
+        their wire JSON texts are left in `texts` (see `encode_body`)."""
+        opts = (send_field, thinking)
+        out: list[dict[str, Any]] = []
+        texts: list[str] = []
+        chars = 2 + 2 * max(0, len(messages) - 1)
+        items = self._items
+        for msg in messages:
+            hit = items.get(id(msg))
+            if hit is None or hit[0] is not msg or hit[1] != opts:
+                wire = outgoing_message(msg, send_field=send_field, thinking=thinking)
+                hit = (msg, opts, wire, json_chars(wire), wire_json(wire))
+                self.built += 1
+                if len(items) >= self.max_entries:
+                    items.pop(next(iter(items)))  # oldest first (dicts keep insertion order)
+                items[id(msg)] = hit
+            out.append(hit[2])
+            texts.append(hit[4])
+            chars += hit[3]
+        if len(items) > 2 * len(messages) + 64:  # compacted away: forget (amortised O(1))
+            self._items = {id(m): items[id(m)] for m in messages if id(m) in items}
+        self.texts = texts
+        return out, chars
+
+
+_Wire = tuple[dict[str, Any], tuple[Any, ...], dict[str, Any], int, str]
+
+
+def wire_json(value: Any) -> str:
+    """`value` encoded as the openai SDK encodes a request body (compact, UTF-8 as is)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode_body(body: dict[str, Any], message_texts: list[str] | None = None) -> bytes:
+    """The request body as the bytes the openai SDK sends for `create(**sdk_arguments(body))`.
+
+    The SDK sends `{"model", "stream", "messages", ...the rest of body..., ...extra_body}`;
+    the messages are joined from their already encoded texts (`WireHistory.texts`) when given,
+    so the history is not encoded again on every request."""
+    extra = body.get("extra_body") or {}
+    keys = ["model", "stream", "messages"]
+    keys += [k for k in body if k not in ("model", "stream", "messages", "extra_body")]
+    merged = {**{k: body[k] for k in keys}, **extra}
+    parts = ["{"]
+    for key, value in merged.items():
+        if len(parts) > 1:
+            parts.append(",")
+        parts += (wire_json(key), ":")
+        if key == "messages" and message_texts is not None and "messages" not in extra:
+            parts.append("[")  # the long part: joined once with the rest, never copied alone
+            for i, text in enumerate(message_texts):
+                parts += (",", text) if i else (text,)
+            parts.append("]")
+        else:
+            parts.append(wire_json(value))
+    parts.append("}")
+    return "".join(parts).encode()
 
 
 def prompt_chars(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
