@@ -16,7 +16,7 @@ import difflib
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from k2lsp.code.parse import parse
+from k2lsp.code.parse import parse, parse_cached
 from k2lsp.code.symbols import Symbol, extract_symbols
 
 if TYPE_CHECKING:
@@ -316,8 +316,9 @@ def replace_definitions(lang: str, text: str, sym: Symbol, code: str) -> list[st
 
 
 def resolve_in_text(lang: str, text: str, query: str, rel: str) -> Symbol:
-    """Parse `text` and find the definition `query` names."""
-    return find_definition(extract_symbols(lang, text.encode("utf-8", "surrogatepass")), query, rel)
+    """Find the definition `query` names in `text` (parsed once; a cached tree is reused)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return find_definition(extract_symbols(lang, data, parse_cached(lang, data)), query, rel)
 
 
 def block(lang: str, code: str, target: str) -> str:

@@ -1,8 +1,20 @@
-"""Parsing helpers: parse text with the right grammar and list its syntax errors."""
+"""Parsing helpers: parse text with the right grammar and list its syntax errors.
+
+Every tree-sitter parse of the package goes through `parse`. An edit parses a file's text
+through `parse_cached`, which keeps the last few trees keyed by language and content hash: the
+tree of the text a tool wrote serves the syntax gate, the next edit's symbol lookup (its old
+text) and the repo map's refresh of that file, so an edit parses each text once.
+`count_parses` lets tests and bench/ see how many parses a piece of work did.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from k2lsp.code.languages import get_parser
@@ -26,9 +38,87 @@ class SyntaxProblem:
         return f"missing {self.missing!r}" if self.missing else "unexpected syntax"
 
 
+_CACHE_TREES = 8  # trees kept: the files being edited now (a tree is a few times its text)
+_cache: OrderedDict[tuple[str, bytes], Tree] = OrderedDict()
+_lock = threading.Lock()
+
+
+@dataclass
+class ParseLog:
+    """Parses seen by `count_parses`: one (language, content hash) per parse, in order."""
+
+    parses: list[tuple[str, bytes]] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """How many parses ran."""
+        return len(self.parses)
+
+    def of(self, data: bytes | str) -> int:
+        """How many parses were of exactly this text."""
+        key = content_key(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+        return sum(1 for _lang, digest in self.parses if digest == key)
+
+
+_logs: list[ParseLog] = []
+
+
+@contextmanager
+def count_parses() -> Iterator[ParseLog]:
+    """Record every parse (any thread) made while the block runs (for tests and bench/)."""
+    log = ParseLog()
+    with _lock:
+        _logs.append(log)
+    try:
+        yield log
+    finally:
+        with _lock:
+            _logs.remove(log)
+
+
+def content_key(data: bytes) -> bytes:
+    """The content hash trees are cached under."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
 def parse(lang: str, data: bytes) -> Tree:
-    """Parse UTF-8 bytes with the grammar of `lang`."""
+    """Parse UTF-8 bytes with the grammar of `lang` (always a fresh parse)."""
+    if _logs:
+        key = content_key(data)
+        with _lock:
+            for log in _logs:
+                log.parses.append((lang, key))
     return get_parser(lang).parse(data)
+
+
+def parse_cached(lang: str, data: bytes) -> Tree:
+    """The tree of `data`: the cached one when this exact text was parsed before, else a fresh
+    parse that is kept for the next use (trees are only read, never edited in place)."""
+    key = (lang, content_key(data))
+    with _lock:
+        tree = _cache.get(key)
+        if tree is not None:
+            _cache.move_to_end(key)
+            return tree
+    tree = parse(lang, data)
+    with _lock:
+        _cache[key] = tree
+        while len(_cache) > _CACHE_TREES:
+            _cache.popitem(last=False)
+    return tree
+
+
+def forget_trees() -> None:
+    """Empty the tree cache (tests and bench/ measure from a cold start)."""
+    with _lock:
+        _cache.clear()
+
+
+def cached_tree(lang: str, data: bytes) -> Tree | None:
+    """The cached tree of `data` if there is one (nothing is parsed or stored)."""
+    key = (lang, content_key(data))
+    with _lock:
+        return _cache.get(key)
 
 
 def syntax_problems(tree: Tree, data: bytes) -> list[SyntaxProblem]:

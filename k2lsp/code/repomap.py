@@ -35,6 +35,7 @@ from k2lsp.code.files import list_source_files
 from k2lsp.code.languages import language_for
 from k2lsp.code.refs import identifier_votes
 from k2lsp.code.store import Store, chunks, dec, enc
+from k2lsp.code.parse import cached_tree
 from k2lsp.code.symbols import Symbol, extract_symbols
 from k2lsp.errors import PathError
 
@@ -108,7 +109,8 @@ def _analyze(rel: str, data: bytes) -> tuple[Record, dict[str, int]]:
         return _record((), {}, "too large", ()), {}
     from k2lsp.code.rank import name_prior
 
-    symbols = extract_symbols(lang, data)
+    # A file an editing tool just wrote was parsed by it: reuse that tree.
+    symbols = extract_symbols(lang, data, cached_tree(lang, data))
     # Names repeat across thousands of files: one shared string each (also in the pickles).
     idents = {intern(k): v for k, v in identifier_votes(text).items()}
     statics = tuple((idents.get(s.name, 0), name_prior(s.name, s.kind, s.depth)) for s in symbols)

@@ -59,6 +59,7 @@ def edit_file(ctx: ToolContext, args: EditFileParams) -> str:
     fileops.atomic_write(ctx.root, abs_path, disk)
     if rel in ctx.workspace.overlay:
         ctx.workspace.overlay[rel] = disk
+    fileops.remember_tree(rel, disk)
     diff = fileops.diff_of(rel, tf.raw, disk)
     ctx.record_edit(rel, diff)
     first = text.count("\n", 0, idx) + 1
