@@ -33,9 +33,9 @@ from k2lsp import safefs
 from k2lsp.code.cache import content_hash, default_cache_dir
 from k2lsp.code.files import list_source_files
 from k2lsp.code.languages import language_for
+from k2lsp.code.parse import cached_tree
 from k2lsp.code.refs import identifier_votes
 from k2lsp.code.store import Store, chunks, dec, enc
-from k2lsp.code.parse import cached_tree
 from k2lsp.code.symbols import Symbol, extract_symbols
 from k2lsp.errors import PathError
 
