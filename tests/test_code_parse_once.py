@@ -164,3 +164,18 @@ def test_repo_map_reuses_the_tree_of_an_edit(tmp_path: Path) -> None:
         res = run(tmp_path, "find_symbol", events, name="Shop.price")
     assert res.ok and "shop.py:7-9 method Shop.price" in res.text
     assert log.of((tmp_path / "shop.py").read_text()) == 0  # refreshed from the edit's tree
+
+
+def test_tree_cache_is_keyed_by_language_and_content_and_keeps_no_huge_text() -> None:
+    from k2lsp.code.parse import _CACHE_TEXT_BYTES, cached_tree, parse_cached
+
+    small = b"def f():\n    return 1\n"
+    with count_parses() as log:
+        tree = parse_cached("python", small)
+        assert parse_cached("python", small) is tree and cached_tree("python", small) is tree
+        assert cached_tree("python", small + b"\n") is None  # another text
+        parse_cached("javascript", small)  # another grammar: its own tree
+        big = b"x = 1\n" * (_CACHE_TEXT_BYTES // 6 + 1)
+        parse_cached("python", big)
+        assert cached_tree("python", big) is None  # parsed, not kept (trees are ~40x the text)
+    assert log.of(small) == 2 and log.of(big) == 1 and log.count == 3

@@ -1,6 +1,7 @@
 """Parsing helpers: parse text with the right grammar and list its syntax errors.
 
-Every tree-sitter parse of the package goes through `parse`. An edit parses a file's text
+Every tree-sitter parse of `k2lsp.code` and the tools goes through `parse` (the server's test
+detection parses incrementally with its own parser). An edit parses a file's text
 through `parse_cached`, which keeps the last few trees keyed by language and content hash: the
 tree of the text a tool wrote serves the syntax gate, the next edit's symbol lookup (its old
 text) and the repo map's refresh of that file, so an edit parses each text once.
@@ -38,8 +39,12 @@ class SyntaxProblem:
         return f"missing {self.missing!r}" if self.missing else "unexpected syntax"
 
 
-_CACHE_TREES = 8  # trees kept: the files being edited now (a tree is a few times its text)
-_cache: OrderedDict[tuple[str, bytes], Tree] = OrderedDict()
+# Trees kept: the files being edited now. A tree takes ~40 times its text in memory, so the
+# cache is bounded by the text it covers too; a bigger text is parsed but not kept.
+_CACHE_TREES = 8
+_CACHE_TEXT_BYTES = 1_000_000
+_cache: OrderedDict[tuple[str, bytes], tuple[Tree, int]] = OrderedDict()
+_cached_bytes = 0
 _lock = threading.Lock()
 
 
@@ -94,31 +99,42 @@ def parse(lang: str, data: bytes) -> Tree:
 def parse_cached(lang: str, data: bytes) -> Tree:
     """The tree of `data`: the cached one when this exact text was parsed before, else a fresh
     parse that is kept for the next use (trees are only read, never edited in place)."""
+    global _cached_bytes
     key = (lang, content_key(data))
     with _lock:
-        tree = _cache.get(key)
-        if tree is not None:
+        hit = _cache.get(key)
+        if hit is not None:
             _cache.move_to_end(key)
-            return tree
+            return hit[0]
     tree = parse(lang, data)
+    size = len(data)
+    if size > _CACHE_TEXT_BYTES // 2:
+        return tree
     with _lock:
-        _cache[key] = tree
-        while len(_cache) > _CACHE_TREES:
-            _cache.popitem(last=False)
+        if key not in _cache:
+            _cache[key] = (tree, size)
+            _cached_bytes += size
+        while len(_cache) > _CACHE_TREES or _cached_bytes > _CACHE_TEXT_BYTES:
+            _cached_bytes -= _cache.popitem(last=False)[1][1]
     return tree
 
 
 def forget_trees() -> None:
     """Empty the tree cache (tests and bench/ measure from a cold start)."""
+    global _cached_bytes
     with _lock:
         _cache.clear()
+        _cached_bytes = 0
 
 
 def cached_tree(lang: str, data: bytes) -> Tree | None:
     """The cached tree of `data` if there is one (nothing is parsed or stored)."""
+    if not _cache or len(data) > _CACHE_TEXT_BYTES // 2:
+        return None  # nothing kept, or never kept: no need to hash it (a cold repo map scan)
     key = (lang, content_key(data))
     with _lock:
-        return _cache.get(key)
+        hit = _cache.get(key)
+        return None if hit is None else hit[0]
 
 
 def syntax_problems(tree: Tree, data: bytes) -> list[SyntaxProblem]:
