@@ -8,6 +8,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from k2lsp.agent.events import Emitter
 from k2lsp.code.parse import count_parses, forget_trees
@@ -179,3 +181,18 @@ def test_tree_cache_is_keyed_by_language_and_content_and_keeps_no_huge_text() ->
         parse_cached("python", big)
         assert cached_tree("python", big) is None  # parsed, not kept (trees are ~40x the text)
     assert log.of(small) == 2 and log.of(big) == 1 and log.count == 3
+
+
+@given(
+    raw=st.text(alphabet="ab \t\r\n", max_size=40),
+    new=st.text(alphabet="ab \t\r\n", max_size=40),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_one_diff_is_the_diff_of_what_was_on_disk_and_what_was_written(
+    raw: str, new: str
+) -> None:
+    from k2lsp.tools import fileops
+
+    tf = fileops.TextFile("f.py", raw, fileops.uses_crlf(raw))
+    disk = tf.to_disk(new)
+    assert tf.diff_to("f.py", new, disk) == fileops.diff_of("f.py", raw, disk)
