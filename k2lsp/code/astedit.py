@@ -16,8 +16,8 @@ import difflib
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from k2lsp.code.parse import parse, parse_cached
-from k2lsp.code.symbols import Symbol, extract_symbols
+from k2lsp.code.parse import parse
+from k2lsp.code.symbols import Symbol, symbols_of
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -317,8 +317,7 @@ def replace_definitions(lang: str, text: str, sym: Symbol, code: str) -> list[st
 
 def resolve_in_text(lang: str, text: str, query: str, rel: str) -> Symbol:
     """Find the definition `query` names in `text` (parsed once; a cached tree is reused)."""
-    data = text.encode("utf-8", "surrogatepass")
-    return find_definition(extract_symbols(lang, data, parse_cached(lang, data)), query, rel)
+    return find_definition(symbols_of(lang, text.encode("utf-8", "surrogatepass")), query, rel)
 
 
 def block(lang: str, code: str, target: str) -> str:

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from k2lsp.code.languages import get_parser
 
@@ -43,7 +43,8 @@ class SyntaxProblem:
 # cache is bounded by the text it covers too; a bigger text is parsed but not kept.
 _CACHE_TREES = 8
 _CACHE_TEXT_BYTES = 1_000_000
-_cache: OrderedDict[tuple[str, bytes], tuple[Tree, int]] = OrderedDict()
+# Per entry: the tree, the text's size, and what was derived from it (its symbols...).
+_cache: OrderedDict[tuple[str, bytes], tuple[Tree, int, dict[str, Any]]] = OrderedDict()
 _cached_bytes = 0
 _lock = threading.Lock()
 
@@ -99,24 +100,32 @@ def parse(lang: str, data: bytes) -> Tree:
 def parse_cached(lang: str, data: bytes) -> Tree:
     """The tree of `data`: the cached one when this exact text was parsed before, else a fresh
     parse that is kept for the next use (trees are only read, never edited in place)."""
+    return parse_entry(lang, data)[0]
+
+
+def parse_entry(lang: str, data: bytes) -> tuple[Tree, dict[str, Any]]:
+    """`parse_cached`'s tree and the memo of values derived from this text (kept with the
+    tree; a fresh dict when the text is too large to keep)."""
     global _cached_bytes
     key = (lang, content_key(data))
     with _lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
-            return hit[0]
+            return hit[0], hit[2]
     tree = parse(lang, data)
     size = len(data)
+    memo: dict[str, Any] = {}
     if size > _CACHE_TEXT_BYTES // 2:
-        return tree
+        return tree, memo
     with _lock:
-        if key not in _cache:
-            _cache[key] = (tree, size)
-            _cached_bytes += size
+        if key in _cache:  # another thread parsed it meanwhile: share its entry
+            return _cache[key][0], _cache[key][2]
+        _cache[key] = (tree, size, memo)
+        _cached_bytes += size
         while len(_cache) > _CACHE_TREES or _cached_bytes > _CACHE_TEXT_BYTES:
             _cached_bytes -= _cache.popitem(last=False)[1][1]
-    return tree
+    return tree, memo
 
 
 def forget_trees() -> None:
@@ -129,12 +138,18 @@ def forget_trees() -> None:
 
 def cached_tree(lang: str, data: bytes) -> Tree | None:
     """The cached tree of `data` if there is one (nothing is parsed or stored)."""
+    hit = cached_entry(lang, data)
+    return None if hit is None else hit[0]
+
+
+def cached_entry(lang: str, data: bytes) -> tuple[Tree, dict[str, Any]] | None:
+    """The cached tree of `data` and its memo, if there is one (nothing is parsed or stored)."""
     if not _cache or len(data) > _CACHE_TEXT_BYTES // 2:
         return None  # nothing kept, or never kept: no need to hash it (a cold repo map scan)
     key = (lang, content_key(data))
     with _lock:
         hit = _cache.get(key)
-        return None if hit is None else hit[0]
+        return None if hit is None else (hit[0], hit[2])
 
 
 def syntax_problems(tree: Tree, data: bytes) -> list[SyntaxProblem]:

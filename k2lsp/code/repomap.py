@@ -33,10 +33,9 @@ from k2lsp import safefs
 from k2lsp.code.cache import content_hash, default_cache_dir
 from k2lsp.code.files import list_source_files
 from k2lsp.code.languages import language_for
-from k2lsp.code.parse import cached_tree
 from k2lsp.code.refs import identifier_votes
 from k2lsp.code.store import Store, chunks, dec, enc
-from k2lsp.code.symbols import Symbol, extract_symbols
+from k2lsp.code.symbols import Symbol, symbols_of
 from k2lsp.errors import PathError
 
 log = logging.getLogger(__name__)
@@ -109,8 +108,9 @@ def _analyze(rel: str, data: bytes) -> tuple[Record, dict[str, int]]:
         return _record((), {}, "too large", ()), {}
     from k2lsp.code.rank import name_prior
 
-    # A file an editing tool just wrote was parsed by it: reuse that tree.
-    symbols = extract_symbols(lang, data, cached_tree(lang, data))
+    # A file an editing tool just wrote was parsed by it: reuse that tree (and keep the symbols
+    # with it for the next edit's lookup).
+    symbols = symbols_of(lang, data, keep=False)
     # Names repeat across thousands of files: one shared string each (also in the pickles).
     idents = {intern(k): v for k, v in identifier_votes(text).items()}
     statics = tuple((idents.get(s.name, 0), name_prior(s.name, s.kind, s.depth)) for s in symbols)
