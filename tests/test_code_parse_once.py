@@ -196,3 +196,43 @@ def test_the_one_diff_is_the_diff_of_what_was_on_disk_and_what_was_written(
     tf = fileops.TextFile("f.py", raw, fileops.uses_crlf(raw))
     disk = tf.to_disk(new)
     assert tf.diff_to("f.py", new, disk) == fileops.diff_of("f.py", raw, disk)
+
+
+def test_repo_map_and_the_next_edit_share_one_symbol_extraction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from k2lsp.code import symbols
+
+    (tmp_path / "geo.js").write_text(JS)
+    events: list[tuple[str, dict]] = []
+    res = run(
+        tmp_path,
+        "replace_symbol",
+        events,
+        path="geo.js",
+        symbol="Box.size",
+        code="size() {\n  return 2;\n}",
+    )
+    assert res.ok, res.text
+    written = (tmp_path / "geo.js").read_bytes()
+    extracted: list[bytes] = []
+    real = symbols.extract_symbols
+
+    def counting(lang: str, data: bytes, tree: object | None = None) -> list[symbols.Symbol]:
+        extracted.append(data)
+        return real(lang, data, tree)
+
+    monkeypatch.setattr(symbols, "extract_symbols", counting)
+    with count_parses() as log:
+        assert run(tmp_path, "find_symbol", events, name="Box.size").ok  # the map's refresh
+        res = run(
+            tmp_path,
+            "replace_symbol",
+            events,
+            path="geo.js",
+            symbol="area",
+            code="function area(r) {\n  return r;\n}",
+        )
+    assert res.ok, res.text
+    assert extracted.count(written) == 1  # by the refresh; the edit's lookup reused it
+    assert log.of(written) == 0  # the tree the first edit kept
