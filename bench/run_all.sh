@@ -29,6 +29,7 @@ section "file listing (ripgrep --files) vs git"; $PY bench/listing_bench.py --ru
 section "repo map vs Aider";                    $PY bench/repomap_bench.py --corpus "$corpus" --runs 3
 section "repo map at scale";                    $PY bench/scale_bench.py --sizes "$sizes"
 section "edit fidelity and the syntax gate";    $PY bench/edit_fidelity.py --corpus "$corpus"
+section "parses per edit vs main";             $PY bench/edit_parses.py --rounds "$runs"
 section "typing while a run delivers (Neovim)"; $PY bench/nvim_typing.py --tries 100
 section "sandbox overhead";                     $PY bench/sandbox_overhead.py
 section "sandbox attack campaign";               $PY bench/attack_campaign.py

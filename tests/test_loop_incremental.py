@@ -23,13 +23,13 @@ from k2lsp.agent.events import Emitter
 from k2lsp.agent.loop import AgentLoop
 from k2lsp.agent.prompts import initial_messages
 from k2lsp.agent.trajectory import Trajectory, replay_requests
-from k2lsp.config import Settings
+from k2lsp.config.settings import Settings
+from k2lsp.fake.script import Reply
+from k2lsp.fake.server import FakeK2Server
 from k2lsp.model.client import K2Client
-from k2lsp.model.fake_script import Reply
-from k2lsp.model.fake_server import FakeK2Server
 from k2lsp.model.request import WireHistory, build_messages
+from k2lsp.runs.workspace import Workspace
 from k2lsp.tools.base import ToolContext, ToolRegistry, tool
-from k2lsp.workspace import Workspace
 
 MODEL = "kimi-k2-thinking"
 STEPS = 12

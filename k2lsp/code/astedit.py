@@ -17,7 +17,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from k2lsp.code.parse import parse
-from k2lsp.code.symbols import Symbol, extract_symbols
+from k2lsp.code.symbols import Symbol, symbols_of
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -316,8 +316,8 @@ def replace_definitions(lang: str, text: str, sym: Symbol, code: str) -> list[st
 
 
 def resolve_in_text(lang: str, text: str, query: str, rel: str) -> Symbol:
-    """Parse `text` and find the definition `query` names."""
-    return find_definition(extract_symbols(lang, text.encode("utf-8", "surrogatepass")), query, rel)
+    """Find the definition `query` names in `text` (parsed once; a cached tree is reused)."""
+    return find_definition(symbols_of(lang, text.encode("utf-8", "surrogatepass")), query, rel)
 
 
 def block(lang: str, code: str, target: str) -> str:

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from k2lsp.code.languages import language_for
-from k2lsp.code.parse import SyntaxProblem, line_text, parse, syntax_problems
+from k2lsp.code.parse import SyntaxProblem, line_text, parse_cached, syntax_problems
 from k2lsp.errors import ToolError
 
 _SNIPPET_CHARS = 120
@@ -32,9 +32,10 @@ class CompileFailure:
 
 
 def problems_of(lang: str, text: str) -> tuple[bytes, list[SyntaxProblem]]:
-    """Encoded text and its syntax problems."""
+    """Encoded text and its syntax problems (from the cached tree when the text was parsed
+    before, e.g. by the symbol lookup of the same edit)."""
     data = text.encode("utf-8", "surrogatepass")
-    return data, syntax_problems(parse(lang, data), data)
+    return data, syntax_problems(parse_cached(lang, data), data)
 
 
 def python_failure(text: str, path: str) -> CompileFailure | None:

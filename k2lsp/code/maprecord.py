@@ -9,7 +9,7 @@ from typing import Any
 from k2lsp.code.cache import content_hash
 from k2lsp.code.languages import language_for
 from k2lsp.code.refs import identifier_votes
-from k2lsp.code.symbols import extract_symbols
+from k2lsp.code.symbols import symbols_of
 
 # A file's analysis, kept compact: (symbol tuples, identifier votes, a note, per-symbol (own
 # votes, prior), the defined names); all but the note and names are marshalled bytes decoded
@@ -79,7 +79,9 @@ def _analyze(rel: str, data: bytes) -> tuple[Record, dict[str, int]]:
         return _record((), {}, "too large", ()), {}
     from k2lsp.code.rank import name_prior
 
-    symbols = extract_symbols(lang, data)
+    # A file an editing tool just wrote was parsed by it: reuse that tree (and keep the symbols
+    # with it for the next edit's lookup).
+    symbols = symbols_of(lang, data, keep=False)
     # Names repeat across thousands of files: one shared string each (also in the pickles).
     idents = {intern(k): v for k, v in identifier_votes(text).items()}
     statics = tuple((idents.get(s.name, 0), name_prior(s.name, s.kind, s.depth)) for s in symbols)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 from k2lsp.code import langrules as lr
-from k2lsp.code.parse import parse
+from k2lsp.code.parse import cached_entry, parse, parse_entry
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -284,3 +284,18 @@ def extract_symbols(lang: str, data: bytes, tree: object | None = None) -> list[
     walker.visit_children(parsed.root_node, [], "")
     walker.out.sort(key=lambda s: (s.start_byte, -s.end_byte))
     return walker.out
+
+
+def symbols_of(lang: str, data: bytes, *, keep: bool = True) -> list[Symbol]:
+    """`extract_symbols` of `data`, reusing the cached tree and the symbols already extracted
+    from it (an edit's lookup after the repo map refreshed the file, or the reverse). With
+    `keep=False` nothing is parsed into the cache (the repo map's scan of a whole tree)."""
+    entry = parse_entry(lang, data) if keep else cached_entry(lang, data)
+    if entry is None:
+        return extract_symbols(lang, data)
+    tree, memo = entry
+    found: tuple[Symbol, ...] | None = memo.get("symbols")
+    if found is None:
+        found = tuple(extract_symbols(lang, data, tree))
+        memo["symbols"] = found
+    return list(found)

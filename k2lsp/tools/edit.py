@@ -59,7 +59,8 @@ def edit_file(ctx: ToolContext, args: EditFileParams) -> str:
     fileops.atomic_write(ctx.root, abs_path, disk)
     if rel in ctx.workspace.overlay:
         ctx.workspace.overlay[rel] = disk
-    diff = fileops.diff_of(rel, tf.raw, disk)
+    fileops.remember_tree(rel, disk)  # the gate's tree when it parsed; the next edit's lookup
+    diff = tf.diff_to(rel, new_full, disk)  # one diff: the event's and the model's
     ctx.record_edit(rel, diff)
     first = text.count("\n", 0, idx) + 1
     last = first + old.rstrip("\n").count("\n")

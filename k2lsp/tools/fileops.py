@@ -97,10 +97,17 @@ class TextFile:
     raw: str  # exactly as on disk (or in the editor buffer)
     crlf: bool  # every line ending is CRLF: edit `text`, write back with CRLF
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
-        """The content with LF line endings when the file is CRLF, else `raw`."""
+        """The content with LF line endings when the file is CRLF, else `raw` (converted once)."""
         return self.raw.replace("\r\n", "\n") if self.crlf else self.raw
+
+    def diff_to(self, rel: str, text: str, disk: str) -> str:
+        """`diff_of(rel, raw, disk)` for `disk == to_disk(text)`, without converting the
+        line endings again: a CRLF file's LF forms are `.text` and `text` already."""
+        if self.crlf and "\r\n" not in text:
+            return unified_diff(rel, rel, self.text, text)
+        return diff_of(rel, self.raw, disk)
 
     def to_disk(self, text: str) -> str:
         """`text` (in the form of `.text`) converted back to the file's line-ending style."""
@@ -180,6 +187,18 @@ def gate(rel: str, old_text: str | None, new_text: str) -> None:
     from k2lsp.code.gate import check_edit
 
     check_edit(rel, old_text, new_text)
+
+
+def remember_tree(rel: str, text: str) -> None:
+    """Parse the text an edit wrote once and keep its tree (content-hash cache in
+    `k2lsp.code.parse`): the next edit's symbol lookup and the repo map's refresh of the file
+    reuse it instead of parsing it again. Nothing for files no grammar covers."""
+    from k2lsp.code.languages import language_for
+    from k2lsp.code.parse import parse_cached
+
+    lang = language_for(rel)
+    if lang is not None:
+        parse_cached(lang, text.encode("utf-8", "surrogatepass"))
 
 
 def diff_of(rel: str, old: str | None, new: str | None) -> str:

@@ -278,17 +278,17 @@ def _write_all(ctx: ToolContext, plans: list[FileResult]) -> str:
             fileops.atomic_write(ctx.root, plan.abs_path, disk)
             if plan.rel in ctx.workspace.overlay:
                 ctx.workspace.overlay[plan.rel] = disk
+            fileops.remember_tree(plan.rel, plan.new_text)  # parsed by the gate when it looked
         if plan.delete_also is not None:
             fileops.remove_file(ctx.root, plan.delete_also[0])
-            diff = fileops.diff_of(plan.delete_also[1], old_raw, None) + fileops.diff_of(
-                plan.rel, None, disk
-            )
-            ctx.record_edit(
-                plan.delete_also[1], fileops.diff_of(plan.delete_also[1], old_raw, None)
-            )
+            removed = fileops.diff_of(plan.delete_also[1], old_raw, None)
+            diff = removed + fileops.diff_of(plan.rel, None, disk)
+            ctx.record_edit(plan.delete_also[1], removed)
             plan.note = f"renamed from {plan.delete_also[1]}" + (
                 f"; {plan.note}" if plan.note else ""
             )
+        elif plan.old is not None and plan.new_text is not None and disk is not None:
+            diff = plan.old.diff_to(plan.rel, plan.new_text, disk)
         else:
             diff = fileops.diff_of(plan.rel, old_raw, disk)
         ctx.record_edit(plan.rel, diff)

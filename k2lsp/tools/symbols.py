@@ -292,6 +292,7 @@ def _write(ctx: ToolContext, abs_path: Path, rel: str, tf: fileops.TextFile, new
     fileops.atomic_write(ctx.root, abs_path, disk)
     if rel in ctx.workspace.overlay:
         ctx.workspace.overlay[rel] = disk
-    diff = fileops.diff_of(rel, tf.raw, disk)
+    fileops.remember_tree(rel, new_text)  # the gate's tree when it parsed; the next lookup's
+    diff = tf.diff_to(rel, new_text, disk)  # one diff: the event's and the model's
     ctx.record_edit(rel, diff)
     return fileops.compact(diff)
