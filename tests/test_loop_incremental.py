@@ -163,7 +163,7 @@ async def test_the_encoded_body_is_what_the_sdk_would_send(
     both give the same bytes (watched at the SDK's encoder, the request really sent)."""
     import openai._base_client as sdk_base
 
-    from k2lsp.model.client import sdk_arguments
+    from k2lsp.model.failures import sdk_arguments
     from k2lsp.model.request import encode_body
 
     encoded: list[bytes] = []

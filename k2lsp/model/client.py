@@ -21,6 +21,7 @@ from k2lsp.model.attempts import check_retry_delay, failed_attempt_usage
 from k2lsp.model.catalog import ModelCatalog
 from k2lsp.model.cost import cost_usd
 from k2lsp.model.errors import Failure, classify_status, classify_stream_error
+from k2lsp.model.failures import _is_transport_error, _malformed, _Retry
 from k2lsp.model.request import (
     WireHistory,
     choose_max_tokens,
@@ -46,24 +47,6 @@ if TYPE_CHECKING:
     RetryCallback = Callable[[int, float, str], None]
 
 log = logging.getLogger(__name__)
-
-
-class _Retry(Exception):
-    """An attempt failed in a way another attempt may fix."""
-
-    def __init__(self, failure: Failure, malformed: bool = False) -> None:
-        super().__init__(failure.reason)
-        self.failure = failure
-        self.malformed = malformed
-
-
-def _malformed(reason: str) -> _Retry:
-    return _Retry(Failure(reason, True), malformed=True)
-
-
-def _is_transport_error(exc: BaseException) -> bool:
-    mod = type(exc).__module__
-    return isinstance(exc, OSError) or mod.startswith(("httpx", "httpcore", "h11", "anyio"))
 
 
 class K2Client(ModelCatalog):
@@ -408,15 +391,3 @@ class K2Client(ModelCatalog):
         """The assistant message to store: reasoning byte for byte in the host's field."""
         field = self.preset.reasoning_send or turn.reasoning_field or "reasoning_content"
         return turn.to_message(field)
-
-
-def sdk_arguments(body: dict[str, Any]) -> dict[str, Any]:
-    """Arguments for the SDK's `create` that send `body` as is.
-
-    The SDK walks every message of typed params to transform them (about 14 ms per request
-    with a long history); the body is already in wire form, so everything but the model goes
-    through `extra_body`, which the SDK merges into the JSON unchanged.
-    """
-    extra = dict(body.get("extra_body") or {})
-    rest = {k: v for k, v in body.items() if k not in ("model", "stream", "extra_body")}
-    return {"model": body["model"], "messages": [], "stream": True, "extra_body": {**rest, **extra}}
