@@ -18,6 +18,7 @@ from typing import Any
 
 from k2lsp.code import filelist
 from k2lsp.errors import PathError
+from k2lsp.fs import safefs
 
 # Files larger than this are refused by read-whole-file helpers (tools page them instead).
 MAX_TEXT_BYTES = 8 * 1024 * 1024
@@ -195,7 +196,9 @@ class Workspace:
                 f"{rel} is {size:,} bytes, over the {MAX_TEXT_BYTES:,}-byte limit for "
                 "whole-file use"
             )
-        data = abs_path.read_bytes()
+        # never through a link a sandboxed process swapped in after the check above
+        with safefs.open_read(self.root, abs_path.relative_to(self.root)) as fh:
+            data = fh.read(MAX_TEXT_BYTES + 1)
         return decode_text(data, rel)
 
 
