@@ -1,9 +1,11 @@
 """Renderers of the event stream for the headless CLI.
 
-- `JsonRenderer`: exactly the event stream, one redacted JSON object per line (`--json`).
+- `JsonRenderer`: exactly the event stream, one JSON object per line (`--json`).
 - `TerminalRenderer`: reasoning dimmed, content plain, one line per tool call and one per
   result, and (on a TTY) a live status line on stderr with step, tokens and cost.
-Both are `EventSink`s; they never raise on a closed pipe.
+Both are `EventSink`s; they never raise on a closed pipe. They do not redact: every event
+reaches them through the run's `redacting` fan-out, and what they write goes through the
+CLI's `SafeStream` boundary (`k2lsp.redact.boundary`), the last pass before the terminal.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ import sys
 from typing import Any, TextIO
 
 from k2lsp.agent.events import Event
-from k2lsp.redact import redact
-from k2lsp.redact.cache import redact_tree
 
 DIM, RESET, BOLD, RED, GREEN, YELLOW = (
     "\x1b[2m",
@@ -34,7 +34,7 @@ class JsonRenderer:
 
     def __call__(self, event: Event) -> None:
         """Write `event`."""
-        line = json.dumps(redact_tree(event.to_dict()), ensure_ascii=False, separators=(",", ":"))
+        line = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))
         _write(self.out, line + "\n")
 
 
@@ -119,18 +119,18 @@ class TerminalRenderer:
         )
 
     def _on_reasoning(self, d: dict[str, Any]) -> None:
-        self._delta("reasoning", redact(d.get("text", "")))
+        self._delta("reasoning", d.get("text", ""))
 
     def _on_content(self, d: dict[str, Any]) -> None:
-        self._delta("content", redact(d.get("text", "")))
+        self._delta("content", d.get("text", ""))
 
     def _on_tool_call(self, d: dict[str, Any]) -> None:
-        self._line(self._c(BOLD, f"→ {d.get('name')}") + " " + redact(fmt_args(d.get("args"))))
+        self._line(self._c(BOLD, f"→ {d.get('name')}") + " " + fmt_args(d.get("args")))
 
     def _on_tool_result(self, d: dict[str, Any]) -> None:
         ok = bool(d.get("ok"))
         mark = self._c(GREEN, "  ✓") if ok else self._c(RED, "  ✗")
-        self._line(f"{mark} {redact(one_line(d.get('summary') or d.get('text') or ''))}")
+        self._line(f"{mark} {one_line(d.get('summary') or d.get('text') or '')}")
 
     def _on_edit(self, d: dict[str, Any]) -> None:
         diff = str(d.get("diff", ""))
@@ -173,7 +173,7 @@ class TerminalRenderer:
         )
         _write(self.err, self._c(colour, head) + "\n")
         if d.get("exit_code") != 0 and d.get("summary"):
-            _write(self.err, redact(str(d["summary"])) + "\n")
+            _write(self.err, str(d["summary"]) + "\n")
 
     def status_text(self) -> str:
         """The live status line."""
