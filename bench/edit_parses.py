@@ -23,11 +23,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from revtree import export
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,18 +138,6 @@ def worker(edits: int, size: int) -> dict[str, Any]:
 
         asyncio.run(main())
     return out
-
-
-def export(rev: str, dest: Path) -> Path:
-    """`rev`'s tree (git archive) unpacked under `dest`."""
-    data = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", rev], capture_output=True, check=True
-    ).stdout
-    tar = dest / "src.tar"
-    tar.write_bytes(data)
-    with tarfile.open(tar) as tf:
-        tf.extractall(dest / "code", filter="data")
-    return dest / "code"
 
 
 def run_side(tree: Path, edits: int, size: int) -> dict[str, Any]:

@@ -24,7 +24,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -33,6 +32,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from revtree import export  # noqa: E402
 
 from k2lsp.fake.server import FakeK2Server, Reply  # noqa: E402
 
@@ -165,18 +166,6 @@ def one_run(code: Path, srv: FakeK2Server, deltas: int, work: Path) -> float:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def export(rev: str, dest: Path) -> Path:
-    """`rev`'s tree (git archive) unpacked under `dest`."""
-    data = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", rev], capture_output=True, check=True
-    ).stdout
-    tar = dest / "src.tar"
-    tar.write_bytes(data)
-    with tarfile.open(tar) as tf:
-        tf.extractall(dest / "code", filter="data")
-    return dest / "code"
 
 
 def main() -> None:
