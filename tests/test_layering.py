@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "code": 3,
     "runs": 4,
     "testrun": 4,
+    "lspc": 4,
     "tools": 5,
     "agent": 6,
     "fake": 7,

@@ -135,6 +135,23 @@ class RunFinishedEvent:
     summary: str
 
 
+@dataclass(frozen=True)
+class JobProgressEvent:
+    """Progress of a multi-batch job (`k2lsp refactor`): batch k of n, files, sites, tests, cost."""
+
+    job_id: str
+    phase: str  # planning | planned | batch | tests | check | done | failed | cancelled
+    batch: int
+    batches: int
+    files_done: int
+    files_total: int
+    sites_total: int
+    sites_left: int
+    tests: str  # passed | failed | not run | ...
+    cost_usd: float
+    message: str = ""
+
+
 EVENT_TYPES: dict[str, type] = {
     "run_started": RunStartedEvent,
     "reasoning": ReasoningEvent,
@@ -146,6 +163,7 @@ EVENT_TYPES: dict[str, type] = {
     "usage": UsageEvent,
     "status": StatusEvent,
     "run_finished": RunFinishedEvent,
+    "job_progress": JobProgressEvent,
 }
 
 # Event types and the fields each carries (besides run_id, seq, ts), from the classes above.

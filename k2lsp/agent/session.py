@@ -238,6 +238,7 @@ async def _drive(
     allow_tests = bool(getattr(settings, "allow_test_changes", False))
     ctx.state.setdefault("allow_test_changes", allow_tests or request.mode == "write_tests")
     ctx.state.setdefault("task", request.task)  # repo_map boosts what the task mentions
+    ctx.state.setdefault("base_text", lambda rel: _text(run_copy.base_bytes(rel)))  # diagnostics
     loop = AgentLoop(
         client,
         build_registry(),
@@ -267,6 +268,9 @@ async def _drive(
         result.outcome, result.summary = exc.outcome, str(exc)
     finally:
         result.usage, result.steps = budget.used, budget.steps
+        from k2lsp.tools.refs import close_servers  # language servers end with the run
+
+        await asyncio.shield(asyncio.to_thread(close_servers, ctx.state))
         if sandbox is not None:
             await asyncio.shield(asyncio.to_thread(sandbox.close))
     if result.outcome is not Outcome.CANCELLED:
@@ -280,6 +284,10 @@ async def _drive(
         )
         if result.outcome is Outcome.NO_CHANGE:
             result.summary = no_change_summary(finished.summary)
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", "surrogateescape")
 
 
 def _open_sandbox(settings: Any, root: Path, source: Path | None = None) -> tuple[Any, str]:

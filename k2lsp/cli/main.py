@@ -42,6 +42,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "restore the files as they were before the last delivery",
     ),
     "gc": ("k2lsp.cli.gc:cli_gc", "remove leftover run copies"),
+    "refactor": ("k2lsp.cli.refactor:cli", "repository-wide refactor job (plan, batches, resume)"),
     "events-schema": (
         "k2lsp.agent.event_schema:cli",
         "print the JSON schema of the --json event stream (docs/events.md)",

@@ -38,6 +38,8 @@ SENSITIVE_KEYS: tuple[str, ...] = (
     "allow_secrets",  # lets the model read .env, keys and the like
     "secret_globs",  # a `!pattern` lifts a default secret pattern
     "state_dir",  # where transcripts, trajectories and checkpoints are written
+    "lsp_servers",  # programs k2lsp starts on the run copy
+    "lsp_confine",  # "none" runs them without bubblewrap
 )
 TRUST_ENV = "K2LSP_TRUST_REPO"
 _STORE_VERSION = 1

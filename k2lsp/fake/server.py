@@ -30,6 +30,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -75,6 +76,7 @@ class FakeK2Server:
         self.context_limit = context_limit
         self.port = port
         self.requests: list[dict[str, Any]] = []
+        self.responder: Callable[[dict[str, Any]], ScriptItem] | None = None
         self.auth: list[bool] = []  # whether each request carried a Bearer token (never its value)
         self.missing_max_tokens: list[int] = []  # indexes of requests sent without max_tokens
         self.rejected: list[tuple[int, str]] = []  # (request index, 400 message)
@@ -193,6 +195,8 @@ class FakeK2Server:
             if err:
                 self.rejected.append((index, err))
                 return index, err, cached
+            if not self.script and self.responder is not None:
+                return index, self.responder(body), cached  # responder: body -> next item
             if not self.script:
                 return index, "exhausted", cached
             return index, self.script.pop(0), cached

@@ -18,6 +18,9 @@ TOOL_MODULES = (
     "k2lsp.tools.patch",
     "k2lsp.tools.testing",
     "k2lsp.tools.git_tools",
+    "k2lsp.tools.refs",
+    "k2lsp.tools.diagnostics",
+    "k2lsp.tools.rewrite",
 )
 
 

@@ -106,7 +106,23 @@ export interface RunFinishedEvent extends EventEnvelope {
   summary: string;
 }
 
-/** One event of a k2lsp run (see docs/events.md). */
-export type K2TypedEvent = RunStartedEvent | ReasoningEvent | ContentEvent | ToolCallEvent | ToolResultEvent | EditEvent | TestResultEvent | UsageEvent | StatusEvent | RunFinishedEvent;
+/** Progress of a multi-batch job (`k2lsp refactor`): batch k of n, files, sites, tests, cost. */
+export interface JobProgressEvent extends EventEnvelope {
+  type: "job_progress";
+  job_id: string;
+  phase: string;
+  batch: number;
+  batches: number;
+  files_done: number;
+  files_total: number;
+  sites_total: number;
+  sites_left: number;
+  tests: string;
+  cost_usd: number;
+  message?: string;
+}
 
-export type K2EventType = "run_started" | "reasoning" | "content" | "tool_call" | "tool_result" | "edit" | "test_result" | "usage" | "status" | "run_finished";
+/** One event of a k2lsp run (see docs/events.md). */
+export type K2TypedEvent = RunStartedEvent | ReasoningEvent | ContentEvent | ToolCallEvent | ToolResultEvent | EditEvent | TestResultEvent | UsageEvent | StatusEvent | RunFinishedEvent | JobProgressEvent;
+
+export type K2EventType = "run_started" | "reasoning" | "content" | "tool_call" | "tool_result" | "edit" | "test_result" | "usage" | "status" | "run_finished" | "job_progress";

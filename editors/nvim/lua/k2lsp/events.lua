@@ -46,6 +46,10 @@ M.FIELDS = {
     required = { "outcome", "exit_code", "summary" },
     optional = {},
   },
+  job_progress = {
+    required = { "job_id", "phase", "batch", "batches", "files_done", "files_total", "sites_total", "sites_left", "tests", "cost_usd" },
+    optional = { "message" },
+  },
 }
 
 return M
