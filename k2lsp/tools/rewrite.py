@@ -146,7 +146,7 @@ def rewrite(ctx: ToolContext, args: RewriteParams) -> ToolResult:
     counts = "\n".join(f"  {rel}: {len(e)}" for rel, e in sorted(per_file.items()))
     if not args.apply:
         head = (
-            f"Dry run: {fileops.plural(total, 'match')} in {fileops.plural(len(per_file), 'file')}."
+            f"Dry run: {_matches(total)} in {fileops.plural(len(per_file), 'file')}."
         )
         text = f"{head}\n{counts}\nSample:\n" + "\n".join(samples) if total else head
         if total:
@@ -154,9 +154,13 @@ def rewrite(ctx: ToolContext, args: RewriteParams) -> ToolResult:
         return ToolResult(True, cap_output(text), head)
     done = apply_file_edits(ctx, per_file)
     head = (
-        f"Rewrote {fileops.plural(done.count, 'match')} in "
+        f"Rewrote {_matches(done.count)} in "
         f"{fileops.plural(len(done.written), 'file')}."
     )
     lines = [head, *(f"  {r}: {n}" for r, n in sorted(done.written.items()))]
     lines += [f"REFUSED {rel}: {why}" for rel, why in sorted(done.refused.items())]
     return ToolResult(not done.refused, cap_output("\n".join(lines)), head)
+
+
+def _matches(n: int) -> str:
+    return f"{n:,} match" if n == 1 else f"{n:,} matches"
