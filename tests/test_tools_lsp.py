@@ -23,9 +23,18 @@ needs_jedi = pytest.mark.skipif(find_server("python") is None, reason="no jedi-l
 
 PKG = {
     "pkg/__init__.py": "",
-    "pkg/core.py": "def load(path):\n    return open(path).read()\n\n\ndef other():\n    return load('x')\n",
-    "pkg/cache.py": "class Cache:\n    def load(self, key):\n        return key\n\n\ndef warm(c):\n    return c.load('k')\n",
-    "pkg/use.py": "from pkg.core import load\nfrom pkg import core\n\n\ndef main():\n    # load is mentioned here\n    text = load('a') + core.load('b')\n    return text, 'load'\n",
+    "pkg/core.py": (
+        "def load(path):\n    return open(path).read()\n\n\ndef other():\n    return load('x')\n"
+    ),
+    "pkg/cache.py": (
+        "class Cache:\n    def load(self, key):\n        return key\n\n\n"
+        "def warm(c):\n    return c.load('k')\n"
+    ),
+    "pkg/use.py": (
+        "from pkg.core import load\nfrom pkg import core\n\n\ndef main():\n"
+        "    # load is mentioned here\n    text = load('a') + core.load('b')\n"
+        "    return text, 'load'\n"
+    ),
 }
 
 
