@@ -89,8 +89,8 @@ class RenameJob:
 
     def _rewrite(self, files: list[str], *, apply: bool) -> dict[str, Any]:
         return {
-            "pattern": f"{self.new}($S)",
-            "replacement": f"{self.new}($S, {self.extra})",
+            "pattern": f"{self.new}($$$A)",
+            "replacement": f"{self.new}($$$A, {self.extra})",
             "paths": files,
             "language": self.language,
             "apply": apply,

@@ -82,7 +82,8 @@ def server_result(project: Path, job: RenameJob) -> dict[str, str]:
     out = dict(texts)
     for rel, edits in per_file.items():
         out[rel] = apply_edits(texts[rel], edits)
-        calls = file_edits(rel, out[rel], "python", f"{job.new}($S)", f"{job.new}($S, {job.extra})")
+        pattern, replacement = f"{job.new}($$$A)", f"{job.new}($$$A, {job.extra})"
+        calls = file_edits(rel, out[rel], "python", pattern, replacement)
         out[rel] = apply_edits(out[rel], calls)
     out[job.path] = out[job.path].replace(job.def_old, job.def_new, 1)
     return out

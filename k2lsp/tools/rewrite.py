@@ -145,18 +145,13 @@ def rewrite(ctx: ToolContext, args: RewriteParams) -> ToolResult:
     total = sum(len(e) for e in per_file.values())
     counts = "\n".join(f"  {rel}: {len(e)}" for rel, e in sorted(per_file.items()))
     if not args.apply:
-        head = (
-            f"Dry run: {_matches(total)} in {fileops.plural(len(per_file), 'file')}."
-        )
+        head = f"Dry run: {_matches(total)} in {fileops.plural(len(per_file), 'file')}."
         text = f"{head}\n{counts}\nSample:\n" + "\n".join(samples) if total else head
         if total:
             text += "\nCall rewrite again with apply=true to write these changes."
         return ToolResult(True, cap_output(text), head)
     done = apply_file_edits(ctx, per_file)
-    head = (
-        f"Rewrote {_matches(done.count)} in "
-        f"{fileops.plural(len(done.written), 'file')}."
-    )
+    head = f"Rewrote {_matches(done.count)} in {fileops.plural(len(done.written), 'file')}."
     lines = [head, *(f"  {r}: {n}" for r, n in sorted(done.written.items()))]
     lines += [f"REFUSED {rel}: {why}" for rel, why in sorted(done.refused.items())]
     return ToolResult(not done.refused, cap_output("\n".join(lines)), head)

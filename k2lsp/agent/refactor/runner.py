@@ -109,7 +109,7 @@ async def _drive(job: Job, result: JobResult) -> None:
     if job.opts.deliver and changes and job.job.head != job.run_copy.base_commit:
         result.branch = await asyncio.to_thread(gitwork.deliver_branch, job.run_copy, job.job.head)
     result.patch = changes.diff() if changes else ""
-    result.outcome = Outcome.TESTS_FAILED if tests == "failed" else Outcome.SUCCESS
+    result.outcome = Outcome.TESTS_FAILED if tests in ("failed", "timed_out") else Outcome.SUCCESS
     where = f" on branch {result.branch}" if result.branch else ""
     result.summary = (
         f"job {job.job.id}: {len(job.job.batches)} batches, {len(changes.files)} files changed"
@@ -149,8 +149,12 @@ async def _tests(job: Job, plan: Plan) -> str:
     if job.sandbox is None and not plan.args.verify:
         return "not run"
     args = {"command": plan.args.verify} if plan.args.verify else {}
+    job.ctx.state.pop("last_test_result", None)
     res = await job_registry(False).execute("run_tests", args, job.ctx)
-    return "passed" if res.ok else "failed"
+    data = job.ctx.state.get("last_test_result")
+    if isinstance(data, dict) and data.get("status"):
+        return "passed" if res.ok else str(data["status"])  # passed|failed|no_tests|error...
+    return "passed" if res.ok else "error"
 
 
 def completeness(job: Job, plan: Plan) -> list[Site]:
