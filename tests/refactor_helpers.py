@@ -20,9 +20,9 @@ class RenameJob:
     path: str
     old: str
     new: str
-    extra: str
-    def_old: str
-    def_new: str
+    extra: str = ""
+    def_old: str = ""
+    def_new: str = ""
     verify: str = ""
     batch_files: int = 3
     language: str = "python"
@@ -30,6 +30,8 @@ class RenameJob:
     @property
     def task(self) -> str:
         """The request in words."""
+        if not self.extra:
+            return f"Rename {self.old} to {self.new} everywhere."
         return (
             f"Rename {self.old} to {self.new} everywhere and pass {self.extra} explicitly at "
             f"every call site; its signature becomes `{self.def_new.strip()}`."
@@ -63,28 +65,17 @@ class RenameJob:
         return Reply(reasoning="planned", content="Plan recorded.")
 
     def _batch(self, step: int, files: list[str]) -> Reply:
-        calls: list[list[tuple[str, dict[str, Any]]]] = [
-            [
-                (
-                    "rename_symbol",
-                    {"path": self.path, "symbol": self.old, "new_name": self.new, "paths": files},
-                )
-            ],
-            [("rewrite", self._rewrite(files, apply=False))],
-            [("rewrite", self._rewrite(files, apply=True))],
-        ]
-        if self.path in files:
-            calls.append(
-                [
-                    (
-                        "edit_file",
-                        {"path": self.path, "old_text": self.def_old, "new_text": self.def_new},
-                    )
-                ]
-            )
-        calls.append([("diagnostics", {"paths": files})])
+        rename = {"path": self.path, "symbol": self.old, "new_name": self.new, "paths": files}
+        calls: list[tuple[str, dict[str, Any]]] = [("rename_symbol", rename)]
+        if self.extra:
+            calls.append(("rewrite", self._rewrite(files, apply=False)))
+            calls.append(("rewrite", self._rewrite(files, apply=True)))
+        if self.path in files and self.def_old:
+            edit = {"path": self.path, "old_text": self.def_old, "new_text": self.def_new}
+            calls.append(("edit_file", edit))
+        calls.append(("diagnostics", {"paths": files}))
         if step < len(calls):
-            return Reply(reasoning=f"batch step {step}", tool_calls=list(calls[step]))
+            return Reply(reasoning=f"batch step {step}", tool_calls=[calls[step]])
         return Reply(reasoning="done", content=f"Renamed and updated calls in {len(files)} files.")
 
     def _rewrite(self, files: list[str], *, apply: bool) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import threading
 from collections.abc import Callable
@@ -39,6 +40,8 @@ class Connection:
         env: dict[str, str],
         on_notify: Callable[[str, Any], None] | None = None,
     ) -> None:
+        log_path = os.environ.get("K2LSP_LSP_LOG")  # a server's stderr, for debugging it
+        stderr: Any = open(log_path, "ab") if log_path else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
                 argv,
@@ -46,11 +49,14 @@ class Connection:
                 env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
+                stderr=stderr,
                 start_new_session=True,
             )
         except OSError as exc:
             raise LspError(f"cannot start language server {argv[0]!r}: {exc}") from None
+        finally:
+            if log_path:
+                stderr.close()
         self.on_notify = on_notify
         self._next = 0
         self._pending: dict[int, Future[Any]] = {}
@@ -115,6 +121,8 @@ class Connection:
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if "id" in message and "method" in message:  # a request from the server
+            if self.on_notify is not None and message["method"] == "window/workDoneProgress/create":
+                self.on_notify(str(message["method"]), message.get("params"))
             self._send_quiet({"jsonrpc": "2.0", "id": message["id"], "result": _answer(message)})
         elif "id" in message:
             with self._lock:

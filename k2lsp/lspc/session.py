@@ -18,6 +18,10 @@ from k2lsp.lspc.text import Lines, Site, rel_of_uri, uri_of
 INIT_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 120.0
 MAX_DOC_BYTES = 4 * 1024 * 1024
+SETTLE_TRIES = 30
+SETTLE_PAUSE_S = 1.0
+PROGRESS_GRACE_S = 2.0  # how long a fresh server may take to announce its loading work
+READY_TIMEOUT_S = 300.0
 
 
 class ServerSession:
@@ -35,6 +39,10 @@ class ServerSession:
         self._diag_seen: dict[str, int] = {}
         self._cond = threading.Condition()
         self._lock = threading.Lock()  # one request sequence at a time
+        self.settled = False  # has the server answered a query the same way twice?
+        self._busy: set[str] = set()  # progress tokens of work the server is doing
+        self._progress_seen = False
+        self._ready_checked = False
 
     @property
     def name(self) -> str:
@@ -47,7 +55,8 @@ class ServerSession:
         env = {k: v for k, v in os.environ.items() if not _secretish(k)}
         self.conn = Connection(argv, cwd=str(self.root), env=env, on_notify=self._notified)
         params = {
-            "processId": os.getpid(),
+            # In its own PID namespace the server cannot see our pid (it would exit at once).
+            "processId": None if argv[0].endswith("bwrap") else os.getpid(),
             "rootUri": uri_of(self.root),
             "rootPath": str(self.root),
             "workspaceFolders": [{"uri": uri_of(self.root), "name": self.root.name}],
@@ -73,7 +82,34 @@ class ServerSession:
         return self.conn is not None and self.conn.alive
 
     # ---- documents ------------------------------------------------------------------------
+    def _progress(self, method: str, params: Any) -> None:
+        """Track the server's work-done progress (project loading, indexing)."""
+        token = str(params.get("token")) if isinstance(params, dict) else ""
+        with self._cond:
+            if method == "window/workDoneProgress/create":
+                self._busy.add(token)
+            else:
+                kind = (params.get("value") or {}).get("kind") if isinstance(params, dict) else None
+                if kind == "begin":
+                    self._busy.add(token)
+                elif kind == "end":
+                    self._busy.discard(token)
+            self._progress_seen = True
+            self._cond.notify_all()
+
+    def wait_ready(self) -> None:
+        """Before the first query: give the server a moment to announce work (loading a
+        project), then wait until all announced work has ended."""
+        with self._cond:
+            if not self._ready_checked:
+                self._cond.wait_for(lambda: self._progress_seen, PROGRESS_GRACE_S)
+                self._ready_checked = True
+            self._cond.wait_for(lambda: not self._busy or not self.alive, READY_TIMEOUT_S)
+
     def _notified(self, method: str, params: Any) -> None:
+        if method in ("$/progress", "window/workDoneProgress/create"):
+            self._progress(method, params)
+            return
         if method != "textDocument/publishDiagnostics" or not isinstance(params, dict):
             return
         try:
@@ -138,24 +174,45 @@ class ServerSession:
     def _at(self, rel: str, line: int, column: int) -> tuple[dict[str, Any], Lines]:
         self.refresh()
         lines = Lines(self.sync(rel))
+        self.wait_ready()
         return {
             "textDocument": {"uri": uri_of(self.root / rel)},
             "position": lines.position(line, column),
         }, lines
 
+    def _references(self, rel: str, line: int, column: int) -> list[Site]:
+        assert self.conn is not None
+        params, _ = self._at(rel, line, column)
+        params["context"] = {"includeDeclaration": True}
+        raw = self.conn.request("textDocument/references", params, timeout=REQUEST_TIMEOUT_S)
+        return self._sites(raw if isinstance(raw, list) else [])
+
+    def _settle(self, rel: str, line: int, column: int) -> list[Site]:
+        """The first query of a session: some servers (tsserver) answer from a half-loaded
+        project at first, so ask until two answers in a row agree."""
+        sites = self._references(rel, line, column)
+        if self.settled:
+            return sites
+        for _ in range(SETTLE_TRIES):
+            time.sleep(SETTLE_PAUSE_S)
+            again = self._references(rel, line, column)
+            if again == sites:
+                break
+            sites = again
+        self.settled = True
+        return sites
+
     def references(self, rel: str, line: int, column: int) -> list[Site]:
         """Every reference (declaration included) of the symbol at 1-based line/column."""
-        assert self.conn is not None
         with self._lock:
-            params, _ = self._at(rel, line, column)
-            params["context"] = {"includeDeclaration": True}
-            raw = self.conn.request("textDocument/references", params, timeout=REQUEST_TIMEOUT_S)
-        return self._sites(raw if isinstance(raw, list) else [])
+            return self._settle(rel, line, column)
 
     def rename(self, rel: str, line: int, column: int, new_name: str) -> Any:
         """The server's WorkspaceEdit renaming the symbol at 1-based line/column."""
         assert self.conn is not None
         with self._lock:
+            if not self.settled:
+                self._settle(rel, line, column)
             params, _ = self._at(rel, line, column)
             params["newName"] = new_name
             return self.conn.request("textDocument/rename", params, timeout=REQUEST_TIMEOUT_S)
@@ -220,5 +277,5 @@ _CAPABILITIES: dict[str, Any] = {
         "rename": {"prepareSupport": False},
         "publishDiagnostics": {"relatedInformation": False, "versionSupport": True},
     },
-    "window": {"workDoneProgress": False},
+    "window": {"workDoneProgress": True},
 }
