@@ -226,3 +226,6 @@ def register(server: K2LanguageServer) -> None:
     server.command(protocol.CMD_ACCEPT)(_guarded("resolve_preview", True))
     server.command(protocol.CMD_REJECT)(_guarded("resolve_preview", False))
     server.command(protocol.CMD_TRUST)(_trust)
+    from k2lsp.server.refactor_job import CMD_REFACTOR_REPOSITORY, refactor_repository
+
+    server.command(CMD_REFACTOR_REPOSITORY)(refactor_repository)
