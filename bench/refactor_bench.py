@@ -29,6 +29,8 @@ from k2lsp.lspc.fallback import name_sites  # noqa: E402
 from k2lsp.lspc.servers import ServerSpec, find_server  # noqa: E402
 from k2lsp.lspc.session import ServerSession  # noqa: E402
 
+SHARED_NAMES = ("run", "load", "template")
+
 
 def compare(root: Path, spec: ServerSpec, path: str, name: str) -> dict[str, Any]:
     """Sites by the server vs by name matching, and the time each took."""
@@ -36,7 +38,7 @@ def compare(root: Path, spec: ServerSpec, path: str, name: str) -> dict[str, Any
     line = next(
         i
         for i, t in enumerate(lines, 1)
-        if (f"{name}(" in t and "function" in t) or f"def {name}(" in t
+        if (f"{name}(" in t and "function" in t) or t.startswith(f"def {name}(")
     )
     t0 = time.perf_counter()
     session = ServerSession(spec, root).start()
@@ -121,6 +123,10 @@ def main() -> None:
             job = RenameJob("bottle.py", "tob", "to_bytes", "enc='utf8'", old, new)
             repo = user_project(pkg, Path(tmp) / "bottle")
             cmp = compare(repo, spec, "bottle.py", "tob")
+            for name in SHARED_NAMES:  # names other symbols share: where matching by name errs
+                c = compare(repo, spec, "bottle.py", name)
+                print(f"bottle {name!r}: server {c['server']}, name matching {c['name']} "
+                      f"(FP {len(c['fp'])}, FN {len(c['fn'])})")  # fmt: skip
             report(
                 f"bottle {pkg.version}: tob -> to_bytes (+ enc at every call), {spec.name}",
                 cmp,

@@ -227,6 +227,10 @@ function register(context: vscode.ExtensionContext): void {
     const instruction = await vscode.window.showInputBox({ prompt: "How to refactor (empty: improve structure and names)" });
     if (instruction !== undefined) await startRun(CMD.refactor, editorArgs(instruction ? { instruction } : {}));
   });
+  reg("k2.refactorRepository", async () => {
+    const instruction = await ask("K2: refactor across the repository (a job in batches, delivered as a branch)");
+    if (instruction) await exec(CMD.refactorRepository, { instruction });
+  });
   reg("k2.cancel", async () => {
     const res = await exec<{ cancelled: string[] }>(CMD.cancel, runIdArgs());
     if (res) void vscode.window.showInformationMessage(res.cancelled.length ? `K2: cancelled ${res.cancelled.join(", ")}` : "K2: no run to cancel");

@@ -8,6 +8,7 @@ export const CMD = {
   fixDiagnostic: "k2lsp.fixDiagnostic",
   explain: "k2lsp.explain",
   refactor: "k2lsp.refactor",
+  refactorRepository: "k2lsp.refactorRepository",
   writeTests: "k2lsp.writeTests",
   fixFailingTest: "k2lsp.fixFailingTest",
   cancel: "k2lsp.cancel",

@@ -290,6 +290,11 @@ local commands = {
     end
     M.exec("k2lsp.refactor", args, started)
   end },
+  K2RefactorRepo = { nargs = "+", fn = function(o)
+    M.exec("k2lsp.refactorRepository", { instruction = o.args }, function()
+      notify("refactor job started; its result comes as the branch k2lsp/<job-id>")
+    end)
+  end },
   K2Cancel = { nargs = "?", fn = function(o)
     M.exec("k2lsp.cancel", o.args ~= "" and { runId = o.args } or vim.empty_dict(), function(r)
       local n = r and r.cancelled and #r.cancelled or 0
