@@ -81,6 +81,9 @@ def test_plan_only_then_an_edited_plan_runs_without_planning_again(
     status = ["git", "-C", str(repo), "status", "--porcelain"]
     assert subprocess.run(status, capture_output=True, text=True).stdout == ""  # untouched
     requests = len(server.requests)
+    from k2lsp.runs.gc import stale_runs
+
+    assert stale_runs(tmp_path / "state" / "k2lsp") == []  # gc keeps a stopped job's run copy
 
     plan["batch_files"] = 6  # the user's edit: bigger batches
     plan_file.write_text(json.dumps(plan))

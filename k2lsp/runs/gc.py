@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -19,12 +20,23 @@ def stale_runs(state_dir: Path | str | None = None) -> list[Path]:
     for run_dir in sorted(runs.iterdir() if runs.is_dir() else []):
         if not run_dir.is_dir():
             continue
+        if _unfinished_job(run_dir):
+            continue  # a stopped refactor job resumes from it (k2lsp refactor --resume)
         lock = _lock(run_dir / "run.lock")
         if lock is None:
             continue  # a live run holds it
         lock.close()
         found.append(run_dir)
     return found
+
+
+def _unfinished_job(run_dir: Path) -> bool:
+    """Is `run_dir` the run copy of a refactor job that is not done (`<state>/jobs/<id>`)?"""
+    job = run_dir.parent.parent / "jobs" / run_dir.name / "job.json"
+    try:
+        return json.loads(job.read_text(encoding="utf-8")).get("status") != "done"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def remove_run(run_dir: Path) -> str:
