@@ -177,3 +177,33 @@ def test_a_confined_server_cannot_write_or_reach_the_network(tmp_path: Path) -> 
     assert proc.stdout.strip().endswith(";no net;x = 1"), proc.stdout
     assert not outside.exists() and not (root / "new.txt").exists() and not var_tmp.exists()
     assert shutil.which("bwrap")
+
+
+def test_the_new_tools_never_touch_git_metadata_or_secrets(
+    tool_ctx: ToolContext, project: Path
+) -> None:
+    hook = project / ".git" / "hooks" / "load.py"
+    hook.parent.mkdir(parents=True)
+    hook.write_text("def load(path):\n    return path\n")
+    (project / ".env.py").write_text("load = 'sk-secret'\n")
+    for name, args in (
+        ("references", {"path": ".git/hooks/load.py", "symbol": "load"}),
+        ("rename_symbol", {"path": ".GIT/hooks/load.py", "symbol": "load", "new_name": "x"}),
+        ("references", {"path": "../proj/.git/hooks/load.py", "symbol": "load"}),
+    ):
+        res = call(tool_ctx, name, **args)
+        assert not res.ok and ".git" in res.text.lower(), (name, res.text)
+    if find_server("python") is not None:  # the server sees the file; the model does not
+        refs = call(tool_ctx, "references", path="pkg/core.py", symbol="load")
+        assert refs.ok and ".env.py" not in refs.text and "sk-secret" not in refs.text
+    tool_ctx.settings = type("S", (), {"lsp_enabled": False})()
+    ren = call(tool_ctx, "rename_symbol", path="pkg/core.py", symbol="load", new_name="rd")
+    assert ".git" not in ren.text and "SKIPPED .env.py: on the secret denylist" in ren.text
+    assert (project / ".env.py").read_text() == "load = 'sk-secret'\n"
+    refs = call(tool_ctx, "references", path="pkg/core.py", symbol="load")
+    assert ".env.py" not in refs.text and "sk-secret" not in refs.text
+    rew = call(
+        tool_ctx, "rewrite", pattern="load($A)", replacement="x($A)", paths=[".git"], apply=True
+    )
+    assert rew.ok and "Rewrote 0 matches" in rew.text
+    assert "def load(path)" in hook.read_text()

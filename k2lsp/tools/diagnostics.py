@@ -45,6 +45,8 @@ def _line(diag: dict[str, Any]) -> int:
 
 def file_report(ctx: ToolContext, rel: str, warnings: bool) -> tuple[list[str], int, str]:
     """Lines describing `rel`'s new and fixed problems, the count of new ones, the checker."""
+    if fileops.is_secret(ctx, rel):
+        return [f"{rel}: on the secret denylist; not checked"], 0, "nothing"
     session, why = pool(ctx).for_file(rel)
     if session is None:
         return _syntax_only(ctx, rel), 0, f"syntax check only ({why})"

@@ -62,6 +62,7 @@ def find_sites(
     if session is not None:
         try:
             sites = session.references(at.path, at.line, at.column)
+            sites = [s for s in sites if not fileops.is_secret(ctx, s.path)]
             return sites, f"language server {session.name} ({session.confinement})"
         except LspError as exc:
             why = f"{session.name} failed: {exc}"
