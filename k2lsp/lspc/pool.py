@@ -74,6 +74,7 @@ def pool_of(state: dict[str, Any], root: Path, settings: Any = None) -> ServerPo
     if not isinstance(pool, ServerPool) or pool.root != Path(root).resolve():
         pool = ServerPool(root, settings)
         state[STATE_KEY] = pool
+    pool.settings = settings  # the run's settings now (lsp_enabled may have changed)
     return pool
 
 
