@@ -1,8 +1,7 @@
 """A run's change set as data: per file the old text, the new text and a unified diff.
 
-Produced by the run copy (`k2lsp.runs.runcopy`), delivered by `k2lsp.runs.git` (apply/branch/patch)
-or
-by the language server as a `WorkspaceEdit`.
+Produced by the run copy (`k2lsp.runs.runcopy`), planned by `k2lsp.runs.plan`, delivered by
+`k2lsp.runs.git` (apply/branch/patch) or by the language server as a `WorkspaceEdit`.
 """
 
 from __future__ import annotations
@@ -78,3 +77,13 @@ def unified_diff(old_path: str, new_path: str, old: str | None, new: str | None)
     ):
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(out)
+
+
+def inverse(plan_before: dict[str, str | None], plan_after: dict[str, str | None]) -> ChangeSet:
+    """The change set that undoes a delivery (after -> before), for `k2lsp.undo`."""
+    files = [
+        FileChange(path=p, old_text=plan_after.get(p), new_text=plan_before.get(p))
+        for p in sorted(set(plan_before) | set(plan_after))
+        if plan_after.get(p) != plan_before.get(p)
+    ]
+    return ChangeSet(files)

@@ -72,9 +72,9 @@ class Incoming:
         files, or when the start is read from the run's snapshot)."""
         kind = fc.kind
         if base is None and kind != "created" and fc.old_text is not None:
-            base = fc.old_text.encode("utf-8", "surrogateescape")
+            base = fc.old_text.encode("utf-8", "surrogatepass")
         if theirs is None and kind != "deleted" and fc.new_text is not None:
-            theirs = fc.new_text.encode("utf-8", "surrogateescape")
+            theirs = fc.new_text.encode("utf-8", "surrogatepass")
         return cls(
             path=fc.path,
             base=None if kind == "created" else base,
@@ -108,6 +108,7 @@ class Step:
     old_version: int | None = None
     reason: str = ""  # conflict: why
     clash: bool = False  # conflict: the user's edits and the run's could not be combined
+    merged: bool = False  # `after` is a three-way merge of the user's edits and the run's
 
 
 @dataclass
@@ -158,6 +159,7 @@ def _plan_one(inc: Incoming, current: Mapping[str, Current], skip_binary: bool) 
     if refused:
         return _conflict(inc.path, refused)
     result, why = _combine(inc, ours.data)
+    merged = ours.data not in (inc.base, inc.theirs)
     if why:
         return _conflict(inc.path, why, clash=True)
     fresh = ours.data is None or inc.old_mode != inc.new_mode
@@ -182,6 +184,7 @@ def _plan_one(inc: Incoming, current: Mapping[str, Current], skip_binary: bool) 
             old_path=inc.old_path,
             old_before=ours.data,
             old_version=ours.version,
+            merged=merged,
         )
     action: Action
     if result == ours.data and (mode is None or result is None):
@@ -194,7 +197,7 @@ def _plan_one(inc: Incoming, current: Mapping[str, Current], skip_binary: bool) 
         action = "write"
     else:
         action = "merge"
-    return Step(action, inc.path, ours.data, result, ours.version, mode)
+    return Step(action, inc.path, ours.data, result, ours.version, mode, merged=merged)
 
 
 def _combine(inc: Incoming, ours: bytes | None) -> tuple[bytes | None, str]:
