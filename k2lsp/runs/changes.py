@@ -22,6 +22,7 @@ class FileChange:
     # git file modes ("100644", "100755", "120000" symlink); None = absent on that side / unknown
     old_mode: str | None = None
     new_mode: str | None = None
+    untracked: bool = False  # git does not track it (ignored): known from the tools' record
 
     @property
     def kind(self) -> str:
@@ -62,6 +63,22 @@ class ChangeSet:
     def diff(self) -> str:
         """One unified diff for every file."""
         return "".join(f.diff() for f in self.files)
+
+    def record(
+        self, path: str, old_text: str | None, new_text: str | None, *, binary: bool = False
+    ) -> None:
+        """Note that a tool changed `path` from `old_text` to `new_text` (None = absent).
+        The first old text of a path is kept, the last new one wins (a recorded run)."""
+        for fc in self.files:
+            if fc.path == path:
+                fc.new_text, fc.binary = new_text, fc.binary or binary
+                return
+        self.files.append(FileChange(path, old_text, new_text, binary=binary))
+        self.files.sort(key=lambda f: f.path)
+
+    def net(self) -> ChangeSet:
+        """The recorded files whose content differs from their first old text."""
+        return ChangeSet([f for f in self.files if f.binary or f.old_text != f.new_text])
 
 
 def unified_diff(old_path: str, new_path: str, old: str | None, new: str | None) -> str:

@@ -128,10 +128,15 @@ def make_patch(run_copy: RunCopy, changes: ChangeSet) -> str:
         args.append(f"--relative={run_copy.prefix}/")
     specs = []
     for fc in changes.files:
+        if fc.untracked:
+            continue  # not in the tree: added below from the tools' record
         for rel in {fc.path, fc.old_path or fc.path}:
             specs.append(":(literal)" + (f"{run_copy.prefix}/{rel}" if run_copy.prefix else rel))
-    proc = gitcmd.run(run_copy.git, *args, run_copy.base_commit, tree, "--", *specs)
-    return proc.stdout.decode("utf-8", "surrogateescape")
+    text = ""
+    if specs:
+        proc = gitcmd.run(run_copy.git, *args, run_copy.base_commit, tree, "--", *specs)
+        text = proc.stdout.decode("utf-8", "surrogateescape")
+    return text + "".join(fc.diff() for fc in changes.files if fc.untracked)
 
 
 def _refuse_secrets(run_copy: RunCopy, mode: str, found: list[str]) -> Delivery:
