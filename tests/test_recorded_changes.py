@@ -112,3 +112,32 @@ async def test_disagreements_keep_the_union_and_are_noted(tmp_path: Path) -> Non
         assert "+++ b/build/gen.py" in patch and "+++ b/snapshot.txt" in patch
     finally:
         rc.cleanup()
+
+
+async def test_a_file_only_the_tools_know_is_delivered_and_named(tmp_path: Path) -> None:
+    """A tool wrote a file the user's .gitignore leaves out: `apply` writes it, `branch`
+    commits the rest and says which file is only in the saved patch."""
+    from git_helpers import git
+
+    from k2lsp.errors import Outcome
+    from k2lsp.runs.git import deliver
+
+    repo = make_repo(tmp_path / "repo", FILES)
+    rc = RunCopy.create(repo, "rec3", state_dir=tmp_path / "state")
+    try:
+        ctx = ToolContext(rc.workspace())
+        await _call(ctx, "edit_file", path="calc.py", old_text="a - b", new_text="a + b")
+        await _call(ctx, "create_file", path="build/gen.py", content="GEN = 1\n")
+        changes, _ = reconcile(ctx.changes, rc.changes(), lambda r: safefs.read_entry(rc.root, r))
+        branch = deliver(rc, changes, "branch", task="t")
+        assert branch.outcome is Outcome.SUCCESS and "build/gen.py" in branch.message
+        assert branch.patch_file is not None and "+GEN = 1" in branch.patch_file.read_text()
+        assert git(repo, "ls-tree", "-r", "--name-only", branch.commit or "").split() == sorted(
+            FILES
+        )
+        applied = deliver(rc, changes, "apply", task="t")
+        assert applied.outcome is Outcome.SUCCESS, applied.message
+        assert (repo / "build" / "gen.py").read_text() == "GEN = 1\n"
+        assert "a + b" in (repo / "calc.py").read_text()
+    finally:
+        rc.cleanup()

@@ -182,8 +182,11 @@ def _deliver_branch(
     ref = f"refs/heads/{run_copy.branch}"
     old = gitcmd.rev(run_copy.source, ref) or run_copy.base_commit
     head = branchbase.user_head(run_copy.source)
+    ignored = [f.path for f in changes.files if f.untracked]  # git ignores them: no commit
+    tracked = ChangeSet([f for f in changes.files if not f.untracked])
+    committed = make_patch(run_copy, tracked) if ignored else patch
     on_head = (
-        branchbase.tree_on_head(run_copy.source, head, patch, run_copy.prefix) if head else None
+        branchbase.tree_on_head(run_copy.source, head, committed, run_copy.prefix) if head else None
     )
     if on_head and head:
         tree, parent = on_head, head
@@ -201,15 +204,24 @@ def _deliver_branch(
     gitcmd.run(run_copy.source, "update-ref", "-m", "k2lsp: deliver run", ref, commit, old)
     gitcmd.run(run_copy.git, "update-ref", ref, commit, check=False)
     gitcmd.run(run_copy.git, "reset", "-q", check=False)  # the copy's index follows
+    note, saved = "", None
+    if ignored:
+        saved = target or _default_patch_path(run_copy)
+        _save(saved, patch)
+        note = (
+            f"; not committed because your .gitignore leaves them out: {', '.join(ignored)} "
+            f"(the full patch, with them, is in {saved})"
+        )
     return Delivery(
         "branch",
         Outcome.SUCCESS,
-        f"committed {len(changes.files)} file(s) as {commit[:12]} on branch "
+        f"committed {len(tracked.files)} file(s) as {commit[:12]} on branch "
         f"{run_copy.branch} ({basis}); your branch and files are untouched "
-        f"(take it with `git merge {run_copy.branch}`)",
+        f"(take it with `git merge {run_copy.branch}`){note}",
         branch=run_copy.branch,
         commit=commit,
         patch=patch,
+        patch_file=saved,
         files=changes.paths(),
     )
 
