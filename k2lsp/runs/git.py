@@ -204,7 +204,8 @@ def _deliver_branch(
     gitcmd.run(run_copy.source, "update-ref", "-m", "k2lsp: deliver run", ref, commit, old)
     gitcmd.run(run_copy.git, "update-ref", ref, commit, check=False)
     gitcmd.run(run_copy.git, "reset", "-q", check=False)  # the copy's index follows
-    note, saved = "", None
+    note = ""
+    saved: Path | None = None
     if ignored:
         saved = target or _default_patch_path(run_copy)
         _save(saved, patch)
