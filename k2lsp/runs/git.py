@@ -205,13 +205,13 @@ def _deliver_branch(
     gitcmd.run(run_copy.git, "update-ref", ref, commit, check=False)
     gitcmd.run(run_copy.git, "reset", "-q", check=False)  # the copy's index follows
     note = ""
-    saved: Path | None = None
+    kept: Path | None = None
     if ignored:
-        saved = target or _default_patch_path(run_copy)
-        _save(saved, patch)
+        kept = target or _default_patch_path(run_copy)
+        _save(kept, patch)
         note = (
             f"; not committed because your .gitignore leaves them out: {', '.join(ignored)} "
-            f"(the full patch, with them, is in {saved})"
+            f"(the full patch, with them, is in {kept})"
         )
     return Delivery(
         "branch",
@@ -222,7 +222,7 @@ def _deliver_branch(
         branch=run_copy.branch,
         commit=commit,
         patch=patch,
-        patch_file=saved,
+        patch_file=kept,
         files=changes.paths(),
     )
 
