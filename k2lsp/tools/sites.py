@@ -96,7 +96,7 @@ def apply_file_edits(
             continue
         if rel in ctx.workspace.overlay:
             ctx.workspace.overlay[rel] = new
-        ctx.record_edit(rel, fileops.diff_of(rel, tf.raw, new))
+        ctx.record_edit(rel, fileops.diff_of(rel, tf.raw, new), old=tf.raw, new=new)
         done.written[rel] = count(rel, tf.raw, new) if count else len(edits)
     return done
 
