@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import TEST_KEY
@@ -21,6 +22,7 @@ from k2lsp.agent.refactor.job import JobOptions
 from k2lsp.agent.refactor.runner import run_job
 from k2lsp.config.settings import load_settings
 from k2lsp.errors import Outcome
+from k2lsp.fake.script import Reply
 from k2lsp.lspc.fallback import file_sites
 from k2lsp.lspc.pool import workspace_edit_files
 from k2lsp.lspc.servers import ServerSpec
@@ -110,3 +112,70 @@ def test_typescript_rename_job_equals_the_servers_rename(
         ["git", "-C", str(repo), "worktree", "add", "-q", str(checkout), result.branch], check=True
     )
     assert tsc(checkout) == tsc(pristine)  # the compiler sees nothing new
+
+
+def fix_policy(body: dict[str, Any]) -> Reply:
+    """A K2 that breaks a type in its batch, then fixes it when the job shows the error."""
+    msgs = body.get("messages") or []
+    users = [m.get("content") or "" for m in msgs if m.get("role") == "user"]
+    step = sum(1 for m in msgs if m.get("role") == "assistant")
+    if "Plan it" in users[0]:
+        plan = {"summary": "pass h as a string", "searches": [{"path": "a.ts", "symbol": "area"}]}
+        calls = [("references", {"path": "a.ts", "symbol": "area"}), ("record_plan", plan)]
+        return (
+            Reply(reasoning="plan", tool_calls=[calls[step]]) if step < 2 else Reply(content="ok")
+        )
+    if "NEW error" in users[-1]:
+        fix = {"path": "b.ts", "old_text": 'area(1, "2")', "new_text": "area(1, 2)"}
+        done = any(
+            m.get("role") == "tool" and "Edited b.ts" in (m.get("content") or "") for m in msgs[-2:]
+        )
+        return Reply(content="fixed the type") if done else Reply(tool_calls=[("edit_file", fix)])
+    if "b.ts" in users[0] and step == 0:
+        bad = {"path": "b.ts", "old_text": "area(1, 2)", "new_text": 'area(1, "2")'}
+        return Reply(reasoning="edit", tool_calls=[("edit_file", bad)])
+    return Reply(content="batch done")
+
+
+def test_a_type_error_a_batch_introduced_is_shown_to_the_model_and_fixed(
+    immer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "small"
+    repo.mkdir()
+    (repo / "tsconfig.json").write_text(refactor_corpus.TSCONFIG.replace('["src"]', '["*.ts"]'))
+    (repo / "a.ts").write_text(
+        "export function area(w: number, h: number): number {\n  return w * h;\n}\n"
+    )
+    (repo / "b.ts").write_text(
+        'import { area } from "./a";\n\nexport const X: number = area(1, 2);\n'
+    )
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "init"]):
+        subprocess.run(
+            ["git", "-C", str(repo), "-c", "user.name=u", "-c", "user.email=u@x", *args], check=True
+        )
+    from k2lsp.fake.server import FakeK2Server
+
+    with FakeK2Server() as srv:
+        srv.responder = fix_policy
+        env = {
+            "K2LSP_API_KEY": TEST_KEY,
+            "K2LSP_MODEL": "kimi-k2-thinking",
+            "K2LSP_SANDBOX": "none",
+        }
+        env |= {"K2LSP_PROVIDER": "openai-compatible", "K2LSP_BASE_URL": srv.base_url}
+        env |= {"XDG_STATE_HOME": str(tmp_path / "state")}
+        env["PATH"] = f"{refactor_corpus.tsls_bin().parent}{os.pathsep}{os.environ['PATH']}"
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        result = asyncio.run(
+            run_job(JobOptions(task="pass h as a string", repo=repo), load_settings(repo))
+        )
+        shown = [
+            m["content"] for r in srv.requests for m in r["messages"]
+            if m.get("role") == "user" and "NEW error" in (m.get("content") or "")
+        ]  # fmt: skip
+    assert result.outcome is Outcome.SUCCESS, result.summary
+    assert shown and "b.ts:3: NEW error" in shown[0] and "string" in shown[0], shown
+    final = subprocess.run(["git", "-C", str(repo), "show", f"{result.branch}:b.ts"],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "area(1, 2)" in final

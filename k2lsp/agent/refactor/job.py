@@ -184,8 +184,11 @@ class Job:
             message=message,
         )
 
-    async def conversation(self, messages: list[dict[str, Any]], *, planning: bool) -> str:
-        """One bounded conversation (its own history) under the job's budget."""
+    async def conversation(
+        self, messages: list[dict[str, Any]], *, planning: bool, history: list[Any] | None = None
+    ) -> str:
+        """One bounded conversation (its own history) under the job's budget; `history`, when
+        given, receives the conversation's messages (to continue it)."""
         from k2lsp.agent.compaction import Ledger
         from k2lsp.agent.loop import AgentLoop
 
@@ -202,6 +205,8 @@ class Job:
             result = await loop.run(messages)
         finally:
             self.save()
+            if history is not None:
+                history[:] = loop.messages
         return result.summary
 
     # ---- phases ---------------------------------------------------------------------------

@@ -124,9 +124,15 @@ async def _drive(job: Job, result: JobResult) -> None:
 async def _batch(job: Job, plan: Plan, index: int) -> str:
     batch = job.job.batches[index]
     job.progress("batch", plan, index + 1, "not run", f"files: {', '.join(batch.files)}")
+    history: list[Any] = []
     summary = await job.conversation(
-        batch_messages(plan, job.job.ledger, index, batch.files), planning=False
+        batch_messages(plan, job.job.ledger, index, batch.files), planning=False, history=history
     )
+    problems = await _new_errors(job, batch.files)
+    if problems:  # offered to the model once: the errors its edits introduced
+        job.progress("batch", plan, index + 1, "not run", "diagnostics: new errors, fixing")
+        ask = {"role": "user", "content": FIX_PROMPT.format(report=problems)}
+        summary = await job.conversation([*history, ask], planning=False)
     head = f"k2lsp refactor {job.job.id}: batch {index + 1} of {len(job.job.batches)}"
     message = f"{head}\n\n{summary[:2000]}"
     commit = await asyncio.to_thread(gitwork.commit_batch, job.run_copy, job.job.head, message)
@@ -140,6 +146,21 @@ async def _batch(job: Job, plan: Plan, index: int) -> str:
     job.save()
     job.progress("batch", plan, index + 1, tests, f"batch {index + 1} committed as {commit[:12]}")
     return tests
+
+
+FIX_PROMPT = (
+    "The language server reports problems your edits introduced in this batch's files:\n"
+    "{report}\nFix the NEW errors (only in these files), then reply with one line."
+)
+
+
+async def _new_errors(job: Job, files: list[str]) -> str:
+    """The `diagnostics` report of a batch's files when it has NEW errors, else ""."""
+    from k2lsp.agent.refactor.job import job_registry
+
+    args = {"paths": files, "include_warnings": False}
+    res = await job_registry(False).execute("diagnostics", args, job.ctx)
+    return res.text if res.ok and "NEW error" in res.text else ""
 
 
 async def _tests(job: Job, plan: Plan) -> str:
