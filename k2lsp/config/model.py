@@ -178,9 +178,9 @@ class Settings(BaseModel):
         default_factory=list, description="more secret files (`!pattern` lifts a default)"
     )
     allow_secrets: bool = Field(default=False, description="let the model read secret files")
-    lsp_enabled: bool = Field(default=True, description="language servers as tools (refactors)")
-    lsp_confine: Literal["auto", "bwrap", "none"] = Field(default="auto", description="bwrap?")
-    lsp_servers: dict[str, list[str]] = Field(default_factory=dict, description="language: argv")
+    lsp_enabled: bool = Field(default=True, description="language servers as tools (refactor.md)")
+    lsp_confine: Literal["auto", "bwrap", "none"] = Field(default="auto", description="their jail")
+    lsp_servers: dict[str, list[str]] = Field(default_factory=dict, description="language -> argv")
     # where things go
     state_dir: FsPath | None = Field(
         default=None, description="runs, trajectories, transcripts; unset: $XDG_STATE_HOME/k2lsp"
