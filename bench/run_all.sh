@@ -35,4 +35,5 @@ section "sandbox overhead";                     $PY bench/sandbox_overhead.py
 section "sandbox attack campaign";               $PY bench/attack_campaign.py
 section "writes racing a folder/symlink swap";  $PY bench/race_writes.py 2000
 section "self-hosted llama-server (real)";      $PY bench/host_bench.py
+section "refactor job: LSP vs name matching";   $PY bench/refactor_bench.py
 exit 0
