@@ -75,3 +75,26 @@ async def test_refactor_repository_command_runs_a_job_to_a_branch(editor: Editor
 async def test_refactor_repository_needs_an_instruction(editor: Editor) -> None:
     with pytest.raises(Exception, match="instruction"):
         await editor.command("k2lsp.refactorRepository", {})
+
+
+async def test_a_running_job_is_cancelled_and_left_resumable(
+    editor: Editor, fake: FakeK2Server
+) -> None:
+    def holding(body: dict[str, object]) -> object:
+        reply = JOB.policy(body)  # type: ignore[arg-type]
+        if "BATCH_FILES" in str(body.get("messages")):
+            reply.hold = True  # the model is still thinking about batch 1
+        return reply
+
+    fake.responder = holding  # type: ignore[assignment]
+    assert (await editor.command("k2lsp.refactorRepository", {"instruction": JOB.task}))["started"]
+    assert await asyncio.to_thread(fake.wait_held, 120)
+    assert await editor.command("k2lsp.refactorRepository", {"cancel": True}) == {"cancelled": 1}
+    fake.release()
+
+    def shown() -> list[str]:
+        return [m.message for m in editor.client.messages if "Refactor across" in m.message]
+
+    await editor.wait_for(lambda: any("--resume" in m for m in shown()), timeout=120)
+    assert "cancelled" in shown()[-1]
+    assert "def add(a, b)" in (editor.root / "calc.py").read_text()

@@ -2,15 +2,18 @@
 (`k2lsp.agent.refactor`) on the workspace folder, as `k2lsp refactor` does headless.
 
 Arguments: `{"instruction": "rename X to Y …"}` or `{"resume": "<job id>"}`. Answers at once
-with `{"started": true}`; the job's events (including `job_progress`: batch k of n, files,
-sites left, tests, cost) go to the editor like a run's (`$/progress`, `window/logMessage`,
-opt-in `k2lsp/stream`), and its end is shown with `window/showMessage`: the branch
-`k2lsp/<job-id>` with a commit per batch (the user's files are not touched), the sites left,
-or how to resume. `k2lsp.cancel` does not reach a job yet: a stopped editor leaves it resumable.
+with `{"started": true}`; `{"cancel": true}` stops the running jobs after their current tool
+call (`{"cancelled": n}`; each is saved as cancelled and resumable). The job's events
+(including `job_progress`: batch k of n, files, sites left, tests, cost) go to the editor like
+a run's (`$/progress`, `window/logMessage`, opt-in `k2lsp/stream`), and its end is shown with
+`window/showMessage`: the branch `k2lsp/<job-id>` with a commit per batch (the user's files
+are not touched), the sites left, or how to resume. A stopped editor leaves a job resumable.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
 from lsprotocol import types
@@ -20,6 +23,7 @@ from k2lsp.server.app import K2LanguageServer  # pygls reads the handler's annot
 
 CMD_REFACTOR_REPOSITORY = "k2lsp.refactorRepository"
 TITLE = "K2: Refactor across the repository"
+_JOBS: weakref.WeakKeyDictionary[Any, set[asyncio.Task[None]]] = weakref.WeakKeyDictionary()
 
 
 async def refactor_repository(ls: K2LanguageServer, *raw: Any) -> dict[str, Any]:
@@ -30,6 +34,11 @@ async def refactor_repository(ls: K2LanguageServer, *raw: Any) -> dict[str, Any]
     from k2lsp.server.stream import RunStream
 
     arg = first_arg(raw)
+    if arg.get("cancel"):
+        running = [t for t in _JOBS.get(ls, set()) if not t.done()]
+        for task in running:
+            task.cancel()
+        return {"cancelled": len(running)}
     instruction = str(arg.get("instruction") or "").strip()
     resume = str(arg.get("resume") or "").strip() or None
     if not instruction and not resume:
@@ -44,7 +53,7 @@ async def refactor_repository(ls: K2LanguageServer, *raw: Any) -> dict[str, Any]
         summary = "the refactor job failed"
         kind = types.MessageType.Error
         try:
-            result = await run_job(opts, settings, [stream.sink])
+            result = await run_job(opts, settings, [stream.sink])  # a cancel ends it normally
             summary = result.summary
             kind = types.MessageType.Info if not result.left else types.MessageType.Warning
         except Exception as exc:  # shown to the user; the job file keeps what was done
@@ -53,5 +62,8 @@ async def refactor_repository(ls: K2LanguageServer, *raw: Any) -> dict[str, Any]
             stream.close(summary)
         ls.show(f"{TITLE}: {summary}", kind)
 
-    ls.background(go())
+    task = asyncio.get_running_loop().create_task(go())
+    jobs = _JOBS.setdefault(ls, set())
+    jobs.add(task)
+    task.add_done_callback(jobs.discard)
     return {"started": True}
