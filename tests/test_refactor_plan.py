@@ -120,3 +120,19 @@ def test_an_edited_plan_that_is_not_valid_is_refused(
     bad.write_text(json.dumps({"summary": "x", "searches": [{"symbol": "area"}]}))
     result = run(JobOptions(repo=repo, plan_file=bad, task="x"), repo)
     assert result.outcome is Outcome.USAGE_ERROR and "bad.json" in result.summary
+
+
+def test_a_folder_that_is_not_a_git_repository_gets_a_patch(
+    server: FakeK2Server, tmp_path: Path
+) -> None:
+    folder = tmp_path / "plain"
+    for rel, text in FILES.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text)
+    result = run(JobOptions(task=JOB.task, repo=folder), folder)
+    assert result.outcome is Outcome.SUCCESS and not result.branch, result.summary
+    patch = Path(result.summary.split(" in ", 1)[1].split(" (apply", 1)[0])
+    assert patch.is_file() and "+from lib.core import surface" in patch.read_text()
+    assert (folder / "lib/use1.py").read_text() == FILES["lib/use1.py"]  # untouched
+    check = subprocess.run(["git", "apply", "--check", str(patch)], cwd=folder, capture_output=True)
+    assert check.returncode == 0, check.stderr

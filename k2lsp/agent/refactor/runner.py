@@ -111,6 +111,10 @@ async def _drive(job: Job, result: JobResult) -> None:
     result.patch = changes.diff() if changes else ""
     result.outcome = Outcome.TESTS_FAILED if tests in ("failed", "timed_out") else Outcome.SUCCESS
     where = f" on branch {result.branch}" if result.branch else ""
+    if result.patch and not result.branch:  # not a git repository: the change set as a patch
+        patch_file = job.job.folder / "changes.patch"
+        await asyncio.to_thread(patch_file.write_text, result.patch, encoding="utf-8")
+        where = f" in {patch_file} (apply it with `git apply` or `patch -p1`)"
     result.summary = (
         f"job {job.job.id}: {len(job.job.batches)} batches, {len(changes.files)} files changed"
         f"{where}; sites left: {len(left)}; tests: {tests}"
