@@ -108,7 +108,7 @@ def test_extension_core_unit_tests() -> None:
     )
     report = proc.stdout[-6000:] + proc.stderr[-3000:]
     assert proc.returncode == 0, report
-    assert "ℹ pass 8" in proc.stdout and "ℹ fail 0" in proc.stdout, report
+    assert "ℹ pass 9" in proc.stdout and "ℹ fail 0" in proc.stdout, report
 
 
 def test_node_contract_of_the_extension_client_code(project: Path) -> None:
