@@ -338,6 +338,9 @@ def test_code_server_review_accepts_one_hunk_and_rejects_another(tmp_path: Path)
     assert result["groups"] == 1 and result["tabs"] == ["calc.py"], result
     assert result["active_tab"] == "calc.py", result
     assert "return a - b" in result["text_during_review"]
+    # "Diff": the proposal (both hunks) beside the file, in a second group
+    assert "return a + b" in result["proposal"] and "return b * a" in result["proposal"]
+    assert result["groups_with_diff"] == 2
     # exactly the accepted hunk was applied (and saved), the rejected one not
     fixed = TYPING_CALC.replace("return a - b", "return a + b")
     assert result["saved_after_review"] == fixed, report

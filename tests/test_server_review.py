@@ -116,6 +116,22 @@ async def test_a_hunk_whose_lines_changed_is_a_conflict_and_nothing_is_written(
     final = [d for d in editor.deliveries if d["runId"] == run_id][-1]
     assert "1 not applied" in final["message"]
     assert "+    return a + b" in Path(final["patchPath"]).read_text()
+    # k2lsp.undo takes back what the review applied, and only that
+    undone = await editor.command("k2lsp.undo", {"runId": run_id})
+    assert undone["restored"] == ["calc.py"] and editor.text("calc.py") == mine
+
+
+async def test_cancel_during_a_review_applies_nothing_more(
+    editor: Editor, fake: FakeK2Server
+) -> None:
+    run_id, review = await _review(editor, fake, FIX_ADD, FIX_MUL)
+    before = editor.text("calc.py")
+    assert (await editor.command("k2lsp.cancel", {}))["cancelled"] == [run_id]
+    info = await editor.finished(run_id)
+    assert info["outcome"] == "cancelled" and editor.applied == []
+    assert editor.text("calc.py") == before
+    with pytest.raises(Exception, match="no preview is waiting"):
+        await editor.command("k2lsp.accept", {"hunks": [review["files"][0]["hunks"][0]["id"]]})
 
 
 async def test_reject_all_saves_everything_and_new_files_are_whole_file_hunks(

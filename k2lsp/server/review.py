@@ -43,7 +43,7 @@ class Review:
     before: dict[str, str | None] = field(default_factory=dict)  # for k2lsp.undo
     after: dict[str, str | None] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    done: asyncio.Future[None] | None = None
+    done: asyncio.Future[bool] | None = None  # False: the run was cancelled meanwhile
 
     def hunks(self) -> list[tuple[FileReview, Hunk]]:
         """Every hunk with its file, in order."""
@@ -134,10 +134,10 @@ async def review(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
     files, skipped = build(ls, root, result.changes)
     rev = Review(run, root, files, skipped, done=asyncio.get_running_loop().create_future())
     if not rev.ids(PENDING):
-        rev.done.set_result(None)  # type: ignore[union-attr]
+        rev.done.set_result(True)  # type: ignore[union-attr]
     reviews = pending_reviews(ls)
     reviews[run.id] = rev
-    run.state = "preview"
+    run.state, run.preview = "preview", rev.done  # k2lsp.cancel resolves it with False
     n = len(rev.ids(PENDING))
     report(
         ls,
@@ -150,11 +150,17 @@ async def review(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
     ls.protocol.notify(protocol.REVIEW_NOTIFICATION, payload(rev))
     try:
         assert rev.done is not None
-        await rev.done
+        decided = await rev.done
+        async with rev.lock:  # an accept being delivered ends first
+            cancelled = not decided and bool(rev.ids(PENDING))
+            _mark([h for _, h in rev.hunks() if h.state == PENDING], REJECTED)
     finally:
         reviews.pop(run.id, None)
         run.state = "running"
-    return _finish(ls, run, result, rev)
+    result = _finish(ls, run, result, rev)
+    if cancelled:
+        result.outcome = Outcome.CANCELLED
+    return result
 
 
 def payload(rev: Review) -> dict[str, Any]:
@@ -174,7 +180,7 @@ async def decide(
             for _, h in chosen:
                 h.state = REJECTED
         if not rev.ids(PENDING) and rev.done is not None and not rev.done.done():
-            rev.done.set_result(None)
+            rev.done.set_result(True)
     return {
         "runId": rev.run.id,
         "accepted": [h.id for _, h in chosen if h.state == ACCEPTED],
@@ -324,6 +330,8 @@ def _finish(ls: K2LanguageServer, run: Run, result: RunResult, rev: Review) -> R
             '(:K2ApplyPatch in Neovim, "K2: Apply saved patch…" in VS Code).'
         )
     status = "applied" if accepted else "conflict" if conflicts else "rejected"
+    if not total:
+        status, msg = "nothing", "K2's changes are already in your files; nothing to apply."
     if status == "conflict":
         result.outcome, result.summary = Outcome.EDIT_CONFLICT, msg
     paths = touched or [f.path for f in rev.files]

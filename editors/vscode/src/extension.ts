@@ -65,6 +65,7 @@ function onStream(params: StreamParams): void {
     const text = renderer.render(ev);
     if (text) output.append(text);
     if (firstOfRun) output.show(true);
+    if (ev.type === "run_finished") review.onDelivery(ev.run_id, "finished"); // e.g. cancelled in review
     if (ev.type === "run_finished" && !["success", "cancelled"].includes(String(ev.outcome))) {
       void vscode.window.showWarningMessage(`K2 run ${ev.outcome}: ${String(ev.summary ?? "").slice(0, 300)}`);
     }

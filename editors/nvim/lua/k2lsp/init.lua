@@ -78,6 +78,9 @@ local function on_stream(_, result)
     if first_of_run and M.config.open_output then
       output.open(false)
     end
+    if ev.type == "run_finished" then
+      review.clear(ev.run_id) -- a run cancelled during its review leaves no marks behind
+    end
     if ev.type == "run_finished" and ev.outcome ~= "success" and ev.outcome ~= "cancelled" then
       notify(string.format("run %s: %s", ev.outcome or "?", ev.summary or ""), vim.log.levels.WARN)
     end

@@ -2,7 +2,7 @@
 // playwright-core. Opens calc.py, starts "K2: Task" from the palette; the run proposes two hunks,
 // shown as CodeLens in calc.py's editor (no other editor opens, nothing asks). Accepts hunk #1
 // and rejects hunk #2 with their CodeLens, waits for calc.py to be saved with only #1, then
-// applies the saved patch with "K2: Apply saved patch…".
+// applies the saved patch with "K2: Apply saved patch…". "Diff" shows the proposal beside it.
 // Env: CS_URL, K2_ROOT, SHOTS, CHROMIUM. Prints one JSON line of observations; exits 1 on failure.
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -74,6 +74,15 @@ async function main() {
     const textDuringReview = await editorText(page);
     await page.screenshot({ path: path.join(shots, "review.png") });
     log("lenses:", lenses.join(" | "));
+    // "Diff" opens the proposal beside the file (the file's editor stays where it is)
+    await lens(page, /^Diff$/).click();
+    const modified = page.locator(".monaco-diff-editor .editor.modified .view-lines").first();
+    await modified.waitFor({ timeout: 60000 });
+    const proposal = await poll("the proposal in the diff editor", async () => {
+      const t = (await modified.innerText()).replace(/\u00a0/g, " ");
+      return t.includes("return b * a") ? t : undefined;
+    }, 60000);
+    const groupsWithDiff = await page.locator(".editor-group-container").count();
     await lens(page, "K2 #1: Accept").click();
     await poll("hunk #1 in the buffer", async () => (await editorText(page)).includes("return a + b"), 60000);
     await lens(page, "K2 #1: Accept").waitFor({ state: "detached", timeout: 60000 });
@@ -94,7 +103,7 @@ async function main() {
     await page.screenshot({ path: path.join(shots, "review-done.png") });
     console.log(JSON.stringify({
       lenses, tabs, active_tab: activeTab, groups, text_during_review: textDuringReview,
-      saved_after_review: savedAfterReview, patch_path: patchPath, text_after_patch: textAfterPatch,
+      proposal, groups_with_diff: groupsWithDiff, saved_after_review: savedAfterReview, patch_path: patchPath, text_after_patch: textAfterPatch,
     }));
   } catch (err) {
     await page.screenshot({ path: path.join(shots, "failure.png") }).catch(() => undefined);
