@@ -36,6 +36,7 @@ export class ReviewController implements vscode.CodeLensProvider, vscode.TextDoc
     after: { color: new vscode.ThemeColor("editorCodeLens.foreground"), margin: "0 0 0 2em" },
   });
   lastPatch: string | undefined;
+  private note: vscode.Disposable | undefined; // the status bar message of the latest review
 
   constructor(private readonly exec: Exec) {}
 
@@ -77,7 +78,8 @@ export class ReviewController implements vscode.CodeLensProvider, vscode.TextDoc
     }
     this.reviews.set(p.runId, { runId: p.runId, files: p.files, hunks });
     const extra = whole.length ? `; whole files: ${whole.join(", ")} (Accept all / Reject all)` : "";
-    void vscode.window.setStatusBarMessage(`K2: ${hunks.length + whole.length} change(s) to review${extra}`, 15000);
+    this.note?.dispose();
+    this.note = vscode.window.setStatusBarMessage(`K2: ${hunks.length + whole.length} change(s) to review${extra}`, 15000);
     this.refresh();
   }
 
@@ -85,7 +87,10 @@ export class ReviewController implements vscode.CodeLensProvider, vscode.TextDoc
   onDelivery(runId: string, status: string, patchPath?: string): void {
     if (patchPath) this.lastPatch = patchPath;
     if (status === "preview") return;
-    if (this.reviews.delete(runId)) this.refresh();
+    if (this.reviews.delete(runId)) {
+      if (!this.reviews.size) this.note?.dispose();
+      this.refresh();
+    }
   }
 
   provideCodeLenses(doc: vscode.TextDocument): vscode.CodeLens[] {
@@ -157,6 +162,12 @@ export class ReviewController implements vscode.CodeLensProvider, vscode.TextDoc
 
   private onChange(e: vscode.TextDocumentChangeEvent): void {
     const key = e.document.uri.toString();
+    for (const doc of vscode.workspace.textDocuments) {
+      // an open proposal follows its file, during the review and after it
+      if (doc.uri.scheme === PROPOSAL_SCHEME && new URLSearchParams(doc.uri.query).get("file") === key) {
+        this.docChanged.fire(doc.uri);
+      }
+    }
     let moved = false;
     for (const rev of this.reviews.values()) {
       const mine = rev.hunks.filter((h) => h.uri === key);

@@ -76,7 +76,7 @@ async function main() {
     log("lenses:", lenses.join(" | "));
     // "Diff" opens the proposal beside the file (the file's editor stays where it is)
     await lens(page, /^Diff$/).click();
-    const modified = page.locator(".monaco-diff-editor .editor.modified .view-lines").first();
+    const modified = page.locator(".monaco-diff-editor .view-lines").last(); // side by side or inline
     await modified.waitFor({ timeout: 60000 });
     const proposal = await poll("the proposal in the diff editor", async () => {
       const t = (await modified.innerText()).replace(/\u00a0/g, " ");
@@ -100,10 +100,15 @@ async function main() {
     await item.click();
     await poll("the saved patch in the buffer", async () => (await editorText(page)).includes("return b * a"), 60000);
     const textAfterPatch = await editorText(page);
+    // the proposal beside it follows the file once nothing is pending: no difference left
+    const proposalAfter = await poll("the proposal to follow the file", async () => {
+      const t = (await modified.innerText()).replace(/\u00a0/g, " ");
+      return t.includes("return b * a") && !t.includes("return a * b") && !t.includes("return a - b") ? t : undefined;
+    }, 60000);
     await page.screenshot({ path: path.join(shots, "review-done.png") });
     console.log(JSON.stringify({
       lenses, tabs, active_tab: activeTab, groups, text_during_review: textDuringReview,
-      proposal, groups_with_diff: groupsWithDiff, saved_after_review: savedAfterReview, patch_path: patchPath, text_after_patch: textAfterPatch,
+      proposal, groups_with_diff: groupsWithDiff, saved_after_review: savedAfterReview, patch_path: patchPath, text_after_patch: textAfterPatch, proposal_after: proposalAfter,
     }));
   } catch (err) {
     await page.screenshot({ path: path.join(shots, "failure.png") }).catch(() => undefined);
