@@ -245,6 +245,8 @@ def test_review_per_hunk_accept_one_reject_the_other_then_apply_the_saved_patch(
     script = [
         Reply(reasoning="Two changes.", tool_calls=[("edit_file", FIX_EDIT), ("edit_file", mul)]),
         Reply(content="Fixed add; mul reordered."),
+        Reply(content="", tool_calls=[("create_file", {"path": "notes.py", "content": "N = 1\n"})]),
+        Reply(content="Wrote notes.py."),
     ]
     with FakeK2Server(script, models=[MODEL]) as srv:
         data = run_nvim(nvim, "review.lua", repo, srv.base_url)
@@ -276,5 +278,10 @@ def test_review_per_hunk_accept_one_reject_the_other_then_apply_the_saved_patch(
     assert data["buffer_after_patch"][8] == "    return b * a"
     assert data["buffer_after_patch"][:5] == data["buffer_after_review"][:5]
     assert data["window_buffer"]
-    problems = [n["msg"] for n in data["notes"] if n["level"] >= 3 and "saved in" not in n["msg"]]
-    assert problems == [], problems
+    # from a window without a hunk: a pointer to ]h / `all`, then `all` creates the new file
+    assert "no K2 hunk under the cursor" in data["no_hunk_note"], data["no_hunk_note"]
+    assert marks["second_delivered"] and marks["notes_buffer"], data
+    assert data["notes_lines"] == ["N = 1"] and data["notes_after_u"] == [""], data
+    assert data["final_clients"] == 1
+    problems = [n["msg"] for n in data["notes"] if n["level"] >= 3]
+    assert problems == [data["no_hunk_note"]], problems

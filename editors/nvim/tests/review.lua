@@ -2,7 +2,8 @@
 -- real buffer (extmarks, virtual lines) without touching the user's window or asking anything;
 -- the user types on line 1, moves with ]h, accepts the first hunk from the :K2Review list and
 -- rejects the second from the buffer; the rejected hunk's saved patch applies later with
--- :K2ApplyPatch.
+-- :K2ApplyPatch. A second run's new file is accepted from the output window and lands as a
+-- buffer that `u` empties.
 package.path = vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/?.lua;" .. package.path
 local H = require("harness")
 
@@ -90,4 +91,31 @@ H.run(function()
   end
   H.result.buffer_after_patch = vim.api.nvim_buf_get_lines(calc, 0, -1, false)
   H.result.window_buffer = vim.api.nvim_win_get_buf(win) == calc
+  -- a second run proposes a new file: `:K2Accept all` typed in the output window (no hunk
+  -- under the cursor there) creates it as a buffer, and `u` in it takes K2's text out
+  local second
+  require("k2lsp").exec("k2lsp.task", { uri = vim.uri_from_bufnr(calc), task = "notes" }, function(r)
+    second = r and r.runId
+  end)
+  H.wait("second_review", 120000, function() return #review.pending() == 1 end)
+  local out = require("k2lsp.output").windows()[1]
+  H.mark("output_window", out ~= nil)
+  vim.api.nvim_set_current_win(out or win)
+  vim.cmd("K2Accept")
+  H.result.no_hunk_note = H.result.notes[#H.result.notes].msg
+  vim.cmd("K2Accept all")
+  H.wait("second_delivered", 30000, function()
+    local r = second and status.runs[second]
+    return r ~= nil and r.delivery == "applied" and r.outcome ~= nil
+  end)
+  local notes = vim.fn.bufnr(root .. "/notes.py")
+  H.mark("notes_buffer", notes ~= -1 and vim.api.nvim_buf_is_loaded(notes))
+  if notes ~= -1 then
+    H.result.notes_lines = vim.api.nvim_buf_get_lines(notes, 0, -1, false)
+    vim.api.nvim_set_current_win(win)
+    vim.api.nvim_set_current_buf(notes)
+    vim.cmd("silent normal! u")
+    H.result.notes_after_u = vim.api.nvim_buf_get_lines(notes, 0, -1, false)
+  end
+  H.result.final_clients = #vim.lsp.get_clients({ name = "k2lsp" })
 end)
