@@ -87,8 +87,6 @@ def build(
 
 
 def _file_review(ls: K2LanguageServer, root: Path, change: FileChange, first: int) -> FileReview:
-    from k2lsp.server.edits import _target
-
     if change.kind == "renamed" and change.old_path:
         f = FileReview(
             change.path,
@@ -100,20 +98,16 @@ def _file_review(ls: K2LanguageServer, root: Path, change: FileChange, first: in
         )
         f.hunks = [Hunk(first, 0, [], [])]
         return f
-    try:
-        state = current_state(ls, root, change.path)
-    except PathError as exc:
-        return _conflicted(root, change, first, str(exc))
-    plan = Plan()
-    ok, text = _target(change, state, plan)
-    if not ok:
+    plan = plan_delivery(ls, root, ChangeSet([change]))  # rebased on the editor's text now
+    if plan.conflicts or change.path not in plan.seen:
         why = plan.reasons.get(change.path, "it changed in the editor and could not be merged")
         return _conflicted(root, change, first, why)
-    kind = "created" if state.text is None else "deleted" if text is None else "modified"
-    f = FileReview(change.path, state.uri, kind, state.text, text, state.version)
+    state, base, text = plan.seen[change.path], plan.before[change.path], plan.after[change.path]
+    kind = "created" if base is None else "deleted" if text is None else "modified"
+    f = FileReview(change.path, state.uri, kind, base, text, state.version)
     if kind == "modified":
-        f.hunks = split(state.text or "", text or "", first)
-    elif state.text != text:
+        f.hunks = split(base or "", text or "", first)
+    elif base != text:
         f.hunks = [Hunk(first, 0, [], [])]
     return f
 
