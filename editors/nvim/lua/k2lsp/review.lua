@@ -12,7 +12,6 @@ M.ns = vim.api.nvim_create_namespace("k2lsp_review")
 M.reviews = {} ---@type table<string, table>  runId -> review
 M.order = {} ---@type string[]  run ids, oldest first
 M.keymaps = { next = "]h", prev = "[h" }
-local LIST_NAME = "k2lsp://review"
 
 local function notify(msg, level)
   vim.notify("k2lsp: " .. msg, level or vim.log.levels.INFO)
@@ -169,11 +168,12 @@ function M.at_cursor()
 end
 
 local function refresh_list()
-  for _, b in ipairs(vim.api.nvim_list_bufs()) do
-    if vim.api.nvim_buf_is_loaded(b) and vim.b[b].k2lsp_review_lines then
-      M.fill_list(b)
-    end
-  end
+  require("k2lsp.review_list").refresh()
+end
+
+--- :K2Review: the pending hunks in a split below (your window stays as it is).
+function M.open_list()
+  return require("k2lsp.review_list").open()
 end
 
 --- Forget the review of `run_id`: its marks and keymaps go.
@@ -370,62 +370,6 @@ function M.command(arg, accept)
   end
   M.decide(rev, { h.id }, accept)
   return true
-end
-
-local function prefixed(lines, mark)
-  local out = {}
-  for _, l in ipairs(lines) do
-    out[#out + 1] = mark .. l
-  end
-  return out
-end
-
---- Fill the review list buffer `buf` with every pending hunk.
-function M.fill_list(buf)
-  local lines, refs = {}, {}
-  for _, rev in ipairs(M.pending()) do
-    lines[#lines + 1] = "# K2 run " .. rev.id .. " " .. rev.title
-    for _, f in ipairs(rev.files) do
-      for _, h in ipairs(f.hunks) do
-        if h.state == "pending" then
-          local first = #lines
-          local where = f.kind == "modified" and ("line " .. (h.start + 1)) or f.kind
-          lines[#lines + 1] = string.format("@@ %s %s #%d", f.path, where, h.id)
-          vim.list_extend(lines, prefixed(h.oldLines, "-"))
-          vim.list_extend(lines, prefixed(h.newLines, "+"))
-          for r = first, #lines - 1 do
-            refs[tostring(r)] = { rev.id, h.id }
-          end
-        end
-      end
-    end
-  end
-  if #lines == 0 then
-    lines = { "# no K2 change waiting for review" }
-  end
-  vim.bo[buf].modifiable = true
-  vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
-  vim.bo[buf].modifiable = false
-  vim.b[buf].k2lsp_review_lines = refs
-end
-
---- :K2Review: the pending hunks in a split below (your window stays as it is).
-function M.open_list()
-  local buf = vim.fn.bufnr(LIST_NAME)
-  if buf == -1 then
-    buf = vim.api.nvim_create_buf(false, true)
-    vim.api.nvim_buf_set_name(buf, LIST_NAME)
-    vim.bo[buf].filetype = "diff"
-    vim.bo[buf].bufhidden = "hide"
-  end
-  M.fill_list(buf)
-  local win = vim.fn.bufwinid(buf)
-  if win == -1 then
-    vim.cmd("botright sbuffer " .. buf)
-    win = vim.api.nvim_get_current_win()
-  end
-  vim.api.nvim_set_current_win(win)
-  return buf
 end
 
 return M
