@@ -247,6 +247,11 @@ def test_review_per_hunk_accept_one_reject_the_other_then_apply_the_saved_patch(
         Reply(content="Fixed add; mul reordered."),
         Reply(content="", tool_calls=[("create_file", {"path": "notes.py", "content": "N = 1\n"})]),
         Reply(content="Wrote notes.py."),
+        Reply(
+            content="",
+            tool_calls=[("edit_file", {**mul, "old_text": "b * a", "new_text": "(b * a)"})],
+        ),
+        Reply(content="Changed mul."),
     ]
     with FakeK2Server(script, models=[MODEL]) as srv:
         data = run_nvim(nvim, "review.lua", repo, srv.base_url)
@@ -283,5 +288,10 @@ def test_review_per_hunk_accept_one_reject_the_other_then_apply_the_saved_patch(
     assert marks["second_delivered"] and marks["notes_buffer"], data
     assert data["notes_lines"] == ["N = 1"] and data["notes_after_u"] == [""], data
     assert data["final_clients"] == 1
+    # a hunk whose line the user edited is not applied; the user's line stays, and they are told
+    assert marks["third_delivered"] and data["third_delivery"] == "conflict", data
+    assert data["buffer_after_conflict"][8] == "    return b * a  # mine"
     problems = [n["msg"] for n in data["notes"] if n["level"] >= 3]
-    assert problems == [data["no_hunk_note"]], problems
+    assert problems[0] == data["no_hunk_note"], problems
+    assert len(problems) == 2 and "run edit_conflict: K2 applied 0 of 1 change(s)" in problems[1]
+    assert "1 not applied (its lines changed in the editor" in problems[1], problems

@@ -117,5 +117,24 @@ H.run(function()
     vim.cmd("silent normal! u")
     H.result.notes_after_u = vim.api.nvim_buf_get_lines(notes, 0, -1, false)
   end
+  -- a third run proposes a change on a line the user then edits: accepting it applies nothing
+  -- and says why; the user's text stays
+  vim.api.nvim_set_current_win(win)
+  vim.api.nvim_set_current_buf(calc)
+  local third
+  require("k2lsp").exec("k2lsp.task", { uri = vim.uri_from_bufnr(calc), task = "mul" }, function(r)
+    third = r and r.runId
+  end)
+  H.wait("third_review", 120000, function() return #review.pending() == 1 end)
+  local at9 = line_of(calc, "return b * a")
+  vim.api.nvim_buf_set_lines(calc, at9 - 1, at9, false, { "    return b * a  # mine" })
+  vim.api.nvim_win_set_cursor(win, { at9, 0 })
+  vim.cmd("K2Accept")
+  H.wait("third_delivered", 30000, function()
+    local r = third and status.runs[third]
+    return r ~= nil and r.delivery ~= nil and r.delivery ~= "preview" and r.outcome ~= nil
+  end)
+  H.result.third_delivery = third and status.runs[third].delivery or vim.NIL
+  H.result.buffer_after_conflict = vim.api.nvim_buf_get_lines(calc, 0, -1, false)
   H.result.final_clients = #vim.lsp.get_clients({ name = "k2lsp" })
 end)

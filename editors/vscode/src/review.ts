@@ -203,7 +203,8 @@ export class ReviewController implements vscode.CodeLensProvider, vscode.TextDoc
   private settle(rev: Review, answer: ReviewAnswer): void {
     const done = new Set([...answer.accepted, ...answer.rejected, ...answer.conflicts.map((c) => c.id)]);
     rev.hunks = rev.hunks.filter((h) => !done.has(h.id));
-    if (answer.conflicts.length) {
+    if (answer.conflicts.length && answer.pending.length) {
+      // (the last decision ends the review: the server's final message says it then)
       const why = answer.conflicts.map((c) => `#${c.id}: ${c.reason}`).join("; ");
       void vscode.window.showWarningMessage(`K2: not applied (your text changed there): ${why}`);
     }

@@ -293,7 +293,8 @@ local function settle(rev, answer)
       unplace(h)
     end
   end
-  if #reasons > 0 then
+  -- the last decision ends the review: the run's final message says it all then
+  if #reasons > 0 and #(answer.pending or {}) > 0 then
     notify("not applied (your text changed there): " .. table.concat(reasons, "; "), vim.log.levels.WARN)
   end
   refresh_list()
