@@ -91,7 +91,5 @@ class McpSettings(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    servers: Annotated[dict[str, McpServer], AfterValidator(_names)] = Field(
-        default_factory=dict
-    )
+    servers: Annotated[dict[str, McpServer], AfterValidator(_names)] = Field(default_factory=dict)
     output_cap_chars: int = Field(default=30_000, ge=1_000)

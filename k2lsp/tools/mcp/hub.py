@@ -1,0 +1,162 @@
+"""Connections to MCP servers, kept open for a run or an ACP session.
+
+The MCP SDK's transports are anyio task groups: they must be entered and left by one task. The
+hub therefore owns a task that opens every connection, reports ready, holds them until `close`,
+and leaves them in order; tool calls from other tasks go through the sessions' streams.
+
+    hub = McpHub(settings.mcp.servers, cwd=repo, cap=settings.mcp.output_cap_chars)
+    await hub.start()          # never raises: a server that fails is in hub.problems
+    registry = base.extended(hub.tools())
+    ...
+    await hub.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from k2lsp.config.tables import McpServer
+from k2lsp.redact import redact, register_secret
+from k2lsp.tools.mcp.bridge import McpTool, make_tool
+
+log = logging.getLogger(__name__)
+MAX_TOOLS_PER_SERVER = 64
+
+
+class McpHub:
+    """Open MCP sessions to `servers` (name -> spec) and the tools they offer."""
+
+    def __init__(self, servers: dict[str, McpServer], *, cwd: Path | None, cap: int = 30_000):
+        self.servers = {n: s for n, s in servers.items() if s.enabled}
+        self.cwd = cwd
+        self.cap = cap
+        self.problems: list[str] = []
+        self._tools: list[McpTool] = []
+        self._ready = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Connect to every server (each within its `timeout_s`); failures go to `problems`."""
+        for spec in self.servers.values():
+            for value in (*spec.env.values(), *spec.headers.values()):
+                register_secret(value)
+        if not self.servers:
+            self._ready.set()
+            return
+        self._task = asyncio.create_task(self._serve(), name="k2lsp-mcp-hub")
+        waiter = asyncio.ensure_future(self._ready.wait())
+        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if self._task.done() and not self._task.cancelled() and self._task.exception():
+            self.problems.append(f"MCP: {redact(str(self._task.exception()))}")
+
+    def tools(self) -> list[McpTool]:
+        """The tools of every connected server, in server order."""
+        return list(self._tools)
+
+    async def close(self) -> None:
+        """Close every connection (stops stdio servers)."""
+        self._closing.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._task
+
+    async def _serve(self) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            for name, spec in self.servers.items():
+                sub = contextlib.AsyncExitStack()
+                try:
+                    async with asyncio.timeout(spec.timeout_s):
+                        session = await _open(sub, spec, self.cwd)
+                        found = await _list_tools(session)
+                except BaseException as exc:  # noqa: BLE001 - any failure is reported, not fatal
+                    with contextlib.suppress(BaseException):
+                        await sub.aclose()
+                    if isinstance(exc, asyncio.CancelledError) and self._closing.is_set():
+                        raise
+                    why = "timed out" if isinstance(exc, TimeoutError) else _why(exc)
+                    self.problems.append(f"MCP server {name!r} did not start: {why}")
+                    continue
+                stack.push_async_callback(sub.aclose)
+                self._add(name, spec, session, found)
+            self._ready.set()
+            await self._closing.wait()
+
+    def _add(self, name: str, spec: McpServer, session: Any, found: list[Any]) -> None:
+        async def call(tool: str, args: dict[str, Any]) -> Any:
+            return await session.call_tool(tool, args)
+
+        taken = {t.name for t in self._tools}
+        for remote in found[:MAX_TOOLS_PER_SERVER]:
+            try:
+                made = make_tool(
+                    name,
+                    remote,
+                    call,
+                    allow=spec.allow_tools,
+                    cap=self.cap,
+                    timeout_s=spec.timeout_s,
+                )
+            except ValueError as exc:
+                self.problems.append(f"MCP tool {name}/{remote.name} skipped: {exc}")
+                continue
+            if made.name in taken:
+                self.problems.append(f"MCP tool {name}/{remote.name} skipped: name clash")
+                continue
+            taken.add(made.name)
+            self._tools.append(made)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return _why(exc.exceptions[0])
+    return redact(f"{type(exc).__name__}: {exc}")[:300]
+
+
+async def _open(stack: contextlib.AsyncExitStack, spec: McpServer, cwd: Path | None) -> Any:
+    """An initialized `ClientSession` to `spec`, its contexts entered on `stack`."""
+    from mcp.client.session import ClientSession
+
+    if spec.command is not None:
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+
+        params = StdioServerParameters(
+            command=spec.command,
+            args=list(spec.args),
+            env=dict(spec.env) or None,
+            cwd=spec.cwd or (str(cwd) if cwd else None),
+        )
+        read, write = await stack.enter_async_context(stdio_client(params, errlog=sys.stderr))
+    else:
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        assert spec.url is not None
+        http = await stack.enter_async_context(create_mcp_http_client(headers=dict(spec.headers)))
+        read, write = await stack.enter_async_context(
+            streamable_http_client(spec.url, http_client=http)
+        )
+    session = await stack.enter_async_context(ClientSession(read, write))
+    await session.initialize()
+    return session
+
+
+async def _list_tools(session: Any) -> list[Any]:
+    tools: list[Any] = []
+    cursor = None
+    for _page in range(20):
+        from mcp import types
+
+        params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+        page = await session.list_tools(params=params)
+        tools += list(page.tools)
+        cursor = page.next_cursor
+        if not cursor or len(tools) >= MAX_TOOLS_PER_SERVER:
+            break
+    return tools
