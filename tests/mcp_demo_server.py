@@ -38,7 +38,7 @@ def bad_schema(x: int) -> str:
 
 def _break_schema() -> None:
     """Make `bad-schema`'s advertised input schema invalid (a property of type 12)."""
-    tool = server._tool_manager.get_tool("bad-schema")  # noqa: SLF001 - test server
+    tool = server._tool_manager.get_tool("bad-schema")
     assert tool is not None
     tool.parameters = {"type": "object", "properties": {"x": {"type": 12}}}
 

@@ -75,11 +75,9 @@ class McpHub:
                     async with asyncio.timeout(spec.timeout_s):
                         session = await _open(sub, spec, self.cwd)
                         found = await _list_tools(session)
-                except BaseException as exc:  # noqa: BLE001 - any failure is reported, not fatal
-                    with contextlib.suppress(BaseException):
+                except Exception as exc:  # any failure of one server is reported, not fatal
+                    with contextlib.suppress(Exception):
                         await sub.aclose()
-                    if isinstance(exc, asyncio.CancelledError) and self._closing.is_set():
-                        raise
                     why = "timed out" if isinstance(exc, TimeoutError) else _why(exc)
                     self.problems.append(f"MCP server {name!r} did not start: {why}")
                     continue
