@@ -1,0 +1,33 @@
+"""`k2lsp acp`: the ACP agent over stdio (stdout is the protocol; logs go to stderr)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+
+def cli(argv: list[str]) -> int:
+    """Serve one ACP client on stdin/stdout until it disconnects."""
+    parser = argparse.ArgumentParser(
+        prog="k2lsp acp",
+        description="Speak the Agent Client Protocol on stdio (Zed, JetBrains, Neovim, Emacs).",
+    )
+    parser.add_argument("--log-level", default="WARNING", help="stderr log level")
+    args = parser.parse_args(argv)
+    logging.getLogger().setLevel(args.log_level.upper())
+    return asyncio.run(serve())
+
+
+async def serve() -> int:
+    """Run the agent on this process's stdio."""
+    from acp import run_agent
+
+    from k2lsp.acp.agent import K2Agent
+
+    agent = K2Agent()
+    try:
+        await run_agent(agent)  # type: ignore[arg-type]  # implements what it announces
+    finally:
+        await agent.close()
+    return 0
