@@ -63,9 +63,7 @@ class K2Agent:
 
     async def authenticate(self, method_id: str, **_: Any) -> None:
         """No authentication methods are offered (the key comes from the environment)."""
-        raise RequestError.invalid_params(
-            {"message": "k2lsp reads its API key from the environment"}
-        )
+        raise bad_params("k2lsp reads its API key from the environment")
 
     async def new_session(
         self, cwd: str, mcp_servers: list[Any] | None = None, **_: Any
@@ -84,7 +82,7 @@ class K2Agent:
         try:
             record = store.load(_state_dir(folder), session_id)
         except K2lspError as exc:
-            raise RequestError.invalid_params({"message": str(exc)}) from None
+            raise bad_params(str(exc)) from None
         record.cwd = folder
         await self._open(record, mcp_servers or [])
         for update in store.replay(record):
@@ -95,9 +93,7 @@ class K2Agent:
         """Switch between ask, code and plan."""
         session = self._session(session_id)
         if mode_id not in MODES:
-            raise RequestError.invalid_params(
-                {"message": f"unknown mode {mode_id!r}; use one of {', '.join(MODES)}"}
-            )
+            raise bad_params(f"unknown mode {mode_id!r}; use one of {', '.join(MODES)}")
         session.record.mode = mode_id
         await self._save(session)
         await self.conn.session_update(
@@ -108,9 +104,7 @@ class K2Agent:
         """Run one turn of the session."""
         session = self._session(session_id)
         if session.task is not None and not session.task.done():
-            raise RequestError.invalid_request(
-                {"message": "a prompt is still running in this session; cancel it first"}
-            )
+            raise RequestError(-32600, "a prompt is still running in this session; cancel it first")
         try:
             settings = _settings(session.root, session.notes)
         except K2lspError as exc:
@@ -137,7 +131,7 @@ class K2Agent:
     def _session(self, session_id: str) -> AcpSession:
         session = self.sessions.get(session_id)
         if session is None:
-            raise RequestError.invalid_params({"message": f"unknown session {session_id[:80]!r}"})
+            raise bad_params(f"unknown session {session_id[:80]!r}")
         return session
 
     async def _open(self, record: store.SessionRecord, mcp_servers: list[Any]) -> AcpSession:
@@ -148,7 +142,7 @@ class K2Agent:
         try:
             settings = _settings(root, notes, require_key=False)
         except K2lspError as exc:
-            raise RequestError.invalid_params({"message": str(exc)}) from None
+            raise bad_params(str(exc)) from None
         servers = {**settings.mcp.servers, **client_servers(mcp_servers)}
         hub = McpHub(servers, cwd=root, cap=settings.mcp.output_cap_chars)
         await hub.start()
@@ -174,12 +168,15 @@ class K2Agent:
             log.warning("could not save session %s: %s", session.id, exc)
 
 
+def bad_params(message: str) -> RequestError:
+    """An invalid-params error whose message is the readable reason (editors show it)."""
+    return RequestError(-32602, message)
+
+
 def _folder(cwd: str) -> str:
     path = Path(cwd)
     if not path.is_absolute() or not path.is_dir():
-        raise RequestError.invalid_params(
-            {"message": f"cwd must be an absolute path of an existing folder (got {cwd[:200]!r})"}
-        )
+        raise bad_params(f"cwd must be an absolute path of an existing folder (got {cwd[:200]!r})")
     return str(path.resolve())
 
 
