@@ -29,6 +29,7 @@ class EditorClient:
         self.permissions: list[Any] = []
         self.writes: list[tuple[str, str]] = []
         self.reads: list[str] = []
+        self.on_permission: Callable[[Any], None] | None = None  # e.g. the user types meanwhile
 
     async def session_update(self, session_id: str, update: Any, **_: Any) -> None:
         self.updates.append((session_id, update, time.monotonic()))
@@ -37,6 +38,8 @@ class EditorClient:
         self, session_id: str, tool_call: Any, options: list[Any], **_: Any
     ) -> schema.RequestPermissionResponse:
         self.permissions.append(tool_call)
+        if self.on_permission is not None:
+            self.on_permission(tool_call)
         choice = self.answers.pop(0) if self.answers else "allow_once"
         outcome = schema.AllowedOutcome(outcome="selected", option_id=choice)
         return schema.RequestPermissionResponse(outcome=outcome)

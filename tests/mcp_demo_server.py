@@ -11,13 +11,14 @@ import os
 import sys
 
 from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
 
 RELEASES = {"zlib": "1.3.1", "requests": "2.32.3", "left-pad": "1.3.0"}
 
 server = MCPServer("k2lsp-demo")
 
 
-@server.tool()
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
 def lookup_release(package: str) -> str:
     """The latest release of `package` in the demo catalogue."""
     version = RELEASES.get(package)

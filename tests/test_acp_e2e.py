@@ -166,3 +166,70 @@ async def test_load_replays_a_finished_session(tmp_path: Path, fake: FakeK2Serve
 
 def _text(update: Any) -> str:
     return str(getattr(getattr(update, "content", None), "text", ""))
+
+
+async def _fix_turns(
+    tmp_path: Path, fake: FakeK2Server, editor: EditorClient, prompts: list[str]
+) -> list[str]:
+    """Run one fixing turn per prompt in one session; the stop reasons."""
+    proj = _project(tmp_path)
+    env = agent_env(fake.base_url, tmp_path / "home")
+    reasons = []
+    async with spawn_agent_process(editor, *AGENT_CMD, env=env, cwd=proj) as (conn, _proc):
+        sid = await _session(conn, proj)
+        for text in prompts:
+            answer = await conn.prompt(session_id=sid, prompt=[text_block(text)])
+            reasons.append(str(answer.stop_reason))
+        await until(lambda: len(editor.of("agent_message_chunk")) >= len(prompts))
+    return reasons
+
+
+async def test_rejected_changes_are_not_written(tmp_path: Path, fake: FakeK2Server) -> None:
+    fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(content="Fixed."))
+    editor = EditorClient(answers=["reject_once"])
+    assert await _fix_turns(tmp_path, fake, editor, ["fix add in calc.py"]) == ["end_turn"]
+    assert len(editor.permissions) == 1 and editor.writes == []
+    said = "".join(_text(u) for u in editor.of("agent_message_chunk"))
+    assert "not applied" in said and ".patch" in said
+    assert (tmp_path / "proj" / "calc.py").read_text() == CALC
+
+
+async def test_a_buffer_edited_on_the_same_lines_meanwhile_is_not_overwritten(
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
+    fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(content="Fixed."))
+    calc = str(tmp_path / "proj" / "calc.py")
+    editor = EditorClient()
+
+    def user_types(_call: Any) -> None:  # the user edits the same line while asked
+        editor.buffers[calc] = CALC.replace("return a - b", "return b - a  # mine")
+
+    editor.on_permission = user_types
+    assert await _fix_turns(tmp_path, fake, editor, ["fix add in calc.py"]) == ["end_turn"]
+    assert editor.writes == []
+    assert "you edited the same lines" in "".join(
+        _text(u) for u in editor.of("agent_message_chunk")
+    )
+
+
+async def test_always_allow_asks_once_per_session_and_turns_share_history(
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
+    mul = ("edit_file", {"path": "calc.py", "old_text": "a * b", "new_text": "b * a"})
+    fake.add(
+        Reply(reasoning="fix", tool_calls=[FIX_ADD]),
+        Reply(content="Fixed add."),
+        Reply(reasoning="look", tool_calls=[("read_file", {"path": "calc.py"})]),
+        Reply(reasoning="swap", tool_calls=[mul]),
+        Reply(content="Swapped mul."),
+    )
+    editor = EditorClient(answers=["allow_always"])
+    prompts = ["fix add in calc.py", "now swap the operands of mul"]
+    assert await _fix_turns(tmp_path, fake, editor, prompts) == ["end_turn", "end_turn"]
+    assert len(editor.permissions) == 1 and len(editor.writes) == 2
+    assert "return a + b" in editor.writes[1][1] and "b * a" in editor.writes[1][1]
+    # the second run started from the buffer the first one wrote (not the stale disk file)
+    read = [m for m in fake.requests[3]["messages"] if m["role"] == "tool"][-1]
+    assert "return a + b" in str(read["content"])
+    second = str(fake.requests[2]["messages"])
+    assert "Earlier in this conversation" in second and "fix add in calc.py" in second

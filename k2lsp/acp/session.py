@@ -64,6 +64,7 @@ class AcpSession:
         self.root = Path(record.cwd)
         self.allowed: set[str] = set()
         self.notes: list[str] = []  # configuration notices shown with the next turn
+        self.touched: list[str] = []  # files written into the client's buffers (relative)
         self.task: asyncio.Task[Any] | None = None
         self.mapper = UpdateMapper(self.root)
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()

@@ -66,6 +66,11 @@ async def run_turn(
     """Run the prompt; (outcome, usage of the turn)."""
     from k2lsp.agent.session import execute_run
 
+    for rel in session.touched:  # buffers this session wrote: their text now, saved or not
+        if rel not in parts.overlay:
+            text = await session.read_buffer(str(session.root / rel))
+            if text is not None:
+                parts.overlay[rel] = text
     request = build_request(session, parts)
     loop = asyncio.get_running_loop()
     request.state["approve"] = session.approver(loop)
@@ -86,6 +91,7 @@ async def run_turn(
             task=request.task,
         )
         session.say(f"\n\n{landed.message}")
+        session.touched += [p for p in landed.files if p not in session.touched]
         if landed.status == "refused":
             result.run_copy = None  # kept for the user to review
         if landed.outcome is not None:
