@@ -109,3 +109,33 @@ def test_untrusted_repository_config_starts_no_mcp_server(
     offered = [t["function"]["name"] for t in fake.requests[0]["tools"]]
     assert not any(name.startswith("mcp__") for name in offered)
     assert "mcp" in proc.stderr and "k2lsp trust" in proc.stderr
+
+
+async def test_the_language_server_gets_mcp_tools_from_the_user_config_and_asks(
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
+    from tests.lsp_fixtures import make_project, start_editor, stop_editor
+
+    home = tmp_path / "home"
+    user = home / "config" / "k2lsp" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text(
+        f"[mcp.servers.demo]\ncommand = {json.dumps(sys.executable)}\n"
+        f"args = [{json.dumps(MCP_SERVER)}]\n"
+    )
+    fake.add(
+        Reply(reasoning="Ask the catalogue.", tool_calls=[CALL]),
+        Reply(reasoning="Got it.", content="requests 2.32.3 is current."),
+    )
+    ed = await start_editor(make_project(tmp_path / "proj"), fake.base_url, home)
+    ed.approvals = ["Allow once"]
+    try:
+        run_id = (await ed.command("k2lsp.ask", {"question": "which requests is current?"}))[
+            "runId"
+        ]
+        assert (await ed.finished(run_id))["outcome"] == "success"
+    finally:
+        await stop_editor(ed)
+    assert len(ed.questions) == 1 and "mcp__demo__lookup_release" in ed.questions[0].message
+    tools = [m for m in fake.requests[1]["messages"] if m["role"] == "tool"]
+    assert "requests latest release: 2.32.3" in str(tools[-1]["content"])

@@ -106,7 +106,7 @@ class K2Agent:
         if session.task is not None and not session.task.done():
             raise RequestError(-32600, "a prompt is still running in this session; cancel it first")
         try:
-            settings = _settings(session.root, session.notes)
+            settings = _settings(session.root, [])  # notices were shown when it opened
         except K2lspError as exc:
             await self.conn.session_update(
                 session_id=session_id, update=helpers.update_agent_message_text(f"k2lsp: {exc}")

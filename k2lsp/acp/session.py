@@ -24,6 +24,7 @@ from k2lsp.acp.prompt import prompt_parts
 from k2lsp.acp.updates import UpdateMapper
 from k2lsp.agent.events import Event
 from k2lsp.errors import K2lspError, Outcome
+from k2lsp.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class AcpSession:
         """`session/request_permission` for `kind`; "always" allows `kind` for the session."""
         if kind in self.allowed:
             return True
+        detail = redact(detail)
         if call is None:  # a tool asks: the request points at its running tool call
             call_id = self.mapper.current_call() or f"k2lsp-ask-{next(self._ids)}"
             tool_call = schema.ToolCallUpdate(tool_call_id=call_id, title=detail[:200])
