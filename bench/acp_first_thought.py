@@ -7,8 +7,10 @@ scripted fake K2 host answering at once (its first reasoning delta leaves as soo
 arrives), so the figures are k2lsp's own: `before model` = prompt sent -> request at the host
 (prompt parsing, settings, run copy, sandbox `none`, tools, request build); `after model` =
 request at the host -> thought chunk at the client (SSE parsing, redaction, event -> update,
-JSON-RPC). Also printed: spawn -> `initialize` answered, and `session/new`. A fresh session per
-run (a fresh run copy each time), in a git repository of a few files.
+JSON-RPC). Also printed: `session/new`, and spawn -> `initialize` answered for `k2lsp acp`
+against a bare agent on the same SDK (the floor: importing `acp.schema` alone takes ~0.35 s),
+alternated. A fresh session per run (a fresh run copy each time), in a git repository of 20
+files.
 """
 
 from __future__ import annotations
@@ -35,6 +37,48 @@ def _row(name: str, values: list[float]) -> str:
     return f"{name:<34} min {ms[0]:8.1f}  median {statistics.median(ms):8.1f}  max {ms[-1]:8.1f} ms"
 
 
+# The floor of any agent on this SDK: a process that imports `acp` and answers `initialize`.
+BARE_AGENT = """
+import asyncio
+from acp import run_agent, schema
+
+class Bare:
+    def on_connect(self, conn):
+        pass
+
+    async def initialize(self, protocol_version, client_capabilities=None, client_info=None, **kw):
+        return schema.InitializeResponse(protocol_version=protocol_version)
+
+asyncio.run(run_agent(Bare()))
+"""
+
+
+async def bare_initialize(runs: int) -> list[float]:
+    """Spawn -> `initialize` answered for the bare SDK agent, `runs` times."""
+    out = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        cmd = (sys.executable, "-c", BARE_AGENT)
+        async with spawn_agent_process(EditorClient(), *cmd) as (conn, _):
+            await conn.initialize(protocol_version=1, client_capabilities=client_caps())
+            out.append(time.monotonic() - t0)
+    return out
+
+
+async def k2lsp_initialize(runs: int, env: dict[str, str]) -> list[float]:
+    """Spawn -> `initialize` answered for `k2lsp acp`, `runs` times."""
+    out = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        async with spawn_agent_process(EditorClient(), *AGENT_CMD, env=env) as (conn, _):
+            await conn.initialize(protocol_version=1, client_capabilities=client_caps())
+            out.append(time.monotonic() - t0)
+    return out
+
+
+TYPING_S = 3.0  # between `initialize` and the first prompt (k2lsp prewarms meanwhile)
+
+
 def _model_thought(update: object) -> bool:
     """A thought chunk of the model (not k2lsp's own `[k2lsp] ...` preflight note)."""
     if getattr(update, "session_update", "") != "agent_thought_chunk":
@@ -44,7 +88,7 @@ def _model_thought(update: object) -> bool:
 
 async def measure(runs: int) -> dict[str, list[float]]:
     """Spawn one agent and time `runs` prompts; the figures in seconds."""
-    out: dict[str, list[float]] = {k: [] for k in ("init", "new", "total", "before", "after")}
+    out: dict[str, list[float]] = {k: [] for k in ("new", "total", "before", "after")}
     fake = FakeK2Server([], models=["kimi-k2-thinking"])
     fake.start()
     try:
@@ -53,10 +97,9 @@ async def measure(runs: int) -> dict[str, list[float]]:
             proj = make_repo(Path(tmp) / "proj", files)
             editor = EditorClient()
             env = agent_env(fake.base_url, Path(tmp) / "home")
-            t0 = time.monotonic()
             async with spawn_agent_process(editor, *AGENT_CMD, env=env, cwd=proj) as (conn, _):
                 await conn.initialize(protocol_version=1, client_capabilities=client_caps())
-                out["init"].append(time.monotonic() - t0)
+                await asyncio.sleep(TYPING_S)  # the user types the first prompt
                 for i in range(runs):
                     fake.add(Reply(reasoning="Thinking about it.", content="ok"))
                     t1 = time.monotonic()
@@ -89,9 +132,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     got = asyncio.run(measure(args.runs))
-    print(_row("spawn -> initialize answered", got["init"]))
+    with tempfile.TemporaryDirectory(prefix="k2lsp-acp-bench-") as tmp:
+        env = agent_env("http://127.0.0.1:9/v1", Path(tmp))
+        bare, ours = [], []
+        for _ in range(5):  # alternated, so both see the same machine load
+            bare += asyncio.run(bare_initialize(1))
+            ours += asyncio.run(k2lsp_initialize(1, env))
+    print(_row("spawn -> initialize: bare SDK agent", bare))
+    print(_row("spawn -> initialize: k2lsp acp", ours))
+    print(f"{'  ratio (medians)':<34} {statistics.median(ours) / statistics.median(bare):.2f}x")
     print(_row("session/new", got["new"]))
-    print(f"{'first prompt (cold imports)':<34} {got['total'][0] * 1000:8.1f} ms")
+    print(f"{'first prompt (3 s after initialize)':<34} {got['total'][0] * 1000:8.1f} ms")
     warm = {k: v[1:] or v for k, v in got.items()}
     print(_row("prompt -> first thought chunk", warm["total"]))
     print(_row("  before model (prompt -> request)", warm["before"]))

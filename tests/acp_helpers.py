@@ -41,6 +41,10 @@ class EditorClient:
         if self.on_permission is not None:
             self.on_permission(tool_call)
         choice = self.answers.pop(0) if self.answers else "allow_once"
+        if choice == "cancelled":  # what a client answers after the user cancelled the turn
+            return schema.RequestPermissionResponse(
+                outcome=schema.DeniedOutcome(outcome="cancelled")
+            )
         outcome = schema.AllowedOutcome(outcome="selected", option_id=choice)
         return schema.RequestPermissionResponse(outcome=outcome)
 

@@ -233,3 +233,38 @@ async def test_always_allow_asks_once_per_session_and_turns_share_history(
     assert "return a + b" in str(read["content"])
     second = str(fake.requests[2]["messages"])
     assert "Earlier in this conversation" in second and "fix add in calc.py" in second
+
+
+async def test_without_a_key_the_agent_starts_and_says_what_to_do(
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
+    proj = _project(tmp_path)
+    env = agent_env(fake.base_url, tmp_path / "home")
+    for name in ("K2LSP_API_KEY", "K2LSP_BASE_URL", "MOONSHOT_API_KEY"):
+        env.pop(name, None)
+    env["K2LSP_PROVIDER"] = "moonshot"
+    editor = EditorClient()
+    async with spawn_agent_process(editor, *AGENT_CMD, env=env, cwd=proj) as (conn, _proc):
+        sid = await _session(conn, proj)
+        answer = await conn.prompt(session_id=sid, prompt=[text_block("hello")])
+        assert answer.stop_reason == "end_turn"
+        await until(lambda: bool(editor.of("agent_message_chunk")))
+    said = _text(editor.of("agent_message_chunk")[0])
+    assert "no API key" in said and "MOONSHOT_API_KEY" in said
+    assert fake.requests == []
+
+
+async def test_cancel_while_asked_to_apply_ends_cancelled_and_writes_nothing(
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
+    fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(content="Fixed."))
+    proj = _project(tmp_path)
+    editor = EditorClient(answers=["cancelled"])
+    env = agent_env(fake.base_url, tmp_path / "home")
+    async with spawn_agent_process(editor, *AGENT_CMD, env=env, cwd=proj) as (conn, _proc):
+        sid = await _session(conn, proj)
+        editor.on_permission = lambda _call: asyncio.ensure_future(conn.cancel(session_id=sid))
+        answer = await conn.prompt(session_id=sid, prompt=[text_block("fix add in calc.py")])
+    assert answer.stop_reason == "cancelled"
+    assert len(editor.permissions) == 1 and editor.writes == []
+    assert (proj / "calc.py").read_text() == CALC

@@ -9,6 +9,7 @@ authentication method is offered.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from pathlib import Path
@@ -45,6 +46,7 @@ class K2Agent:
     ) -> schema.InitializeResponse:
         """Agree on the protocol version and say what this agent does."""
         self.caps = client_capabilities or schema.ClientCapabilities()
+        asyncio.get_running_loop().run_in_executor(None, prewarm)
         caps = schema.AgentCapabilities(
             load_session=True,
             prompt_capabilities=schema.PromptCapabilities(
@@ -166,6 +168,33 @@ class K2Agent:
             store.save(session.state_dir, session.record)
         except OSError as exc:
             log.warning("could not save session %s: %s", session.id, exc)
+
+
+PREWARM = (
+    "k2lsp.config.settings",
+    "k2lsp.agent.session",
+    "k2lsp.agent.loop",
+    "k2lsp.model.client",
+    "openai",  # the client imports it on first use
+    "k2lsp.runs.runcopy",
+    "k2lsp.tools.mcp.hub",
+    "k2lsp.acp.turn",
+)
+
+
+def prewarm() -> None:
+    """Import what the first prompt needs (the model client, the run copy, every tool) in a
+    worker thread once `initialize` is answered, so the first turn does not pay for it."""
+    import importlib
+
+    try:
+        for name in PREWARM:
+            importlib.import_module(name)
+        from k2lsp.tools import build_registry
+
+        build_registry()
+    except Exception as exc:  # the turn will import (and report) it again
+        log.debug("prewarm: %s", exc)
 
 
 def bad_params(message: str) -> RequestError:

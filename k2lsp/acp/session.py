@@ -67,6 +67,7 @@ class AcpSession:
         self.notes: list[str] = []  # configuration notices shown with the next turn
         self.touched: list[str] = []  # files written into the client's buffers (relative)
         self.task: asyncio.Task[Any] | None = None
+        self.cancel_requested = False  # session/cancel came during the current turn
         self.mapper = UpdateMapper(self.root)
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._ids = itertools.count(1)
@@ -184,6 +185,7 @@ class AcpSession:
         from k2lsp.acp.turn import run_turn
 
         sender = asyncio.create_task(self._send_all(), name=f"k2lsp-acp-out-{self.id}")
+        self.cancel_requested = False
         try:
             for note in self.notes:
                 self.say(f"[k2lsp] {note}\n\n")
@@ -197,10 +199,13 @@ class AcpSession:
             self._outbox.put_nowait(None)
             with contextlib.suppress(Exception):
                 await sender
+        if self.cancel_requested:  # e.g. during the delivery's question: still a cancelled turn
+            outcome = Outcome.CANCELLED
         return schema.PromptResponse(stop_reason=stop_reason(outcome), usage=usage)
 
     def cancel(self) -> None:
         """`session/cancel`: stop the running turn (it ends as `cancelled`)."""
+        self.cancel_requested = True
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
