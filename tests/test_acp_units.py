@@ -90,6 +90,27 @@ async def test_prompt_blocks_become_task_context_focus_and_overlay(tmp_path: Pat
     assert parts.task.startswith("explain @src/app.py")
 
 
+async def test_secret_files_are_named_but_never_read_or_sent(tmp_path: Path) -> None:
+    from k2lsp.runs.workspace import Workspace
+
+    (tmp_path / ".env").write_text("API_KEY=sk-live-123\n")
+    read_paths: list[str] = []
+
+    async def read(path: str) -> str | None:
+        read_paths.append(path)
+        return "API_KEY=sk-live-123\n"
+
+    secret = Workspace(tmp_path).is_secret
+    blocks = [
+        text_block("why does @.env not load"),
+        resource_block(embedded_text_resource((tmp_path / ".env").as_uri(), "API_KEY=x")),
+    ]
+    parts = await prompt_parts(blocks, tmp_path, read, secret)
+    assert read_paths == [] and parts.overlay == {}
+    joined = "\n".join(parts.context)
+    assert "secret file" in joined and "API_KEY" not in joined
+
+
 def test_paths_outside_the_folder_are_not_ours(tmp_path: Path) -> None:
     assert rel_path(tmp_path, str(tmp_path / "a" / "b.py")) == "a/b.py"
     assert rel_path(tmp_path, "../x.py") is None

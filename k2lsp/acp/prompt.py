@@ -21,6 +21,7 @@ CONTEXT_CAP = 60_000  # characters of attached text per file
 
 # (absolute path) -> the client's buffer text, or None when it cannot be read
 ReadFn = Callable[[str], Awaitable[str | None]]
+SecretFn = Callable[[str], bool]  # relative path -> is it a secret file (never sent)?
 
 
 @dataclass
@@ -32,6 +33,7 @@ class PromptParts:
     focus: list[str] = field(default_factory=list)
     overlay: dict[str, str] = field(default_factory=dict)
     shown: str = ""  # the prompt as the user wrote it (for the session history)
+    secret: SecretFn = field(default=lambda _rel: False, repr=False)
 
 
 def rel_path(root: Path, uri_or_path: str) -> str | None:
@@ -51,9 +53,13 @@ def rel_path(root: Path, uri_or_path: str) -> str | None:
     return rel.as_posix() if rel.parts else None
 
 
-async def prompt_parts(blocks: list[Any], root: Path, read: ReadFn) -> PromptParts:
-    """Turn the prompt's content blocks into a `PromptParts` (reading linked files via `read`)."""
+async def prompt_parts(
+    blocks: list[Any], root: Path, read: ReadFn, secret: SecretFn = lambda _rel: False
+) -> PromptParts:
+    """Turn the prompt's content blocks into a `PromptParts` (reading linked files via `read`;
+    files `secret` matches are named, never read or sent)."""
     parts = PromptParts()
+    parts.secret = secret
     texts: list[str] = []
     for block in blocks:
         kind = getattr(block, "type", "")
@@ -83,6 +89,14 @@ async def prompt_parts(blocks: list[Any], root: Path, read: ReadFn) -> PromptPar
 
 async def _attach(parts: PromptParts, root: Path, uri: str, body: str | None, read: ReadFn) -> None:
     rel = rel_path(root, uri)
+    if rel is not None and parts.secret(rel):
+        if rel not in parts.focus:
+            parts.focus.append(rel)
+            parts.context.append(
+                f"[{rel} is a secret file (secret_globs): its content is not shared; the user "
+                "can set allow_secrets to share it]"
+            )
+        return
     if body is None:
         path = str(root / rel) if rel else unquote(urlsplit(uri).path)
         if rel is None and not uri.startswith("file://"):

@@ -190,7 +190,10 @@ class AcpSession:
             for note in self.notes:
                 self.say(f"[k2lsp] {note}\n\n")
             self.notes.clear()
-            parts = await prompt_parts(blocks, self.root, self.read_buffer)
+            from k2lsp.runs.workspace import Workspace
+
+            secret = Workspace.from_settings(self.root, settings).is_secret
+            parts = await prompt_parts(blocks, self.root, self.read_buffer, secret)
             outcome, usage = await run_turn(self, parts, settings)
         except K2lspError as exc:
             self.say(f"k2lsp: {exc}")
