@@ -130,3 +130,46 @@ def test_store_round_trip_and_hostile_ids(tmp_path: Path) -> None:
     for bad in ("../../etc/passwd", "0" * 31, "Z" * 32):
         with pytest.raises(UsageError):
             store.load(tmp_path, bad)
+
+
+async def test_bad_requests_get_readable_errors(tmp_path: Path) -> None:
+    from acp import RequestError
+
+    from k2lsp.acp.agent import K2Agent
+
+    agent = K2Agent()
+    for cwd in ("relative/dir", str(tmp_path / "missing")):
+        with pytest.raises(RequestError, match="absolute path of an existing folder"):
+            await agent.new_session(cwd=cwd)
+    with pytest.raises(RequestError, match="unknown session"):
+        await agent.set_session_mode(session_id="nope", mode_id="ask")
+    with pytest.raises(RequestError, match="unknown session"):
+        await agent.prompt(session_id="nope", prompt=[text_block("hi")])
+
+
+def test_client_mcp_servers_become_server_tables() -> None:
+    from acp import schema
+
+    from k2lsp.acp.agent import client_servers
+
+    servers = client_servers(
+        [
+            schema.McpServerStdio(
+                name="my docs!",
+                command="docs-mcp",
+                args=["--stdio"],
+                env=[schema.EnvVariable(name="TOKEN", value="t0k3n-value")],
+            ),
+            schema.HttpMcpServer(
+                type="http",
+                name="tracker",
+                url="https://mcp.example.com/mcp",
+                headers=[schema.HttpHeader(name="Authorization", value="Bearer x")],
+            ),
+            schema.SseMcpServer(type="sse", name="old", url="https://x/sse", headers=[]),
+        ]
+    )
+    assert list(servers) == ["my_docs_", "tracker"]
+    assert servers["my_docs_"].env == {"TOKEN": "t0k3n-value"}
+    assert servers["tracker"].headers == {"Authorization": "Bearer x"}
+    assert "t0k3n" not in repr(servers["my_docs_"])
