@@ -3,6 +3,8 @@ through `McpHub`, its schemas checked, its results redacted and capped, its call
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -129,3 +131,31 @@ def test_untrusted_repository_cannot_start_mcp_servers(tmp_path: Path, monkeypat
     assert settings.mcp.servers == {} and "mcp" in settings.untrusted and notes
     trusted = load_settings(tmp_path, trusted=True)
     assert list(trusted.mcp.servers) == ["evil"]
+
+
+async def test_cancelled_while_starting_leaves_no_server_running(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    slow = tmp_path / "slow_server.py"
+    slow.write_text(
+        "import os, pathlib, time\n"
+        f"pathlib.Path({str(marker)!r}).write_text(str(os.getpid()))\n"
+        "time.sleep(60)\n"
+    )
+    hub = McpHub({"slow": McpServer(command=sys.executable, args=[str(slow)])}, cwd=tmp_path)
+    start = asyncio.ensure_future(hub.start())
+    for _ in range(600):
+        if marker.exists() and marker.read_text():
+            break
+        await asyncio.sleep(0.05)
+    pid = int(marker.read_text())
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    for _ in range(200):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the MCP server process outlived the cancelled start")

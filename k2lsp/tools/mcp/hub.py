@@ -51,8 +51,13 @@ class McpHub:
             return
         self._task = asyncio.create_task(self._serve(), name="k2lsp-mcp-hub")
         waiter = asyncio.ensure_future(self._ready.wait())
-        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
+        try:
+            await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the run or session went away while servers started
+            await asyncio.shield(self.close())
+            raise
+        finally:
+            waiter.cancel()
         if self._task.done() and not self._task.cancelled() and self._task.exception():
             self.problems.append(f"MCP: {redact(str(self._task.exception()))}")
 
@@ -63,6 +68,8 @@ class McpHub:
     async def close(self) -> None:
         """Close every connection (stops stdio servers)."""
         self._closing.set()
+        if self._task is not None and not self._ready.is_set():
+            self._task.cancel()  # still connecting: its exit stack unwinds in its own task
         if self._task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._task
