@@ -152,6 +152,7 @@ def test_client_mcp_servers_become_server_tables() -> None:
 
     from k2lsp.acp.agent import client_servers
 
+    problems: list[str] = []
     servers = client_servers(
         [
             schema.McpServerStdio(
@@ -167,8 +168,10 @@ def test_client_mcp_servers_become_server_tables() -> None:
                 headers=[schema.HttpHeader(name="Authorization", value="Bearer x")],
             ),
             schema.SseMcpServer(type="sse", name="old", url="https://x/sse", headers=[]),
-        ]
+        ],
+        problems,
     )
+    assert problems == ["MCP server 'old': the sse transport is not supported"]
     assert list(servers) == ["my_docs_", "tracker"]
     assert servers["my_docs_"].env == {"TOKEN": "t0k3n-value"}
     assert servers["tracker"].headers == {"Authorization": "Bearer x"}

@@ -145,7 +145,7 @@ class K2Agent:
             settings = _settings(root, notes, require_key=False)
         except K2lspError as exc:
             raise bad_params(str(exc)) from None
-        servers = {**settings.mcp.servers, **client_servers(mcp_servers)}
+        servers = {**settings.mcp.servers, **client_servers(mcp_servers, notes)}
         hub = McpHub(servers, cwd=root, cap=settings.mcp.output_cap_chars)
         await hub.start()
         session = AcpSession(self.conn, record, self.caps, Path(settings.state_dir), hub)
@@ -222,8 +222,9 @@ def _state_dir(folder: str) -> Path:
     return Path(_settings(Path(folder), [], require_key=False).state_dir)
 
 
-def client_servers(servers: list[Any]) -> dict[str, Any]:
-    """The client's `mcpServers` (stdio and HTTP) as `[mcp.servers]` entries."""
+def client_servers(servers: list[Any], problems: list[str] | None = None) -> dict[str, Any]:
+    """The client's `mcpServers` (stdio and HTTP) as `[mcp.servers]` entries; the others are
+    named in `problems`."""
     from k2lsp.config.tables import McpServer
 
     out: dict[str, Any] = {}
@@ -235,8 +236,7 @@ def client_servers(servers: list[Any]) -> dict[str, Any]:
         elif getattr(server, "type", "") == "http":
             headers = {h.name: h.value for h in server.headers or []}
             out[name] = McpServer(url=server.url, headers=headers)
-        else:
-            log.warning(
-                "MCP server %s: transport %s not supported", name, getattr(server, "type", "?")
-            )
+        elif problems is not None:
+            kind = getattr(server, "type", "?")
+            problems.append(f"MCP server {name!r}: the {kind} transport is not supported")
     return out
