@@ -148,6 +148,8 @@ async def test_load_replays_a_finished_session(tmp_path: Path, fake: FakeK2Serve
     again = EditorClient()
     async with spawn_agent_process(again, *AGENT_CMD, env=env, cwd=proj) as (conn, _proc):
         await conn.initialize(protocol_version=1, client_capabilities=client_caps())
+        listed = await conn.list_sessions(cwd=str(proj))
+        assert [(i.session_id, i.title) for i in listed.sessions] == [(sid, "what does add do?")]
         loaded = await conn.load_session(cwd=str(proj), session_id=sid, mcp_servers=[])
         assert loaded.modes.current_mode_id == "ask"
         await until(lambda: bool(again.of("agent_message_chunk")))

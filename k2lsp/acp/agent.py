@@ -53,6 +53,7 @@ class K2Agent:
                 image=False, audio=False, embedded_context=True
             ),
             mcp_capabilities=schema.McpCapabilities(http=True, sse=False),
+            session_capabilities=schema.SessionCapabilities(list=schema.SessionListCapabilities()),
         )
         return schema.InitializeResponse(
             protocol_version=min(int(protocol_version), PROTOCOL_VERSION),
@@ -90,6 +91,25 @@ class K2Agent:
         for update in store.replay(record):
             await self.conn.session_update(session_id=record.id, update=update)
         return schema.LoadSessionResponse(modes=mode_state(record.mode))
+
+    async def list_sessions(
+        self, cwd: str | None = None, cursor: str | None = None, **_: Any
+    ) -> schema.ListSessionsResponse:
+        """Saved sessions (of `cwd` when given), most recent first, titled by their first prompt."""
+        import datetime
+
+        folder = _folder(cwd) if cwd else None
+        state = _state_dir(folder or str(Path.cwd()))
+        infos = []
+        for record, mtime in store.listing(state, folder):
+            title = " ".join(record.turns[0].prompt.split())[:80] if record.turns else None
+            when = datetime.datetime.fromtimestamp(mtime, datetime.UTC).isoformat()
+            infos.append(
+                schema.SessionInfo(
+                    session_id=record.id, cwd=record.cwd, title=title, updated_at=when
+                )
+            )
+        return schema.ListSessionsResponse(sessions=infos)
 
     async def set_session_mode(self, session_id: str, mode_id: str, **_: Any) -> None:
         """Switch between ask, code and plan."""

@@ -79,6 +79,24 @@ def load(state_dir: Path, session_id: str) -> SessionRecord:
         raise UsageError(f"session {session_id} cannot be read ({exc}); start a new one") from None
 
 
+def listing(
+    state_dir: Path, cwd: str | None, limit: int = 100
+) -> list[tuple[SessionRecord, float]]:
+    """Saved sessions (of folder `cwd` when given), most recently updated first, with the time
+    each was last saved; unreadable files are skipped."""
+    folder = Path(state_dir) / "acp" / "sessions"
+    found: list[tuple[SessionRecord, float]] = []
+    for path in folder.glob("*.json") if folder.is_dir() else []:
+        try:
+            record, mtime = load(state_dir, path.stem), path.stat().st_mtime
+        except (UsageError, OSError):
+            continue
+        if cwd is None or record.cwd == cwd:
+            found.append((record, mtime))
+    found.sort(key=lambda item: item[1], reverse=True)
+    return found[:limit]
+
+
 def replay(record: SessionRecord) -> Iterator[Any]:
     """The session's history as ACP updates: each prompt, then what its run streamed."""
     root = Path(record.cwd)
