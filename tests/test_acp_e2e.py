@@ -4,6 +4,7 @@ scripted fake K2 host and a real stdio MCP server (tests/mcp_demo_server.py)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -269,4 +270,25 @@ async def test_cancel_while_asked_to_apply_ends_cancelled_and_writes_nothing(
         answer = await conn.prompt(session_id=sid, prompt=[text_block("fix add in calc.py")])
     assert answer.stop_reason == "cancelled"
     assert len(editor.permissions) == 1 and editor.writes == []
+    assert (proj / "calc.py").read_text() == CALC
+
+
+async def test_without_client_fs_the_changes_are_applied_on_disk_and_undoable(
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
+    fake.add(Reply(reasoning="fix", tool_calls=[FIX_ADD]), Reply(content="Fixed."))
+    proj = _project(tmp_path)
+    editor = EditorClient()
+    env = agent_env(fake.base_url, tmp_path / "home")
+    async with spawn_agent_process(editor, *AGENT_CMD, env=env, cwd=proj) as (conn, _proc):
+        await conn.initialize(protocol_version=1, client_capabilities=schema.ClientCapabilities())
+        sid = (await conn.new_session(cwd=str(proj), mcp_servers=[])).session_id
+        answer = await conn.prompt(session_id=sid, prompt=[text_block("fix add in calc.py")])
+        assert answer.stop_reason == "end_turn"
+    assert editor.writes == [] and editor.reads == [] and len(editor.permissions) == 1
+    assert "return a + b" in (proj / "calc.py").read_text()
+    undo = subprocess.run(
+        [sys.executable, "-m", "k2lsp", "undo"], cwd=proj, env=env, capture_output=True, text=True
+    )
+    assert undo.returncode == 0, undo.stderr
     assert (proj / "calc.py").read_text() == CALC
