@@ -13,9 +13,15 @@ def cli(argv: list[str]) -> int:
         prog="k2lsp acp",
         description="Speak the Agent Client Protocol on stdio (Zed, JetBrains, Neovim, Emacs).",
     )
-    parser.add_argument("--log-level", default="WARNING", help="stderr log level")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="what goes to stderr (default WARNING; stdout is the protocol)",
+    )
     args = parser.parse_args(argv)
-    logging.getLogger().setLevel(args.log_level.upper())
+    logging.getLogger().setLevel(args.log_level)
     return asyncio.run(serve())
 
 
