@@ -147,7 +147,8 @@ async def test_load_replays_a_finished_session(tmp_path: Path, fake: FakeK2Serve
         answer = await conn.prompt(session_id=sid, prompt=[text_block("what does add do?")])
         assert answer.stop_reason == "end_turn"
     again = EditorClient()
-    async with spawn_agent_process(again, *AGENT_CMD, env=env, cwd=proj) as (conn, _proc):
+    verbose = (*AGENT_CMD, "--log-level", "INFO")  # the subcommand's flag, not the server's
+    async with spawn_agent_process(again, *verbose, env=env, cwd=proj) as (conn, _proc):
         await conn.initialize(protocol_version=1, client_capabilities=client_caps())
         listed = await conn.list_sessions(cwd=str(proj))
         assert [(i.session_id, i.title) for i in listed.sessions] == [(sid, "what does add do?")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
 
 def cli(argv: list[str]) -> int:
@@ -22,7 +23,17 @@ def cli(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     logging.getLogger().setLevel(args.log_level)
-    return asyncio.run(serve())
+    try:
+        return asyncio.run(serve())
+    except ValueError as exc:  # stdout is a file or a terminal, not a pipe
+        if "pipe" not in str(exc).lower():
+            raise
+        print(
+            "k2lsp acp: error: it speaks ACP over stdin/stdout pipes; start it from an ACP "
+            "client (an agent panel: see docs/acp.md)",
+            file=sys.stderr,
+        )
+        return 2
 
 
 async def serve() -> int:

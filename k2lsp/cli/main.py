@@ -149,7 +149,11 @@ def _log_to_stderr() -> None:
 
 
 def _is_server(argv: list[str]) -> bool:
-    return not argv or (any(a.split("=")[0] in SERVER_FLAGS for a in argv) and "--task" not in argv)
+    if not argv:
+        return True
+    if argv[0] in SUBCOMMANDS:  # `k2lsp acp --log-level INFO` is the subcommand's flag
+        return False
+    return any(a.split("=")[0] in SERVER_FLAGS for a in argv) and "--task" not in argv
 
 
 def main(argv: list[str] | None = None) -> int:
