@@ -32,7 +32,9 @@ def _ctx(tmp_path: Path, approve: Any = None) -> ToolContext:
     return ToolContext(workspace=Workspace(tmp_path), state=state)
 
 
-async def test_stdio_server_tools_are_namespaced_checked_and_redacted(tmp_path: Path) -> None:
+async def test_stdio_server_tools_are_namespaced_checked_and_redacted(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     hub = McpHub({"demo": _spec(allow_tools=["lookup_*", "show_token"])}, cwd=tmp_path)
     await hub.start()
     try:
@@ -51,6 +53,8 @@ async def test_stdio_server_tools_are_namespaced_checked_and_redacted(tmp_path: 
         assert schema["required"] == ["package"]
     finally:
         await hub.close()
+    err = capfd.readouterr().err
+    assert "demo server starting" in err and TOKEN not in err
 
 
 async def test_calls_outside_allow_tools_ask_for_approval(tmp_path: Path) -> None:

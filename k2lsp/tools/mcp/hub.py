@@ -40,6 +40,8 @@ class McpHub:
         self._ready = asyncio.Event()
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._errlog: Any = None  # the servers' stderr, redacted on its way to ours
+        self._relay: Any = None  # the thread relaying it
 
     async def start(self) -> None:
         """Connect to every server (each within its `timeout_s`); failures go to `problems`."""
@@ -49,6 +51,7 @@ class McpHub:
         if not self.servers:
             self._ready.set()
             return
+        self._errlog, self._relay = redacted_stderr()
         self._task = asyncio.create_task(self._serve(), name="k2lsp-mcp-hub")
         waiter = asyncio.ensure_future(self._ready.wait())
         try:
@@ -73,6 +76,10 @@ class McpHub:
         if self._task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._task
+        if self._errlog is not None:
+            self._errlog.close()  # the relay thread ends at EOF once the servers are gone
+            self._errlog = None
+            await asyncio.to_thread(self._relay.join, 10)
 
     async def _serve(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -80,7 +87,7 @@ class McpHub:
                 sub = contextlib.AsyncExitStack()
                 try:
                     async with asyncio.timeout(spec.timeout_s):
-                        session = await _open(sub, spec, self.cwd)
+                        session = await _open(sub, spec, self.cwd, self._errlog)
                         found = await _list_tools(session)
                 except Exception as exc:  # any failure of one server is reported, not fatal
                     with contextlib.suppress(Exception):
@@ -124,7 +131,29 @@ def _why(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}")[:300]
 
 
-async def _open(stack: contextlib.AsyncExitStack, spec: McpServer, cwd: Path | None) -> Any:
+def redacted_stderr() -> tuple[Any, Any]:
+    """A writable pipe whose lines reach our stderr redacted (MCP servers log what they like,
+    tokens included), and the daemon thread relaying it until every writer closed it."""
+    import os
+    import threading
+
+    from k2lsp.redact.boundary import safe_text
+
+    read_fd, write_fd = os.pipe()
+
+    def relay() -> None:
+        with open(read_fd, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                sys.stderr.write(safe_text(line))
+
+    thread = threading.Thread(target=relay, name="k2lsp-mcp-stderr", daemon=True)
+    thread.start()
+    return open(write_fd, "w", encoding="utf-8"), thread  # closed by McpHub.close
+
+
+async def _open(
+    stack: contextlib.AsyncExitStack, spec: McpServer, cwd: Path | None, errlog: Any = None
+) -> Any:
     """An initialized `ClientSession` to `spec`, its contexts entered on `stack`."""
     from mcp.client.session import ClientSession
 
@@ -137,7 +166,9 @@ async def _open(stack: contextlib.AsyncExitStack, spec: McpServer, cwd: Path | N
             env=dict(spec.env) or None,
             cwd=spec.cwd or (str(cwd) if cwd else None),
         )
-        read, write = await stack.enter_async_context(stdio_client(params, errlog=sys.stderr))
+        read, write = await stack.enter_async_context(
+            stdio_client(params, errlog=errlog or sys.stderr)
+        )
     else:
         from mcp.client.streamable_http import streamable_http_client
         from mcp.shared._httpx_utils import create_mcp_http_client
