@@ -31,6 +31,12 @@ def show_token() -> str:
     return "token=" + os.environ.get("DEMO_TOKEN", "")
 
 
+@server.tool()
+def has_env(name: str) -> str:
+    """Whether the environment variable `name` is set in this server."""
+    return f"{name}: {'set' if name in os.environ else 'unset'}"
+
+
 @server.tool(name="bad-schema")
 def bad_schema(x: int) -> str:
     """A tool whose schema is broken below."""

@@ -33,13 +33,18 @@ def _ctx(tmp_path: Path, approve: Any = None) -> ToolContext:
 
 
 async def test_stdio_server_tools_are_namespaced_checked_and_redacted(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hub = McpHub({"demo": _spec(allow_tools=["lookup_*", "show_token"])}, cwd=tmp_path)
+    monkeypatch.setenv("K2LSP_API_KEY", "sk-never-passed-to-mcp-servers-123")
+    hub = McpHub({"demo": _spec(allow_tools=["lookup_*", "show_token", "has_env"])}, cwd=tmp_path)
     await hub.start()
     try:
         names = [t.name for t in hub.tools()]
-        assert names == ["mcp__demo__lookup_release", "mcp__demo__show_token"]
+        assert names == [
+            "mcp__demo__lookup_release",
+            "mcp__demo__show_token",
+            "mcp__demo__has_env",
+        ]
         assert any("bad-schema" in p and "invalid JSON schema" in p for p in hub.problems)
         registry = ToolRegistry().extended(hub.tools())
         ctx = _ctx(tmp_path)
@@ -49,6 +54,8 @@ async def test_stdio_server_tools_are_namespaced_checked_and_redacted(
         assert not bad.ok and "invalid arguments" in bad.text and "package" in bad.text
         leaked = await registry.execute("mcp__demo__show_token", {}, ctx)
         assert leaked.ok and TOKEN not in leaked.text and "token=" in leaked.text
+        key = await registry.execute("mcp__demo__has_env", {"name": "K2LSP_API_KEY"}, ctx)
+        assert key.text == "K2LSP_API_KEY: unset"  # servers never get k2lsp's environment
         schema = registry.schemas()[0]["function"]["parameters"]
         assert schema["required"] == ["package"]
     finally:
