@@ -78,13 +78,14 @@ class AcpSession:
         return self.record.id
 
     # ---- the client's fs ------------------------------------------------------------------
-    def _fs(self, what: str) -> bool:
+    def offers(self, what: str) -> bool:
+        """Does the client offer `fs.<what>` (`read_text_file`, `write_text_file`)?"""
         fs = getattr(self.caps, "fs", None)
         return bool(getattr(fs, what, False))
 
     async def read_buffer(self, path: str) -> str | None:
         """The client's buffer text of `path` (saved or not), else the file on disk."""
-        if self._fs("read_text_file"):
+        if self.offers("read_text_file"):
             try:
                 return (await self.conn.read_text_file(session_id=self.id, path=path)).content
             except Exception as exc:  # absent file or a client error: fall back to the disk

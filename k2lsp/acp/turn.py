@@ -86,8 +86,8 @@ async def run_turn(
             result.run_copy,
             ask=session.ask,
             call_id=call_id,
-            read=session.read_buffer if session._fs("read_text_file") else None,
-            write=session.write_buffer if session._fs("write_text_file") else None,
+            read=session.read_buffer if session.offers("read_text_file") else None,
+            write=session.write_buffer if session.offers("write_text_file") else None,
             task=request.task,
         )
         session.say(f"\n\n{landed.message}")
