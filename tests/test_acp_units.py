@@ -60,6 +60,17 @@ def test_an_edit_shows_as_diff_on_its_tool_call_and_in_the_plan(tmp_path: Path) 
     assert end[-1].entries[0].status == "completed"
 
 
+def test_read_locations_carry_the_line_and_odd_args_are_ignored(tmp_path: Path) -> None:
+    m = UpdateMapper(tmp_path)
+    args = {"path": "a.py", "start_line": 40}
+    start = m.map(_ev("tool_call", id="r", name="read_file", args=args))[0]
+    assert (start.locations[0].path, start.locations[0].line) == (str(tmp_path / "a.py"), 40)
+    odd = m.map(_ev("tool_call", id="o", name="git_diff", args={"paths": "x", "start_line": True}))
+    assert odd[0].locations is None
+    raw = m.map(_ev("tool_call", id="j", name="edit_file", args="{not json"))[0]
+    assert raw.title == "edit_file" and raw.raw_input == "{not json"
+
+
 def test_cancelled_calls_are_closed_as_failed(tmp_path: Path) -> None:
     m = UpdateMapper(tmp_path)
     m.map(_ev("tool_call", id="c9", name="run_tests", args={}))

@@ -192,10 +192,13 @@ class UpdateMapper:
     def _locations(self, args: Any) -> list[Any] | None:
         if not isinstance(args, dict):
             return None
-        paths = [args.get("path"), *list(args.get("paths") or [])]
+        extra = args.get("paths")
+        paths = [args.get("path"), *(extra if isinstance(extra, list) else [])]
+        line = args.get("start_line")
+        line = line if isinstance(line, int) and not isinstance(line, bool) and line > 0 else None
         found = [
-            schema.ToolCallLocation(path=self.abs(str(p)))
-            for p in paths
+            schema.ToolCallLocation(path=self.abs(p), line=line if i == 0 else None)
+            for i, p in enumerate(paths)
             if isinstance(p, str) and p
         ]
         return found or None
