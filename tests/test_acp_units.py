@@ -187,3 +187,27 @@ def test_client_mcp_servers_become_server_tables() -> None:
     assert servers["my_docs_"].env == {"TOKEN": "t0k3n-value"}
     assert servers["tracker"].headers == {"Authorization": "Bearer x"}
     assert "t0k3n" not in repr(servers["my_docs_"])
+
+
+def test_the_documented_configurations_parse_and_validate(tmp_path: Path) -> None:
+    import json
+    import re
+    import tomllib
+
+    from k2lsp.config.settings import load_settings
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "acp.md").read_text()
+    blocks = re.findall(r"```(\w+)\n(.*?)```", text, re.S)
+    jsons = [json.loads(body) for lang, body in blocks if lang == "json"]
+    assert len(jsons) == 2
+    for cfg in jsons:
+        (agent,) = cfg["agent_servers"].values()
+        assert agent["args"] == ["acp"]
+    lua = [body for lang, body in blocks if lang in ("lua", "elisp")]
+    assert len(lua) == 3 and all('"acp"' in body for body in lua)
+    (toml,) = [body for lang, body in blocks if lang == "toml"]
+    tomllib.loads(toml)
+    (tmp_path / "k2lsp.toml").write_text(toml)
+    settings = load_settings(tmp_path, trusted=True)
+    assert set(settings.mcp.servers) == {"docs", "tracker"}
+    assert settings.mcp.servers["docs"].allow_tools == ["search_*"]
