@@ -53,6 +53,9 @@ def _break_schema() -> None:
 if __name__ == "__main__":
     _break_schema()
     print(f"demo server starting, token={os.environ.get('DEMO_TOKEN', '')}", file=sys.stderr)
+    if os.environ.get("DEMO_PIDFILE"):  # tests check that the server is stopped
+        with open(os.environ["DEMO_PIDFILE"], "w") as fh:
+            fh.write(str(os.getpid()))
     if len(sys.argv) > 2 and sys.argv[1] == "--http":
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
     else:

@@ -293,3 +293,40 @@ async def test_without_client_fs_the_changes_are_applied_on_disk_and_undoable(
     )
     assert undo.returncode == 0, undo.stderr
     assert (proj / "calc.py").read_text() == CALC
+
+
+async def test_sigterm_mid_turn_removes_the_run_copy_and_stops_mcp_servers(
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
+    fake.add(Reply(reasoning="Thinking for a long while.", hold=True))
+    proj = _project(tmp_path)
+    pidfile = tmp_path / "mcp.pid"
+    env_vars = [schema.EnvVariable(name="DEMO_PIDFILE", value=str(pidfile))]
+    mcp = [
+        schema.McpServerStdio(name="demo", command=sys.executable, args=[MCP_SERVER], env=env_vars)
+    ]
+    editor = EditorClient()
+    env = agent_env(fake.base_url, tmp_path / "home")
+    runs = tmp_path / "home" / "state" / "k2lsp" / "runs"
+    async with spawn_agent_process(editor, *AGENT_CMD, env=env, cwd=proj) as (conn, proc):
+        sid = await _session(conn, proj, mcp)
+        turn = asyncio.ensure_future(conn.prompt(session_id=sid, prompt=[text_block("go")]))
+        await until(lambda: bool(editor.of("agent_thought_chunk")))
+        assert any(runs.iterdir())  # the run copy exists while the turn runs
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+        turn.cancel()
+    fake.release()
+    assert not any(runs.iterdir())
+    pid = int(pidfile.read_text())
+    await until(lambda: not _alive(pid), timeout=30)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

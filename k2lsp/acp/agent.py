@@ -32,6 +32,7 @@ class K2Agent:
         self.conn: Any = None
         self.caps: Any = schema.ClientCapabilities()
         self.sessions: dict[str, AcpSession] = {}
+        self.prompts: set[asyncio.Task[Any]] = set()  # handlers of prompts being answered
 
     def on_connect(self, conn: Any) -> None:
         """Keep the client side of the connection."""
@@ -134,7 +135,13 @@ class K2Agent:
                 session_id=session_id, update=helpers.update_agent_message_text(f"k2lsp: {exc}")
             )
             return schema.PromptResponse(stop_reason="end_turn")
-        return await session.prompt(prompt, settings)
+        me = asyncio.current_task()
+        if me is not None:
+            self.prompts.add(me)
+        try:
+            return await session.prompt(prompt, settings)
+        finally:
+            self.prompts.discard(me)  # type: ignore[arg-type]
 
     async def cancel(self, session_id: str, **_: Any) -> None:
         """Stop the session's running turn."""
@@ -142,10 +149,16 @@ class K2Agent:
         if session is not None:
             session.cancel()
 
-    async def close(self) -> None:
-        """Stop every session's turn and MCP servers (the connection is gone)."""
+    async def close(self, grace_s: float = 10.0) -> None:
+        """Stop every session's turn (letting it remove its run copy) and MCP servers."""
+        turns = [s.task for s in self.sessions.values() if s.task is not None]
         for session in self.sessions.values():
             session.cancel()
+        if turns:
+            await asyncio.wait(turns, timeout=grace_s)
+        if self.prompts:  # let each prompt answer (stop reason `cancelled`) before we go
+            await asyncio.wait(set(self.prompts), timeout=grace_s)
+        for session in self.sessions.values():
             if session.hub is not None:
                 await session.hub.close()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
 
 
@@ -37,14 +39,39 @@ def cli(argv: list[str]) -> int:
 
 
 async def serve() -> int:
-    """Run the agent on this process's stdio."""
-    from acp import run_agent
+    """Run the agent on this process's stdio until stdin closes or SIGTERM/SIGHUP comes; then
+    end running turns (answered `cancelled`, run copies removed) and stop MCP servers before
+    the connection closes."""
+    from acp.core import AgentSideConnection
+    from acp.stdio import stdio_streams
 
     from k2lsp.acp.agent import K2Agent
 
     agent = K2Agent()
+    output_stream, input_stream = await stdio_streams(limit=STDIO_LIMIT)
+    conn = AgentSideConnection(agent, input_stream, output_stream, listening=False)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # an editor closing the panel
+        loop.add_signal_handler(sig, stop.set)
+    listening = asyncio.create_task(conn.listen(), name="k2lsp-acp-listen")
+    stopping = asyncio.create_task(stop.wait(), name="k2lsp-acp-stop")
     try:
-        await run_agent(agent)  # type: ignore[arg-type]  # implements what it announces
+        await asyncio.wait({listening, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        await agent.close()
+        await agent.close()  # while the connection can still answer the prompts
+        listening.cancel()
+        stopping.cancel()
+        try:
+            await asyncio.wait_for(conn.close(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            # The SDK can wait forever on a reply it cannot send any more; everything of ours
+            # is cleaned up already, so leave without waiting for it.
+            logging.getLogger(__name__).warning("the ACP connection did not close; exiting")
+            sys.stderr.flush()
+            os._exit(0)
     return 0
+
+
+STDIO_LIMIT = 50 * 1024 * 1024  # one JSON-RPC line, at most (prompts embed whole files)
+CLOSE_TIMEOUT_S = 5.0

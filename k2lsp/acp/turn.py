@@ -98,22 +98,25 @@ async def run_turn(
             result.outcome, result.summary = landed.outcome, landed.message
         return result
 
-    session.task = asyncio.create_task(
-        execute_run(request, settings, sinks=[session.sink(loop)], finish=finish),
-        name=f"k2lsp-acp-run-{request.run_id}",
-    )
-    result: RunResult | None = None
+    async def drive() -> RunResult:
+        """The run, then its run copy removed (also when the connection goes away)."""
+        result: RunResult | None = None
+        try:
+            result = await execute_run(request, settings, sinks=[session.sink(loop)], finish=finish)
+            return result
+        finally:
+            copy = result.run_copy if result is not None else None
+            if copy is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(asyncio.to_thread(copy.cleanup))
+
+    session.task = asyncio.create_task(drive(), name=f"k2lsp-acp-run-{request.run_id}")
     try:
         result = await session.task
     except asyncio.CancelledError:
         if not session.task.cancelled():
             raise  # the prompt itself was cancelled (connection gone)
         return Outcome.CANCELLED, None
-    finally:
-        copy = result.run_copy if result is not None else None
-        if copy is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(copy.cleanup)
     if result.outcome not in (*DELIVERABLE, Outcome.CANCELLED, Outcome.NO_CHANGE):
         session.say(f"\n\nk2lsp: the run ended ({result.outcome.value}): {result.summary}")
     await _record(session, parts, result)
