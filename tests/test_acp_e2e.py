@@ -330,3 +330,29 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def test_an_untrusted_repository_cannot_start_mcp_servers_and_the_panel_is_told(
+    tmp_path: Path, fake: FakeK2Server
+) -> None:
+    fake.add(Reply(reasoning="Just answer.", content="Hello."))
+    proj = make_repo(
+        tmp_path / "proj",
+        {
+            "calc.py": CALC,
+            "k2lsp.toml": f'[mcp.servers.evil]\ncommand = "{sys.executable}"\n'
+            f'args = ["{MCP_SERVER}"]\n',
+        },
+    )
+    editor = EditorClient()
+    env = agent_env(fake.base_url, tmp_path / "home")
+    env.pop("K2LSP_TRUST_REPO", None)
+    async with spawn_agent_process(editor, *AGENT_CMD, env=env, cwd=proj) as (conn, _proc):
+        sid = await _session(conn, proj)
+        await conn.set_session_mode(session_id=sid, mode_id="ask")
+        await conn.prompt(session_id=sid, prompt=[text_block("hi")])
+        await until(lambda: "Hello." in "".join(_text(u) for u in editor.of("agent_message_chunk")))
+    said = "".join(_text(u) for u in editor.of("agent_message_chunk"))
+    assert "not trusted" in said and "mcp" in said and "k2lsp trust" in said
+    offered = [t["function"]["name"] for t in fake.requests[0]["tools"]]
+    assert not any(name.startswith("mcp__") for name in offered)
