@@ -4,6 +4,7 @@ through `McpHub`, its schemas checked, its results redacted and capped, its call
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -170,3 +171,18 @@ async def test_cancelled_while_starting_leaves_no_server_running(tmp_path: Path)
         await asyncio.sleep(0.05)
     else:
         raise AssertionError("the MCP server process outlived the cancelled start")
+
+
+def test_doctor_starts_each_configured_server_and_reports_it(tmp_path: Path) -> None:
+    from k2lsp.cli.doctor import FAIL, WARN, check_mcp
+
+    (tmp_path / "k2lsp.toml").write_text(
+        f"[mcp.servers.demo]\ncommand = {json.dumps(sys.executable)}\n"
+        f"args = [{json.dumps(SERVER)}]\n"
+        f'[mcp.servers.gone]\ncommand = "{tmp_path / "missing"}"\n'
+    )
+    settings = load_settings(tmp_path, trusted=True)
+    demo, gone = check_mcp(settings, tmp_path)
+    assert demo.status == WARN and "mcp__demo__lookup_release" in demo.detail
+    assert "bad-schema" in demo.detail  # the skipped tool is named
+    assert gone.status == FAIL and "did not start" in gone.detail and gone.fix
