@@ -152,6 +152,9 @@ async def test_bad_requests_get_readable_errors(tmp_path: Path) -> None:
     for cwd in ("relative/dir", str(tmp_path / "missing")):
         with pytest.raises(RequestError, match="absolute path of an existing folder"):
             await agent.new_session(cwd=cwd)
+    (tmp_path / "k2lsp.toml").write_text("max_steps = -5\n")
+    with pytest.raises(RequestError, match=r"max_steps: must be >= 1 \(got -5\)"):
+        await agent.new_session(cwd=str(tmp_path))
     with pytest.raises(RequestError, match="unknown session"):
         await agent.set_session_mode(session_id="nope", mode_id="ask")
     with pytest.raises(RequestError, match="unknown session"):
