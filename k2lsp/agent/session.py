@@ -55,6 +55,8 @@ class RunRequest:
     # server's async `approve(kind, detail) -> bool`) and read what tools store (e.g.
     # `last_test_result`) while the run is going.
     state: dict[str, Any] = field(default_factory=dict)
+    # A budget shared with other runs (heavy mode's pool view); None: one from the settings.
+    budget: Any = None
 
     @property
     def read_only(self) -> bool:
@@ -226,7 +228,7 @@ async def _drive(
     )
     if preflight:
         emitter.emit("status", step=None, max_steps=None, phase="preflight", message=preflight)
-    budget = Budget.from_settings(settings)
+    budget = request.budget or Budget.from_settings(settings)
     extra = getattr(settings, "extra", None) or {}
     ctx = ToolContext(
         workspace=Workspace.from_settings(root, settings),
