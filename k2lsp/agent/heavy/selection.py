@@ -96,7 +96,7 @@ def explain(winner: Candidate, t: Tiering, judged: bool) -> str:
         parts.append("no test failed before, and its tests ran")
     parts.append("it changed no test file")
     parts.append(f"the full suite passes ({ev.suite})" if ev.suite_ok else f"suite: {ev.suite}")
-    others = [f"{lbl}: {why}" for lbl, why in t.excluded.items()]
+    others = [f"{lbl}: {why}" for lbl, why in sorted(t.excluded.items())]
     size = f"its diff is {ev.diff_lines} line(s)"
     if len(t.finalists) == 1:
         size += ", the smallest"
