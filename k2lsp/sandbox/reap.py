@@ -23,7 +23,27 @@ PIDNS_LABEL = "org.k2lsp.pid-ns"
 def _client(timeout: int = 60) -> Any:
     import docker  # lazy: heavy import
 
-    return docker.from_env(timeout=timeout)
+    env = dict(os.environ)
+    endpoint = docker_endpoint()
+    if endpoint:  # a docker context's engine (DOCKER_HOST itself needs nothing)
+        env["DOCKER_HOST"] = endpoint
+    return docker.from_env(timeout=timeout, environment=env)
+
+
+def docker_endpoint() -> str:
+    """The Docker engine in use when it is not the local socket: DOCKER_HOST, else the
+    current docker context's endpoint (`docker context use NAME`, DOCKER_CONTEXT); '' = local."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if host:
+        return host
+    try:
+        from docker.context import ContextAPI
+
+        ctx = ContextAPI.get_current_context()
+        endpoint = str(getattr(ctx, "Host", "") or "") if ctx is not None else ""
+    except Exception:  # no SDK, unreadable docker config: the local engine
+        return ""
+    return "" if endpoint.startswith("unix://") else endpoint
 
 
 # ---- who owns a container --------------------------------------------------------------------

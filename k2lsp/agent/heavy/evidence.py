@@ -101,12 +101,15 @@ def take_baseline(settings: Any, source: Path, run_id: str, overlay: dict[str, s
     """Run the suite on a fresh copy of the user's state (removed afterwards)."""
     from k2lsp.runs.runcopy import RunCopy
 
-    copy = RunCopy.create(
-        source=source,
-        run_id=run_id,
-        overlay=dict(overlay),
-        state_dir=getattr(settings, "state_dir", None),
-    )
+    try:
+        copy = RunCopy.create(
+            source=source,
+            run_id=run_id,
+            overlay=dict(overlay),
+            state_dir=getattr(settings, "state_dir", None),
+        )
+    except K2lspError as exc:
+        return Baseline(SuiteRun(error=str(exc), headline=f"no baseline: {exc}"))
     try:
         suite = run_suite(settings, Path(copy.root), source)
     finally:

@@ -9,7 +9,6 @@ one sandbox still runs the single-candidate case, as without heavy mode).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,24 +87,10 @@ def local_capacity() -> Capacity:
     return Capacity("this machine", memory, pids)
 
 
-def docker_endpoint() -> str:
-    """Where docker sandboxes run: DOCKER_HOST, else the current docker context's endpoint,
-    else the local socket ('' = local)."""
-    host = os.environ.get("DOCKER_HOST", "")
-    if host:
-        return host
-    try:
-        from docker.context import ContextAPI
-
-        ctx = ContextAPI.get_current_context()
-        endpoint = str(getattr(ctx, "Host", "") or "") if ctx is not None else ""
-    except Exception:  # no SDK, unreadable config: the local engine
-        return ""
-    return "" if endpoint.startswith("unix://") else endpoint
-
-
 def docker_capacity(client: Any = None) -> Capacity:
     """Memory the Docker engine has (remote engines report their own machine)."""
+    from k2lsp.sandbox.reap import docker_endpoint
+
     endpoint = docker_endpoint()
     if not endpoint:
         local = local_capacity()

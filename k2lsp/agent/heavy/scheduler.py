@@ -253,9 +253,12 @@ class _HeavyRun:
             base = await self._baseline()
             copy = c.result.run_copy
             if copy is not None:
-                c.evidence = await asyncio.to_thread(
-                    verify, settings, Path(copy.root), Path(copy.source), c.result.changes, base
-                )
+                try:
+                    c.evidence = await asyncio.to_thread(
+                        verify, settings, Path(copy.root), Path(copy.source), c.result.changes, base
+                    )
+                except (K2lspError, OSError) as exc:
+                    c.error = f"verification failed: {exc}"
             c.state = "done"
         self._finished(c)
 
@@ -285,8 +288,10 @@ class _HeavyRun:
             task.cancel()
         if self.tasks:
             await asyncio.wait(self.tasks)
-        if self.baseline is not None and not self.baseline.done():
-            self.baseline.cancel()  # its thread removes its own copy when it ends
+        if self.baseline is not None:
+            # Its thread cannot be interrupted; waiting for it means its run copy is gone
+            # when the heavy run returns (a test run is bounded by command_timeout_s).
+            await asyncio.wait([self.baseline])
 
     async def select(self) -> None:
         """Tiers, then the judge when several finalists are left; fills `out`."""

@@ -52,7 +52,7 @@ def tier(cands: list[Candidate]) -> Tiering:
         elif not c.changed:
             t.excluded[c.label] = "changed no file"
         elif c.evidence is None:
-            t.excluded[c.label] = "no evidence (verification did not run)"
+            t.excluded[c.label] = c.error or "no evidence (verification did not run)"
         elif c.evidence.touched_tests:
             t.excluded[c.label] = "changed test files: " + "; ".join(c.evidence.test_problems[:3])
         elif not c.evidence.targets_green:
