@@ -15,48 +15,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from k2lsp.agent.events import Emitter, EventSink
+from k2lsp.agent.events import Emitter, Event, EventSink
 from k2lsp.agent.heavy.budget import Pool
 from k2lsp.agent.heavy.candidate import Candidate
 from k2lsp.agent.heavy.diversity import opening_plan, plan_context, prefix_identity, temperatures
 from k2lsp.agent.heavy.evidence import Baseline, take_baseline, verify
+from k2lsp.agent.heavy.outcome import HeavyOutcome, heavy_outcome
 from k2lsp.agent.heavy.selection import Tiering, explain, tier
 from k2lsp.agent.session import RunRequest, check_request, redacting
 from k2lsp.errors import K2lspError, Outcome, UsageError
 
 log = logging.getLogger(__name__)
 MAX_CANDIDATES = 16
-
-
-@dataclass
-class HeavyOutcome:
-    """How a heavy run ended: the winner (if any) and every candidate."""
-
-    run_id: str
-    outcome: Outcome
-    summary: str
-    candidates: list[Candidate] = field(default_factory=list)
-    winner: Candidate | None = None
-    selection: dict[str, Any] = field(default_factory=dict)
-    trajectory: Path | None = None
-
-    def run_copies(self) -> list[Any]:
-        """Every candidate's run copy (those that were made)."""
-        return [c.result.run_copy for c in self.candidates if c.result and c.result.run_copy]
-
-    def cleanup(self, keep_branch: bool = False) -> list[str]:
-        """Remove every run copy (and undelivered branch); problems as readable lines."""
-        problems = []
-        for copy in self.run_copies():
-            try:
-                copy.cleanup(keep_branch=keep_branch)
-            except Exception as exc:  # one failure must not keep the others
-                problems.append(f"could not remove the run copy {copy.root}: {exc}")
-        return problems
 
 
 HeavyFinish = Callable[[HeavyOutcome], Awaitable[HeavyOutcome]]
@@ -241,7 +215,7 @@ class _HeavyRun:
             if self.spread:
                 settings = settings.model_copy(update={"temperature": c.temperature})
             try:
-                c.result = await execute_run(sub, settings, self.sinks)
+                c.result = await execute_run(sub, settings, [*self.sinks, self._progress(c)])
             except K2lspError as exc:
                 c.error, c.state = str(exc), "done"
                 self._finished(c)
@@ -261,6 +235,26 @@ class _HeavyRun:
                     c.error = f"verification failed: {exc}"
             c.state = "done"
         self._finished(c)
+
+    def _progress(self, c: Candidate) -> EventSink:
+        """A sink turning a candidate's tool calls, test runs and end into heavy-run `status`
+        events (phase `candidate`), for front-ends that show only the heavy run's stream."""
+
+        def sink(event: Event) -> None:
+            d = event.data
+            if event.type == "tool_call":
+                text = f"→ {d.get('name')}"
+            elif event.type == "test_result":
+                text = f"tests: {d.get('passed', 0)} passed, {d.get('failed', 0)} failed"
+            elif event.type == "run_finished":
+                text = f"ended {d.get('outcome')}"
+            else:
+                return
+            self.emitter.emit(
+                "status", step=None, max_steps=None, phase="candidate", message=f"{c.label}: {text}"
+            )
+
+        return sink
 
     async def _baseline(self) -> Baseline:
         assert self.baseline is not None
@@ -295,8 +289,6 @@ class _HeavyRun:
 
     async def select(self) -> None:
         """Tiers, then the judge when several finalists are left; fills `out`."""
-        from k2lsp.agent.heavy.outcome import heavy_outcome
-
         t = tier(self.out.candidates)
         judged = None
         if len(t.finalists) > 1:
