@@ -112,7 +112,11 @@ async def _code_action(
     doc = ls.workspace.text_documents.get(params.text_document.uri)
     if doc is not None:  # test detection runs in a worker, never on the event loop
         await ls.test_cache.ensure(doc.uri, doc.path, doc.version, doc.source)
-    return code_actions(ls, params, ls.test_cache)
+    from k2lsp.server.heavy import with_heavy
+
+    return with_heavy(
+        code_actions(ls, params, ls.test_cache), ls.editor_config.options.heavy_candidates
+    )
 
 
 def _did_open(ls: K2LanguageServer, params: types.DidOpenTextDocumentParams) -> None:

@@ -125,6 +125,7 @@ SERVER_OPTION_KEYS = (
     "logReasoning",  # bool, default true: reasoning lines in window/logMessage
     "approvals",  # "ask" (default: showMessageRequest) | "policy" (headless: no prompt)
     "workspaceTrusted",  # bool: the editor's workspace trust (VS Code); absent: `k2lsp trust`
+    "heavyCandidates",  # int, default 0: 2-16 adds "(K2 heavy ×N)" variants of editing actions
 )
 
 DeliveryStatus = Literal[

@@ -133,8 +133,9 @@ class RunRegistry:
         }
 
 
-async def launch(ls: K2LanguageServer, request: RunRequest, title: str) -> Run:
-    """Create the run, its stream and its task; returns without waiting for the model."""
+async def launch(ls: K2LanguageServer, request: RunRequest, title: str, drive: Any = None) -> Run:
+    """Create the run, its stream and its task (`drive`, default `_drive`: one agent run;
+    `k2lsp.server.heavy.heavy_driver`: heavy mode); returns without waiting for the model."""
     from k2lsp.server.config import state_dir
     from k2lsp.server.stream import RunStream
 
@@ -156,7 +157,8 @@ async def launch(ls: K2LanguageServer, request: RunRequest, title: str) -> Run:
     request.state["approve"] = ls.approver(run)
     ls.runs.add(run)
     await run.stream.open(request.task)
-    run.task = asyncio.create_task(_drive(ls, run, settings), name=f"k2lsp-run-{run.id}")
+    body = (drive or _drive)(ls, run, settings)
+    run.task = asyncio.create_task(body, name=f"k2lsp-run-{run.id}")
     return run
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from k2lsp.agent.heavy.candidate import Candidate
 from k2lsp.errors import Outcome
+from k2lsp.model.types import Usage
 
 
 def heavy_outcome(cands: list[Candidate], winner: Candidate | None) -> Outcome:
@@ -35,6 +36,7 @@ class HeavyOutcome:
     winner: Candidate | None = None
     selection: dict[str, Any] = field(default_factory=dict)
     trajectory: Path | None = None
+    usage: Usage = field(default_factory=Usage)  # every request of the run (judge included)
 
     def run_copies(self) -> list[Any]:
         """Every candidate's run copy (those that were made)."""

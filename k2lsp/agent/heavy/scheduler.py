@@ -295,6 +295,7 @@ class _HeavyRun:
             judged = await self._judge(t)
         winner = judged.winner if judged else (t.finalists[0] if t.finalists else None)
         self.out.winner = winner
+        self.out.usage = self.pool.used
         explanation = explain(winner, t, judged is not None) if winner else _no_winner(t)
         self.out.outcome = heavy_outcome(self.out.candidates, winner)
         self.out.summary = explanation
