@@ -5,9 +5,9 @@ Each candidate is a complete run against the fake K2 host (its own process, so i
 ours) with `--latency` seconds per model reply spread over the streamed chunks: read the code,
 fix it, run the tests in the real sandbox, finish. Candidate i adds 3·i comment lines to the
 fix, so the diffs differ and selection needs no judge. Every size runs in a fresh process:
-`peak MiB` is that process's maximum RSS (loop, N clients, N run copies' bookkeeping) and
-`children MiB` the largest sandboxed test process. Efficiency = T(×1) / T(×N) (1.0: N
-candidates cost no more wall time than one). The machine's cores are shared; figures vary.
+`peak MiB` is that process's maximum RSS (loop, N clients, tools, events) and `child MiB`
+the largest process it started (sandboxed tests, git); the fake host runs apart.
+Efficiency = T(×1) / T(×N) (1.0: N candidates cost no more wall time than one). The machine's cores are shared; figures vary.
 
     .venv/bin/python bench/heavy_bench.py [--sizes 1,4,8] [--latency 1.0] [--sandbox bwrap]
 """
@@ -82,19 +82,13 @@ def _repo(path: Path) -> Path:
     return path
 
 
-def one(n: int, latency: float, sandbox: str, memory_mb: int) -> dict[str, Any]:
+def one(n: int, base_url: str, sandbox: str, memory_mb: int) -> dict[str, Any]:
     """One heavy run of `n` candidates in this process; its figures."""
     from k2lsp.agent.events import Event
     from k2lsp.agent.heavy.scheduler import run_heavy
     from k2lsp.agent.session import RunRequest
     from k2lsp.config.settings import Settings
 
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    stop = ctx.Event()
-    server = ctx.Process(target=_serve, args=(n, latency, child, stop), daemon=True)
-    server.start()
-    base_url = parent.recv()
     events: list[Event] = []
     with tempfile.TemporaryDirectory() as tmp:
         repo = _repo(Path(tmp) / "repo")
@@ -116,8 +110,6 @@ def one(n: int, latency: float, sandbox: str, memory_mb: int) -> dict[str, Any]:
         )
         wall = time.perf_counter() - start
         out.cleanup()
-    stop.set()
-    server.join(10)
     started = next(e.data for e in events if e.type == "heavy_started")
     selected = next(e.data for e in events if e.type == "heavy_selected")
     return {
@@ -140,15 +132,23 @@ def main() -> int:
     ap.add_argument("--sandbox", default="bwrap")
     ap.add_argument("--memory-mb", type=int, default=512, help="memory limit per sandbox")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--base-url", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.latency, args.sandbox, args.memory_mb)))
+        print(json.dumps(one(args.one, args.base_url, args.sandbox, args.memory_mb)))
         return 0
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
-        cmd = [sys.executable, __file__, "--one", str(n), "--latency", str(args.latency),
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        stop = ctx.Event()
+        server = ctx.Process(target=_serve, args=(n, args.latency, child, stop), daemon=True)
+        server.start()
+        cmd = [sys.executable, __file__, "--one", str(n), "--base-url", parent.recv(),
                "--sandbox", args.sandbox, "--memory-mb", str(args.memory_mb)]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        stop.set()
+        server.join(10)
         if proc.returncode != 0:
             print(f"x{n} failed: {proc.stderr[-800:]}")
             continue
