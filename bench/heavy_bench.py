@@ -7,7 +7,8 @@ fix it, run the tests in the real sandbox, finish. Candidate i adds 3·i comment
 fix, so the diffs differ and selection needs no judge. Every size runs in a fresh process:
 `peak MiB` is that process's maximum RSS (loop, N clients, tools, events) and `child MiB`
 the largest process it started (sandboxed tests, git); the fake host runs apart.
-Efficiency = T(×1) / T(×N) (1.0: N candidates cost no more wall time than one). The machine's cores are shared; figures vary.
+Efficiency = T(×1) / T(×N) (1.0: N candidates cost no more wall time than one). The
+machine's cores are shared; figures vary.
 
     .venv/bin/python bench/heavy_bench.py [--sizes 1,4,8] [--latency 1.0] [--sandbox bwrap]
 """
