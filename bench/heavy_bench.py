@@ -5,8 +5,8 @@ Each candidate is a complete run against the fake K2 host (its own process, so i
 ours) with `--latency` seconds per model reply spread over the streamed chunks: read the code,
 fix it, run the tests in the real sandbox, finish. Candidate i adds 3·i comment lines to the
 fix, so the diffs differ and selection needs no judge. Every size runs in a fresh process:
-`peak MiB` is that process's maximum RSS (loop, N clients, tools, events) and `child MiB`
-the largest process it started (sandboxed tests, git); the fake host runs apart.
+`peak MiB` is that process's maximum RSS (loop, N clients, tools, events; the fake host runs
+apart, and sandboxed tests are bounded by the sandbox's own memory limit).
 Efficiency = T(×1) / T(×N) (1.0: N candidates cost no more wall time than one). The
 machine's cores are shared; figures vary.
 
@@ -121,7 +121,6 @@ def one(n: int, base_url: str, sandbox: str, memory_mb: int) -> dict[str, Any]:
         "cache_ratio": selected["cache_ratio"],
         "prefix": f"{started['prefix_chars']}/{started['first_request_chars']}",
         "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-        "children_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024,
     }
 
 
@@ -158,13 +157,13 @@ def main() -> int:
         f"cores: {os.cpu_count()} · model latency {args.latency} s/reply · sandbox {args.sandbox}"
     )
     print(f"{'N':>3} {'wall s':>7} {'xT1':>5} {'effic.':>6} {'at once':>7} {'peak MiB':>8} "
-          f"{'child MiB':>9} {'cache':>6} {'prefix chars':>13} winner")  # fmt: skip
+          f"{'cache':>6} {'prefix chars':>13} winner")  # fmt: skip
     t1 = next((r["wall_s"] for r in rows if r["n"] == 1), None)
     for r in rows:
         ratio = r["wall_s"] / t1 if t1 else 0.0
         eff = t1 / r["wall_s"] if t1 else 0.0
         print(f"{r['n']:>3} {r['wall_s']:>7.2f} {ratio:>5.2f} {eff:>6.2f} {r['at_once']:>7} "
-              f"{r['peak_mib']:>8} {r['children_mib']:>9} {r['cache_ratio']:>6.1%} "
+              f"{r['peak_mib']:>8} {r['cache_ratio']:>6.1%} "
               f"{r['prefix']:>13} {r['winner']}")  # fmt: skip
     return 0
 
