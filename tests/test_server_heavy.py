@@ -82,8 +82,22 @@ async def test_heavy_task_delivers_the_winner_into_the_buffer(
     assert sel["winner"] == "c3" and set(sel["excluded"]) == {"c1", "c2"}
     assert any(e["type"] == "status" and e["phase"] == "candidate" for e in events)
     assert {e["run_id"] for e in events} == {started["runId"]}  # only the heavy run's stream
+    assert "TypeError" in next(r["diff"] for r in sel["candidates"] if r["candidate"] == "c2")
     runs = tmp_path / "home" / "state" / "k2lsp" / "runs"
-    await editor.wait_for(lambda: not list(runs.iterdir()) if runs.is_dir() else True)
+    kept = sorted(p.name.rsplit("-", 1)[1] for p in runs.iterdir())
+    assert kept == ["c1", "c2", "c3"]  # kept until one is taken or another heavy run ends
+    # take c2 instead: refused while the winner is applied, then delivered after undo
+    take = {"runId": started["runId"], "candidate": "c2"}
+    with pytest.raises(Exception, match="undo it first"):
+        await editor.command("k2lsp.takeCandidate", take)
+    await editor.command("k2lsp.undo", {"runId": started["runId"]})
+    assert "return a - b" in editor.text("calc.py")
+    taken = await editor.command("k2lsp.takeCandidate", take)
+    assert taken["delivery"] == "applied"
+    assert "TypeError" in editor.text("calc.py")  # c2's rewrite, now in the buffer
+    assert not list(runs.iterdir())
+    with pytest.raises(Exception, match="no candidates are kept"):
+        await editor.command("k2lsp.takeCandidate", take)
 
 
 async def test_heavy_is_refused_for_read_only_commands(editor: Editor) -> None:

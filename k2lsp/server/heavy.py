@@ -102,8 +102,7 @@ def heavy_driver(n: int) -> Drive:
             run.delivery = run.delivery or "skipped"
             run.stream.close(f"{run.outcome}: {run.delivery}")
             if out is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(out.cleanup)
+                await _keep_alternatives(ls, run, out)
 
     return drive
 
@@ -121,3 +120,60 @@ def _finisher(ls: K2LanguageServer, run: Run) -> Any:
         return out
 
     return finish
+
+
+async def _keep_alternatives(ls: K2LanguageServer, run: Run, out: Any) -> None:
+    """Keep the run copies of this heavy run's other changed candidates for
+    `k2lsp.takeCandidate`; remove those of any earlier heavy run (and this run's unusable)."""
+    for other in ls.runs.runs.values():
+        if other is not run and other.heavy is not None:
+            await _discard(other)
+    keep = out.outcome is not Outcome.CANCELLED and any(
+        c.changed and c is not out.winner for c in out.candidates
+    )
+    run.heavy = out
+    if not keep:
+        await _discard(run)
+
+
+async def _discard(run: Run) -> None:
+    out, run.heavy = run.heavy, None
+    if out is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(out.cleanup)
+
+
+async def take_candidate(ls: K2LanguageServer, raw: tuple[Any, ...]) -> dict[str, Any]:
+    """k2lsp.takeCandidate {runId, candidate}: deliver another candidate of the latest heavy
+    run instead of its winner (undo the winner first); every kept copy is removed after."""
+    from k2lsp.server.commands import first_arg
+    from k2lsp.server.delivery import deliver
+
+    args = first_arg(raw)
+    run_id, label = str(args.get("runId") or ""), str(args.get("candidate") or "")
+    run = ls.runs.get(run_id)
+    try:
+        if run is None or run.heavy is None:
+            raise UsageError(
+                f"no candidates are kept for run {run_id!r}: only the latest heavy run's are, "
+                "until another heavy run ends or one is taken"
+            )
+        cand = next((c for c in run.heavy.candidates if c.label == label and c.changed), None)
+        if cand is None:
+            known = ", ".join(c.label for c in run.heavy.candidates if c.changed)
+            raise UsageError(
+                f"run {run_id} has no candidate {label!r} with changes; it has: {known}"
+            )
+        if run.delivery in ("applied", "merged") and not run.undone:
+            raise UsageError(
+                f"the winner of run {run_id} is applied; undo it first (k2lsp.undo), "
+                f"then take {label}"
+            )
+    except K2lspError as exc:
+        ls.show(f"K2: {exc}", types.MessageType.Warning)
+        raise
+    run.undone = False
+    await deliver(ls, run, cand.result)
+    run.state = "finished"
+    await _discard(run)
+    return {"runId": run.id, "candidate": label, "delivery": run.delivery}

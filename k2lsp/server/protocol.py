@@ -82,6 +82,7 @@ CMD_STATUS = "k2lsp.status"
 CMD_ACCEPT = "k2lsp.accept"
 CMD_REJECT = "k2lsp.reject"
 CMD_TRUST = "k2lsp.trust"  # {path?, revoke?} -> {path, trusted, configHash}
+CMD_TAKE_CANDIDATE = "k2lsp.takeCandidate"  # {runId, candidate: "c2"} -> {runId, delivery}
 
 # Command -> run mode (`k2lsp.agent.session.MODES`).
 RUN_COMMANDS: dict[str, str] = {
@@ -93,7 +94,15 @@ RUN_COMMANDS: dict[str, str] = {
     CMD_WRITE_TESTS: "write_tests",
     CMD_FIX_FAILING_TEST: "fix_failing_test",
 }
-CONTROL_COMMANDS = (CMD_CANCEL, CMD_UNDO, CMD_STATUS, CMD_ACCEPT, CMD_REJECT, CMD_TRUST)
+CONTROL_COMMANDS = (
+    CMD_CANCEL,
+    CMD_UNDO,
+    CMD_STATUS,
+    CMD_ACCEPT,
+    CMD_REJECT,
+    CMD_TRUST,
+    CMD_TAKE_CANDIDATE,
+)
 ALL_COMMANDS = (*RUN_COMMANDS, *CONTROL_COMMANDS)
 
 # --- custom notifications (server -> client, opt-in) -----------------------------------------

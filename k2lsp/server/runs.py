@@ -48,6 +48,7 @@ class Run:
     before: dict[str, str | None] = field(default_factory=dict)  # for k2lsp.undo
     after: dict[str, str | None] = field(default_factory=dict)
     undone: bool = False
+    heavy: Any = None  # a heavy run's HeavyOutcome, kept for k2lsp.takeCandidate (latest only)
 
     def info(self) -> dict[str, Any]:
         """The `protocol.RunInfo` of this run."""

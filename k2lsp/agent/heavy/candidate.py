@@ -9,6 +9,7 @@ from typing import Any
 from k2lsp.agent.heavy.evidence import Evidence
 
 FINISHED_OK = ("success", "tests_failed")
+MAX_DIFF_CHARS = 20_000
 
 
 @dataclass
@@ -79,5 +80,6 @@ class Candidate:
             "cost_usd": round(self.cost_usd, 6),
             **self.usage(),
             "summary": self.summary[:2000],
+            "diff": self.diff[:MAX_DIFF_CHARS],  # for a preview of this alternative
             "evidence": self.evidence.to_dict() if self.evidence else None,
         }
