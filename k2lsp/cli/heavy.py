@@ -56,6 +56,7 @@ def run_heavy_headless(args: argparse.Namespace) -> int:
             notes.extend(await asyncio.to_thread(deliver_heavy, result, output, args, task))
         return result
 
+    _collect_leftovers(settings)
     trajectory = Path(args.trajectory).expanduser() if args.trajectory else None
     result = asyncio.run(
         _cancellable(request, int(args.heavy), settings, [sink], finish, trajectory)
@@ -69,6 +70,16 @@ def run_heavy_headless(args: argparse.Namespace) -> int:
         for problem in result.cleanup():
             print(safe_text(f"k2lsp: warning: {problem}"), file=sys.stderr)
     return int(result.outcome.exit_code)
+
+
+def _collect_leftovers(settings: Any) -> None:
+    """Run copies of crashed runs (their process is gone) go before N new ones are made."""
+    from k2lsp.runs.gc import collect
+
+    try:
+        collect(getattr(settings, "state_dir", None))
+    except OSError:
+        pass  # an unreadable state folder: RunCopy.create reports it
 
 
 async def _cancellable(

@@ -76,7 +76,7 @@ class HeavyTerminalRenderer:
             label = rec.get("candidate")
             ev = rec.get("evidence") or {}
             mark = "★" if label == d.get("winner") else " "
-            why = excluded.get(label, "finalist")
+            why = excluded.get(label, "winner" if mark == "★" else "finalist")
             self._line(
                 f" {mark} {label} {rec.get('outcome'):<13} diff {ev.get('diff_lines', 0):>4} · "
                 f"${float(rec.get('cost_usd') or 0):.4f} · {one_line(str(why), 90)}"
