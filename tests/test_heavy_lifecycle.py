@@ -162,3 +162,31 @@ async def test_the_judge_decides_between_equal_diffs(
     assert "the judge preferred it" in sel["explanation"]
     assert "JUDGE-THOUGHT" in out.trajectory.read_text()  # its reasoning is kept
     nothing_left(tmp_path, repo)
+
+
+async def test_write_tests_candidates_may_add_tests(tmp_path: Path) -> None:
+    new_test = "from calc import sub\n\n\ndef test_sub_negative():\n    assert sub(1, 3) == -2\n"
+    writes = [
+        Reply(
+            reasoning="Add a test.",
+            tool_calls=[("create_file", {"path": "tests/test_more.py", "content": new_test})],
+        ),
+        Reply(reasoning="done", content="Added a test for sub."),
+    ]
+    words = [Reply(reasoning="hm", content="sub looks fine to me.")]
+    repo = make_calc_repo(tmp_path / "repo")
+    events: list[Event] = []
+    with FakeK2Server(models=[MODEL]) as srv:
+        script_candidates(srv, [words, writes])
+        settings = heavy_settings(srv, tmp_path, "bwrap")
+        request = RunRequest(task="write tests for sub", repo=repo, mode="write_tests")
+        out = await run_heavy(request, 2, settings, [events.append])
+    try:
+        assert out.winner is not None and out.winner.label == "c2", out.summary
+        assert out.winner.evidence is not None
+        assert out.winner.evidence.touched_tests == ["tests/test_more.py"]
+        assert "as the task allows" in out.summary
+        assert "ended no_change" in of(events, "heavy_selected")[0]["excluded"]["c1"]
+    finally:
+        out.cleanup()
+    nothing_left(tmp_path, repo)

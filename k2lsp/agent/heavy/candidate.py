@@ -24,6 +24,7 @@ class Candidate:
     result: Any = None  # k2lsp.agent.session.RunResult once the run ended
     evidence: Evidence | None = None
     error: str = ""
+    error_outcome: str = ""  # the outcome of an error raised before the run could start
 
     @property
     def label(self) -> str:
@@ -34,7 +35,7 @@ class Candidate:
     def outcome(self) -> str:
         """The run's outcome value ('' while it runs, 'cancelled' when it never started)."""
         if self.result is None:
-            return "cancelled" if self.state != "running" else ""
+            return self.error_outcome or ("cancelled" if self.state != "running" else "")
         return str(self.result.outcome.value)
 
     @property

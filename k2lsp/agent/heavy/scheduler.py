@@ -217,7 +217,7 @@ class _HeavyRun:
             try:
                 c.result = await execute_run(sub, settings, [*self.sinks, self._progress(c)])
             except K2lspError as exc:
-                c.error, c.state = str(exc), "done"
+                c.error, c.error_outcome, c.state = str(exc), exc.outcome.value, "done"
                 self._finished(c)
                 return
             if c.result.outcome is Outcome.CANCELLED:
@@ -289,7 +289,15 @@ class _HeavyRun:
 
     async def select(self) -> None:
         """Tiers, then the judge when several finalists are left; fills `out`."""
-        t = tier(self.out.candidates)
+        r = self.request
+        tests_may_change = r.mode == "write_tests" or bool(
+            getattr(self.settings, "allow_test_changes", False)
+        )
+        t = tier(
+            self.out.candidates,
+            tests_may_change=tests_may_change,
+            need_targets=r.mode != "write_tests",
+        )
         judged = None
         if len(t.finalists) > 1:
             judged = await self._judge(t)

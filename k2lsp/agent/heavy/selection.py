@@ -40,8 +40,14 @@ def _failures_text(c: Candidate) -> str:
     return f"{ev.suite}: {names}{more}"
 
 
-def tier(cands: list[Candidate]) -> Tiering:
-    """Apply tiers 1–3 to `cands`; the finalists need the judge when more than one is left."""
+def tier(
+    cands: list[Candidate], *, tests_may_change: bool = False, need_targets: bool = True
+) -> Tiering:
+    """Apply tiers 1–3 to `cands`; the finalists need the judge when more than one is left.
+
+    `tests_may_change` (a write_tests request, or `allow_test_changes`): changing test files
+    is the task, so it does not exclude a candidate. `need_targets` False (write_tests: the
+    task is new tests, not fixing the failing ones): tier 1 only needs the suite to have run."""
     t = Tiering()
     usable = []
     for c in cands:
@@ -53,9 +59,9 @@ def tier(cands: list[Candidate]) -> Tiering:
             t.excluded[c.label] = "changed no file"
         elif c.evidence is None:
             t.excluded[c.label] = c.error or "no evidence (verification did not run)"
-        elif c.evidence.touched_tests:
+        elif c.evidence.touched_tests and not tests_may_change:
             t.excluded[c.label] = "changed test files: " + "; ".join(c.evidence.test_problems[:3])
-        elif not c.evidence.targets_green:
+        elif not (c.evidence.targets_green if need_targets else c.evidence.suite_ran):
             red = ", ".join(c.evidence.still_red[:5])
             why = f"target tests still fail: {red}" if red else f"no test ran ({c.evidence.suite})"
             t.excluded[c.label] = why
@@ -90,11 +96,18 @@ def explain(winner: Candidate, t: Tiering, judged: bool) -> str:
     ev = winner.evidence
     assert ev is not None
     parts = []
-    if ev.targets:
+    if ev.targets and ev.targets_green:
         parts.append(f"its target tests went red -> green ({', '.join(ev.targets[:5])})")
+    elif ev.targets:
+        parts.append(f"its tests ran (the task did not ask to fix {', '.join(ev.targets[:3])})")
     else:
         parts.append("no test failed before, and its tests ran")
-    parts.append("it changed no test file")
+    if not ev.touched_tests:
+        parts.append("it changed no test file")
+    else:
+        parts.append(
+            f"it changed test files as the task allows ({', '.join(ev.touched_tests[:3])})"
+        )
     parts.append(f"the full suite passes ({ev.suite})" if ev.suite_ok else f"suite: {ev.suite}")
     others = [f"{lbl}: {why}" for lbl, why in sorted(t.excluded.items())]
     size = f"its diff is {ev.diff_lines} line(s)"
