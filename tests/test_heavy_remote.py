@@ -113,3 +113,39 @@ def test_a_killed_heavy_run_leaves_nothing_after_gc(tmp_path: Path, engine: str)
     assert containers(engine) == []
     assert not list((tmp_path / "state" / "runs").iterdir())
     assert git(repo, "branch", "--list", "k2lsp/*").strip() == ""
+
+
+@pytest.mark.parametrize("how", ["current", "env"])
+def test_a_docker_context_names_the_engine(
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    from k2lsp.sandbox import docker as sandbox_docker
+    from k2lsp.sandbox.base import SandboxSettings
+    from k2lsp.sandbox.reap import docker_endpoint
+
+    config = tmp_path / "docker-config"  # a private docker CLI config: the user's is untouched
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
+    env["DOCKER_CONFIG"] = str(config)
+    docker_cli = ["docker", "context"]
+    subprocess.run(
+        [*docker_cli, "create", "k2test", "--docker", f"host={engine}"], env=env, check=True
+    )
+    if how == "current":
+        subprocess.run([*docker_cli, "use", "k2test"], env=env, check=True, capture_output=True)
+    else:
+        monkeypatch.setenv("DOCKER_CONTEXT", "k2test")
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    assert docker_endpoint() == engine
+    since = time.time() - 1
+    root = tmp_path / "work"
+    root.mkdir()
+    sandbox_docker.problem.cache_clear()
+    sandbox = sandbox_docker.DockerSandbox.create(root, SandboxSettings())
+    try:
+        result = sandbox.run("echo on-the-context-engine", timeout_s=120)
+    finally:
+        sandbox.close()
+        sandbox_docker.problem.cache_clear()
+    assert result.exit_code == 0
+    assert created_since(engine, since)  # the container ran on the context's engine

@@ -92,7 +92,7 @@ def docker_capacity(client: Any = None) -> Capacity:
     from k2lsp.sandbox.reap import docker_endpoint
 
     endpoint = docker_endpoint()
-    if not endpoint:
+    if not endpoint or endpoint.startswith("unix://"):  # an engine on this machine
         local = local_capacity()
         return Capacity("this machine (local docker)", local.memory_mb, local.pids)
     try:
