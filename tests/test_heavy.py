@@ -116,3 +116,33 @@ async def test_heavy_picks_the_minimal_passing_candidate(tmp_path: Path, kind: s
     assert git(repo, "status", "--porcelain").strip() == ""
     if kind == "docker":
         assert leftover_containers(tmp_path) == []
+
+
+async def test_cancel_removes_running_containers_and_copies(tmp_path: Path) -> None:
+    import asyncio
+
+    from k2lsp.fake.script import Reply
+
+    sandbox_or_skip("docker")
+    repo = make_calc_repo(tmp_path / "repo")
+    sleeper = [Reply(reasoning="wait", tool_calls=[("run_command", {"command": "sleep 300"})])]
+    with FakeK2Server(models=[MODEL]) as srv:
+        script_candidates(srv, [sleeper, sleeper])
+        settings = heavy_settings(srv, tmp_path, "docker", allow_commands=["sleep *"])
+        task = asyncio.create_task(run_heavy(RunRequest(task=TASK, repo=repo), 2, settings))
+        for _ in range(1200):  # both candidates are inside `sleep 300` containers
+            if (len(srv.requests) >= 2 and len(leftover_containers(tmp_path)) >= 2) or task.done():
+                break
+            await asyncio.sleep(0.1)
+        assert len(leftover_containers(tmp_path)) >= 2
+        task.cancel()
+        out = await task
+    assert out.outcome is Outcome.CANCELLED
+    assert leftover_containers(tmp_path) == []  # gone when the heavy run returns
+    out.cleanup()
+    left = [
+        (p.name, sorted(x.name for x in p.iterdir()))
+        for p in (tmp_path / "state" / "runs").iterdir()
+    ]
+    assert not left
+    assert git(repo, "branch", "--list", "k2lsp/*").strip() == ""

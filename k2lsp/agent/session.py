@@ -160,9 +160,16 @@ async def execute_run(
         mode=request.mode,
     )
     try:
-        result.run_copy = await asyncio.to_thread(
-            make_run_copy, repo, run_id, request.overlay, state_dir
+        making = asyncio.ensure_future(
+            asyncio.to_thread(make_run_copy, repo, run_id, request.overlay, state_dir)
         )
+        try:
+            result.run_copy = await asyncio.shield(making)
+        except asyncio.CancelledError:  # hand the copy back anyway: the front-end removes it
+            result.run_copy = (await asyncio.gather(making, return_exceptions=True))[0]
+            if not hasattr(result.run_copy, "cleanup"):
+                result.run_copy = None
+            raise
         await _drive(request, settings, client, result.run_copy, emitter, trajectory, result)
         if finish is not None and result.outcome is not Outcome.CANCELLED:
             result = await _uncancellable(finish(result))

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +64,34 @@ class Evidence:
         return asdict(self)
 
 
-def run_suite(settings: Any, root: Path, source: Path) -> SuiteRun:
+class Boxes:
+    """The sandboxes of running suites, so a cancel can close them (docker removes their
+    containers at once; the thread running the suite then ends)."""
+
+    def __init__(self) -> None:
+        self.open: set[Any] = set()
+        self._lock = threading.Lock()
+
+    def add(self, box: Any) -> None:
+        """Track `box` while its suite runs."""
+        with self._lock:
+            self.open.add(box)
+
+    def discard(self, box: Any) -> None:
+        """Stop tracking `box`."""
+        with self._lock:
+            self.open.discard(box)
+
+    def close_all(self) -> None:
+        """Close every tracked sandbox."""
+        with self._lock:
+            boxes, self.open = list(self.open), set()
+        for box in boxes:
+            with contextlib.suppress(Exception):
+                box.close()
+
+
+def run_suite(settings: Any, root: Path, source: Path, boxes: Boxes | None = None) -> SuiteRun:
     """The full suite of the copy `root` in a fresh sandbox (closed before returning)."""
     from k2lsp.testrun.runner import run_tests
     from k2lsp.testrun.sandbox_select import open_sandbox
@@ -72,6 +101,8 @@ def run_suite(settings: Any, root: Path, source: Path) -> SuiteRun:
         sandbox, _preflight = open_sandbox(settings, root, source)
     except K2lspError as exc:
         return SuiteRun(error=str(exc), headline=f"no sandbox: {exc}")
+    if boxes is not None:
+        boxes.add(sandbox)
     try:
         report = run_tests(
             sandbox, command=getattr(settings, "test_command", None), timeout_s=timeout
@@ -79,6 +110,8 @@ def run_suite(settings: Any, root: Path, source: Path) -> SuiteRun:
     except K2lspError as exc:
         return SuiteRun(error=str(exc), headline=f"tests could not run: {exc}")
     finally:
+        if boxes is not None:
+            boxes.discard(sandbox)
         sandbox.close()
     failures = [
         {
@@ -97,7 +130,9 @@ def run_suite(settings: Any, root: Path, source: Path) -> SuiteRun:
     )
 
 
-def take_baseline(settings: Any, source: Path, run_id: str, overlay: dict[str, str]) -> Baseline:
+def take_baseline(
+    settings: Any, source: Path, run_id: str, overlay: dict[str, str], boxes: Boxes | None = None
+) -> Baseline:
     """Run the suite on a fresh copy of the user's state (removed afterwards)."""
     from k2lsp.runs.runcopy import RunCopy
 
@@ -111,7 +146,7 @@ def take_baseline(settings: Any, source: Path, run_id: str, overlay: dict[str, s
     except K2lspError as exc:
         return Baseline(SuiteRun(error=str(exc), headline=f"no baseline: {exc}"))
     try:
-        suite = run_suite(settings, Path(copy.root), source)
+        suite = run_suite(settings, Path(copy.root), source, boxes)
     finally:
         copy.cleanup()
     return Baseline(suite, [f["test_id"] for f in suite.failures])
@@ -146,7 +181,14 @@ def test_changes(changes: ChangeSet) -> tuple[list[str], list[str]]:
     return touched, problems
 
 
-def verify(settings: Any, root: Path, source: Path, changes: ChangeSet, base: Baseline) -> Evidence:
+def verify(
+    settings: Any,
+    root: Path,
+    source: Path,
+    changes: ChangeSet,
+    base: Baseline,
+    boxes: Boxes | None = None,
+) -> Evidence:
     """The evidence of one finished candidate (runs the full suite in its run copy)."""
     touched, problems = test_changes(changes)
     ev = Evidence(
@@ -160,7 +202,7 @@ def verify(settings: Any, root: Path, source: Path, changes: ChangeSet, base: Ba
         ev.suite = "not run: the candidate changed nothing"
         ev.still_red = list(base.targets)
         return ev
-    suite = run_suite(settings, root, source)
+    suite = run_suite(settings, root, source, boxes)
     passed = set(suite.passed_ids)
     ev.still_red = [t for t in base.targets if t not in passed]
     ev.targets_green = suite.ran and not ev.still_red

@@ -23,7 +23,7 @@ from k2lsp.agent.events import Emitter, Event, EventSink
 from k2lsp.agent.heavy.budget import Pool
 from k2lsp.agent.heavy.candidate import Candidate
 from k2lsp.agent.heavy.diversity import opening_plan, plan_context, prefix_identity, temperatures
-from k2lsp.agent.heavy.evidence import Baseline, take_baseline, verify
+from k2lsp.agent.heavy.evidence import Baseline, Boxes, take_baseline, verify
 from k2lsp.agent.heavy.outcome import HeavyOutcome, heavy_outcome
 from k2lsp.agent.heavy.selection import Tiering, explain, tier
 from k2lsp.agent.session import RunRequest, check_request, redacting
@@ -124,6 +124,7 @@ class _HeavyRun:
         self.pool = Pool.from_settings(settings)
         self.tasks: list[asyncio.Task[None]] = []
         self.baseline: asyncio.Task[Baseline] | None = None
+        self.boxes = Boxes()  # sandboxes of running baseline/verification suites
         temps, self.temp_note = temperatures(settings, n)
         self.spread = len(set(temps)) > 1
         rid = emitter.run_id
@@ -157,6 +158,7 @@ class _HeavyRun:
                 repo,
                 f"{self.emitter.run_id}-base",
                 dict(self.request.overlay),
+                self.boxes,
             )
         )
         gate = asyncio.Semaphore(admission.at_once)
@@ -227,10 +229,17 @@ class _HeavyRun:
             base = await self._baseline()
             copy = c.result.run_copy
             if copy is not None:
-                try:
-                    c.evidence = await asyncio.to_thread(
-                        verify, settings, Path(copy.root), Path(copy.source), c.result.changes, base
+                root, source = Path(copy.root), Path(copy.source)
+                job = asyncio.ensure_future(
+                    asyncio.to_thread(
+                        verify, settings, root, source, c.result.changes, base, self.boxes
                     )
+                )
+                try:
+                    c.evidence = await asyncio.shield(job)
+                except asyncio.CancelledError:
+                    await asyncio.wait([job])  # its copy is removed after; stop() closed its box
+                    raise
                 except (K2lspError, OSError) as exc:
                     c.error = f"verification failed: {exc}"
             c.state = "done"
@@ -280,11 +289,12 @@ class _HeavyRun:
         """Cancel whatever still runs and wait for it (run copies stay for cleanup())."""
         for task in self.tasks:
             task.cancel()
+        await asyncio.to_thread(self.boxes.close_all)  # docker: running suites stop now
         if self.tasks:
             await asyncio.wait(self.tasks)
         if self.baseline is not None:
-            # Its thread cannot be interrupted; waiting for it means its run copy is gone
-            # when the heavy run returns (a test run is bounded by command_timeout_s).
+            # Its thread ends once its suite does (docker: at once, its box was closed; bwrap:
+            # when the test run ends, bounded by command_timeout_s); then its copy is gone.
             await asyncio.wait([self.baseline])
 
     async def select(self) -> None:
