@@ -211,6 +211,12 @@ async def _take_candidate(ls: K2LanguageServer, *args: Any) -> Any:
     return await take_candidate(ls, args)
 
 
+async def _apply_patch(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
+    from k2lsp.server.patches import apply_patch
+
+    return await apply_patch(ls, args)
+
+
 def register(server: K2LanguageServer) -> None:
     """Attach every feature and command to `server`."""
     server.feature(types.INITIALIZE)(_initialize)
@@ -237,3 +243,4 @@ def register(server: K2LanguageServer) -> None:
     server.command(protocol.CMD_REJECT)(_guarded("resolve_preview", False))
     server.command(protocol.CMD_TRUST)(_trust)
     server.command(protocol.CMD_TAKE_CANDIDATE)(_take_candidate)
+    server.command(protocol.CMD_APPLY_PATCH)(_apply_patch)
