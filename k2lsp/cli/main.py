@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply the repository's own provider/base_url/sandbox/allow_* settings without "
         "`k2lsp trust` (CI on your own checkout; same as K2LSP_TRUST_REPO=1)",
     )
+    p.add_argument(
+        "--heavy",
+        metavar="N",
+        type=int,
+        help="heavy mode: N candidate runs in parallel, the best by test evidence (docs/heavy.md)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the run copy after delivery")
     p.add_argument("--trajectory", metavar="F", help="write the trajectory JSONL to F")
     return p
@@ -168,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             func = _load(SUBCOMMANDS[argv[0]][0], argv[0])
             return 2 if func is None else int(func(argv[1:]) or 0)
         args = build_parser().parse_args(argv)
+        if args.heavy is not None:
+            from k2lsp.cli.heavy import run_heavy_headless
+
+            return run_heavy_headless(args)
         from k2lsp.cli.run import run_headless
 
         return run_headless(args)
