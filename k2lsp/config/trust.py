@@ -40,6 +40,7 @@ SENSITIVE_KEYS: tuple[str, ...] = (
     "state_dir",  # where transcripts, trajectories and checkpoints are written
     "lsp_servers",  # programs k2lsp starts on the run copy
     "lsp_confine",  # "none" runs them without bubblewrap
+    "mcp",  # MCP servers are processes started on the host, outside the sandbox
 )
 TRUST_ENV = "K2LSP_TRUST_REPO"
 _STORE_VERSION = 1
