@@ -150,38 +150,61 @@ function unquote(p: string): string {
 }
 
 /**
- * A unified diff (git style) as per-file before/after texts: the lines each hunk removes and
- * adds with their context, hunks separated by their `@@` header line on both sides.
+ * A unified diff (`--- a/x` / `+++ b/x` file headers, with or without `diff --git` lines) as
+ * per-file before/after texts: the lines each hunk removes and adds with their context, hunks
+ * separated by their `@@` header line on both sides. Hunk bodies are read by the line counts
+ * of their header, so a removed line that starts with "-- " is not taken for a file header.
  */
 export function diffSides(diff: string): DiffSide[] {
   const out: DiffSide[] = [];
-  let cur: { path: string; before: string[]; after: string[] } | undefined;
-  let inHunk = false;
+  let cur: { path: string; before: string[]; after: string[]; hunks: number } | undefined;
+  let oldLeft = 0;
+  let newLeft = 0;
   const flush = () => {
-    if (cur) out.push({ path: cur.path, before: cur.before.join("\n"), after: cur.after.join("\n") });
+    if (cur && cur.hunks > 0) out.push({ path: cur.path, before: cur.before.join("\n"), after: cur.after.join("\n") });
+    cur = undefined;
+  };
+  const open = (p: string) => {
+    flush();
+    cur = { path: p, before: [], after: [], hunks: 0 };
   };
   for (const line of diff.split("\n")) {
+    if (oldLeft > 0 || newLeft > 0) {
+      if (!cur) break;
+      if (line.startsWith("\\")) continue; // "\ No newline at end of file"
+      const body = line.slice(1);
+      if (line.startsWith("-")) {
+        cur.before.push(body);
+        oldLeft--;
+      } else if (line.startsWith("+")) {
+        cur.after.push(body);
+        newLeft--;
+      } else {
+        cur.before.push(body);
+        cur.after.push(body);
+        oldLeft--;
+        newLeft--;
+      }
+      continue;
+    }
+    const hunk = /^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@/.exec(line);
     if (line.startsWith("diff --git ")) {
-      flush();
       const m = / b\/(.*)$/.exec(line);
-      cur = { path: m ? m[1] : line.slice(11), before: [], after: [] };
-      inHunk = false;
-    } else if (!inHunk && line.startsWith("+++ ") && cur) {
-      if (line.slice(4) !== "/dev/null") cur.path = unquote(line.slice(4));
-    } else if (!inHunk && line.startsWith("--- ") && cur) {
-      if (line.slice(4) !== "/dev/null" && !cur.path) cur.path = unquote(line.slice(4));
-    } else if (line.startsWith("@@")) {
-      if (!cur) cur = { path: "(diff)", before: [], after: [] };
-      inHunk = true;
+      open(m ? m[1] : line.slice(11));
+    } else if (line.startsWith("--- ")) {
+      if (!cur || cur.hunks > 0) open("");
+      if (cur && !cur.path && line.slice(4) !== "/dev/null") cur.path = unquote(line.slice(4));
+    } else if (line.startsWith("+++ ")) {
+      if (!cur) open("");
+      if (cur && line.slice(4) !== "/dev/null") cur.path = unquote(line.slice(4));
+    } else if (hunk) {
+      if (!cur) open("(diff)");
+      if (!cur) continue;
+      cur.hunks++;
+      oldLeft = hunk[1] === undefined ? 1 : Number(hunk[1]);
+      newLeft = hunk[2] === undefined ? 1 : Number(hunk[2]);
       cur.before.push(line);
       cur.after.push(line);
-    } else if (inHunk && cur) {
-      if (line.startsWith("-")) cur.before.push(line.slice(1));
-      else if (line.startsWith("+")) cur.after.push(line.slice(1));
-      else if (line.startsWith(" ")) {
-        cur.before.push(line.slice(1));
-        cur.after.push(line.slice(1));
-      }
     }
   }
   flush();

@@ -5,12 +5,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CandidateStore, diffSides, evidenceText } from "../dist/core.mjs";
 
+// as k2lsp writes it (no "diff --git" line), then git's form, then a removed "-- " line
 const DIFF_C2 = [
-  "diff --git a/calc.py b/calc.py",
-  "index 1111111..2222222 100644",
   "--- a/calc.py",
   "+++ b/calc.py",
-  "@@ -3,5 +3,7 @@",
+  "@@ -3,4 +3,6 @@",
   " ",
   " def add(a, b):",
   "-    return a - b",
@@ -24,6 +23,12 @@ const DIFF_C2 = [
   "+++ b/new.py",
   "@@ -0,0 +1 @@",
   "+X = 1",
+  "\\ No newline at end of file",
+  "--- a/q.sql",
+  "+++ b/q.sql",
+  "@@ -1,2 +1 @@",
+  "--- old comment",
+  " SELECT 1;",
   "",
 ].join("\n");
 
@@ -86,11 +91,13 @@ test("evidence says when targets stay red, tests were touched or the suite did n
 
 test("a candidate's diff becomes before/after texts per file", () => {
   const sides = diffSides(DIFF_C2);
-  assert.deepEqual(sides.map((s) => s.path), ["calc.py", "new.py"]);
-  assert.equal(sides[0].before, "@@ -3,5 +3,7 @@\n\ndef add(a, b):\n    return a - b\n");
+  assert.deepEqual(sides.map((s) => s.path), ["calc.py", "new.py", "q.sql"]);
+  assert.equal(sides[0].before, "@@ -3,4 +3,6 @@\n\ndef add(a, b):\n    return a - b\n");
   assert.equal(sides[0].after,
-    "@@ -3,5 +3,7 @@\n\ndef add(a, b):\n    if isinstance(a, bool):\n        raise TypeError('a')\n    return a + b\n");
+    "@@ -3,4 +3,6 @@\n\ndef add(a, b):\n    if isinstance(a, bool):\n        raise TypeError('a')\n    return a + b\n");
   assert.equal(sides[1].before, "@@ -0,0 +1 @@");
   assert.equal(sides[1].after, "@@ -0,0 +1 @@\nX = 1");
+  assert.equal(sides[2].before, "@@ -1,2 +1 @@\n-- old comment\nSELECT 1;");
+  assert.equal(sides[2].after, "@@ -1,2 +1 @@\nSELECT 1;");
   assert.deepEqual(diffSides(""), []);
 });
