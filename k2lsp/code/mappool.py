@@ -106,7 +106,7 @@ def _results(
 ) -> Iterator[Analyzed]:
     queued: deque[tuple[list[str], Future[list[Analyzed]] | None]] = deque()
     todo = iter(chunks)
-    broken = False
+    broken = done = False
     try:
         while True:
             while not broken and len(queued) < window:
@@ -120,6 +120,7 @@ def _results(
             if not queued:
                 rels = next(todo, None)
                 if rels is None:
+                    done = True
                     return
                 queued.append((rels, None))
             rels, future = queued.popleft()
@@ -129,8 +130,8 @@ def _results(
                 got = _analyze_chunk(root, rels)
             for item in got or ():
                 yield _shared(item)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    finally:  # all done: the workers are idle and exit at once (reaped, nothing left)
+        pool.shutdown(wait=done, cancel_futures=True)
 
 
 def _result(future: Future[list[Analyzed]] | None, root: str, rels: list[str]) -> Any:
