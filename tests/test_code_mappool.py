@@ -127,3 +127,13 @@ def test_small_or_single_core_builds_stay_in_process(monkeypatch: pytest.MonkeyP
     assert mappool.analyze_many("/nowhere", files) is None
     monkeypatch.setattr(mappool, "cores", lambda: 4)
     assert mappool.analyze_many("/nowhere", [("a.py", 1000)]) is None
+
+
+def test_pooled_build_that_spills_its_totals_equals_a_serial_one(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial = _serial(corpus, tmp_path / "serial", monkeypatch)
+    monkeypatch.setattr(repomap, "_BULK_FILES", 7)  # bounded memory: totals go to the store
+    pooled = _pooled(corpus, tmp_path / "pooled", monkeypatch)
+    assert pooled._spilled
+    _same_map(pooled, serial)

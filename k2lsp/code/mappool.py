@@ -15,7 +15,7 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -37,20 +37,38 @@ _IN_FLIGHT = 4  # tasks queued per worker (bounds results waiting for the parent
 
 # One analyzed file: (content hash, record), or None when it could not be read.
 Analyzed = tuple[str, Record] | None
+# A task's files in order, with their identifier votes and defined names summed (merged in
+# the worker, so the parent adds one small table per task instead of one per file).
+Chunk = tuple[list[Analyzed], dict[str, int], dict[str, int]]
 
 
-def read_and_analyze(root: str, rel: str) -> Analyzed:
-    """Read one file (never through a link) and analyze it."""
+def read_and_analyze(root: str, rel: str) -> tuple[str, Record, dict[str, int]] | None:
+    """Read one file (never through a link) and analyze it: hash, record, votes."""
     try:
         with safefs.open_read(Path(root), rel) as fh:
             data = fh.read()
     except (OSError, PathError):
         return None
-    return content_hash(data), _analyze(rel, data)[0]
+    rec, votes = _analyze(rel, data)
+    return content_hash(data), rec, votes
 
 
-def _analyze_chunk(root: str, rels: list[str]) -> list[Analyzed]:
-    return [read_and_analyze(root, rel) for rel in rels]
+def _analyze_chunk(root: str, rels: list[str]) -> Chunk:
+    items: list[Analyzed] = []
+    votes: dict[str, int] = {}
+    get = votes.get
+    defs: Counter[str] = Counter()
+    for rel in rels:
+        got = read_and_analyze(root, rel)
+        if got is None:
+            items.append(None)
+            continue
+        digest, rec, file_votes = got
+        for name, n in file_votes.items():
+            votes[name] = get(name, 0) + n
+        defs.update(rec[4])
+        items.append((digest, rec))
+    return items, votes, dict(defs)
 
 
 def cores() -> int:
@@ -72,9 +90,9 @@ def _context() -> Any:
     return None
 
 
-def analyze_many(root: str, files: Sequence[tuple[str, int]]) -> Iterator[Analyzed] | None:
-    """Analyses of `files` ((path, size) pairs), in order, computed by worker processes; None
-    when a pool would not pay (the caller then analyzes them itself)."""
+def analyze_many(root: str, files: Sequence[tuple[str, int]]) -> Iterator[Chunk] | None:
+    """Analyses of `files` ((path, size) pairs), in order and in chunks, computed by worker
+    processes; None when a pool would not pay (the caller then analyzes them itself)."""
     workers = min(cores(), _MAX_WORKERS)
     if workers < 2 or sum(size for _rel, size in files) < _MIN_BYTES:
         return None
@@ -103,8 +121,8 @@ def _chunks(files: Sequence[tuple[str, int]]) -> list[list[str]]:
 
 def _results(
     pool: ProcessPoolExecutor, root: str, chunks: list[list[str]], window: int
-) -> Iterator[Analyzed]:
-    queued: deque[tuple[list[str], Future[list[Analyzed]] | None]] = deque()
+) -> Iterator[Chunk]:
+    queued: deque[tuple[list[str], Future[Chunk] | None]] = deque()
     todo = iter(chunks)
     broken = done = False
     try:
@@ -125,16 +143,16 @@ def _results(
                 queued.append((rels, None))
             rels, future = queued.popleft()
             got = _result(future, root, rels)
-            if future is not None and got is None:
+            if got is None:
                 broken = True
                 got = _analyze_chunk(root, rels)
-            for item in got or ():
-                yield _shared(item)
+            items, votes, defs = got
+            yield [_shared(item) for item in items], votes, defs
     finally:  # all done: the workers are idle and exit at once (reaped, nothing left)
         pool.shutdown(wait=done, cancel_futures=True)
 
 
-def _result(future: Future[list[Analyzed]] | None, root: str, rels: list[str]) -> Any:
+def _result(future: Future[Chunk] | None, root: str, rels: list[str]) -> Chunk | None:
     if future is None:
         return _analyze_chunk(root, rels)
     try:

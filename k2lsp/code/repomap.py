@@ -183,11 +183,14 @@ class RepoMap(MapReads, BulkRank):
             for rel, mtime, size, old in todo:
                 self._update(rel, mtime, size, now, old, stats, bulk)
         else:
-            for (rel, mtime, size, old), got in zip(todo, pooled, strict=True):
-                if got is not None:
-                    stats.rehashed += 1
-                    stats.parsed += 1
-                    self._apply(rel, mtime, size, now, old, bulk, got[0], got[1], None)
+            files = iter(todo)
+            for items, votes, defs in pooled:
+                self._count_sums(votes, defs)
+                for got, (rel, mtime, size, old) in zip(items, files, strict=False):
+                    if got is not None:
+                        stats.rehashed += 1
+                        stats.parsed += 1
+                        self._apply(rel, mtime, size, now, old, bulk, got[0], got[1], None, True)
         for rel in [r for r in index if r not in seen]:
             self._remove(rel)
             stats.removed += 1
@@ -224,7 +227,7 @@ class RepoMap(MapReads, BulkRank):
         if rec is None:
             rec, votes = _analyze(rel, data)
             stats.parsed += 1
-        self._apply(rel, mtime, size, now, old, bulk, digest, rec, votes, new)
+        self._apply(rel, mtime, size, now, old, bulk, digest, rec, votes, False, new)
 
     def _apply(
         self,
@@ -237,9 +240,11 @@ class RepoMap(MapReads, BulkRank):
         digest: str,
         rec: Record,
         votes: dict[str, int] | None,
+        counted: bool = False,
         new: bool = True,
     ) -> None:
-        """Index one file's new content and count its votes (`new`: a fresh analysis)."""
+        """Index one file's new content and count its votes (`counted`: they are, with
+        others; `new`: a fresh analysis)."""
         if new:
             self._new_records.append(
                 (digest, rec[0], rec[1], rec[3], marshal.dumps(rec[4]), rec[2])
@@ -254,7 +259,8 @@ class RepoMap(MapReads, BulkRank):
                 self._spill()
         else:
             self._changed.add(rel)
-        self._count(old_rec, rec, votes)
+        if not counted:
+            self._count(old_rec, rec, votes)
         if len(self._new_records) >= 256 or len(self._new_files) >= 1024:
             self._flush_rows()
 
@@ -293,6 +299,15 @@ class RepoMap(MapReads, BulkRank):
                 delta[name] = get(name, 0) + votes
             self._defs_delta.update(new[4])
             self.total_defs += len(new[4])
+
+    def _count_sums(self, votes: dict[str, int], defs: dict[str, int]) -> None:
+        """Add new files' summed votes and definitions (a cold build's worker chunk)."""
+        delta = self._votes_delta
+        get = delta.get
+        for name, n in votes.items():
+            delta[name] = get(name, 0) + n
+        self._defs_delta.update(defs)
+        self.total_defs += sum(defs.values())
 
     def _write_totals(self) -> set[str]:
         """Apply this refresh's deltas to the `names` table; return the names whose score
