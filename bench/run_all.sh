@@ -28,7 +28,7 @@ runs=5; maps=3; sizes=100,1000,10000; kinds=generated,real; starts=4
 start=$SECONDS
 
 section() { printf '\n===== %s =====\n' "$*" | tee -a "$LOG"; }
-run() { "$PY" "$@" 2>&1 | grep -v ' WARNING k2lsp\.sandbox' | tee -a "$LOG"; }
+run() { "$PY" "$@" 2>&1 | grep --line-buffered -v ' WARNING k2lsp\.sandbox' | tee -a "$LOG"; }
 full() { [ "$quick" = 0 ]; }
 
 full && { section "start-up: k2lsp --help"; run bench/startup_bench.py; }
