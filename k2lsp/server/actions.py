@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
     from tree_sitter import Tree
 
-    from k2lsp.server.testdetect import DetectedTest
+    from k2lsp.testrun.testfuncs import DetectedTest
 
 log = logging.getLogger(__name__)
 _TITLE_CHARS = 80
@@ -139,7 +139,7 @@ class TestCache:
 
 
 def _detect(path: str, version: int | None, text: str, previous: _Entry | None) -> _Entry:
-    from k2lsp.server.testdetect import detect
+    from k2lsp.testrun.testfuncs import detect
 
     old = (previous.tree, previous.data) if previous and previous.tree is not None else None
     try:

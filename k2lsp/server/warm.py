@@ -28,7 +28,7 @@ _MODULES = (
     "k2lsp.agent.budgets",
     "k2lsp.server.workspace_trust",
     "k2lsp.server.actions",
-    "k2lsp.server.testdetect",
+    "k2lsp.testrun.testfuncs",
     "k2lsp.runs.gc",
 )
 
@@ -77,9 +77,9 @@ def import_modules() -> None:
 def load_grammars() -> None:
     """Load the grammars (and this thread's parsers) test detection uses."""
     from k2lsp.code.languages import get_parser
-    from k2lsp.server import testdetect
+    from k2lsp.testrun import testfuncs
 
-    for lang in testdetect._MARKERS:
+    for lang in testfuncs._MARKERS:
         try:
             get_parser(lang)
         except Exception:  # a missing grammar only costs this language its test actions
