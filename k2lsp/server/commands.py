@@ -152,10 +152,13 @@ async def start(ls: K2LanguageServer, command: str, raw: tuple[Any, ...]) -> dic
     """Start the run of a run-starting command; answers at once with `protocol.RunStarted`."""
     from k2lsp.agent.session import RunRequest
     from k2lsp.runs.runcopy import new_run_id
+    from k2lsp.server.heavy import heavy_count, heavy_driver
     from k2lsp.server.runs import launch
 
     try:
-        task, context, doc = build(ls, command, first_arg(raw))
+        args = first_arg(raw)
+        heavy = heavy_count(command, args)
+        task, context, doc = build(ls, command, args)
         run_id = new_run_id()
         while ls.runs.get(run_id) is not None:
             run_id = new_run_id()
@@ -168,8 +171,8 @@ async def start(ls: K2LanguageServer, command: str, raw: tuple[Any, ...]) -> dic
             run_id=run_id,
             focus_paths=[doc.rel] if doc.rel else [],
         )
-        title = _TITLES[command]
-        run = await launch(ls, request, title)
+        title = _TITLES[command] + (f" (heavy ×{heavy})" if heavy else "")
+        run = await launch(ls, request, title, heavy_driver(heavy) if heavy else None)
     except K2lspError as exc:
         ls.show(f"K2: {exc}", types.MessageType.Error)
         raise
@@ -218,9 +221,20 @@ async def undo(ls: K2LanguageServer, raw: tuple[Any, ...]) -> dict[str, Any]:
     return {"runId": run.id, "restored": restored}
 
 
-def resolve_preview(ls: K2LanguageServer, raw: tuple[Any, ...], accept: bool) -> dict[str, Any]:
-    """k2lsp.accept / k2lsp.reject: answer a pending preview."""
-    run_id = first_arg(raw).get("runId")
+async def resolve_preview(
+    ls: K2LanguageServer, raw: tuple[Any, ...], accept: bool
+) -> dict[str, Any]:
+    """k2lsp.accept / k2lsp.reject: answer a pending preview (or hunks of a review)."""
+    from k2lsp.server.review import decide, pending_reviews
+
+    args = first_arg(raw)
+    run_id = args.get("runId")
+    reviews = [r for k, r in pending_reviews(ls).items() if not run_id or k == run_id]
+    if len(reviews) == 1:
+        return await decide(ls, reviews[0], args, accept)
+    if len(reviews) > 1:
+        ids = ", ".join(r.run.id for r in reviews)
+        raise UsageError(f'several runs wait for a review ({ids}); pass {{"runId": ...}}')
     pending = [
         r
         for r in ls.runs.runs.values()

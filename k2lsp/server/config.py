@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from k2lsp.config.model import SETTABLE, Settings, snake, suggest, validate_layer
 
@@ -27,9 +27,12 @@ class ServerOptions(BaseModel):
 
     stream_notifications: bool = False
     preview: bool = False
+    # with preview: the client shows the proposal per hunk (k2lsp/review) and decides each
+    review_hunks: bool = False
     transcript: bool = True
     log_reasoning: bool = True
     approvals: Literal["ask", "policy"] = "ask"
+    heavy_candidates: int = Field(default=0, ge=0, le=16)  # 2+: "(K2 heavy ×N)" code actions
     # The editor's own workspace trust (VS Code: workspace.isTrusted). None: k2lsp's trust
     # store decides (`k2lsp trust`); see k2lsp.config.trust.
     workspace_trusted: bool | None = None

@@ -48,6 +48,7 @@ class Run:
     before: dict[str, str | None] = field(default_factory=dict)  # for k2lsp.undo
     after: dict[str, str | None] = field(default_factory=dict)
     undone: bool = False
+    heavy: Any = None  # a heavy run's HeavyOutcome, kept for k2lsp.takeCandidate (latest only)
 
     def info(self) -> dict[str, Any]:
         """The `protocol.RunInfo` of this run."""
@@ -108,6 +109,8 @@ class RunRegistry:
         """Cancel a run still thinking (or waiting in preview); False once it is delivering."""
         if run.task is None or run.task.done() or run.state == "delivering":
             return False
+        if run.preview is not None and not run.preview.done():
+            run.preview.set_result(False)  # a preview or review ends; nothing more is applied
         run.task.cancel()
         return True
 
@@ -133,8 +136,9 @@ class RunRegistry:
         }
 
 
-async def launch(ls: K2LanguageServer, request: RunRequest, title: str) -> Run:
-    """Create the run, its stream and its task; returns without waiting for the model."""
+async def launch(ls: K2LanguageServer, request: RunRequest, title: str, drive: Any = None) -> Run:
+    """Create the run, its stream and its task (`drive`, default `_drive`: one agent run;
+    `k2lsp.server.heavy.heavy_driver`: heavy mode); returns without waiting for the model."""
     from k2lsp.server.config import state_dir
     from k2lsp.server.stream import RunStream
 
@@ -156,7 +160,8 @@ async def launch(ls: K2LanguageServer, request: RunRequest, title: str) -> Run:
     request.state["approve"] = ls.approver(run)
     ls.runs.add(run)
     await run.stream.open(request.task)
-    run.task = asyncio.create_task(_drive(ls, run, settings), name=f"k2lsp-run-{run.id}")
+    body = (drive or _drive)(ls, run, settings)
+    run.task = asyncio.create_task(body, name=f"k2lsp-run-{run.id}")
     return run
 
 
