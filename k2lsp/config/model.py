@@ -41,7 +41,10 @@ SECRET_KEYS = frozenset({"api_key"})
 DERIVED = frozenset({"api_key_env", "api_key_source", "untrusted"})
 # K2LSP_* variables that are not settings (no warning for them).
 OTHER_ENV = frozenset(
-    f"K2LSP_{n}" for n in "TRUST_REPO DEBUG RG DEBIAN_MIRROR CI_CACHE VENV USER_VENV BIN".split()
+    f"K2LSP_{n}"
+    for n in (
+        "TRUST_REPO DEBUG RG DEBIAN_MIRROR CI_CACHE VENV USER_VENV BIN REQUIRE_EDITOR_DEPS"
+    ).split()
 )
 
 
