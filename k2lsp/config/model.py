@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from pydantic_core import ErrorDetails
 
 from k2lsp.config.providers import PROVIDERS, provider_names
 from k2lsp.errors import UsageError
@@ -293,7 +292,7 @@ def parse_text(key: str, text: str, model: type[BaseModel] = Settings) -> Any:
         return text  # validation says what is expected
 
 
-def _problem(err: ErrorDetails) -> str:
+def _problem(err: Mapping[str, Any]) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     words = {
         "greater_than_equal": f"must be >= {fmt_number(ctx.get('ge'))}",
