@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -144,3 +145,50 @@ def test_vscode_sources_typecheck_against_the_generated_types() -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+NVIM = ROOT / "editors" / "nvim" / "lua" / "k2lsp"
+ENVELOPE = {"type", "run_id", "seq", "ts"}
+
+
+def _lua_reads(text: str) -> list[tuple[int, str, str]]:
+    """(line, event type or "", field) for every `ev.<field>` the Lua reads: the type is the
+    one of the enclosing `<type> = function(ev)` renderer or `ev.type == "<type>"` branch;
+    "" outside any (only envelope fields may be read there). Autocmd callbacks' `ev` (a
+    Neovim autocmd event, not a k2lsp one) are skipped."""
+    out, current = [], ""
+    for n, line in enumerate(text.splitlines(), 1):
+        if "callback = function(ev)" in line:
+            continue
+        if re.match(r"\s*(local\s+)?function\b", line):
+            current = ""
+        marker = re.match(r"\s*(\w+) = function\(ev\)", line) or re.search(
+            r'ev\.type == "(\w+)"', line
+        )
+        if marker and marker.group(1) in EVENT_FIELDS:
+            current = marker.group(1)
+        out += [(n, current, f) for f in re.findall(r"\bev\.(\w+)", line)]
+    return out
+
+
+def _lua_problems(text: str, name: str) -> list[str]:
+    return [
+        f"{name}:{n}: ev.{field} is not a field of {kind or 'the envelope'}"
+        for n, kind, field in _lua_reads(text)
+        if field not in ENVELOPE and field not in EVENT_FIELDS.get(kind, ())
+    ]
+
+
+def test_the_neovim_client_reads_only_fields_the_schema_declares() -> None:
+    """The Lua client is checked against the schema the way tsc checks the TypeScript one."""
+    problems, reads = [], 0
+    for path in sorted(NVIM.glob("*.lua")):
+        if path.name != "events.lua":
+            problems += _lua_problems(path.read_text(), path.name)
+            reads += len(_lua_reads(path.read_text()))
+    assert problems == []
+    assert reads > 20  # the renderers and the statusline were read
+    bad = "local renderers = {\n  edit = function(ev)\n    return { ev.patch }\n  end,\n}\n"
+    assert _lua_problems(bad, "probe.lua") == ["probe.lua:3: ev.patch is not a field of edit"]
+    renamed = 'function M.update(ev)\n  if ev.type == "status" then\n    x = ev.steps\n  end\nend\n'
+    assert _lua_problems(renamed, "p.lua") == ["p.lua:3: ev.steps is not a field of status"]
