@@ -55,6 +55,9 @@ class RunRequest:
     # server's async `approve(kind, detail) -> bool`) and read what tools store (e.g.
     # `last_test_result`) while the run is going.
     state: dict[str, Any] = field(default_factory=dict)
+    # Tools the front-end adds (the ACP session's MCP tools); None: the run starts the MCP
+    # servers of `settings.mcp` itself for its duration.
+    tools: list[Any] | None = None
 
     @property
     def read_only(self) -> bool:
@@ -238,9 +241,10 @@ async def _drive(
     allow_tests = bool(getattr(settings, "allow_test_changes", False))
     ctx.state.setdefault("allow_test_changes", allow_tests or request.mode == "write_tests")
     ctx.state.setdefault("task", request.task)  # repo_map boosts what the task mentions
+    mcp = await _mcp_tools(request, settings, Path(request.repo).resolve(), emitter)
     loop = AgentLoop(
         client,
-        build_registry(),
+        build_registry().extended(mcp.tools() if mcp is not None else request.tools or []),
         ctx,
         emitter,
         budget=budget,
@@ -269,6 +273,8 @@ async def _drive(
         result.usage, result.steps = budget.used, budget.steps
         if sandbox is not None:
             await asyncio.shield(asyncio.to_thread(sandbox.close))
+        if mcp is not None:
+            await asyncio.shield(mcp.close())
     if result.outcome is not Outcome.CANCELLED:
         result.changes = await asyncio.to_thread(_change_set, run_copy, ctx.changes, emitter)
     if finished is not None:
@@ -280,6 +286,21 @@ async def _drive(
         )
         if result.outcome is Outcome.NO_CHANGE:
             result.summary = no_change_summary(finished.summary)
+
+
+async def _mcp_tools(request: RunRequest, settings: Any, repo: Path, emitter: Emitter) -> Any:
+    """The run's own MCP hub (`k2lsp.tools.mcp.hub.McpHub`) when the front-end gave no tools
+    and `settings.mcp` lists servers; problems are reported as a status event."""
+    mcp = getattr(settings, "mcp", None)
+    if request.tools is not None or mcp is None or not mcp.servers:
+        return None
+    from k2lsp.tools.mcp.hub import McpHub
+
+    hub = McpHub(mcp.servers, cwd=repo, cap=mcp.output_cap_chars)
+    await hub.start()
+    for problem in hub.problems:
+        emitter.emit("status", step=None, max_steps=None, phase="mcp", message=problem)
+    return hub
 
 
 def _change_set(run_copy: Any, recorded: ChangeSet, emitter: Emitter) -> ChangeSet:

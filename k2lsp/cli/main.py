@@ -3,6 +3,7 @@
     k2lsp [--stdio | --tcp --port N]          language server (k2lsp.server.app:serve)
     k2lsp --task "..." [flags]                 headless run (k2lsp.cli.run)
     k2lsp tool NAME --json '{...}'             run one tool by hand
+    k2lsp acp                                  ACP agent on stdio (k2lsp.acp)
     k2lsp models | demo | doctor | sandbox build | undo | gc | trust [PATH]
 
 Start-up is a feature: this module imports only the standard library at import time, so
@@ -45,6 +46,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "k2lsp.agent.event_schema:cli",
         "print the JSON schema of the --json event stream (docs/events.md)",
     ),
+    "acp": ("k2lsp.acp.main:cli", "serve the Agent Client Protocol on stdio (agent panels)"),
     "trust": (
         "k2lsp.config.trust:cli",
         "let a repository's k2lsp.toml set the key/sandbox settings",
@@ -147,7 +149,11 @@ def _log_to_stderr() -> None:
 
 
 def _is_server(argv: list[str]) -> bool:
-    return not argv or (any(a.split("=")[0] in SERVER_FLAGS for a in argv) and "--task" not in argv)
+    if not argv:
+        return True
+    if argv[0] in SUBCOMMANDS:  # `k2lsp acp --log-level INFO` is the subcommand's flag
+        return False
+    return any(a.split("=")[0] in SERVER_FLAGS for a in argv) and "--task" not in argv
 
 
 def main(argv: list[str] | None = None, extra: Mapping[str, tuple[str, str]] | None = None) -> int:

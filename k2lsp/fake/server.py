@@ -75,6 +75,7 @@ class FakeK2Server:
         self.context_limit = context_limit
         self.port = port
         self.requests: list[dict[str, Any]] = []
+        self.request_times: list[float] = []  # time.monotonic() when each request arrived
         self.auth: list[bool] = []  # whether each request carried a Bearer token (never its value)
         self.missing_max_tokens: list[int] = []  # indexes of requests sent without max_tokens
         self.rejected: list[tuple[int, str]] = []  # (request index, 400 message)
@@ -174,6 +175,7 @@ class FakeK2Server:
         with self._lock:
             index = len(self.requests)
             self.requests.append(body)
+            self.request_times.append(time.monotonic())
             self.auth.append(authed)
             if "max_tokens" not in body and "max_completion_tokens" not in body:
                 self.missing_max_tokens.append(index)
