@@ -58,6 +58,8 @@ class RunRequest:
     # Tools the front-end adds (the ACP session's MCP tools); None: the run starts the MCP
     # servers of `settings.mcp` itself for its duration.
     tools: list[Any] | None = None
+    # A budget shared with other runs (heavy mode's pool view); None: one from the settings.
+    budget: Any = None
 
     @property
     def read_only(self) -> bool:
@@ -161,9 +163,16 @@ async def execute_run(
         mode=request.mode,
     )
     try:
-        result.run_copy = await asyncio.to_thread(
-            make_run_copy, repo, run_id, request.overlay, state_dir
+        making = asyncio.ensure_future(
+            asyncio.to_thread(make_run_copy, repo, run_id, request.overlay, state_dir)
         )
+        try:
+            result.run_copy = await asyncio.shield(making)
+        except asyncio.CancelledError:  # hand the copy back anyway: the front-end removes it
+            result.run_copy = (await asyncio.gather(making, return_exceptions=True))[0]
+            if not hasattr(result.run_copy, "cleanup"):
+                result.run_copy = None
+            raise
         await _drive(request, settings, client, result.run_copy, emitter, trajectory, result)
         if finish is not None and result.outcome is not Outcome.CANCELLED:
             result = await _uncancellable(finish(result))
@@ -229,7 +238,7 @@ async def _drive(
     )
     if preflight:
         emitter.emit("status", step=None, max_steps=None, phase="preflight", message=preflight)
-    budget = Budget.from_settings(settings)
+    budget = request.budget or Budget.from_settings(settings)
     extra = getattr(settings, "extra", None) or {}
     ctx = ToolContext(
         workspace=Workspace.from_settings(root, settings),

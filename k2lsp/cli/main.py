@@ -104,6 +104,12 @@ def build_parser(commands: Mapping[str, tuple[str, str]] | None = None) -> argpa
         help="apply the repository's own provider/base_url/sandbox/allow_* settings without "
         "`k2lsp trust` (CI on your own checkout; same as K2LSP_TRUST_REPO=1)",
     )
+    p.add_argument(
+        "--heavy",
+        metavar="N",
+        type=int,
+        help="heavy mode: N candidate runs in parallel, the best by test evidence (docs/heavy.md)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the run copy after delivery")
     p.add_argument("--trajectory", metavar="F", help="write the trajectory JSONL to F")
     return p
@@ -148,10 +154,10 @@ def _log_to_stderr() -> None:
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
 
-def _is_server(argv: list[str]) -> bool:
+def _is_server(argv: list[str], commands: Mapping[str, tuple[str, str]]) -> bool:
     if not argv:
         return True
-    if argv[0] in SUBCOMMANDS:  # `k2lsp acp --log-level INFO` is the subcommand's flag
+    if argv[0] in commands:  # `k2lsp acp --log-level INFO` is the subcommand's flag
         return False
     return any(a.split("=")[0] in SERVER_FLAGS for a in argv) and "--task" not in argv
 
@@ -164,7 +170,7 @@ def main(argv: list[str] | None = None, extra: Mapping[str, tuple[str, str]] | N
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {**SUBCOMMANDS, **(extra or {})}
     try:
-        if _is_server(argv):
+        if _is_server(argv, commands):
             serve = _load("k2lsp.server.app:serve", "server")
             return 2 if serve is None else int(serve(argv) or 0)
         _log_to_stderr()
@@ -172,6 +178,10 @@ def main(argv: list[str] | None = None, extra: Mapping[str, tuple[str, str]] | N
             func = _load(commands[argv[0]][0], argv[0])
             return 2 if func is None else int(func(argv[1:]) or 0)
         args = build_parser(commands).parse_args(argv)
+        if args.heavy is not None:
+            from k2lsp.cli.heavy import run_heavy_headless
+
+            return run_heavy_headless(args)
         from k2lsp.cli.run import run_headless
 
         return run_headless(args)
