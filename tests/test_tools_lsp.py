@@ -84,7 +84,7 @@ def test_rename_symbol_applies_the_servers_rename_through_the_gate(
     assert (project / "pkg/cache.py").read_text() == PKG["pkg/cache.py"]
     use = (project / "pkg/use.py").read_text()
     assert "read_path('a') + core.read_path('b')" in use and "# load is mentioned" in use
-    assert tool_ctx.edited == ["pkg/core.py", "pkg/use.py"]
+    assert tool_ctx.changes.paths() == ["pkg/core.py", "pkg/use.py"]
 
 
 @needs_jedi
@@ -130,8 +130,9 @@ def test_diagnostics_show_the_errors_an_edit_introduced(
         tool_ctx, "edit_file", path="pkg/core.py", old_text="def other():", new_text="def other(:"
     )
     assert not res.ok and "edit refused" in res.text  # the gate stops a broken parse first
-    (project / "pkg/core.py").write_text(PKG["pkg/core.py"] + "\n\ndef f(:\n    pass\n")
-    tool_ctx.edited.append("pkg/core.py")
+    broken = PKG["pkg/core.py"] + "\n\ndef f(:\n    pass\n"  # as a command might write it
+    (project / "pkg/core.py").write_text(broken)
+    tool_ctx.changes.record("pkg/core.py", PKG["pkg/core.py"], broken)
     diag = call(tool_ctx, "diagnostics")
     assert diag.ok
     assert "pkg/core.py:9: NEW error" in diag.text, diag.text

@@ -95,7 +95,7 @@ def diagnostics(ctx: ToolContext, args: DiagnosticsParams) -> ToolResult:
     """The language server's errors (and warnings) in the files you changed, compared with the
     same files before your edits: NEW lines are problems you introduced; fix them. Falls back to
     a syntax check where no server handles a file."""
-    rels = list(dict.fromkeys(args.paths or ctx.edited))[:MAX_FILES]
+    rels = list(dict.fromkeys(args.paths or ctx.changes.paths()))[:MAX_FILES]
     if not rels:
         return ToolResult(True, "No files changed yet; nothing to check.", "nothing to check")
     out: list[str] = []
