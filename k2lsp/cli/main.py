@@ -102,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply the repository's own provider/base_url/sandbox/allow_* settings without "
         "`k2lsp trust` (CI on your own checkout; same as K2LSP_TRUST_REPO=1)",
     )
+    p.add_argument(
+        "--continue",
+        dest="continue_",
+        nargs="?",
+        const="",
+        metavar="ID",
+        help="continue a conversation (its history and run copy) with this task; ID defaults "
+        "to the last conversation in --repo",
+    )
     p.add_argument("--keep", action="store_true", help="keep the run copy after delivery")
     p.add_argument("--trajectory", metavar="F", help="write the trajectory JSONL to F")
     return p

@@ -1,0 +1,178 @@
+"""Conversations headless: `k2lsp --task ... --continue [ID]` against the fake K2 server (real
+HTTP, real git): the follow-up's request carries the earlier history (reasoning included), the
+run copy and its changes carry over, delivery builds on what was delivered, and a conversation
+that cannot be continued says why."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_k2_env
+
+from k2lsp.agent.compaction import NOTE_MARK
+from k2lsp.fake.script import Reply
+from k2lsp.fake.server import FakeK2Server
+
+pytestmark = pytest.mark.timeout(300)
+K2LSP = [sys.executable, "-m", "k2lsp"]
+CALC = "def add(a, b):\n    return a - b\n"
+FIX = ("edit_file", {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"})
+NEG = (
+    "edit_file",
+    {
+        "path": "calc.py",
+        "old_text": "    return a + b\n",
+        "new_text": (
+            "    if a < 0 or b < 0:\n        raise ValueError('negative')\n    return a + b\n"
+        ),
+    },
+)
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    (repo / "calc.py").write_text(CALC)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "init")
+    return repo
+
+
+def run(
+    tmp_path: Path, srv: FakeK2Server, repo: Path, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    e = make_k2_env(srv.base_url)
+    e.update(K2LSP_STATE_DIR=str(tmp_path / "state"), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    e.pop("CI", None)
+    e.update(env)
+    cmd = [*K2LSP, "--repo", str(repo), "--sandbox", "none", *args]
+    return subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=240)
+
+
+def started(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    return json.loads(proc.stdout.splitlines()[0])
+
+
+def test_continue_sends_the_history_and_builds_on_the_delivered_change(
+    repo: Path, tmp_path: Path
+) -> None:
+    with FakeK2Server([], models=["kimi-k2-thinking"]) as srv:
+        srv.add(
+            Reply(reasoning="add subtracts; fix it.", tool_calls=[FIX]),
+            Reply(reasoning="Done.", content="add now adds."),
+        )
+        first = run(tmp_path, srv, repo, "--task", "fix add", "--output", "apply")
+        assert first.returncode == 0, first.stderr
+        assert "return a + b" in (repo / "calc.py").read_text()
+        assert "--continue" in first.stderr
+        srv.add(
+            Reply(reasoning="Now guard negatives.", tool_calls=[NEG]),
+            Reply(reasoning="ok", content="negatives raise now."),
+        )
+        second = run(
+            tmp_path, srv, repo, "--task", "now also handle negatives", "--continue", "--json"
+        )
+        assert second.returncode == 0, second.stderr
+        assert srv.rejected == []
+    body = srv.requests[2]["messages"]  # the follow-up's first request
+    assert body[:2] == srv.requests[0]["messages"][:2]  # same system prompt and first task
+    replies = [m for m in body if m["role"] == "assistant"]
+    assert replies[0]["reasoning_content"] == "add subtracts; fix it."
+    assert replies[0]["tool_calls"][0]["function"]["name"] == "edit_file"
+    assert replies[1]["content"] == "add now adds."
+    assert any(m["role"] == "tool" for m in body)
+    assert body[-1]["role"] == "user" and "now also handle negatives" in body[-1]["content"]
+    conv = started(second)["conversation"]
+    assert conv and conv != started(second)["run_id"]  # a turn of the first run's conversation
+    text = (repo / "calc.py").read_text()
+    assert "return a + b" in text and "raise ValueError('negative')" in text
+    assert git(repo, "status", "--porcelain").strip() == "M calc.py"
+    # the follow-up's run copy still held the first turn's change (its tool read the file)
+    tool_reply = [m for m in srv.requests[3]["messages"] if m["role"] == "tool"][-1]
+    assert tool_reply["content"].startswith("Edited calc.py")
+
+
+def test_undelivered_turns_are_delivered_cumulatively(repo: Path, tmp_path: Path) -> None:
+    with FakeK2Server([], models=["kimi-k2-thinking"]) as srv:
+        srv.add(Reply(reasoning="fix", tool_calls=[FIX]), Reply(reasoning="ok", content="fixed"))
+        first = run(tmp_path, srv, repo, "--task", "fix add", "--output", "patch")
+        assert first.returncode == 0 and "+    return a + b" in first.stdout
+        srv.add(Reply(reasoning="neg", tool_calls=[NEG]), Reply(reasoning="ok", content="done"))
+        second = run(tmp_path, srv, repo, "--task", "negatives", "--continue", "--output", "patch")
+    assert second.returncode == 0, second.stderr
+    assert "-    return a - b" in second.stdout and "raise ValueError" in second.stdout
+    assert (repo / "calc.py").read_text() == CALC  # patches never touch the tree
+
+
+def test_compaction_still_applies_to_a_continued_history(repo: Path, tmp_path: Path) -> None:
+    big = "x" * 30_000
+    with FakeK2Server([], models=["kimi-k2-thinking"]) as srv:
+        srv.add(
+            Reply(reasoning="look " + big, tool_calls=[("read_file", {"path": "calc.py"})]),
+            Reply(reasoning="ok " + big, content="It subtracts."),
+        )
+        first = run(tmp_path, srv, repo, "--task", "what does add do?", "--mode", "ask")
+        assert first.returncode == 0, first.stderr
+        srv.add(Reply(reasoning="short", content="Use a + b."))
+        second = run(
+            tmp_path,
+            srv,
+            repo,
+            "--task",
+            "and how do I fix it?",
+            "--mode",
+            "ask",
+            "--continue",
+            K2LSP_CONTEXT_LENGTH="40000",
+        )
+    assert second.returncode == 0, second.stderr
+    body = srv.requests[2]["messages"]
+    assert any(NOTE_MARK in str(m.get("content")) for m in body)  # compacted
+    assert "what does add do?" in body[1]["content"]  # the first task survives verbatim
+    assert "and how do I fix it?" in json.dumps(body)  # and so does the follow-up
+
+
+def test_unknown_and_collected_conversations_are_clear_errors(repo: Path, tmp_path: Path) -> None:
+    with FakeK2Server([], models=["kimi-k2-thinking"]) as srv:
+        none_yet = run(tmp_path, srv, repo, "--task", "more", "--continue")
+        assert none_yet.returncode == 2 and "no conversation to continue" in none_yet.stderr
+        unknown = run(tmp_path, srv, repo, "--task", "more", "--continue", "20990101-nope")
+        assert unknown.returncode == 2 and "unknown conversation '20990101-nope'" in unknown.stderr
+        bad = run(tmp_path, srv, repo, "--task", "more", "--continue", "../../etc/passwd")
+        assert bad.returncode == 2 and "not a conversation id" in bad.stderr
+        srv.add(Reply(reasoning="ok", content="It subtracts."))
+        first = run(tmp_path, srv, repo, "--task", "what?", "--mode", "ask", "--json")
+        conv = started(first)["conversation"]
+        state = tmp_path / "state"
+        assert (state / "runs" / conv / "run.json").is_file()  # parked for the follow-up
+        gc = subprocess.run(
+            [*K2LSP, "gc", "--state-dir", str(state), "--conversations"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert gc.returncode == 0 and not (state / "runs" / conv).exists()
+        gone = run(tmp_path, srv, repo, "--task", "more", "--continue", conv)
+    assert gone.returncode == 2
+    assert f"conversation '{conv}' can no longer be continued" in gone.stderr
+    assert "collected" in gone.stderr
+    assert len(srv.requests) == 1  # no failed follow-up reached the model
+    branches = git(repo, "branch", "--list", "k2lsp/*").strip()
+    assert branches == ""  # the collected conversation's branch went with it
