@@ -24,7 +24,9 @@ M.state = {
   conversation = nil, ---@type string|nil
   runs = {}, ---@type table<string, {kind: string|nil, cost: number, tokens: integer}>
   early = {}, ---@type table<string, table[]>  events of runs whose id is not known yet
-  pending = 0,
+  waiting = false, -- a message was sent and its run id is not known yet
+  fallback = nil, ---@type fun(ev: table)|nil  renders events that are not the chat's
+  pending = 0, -- runs of the chat still going
   last_answer = "",
 }
 
@@ -211,9 +213,11 @@ function M.render(ev)
   end
 end
 
---- Called by init.lua for every `k2lsp/stream` event; true when the chat rendered it.
-function M.on_event(ev)
+--- Called by init.lua for every `k2lsp/stream` event; true when the chat took it (rendered
+--- it, or holds it until the run it sent says its id; `fallback` renders it elsewhere if not).
+function M.on_event(ev, fallback)
   local id = ev.run_id or "?"
+  M.state.fallback = fallback or M.state.fallback
   if M.state.runs[id] then
     local ok, err = pcall(M.render, ev)
     if not ok then
@@ -221,19 +225,32 @@ function M.on_event(ev)
     end
     return true
   end
-  if M.state.pending > 0 then -- its id may arrive after its first events: keep them a moment
+  if M.state.waiting then -- a run's first events may come before its id: keep them a moment
     M.state.early[id] = M.state.early[id] or {}
     table.insert(M.state.early[id], ev)
+    return true
   end
   return false
 end
 
+--- The sent message's run is `run_id` (nil: it did not start): render what was held for it,
+--- hand every other held event back.
 local function adopt(run_id)
-  view_of(run_id)
-  for _, ev in ipairs(M.state.early[run_id] or {}) do
-    pcall(M.render, ev)
+  M.state.waiting = false
+  if run_id then
+    view_of(run_id)
   end
+  local early = M.state.early
   M.state.early = {}
+  for id, events in pairs(early) do
+    for _, ev in ipairs(events) do
+      if id == run_id then
+        pcall(M.render, ev)
+      elseif M.state.fallback then
+        pcall(M.state.fallback, ev)
+      end
+    end
+  end
 end
 
 -- ---- context tags -------------------------------------------------------------------------
@@ -319,6 +336,10 @@ function M.send()
     notify(table.concat(problems, "; "), vim.log.levels.ERROR)
     return
   end
+  if not k2().client() then
+    notify("no k2lsp server is running (open a file of the project first)", vim.log.levels.ERROR)
+    return
+  end
   local command = ask and "k2lsp.ask" or "k2lsp.task"
   local args = { context = #items > 0 and items or nil, conversationId = M.state.conversation }
   args[ask and "question" or "task"] = text
@@ -328,14 +349,20 @@ function M.send()
   vim.list_extend(you, vim.split(raw, "\n", { plain = true }))
   add_lines(you)
   M.state.pending = M.state.pending + 1
+  M.state.waiting = true
   M.state.last_answer = ""
   k2().exec(command, args, function(result)
     if type(result) ~= "table" or not result.runId then
       M.state.pending = math.max(0, M.state.pending - 1)
+      adopt(nil)
       return
     end
     M.state.conversation = result.conversationId or M.state.conversation
     adopt(result.runId)
+  end, function(err)
+    M.state.pending = math.max(0, M.state.pending - 1)
+    adopt(nil)
+    add_lines({ "── not sent: " .. short((err and err.message) or "error", 400) })
   end)
 end
 
@@ -357,6 +384,7 @@ function M.open(source)
     vim.wo.foldexpr = "v:lua.require'k2lsp.chat'.foldexpr(v:lnum)"
     vim.wo.foldtext = "v:lua.require'k2lsp.chat'.foldtext()"
     vim.wo.foldlevel = 0
+    vim.wo.foldminlines = 0 -- a one-line reasoning block folds too
     vim.wo.foldenable = true
   end
   pcall(vim.api.nvim_win_set_cursor, 0, { vim.api.nvim_buf_line_count(buf), 0 })
