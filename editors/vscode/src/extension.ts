@@ -9,6 +9,7 @@ import {
   DELIVERY_NOTIFICATION,
   type DeliveryParams,
   FIX_FAILING_TEST_TITLE,
+  type K2Event,
   type RunStarted,
   runIdArgs,
   STREAM_NOTIFICATION,
@@ -17,6 +18,8 @@ import {
   UNTRUSTED_NOTIFICATION,
   type UntrustedParams,
 } from "./protocol";
+import { ChatPanel, registerParticipant } from "./chat";
+import { EventHub } from "./chatcore";
 import { StreamRenderer } from "./render";
 import { RunTracker } from "./status";
 
@@ -27,6 +30,9 @@ let output: vscode.OutputChannel;
 let statusItem: vscode.StatusBarItem;
 const renderer = new StreamRenderer();
 const tracker = new RunTracker();
+const hub = new EventHub();
+let chat: ChatPanel | undefined;
+let participant = false;
 
 function settings(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration("k2lsp");
@@ -54,16 +60,20 @@ function updateStatus(): void {
   statusItem.show();
 }
 
+function showEvent(ev: K2Event): void {
+  const text = renderer.render(ev);
+  if (text) output.append(text);
+  if (ev.type === "run_started") output.show(true);
+  if (ev.type === "run_finished" && !["success", "cancelled"].includes(String(ev.outcome))) {
+    void vscode.window.showWarningMessage(`K2 run ${ev.outcome}: ${String(ev.summary ?? "").slice(0, 300)}`);
+  }
+}
+
 function onStream(params: StreamParams): void {
   for (const ev of params.events) {
-    const firstOfRun = !tracker.runs.has(ev.run_id);
     tracker.update(ev);
-    const text = renderer.render(ev);
-    if (text) output.append(text);
-    if (firstOfRun) output.show(true);
-    if (ev.type === "run_finished" && !["success", "cancelled"].includes(String(ev.outcome))) {
-      void vscode.window.showWarningMessage(`K2 run ${ev.outcome}: ${String(ev.summary ?? "").slice(0, 300)}`);
-    }
+    hub.record(ev);
+    if (!chat?.onEvent(ev)) showEvent(ev); // runs of the chat panel render there (chat.ts)
   }
   updateStatus();
 }
@@ -222,6 +232,7 @@ function register(context: vscode.ExtensionContext): void {
     if (task) await startRun(CMD.task, editorArgs({ task }));
   });
   reg("k2.fixFailingTest", fixFailingTest);
+  reg("k2.chat", openChat);
   reg("k2.explain", () => startRun(CMD.explain, editorArgs()));
   reg("k2.refactor", async () => {
     const instruction = await vscode.window.showInputBox({ prompt: "How to refactor (empty: improve structure and names)" });
@@ -256,11 +267,26 @@ function register(context: vscode.ExtensionContext): void {
   });
 }
 
+/** "K2: Open chat": the chat view with "@k2" where the host's chat is on, else the webview. */
+async function openChat(): Promise<void> {
+  const mode = settings().get<string>("chatView", "auto");
+  const aiOff = vscode.workspace.getConfiguration("chat").get<boolean>("disableAIFeatures", false);
+  const hostChat = (await vscode.commands.getCommands(true)).includes("workbench.action.chat.open");
+  if (participant && mode !== "webview" && (mode === "participant" || (!aiOff && hostChat))) {
+    await vscode.commands.executeCommand("workbench.action.chat.open", { query: "@k2 " });
+    return;
+  }
+  chat?.open();
+}
+
 /** Extension activation. */
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   output = vscode.window.createOutputChannel("K2");
   statusItem = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 50);
   context.subscriptions.push(output, statusItem);
+  chat = new ChatPanel(exec, showEvent);
+  context.subscriptions.push(vscode.window.onDidChangeActiveTextEditor((ed) => chat?.track(ed)));
+  participant = registerParticipant(context, exec, (runId, fn) => hub.listen(runId, fn));
   register(context);
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration(async (e) => {
