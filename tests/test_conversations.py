@@ -15,6 +15,7 @@ import pytest
 from conftest import make_k2_env
 
 from k2lsp.agent.compaction import NOTE_MARK
+from k2lsp.errors import UsageError
 from k2lsp.fake.script import Reply
 from k2lsp.fake.server import FakeK2Server
 
@@ -107,6 +108,15 @@ def test_continue_sends_the_history_and_builds_on_the_delivered_change(
     # the follow-up's run copy still held the first turn's change (its tool read the file)
     tool_reply = [m for m in srv.requests[3]["messages"] if m["role"] == "tool"][-1]
     assert tool_reply["content"].startswith("Edited calc.py")
+    # its branch is kept while the conversation is, and goes with it (the base moved meanwhile)
+    assert git(repo, "branch", "--list", "k2lsp/*").strip() == f"k2lsp/{conv}"
+    gc = subprocess.run(
+        [*K2LSP, "gc", "--state-dir", str(tmp_path / "state"), "--conversations"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert gc.returncode == 0 and git(repo, "branch", "--list", "k2lsp/*").strip() == ""
 
 
 def test_undelivered_turns_are_delivered_cumulatively(repo: Path, tmp_path: Path) -> None:
@@ -176,3 +186,90 @@ def test_unknown_and_collected_conversations_are_clear_errors(repo: Path, tmp_pa
     assert len(srv.requests) == 1  # no failed follow-up reached the model
     branches = git(repo, "branch", "--list", "k2lsp/*").strip()
     assert branches == ""  # the collected conversation's branch went with it
+
+
+# ---- the store and gc, against real run copies ----------------------------------------------
+def park_conversation(repo: Path, state: Path, conv_id: str, age_days: float = 0.0) -> None:
+    """A run copy of `repo` parked as conversation `conv_id`, last updated `age_days` ago."""
+    import time
+
+    from k2lsp.runs import conversations
+    from k2lsp.runs.runcopy import RunCopy
+
+    copy = RunCopy.create(repo, conv_id, state_dir=state)
+    conv = conversations.Conversation(
+        id=conv_id, repo=str(repo.resolve()), run_dir=str(copy.run_dir)
+    )
+    conv.messages = [{"role": "user", "content": "hi"}]
+    conv.updated = time.time() - age_days * 86400
+    conversations.save(state, conv)
+    conversations.park(copy)
+
+
+def test_gc_keeps_the_recent_conversations_of_each_workspace(repo: Path, tmp_path: Path) -> None:
+    from k2lsp.runs import conversations
+    from k2lsp.runs import gc as rgc
+    from k2lsp.runs.runcopy import RunCopy
+
+    state = tmp_path / "state"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.py").write_text("x = 1\n")
+    for n, age in enumerate([0.1, 0.2, 0.3]):
+        park_conversation(repo, state, f"c{n}", age)
+    park_conversation(repo, state, "old", 9.0)  # past conversation_days
+    park_conversation(other, state, "o1", 0.5)  # another workspace: its own quota
+    live = RunCopy.create(repo, "live", state_dir=state)  # a run going on: never touched
+    try:
+        done = rgc.collect(state, keep_conversations=2, conversation_days=7)
+        runs = sorted(p.name for p in (state / "runs").iterdir())
+        assert runs == ["c0", "c1", "live", "o1"], done
+        assert conversations.latest(state, repo) == "c0"
+        assert conversations.latest(state, other) == "o1"
+        for gone in ("c2", "old"):
+            record = conversations.read(state, gone)
+            assert record is not None and record.messages == [] and "collected" in record.collected
+            with pytest.raises(UsageError, match="can no longer be continued"):
+                conversations.load(state, gone, repo)
+        assert git(repo, "branch", "--list", "k2lsp/*").split() == [
+            "k2lsp/c0",
+            "k2lsp/c1",
+            "k2lsp/live",
+        ]
+        with pytest.raises(UsageError, match="belongs to"):
+            conversations.load(state, "o1", repo)
+    finally:
+        live.cleanup()
+
+
+def test_a_conversation_in_use_is_busy_and_a_damaged_record_is_refused(
+    repo: Path, tmp_path: Path
+) -> None:
+    from k2lsp.runs import conversations
+
+    state = tmp_path / "state"
+    park_conversation(repo, state, "c1")
+    conv = conversations.load(state, "c1", repo)
+    copy = conversations.resume(conv)  # this run holds it now
+    try:
+        with pytest.raises(UsageError, match="is busy"):
+            conversations.resume(conversations.load(state, "c1", repo))
+    finally:
+        conversations.park(copy)
+    conv.run_dir = str(tmp_path)  # a record pointing elsewhere is never followed
+    conversations.save(state, conv)
+    with pytest.raises(UsageError, match="damaged record"):
+        conversations.load(state, "c1", repo)
+
+
+def test_conversation_records_are_redacted_and_private(repo: Path, tmp_path: Path) -> None:
+    from k2lsp.redact import register_secret
+    from k2lsp.runs import conversations
+
+    state = tmp_path / "state"
+    key = "sk-live-0123456789abcdefABCDEF0123"
+    register_secret(key)
+    conv = conversations.Conversation(id="c1", repo=str(repo), run_dir=str(state / "runs" / "c1"))
+    conv.messages = [{"role": "tool", "tool_call_id": "t", "content": f"KEY={key}"}]
+    path = conversations.save(state, conv)
+    assert key not in path.read_text() and (path.stat().st_mode & 0o777) == 0o600

@@ -153,3 +153,23 @@ async def test_a_collected_conversation_says_so(
             "k2lsp.ask", {"question": "more", "conversationId": first["conversationId"]}
         )
     assert len(fake.requests) == 1
+
+
+async def test_a_follow_up_while_its_conversation_runs_is_refused(
+    editor: Editor, fake: FakeK2Server
+) -> None:
+    fake.add(Reply(reasoning="Thinking " * 50, content="Later.", hold=True, chunk_size=20))
+    first = await editor.command("k2lsp.ask", {"question": "hi"})
+    assert await asyncio.to_thread(fake.wait_held, 120)
+    with pytest.raises(Exception, match=f"conversation '{first['conversationId']}' is busy"):
+        await editor.command(
+            "k2lsp.task", {"task": "more", "conversationId": first["conversationId"]}
+        )
+    with pytest.raises(Exception, match="starts a new conversation"):
+        await editor.command(
+            "k2lsp.explain",
+            {"uri": editor.open("calc.py"), "conversationId": first["conversationId"]},
+        )
+    fake.release()
+    info = await editor.finished(first["runId"])
+    assert info["outcome"] == "success" and len(fake.requests) == 1

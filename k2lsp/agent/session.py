@@ -163,7 +163,7 @@ async def execute_run(
         provider=settings.provider,
         repo=str(repo),
         mode=request.mode,
-        conversation=conv.id if conv is not None else run_id,
+        conversation=conv.id if conv is not None else (run_id if _keeps(settings) else ""),
     )
     try:
         if result.run_copy is None:
@@ -198,6 +198,11 @@ async def execute_run(
     finally:
         trajectory.close()
     return result
+
+
+def _keeps(settings: Any) -> bool:
+    """Are conversations kept (so a new run starts one)?"""
+    return int(getattr(settings, "keep_conversations", 1) or 0) > 0
 
 
 async def _uncancellable(coro: Awaitable[RunResult]) -> RunResult:

@@ -114,6 +114,12 @@ def load(state_dir: Path | str | None, conv_id: str, repo: Path | None = None) -
             f"conversation {conv_id!r} belongs to {conv.repo}, not {Path(repo).resolve()}; "
             "continue it from that folder or start a new one"
         )
+    own = default_state_dir(state_dir) / "runs" / conv.id
+    if Path(conv.run_dir) != own:  # a record is only ever about its own run folder
+        raise UsageError(
+            f"conversation {conv_id!r} has a damaged record (its run copy is not {own}); "
+            "start a new conversation"
+        )
     if conv.collected or not (Path(conv.run_dir) / "run.json").is_file():
         why = conv.collected or "its run copy is missing"
         raise UsageError(

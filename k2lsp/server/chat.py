@@ -40,13 +40,13 @@ def conversation_of(ls: K2LanguageServer, command: str, args: dict[str, Any]) ->
         raise UsageError(
             f"{command} starts a new conversation; continue one with k2lsp.ask or k2lsp.task"
         )
-    load(state_dir(ls.run_settings()), conv_id, ls.root())  # unknown, collected, elsewhere
-    for run in ls.runs.active():
-        if run.conversation == conv_id:
+    for run in ls.runs.runs.values():  # settled before its run_finished event goes out
+        if run.conversation == conv_id and not run.settled:
             raise UsageError(
                 f"conversation {conv_id!r} is busy: run {run.id} is still going; wait for it "
                 "(or cancel it) and send the follow-up again"
             )
+    load(state_dir(ls.run_settings()), conv_id, ls.root())  # unknown, collected, elsewhere
     return conv_id
 
 

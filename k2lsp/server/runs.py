@@ -49,6 +49,7 @@ class Run:
     undone: bool = False
     conversation: str = ""  # the conversation this run is a turn of (k2lsp.server.chat)
     kept: bool = False  # its conversation was kept for a follow-up
+    settled: bool = False  # its run copy was parked or removed (a follow-up may start)
 
     def info(self) -> dict[str, Any]:
         """The `protocol.RunInfo` of this run."""
@@ -144,7 +145,9 @@ async def launch(ls: K2LanguageServer, request: RunRequest, title: str) -> Run:
 
     settings = ls.run_settings()
     assert request.run_id is not None
-    run = Run(request.run_id, request, title, conversation=request.conversation or request.run_id)
+    keeps = int(getattr(settings, "keep_conversations", 1) or 0) > 0
+    conversation = request.conversation or (request.run_id if keeps else "")
+    run = Run(request.run_id, request, title, conversation=conversation)
     opts = ls.editor_config.options
     transcript = (state_dir(settings) / "transcripts" / f"{run.id}.md") if opts.transcript else None
     observers = [run.observe, lambda ev: ls.on_event(run, ev)]
@@ -213,6 +216,7 @@ async def _settle(ls: K2LanguageServer, run: Run, result: RunResult | None) -> b
         await asyncio.shield(asyncio.to_thread(settle_run, ls, run, result))
     except Exception:  # keeping or removing the copy never changes how the run ended
         log.exception("run %s: could not keep or remove its run copy", run.id)
+    run.settled = True
     return True
 
 
