@@ -17,7 +17,7 @@ const SEVERITY = ["error", "warning", "info", "hint"];
 
 /** Snapshot of `editor` for the chips (undefined when there is no file editor). */
 export function editorState(editor: vscode.TextEditor | undefined): EditorState | undefined {
-  if (!editor || editor.document.uri.scheme !== "file") return undefined;
+  if (!editor || editor.document.isClosed || editor.document.uri.scheme !== "file") return undefined;
   const doc = editor.document;
   const sel = editor.selection;
   const selection = sel.isEmpty
