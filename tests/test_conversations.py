@@ -124,10 +124,28 @@ def test_undelivered_turns_are_delivered_cumulatively(repo: Path, tmp_path: Path
         srv.add(Reply(reasoning="fix", tool_calls=[FIX]), Reply(reasoning="ok", content="fixed"))
         first = run(tmp_path, srv, repo, "--task", "fix add", "--output", "patch")
         assert first.returncode == 0 and "+    return a + b" in first.stdout
-        srv.add(Reply(reasoning="neg", tool_calls=[NEG]), Reply(reasoning="ok", content="done"))
-        second = run(tmp_path, srv, repo, "--task", "negatives", "--continue", "--output", "patch")
+        neg = ("create_file", {"path": "neg.py", "content": "def neg(a):\n    return -a\n"})
+        srv.add(Reply(reasoning="neg", tool_calls=[neg]), Reply(reasoning="ok", content="done"))
+        patch = tmp_path / "turn2.patch"
+        second = run(
+            tmp_path,
+            srv,
+            repo,
+            "--task",
+            "negatives",
+            "--continue",
+            "--output",
+            "patch",
+            "--patch-file",
+            str(patch),
+            "--json",
+        )
     assert second.returncode == 0, second.stderr
-    assert "-    return a - b" in second.stdout and "raise ValueError" in second.stdout
+    text = patch.read_text()
+    assert "-    return a - b" in text and "+def neg(a):" in text
+    events = [json.loads(line) for line in second.stdout.splitlines()]
+    notes = [e for e in events if e["type"] == "status" and e.get("phase") == "change_set"]
+    assert notes == []  # the first turn's change is the conversation's, not a command's
     assert (repo / "calc.py").read_text() == CALC  # patches never touch the tree
 
 

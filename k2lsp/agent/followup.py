@@ -77,6 +77,18 @@ def continue_messages(conv: Conversation, request: RunRequest) -> list[dict[str,
     return msgs
 
 
+def seed_changes(recorded: Any, copy: Any) -> None:
+    """Start a follow-up's record of changes (`ToolContext.changes`) with what the earlier turns
+    changed and did not deliver (the copy vs. its base), so the change set delivered at its end
+    is the cumulative one and nothing is mistaken for a command's doing."""
+    for fc in copy.changes().files:
+        if fc.old_path and fc.old_path != fc.path:
+            recorded.record(fc.old_path, fc.old_text, None, binary=fc.binary)
+            recorded.record(fc.path, None, fc.new_text, binary=fc.binary)
+        else:
+            recorded.record(fc.path, fc.old_text, fc.new_text, binary=fc.binary)
+
+
 def ledger_goal(conv: Conversation | None, task: str) -> str:
     """The goal compaction keeps verbatim: the current request, after the earlier ones."""
     if conv is None:

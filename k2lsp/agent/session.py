@@ -253,6 +253,10 @@ async def _drive(
     allow_tests = bool(getattr(settings, "allow_test_changes", False))
     ctx.state.setdefault("allow_test_changes", allow_tests or request.mode == "write_tests")
     ctx.state.setdefault("task", request.task)  # repo_map boosts what the task mentions
+    if result.conversation is not None:  # earlier turns' undelivered changes are this run's too
+        from k2lsp.agent.followup import seed_changes
+
+        await asyncio.to_thread(seed_changes, ctx.changes, run_copy)
     loop = AgentLoop(
         client,
         build_registry(),
