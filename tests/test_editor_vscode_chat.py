@@ -116,6 +116,7 @@ def chat_server(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 "shots": str(tmp_path),
                 "chromium": chromium,
                 "log": tmp_path / "code-server.log",
+                "data": data,
                 "fake": srv,
             }
         finally:
@@ -173,3 +174,7 @@ def test_code_server_chat_panel_sends_a_message_and_a_follow_up(
     assert all(e.startswith("success · ") for e in result["ends"]), result["ends"]
     assert result["calc"] == "# typed in the editor\ndef add(a, b):\n    return a + b\n"
     assert API_KEY not in text
+    # which chat this host offers (recorded by the extension in the "K2" Output channel)
+    logs = [p.read_text() for p in Path(chat_server["data"]).rglob("*K2.log")]
+    line = next(ln for log in logs for ln in log.splitlines() if "chat: " in ln)
+    print(f"code-server: {line}")  # the panel ran above: code-server's own chat view is off

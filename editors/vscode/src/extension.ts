@@ -287,6 +287,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   chat = new ChatPanel(exec, showEvent);
   context.subscriptions.push(vscode.window.onDidChangeActiveTextEditor((ed) => chat?.track(ed)));
   participant = registerParticipant(context, exec, (runId, fn) => hub.listen(runId, fn));
+  output.appendLine(`chat: ${participant ? "@k2 chat participant registered" : "no chat participant API in this host"}; "K2: Open chat" picks the view (k2lsp.chatView)`);
   register(context);
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration(async (e) => {
