@@ -1,9 +1,9 @@
 """The VS Code chat (editors/vscode/src/chat*.ts): unit tests of its vscode-free core in Node,
 and code-server in Chromium sending a question and a follow-up from the K2 Chat panel.
 
-code-server has the chat participant API, but its chat view needs AI features (a Copilot-like
-provider) that are off here (`chat.disableAIFeatures`), so "K2: Open chat" opens the webview
-panel: that is what runs for real. Needs `bash editors/setup-test-deps.sh`.
+code-server has the chat participant API (the extension registers "@k2"), but its chat view
+asks to sign in to Copilot before it sends anything (no chat model here), so "K2: Open chat"
+opens the webview panel: that is what runs for real. Needs `bash editors/setup-test-deps.sh`.
 """
 
 from __future__ import annotations
@@ -95,7 +95,6 @@ def chat_server(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "extensions.autoCheckUpdates": False,
         "extensions.ignoreRecommendations": True,
         "files.autoSave": "off",
-        "chat.disableAIFeatures": True,
     }
     (data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
     port = _free_port()

@@ -1,7 +1,7 @@
 /** The K2 chat in VS Code: a conversation with follow-ups and context chips.
  *
- * Where the host has the chat participant API and its chat view is on, "@k2" is a chat
- * participant (VS Code's own #file / #selection references become context items; the
+ * Where the host has the chat participant API and its chat view is ready (on, with a chat
+ * model; code-server without one only offers a Copilot sign-in), "@k2" is a chat participant (VS Code's own #file / #selection references become context items; the
  * conversation id rides in the result metadata). Everywhere else (code-server with AI features
  * off, VSCodium) "K2: Open chat" opens a webview panel: the transcript (reasoning and diffs
  * folded, tool calls, cost), a message box and chips for the current file (its unsaved text and

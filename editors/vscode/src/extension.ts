@@ -267,12 +267,18 @@ function register(context: vscode.ExtensionContext): void {
   });
 }
 
-/** "K2: Open chat": the chat view with "@k2" where the host's chat is on, else the webview. */
+/** Is the host's chat view usable: on, and set up with a chat model (else it asks to sign in)? */
+async function hostChatReady(): Promise<boolean> {
+  if (vscode.workspace.getConfiguration("chat").get<boolean>("disableAIFeatures", false)) return false;
+  if (!(await vscode.commands.getCommands(true)).includes("workbench.action.chat.open")) return false;
+  const models = await Promise.resolve(vscode.lm?.selectChatModels?.()).catch(() => undefined);
+  return (models?.length ?? 0) > 0;
+}
+
+/** "K2: Open chat": the chat view with "@k2" where the host's chat is ready, else the webview. */
 async function openChat(): Promise<void> {
   const mode = settings().get<string>("chatView", "auto");
-  const aiOff = vscode.workspace.getConfiguration("chat").get<boolean>("disableAIFeatures", false);
-  const hostChat = (await vscode.commands.getCommands(true)).includes("workbench.action.chat.open");
-  if (participant && mode !== "webview" && (mode === "participant" || (!aiOff && hostChat))) {
+  if (participant && mode !== "webview" && (mode === "participant" || (await hostChatReady()))) {
     await vscode.commands.executeCommand("workbench.action.chat.open", { query: "@k2 " });
     return;
   }
