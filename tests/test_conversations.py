@@ -87,8 +87,17 @@ def test_continue_sends_the_history_and_builds_on_the_delivered_change(
             Reply(reasoning="Now guard negatives.", tool_calls=[NEG]),
             Reply(reasoning="ok", content="negatives raise now."),
         )
+        (repo / "notes.txt").write_text("negatives must raise ValueError\n")
         second = run(
-            tmp_path, srv, repo, "--task", "now also handle negatives", "--continue", "--json"
+            tmp_path,
+            srv,
+            repo,
+            "--task",
+            "now also handle negatives",
+            "--continue",
+            "--json",
+            "--context-file",
+            "notes.txt",
         )
         assert second.returncode == 0, second.stderr
         assert srv.rejected == []
@@ -100,11 +109,14 @@ def test_continue_sends_the_history_and_builds_on_the_delivered_change(
     assert replies[1]["content"] == "add now adds."
     assert any(m["role"] == "tool" for m in body)
     assert body[-1]["role"] == "user" and "now also handle negatives" in body[-1]["content"]
+    assert (
+        "File notes.txt:" in body[-1]["content"] and "must raise ValueError" in body[-1]["content"]
+    )
     conv = started(second)["conversation"]
     assert conv and conv != started(second)["run_id"]  # a turn of the first run's conversation
     text = (repo / "calc.py").read_text()
     assert "return a + b" in text and "raise ValueError('negative')" in text
-    assert git(repo, "status", "--porcelain").strip() == "M calc.py"
+    assert git(repo, "status", "--porcelain").splitlines() == [" M calc.py", "?? notes.txt"]
     # the follow-up's run copy still held the first turn's change (its tool read the file)
     tool_reply = [m for m in srv.requests[3]["messages"] if m["role"] == "tool"][-1]
     assert tool_reply["content"].startswith("Edited calc.py")
@@ -181,6 +193,8 @@ def test_unknown_and_collected_conversations_are_clear_errors(repo: Path, tmp_pa
     with FakeK2Server([], models=["kimi-k2-thinking"]) as srv:
         none_yet = run(tmp_path, srv, repo, "--task", "more", "--continue")
         assert none_yet.returncode == 2 and "no conversation to continue" in none_yet.stderr
+        outside = run(tmp_path, srv, repo, "--task", "x", "--context-file", "../proj/../x.py")
+        assert outside.returncode == 2 and "outside the workspace" in outside.stderr
         unknown = run(tmp_path, srv, repo, "--task", "more", "--continue", "20990101-nope")
         assert unknown.returncode == 2 and "unknown conversation '20990101-nope'" in unknown.stderr
         bad = run(tmp_path, srv, repo, "--task", "more", "--continue", "../../etc/passwd")

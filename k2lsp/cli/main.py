@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue a conversation (its history and run copy) with this task; ID defaults "
         "to the last conversation in --repo",
     )
+    p.add_argument(
+        "--context-file",
+        action="append",
+        default=[],
+        metavar="F",
+        help="add a file of --repo to the request as context (repeatable)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the run copy after delivery")
     p.add_argument("--trajectory", metavar="F", help="write the trajectory JSONL to F")
     return p

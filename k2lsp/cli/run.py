@@ -86,7 +86,11 @@ def run_headless(args: argparse.Namespace) -> int:
     else:
         sink = TerminalRenderer(out=out, err=SafeStream(sys.stderr))  # type: ignore[arg-type]
     request = RunRequest(
-        task=task, repo=repo, mode=args.mode, conversation=_conversation(args, settings, repo)
+        task=task,
+        repo=repo,
+        mode=args.mode,
+        context=_context(args, settings, repo),
+        conversation=_conversation(args, settings, repo),
     )
     delivered: list[str] = []
 
@@ -102,6 +106,14 @@ def run_headless(args: argparse.Namespace) -> int:
         result, args, delivered, lambda keep: _settle(result, request, settings, into_tree, keep)
     )
     return result.outcome.exit_code
+
+
+def _context(args: argparse.Namespace, settings: Any, repo: Path) -> str:
+    """The context block of `--context-file` (paths confined to --repo; UsageError if not)."""
+    from k2lsp.agent.context_items import render_context
+
+    files = getattr(args, "context_file", None) or []
+    return render_context(repo.resolve(), [{"kind": "file", "path": f} for f in files], settings)
 
 
 def _conversation(args: argparse.Namespace, settings: Any, repo: Path) -> str | None:
