@@ -255,6 +255,8 @@ def test_chat_buffer_sends_a_message_and_a_follow_up_with_buffer_context(
     first_user = srv.requests[0]["messages"][-1]["content"]
     assert "what does add do?" in first_user and "# UNSAVED note" in first_user
     assert "Current buffer calc.py (editor buffer, version" in first_user
+    assert "calc.py line 3: error [otherlint]: add subtracts" in first_user  # #diagnostics
+    assert "File test_calc.py:" in first_user and "assert add(2, 3) == 5" in first_user
     # the follow-up continued the same conversation: the earlier history is in its request
     body = srv.requests[1]["messages"]
     assert body[1]["content"] == first_user
@@ -265,6 +267,7 @@ def test_chat_buffer_sends_a_message_and_a_follow_up_with_buffer_context(
     assert data["conversation_1"] and data["conversation_1"] == data["conversation_2"]
     chat = "\n".join(data["chat"])
     assert chat.count("## You") == 2 and "add subtracts b from a." in chat
+    assert "#buffer #diagnostics #file:test_calc.py" in chat  # the message as typed
     assert "Fixed: add adds now." in chat and "→ edit_file" in chat and "✎ calc.py" in chat
     assert "│ +    return a + b" in chat  # the diff, folded like the reasoning
     assert data["reasoning_lines"] >= 3 and data["reasoning_folded"] == data["reasoning_lines"]

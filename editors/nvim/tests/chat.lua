@@ -35,10 +35,12 @@ H.run(function()
   end
   local calc = vim.api.nvim_get_current_buf()
   vim.api.nvim_buf_set_lines(calc, 0, 0, false, { "# UNSAVED note" }) -- not written to disk
+  local ns = vim.api.nvim_create_namespace("otherlint") -- another source's diagnostic
+  vim.diagnostic.set(ns, calc, { { lnum = 2, col = 4, message = "add subtracts", severity = 1, source = "otherlint" } })
   vim.cmd("K2Chat")
   local chat = require("k2lsp.chat")
   H.mark("chat_window", vim.api.nvim_get_current_buf() == chat.buf())
-  type_and_send("/ask what does add do? #buffer")
+  type_and_send("/ask what does add do? #buffer #diagnostics #file:test_calc.py")
   H.wait("first_answer", 120000, finished(1))
   H.result.conversation_1 = chat.state.conversation
   type_and_send("now fix it #buffer")
