@@ -117,12 +117,7 @@ end
 --- Append transcript lines just above the input area.
 local function add_lines(lines)
   local row = sep_row()
-  local buf = M.buf()
-  if row == 0 and #lines > 0 then
-    vim.api.nvim_buf_set_lines(buf, 0, 0, false, lines)
-  else
-    vim.api.nvim_buf_set_lines(buf, row, row, false, lines)
-  end
+  vim.api.nvim_buf_set_lines(M.buf(), row, row, false, lines)
 end
 
 --- Append streamed text to the last transcript line; newlines start lines with `prefix`.
