@@ -22,6 +22,7 @@ from k2lsp.fake.server import FakeK2Server
 pytestmark = pytest.mark.timeout(300)
 K2LSP = [sys.executable, "-m", "k2lsp"]
 CALC = "def add(a, b):\n    return a - b\n"
+READ = ("read_file", {"path": "calc.py"})
 FIX = ("edit_file", {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"})
 NEG = (
     "edit_file",
@@ -84,10 +85,11 @@ def test_continue_sends_the_history_and_builds_on_the_delivered_change(
         assert "return a + b" in (repo / "calc.py").read_text()
         assert "--continue" in first.stderr
         srv.add(
-            Reply(reasoning="Now guard negatives.", tool_calls=[NEG]),
+            Reply(reasoning="Now guard negatives.", tool_calls=[READ, NEG]),
             Reply(reasoning="ok", content="negatives raise now."),
         )
         (repo / "notes.txt").write_text("negatives must raise ValueError\n")
+        (repo / "calc.py").write_text("# the user's line\n" + (repo / "calc.py").read_text())
         second = run(
             tmp_path,
             srv,
@@ -115,11 +117,18 @@ def test_continue_sends_the_history_and_builds_on_the_delivered_change(
     conv = started(second)["conversation"]
     assert conv and conv != started(second)["run_id"]  # a turn of the first run's conversation
     text = (repo / "calc.py").read_text()
+    assert text.startswith("# the user's line\n")
     assert "return a + b" in text and "raise ValueError('negative')" in text
     assert git(repo, "status", "--porcelain").splitlines() == [" M calc.py", "?? notes.txt"]
-    # the follow-up's run copy still held the first turn's change (its tool read the file)
-    tool_reply = [m for m in srv.requests[3]["messages"] if m["role"] == "tool"][-1]
-    assert tool_reply["content"].startswith("Edited calc.py")
+    # the follow-up's copy held the first turn's change and the user's edits since (read_file)
+    read, edited = [m for m in srv.requests[3]["messages"] if m["role"] == "tool"][-2:]
+    assert "# the user's line" in read["content"] and "return a + b" in read["content"]
+    assert edited["content"].startswith("Edited calc.py")
+    events = [json.loads(line) for line in second.stdout.splitlines()]
+    caught = [e["message"] for e in events if e["type"] == "status" and e["phase"] == "catch_up"]
+    assert caught and "calc.py" in caught[0] and "notes.txt" in caught[0]
+    assert "re-read them" in body[-1]["content"]  # the model is told too
+    assert [e for e in events if e["type"] == "edit"][-1]["path"] == "calc.py"
     # its branch is kept while the conversation is, and goes with it (the base moved meanwhile)
     assert git(repo, "branch", "--list", "k2lsp/*").strip() == f"k2lsp/{conv}"
     gc = subprocess.run(

@@ -61,8 +61,11 @@ def followup_message(
     return "\n\n".join(parts)
 
 
-def continue_messages(conv: Conversation, request: RunRequest) -> list[dict[str, Any]]:
-    """The stored history (copied, never mutated) plus the follow-up's user message."""
+def continue_messages(
+    conv: Conversation, request: RunRequest, caught_up: str = ""
+) -> list[dict[str, Any]]:
+    """The stored history (copied, never mutated) plus the follow-up's user message
+    (`caught_up`: the note of `prepare_copy`, if the user's edits were brought in)."""
     msgs = [dict(m) for m in conv.messages]
     system = system_prompt(request.mode, request.read_only)
     if msgs and msgs[0].get("role") == "system" and msgs[0].get("content") != system:
@@ -73,8 +76,26 @@ def continue_messages(conv: Conversation, request: RunRequest) -> list[dict[str,
         focus_paths=request.focus_paths,
         turn=len(conv.turns) + 1,
     )
+    if caught_up:
+        text += f"\n\nNote: {caught_up} (re-read them before changing them)."
     msgs.append({"role": "user", "content": text})
     return msgs
+
+
+def prepare_copy(recorded: Any, copy: Any, overlay: dict[str, str]) -> str:
+    """Before a follow-up: bring the user's edits since the last turn into the copy
+    (`k2lsp.runs.catchup`), then seed the change record; the note for the user and the model
+    ("" when nothing was brought in). A failure to catch up is logged, never fatal."""
+    from k2lsp.runs.catchup import catch_up, describe
+
+    note = ""
+    try:
+        taken = catch_up(copy, overlay)
+        note = describe(taken) if taken else ""
+    except Exception as exc:  # the follow-up still works on the copy as it was
+        log.warning("could not bring the user's edits into the conversation's copy: %s", exc)
+    seed_changes(recorded, copy)
+    return note
 
 
 def seed_changes(recorded: Any, copy: Any) -> None:

@@ -253,10 +253,13 @@ async def _drive(
     allow_tests = bool(getattr(settings, "allow_test_changes", False))
     ctx.state.setdefault("allow_test_changes", allow_tests or request.mode == "write_tests")
     ctx.state.setdefault("task", request.task)  # repo_map boosts what the task mentions
-    if result.conversation is not None:  # earlier turns' undelivered changes are this run's too
-        from k2lsp.agent.followup import seed_changes
+    caught_up = ""
+    if result.conversation is not None:  # your edits since, and the earlier turns' changes
+        from k2lsp.agent.followup import prepare_copy
 
-        await asyncio.to_thread(seed_changes, ctx.changes, run_copy)
+        caught_up = await asyncio.to_thread(prepare_copy, ctx.changes, run_copy, request.overlay)
+        if caught_up:
+            emitter.emit("status", step=None, max_steps=None, phase="catch_up", message=caught_up)
     loop = AgentLoop(
         client,
         build_registry(),
@@ -269,7 +272,7 @@ async def _drive(
         read_only=request.read_only,
     )
     if result.conversation is not None:
-        messages = continue_messages(result.conversation, request)
+        messages = continue_messages(result.conversation, request, caught_up)
     else:
         messages = initial_messages(
             request.task,

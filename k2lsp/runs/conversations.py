@@ -199,9 +199,14 @@ def resume(conv: Conversation) -> RunCopy:
 def advance(copy: RunCopy) -> None:
     """Make what was just delivered into the user's tree the copy's new base."""
     tree = copy.delivery_tree()
-    commit = gitcmd.commit_tree(copy.git, tree, [copy.base_commit], "k2lsp: delivered turn\n")
+    set_base(copy, gitcmd.commit_tree(copy.git, tree, [copy.base_commit], "k2lsp: delivered\n"))
+
+
+def set_base(copy: RunCopy, commit: str) -> None:
+    """Move the copy's base to `commit` (its branch's start stays for clean-up)."""
     start = copy.start_commit or copy.base_commit
     copy.start_commit, copy.base_commit = start, commit
+    copy.last_tree = None
     _update_meta(Path(copy.run_dir), base_commit=commit, start_commit=start)
 
 
