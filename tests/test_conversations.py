@@ -314,3 +314,32 @@ def test_conversation_records_are_redacted_and_private(repo: Path, tmp_path: Pat
     conv.messages = [{"role": "tool", "tool_call_id": "t", "content": f"KEY={key}"}]
     path = conversations.save(state, conv)
     assert key not in path.read_text() and (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_catch_up_takes_only_files_the_conversation_left_alone(repo: Path, tmp_path: Path) -> None:
+    from k2lsp.runs.catchup import catch_up
+    from k2lsp.runs.runcopy import RunCopy
+
+    (repo / "other.py").write_text("x = 1\n")
+    (repo / "gone.py").write_text("y = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "more")
+    copy = RunCopy.create(repo, "c1", state_dir=tmp_path / "state")
+    try:
+        (copy.root / "calc.py").write_text("def add(a, b):\n    return a + b\n")  # the model's
+        (repo / "calc.py").write_text("# mine\n" + CALC)  # both changed calc.py
+        (repo / "other.py").write_text("x = 2\n")  # only the user: taken
+        (repo / "gone.py").unlink()  # a deletion: taken
+        taken = catch_up(copy, {"new.py": "z = 1\n"})  # an unsaved buffer: taken
+        assert sorted(taken) == ["gone.py", "new.py", "other.py"]
+        assert (copy.root / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
+        assert (copy.root / "other.py").read_text() == "x = 2\n"
+        assert not (copy.root / "gone.py").exists()
+        assert (copy.root / "new.py").read_text() == "z = 1\n"
+        changes = copy.changes()
+        assert changes.paths() == ["calc.py"]  # only the conversation's own change is delivered
+        assert changes.files[0].old_text == CALC  # against the base the user had for that file
+        assert catch_up(copy, {"new.py": "z = 1\n"}) == []  # nothing new the second time
+    finally:
+        copy.cleanup()
+    assert git(repo, "branch", "--list", "k2lsp/*").strip() == ""
