@@ -153,10 +153,14 @@ async def start(ls: K2LanguageServer, command: str, raw: tuple[Any, ...]) -> dic
     from k2lsp.agent.session import RunRequest
     from k2lsp.runs.runcopy import new_run_id
     from k2lsp.server.chat import conversation_of, extra_context
+    from k2lsp.server.heavy import heavy_count, heavy_driver
     from k2lsp.server.runs import launch
 
     try:
         args = first_arg(raw)
+        heavy = heavy_count(command, args)
+        if heavy and args.get("conversationId"):
+            raise UsageError('"heavy" starts new runs; a follow-up continues one (drop one)')
         task, context, doc = build(ls, command, args)
         run_id = new_run_id()
         while ls.runs.get(run_id) is not None:
@@ -172,8 +176,8 @@ async def start(ls: K2LanguageServer, command: str, raw: tuple[Any, ...]) -> dic
             focus_paths=[doc.rel] if doc.rel else [],
             conversation=conversation_of(ls, command, args),
         )
-        title = _TITLES[command]
-        run = await launch(ls, request, title)
+        title = _TITLES[command] + (f" (heavy ×{heavy})" if heavy else "")
+        run = await launch(ls, request, title, heavy_driver(heavy) if heavy else None)
     except K2lspError as exc:
         ls.show(f"K2: {exc}", types.MessageType.Error)
         raise

@@ -91,6 +91,7 @@ CMD_STATUS = "k2lsp.status"
 CMD_ACCEPT = "k2lsp.accept"
 CMD_REJECT = "k2lsp.reject"
 CMD_TRUST = "k2lsp.trust"  # {path?, revoke?} -> {path, trusted, configHash}
+CMD_TAKE_CANDIDATE = "k2lsp.takeCandidate"  # {runId, candidate: "c2"} -> {runId, delivery}
 CMD_APPLY_PATCH = "k2lsp.applyPatch"  # {path?} -> {path, applied: [path...]}
 
 # Command -> run mode (`k2lsp.agent.session.MODES`).
@@ -110,6 +111,7 @@ CONTROL_COMMANDS = (
     CMD_ACCEPT,
     CMD_REJECT,
     CMD_TRUST,
+    CMD_TAKE_CANDIDATE,
     CMD_APPLY_PATCH,
 )
 ALL_COMMANDS = (*RUN_COMMANDS, *CONTROL_COMMANDS)
@@ -147,6 +149,7 @@ SERVER_OPTION_KEYS = (
     "logReasoning",  # bool, default true: reasoning lines in window/logMessage
     "approvals",  # "ask" (default: showMessageRequest) | "policy" (headless: no prompt)
     "workspaceTrusted",  # bool: the editor's workspace trust (VS Code); absent: `k2lsp trust`
+    "heavyCandidates",  # int, default 0: 2-16 adds "(K2 heavy ×N)" variants of editing actions
 )
 
 DeliveryStatus = Literal[

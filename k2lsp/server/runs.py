@@ -50,6 +50,7 @@ class Run:
     conversation: str = ""  # the conversation this run is a turn of (k2lsp.server.chat)
     kept: bool = False  # its conversation was kept for a follow-up
     settled: bool = False  # its run copy was parked or removed (a follow-up may start)
+    heavy: Any = None  # a heavy run's HeavyOutcome, kept for k2lsp.takeCandidate (latest only)
 
     def info(self) -> dict[str, Any]:
         """The `protocol.RunInfo` of this run."""
@@ -140,15 +141,17 @@ class RunRegistry:
         }
 
 
-async def launch(ls: K2LanguageServer, request: RunRequest, title: str) -> Run:
-    """Create the run, its stream and its task; returns without waiting for the model."""
+async def launch(ls: K2LanguageServer, request: RunRequest, title: str, drive: Any = None) -> Run:
+    """Create the run, its stream and its task (`drive`, default `_drive`: one agent run;
+    `k2lsp.server.heavy.heavy_driver`: heavy mode); returns without waiting for the model."""
     from k2lsp.server.config import state_dir
     from k2lsp.server.stream import RunStream
 
     settings = ls.run_settings()
     assert request.run_id is not None
     keeps = int(getattr(settings, "keep_conversations", 1) or 0) > 0
-    conversation = request.conversation or (request.run_id if keeps else "")
+    # one agent run keeps its conversation; heavy mode's candidates keep none
+    conversation = request.conversation or (request.run_id if keeps and drive is None else "")
     run = Run(request.run_id, request, title, conversation=conversation)
     opts = ls.editor_config.options
     transcript = (state_dir(settings) / "transcripts" / f"{run.id}.md") if opts.transcript else None
@@ -165,7 +168,8 @@ async def launch(ls: K2LanguageServer, request: RunRequest, title: str) -> Run:
     request.state["approve"] = ls.approver(run)
     ls.runs.add(run)
     await run.stream.open(request.task)
-    run.task = asyncio.create_task(_drive(ls, run, settings), name=f"k2lsp-run-{run.id}")
+    body = (drive or _drive)(ls, run, settings)
+    run.task = asyncio.create_task(body, name=f"k2lsp-run-{run.id}")
     return run
 
 
