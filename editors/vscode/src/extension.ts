@@ -23,6 +23,7 @@ import {
 import { ChatPanel, registerParticipant } from "./chat";
 import { EventHub } from "./chatcore";
 import { StreamRenderer } from "./render";
+import { HeavyPicker } from "./heavy";
 import { ReviewController } from "./review";
 import { RunTracker } from "./status";
 
@@ -37,6 +38,10 @@ const hub = new EventHub();
 let chat: ChatPanel | undefined;
 let participant = false;
 const review = new ReviewController((command, args) => exec(command, args));
+const heavy = new HeavyPicker(async (command, args) => {
+  if (!client) throw new Error("the k2lsp server is not running");
+  return client.sendRequest("workspace/executeCommand", { command, arguments: [args] });
+});
 
 function settings(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration("k2lsp");
@@ -45,7 +50,7 @@ function settings(): vscode.WorkspaceConfiguration {
 function settingsObject(): Record<string, unknown> {
   const cfg = settings();
   const out: Record<string, unknown> = {};
-  for (const key of ["provider", "baseUrl", "model", "maxSteps", "maxTokens", "budgetUsd", "timeoutS", "sandbox", "testCommand", "preview"]) {
+  for (const key of ["provider", "baseUrl", "model", "maxSteps", "maxTokens", "budgetUsd", "timeoutS", "sandbox", "testCommand", "preview", "heavyCandidates"]) {
     out[key] = cfg.get(key);
   }
   return out;
@@ -77,6 +82,7 @@ function onStream(params: StreamParams): void {
   for (const ev of params.events) {
     tracker.update(ev);
     hub.record(ev);
+    heavy.onEvent(ev as unknown as Record<string, unknown>);
     if (ev.type === "run_finished") review.onDelivery(ev.run_id, "finished"); // e.g. cancelled in review
     if (!chat?.onEvent(ev)) showEvent(ev); // runs of the chat panel render there (chat.ts)
   }
@@ -257,6 +263,7 @@ function register(context: vscode.ExtensionContext): void {
   reg("k2.accept", () => (review.pending() ? vscode.commands.executeCommand("k2.acceptAll") : exec(CMD.accept, runIdArgs())));
   reg("k2.reject", () => (review.pending() ? vscode.commands.executeCommand("k2.rejectAll") : exec(CMD.reject, runIdArgs())));
   review.register(context);
+  heavy.register(context);
   reg("k2.showOutput", () => output.show(true));
   reg("k2.setApiKey", async () => {
     const key = await vscode.window.showInputBox({ prompt: "K2 API key (kept in VS Code's secret storage)", password: true, ignoreFocusOut: true });

@@ -88,6 +88,7 @@ local function on_stream(_, result)
   end
   for _, ev in ipairs(result.events) do
     status.update(ev)
+    require("k2lsp.heavy").on_event(ev)
     if ev.type == "run_finished" then
       review.clear(ev.run_id) -- a run cancelled during its review leaves no marks behind
     end
@@ -344,6 +345,7 @@ local commands = {
     end
   end },
   K2Review = { fn = function() review.open_list() end },
+  K2Candidates = { nargs = "?", fn = function(o) require("k2lsp.heavy").pick(o.args) end },
   K2ApplyPatch = { nargs = "?", complete = "file", fn = function(o)
     local args = o.args ~= "" and { path = vim.fn.fnamemodify(o.args, ":p") } or vim.empty_dict()
     M.exec("k2lsp.applyPatch", args) -- the server says what it applied (or why not)
