@@ -283,7 +283,12 @@ def test_headless_cli_delivers_through_each_output_mode(tmp_path: Path, output: 
     else:
         assert "+    return 2" in proc.stdout
         assert (repo / "a.py").read_text() == "def f():\n    return 1\n"
-    assert not list((tmp_path / "xdg" / "k2lsp" / "runs").iterdir())  # run copy cleaned up
+    # the run copy stays only as the conversation kept for a follow-up (`--continue`)
+    from k2lsp.runs.conversations import is_parked
+
+    left = list((tmp_path / "xdg" / "k2lsp" / "runs").iterdir())
+    assert len(left) == 1 and is_parked(left[0])
+    assert (tmp_path / "xdg" / "k2lsp" / "conversations" / f"{left[0].name}.json").is_file()
 
 
 def test_folder_in_the_way_is_a_conflict_not_a_deletion(tmp_path: Path, state: Path) -> None:

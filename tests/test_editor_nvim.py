@@ -237,6 +237,46 @@ def test_new_file_lands_as_a_buffer_and_undo_removes_it(nvim: str, project: Path
     assert problems == [], problems
 
 
+def test_chat_buffer_sends_a_message_and_a_follow_up_with_buffer_context(
+    nvim: str, project: Path
+) -> None:
+    fix = ("edit_file", {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"})
+    script = [
+        Reply(reasoning="The buffer shows add.\nIt subtracts.", content="add subtracts b from a."),
+        Reply(reasoning="Fix it now.", tool_calls=[fix]),
+        Reply(reasoning="Done.", content="Fixed: add adds now."),
+    ]
+    with FakeK2Server(script, models=[MODEL]) as srv:
+        data = run_nvim(nvim, "chat.lua", project, srv.base_url)
+    assert data["errors"] == [], data["errors"]
+    marks = data["marks"]
+    assert marks["client_ready"] and marks["chat_window"], data["stderr"][-2000:]
+    assert marks["first_answer"] and marks["second_answer"], data.get("chat")
+    assert srv.rejected == []
+    # the first message carried the unsaved buffer as context
+    first_user = srv.requests[0]["messages"][-1]["content"]
+    assert "what does add do?" in first_user and "# UNSAVED note" in first_user
+    assert "Current buffer calc.py (editor buffer, version" in first_user
+    assert "calc.py line 3: error [otherlint]: add subtracts" in first_user  # #diagnostics
+    assert "File test_calc.py:" in first_user and "assert add(2, 3) == 5" in first_user
+    # the follow-up continued the same conversation: the earlier history is in its request
+    body = srv.requests[1]["messages"]
+    assert body[1]["content"] == first_user
+    answer = next(m for m in body if m["role"] == "assistant")
+    assert answer["reasoning_content"] == "The buffer shows add.\nIt subtracts."
+    assert answer["content"] == "add subtracts b from a."
+    assert "now fix it" in body[-1]["content"] and "Follow-up request" in body[-1]["content"]
+    assert data["conversation_1"] and data["conversation_1"] == data["conversation_2"]
+    chat = "\n".join(data["chat"])
+    assert chat.count("## You") == 2 and "add subtracts b from a." in chat
+    assert "#buffer #diagnostics #file:test_calc.py" in chat  # the message as typed
+    assert "Fixed: add adds now." in chat and "→ edit_file" in chat and "✎ calc.py" in chat
+    assert "│ +    return a + b" in chat  # the diff, folded like the reasoning
+    assert data["reasoning_lines"] >= 3 and data["reasoning_folded"] == data["reasoning_lines"]
+    assert not data["output_has_chat"]  # chat runs render in the chat, not the output split
+    assert data["calc"] == ["# UNSAVED note", "def add(a, b):", "    return a + b"]
+
+
 def test_review_per_hunk_accept_one_reject_the_other_then_apply_the_saved_patch(
     nvim: str, tmp_path: Path
 ) -> None:

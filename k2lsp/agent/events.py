@@ -38,6 +38,7 @@ class RunStartedEvent:
     provider: str
     repo: str
     mode: str
+    conversation: str = ""  # the conversation this run is a turn of (continue it by this id)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ class RunRequest:
     # server's async `approve(kind, detail) -> bool`) and read what tools store (e.g.
     # `last_test_result`) while the run is going.
     state: dict[str, Any] = field(default_factory=dict)
+    conversation: str | None = None  # continue this conversation (k2lsp.agent.followup)
     # Tools the front-end adds (the ACP session's MCP tools); None: the run starts the MCP
     # servers of `settings.mcp` itself for its duration.
     tools: list[Any] | None = None
@@ -79,6 +80,8 @@ class RunResult:
     steps: int = 0
     trajectory: Path | None = None
     run_copy: Any = None  # k2lsp.runs.runcopy.RunCopy when one was made
+    messages: list[dict[str, Any]] = field(default_factory=list)  # the history at the end
+    conversation: Any = None  # the Conversation continued (k2lsp.runs.conversations), if any
 
 
 FinishHook = Callable[[RunResult], Awaitable[RunResult]]
@@ -140,6 +143,7 @@ async def execute_run(
     trajectory_file: Path | None = None,
 ) -> RunResult:
     """Run the agent on `request`; returns the (undelivered) result. See the module doc."""
+    from k2lsp.agent.followup import open_conversation, resume_copy
     from k2lsp.agent.trajectory import Trajectory, trajectory_path
     from k2lsp.model.client import K2Client
     from k2lsp.redact import register_secret
@@ -147,13 +151,16 @@ async def execute_run(
 
     repo = check_request(request, settings)
     register_secret(getattr(settings, "api_key", ""))
+    conv = open_conversation(request, settings, repo)  # UsageError: unknown, collected
     client = K2Client(settings)  # raises UsageError on bad provider / key
+    resumed = resume_copy(conv) if conv is not None else None  # UsageError: busy
     run_id = request.run_id or new_run_id()
     state_dir = getattr(settings, "state_dir", None)
     path = trajectory_file or trajectory_path(state_dir, run_id)
     trajectory = Trajectory(path)
     emitter = Emitter(run_id, [redacting([trajectory.event_safe, *(sinks or [])])])
-    result = RunResult(run_id, Outcome.SUCCESS, "", trajectory=path)
+    result = RunResult(run_id, Outcome.SUCCESS, "", trajectory=path, conversation=conv)
+    result.run_copy = resumed
     emitter.emit(
         "run_started",
         task=request.task,
@@ -161,18 +168,20 @@ async def execute_run(
         provider=settings.provider,
         repo=str(repo),
         mode=request.mode,
+        conversation=conv.id if conv is not None else (run_id if _keeps(settings) else ""),
     )
     try:
-        making = asyncio.ensure_future(
-            asyncio.to_thread(make_run_copy, repo, run_id, request.overlay, state_dir)
-        )
-        try:
-            result.run_copy = await asyncio.shield(making)
-        except asyncio.CancelledError:  # hand the copy back anyway: the front-end removes it
-            result.run_copy = (await asyncio.gather(making, return_exceptions=True))[0]
-            if not hasattr(result.run_copy, "cleanup"):
-                result.run_copy = None
-            raise
+        if result.run_copy is None:
+            making = asyncio.ensure_future(
+                asyncio.to_thread(make_run_copy, repo, run_id, request.overlay, state_dir)
+            )
+            try:
+                result.run_copy = await asyncio.shield(making)
+            except asyncio.CancelledError:  # hand the copy back anyway: the front-end removes it
+                result.run_copy = (await asyncio.gather(making, return_exceptions=True))[0]
+                if not hasattr(result.run_copy, "cleanup"):
+                    result.run_copy = None
+                raise
         await _drive(request, settings, client, result.run_copy, emitter, trajectory, result)
         if finish is not None and result.outcome is not Outcome.CANCELLED:
             result = await _uncancellable(finish(result))
@@ -203,6 +212,11 @@ async def execute_run(
     return result
 
 
+def _keeps(settings: Any) -> bool:
+    """Are conversations kept (so a new run starts one)?"""
+    return int(getattr(settings, "keep_conversations", 1) or 0) > 0
+
+
 async def _uncancellable(coro: Awaitable[RunResult]) -> RunResult:
     """Await a delivery to its end even if cancelled meanwhile (it reports what happened)."""
     task = asyncio.ensure_future(coro)
@@ -224,6 +238,7 @@ async def _drive(
     """Sandbox, tools and loop; fills `result` in place (outcome, summary, usage, changes)."""
     from k2lsp.agent.budgets import Budget
     from k2lsp.agent.compaction import Ledger
+    from k2lsp.agent.followup import continue_messages, ledger_goal
     from k2lsp.agent.guards import DEFAULT_REPEAT_LIMIT, RepeatGuard
     from k2lsp.agent.loop import AgentLoop
     from k2lsp.agent.outcome import ActivityWatch, final_outcome, no_change_summary
@@ -251,6 +266,13 @@ async def _drive(
     ctx.state.setdefault("allow_test_changes", allow_tests or request.mode == "write_tests")
     ctx.state.setdefault("task", request.task)  # repo_map boosts what the task mentions
     ctx.state.setdefault("base_text", lambda rel: _text(run_copy.base_bytes(rel)))  # diagnostics
+    caught_up = ""
+    if result.conversation is not None:  # your edits since, and the earlier turns' changes
+        from k2lsp.agent.followup import prepare_copy
+
+        caught_up = await asyncio.to_thread(prepare_copy, ctx.changes, run_copy, request.overlay)
+        if caught_up:
+            emitter.emit("status", step=None, max_steps=None, phase="catch_up", message=caught_up)
     mcp = await _mcp_tools(request, settings, Path(request.repo).resolve(), emitter)
     loop = AgentLoop(
         client,
@@ -258,19 +280,22 @@ async def _drive(
         ctx,
         emitter,
         budget=budget,
-        ledger=Ledger(goal=request.task.strip()),
+        ledger=Ledger(goal=ledger_goal(result.conversation, request.task)),
         guard=RepeatGuard(int(extra.get("repeat_limit", DEFAULT_REPEAT_LIMIT))),
         trajectory=trajectory,
         read_only=request.read_only,
     )
-    messages = initial_messages(
-        request.task,
-        mode=request.mode,
-        read_only=request.read_only,
-        context=request.context,
-        focus_paths=request.focus_paths,
-        repo_name=Path(request.repo).resolve().name,
-    )
+    if result.conversation is not None:
+        messages = continue_messages(result.conversation, request, caught_up)
+    else:
+        messages = initial_messages(
+            request.task,
+            mode=request.mode,
+            read_only=request.read_only,
+            context=request.context,
+            focus_paths=request.focus_paths,
+            repo_name=Path(request.repo).resolve().name,
+        )
     finished = None
     activity = ActivityWatch()
     emitter.add_sink(activity)
@@ -284,6 +309,7 @@ async def _drive(
         from k2lsp.tools.refs import close_servers  # language servers end with the run
 
         await asyncio.shield(asyncio.to_thread(close_servers, ctx.state))
+        result.messages = loop.messages
         if sandbox is not None:
             await asyncio.shield(asyncio.to_thread(sandbox.close))
         if mcp is not None:

@@ -106,6 +106,22 @@ def build_parser(commands: Mapping[str, tuple[str, str]] | None = None) -> argpa
         "`k2lsp trust` (CI on your own checkout; same as K2LSP_TRUST_REPO=1)",
     )
     p.add_argument(
+        "--continue",
+        dest="continue_",
+        nargs="?",
+        const="",
+        metavar="ID",
+        help="continue a conversation (its history and run copy) with this task; ID defaults "
+        "to the last conversation in --repo",
+    )
+    p.add_argument(
+        "--context-file",
+        action="append",
+        default=[],
+        metavar="F",
+        help="add a file of --repo to the request as context (repeatable)",
+    )
+    p.add_argument(
         "--heavy",
         metavar="N",
         type=int,
@@ -180,6 +196,10 @@ def main(argv: list[str] | None = None, extra: Mapping[str, tuple[str, str]] | N
             return 2 if func is None else int(func(argv[1:]) or 0)
         args = build_parser(commands).parse_args(argv)
         if args.heavy is not None:
+            if args.continue_ is not None:
+                from k2lsp.errors import UsageError
+
+                raise UsageError("--heavy starts new runs; --continue takes one run (drop one)")
             from k2lsp.cli.heavy import run_heavy_headless
 
             return run_heavy_headless(args)

@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,13 @@ def run_headless(args: argparse.Namespace) -> int:
         sink = JsonRenderer(out)  # type: ignore[arg-type]
     else:
         sink = TerminalRenderer(out=out, err=SafeStream(sys.stderr))  # type: ignore[arg-type]
-    request = RunRequest(task=task, repo=repo, mode=args.mode)
+    request = RunRequest(
+        task=task,
+        repo=repo,
+        mode=args.mode,
+        context=_context(args, settings, repo),
+        conversation=_conversation(args, settings, repo),
+    )
     delivered: list[str] = []
 
     async def finish(result: RunResult) -> RunResult:
@@ -94,8 +101,53 @@ def run_headless(args: argparse.Namespace) -> int:
 
     trajectory = Path(args.trajectory).expanduser() if args.trajectory else None
     result = asyncio.run(_run_cancellable(request, settings, [sink], finish, trajectory))
-    _after(result, args, delivered)
+    into_tree = bool(delivered) and output == "apply" and result.outcome in DELIVER_ON
+    _after(
+        result, args, delivered, lambda keep: _settle(result, request, settings, into_tree, keep)
+    )
     return result.outcome.exit_code
+
+
+def _context(args: argparse.Namespace, settings: Any, repo: Path) -> str:
+    """The context block of `--context-file` (paths confined to --repo; UsageError if not)."""
+    from k2lsp.agent.context_items import render_context
+
+    files = getattr(args, "context_file", None) or []
+    return render_context(repo.resolve(), [{"kind": "file", "path": f} for f in files], settings)
+
+
+def _conversation(args: argparse.Namespace, settings: Any, repo: Path) -> str | None:
+    """The conversation `--continue [ID]` names (the last one of `repo` without an ID)."""
+    wanted = getattr(args, "continue_", None)
+    if wanted is None:
+        return None
+    if wanted:
+        return str(wanted)
+    from k2lsp.runs.conversations import latest
+
+    last = latest(getattr(settings, "state_dir", None), repo)
+    if last is None:
+        raise UsageError(
+            f"no conversation to continue in {repo.resolve()}; run `k2lsp --task ...` first "
+            "(or pass the conversation id: --continue ID)"
+        )
+    return last
+
+
+def _settle(
+    result: RunResult, request: RunRequest, settings: Any, into_tree: bool, keep: bool
+) -> str | None:
+    from k2lsp.agent.followup import settle
+
+    return settle(
+        result,
+        request,
+        settings,
+        result.conversation,
+        delivered=into_tree,
+        delivery="applied" if into_tree else "",
+        cleanup=not keep,
+    )
 
 
 async def _run_cancellable(
@@ -151,23 +203,32 @@ def _print_patch(patch: str) -> None:
         pass
 
 
-def _after(result: RunResult, args: argparse.Namespace, delivered: list[str]) -> None:
-    """Tell the user where things are, then remove the run copy unless it must stay."""
+def _after(
+    result: RunResult,
+    args: argparse.Namespace,
+    delivered: list[str],
+    settle: Callable[[bool], str | None],
+) -> None:
+    """Tell the user where things are, then keep the conversation (its run copy parked for
+    `--continue`) or remove the run copy unless it must stay."""
     rc = result.run_copy
     undelivered = bool(result.changes) and not delivered and result.outcome is not Outcome.CANCELLED
     keep = args.keep or undelivered
+    kept: str | None = None
+    if rc is not None:
+        try:
+            kept = settle(keep)
+        except Exception as exc:  # cleanup problems must not change the exit code
+            print(f"k2lsp: warning: could not keep or remove the run copy: {exc}", file=sys.stderr)
     lines = []
     if delivered and not args.json:
         lines.append(delivered[-1])
-    if keep and rc is not None:
+    if keep and rc is not None and kept is None:
         why = "kept" if args.keep else "not delivered (the run did not finish); kept"
         lines.append(f"run copy {why} at {rc.root}")
+    if kept and not args.json:
+        lines.append(f'conversation {kept}: follow up with `k2lsp --continue --task "..."`')
     if result.trajectory and not args.json:
         lines.append(f"trajectory: {result.trajectory}")
     for line in lines:
         print(safe_text(line), file=sys.stderr)
-    if rc is not None and not keep:
-        try:
-            rc.cleanup()
-        except Exception as exc:  # cleanup problems must not change the exit code
-            print(f"k2lsp: warning: could not remove the run copy: {exc}", file=sys.stderr)

@@ -164,6 +164,10 @@ class Settings(BaseModel):
     state_dir: FsPath | None = Field(
         default=None, description="runs, trajectories, transcripts; unset: $XDG_STATE_HOME/k2lsp"
     )
+    keep_conversations: int = Field(
+        default=5, ge=0, le=100, description="conversations kept per workspace for follow-ups"
+    )
+    conversation_days: Positive = Field(default=7.0, description="days a conversation is kept")
     extra: dict[str, Any] = Field(default_factory=dict, description="free table for extensions")
     retry_base_delay_s: float = Field(default=1.0, ge=0, description="first retry backoff (s)")
     retry_max_delay_s: float = Field(default=60.0, ge=0, description="longest retry backoff (s)")

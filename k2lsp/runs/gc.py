@@ -1,4 +1,5 @@
-"""Finding and removing the run copies of runs whose process is gone (`k2lsp gc`, server start)."""
+"""Finding and removing the run copies of runs whose process is gone (`k2lsp gc`, server start),
+and of conversations past their keep limit (`k2lsp.runs.conversations`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from pathlib import Path
 
 from k2lsp.config.settings import default_state_dir
-from k2lsp.runs import gitcmd
+from k2lsp.runs import conversations, gitcmd
 from k2lsp.runs.runcopy import RunCopy, _lock
 
 
@@ -55,14 +56,24 @@ def remove_run(run_dir: Path) -> str:
     return f"removed run {copy.run_id} ({copy.source}){kept}"
 
 
-def collect(state_dir: Path | str | None = None, *, setup_grace_s: float = 600.0) -> list[str]:
+def collect(
+    state_dir: Path | str | None = None,
+    *,
+    setup_grace_s: float = 600.0,
+    keep_conversations: int = conversations.DEFAULT_KEEP,
+    conversation_days: float = conversations.DEFAULT_DAYS,
+) -> list[str]:
     """Remove every run whose owning process is gone: its folder, its worktree and its
     undelivered `k2lsp/<id>` branch (used by `k2lsp gc` and at every server start).
 
     A run a live process holds (its `run.lock` is locked) is never touched. A folder without
     `run.json` younger than `setup_grace_s` is a run being created right now (its lock may not
-    be taken yet) and is left alone too. Returns one line per run handled.
+    be taken yet) and is left alone too. A conversation's parked run copy is kept while it is
+    among the `keep_conversations` most recent of its workspace and younger than
+    `conversation_days` (0 keeps none); a collected one leaves a tombstone record so continuing
+    it says why it cannot. Returns one line per run handled.
     """
+    keep = conversations.keepers(state_dir, keep_conversations, conversation_days)
     runs = default_state_dir(state_dir) / "runs"
     changed = {}  # taken before stale_runs, whose lock attempt touches the folders
     for run_dir in runs.iterdir() if runs.is_dir() else []:
@@ -75,8 +86,23 @@ def collect(state_dir: Path | str | None = None, *, setup_grace_s: float = 600.0
         young = time.time() - changed.get(run_dir, time.time()) < setup_grace_s
         if young and not (run_dir / "run.json").exists():
             continue
+        parked = conversations.is_parked(run_dir)
+        if parked and run_dir.name in keep:
+            continue
         try:
             done.append(remove_run(run_dir))
         except (gitcmd.GitError, OSError) as exc:
             done.append(f"could not remove {run_dir}: {exc}")
+            continue
+        if parked:
+            conversations.tombstone(
+                state_dir,
+                run_dir.name,
+                "its run copy was collected (k2lsp gc: too old or over "
+                "the number of conversations kept per workspace)",
+            )
+    try:
+        done += conversations.prune_records(state_dir)
+    except OSError as exc:
+        done.append(f"could not tidy the conversation records: {exc}")
     return done

@@ -82,6 +82,9 @@ class RunCopy:
     layout: int = LAYOUT
     _lock_handle: IO[str] | None = None
     last_tree: str | None = None  # the tree the last `changes()` was computed from
+    # What the user's `k2lsp/<id>` branch was created at (cleanup's compare-and-delete); a
+    # conversation moves `base_commit` past it once a turn is delivered into the tree.
+    start_commit: str = ""
 
     @property
     def git(self) -> gitcmd.OwnGit:
@@ -145,6 +148,7 @@ class RunCopy:
             git_dir=Path(meta["git_dir"]),
             prefix=meta.get("prefix", ""),
             layout=int(meta.get("layout", 1)),
+            start_commit=meta.get("start_commit", ""),
         )
 
     def _save_meta(self) -> None:
@@ -159,6 +163,7 @@ class RunCopy:
             "git_dir": str(self.git_dir),
             "prefix": self.prefix,
             "layout": self.layout,
+            "start_commit": self.start_commit or self.base_commit,
             "pid": os.getpid(),
             "created": time.time(),
         }
@@ -248,7 +253,7 @@ class RunCopy:
                     "update-ref",
                     "-d",
                     f"refs/heads/{self.branch}",
-                    self.base_commit,
+                    self.start_commit or self.base_commit,
                     check=False,
                 )
         if self._lock_handle is not None:

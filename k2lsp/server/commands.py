@@ -152,24 +152,29 @@ async def start(ls: K2LanguageServer, command: str, raw: tuple[Any, ...]) -> dic
     """Start the run of a run-starting command; answers at once with `protocol.RunStarted`."""
     from k2lsp.agent.session import RunRequest
     from k2lsp.runs.runcopy import new_run_id
+    from k2lsp.server.chat import conversation_of, extra_context
     from k2lsp.server.heavy import heavy_count, heavy_driver
     from k2lsp.server.runs import launch
 
     try:
         args = first_arg(raw)
         heavy = heavy_count(command, args)
+        if heavy and args.get("conversationId"):
+            raise UsageError('"heavy" starts new runs; a follow-up continues one (drop one)')
         task, context, doc = build(ls, command, args)
         run_id = new_run_id()
         while ls.runs.get(run_id) is not None:
             run_id = new_run_id()
+        overlay = ls.overlay()
         request = RunRequest(
             task=task,
             repo=doc.root,
             mode=protocol.RUN_COMMANDS[command],
-            context=context,
-            overlay=ls.overlay(),
+            context="\n\n".join(c for c in (context, extra_context(ls, args, overlay)) if c),
+            overlay=overlay,
             run_id=run_id,
             focus_paths=[doc.rel] if doc.rel else [],
+            conversation=conversation_of(ls, command, args),
         )
         title = _TITLES[command] + (f" (heavy ×{heavy})" if heavy else "")
         run = await launch(ls, request, title, heavy_driver(heavy) if heavy else None)
@@ -177,7 +182,11 @@ async def start(ls: K2LanguageServer, command: str, raw: tuple[Any, ...]) -> dic
         ls.show(f"K2: {exc}", types.MessageType.Error)
         raise
     transcript = run.stream.transcript if run.stream is not None else None
-    return {"runId": run.id, "transcriptUri": transcript.as_uri() if transcript else ""}
+    return {
+        "runId": run.id,
+        "transcriptUri": transcript.as_uri() if transcript else "",
+        "conversationId": run.conversation,
+    }
 
 
 _TITLES = {

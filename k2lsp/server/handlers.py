@@ -55,14 +55,18 @@ async def _collect_stale_runs(ls: K2LanguageServer) -> None:
     from k2lsp.runs.gc import collect
     from k2lsp.server.config import state_dir
 
+    keep: dict[str, Any] = {}  # the conversations kept for follow-ups (k2lsp.runs.conversations)
     try:
-        folder = state_dir(ls.run_settings())
+        settings = ls.run_settings()
+        folder = state_dir(settings)
+        keep = {"keep_conversations": settings.keep_conversations}
+        keep["conversation_days"] = settings.conversation_days
     except K2lspError:  # no workspace folder or a bad config: the default state folder
         from k2lsp.config.settings import default_state_dir
 
         folder = default_state_dir()
     try:
-        done = await asyncio.to_thread(collect, folder)
+        done = await asyncio.to_thread(lambda: collect(folder, **keep))
     except OSError as exc:
         log.warning("could not clean up stale runs in %s: %s", folder, exc)
         return

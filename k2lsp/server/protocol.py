@@ -7,7 +7,10 @@ argument, a JSON object. Every run-starting command answers at once (the editor 
 the model) with `RunStarted`. Arguments (``range`` is an LSP Range; ``uri`` and ``range`` are
 optional for ask/task, the whole document when ``range`` is absent):
 
-- k2lsp.ask ``{question, uri?, range?}`` (never edits); k2lsp.task ``{task, uri?, range?}``;
+- k2lsp.ask ``{question, uri?, range?, conversationId?, context?}`` (never edits);
+  k2lsp.task ``{task, uri?, range?, conversationId?, context?}``: a `conversationId` from an
+  earlier `RunStarted` continues that conversation, `context` is a list of context items
+  (``{kind: file|buffer|selection|diagnostics, ...}``; see `k2lsp.server.chat`);
 - k2lsp.fixDiagnostic ``{uri, diagnostic}`` (an LSP Diagnostic);
 - k2lsp.explain / k2lsp.refactor / k2lsp.writeTests ``{uri?, range?, instruction?}``;
 - k2lsp.fixFailingTest ``{uri, testName, framework?, range?, message?}`` (the code action
@@ -176,6 +179,7 @@ class RunStarted(TypedDict):
 
     runId: str
     transcriptUri: str  # "" when transcripts are off
+    conversationId: str  # pass it to k2lsp.ask / k2lsp.task to continue the conversation
 
 
 class RunInfo(TypedDict):
@@ -192,6 +196,7 @@ class RunInfo(TypedDict):
     cachedTokens: int
     completionTokens: int
     costUsd: float
+    conversationId: str  # "" once finished unless its conversation was kept
 
 
 class StatusResult(TypedDict):

@@ -10,7 +10,6 @@ event stream) and cleans the run copy up. Cancelling the task (progress cancel o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,6 +47,9 @@ class Run:
     before: dict[str, str | None] = field(default_factory=dict)  # for k2lsp.undo
     after: dict[str, str | None] = field(default_factory=dict)
     undone: bool = False
+    conversation: str = ""  # the conversation this run is a turn of (k2lsp.server.chat)
+    kept: bool = False  # its conversation was kept for a follow-up
+    settled: bool = False  # its run copy was parked or removed (a follow-up may start)
     heavy: Any = None  # a heavy run's HeavyOutcome, kept for k2lsp.takeCandidate (latest only)
 
     def info(self) -> dict[str, Any]:
@@ -64,6 +66,9 @@ class Run:
             "cachedTokens": self.usage.cached_tokens,
             "completionTokens": self.usage.completion_tokens,
             "costUsd": round(self.usage.cost_usd, 6),
+            "conversationId": self.conversation
+            if self.kept or self.state in ("running", "preview")
+            else "",
         }
 
     def observe(self, event: Event) -> None:
@@ -144,7 +149,10 @@ async def launch(ls: K2LanguageServer, request: RunRequest, title: str, drive: A
 
     settings = ls.run_settings()
     assert request.run_id is not None
-    run = Run(request.run_id, request, title)
+    keeps = int(getattr(settings, "keep_conversations", 1) or 0) > 0
+    # one agent run keeps its conversation; heavy mode's candidates keep none
+    conversation = request.conversation or (request.run_id if keeps and drive is None else "")
+    run = Run(request.run_id, request, title, conversation=conversation)
     opts = ls.editor_config.options
     transcript = (state_dir(settings) / "transcripts" / f"{run.id}.md") if opts.transcript else None
     observers = [run.observe, lambda ev: ls.on_event(run, ev)]
@@ -174,8 +182,12 @@ async def _drive(ls: K2LanguageServer, run: Run, settings: Any) -> None:
     assert run.stream is not None
     result: RunResult | None = None
 
+    settled: list[bool] = []
+
     async def finish(res: RunResult) -> RunResult:
-        return await deliver(ls, run, res)
+        res = await deliver(ls, run, res)
+        settled.append(await _settle(ls, run, res))  # before run_finished: a follow-up may come
+        return res
 
     try:
         result = await execute_run(run.request, settings, sinks=[run.stream.sink], finish=finish)
@@ -198,10 +210,20 @@ async def _drive(ls: K2LanguageServer, run: Run, settings: Any) -> None:
         if not run.delivery:
             run.delivery = "skipped"
         run.stream.close(f"{run.outcome}: {run.delivery}")
-        copy = result.run_copy if result is not None else None
-        if copy is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(copy.cleanup)
+        if not settled:
+            await _settle(ls, run, result)
+
+
+async def _settle(ls: K2LanguageServer, run: Run, result: RunResult | None) -> bool:
+    """Keep the run's conversation or remove its run copy (never raises)."""
+    from k2lsp.server.chat import settle_run
+
+    try:
+        await asyncio.shield(asyncio.to_thread(settle_run, ls, run, result))
+    except Exception:  # keeping or removing the copy never changes how the run ended
+        log.exception("run %s: could not keep or remove its run copy", run.id)
+    run.settled = True
+    return True
 
 
 def _synthetic_end(run: Run, outcome: Outcome, summary: str) -> None:

@@ -20,6 +20,7 @@ export interface RunStartedEvent extends EventEnvelope {
   provider: string;
   repo: string;
   mode: string;
+  conversation?: string;
 }
 
 /** A piece of the model's reasoning (a streamed delta, already redacted). */

@@ -9,6 +9,7 @@ import {
   DELIVERY_NOTIFICATION,
   type DeliveryParams,
   FIX_FAILING_TEST_TITLE,
+  type K2Event,
   REVIEW_NOTIFICATION,
   type ReviewParams,
   type RunStarted,
@@ -19,6 +20,8 @@ import {
   UNTRUSTED_NOTIFICATION,
   type UntrustedParams,
 } from "./protocol";
+import { ChatPanel, registerParticipant } from "./chat";
+import { EventHub } from "./chatcore";
 import { StreamRenderer } from "./render";
 import { HeavyPicker } from "./heavy";
 import { ReviewController } from "./review";
@@ -31,6 +34,9 @@ let output: vscode.OutputChannel;
 let statusItem: vscode.StatusBarItem;
 const renderer = new StreamRenderer();
 const tracker = new RunTracker();
+const hub = new EventHub();
+let chat: ChatPanel | undefined;
+let participant = false;
 const review = new ReviewController((command, args) => exec(command, args));
 const heavy = new HeavyPicker(async (command, args) => {
   if (!client) throw new Error("the k2lsp server is not running");
@@ -63,18 +69,22 @@ function updateStatus(): void {
   statusItem.show();
 }
 
+function showEvent(ev: K2Event): void {
+  const text = renderer.render(ev);
+  if (text) output.append(text);
+  if (ev.type === "run_started") output.show(true);
+  if (ev.type === "run_finished" && !["success", "cancelled"].includes(String(ev.outcome))) {
+    void vscode.window.showWarningMessage(`K2 run ${ev.outcome}: ${String(ev.summary ?? "").slice(0, 300)}`);
+  }
+}
+
 function onStream(params: StreamParams): void {
   for (const ev of params.events) {
-    const firstOfRun = !tracker.runs.has(ev.run_id);
     tracker.update(ev);
+    hub.record(ev);
     heavy.onEvent(ev as unknown as Record<string, unknown>);
-    const text = renderer.render(ev);
-    if (text) output.append(text);
-    if (firstOfRun) output.show(true);
     if (ev.type === "run_finished") review.onDelivery(ev.run_id, "finished"); // e.g. cancelled in review
-    if (ev.type === "run_finished" && !["success", "cancelled"].includes(String(ev.outcome))) {
-      void vscode.window.showWarningMessage(`K2 run ${ev.outcome}: ${String(ev.summary ?? "").slice(0, 300)}`);
-    }
+    if (!chat?.onEvent(ev)) showEvent(ev); // runs of the chat panel render there (chat.ts)
   }
   updateStatus();
 }
@@ -235,6 +245,7 @@ function register(context: vscode.ExtensionContext): void {
     if (task) await startRun(CMD.task, editorArgs({ task }));
   });
   reg("k2.fixFailingTest", fixFailingTest);
+  reg("k2.chat", openChat);
   reg("k2.explain", () => startRun(CMD.explain, editorArgs()));
   reg("k2.refactor", async () => {
     const instruction = await vscode.window.showInputBox({ prompt: "How to refactor (empty: improve structure and names)" });
@@ -276,11 +287,33 @@ function register(context: vscode.ExtensionContext): void {
   });
 }
 
+/** Is the host's chat view usable: on, and set up with a chat model (else it asks to sign in)? */
+async function hostChatReady(): Promise<boolean> {
+  if (vscode.workspace.getConfiguration("chat").get<boolean>("disableAIFeatures", false)) return false;
+  if (!(await vscode.commands.getCommands(true)).includes("workbench.action.chat.open")) return false;
+  const models = await Promise.resolve(vscode.lm?.selectChatModels?.()).catch(() => undefined);
+  return (models?.length ?? 0) > 0;
+}
+
+/** "K2: Open chat": the chat view with "@k2" where the host's chat is ready, else the webview. */
+async function openChat(): Promise<void> {
+  const mode = settings().get<string>("chatView", "auto");
+  if (participant && mode !== "webview" && (mode === "participant" || (await hostChatReady()))) {
+    await vscode.commands.executeCommand("workbench.action.chat.open", { query: "@k2 " });
+    return;
+  }
+  chat?.open();
+}
+
 /** Extension activation. */
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   output = vscode.window.createOutputChannel("K2");
   statusItem = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 50);
   context.subscriptions.push(output, statusItem);
+  chat = new ChatPanel(exec, showEvent);
+  context.subscriptions.push(vscode.window.onDidChangeActiveTextEditor((ed) => chat?.track(ed)));
+  participant = registerParticipant(context, exec, (runId, fn) => hub.listen(runId, fn));
+  output.appendLine(`chat: ${participant ? "@k2 chat participant registered" : "no chat participant API in this host"}; "K2: Open chat" picks the view (k2lsp.chatView)`);
   register(context);
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration(async (e) => {

@@ -102,6 +102,8 @@ export interface DeliveryParams {
 export interface RunStarted {
   runId: string;
   transcriptUri: string;
+  /** the conversation the run is a turn of: pass it back to continue it (ask / task) */
+  conversationId?: string;
 }
 
 export interface CancelResult {

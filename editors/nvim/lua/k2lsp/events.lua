@@ -8,7 +8,7 @@ M.ENVELOPE = { "type", "run_id", "seq", "ts" }
 M.FIELDS = {
   run_started = {
     required = { "task", "model", "provider", "repo", "mode" },
-    optional = {},
+    optional = { "conversation" },
   },
   reasoning = {
     required = { "text" },

@@ -1,6 +1,7 @@
 -- k2lsp for Neovim (>= 0.10): starts the k2lsp language server, renders its `k2lsp/stream`
 -- events in an output split, and adds :K2* commands, a statusline function and :checkhealth.
 local apply = require("k2lsp.apply")
+local chat = require("k2lsp.chat")
 local output = require("k2lsp.output")
 local review = require("k2lsp.review")
 local status = require("k2lsp.status")
@@ -68,26 +69,31 @@ local function api_key_env()
   return env
 end
 
+local function show(ev)
+  if ev.type == "run_started" and M.config.open_output then
+    output.open(false)
+  end
+  if ev.type == "run_finished" and ev.outcome ~= "success" and ev.outcome ~= "cancelled" then
+    notify(string.format("run %s: %s", ev.outcome or "?", ev.summary or ""), vim.log.levels.WARN)
+  end
+  local ok, err = pcall(output.render, ev)
+  if not ok then
+    notify("could not render event: " .. tostring(err), vim.log.levels.WARN)
+  end
+end
+
 local function on_stream(_, result)
   if type(result) ~= "table" or type(result.events) ~= "table" then
     return
   end
   for _, ev in ipairs(result.events) do
-    local first_of_run = status.runs[ev.run_id or "?"] == nil
     status.update(ev)
     require("k2lsp.heavy").on_event(ev)
-    if first_of_run and M.config.open_output then
-      output.open(false)
-    end
     if ev.type == "run_finished" then
       review.clear(ev.run_id) -- a run cancelled during its review leaves no marks behind
     end
-    if ev.type == "run_finished" and ev.outcome ~= "success" and ev.outcome ~= "cancelled" then
-      notify(string.format("run %s: %s", ev.outcome or "?", ev.summary or ""), vim.log.levels.WARN)
-    end
-    local ok, err = pcall(output.render, ev)
-    if not ok then
-      notify("could not render event: " .. tostring(err), vim.log.levels.WARN)
+    if not chat.on_event(ev, show) then -- runs of the chat buffer render there (k2lsp.chat)
+      show(ev)
     end
   end
 end
@@ -234,7 +240,7 @@ local function request(client, method, params, handler)
 end
 
 --- Run `workspace/executeCommand` for `command` with one argument object `args`.
-function M.exec(command, args, on_result)
+function M.exec(command, args, on_result, on_error)
   local client = M.client()
   if not client then
     notify("no k2lsp server is running (open a file of the project first)", vim.log.levels.ERROR)
@@ -243,6 +249,9 @@ function M.exec(command, args, on_result)
   request(client, "workspace/executeCommand", { command = command, arguments = { args or vim.empty_dict() } }, function(err, result)
     if err then
       notify(command .. " failed: " .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+      if on_error then
+        on_error(err)
+      end
       return
     end
     if on_result then
@@ -353,6 +362,8 @@ local commands = {
     end)
   end },
   K2Output = { fn = function() output.toggle() end },
+  K2Chat = { fn = function() chat.open(vim.api.nvim_get_current_buf()) end },
+  K2ChatNew = { fn = function() chat.open(vim.api.nvim_get_current_buf()); chat.new() end },
   K2Trust = { nargs = "?", fn = function(o)
     M.exec("k2lsp.trust", o.args ~= "" and { path = vim.fn.fnamemodify(o.args, ":p") } or vim.empty_dict(),
       function(r) notify("trusted " .. ((r and r.path) or "?") .. "; its settings apply from the next run") end)

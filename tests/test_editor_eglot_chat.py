@@ -1,0 +1,128 @@
+"""A plain LSP client continues a conversation: batch Emacs with eglot loads the snippet that
+docs/conversations.md gives for eglot, asks K2 a question, then sends a follow-up task with the
+conversationId it got back; the follow-up's request carries the first turn and its edit lands
+in the calc.py buffer."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from k2lsp.fake.server import FakeK2Server, Reply
+from tests.editor_helpers import make_calc_project
+from tests.test_editor_eglot import _emacs_with_eglot
+
+pytestmark = pytest.mark.editor
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "kimi-k2-thinking"
+FIX = ("edit_file", {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"})
+
+DRIVER = r""";;; -*- lexical-binding: t -*-
+(require 'eglot)
+(require 'json)
+(setq eglot-sync-connect 120 eglot-connect-timeout 120
+      eglot-confirm-server-initiated-edits nil confirm-kill-processes nil make-backup-files nil)
+(defvar k2-result '())
+(defun k2-note (key value) (push (cons key value) k2-result))
+(defun k2-finish ()
+  (with-temp-file (getenv "K2_RESULT") (insert (json-encode k2-result)))
+  (kill-emacs 0))
+(defun k2-done-p (run-id)
+  (let* ((status (jsonrpc-request (eglot-current-server) :workspace/executeCommand
+                                  '(:command "k2lsp.status" :arguments [])))
+         (run (seq-find (lambda (r) (equal (plist-get r :runId) run-id))
+                        (plist-get status :runs))))
+    (and run (not (member (plist-get run :state) '("running" "preview" "delivering"))))))
+(defun k2-wait (seconds pred)
+  (let ((deadline (+ (float-time) seconds)))
+    (while (and (not (funcall pred)) (< (float-time) deadline))
+      (accept-process-output nil 0.2))
+    (funcall pred)))
+(condition-case err
+    (let* ((root (file-name-as-directory (getenv "K2_ROOT")))
+           (default-directory root)
+           (buf (find-file-noselect (expand-file-name "calc.py" root))))
+      (with-current-buffer buf
+        (python-mode)
+        (eglot '(python-mode) (project-current nil root) 'eglot-lsp-server
+               (list (getenv "K2LSP_BIN") "--stdio"
+                     :initializationOptions '(:k2lsp (:sandbox "none" :maxSteps 20)))
+               "python")
+        (let ((first (my-k2 "what does add do?" t)))
+          (k2-note 'first_done (k2-wait 120 (lambda () (k2-done-p first))))
+          (k2-note 'conversation_1 my-k2-conversation))
+        (let ((second (my-k2 "now fix it")))
+          (k2-note 'second_done (k2-wait 120 (lambda () (k2-done-p second))))
+          (k2-note 'conversation_2 my-k2-conversation))
+        (k2-wait 30 (lambda ()
+                      (save-excursion (goto-char (point-min)) (search-forward "a + b" nil t))))
+        (k2-note 'calc (buffer-string)))
+      (k2-finish))
+  (error (k2-note 'error (format "%S" err)) (k2-finish)))
+"""
+
+
+def doc_snippet() -> str:
+    text = (ROOT / "docs" / "conversations.md").read_text(encoding="utf-8")
+    match = re.search(r"```elisp\n(.*?)```", text, re.S)
+    assert match, "docs/conversations.md lost its eglot snippet"
+    return match.group(1)
+
+
+def test_eglot_follow_up_with_the_documented_snippet(tmp_path: Path) -> None:
+    emacs = _emacs_with_eglot()
+    if emacs is None:
+        pytest.skip("emacs with eglot missing (apt-get install emacs-nox elpa-eglot)")
+    project = make_calc_project(tmp_path)
+    script = tmp_path / "k2-chat.el"
+    script.write_text(";;; -*- lexical-binding: t -*-\n" + doc_snippet() + DRIVER)
+    result = tmp_path / "result.json"
+    server = Path(sys.executable).parent / "k2lsp"
+    replies = [
+        Reply(reasoning="It subtracts.", content="add returns a minus b."),
+        Reply(reasoning="Fix it.", tool_calls=[FIX]),
+        Reply(reasoning="ok", content="Fixed."),
+    ]
+    with FakeK2Server(replies, models=[MODEL]) as srv:
+        env = {
+            **os.environ,
+            "K2LSP_BIN": str(server) if server.exists() else "k2lsp",
+            "K2_ROOT": str(project),
+            "K2_RESULT": str(result),
+            "K2LSP_BASE_URL": srv.base_url,
+            "K2LSP_API_KEY": "sk-test-editor-eglot",
+            "K2LSP_MODEL": MODEL,
+            "K2LSP_PROVIDER": "openai-compatible",
+            "K2LSP_SANDBOX": "none",
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
+            "HOME": str(tmp_path),
+        }
+        proc = subprocess.run(
+            [emacs, "-q", "--batch", "-l", str(script)],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=420,
+        )
+    assert result.exists(), f"emacs wrote no result (exit {proc.returncode}):\n{proc.stderr[:3000]}"
+    data = json.loads(result.read_text())
+    assert "error" not in data, f"{data.get('error')}\n{proc.stderr[-3000:]}"
+    assert data["first_done"] is True and data["second_done"] is True, data
+    assert data["conversation_1"] and data["conversation_1"] == data["conversation_2"]
+    assert srv.rejected == []
+    body = srv.requests[1]["messages"]
+    assert "what does add do?" in body[1]["content"]
+    answer = next(m for m in body if m["role"] == "assistant")
+    assert answer["reasoning_content"] == "It subtracts." and answer["content"] == (
+        "add returns a minus b."
+    )
+    assert "now fix it" in body[-1]["content"]
+    assert "return a + b" in data["calc"]
