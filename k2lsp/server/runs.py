@@ -48,6 +48,7 @@ class Run:
     before: dict[str, str | None] = field(default_factory=dict)  # for k2lsp.undo
     after: dict[str, str | None] = field(default_factory=dict)
     undone: bool = False
+    base_url: str = ""  # the model host of the run (shown when it fails; never the key)
 
     def info(self) -> dict[str, Any]:
         """The `protocol.RunInfo` of this run."""
@@ -136,11 +137,12 @@ class RunRegistry:
 async def launch(ls: K2LanguageServer, request: RunRequest, title: str) -> Run:
     """Create the run, its stream and its task; returns without waiting for the model."""
     from k2lsp.server.config import state_dir
+    from k2lsp.server.progress import Limits
     from k2lsp.server.stream import RunStream
 
     settings = ls.run_settings()
     assert request.run_id is not None
-    run = Run(request.run_id, request, title)
+    run = Run(request.run_id, request, title, base_url=str(settings.base_url or ""))
     opts = ls.editor_config.options
     transcript = (state_dir(settings) / "transcripts" / f"{run.id}.md") if opts.transcript else None
     observers = [run.observe, lambda ev: ls.on_event(run, ev)]
@@ -152,6 +154,7 @@ async def launch(ls: K2LanguageServer, request: RunRequest, title: str) -> Run:
         log_reasoning=opts.log_reasoning,
         transcript=transcript,
         observers=observers,
+        limits=Limits.from_settings(settings),
     )
     request.state["approve"] = ls.approver(run)
     ls.runs.add(run)
@@ -165,6 +168,7 @@ async def _drive(ls: K2LanguageServer, run: Run, settings: Any) -> None:
     from k2lsp.agent.session import execute_run
     from k2lsp.errors import K2lspError
     from k2lsp.server.delivery import deliver
+    from k2lsp.server.failure import run_failure
 
     assert run.stream is not None
     result: RunResult | None = None
@@ -180,7 +184,8 @@ async def _drive(ls: K2LanguageServer, run: Run, settings: Any) -> None:
         _synthetic_end(run, Outcome.CANCELLED, "the run was cancelled; nothing was delivered")
     except K2lspError as exc:  # configuration problems raised before the run started
         _synthetic_end(run, exc.outcome, str(exc))
-        ls.show(f"K2: {exc}", types.MessageType.Error)
+        kind, text = run_failure(exc.outcome.value, str(exc), run.base_url)
+        ls.show(text, kind)
     except Exception as exc:
         log.exception("run %s failed", run.id)
         _synthetic_end(run, Outcome.PROVIDER_ERROR, f"internal error: {exc}")
