@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pygls.exceptions import JsonRpcException
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 
 from k2lsp.fake.server import FakeK2Server, Reply
 from tests.lsp_fixtures import FIX_ADD, Editor, make_project, start_editor, stop_editor

@@ -6,6 +6,7 @@ a path wherever text is cut."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 from pathlib import Path
 
@@ -75,7 +76,7 @@ async def test_progress_says_what_happens_without_repeats_and_budget_share_only_
     assert isinstance(begin, types.WorkDoneProgressBegin) and begin.message == "fix add"
     reports = _reports(ed, run_id)
     pairs = [(r.message, r.percentage) for r in reports]
-    assert all(a != b for a, b in zip(pairs, pairs[1:], strict=False))  # never the same twice
+    assert all(a != b for a, b in itertools.pairwise(pairs))  # never the same twice
     messages = [r.message or "" for r in reports]
     assert any("reading calc.py" in m for m in messages)
     assert any("editing calc.py" in m for m in messages)
