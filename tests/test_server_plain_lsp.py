@@ -15,7 +15,8 @@ from lsprotocol import types
 
 from k2lsp.fake.script import Fault
 from k2lsp.fake.server import FakeK2Server, Reply
-from k2lsp.server.failure import edit_label, host_url
+from k2lsp.redact.url import host_url
+from k2lsp.server.failure import edit_label
 from k2lsp.server.progress import Limits, describe_tool
 from tests.lsp_fixtures import (
     API_KEY,

@@ -12,12 +12,12 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from k2lsp.redact import redact
+from k2lsp.redact.url import host_url
 
 REQUEST_FAILED = -32803  # LSP 3.17 ErrorCodes.RequestFailed
 _ERROR_OUTCOMES = ("provider_error", "usage_error", "sandbox_unavailable")
@@ -36,18 +36,6 @@ def command_error(exc: Exception) -> CommandFailed:
     return CommandFailed(
         code=REQUEST_FAILED, message=text if text.startswith("K2") else f"K2: {text}"
     )
-
-
-def host_url(base_url: str) -> str:
-    """The base URL as it may be shown: no user:password part, no query (keys hide there)."""
-    try:
-        parts = urlsplit(base_url)
-    except ValueError:
-        return "(an unparsable base URL)"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def run_failure(outcome: str, summary: str, base_url: str) -> tuple[types.MessageType, str]:

@@ -201,6 +201,12 @@ async def _trust(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
         raise command_error(exc) from None
 
 
+async def _check_setup(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
+    from k2lsp.server.setup_check import check_setup
+
+    return await check_setup(ls, *args)
+
+
 def register(server: K2LanguageServer) -> None:
     """Attach every feature and command to `server`."""
     server.feature(types.INITIALIZE)(_initialize)
@@ -226,3 +232,4 @@ def register(server: K2LanguageServer) -> None:
     server.command(protocol.CMD_ACCEPT)(_guarded("resolve_preview", True))
     server.command(protocol.CMD_REJECT)(_guarded("resolve_preview", False))
     server.command(protocol.CMD_TRUST)(_trust)
+    server.command(protocol.CMD_CHECK_SETUP)(_check_setup)

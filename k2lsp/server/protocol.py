@@ -82,6 +82,9 @@ CMD_STATUS = "k2lsp.status"
 CMD_ACCEPT = "k2lsp.accept"
 CMD_REJECT = "k2lsp.reject"
 CMD_TRUST = "k2lsp.trust"  # {path?, revoke?} -> {path, trusted, configHash}
+# {} -> {ok, checks: [{name, status, detail, fix}], problems: [one line each]}; called with no
+# argument (a plain client's command palette) it also shows the result with showMessage
+CMD_CHECK_SETUP = "k2lsp.checkSetup"
 
 # Command -> run mode (`k2lsp.agent.session.MODES`).
 RUN_COMMANDS: dict[str, str] = {
@@ -93,7 +96,15 @@ RUN_COMMANDS: dict[str, str] = {
     CMD_WRITE_TESTS: "write_tests",
     CMD_FIX_FAILING_TEST: "fix_failing_test",
 }
-CONTROL_COMMANDS = (CMD_CANCEL, CMD_UNDO, CMD_STATUS, CMD_ACCEPT, CMD_REJECT, CMD_TRUST)
+CONTROL_COMMANDS = (
+    CMD_CANCEL,
+    CMD_UNDO,
+    CMD_STATUS,
+    CMD_ACCEPT,
+    CMD_REJECT,
+    CMD_TRUST,
+    CMD_CHECK_SETUP,
+)
 ALL_COMMANDS = (*RUN_COMMANDS, *CONTROL_COMMANDS)
 
 # --- custom notifications (server -> client, opt-in) -----------------------------------------
