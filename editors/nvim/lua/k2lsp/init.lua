@@ -1,6 +1,8 @@
 -- k2lsp for Neovim (>= 0.10): starts the k2lsp language server, renders its `k2lsp/stream`
 -- events in an output split, and adds :K2* commands, a statusline function and :checkhealth.
 local apply = require("k2lsp.apply")
+local diagnostics = require("k2lsp.diagnostics")
+local key = require("k2lsp.key")
 local output = require("k2lsp.output")
 local status = require("k2lsp.status")
 
@@ -52,17 +54,8 @@ function M.resolve_cmd(root)
 end
 
 local function api_key_env()
-  local env = vim.deepcopy(M.config.cmd_env)
-  local cmd = M.config.api_key_cmd
-  if cmd then
-    local res = vim.system(cmd, { text = true }):wait()
-    if res.code ~= 0 then
-      notify("api_key_cmd failed (exit " .. res.code .. "); starting without a key", vim.log.levels.WARN)
-    else
-      env[M.config.api_key_env] = vim.trim(res.stdout or "")
-    end
-  end
-  return env
+  -- the api_key_cmd result (run once, asynchronously, at setup: k2lsp.key)
+  return key.env(M.config.cmd_env, M.config.api_key_env)
 end
 
 local function on_stream(_, result)
@@ -144,10 +137,14 @@ local function on_untrusted(_, result)
 end
 
 --- The vim.lsp client configuration for `root`.
-function M.client_config(root)
+--- (`any_cmd`: a config even when k2lsp is not found, for lsp/k2lsp.lua)
+function M.client_config(root, any_cmd)
   local cmd = M.resolve_cmd(root)
   if not cmd then
-    return nil
+    if not any_cmd then
+      return nil
+    end
+    cmd = { "k2lsp", "--stdio" }
   end
   local opts = vim.tbl_extend("keep", vim.deepcopy(M.config.settings), {
     streamNotifications = true,
@@ -173,6 +170,8 @@ function M.client_config(root)
       ["k2lsp/untrusted"] = on_untrusted,
       ["workspace/applyEdit"] = apply.handler,
     },
+    -- code actions get every diagnostic under the cursor, not only k2lsp's own
+    on_init = function(client) diagnostics.wrap(client) end,
   }
 end
 
@@ -182,6 +181,13 @@ local warned = false
 function M.attach(buf)
   buf = (buf == nil or buf == 0) and vim.api.nvim_get_current_buf() or buf
   if vim.bo[buf].buftype ~= "" or vim.api.nvim_buf_get_name(buf) == "" then
+    return nil
+  end
+  if key.state == "running" then -- api_key_cmd still running: attach when it is done
+    key.when_ready(function() M.attach(buf) end)
+    return nil
+  end
+  if not vim.api.nvim_buf_is_valid(buf) then
     return nil
   end
   local root = vim.fs.root(buf, M.config.root_markers) or vim.fs.dirname(vim.api.nvim_buf_get_name(buf))
@@ -328,6 +334,7 @@ local commands = {
 function M.setup(opts)
   M.config = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
   warned = false
+  key.start(M.config.api_key_cmd)
   for name, spec in pairs(commands) do
     vim.api.nvim_create_user_command(name, spec.fn, { nargs = spec.nargs or 0, range = spec.range })
   end
