@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -108,7 +109,8 @@ def test_extension_core_unit_tests() -> None:
     )
     report = proc.stdout[-6000:] + proc.stderr[-3000:]
     assert proc.returncode == 0, report
-    assert "ℹ pass 8" in proc.stdout and "ℹ fail 0" in proc.stdout, report
+    passed = re.search(r"ℹ pass (\d+)", proc.stdout)
+    assert passed and int(passed.group(1)) >= 10 and "ℹ fail 0" in proc.stdout, report
 
 
 def test_node_contract_of_the_extension_client_code(project: Path) -> None:

@@ -16,6 +16,7 @@ export const CMD = {
   accept: "k2lsp.accept",
   reject: "k2lsp.reject",
   trust: "k2lsp.trust",
+  checkSetup: "k2lsp.checkSetup",
 } as const;
 
 export const STREAM_NOTIFICATION = "k2lsp/stream";
