@@ -175,12 +175,6 @@ def code_actions(
         a.command and a.command.command == protocol.CMD_FIX_FAILING_TEST for a in out
     )
     doc = ls.workspace.text_documents.get(uri)
-    if _selected(list(doc.lines) if doc is not None else None, rng):
-        sel = {"uri": uri, "range": _range_dict(rng)}
-        refactor = types.CodeActionKind.RefactorRewrite
-        out.append(_action("K2: Explain", protocol.CMD_EXPLAIN, sel, None))
-        out.append(_action("K2: Refactor…", protocol.CMD_REFACTOR, sel, refactor))
-        out.append(_action("K2: Write tests", protocol.CMD_WRITE_TESTS, sel, None))
     if doc is not None and not test_offered:
         test = _test_at(cache, uri, doc.path, doc.version, doc.source, rng.start.line)
         if test is not None:
@@ -193,6 +187,13 @@ def code_actions(
             title = f"K2: Fix failing test {short(test.name, 60)}"
             fix = types.CodeActionKind.QuickFix
             out.append(_action(title, protocol.CMD_FIX_FAILING_TEST, args, fix, preferred=True))
+    # the fixes first (a client without isPreferred takes the first), then the selection's
+    if _selected(list(doc.lines) if doc is not None else None, rng):
+        sel = {"uri": uri, "range": _range_dict(rng)}
+        refactor = types.CodeActionKind.RefactorRewrite
+        out.append(_action("K2: Explain", protocol.CMD_EXPLAIN, sel, None))
+        out.append(_action("K2: Refactor…", protocol.CMD_REFACTOR, sel, refactor))
+        out.append(_action("K2: Write tests", protocol.CMD_WRITE_TESTS, sel, None))
     return _only(out, params.context.only)
 
 

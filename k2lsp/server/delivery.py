@@ -193,7 +193,14 @@ def _applied(ls: K2LanguageServer, run: Run, result: RunResult, plan: Plan) -> R
     note = f" (rebased over your edits to {', '.join(plan.merged)})" if plan.merged else ""
     if plan.skipped:
         note += f"; binary files not delivered: {', '.join(plan.skipped)}"
-    report(ls, run, status, f"K2 changed {len(plan.after)} file(s){note}.", [*plan.after])
+    answer = " ".join(result.summary.split())
+    if len(answer) > 300:
+        answer = answer[:300] + f"… (all of it in {full_text(run, result)})"
+    files = ", ".join(sorted(plan.after)[:5]) + (" …" if len(plan.after) > 5 else "")
+    message = f"K2 changed {len(plan.after)} file(s) ({files}){note}." + (
+        f" {answer}" if answer else ""
+    )
+    report(ls, run, status, message, [*plan.after])
     return result
 
 

@@ -4,6 +4,8 @@ The message says what the run is doing in words (`step 3 · reading calc.py · 1
 $0.0213`); the percentage is the share of the tightest budget the user set (steps, tokens,
 dollars, wall time) and is left out when no budget was set; an identical report is never
 sent twice, and reports are rate-limited (the last state always arrives, a little later).
+A client that cannot show `$/progress` (no `window.workDoneProgress`, e.g. eglot 1.9) gets the
+same line as a `window/showMessage` of type Log, at most one every two seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
 MIN_INTERVAL_S = 0.25  # at most four reports a second
+MESSAGE_INTERVAL_S = 2.0  # progress as window/showMessage: at most one every two seconds
 # What a tool is doing, in words; the argument shown after it (the first one present).
 _TOOL_WORDS = {
     "read_file": "reading",
@@ -91,10 +94,19 @@ class Progress:
     """The `$/progress` reports of one run's token."""
 
     def __init__(
-        self, ls: LanguageServer, token: str, limits: Limits, interval: float = MIN_INTERVAL_S
+        self,
+        ls: LanguageServer,
+        token: str,
+        limits: Limits,
+        interval: float = MIN_INTERVAL_S,
+        *,
+        title: str = "",
     ) -> None:
         self.ls = ls
         self.token = token
+        # a client without window.workDoneProgress (eglot 1.9) gets the same line as a
+        # window/showMessage of type Log, at most every MESSAGE_INTERVAL_S (`title` set)
+        self.title = title
         self.limits = limits
         self.interval = interval
         self.step = 0
@@ -157,6 +169,7 @@ class Progress:
     def report(self, *, force: bool = False) -> None:
         """Send the current state unless it equals the last one; `force` skips the rate
         limit (a tool starting), otherwise a report too soon is sent when the interval ends."""
+        force = force and not self.title  # messages are never forced
         if self._timer is not None and not force:
             return  # a report is already due; it will carry the latest state
         wait = self._last_at + self.interval - time.monotonic()
@@ -178,6 +191,12 @@ class Progress:
             return
         self._last, self._last_at = now, time.monotonic()
         self.sent += 1
+        if self.title:
+            text = f"{self.title} · {now[0]}" + (f" ({now[1]}%)" if now[1] is not None else "")
+            self.ls.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Log, message=text)
+            )
+            return
         self.ls.work_done_progress.report(
             self.token,
             types.WorkDoneProgressReport(message=now[0], percentage=now[1], cancellable=True),
@@ -186,5 +205,9 @@ class Progress:
     def end(self, message: str) -> None:
         """Send the last state if one is due, then end the progress."""
         if self._timer is not None:
-            self._send()
-        self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message[:200]))
+            self._timer.cancel()  # the run's result follows; a late step line would only repeat
+            self._timer = None
+        if not self.title:
+            self.ls.work_done_progress.end(
+                self.token, types.WorkDoneProgressEnd(message=message[:200])
+            )

@@ -22,7 +22,7 @@ from lsprotocol import types
 from k2lsp.agent.events import Event
 from k2lsp.redact.boundary import safe_text
 from k2lsp.server import protocol
-from k2lsp.server.progress import Limits, Progress
+from k2lsp.server.progress import MESSAGE_INTERVAL_S, Limits, Progress
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -121,6 +121,8 @@ class RunStream:
             except Exception as exc:  # the client may refuse progress; runs go on without it
                 log.warning("progress not available: %s", exc)
                 self.progress_token = self.progress = None
+        if self.progress is None and not self.notify:  # no $/progress: Log messages instead
+            self.progress = Progress(self.ls, "", self.limits, MESSAGE_INTERVAL_S, title=self.title)
         if self.transcript is not None:
             self._open_transcript(task, window)
 
