@@ -31,6 +31,7 @@ section "repo map at scale";                    $PY bench/scale_bench.py --sizes
 section "edit fidelity and the syntax gate";    $PY bench/edit_fidelity.py --corpus "$corpus"
 section "parses per edit vs main";             $PY bench/edit_parses.py --rounds "$runs"
 section "typing while a run delivers (Neovim)"; $PY bench/nvim_typing.py --tries 100
+section "reasoning byte to display (Neovim, VS Code)"; $PY bench/reasoning_display.py --runs 30 --vscode-runs 10
 section "sandbox overhead";                     $PY bench/sandbox_overhead.py
 section "sandbox attack campaign";               $PY bench/attack_campaign.py
 section "writes racing a folder/symlink swap";  $PY bench/race_writes.py 2000

@@ -17,11 +17,16 @@ optional for ask/task, the whole document when ``range`` is absent):
   last delivered run (answer ``{runId, restored: [path...]}``); accept/reject without runId
   act on the only pending preview;
 - k2lsp.status ``{}`` -> `StatusResult`;
-- k2lsp.config.trust ``{path?, revoke?}`` -> ``{path, trusted, configHash}``.
+- k2lsp.config.trust ``{path?, revoke?}`` -> ``{path, trusted, configHash}``;
+- k2lsp.checkSetup ``{}`` -> ``{ok, checks, problems}`` (k2lsp.health.checks.summary).
+A refused command is answered with a JSON-RPC error (code -32803) whose message is the
+sentence to show (k2lsp.server.failure); the server does not show it a second time.
 
 Server -> client, for every client (standard channels only):
-- `$/progress` work-done progress per run (only if `window.workDoneProgress` is advertised);
-  cancellable: `window/workDoneProgress/cancel` cancels the run.
+- `$/progress` work-done progress per run (only if `window.workDoneProgress` is advertised;
+  otherwise, without the custom channel, the same lines as `window/showMessage` Log, at most
+  one every 2 s); cancellable: `window/workDoneProgress/cancel` cancels the run.
+- `window/showMessage` Error, once, for a run that failed (provider errors name the host URL).
 - `window/logMessage`: lines ``[k2lsp <run id>] <text>`` (reasoning, tool calls, results);
   one message may hold several such lines separated by newlines.
 - a live Markdown transcript ``<state dir>/transcripts/<run id>.md`` opened with
