@@ -69,6 +69,8 @@ def test_missing_api_key_cmd_is_reported_once_and_the_server_starts_without_a_ke
     problems = data["setup"]["problems"]
     assert any(p.startswith("API key: no API key") for p in problems), problems
     assert data["marks"]["no_key_said"], data["notes"]
+    said = [n["msg"] for n in data["notes"] if "no API key" in n["msg"]]
+    assert len(said) == 1, said  # once: the server's message, not repeated by the plugin
     health = "\n".join(data["health"])
     assert "ERROR api_key_cmd could not run /nonexistent/bin/pass" in health, health
     assert re.search(r"ERROR API key: no API key", health), health

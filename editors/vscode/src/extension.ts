@@ -63,9 +63,7 @@ function onStream(params: StreamParams): void {
     const text = renderer.render(ev);
     if (text) output.append(text);
     if (firstOfRun) output.show(true);
-    if (ev.type === "run_finished" && !["success", "cancelled"].includes(String(ev.outcome))) {
-      void vscode.window.showWarningMessage(`K2 run ${ev.outcome}: ${String(ev.summary ?? "").slice(0, 300)}`);
-    }
+    // a failed run is not announced here: the server says it once with window/showMessage
   }
   updateStatus();
 }

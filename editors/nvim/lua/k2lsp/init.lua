@@ -68,9 +68,7 @@ local function on_stream(_, result)
     if first_of_run and M.config.open_output then
       output.open(false)
     end
-    if ev.type == "run_finished" and ev.outcome ~= "success" and ev.outcome ~= "cancelled" then
-      notify(string.format("run %s: %s", ev.outcome or "?", ev.summary or ""), vim.log.levels.WARN)
-    end
+    -- a failed run is not announced here: the server says it once with window/showMessage
     local ok, err = pcall(output.render, ev)
     if not ok then
       notify("could not render event: " .. tostring(err), vim.log.levels.WARN)
