@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from git_helpers import git, make_repo, repo_state, tree_bytes, write
 
 from k2lsp.errors import Outcome, UsageError
+from k2lsp.fs import safefs
 from k2lsp.runs import checkpoint
 from k2lsp.runs.changes import ChangeSet
 from k2lsp.runs.git import deliver
@@ -340,10 +342,20 @@ def test_file_where_the_run_needs_a_folder_is_a_conflict(tmp_path: Path, state: 
     rc.cleanup()
 
 
-def test_write_failing_mid_delivery_puts_back_what_was_written(tmp_path: Path, state: Path) -> None:
-    long_name = "new/" + "b" * 250  # fine in the copy; its temporary name is too long to write
+def test_write_failing_mid_delivery_puts_back_what_was_written(
+    tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_name = "new/" + "b" * 250
     repo = make_repo(tmp_path / "repo", {"a.py": "x = 1\n", "gone.txt": "g\n"})
     rc = RunCopy.create(repo, "r", state_dir=state)
+    real_write = safefs.write_bytes
+
+    def disk_full_at_long_name(root: Path, rel: str, data: bytes, mode: int | None = None) -> None:
+        if rel == long_name:  # a full disk cannot be made here: the one injected fault
+            raise OSError(errno.ENOSPC, "No space left on device", rel)
+        real_write(root, rel, data, mode)
+
+    monkeypatch.setattr(safefs, "write_bytes", disk_full_at_long_name)
     write(rc.root, {"a.py": "x = 2\n", "a_dir/made.py": "z = 1\n", long_name: "w\n"})
     (rc.root / "gone.txt").unlink()
     before, git_before = tree_bytes(repo), repo_state(repo)

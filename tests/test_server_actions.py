@@ -15,7 +15,7 @@ from lsprotocol import types
 
 from k2lsp.fake.server import FakeK2Server, Reply
 from k2lsp.server.edits import line_edits, split_lines
-from k2lsp.server.testdetect import enclosing_test, find_tests
+from k2lsp.testrun.testfuncs import enclosing_test, find_tests
 from tests.lsp_fixtures import (
     Editor,
     apply_text_edits,
@@ -236,7 +236,7 @@ async def test_fix_failing_test_action_runs(editor: Editor, fake: FakeK2Server) 
 def test_incremental_detection_matches_a_fresh_parse(
     rel: str, cut: float, length: int, insert: str
 ) -> None:
-    from k2lsp.server.testdetect import detect
+    from k2lsp.testrun.testfuncs import detect
 
     old = SOURCES[rel] + "\n\ndef test_tail():\n    pass\n" if rel.endswith(".py") else SOURCES[rel]
     at = int(cut * len(old))

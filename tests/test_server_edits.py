@@ -11,8 +11,9 @@ import pytest
 from lsprotocol import types
 
 from k2lsp.errors import PathError
-from k2lsp.runs.changes import ChangeSet, FileChange
-from k2lsp.server.edits import inverse, plan_delivery, write_disk
+from k2lsp.runs.changes import ChangeSet, FileChange, inverse
+from k2lsp.runs.fallback import write_disk
+from k2lsp.server.edits import plan_delivery
 from tests.lsp_fixtures import apply_text_edits
 
 
@@ -222,3 +223,16 @@ def test_neovim_gets_versioned_edits_though_it_does_not_advertise_them(root: Pat
     assert plan.edit is not None and plan.edit.changes is None
     (edit,) = plan.edit.document_changes or []
     assert isinstance(edit, types.TextDocumentEdit) and edit.text_document.version == 7
+
+
+def test_rename_of_a_file_the_user_edited_carries_their_edits(root: Path) -> None:
+    """The one planner's rule, as for the CLI: a rename moves the merged text."""
+    uri = (root / "a.py").as_uri()
+    buffer = "one\ntwo\nthree\nfour (unsaved)\n"
+    change = FileChange("b.py", "one\ntwo\nthree\n", "ONE\ntwo\nthree\n", old_path="a.py")
+    plan = plan_delivery(_editor({uri: (5, buffer)}), root, ChangeSet([change]))
+    assert plan.conflicts == [] and plan.merged == ["b.py"] and plan.edit is not None
+    rename, edit = plan.edit.document_changes or []
+    assert isinstance(rename, types.RenameFile) and isinstance(edit, types.TextDocumentEdit)
+    assert apply_text_edits(buffer, list(edit.edits)) == "ONE\ntwo\nthree\nfour (unsaved)\n"
+    assert plan.after == {"a.py": None, "b.py": "ONE\ntwo\nthree\nfour (unsaved)\n"}

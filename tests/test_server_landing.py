@@ -11,7 +11,7 @@ import pytest
 from lsprotocol import types
 
 from k2lsp.fake.server import FakeK2Server, Reply
-from k2lsp.server.landing import holds
+from k2lsp.runs.merge import holds
 from tests.lsp_fixtures import FIX_ADD, Editor, make_project, start_editor, stop_editor
 
 pytestmark = pytest.mark.timeout(180)

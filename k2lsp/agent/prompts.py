@@ -100,3 +100,39 @@ def initial_messages(
             ),
         },
     ]
+
+
+# ---- the tasks an editor command asks for (the server only fills in the document) -----------
+DEFAULT_REFACTOR = "improve its structure and naming without changing its behaviour"
+
+
+def fix_failing_test_task(name: str, framework: str, rel: str) -> str:
+    """The task of "K2: Fix failing test"."""
+    return (
+        f"Make the failing test {name}{f' ({framework})' if framework else ''} in "
+        f"{rel} pass. Run it first to see the failure; fix the code under test, "
+        "not the test, unless the test itself is wrong; run it again to confirm."
+    )
+
+
+def explain_task(where: str) -> str:
+    """The task of "K2: Explain" (`where`: `a.py` or `a.py lines 3-9`)."""
+    return f"Explain the code in {where}: what it does and why."
+
+
+def refactor_task(where: str, instruction: str = "") -> str:
+    """The task of "K2: Refactor…"."""
+    return f"Refactor the code in {where}: {instruction.strip() or DEFAULT_REFACTOR}."
+
+
+def write_tests_task(where: str) -> str:
+    """The task of "K2: Write tests"."""
+    return (
+        f"Write tests for the code in {where}, next to the project's existing "
+        "tests and in their style, then run them."
+    )
+
+
+def fix_diagnostic_task(rel: str, line: int, source: str, message: str) -> str:
+    """The task of "K2: Fix …" on a diagnostic (`source` e.g. "pyright reportX", or "")."""
+    return f"Fix this problem in {rel} at line {line}{f' ({source})' if source else ''}: {message}"

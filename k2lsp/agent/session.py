@@ -270,7 +270,7 @@ async def _drive(
         if sandbox is not None:
             await asyncio.shield(asyncio.to_thread(sandbox.close))
     if result.outcome is not Outcome.CANCELLED:
-        result.changes = await asyncio.to_thread(run_copy.changes)
+        result.changes = await asyncio.to_thread(_change_set, run_copy, ctx.changes, emitter)
     if finished is not None:
         result.outcome = final_outcome(
             tests_failed=finished.tests_failed,
@@ -280,6 +280,22 @@ async def _drive(
         )
         if result.outcome is Outcome.NO_CHANGE:
             result.summary = no_change_summary(finished.summary)
+
+
+def _change_set(run_copy: Any, recorded: ChangeSet, emitter: Emitter) -> ChangeSet:
+    """The tools' record of the run's changes, cross-checked against git's view of the copy
+    (`k2lsp.runs.reconcile`: the union is delivered, every disagreement is noted)."""
+    from k2lsp.fs import safefs
+    from k2lsp.runs.reconcile import reconcile
+
+    root = Path(run_copy.root)
+    changes, notes = reconcile(
+        recorded, run_copy.changes(), lambda rel: safefs.read_entry(root, rel)
+    )
+    for note in notes:
+        log.info("run %s: %s", emitter.run_id, note)
+        emitter.emit("status", step=None, max_steps=None, phase="change_set", message=note)
+    return changes
 
 
 def _open_sandbox(settings: Any, root: Path, source: Path | None = None) -> tuple[Any, str]:

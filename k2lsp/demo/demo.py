@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import subprocess
 import sys
 import typing
 import tempfile
@@ -33,8 +32,9 @@ def make_repo(parent: Path) -> Path:
     """Copy the example into `parent/textstats` and commit it; returns the repo path."""
     repo = parent / "textstats"
     shutil.copytree(EXAMPLE, repo, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    git = [
-        "git",
+    from k2lsp.runs import gitcmd  # the one git runner: no inherited GIT_DIR, no hooks
+
+    config = [
         "-c",
         "user.name=k2lsp demo",
         "-c",
@@ -45,7 +45,7 @@ def make_repo(parent: Path) -> Path:
         "commit.gpgsign=false",
     ]
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "textstats example"]):
-        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
+        gitcmd.run(repo, *config, *args)
     return repo
 
 

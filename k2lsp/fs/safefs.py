@@ -9,6 +9,7 @@ descriptor). A symlink anywhere on the way fails with `PathError` instead of bei
 
     write_bytes(root, "pkg/mod.py", data)   # temp file + rename inside the same folder fd
     read_entry(root, "pkg/mod.py")          # bytes, or the link target for a symlink, or None
+    write_link(root, "pkg/link", "mod.py")  # a symlink, also by rename
     unlink(root, "pkg/mod.py")              # removes a file or a link, never what it points at
 """
 
@@ -94,6 +95,22 @@ def write_bytes(
                 fh.flush()
                 os.fchmod(fh.fileno(), mode)
                 os.fsync(fh.fileno())
+            os.rename(tmp, leaf, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dfd)
+            raise
+
+
+def write_link(root: Path, rel: str | os.PathLike[str], target: str) -> None:
+    """Replace `rel` under `root` with a symlink to `target` atomically (a temporary link
+    renamed over it in the same folder); missing parent folders are created."""
+    parts = _parts(rel)
+    leaf = parts[-1]
+    with _parent_fd(Path(root), parts, create=True) as dfd:
+        tmp = f".{leaf[:100]}.{secrets.token_hex(4)}.k2tmp"
+        os.symlink(target, tmp, dir_fd=dfd)
+        try:
             os.rename(tmp, leaf, src_dir_fd=dfd, dst_dir_fd=dfd)
         except BaseException:
             with contextlib.suppress(OSError):

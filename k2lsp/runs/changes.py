@@ -1,8 +1,7 @@
 """A run's change set as data: per file the old text, the new text and a unified diff.
 
-Produced by the run copy (`k2lsp.runs.runcopy`), delivered by `k2lsp.runs.git` (apply/branch/patch)
-or
-by the language server as a `WorkspaceEdit`.
+Produced by the run copy (`k2lsp.runs.runcopy`), planned by `k2lsp.runs.plan`, delivered by
+`k2lsp.runs.git` (apply/branch/patch) or by the language server as a `WorkspaceEdit`.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ class FileChange:
     # git file modes ("100644", "100755", "120000" symlink); None = absent on that side / unknown
     old_mode: str | None = None
     new_mode: str | None = None
+    untracked: bool = False  # git does not track it (ignored): known from the tools' record
 
     @property
     def kind(self) -> str:
@@ -64,6 +64,22 @@ class ChangeSet:
         """One unified diff for every file."""
         return "".join(f.diff() for f in self.files)
 
+    def record(
+        self, path: str, old_text: str | None, new_text: str | None, *, binary: bool = False
+    ) -> None:
+        """Note that a tool changed `path` from `old_text` to `new_text` (None = absent).
+        The first old text of a path is kept, the last new one wins (a recorded run)."""
+        for fc in self.files:
+            if fc.path == path:
+                fc.new_text, fc.binary = new_text, fc.binary or binary
+                return
+        self.files.append(FileChange(path, old_text, new_text, binary=binary))
+        self.files.sort(key=lambda f: f.path)
+
+    def net(self) -> ChangeSet:
+        """The recorded files whose content differs from their first old text."""
+        return ChangeSet([f for f in self.files if f.binary or f.old_text != f.new_text])
+
 
 def unified_diff(old_path: str, new_path: str, old: str | None, new: str | None) -> str:
     """A git-style unified diff between two texts (None = file absent)."""
@@ -78,3 +94,13 @@ def unified_diff(old_path: str, new_path: str, old: str | None, new: str | None)
     ):
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(out)
+
+
+def inverse(plan_before: dict[str, str | None], plan_after: dict[str, str | None]) -> ChangeSet:
+    """The change set that undoes a delivery (after -> before), for `k2lsp.undo`."""
+    files = [
+        FileChange(path=p, old_text=plan_after.get(p), new_text=plan_before.get(p))
+        for p in sorted(set(plan_before) | set(plan_after))
+        if plan_after.get(p) != plan_before.get(p)
+    ]
+    return ChangeSet(files)

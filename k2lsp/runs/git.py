@@ -5,10 +5,12 @@
     undo(source, checkpoint=None)                  # restore bytes; EditConflict if changed since
     merged, conflicted = merge3(base, ours, theirs)
 
-`apply` merges every file in memory first (base = the run's starting snapshot, ours = the
-user's file now, theirs = the run copy); a single conflict means nothing is written, the patch
-is saved and the outcome is `edit_conflict`. Otherwise a checkpoint is recorded, each file is
-replaced atomically, and the checkpoint is sealed with what was written (for `k2lsp undo`).
+`apply` plans every file first with the one delivery planner (`k2lsp.runs.plan`: base = the
+run's starting snapshot, ours = the user's file now, theirs = the run copy; the same rules the
+editor delivery uses); a single conflict means nothing is written, the patch is saved and the
+outcome is `edit_conflict`. Otherwise a checkpoint is recorded, each file is replaced
+atomically through `k2lsp.fs.safefs` (`k2lsp.runs.apply`), and the checkpoint is sealed with
+what was written (for `k2lsp undo`).
 
 Before any mode delivers, the lines the run added are scanned for secrets (the API keys in
 use and the redactor's credential patterns); a hit refuses the delivery naming file and line,
@@ -18,7 +20,6 @@ messages carry the task text redacted and bounded, never verbatim.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,9 +28,10 @@ from k2lsp.errors import Outcome, PathError, UsageError
 from k2lsp.redact import redact
 from k2lsp.runs import checkpoint as _cp
 from k2lsp.runs import gitcmd
-from k2lsp.runs.changes import ChangeSet, FileChange
-from k2lsp.runs.checkpoint import UndoResult, write_atomic
-from k2lsp.runs.merge import merge3, merge3_bytes
+from k2lsp.runs.apply import current, disk_writes, plan_on_disk, write_entry
+from k2lsp.runs.changes import ChangeSet
+from k2lsp.runs.checkpoint import UndoResult
+from k2lsp.runs.merge import merge3
 from k2lsp.runs.secrets import commit_message, find_secrets
 from k2lsp.runs.workspace import Workspace
 
@@ -126,10 +128,15 @@ def make_patch(run_copy: RunCopy, changes: ChangeSet) -> str:
         args.append(f"--relative={run_copy.prefix}/")
     specs = []
     for fc in changes.files:
+        if fc.untracked:
+            continue  # not in the tree: added below from the tools' record
         for rel in {fc.path, fc.old_path or fc.path}:
             specs.append(":(literal)" + (f"{run_copy.prefix}/{rel}" if run_copy.prefix else rel))
-    proc = gitcmd.run(run_copy.git, *args, run_copy.base_commit, tree, "--", *specs)
-    return proc.stdout.decode("utf-8", "surrogateescape")
+    text = ""
+    if specs:
+        proc = gitcmd.run(run_copy.git, *args, run_copy.base_commit, tree, "--", *specs)
+        text = proc.stdout.decode("utf-8", "surrogateescape")
+    return text + "".join(fc.diff() for fc in changes.files if fc.untracked)
 
 
 def _refuse_secrets(run_copy: RunCopy, mode: str, found: list[str]) -> Delivery:
@@ -175,8 +182,11 @@ def _deliver_branch(
     ref = f"refs/heads/{run_copy.branch}"
     old = gitcmd.rev(run_copy.source, ref) or run_copy.base_commit
     head = branchbase.user_head(run_copy.source)
+    ignored = [f.path for f in changes.files if f.untracked]  # git ignores them: no commit
+    tracked = ChangeSet([f for f in changes.files if not f.untracked])
+    committed = make_patch(run_copy, tracked) if ignored else patch
     on_head = (
-        branchbase.tree_on_head(run_copy.source, head, patch, run_copy.prefix) if head else None
+        branchbase.tree_on_head(run_copy.source, head, committed, run_copy.prefix) if head else None
     )
     if on_head and head:
         tree, parent = on_head, head
@@ -194,15 +204,25 @@ def _deliver_branch(
     gitcmd.run(run_copy.source, "update-ref", "-m", "k2lsp: deliver run", ref, commit, old)
     gitcmd.run(run_copy.git, "update-ref", ref, commit, check=False)
     gitcmd.run(run_copy.git, "reset", "-q", check=False)  # the copy's index follows
+    note = ""
+    kept: Path | None = None
+    if ignored:
+        kept = target or _default_patch_path(run_copy)
+        _save(kept, patch)
+        note = (
+            f"; not committed because your .gitignore leaves them out: {', '.join(ignored)} "
+            f"(the full patch, with them, is in {kept})"
+        )
     return Delivery(
         "branch",
         Outcome.SUCCESS,
-        f"committed {len(changes.files)} file(s) as {commit[:12]} on branch "
+        f"committed {len(tracked.files)} file(s) as {commit[:12]} on branch "
         f"{run_copy.branch} ({basis}); your branch and files are untouched "
-        f"(take it with `git merge {run_copy.branch}`)",
+        f"(take it with `git merge {run_copy.branch}`){note}",
         branch=run_copy.branch,
         commit=commit,
         patch=patch,
+        patch_file=kept,
         files=changes.paths(),
     )
 
@@ -224,81 +244,14 @@ def _copy_objects(run_copy: RunCopy, commit: str, parent: str) -> None:
     gitcmd.run(run_copy.source, "unpack-objects", "-q", input=pack)
 
 
-@dataclass
-class _Write:
-    rel: str
-    data: bytes | None  # None = delete
-    mode: int | None
-    ours: bytes | None  # what the user's file held when merged (re-checked before writing)
-
-
-def _git_mode(mode: str | None) -> int | None:
-    return {"100755": 0o100755, "100644": 0o100644, "120000": 0o120777}.get(mode or "")
-
-
-def _current(path: Path) -> bytes | None:
-    return _cp.read_entry(path)[0]
-
-
-def _plan_file(run_copy: RunCopy, ws: Workspace, fc: FileChange) -> list[_Write] | str:
-    """The writes for one file, or a reason string when it conflicts."""
-    kind = fc.kind
-    old_rel = fc.old_path or fc.path
-    base = None if kind == "created" else run_copy.base_bytes(old_rel)
-    if kind == "deleted":
-        theirs = None
-    elif fc.binary or fc.new_text is None:
-        theirs = run_copy.read_bytes(fc.path)
-    else:
-        theirs = fc.new_text.encode("utf-8")
-    try:
-        old_abs, new_abs = ws.resolve_entry(old_rel), ws.resolve_entry(fc.path)
-    except PathError as exc:
-        return str(exc)
-    if fc.new_mode == "120000" and theirs is not None:
-        target = (new_abs.parent / os.fsdecode(theirs)).resolve()
-        if not target.is_relative_to(ws.root):
-            return "the run made it a symlink pointing outside your folder"
-    in_the_way = [p for p in (old_abs, new_abs) if p.is_dir() and not p.is_symlink()]
-    if in_the_way:
-        return f"your tree has a folder at {ws.rel(in_the_way[0])}"
-    blocking = [d for d in new_abs.parents if d.is_relative_to(ws.root) and d != ws.root]
-    blocking = [d for d in blocking if os.path.lexists(d) and not d.is_dir()]
-    if blocking:
-        return f"your tree has a file at {ws.rel(blocking[-1])} where the run needs a folder"
-    ours = _current(old_abs)
-    if ours == base or ours == theirs:
-        result = theirs
-    elif base is None or ours is None or theirs is None or fc.binary:
-        return "you changed it too, and the two versions cannot be combined"
-    else:
-        merged, conflicted = merge3_bytes(base, ours, theirs)
-        if conflicted:
-            return "you edited the same lines"
-        result = merged
-    mode = _git_mode(fc.new_mode) if (fc.old_mode != fc.new_mode or ours is None) else None
-    if old_abs == new_abs:
-        return [_Write(fc.path, result, mode, ours)]
-    ours_new = _current(new_abs)
-    if ours_new is not None and ours_new != result:
-        return f"the run renamed {old_rel} to it, but your tree already has a different {fc.path}"
-    return [_Write(old_rel, None, None, ours), _Write(fc.path, result, mode, ours_new)]
-
-
 def _deliver_apply(
     run_copy: RunCopy, changes: ChangeSet, task: str, patch: str, target: Path | None
 ) -> Delivery:
     ws = Workspace(run_copy.source)
-    writes: list[_Write] = []
-    conflicts: dict[str, str] = {}
-    for fc in changes.files:
-        plan = _plan_file(run_copy, ws, fc)
-        if isinstance(plan, str):
-            conflicts[fc.path] = plan
-        else:
-            writes.extend(w for w in plan if w.data != w.ours or w.mode is not None)
-    if conflicts:
-        return _conflict(run_copy, conflicts, patch, target)
+    plan = plan_on_disk(run_copy, ws, changes)  # the one planner (k2lsp.runs.plan)
+    if plan.conflicts:
+        return _conflict(run_copy, plan.conflicts, patch, target)
+    writes = disk_writes(plan)
     if not writes:
         return Delivery(
             "apply", Outcome.SUCCESS, "your tree already has every change of the run", patch=patch
@@ -306,7 +259,7 @@ def _deliver_apply(
     state_dir = run_copy.state_dir
     label = f"run {run_copy.run_id}: {' '.join(redact(task).split())[:80]}"
     cp_id = record_checkpoint(ws.root, [w.rel for w in writes], label, state_dir=state_dir)
-    moved = [w.rel for w in writes if _current(ws.resolve_entry(w.rel)) != w.ours]
+    moved = [w.rel for w in writes if current(ws.resolve_entry(w.rel)) != w.ours]
     if moved:  # the user saved a file between merging and writing: start over, lose nothing
         _cp.discard(ws.root, cp_id, state_dir=state_dir)
         return _conflict(
@@ -315,8 +268,8 @@ def _deliver_apply(
     done: list[str] = []
     for w in writes:
         try:
-            _write(ws, w)
-        except OSError as exc:  # e.g. a folder or file put in the way since planning
+            write_entry(ws, w)
+        except (OSError, PathError) as exc:  # e.g. a folder or file put in the way since planning
             return _roll_back(run_copy, cp_id, done, w.rel, exc, patch, target)
         done.append(w.rel)
     seal_checkpoint(ws.root, cp_id, state_dir=state_dir)
@@ -330,23 +283,12 @@ def _deliver_apply(
     )
 
 
-def _write(ws: Workspace, w: _Write) -> None:
-    path = ws.resolve_entry(w.rel)
-    if w.data is None:
-        if path.is_symlink() or path.exists():
-            path.unlink()
-        _prune_empty_dirs(path.parent, ws.root)
-    else:
-        mode = w.mode if w.mode is not None else _cp.read_entry(path)[1]
-        write_atomic(path, w.data, mode)
-
-
 def _roll_back(
     run_copy: RunCopy,
     cp_id: str,
     done: list[str],
     failed: str,
-    exc: OSError,
+    exc: OSError | PathError,
     patch: str,
     target: Path | None,
 ) -> Delivery:
@@ -361,12 +303,6 @@ def _roll_back(
             f"{cp_id} --force`. The full change set is saved in {delivery.patch_file}."
         )
     return delivery
-
-
-def _prune_empty_dirs(folder: Path, root: Path) -> None:
-    while folder != root and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-        folder = folder.parent
 
 
 def _conflict(

@@ -1,15 +1,12 @@
-"""Three-way merges of text and bytes: what delivery and the editor landing use on a conflict."""
+"""Three-way merges of text and bytes (the delivery planner's merge), and `holds`: does a text
+contain a change (the editor landing's check that an applied edit really landed)."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from k2lsp.runs import gitcmd
-
-if TYPE_CHECKING:
-    pass
 
 
 # ---- three-way merge -----------------------------------------------------------------------
@@ -43,3 +40,15 @@ def merge3_bytes(base: bytes, ours: bytes, theirs: bytes) -> tuple[bytes, bool]:
     if proc.returncode < 0 or proc.returncode > 127:
         raise gitcmd.GitError("git merge-file failed: " + proc.stderr.decode("utf-8", "replace"))
     return proc.stdout, proc.returncode > 0
+
+
+def holds(before: str | None, now: str | None, after: str | None) -> bool:
+    """Does `now` contain the change `before` -> `after` (maybe with other edits around it)?"""
+    if now == after:
+        return True
+    if before is None or now is None or after is None:
+        return False
+    if now == before:
+        return False
+    merged, conflicted = merge3(before, now, after)
+    return not conflicted and merged == now

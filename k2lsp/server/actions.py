@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
     from tree_sitter import Tree
 
-    from k2lsp.server.testdetect import DetectedTest
+    from k2lsp.testrun.testfuncs import DetectedTest
 
 log = logging.getLogger(__name__)
 _TITLE_CHARS = 80
@@ -144,9 +144,9 @@ def prewarm() -> None:
     """Import test detection and load the grammars it uses (run in a worker at start-up, so
     the first code action pays for neither)."""
     from k2lsp.code.languages import get_language
-    from k2lsp.server import testdetect
+    from k2lsp.testrun import testfuncs
 
-    for lang in testdetect._MARKERS:
+    for lang in testfuncs._MARKERS:
         try:
             get_language(lang)
         except Exception:  # a missing grammar only costs this language its test actions
@@ -154,7 +154,7 @@ def prewarm() -> None:
 
 
 def _detect(path: str, version: int | None, text: str, previous: _Entry | None) -> _Entry:
-    from k2lsp.server.testdetect import detect
+    from k2lsp.testrun.testfuncs import detect
 
     old = (previous.tree, previous.data) if previous and previous.tree is not None else None
     try:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from k2lsp.agent import prompts
 from k2lsp.errors import K2lspError, UsageError
 from k2lsp.server import protocol
 from k2lsp.server.failure import command_error
@@ -119,30 +120,16 @@ def build(ls: K2LanguageServer, command: str, args: dict[str, Any]) -> tuple[str
         name = _need(args, "testName", "which test? the test name is missing")
         framework = str(args.get("framework") or "")
         message = str(args.get("message") or "")
-        task = (
-            f"Make the failing test {name}{f' ({framework})' if framework else ''} in "
-            f"{doc.rel} pass. Run it first to see the failure; fix the code under test, "
-            "not the test, unless the test itself is wrong; run it again to confirm."
-        )
+        task = prompts.fix_failing_test_task(name, framework, doc.rel)
         context = doc.excerpt() + (f"\nReported failure:\n{message}\n" if message else "")
         return task, context, doc
     if command == protocol.CMD_EXPLAIN:
-        return f"Explain the code in {doc.where()}: what it does and why.", doc.excerpt(3), doc
+        return prompts.explain_task(doc.where()), doc.excerpt(3), doc
     if command == protocol.CMD_REFACTOR:
-        how = (
-            str(args.get("instruction") or "").strip()
-            or "improve its structure and naming without changing its behaviour"
-        )
-        return f"Refactor the code in {doc.where()}: {how}.", doc.excerpt(3), doc
+        how = str(args.get("instruction") or "")
+        return prompts.refactor_task(doc.where(), how), doc.excerpt(3), doc
     if command == protocol.CMD_WRITE_TESTS:
-        return (
-            (
-                f"Write tests for the code in {doc.where()}, next to the project's existing "
-                "tests and in their style, then run them."
-            ),
-            doc.excerpt(3),
-            doc,
-        )
+        return prompts.write_tests_task(doc.where()), doc.excerpt(3), doc
     raise UsageError(f"unknown command {command!r}")
 
 
@@ -154,11 +141,11 @@ def _fix_diagnostic(args: dict[str, Any], doc: DocContext) -> tuple[str, str, Do
     line = int((rng.get("start") or {}).get("line", 0)) + 1
     doc.lines = (line, int((rng.get("end") or {}).get("line", line - 1)) + 1)
     source = (
-        f" ({diag['source']}{' ' + str(diag['code']) if diag.get('code') else ''})"
+        f"{diag['source']}{' ' + str(diag['code']) if diag.get('code') else ''}"
         if diag.get("source")
         else ""
     )
-    task = f"Fix this problem in {doc.rel} at line {line}{source}: {diag['message']}"
+    task = prompts.fix_diagnostic_task(doc.rel, line, source, str(diag["message"]))
     return task, doc.excerpt(_CONTEXT_LINES), doc
 
 

@@ -16,10 +16,11 @@ from lsprotocol import types
 
 from k2lsp.errors import EditConflict, K2lspError, Outcome, PathError
 from k2lsp.redact import redact
-from k2lsp.runs.changes import ChangeSet
+from k2lsp.runs.changes import ChangeSet, inverse
+from k2lsp.runs.fallback import check_disk, write_disk
 from k2lsp.server import landing, protocol
 from k2lsp.server.config import state_dir
-from k2lsp.server.edits import Plan, check_disk, inverse, plan_delivery, write_disk
+from k2lsp.server.edits import Plan, plan_delivery
 from k2lsp.server.failure import edit_label, full_text, run_failure
 
 if TYPE_CHECKING:

@@ -1,9 +1,11 @@
 """A run's ChangeSet -> one WorkspaceEdit, checked against what the editor holds now.
 
-Each changed file is compared with the editor's current state (the open buffer with its
-version, else the disk). Unchanged since the run started: the change applies as minimal
-line edits on that version. Moved on: the change is rebased three-way (`k2lsp.runs.merge.merge3`);
-if that conflicts, nothing at all is applied and the caller saves the patch. Never overwrite.
+The editor's current state of each changed file (the open buffer with its version, else the
+disk) is handed to the one delivery planner (`k2lsp.runs.plan`, the rules the CLI uses too);
+this module only maps its per-file plan to LSP: minimal line edits on the planned buffer
+version (`TextDocumentEdit`), `CreateFile`/`DeleteFile`/`RenameFile` when the client takes
+resource operations, else disk operations (`k2lsp.runs.fallback`). A conflict anywhere means
+nothing at all is applied and the caller saves the patch. Never overwrite.
 
 Every path goes through `k2lsp.runs.workspace.Workspace`: a path leading out of the workspace (a
 `..`, a symlinked folder pointing elsewhere) or ending in a symlink is a conflict, and so is an
@@ -13,9 +15,7 @@ existing file that is not UTF-8 text (it is never taken for an absent one).
 from __future__ import annotations
 
 import difflib
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,10 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from k2lsp.errors import PathError
-from k2lsp.runs.changes import ChangeSet, FileChange
+from k2lsp.runs.changes import ChangeSet
+from k2lsp.runs.fallback import entry
+from k2lsp.runs.plan import Current, Incoming, Step
+from k2lsp.runs.plan import plan_delivery as plan_steps
 from k2lsp.runs.workspace import Workspace, decode_text
 
 if TYPE_CHECKING:
@@ -100,7 +103,7 @@ def current_state(ls: LanguageServer, root: Path, rel: str) -> DocState:
     PathError when `rel` leads out of the workspace or is a symlink (never written through).
     """
     ws = Workspace(root)
-    path = _entry(ws, rel)
+    path = entry(ws, rel)
     for uri in dict.fromkeys((path.as_uri(), (ws.root / rel).as_uri())):
         doc = ls.workspace.text_documents.get(uri)
         if doc is not None:
@@ -118,21 +121,6 @@ def current_state(ls: LanguageServer, root: Path, rel: str) -> DocState:
         raise PathError(f"{rel} cannot be read: {exc}") from None
 
 
-def _entry(ws: Workspace, rel: str) -> Path:
-    """The confined path of `rel`; PathError if it is a symlink or a file blocks its folder."""
-    path = ws.resolve_entry(rel)
-    if path.is_symlink():
-        raise PathError(f"{rel} is a symlink in your folder; k2lsp does not write through links")
-    for folder in path.parents:
-        if folder == ws.root or not folder.is_relative_to(ws.root):
-            break
-        if os.path.lexists(folder) and not folder.is_dir():
-            raise PathError(
-                f"your folder has a file at {ws.rel(folder)} where {rel} needs a folder"
-            )
-    return path
-
-
 _NOT_TEXT = "it exists in your folder but is not UTF-8 text; k2lsp will not replace it"
 
 
@@ -141,25 +129,105 @@ def _encoding(ls: LanguageServer) -> str:
     return str(getattr(enc, "value", enc) or "utf-16")
 
 
-def _target(change: FileChange, state: DocState, plan: Plan) -> tuple[bool, str | None]:
-    """(ok, text to produce) for one path, rebasing over the user's edits when needed."""
-    base, wanted = change.old_text, change.new_text
-    if state.binary:
-        plan.reasons[change.path] = _NOT_TEXT
-        return False, None  # an existing file k2lsp cannot read as text is never "absent"
-    if state.text == base:
-        return True, wanted
-    if state.text == wanted:
-        return True, wanted  # already there (e.g. the user made the same change)
-    if base is None or wanted is None or state.text is None:
-        return False, None  # created/deleted on both sides differently
-    from k2lsp.runs.merge import merge3
+def _bytes(text: str | None) -> bytes | None:
+    return None if text is None else text.encode("utf-8", "surrogatepass")
 
-    merged, conflicted = merge3(base, state.text, wanted)
-    if conflicted:
-        return False, None
-    plan.merged.append(change.path)
-    return True, merged
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", "surrogatepass")
+
+
+def _states(
+    ls: LanguageServer, root: Path, changes: ChangeSet
+) -> tuple[dict[str, DocState], dict[str, Current]]:
+    """The editor's state of every path the (text) changes touch, as the planner's input."""
+    docs: dict[str, DocState] = {}
+    current: dict[str, Current] = {}
+    for change in changes.files:
+        if change.binary:
+            continue
+        for rel in dict.fromkeys((change.old_path or change.path, change.path)):
+            if rel in current:
+                continue
+            try:
+                state = current_state(ls, root, rel)
+            except PathError as exc:
+                current[rel] = Current(None, refused=str(exc))
+                continue
+            docs[rel] = state
+            refused = _NOT_TEXT if state.binary else ""
+            current[rel] = Current(_bytes(state.text), state.version, refused)
+    return docs, current
+
+
+@dataclass
+class _Mapper:
+    """Builds the WorkspaceEdit of a plan for one client."""
+
+    plan: Plan
+    docs: dict[str, DocState]
+    versioned: bool
+    res_ops: set[str]
+    enc: str
+    doc_changes: list[Any] = field(default_factory=list)
+    plain: dict[str, list[types.TextEdit]] = field(default_factory=dict)
+
+    def step(self, step: Step) -> None:
+        plan = self.plan
+        if step.action == "skip":
+            plan.skipped.append(step.path)
+            return
+        if step.action == "conflict":
+            plan.conflicts.append(step.path)
+            if not step.clash:  # clashes are reported together as "could not be merged"
+                plan.reasons[step.path] = step.reason
+            return
+        if step.merged:
+            plan.merged.append(step.path)
+        if step.action == "rename" and step.old_path is not None:
+            self.rename(step, step.old_path)
+            return
+        state, text = self.docs[step.path], _text(step.after)
+        plan.before[step.path], plan.after[step.path] = state.text, text
+        plan.seen[step.path] = state
+        if text == state.text:
+            return
+        if state.text is None or text is None:
+            _plan_create_delete(state, step.path, text, plan, self.doc_changes, self.res_ops)
+            return
+        self.text_edit(state, line_edits(state.text, text, self.enc))
+
+    def text_edit(self, state: DocState, edits: list[types.TextEdit]) -> None:
+        if self.versioned:
+            ident = types.OptionalVersionedTextDocumentIdentifier(
+                uri=state.uri, version=state.version
+            )
+            self.doc_changes.append(types.TextDocumentEdit(text_document=ident, edits=edits))
+        else:
+            self.plain[state.uri] = edits
+
+    def rename(self, step: Step, old_path: str) -> None:
+        plan, old, new = self.plan, self.docs[old_path], self.docs[step.path]
+        text = _text(step.after)
+        plan.seen.update({old_path: old, step.path: new})
+        plan.before.update({old_path: old.text, step.path: new.text})
+        plan.after.update({old_path: None, step.path: text})
+        if new.text is not None:  # already holds the result: only the old path goes
+            _plan_create_delete(old, old_path, None, plan, self.doc_changes, self.res_ops)
+            return
+        if "rename" not in self.res_ops:
+            plan.disk_writes[step.path] = text
+            plan.disk_writes[old_path] = None
+            return
+        self.doc_changes.append(
+            types.RenameFile(
+                old_uri=old.uri, new_uri=new.uri, options=types.RenameFileOptions(overwrite=False)
+            )
+        )
+        if text is not None and text != old.text:
+            ident = types.OptionalVersionedTextDocumentIdentifier(uri=new.uri, version=None)
+            edits = line_edits(old.text or "", text, self.enc)
+            self.doc_changes.append(types.TextDocumentEdit(text_document=ident, edits=edits))
 
 
 def plan_delivery(ls: LanguageServer, root: Path, changes: ChangeSet) -> Plan:
@@ -172,47 +240,16 @@ def plan_delivery(ls: LanguageServer, root: Path, changes: ChangeSet) -> Plan:
         if ws_edit and versioned
         else set()
     )
-    enc = _encoding(ls)
-    plan = Plan()
-    doc_changes: list[Any] = []
-    plain: dict[str, list[types.TextEdit]] = {}
-    for change in changes.files:
-        if change.binary:
-            plan.skipped.append(change.path)
-            continue
-        if change.kind == "renamed" and change.old_path:
-            _plan_rename(ls, root, change, plan, doc_changes, res_ops, enc)
-            continue
-        try:
-            state = current_state(ls, root, change.path)
-        except PathError as exc:
-            plan.conflicts.append(change.path)
-            plan.reasons[change.path] = str(exc)
-            continue
-        ok, text = _target(change, state, plan)
-        if not ok:
-            plan.conflicts.append(change.path)
-            continue
-        plan.before[change.path], plan.after[change.path] = state.text, text
-        plan.seen[change.path] = state
-        if text == state.text:
-            continue
-        if state.text is None or text is None:
-            _plan_create_delete(state, change.path, text, plan, doc_changes, res_ops)
-            continue
-        edits = line_edits(state.text, text, enc)
-        if versioned:
-            ident = types.OptionalVersionedTextDocumentIdentifier(
-                uri=state.uri, version=state.version
-            )
-            doc_changes.append(types.TextDocumentEdit(text_document=ident, edits=edits))
-        else:
-            plain[state.uri] = edits
-    if doc_changes:
-        plan.edit = types.WorkspaceEdit(document_changes=doc_changes)
-    elif plain:
-        plan.edit = types.WorkspaceEdit(changes=plain)
-    return plan
+    docs, current = _states(ls, root, changes)
+    steps = plan_steps([Incoming.of(fc) for fc in changes.files], current, skip_binary=True)
+    mapper = _Mapper(Plan(), docs, versioned, res_ops, _encoding(ls))
+    for step in steps.steps:
+        mapper.step(step)
+    if mapper.doc_changes:
+        mapper.plan.edit = types.WorkspaceEdit(document_changes=mapper.doc_changes)
+    elif mapper.plain:
+        mapper.plan.edit = types.WorkspaceEdit(changes=mapper.plain)
+    return mapper.plan
 
 
 # Clients that apply `documentChanges` (versions, resource operations) without advertising it.
@@ -265,108 +302,3 @@ def _plan_create_delete(
         )
     else:
         plan.disk_writes[rel] = None
-
-
-def _plan_rename(
-    ls: LanguageServer,
-    root: Path,
-    change: FileChange,
-    plan: Plan,
-    doc_changes: list[Any],
-    res_ops: set[str],
-    enc: str,
-) -> None:
-    assert change.old_path is not None
-    try:
-        old = current_state(ls, root, change.old_path)
-        new = current_state(ls, root, change.path)
-    except PathError as exc:
-        plan.conflicts.append(change.path)
-        plan.reasons[change.path] = str(exc)
-        return
-    if old.binary or new.binary:
-        plan.conflicts.append(change.path)
-        plan.reasons[change.path] = _NOT_TEXT
-        return
-    if old.text != change.old_text or new.text is not None:
-        plan.conflicts.append(change.path)
-        return
-    plan.seen.update({change.old_path: old, change.path: new})
-    plan.before.update({change.old_path: old.text, change.path: None})
-    plan.after.update({change.old_path: None, change.path: change.new_text})
-    if "rename" not in res_ops:
-        plan.disk_writes[change.path] = change.new_text
-        plan.disk_writes[change.old_path] = None
-        return
-    doc_changes.append(
-        types.RenameFile(
-            old_uri=old.uri, new_uri=new.uri, options=types.RenameFileOptions(overwrite=False)
-        )
-    )
-    if change.new_text is not None and change.new_text != old.text:
-        ident = types.OptionalVersionedTextDocumentIdentifier(uri=new.uri, version=None)
-        doc_changes.append(
-            types.TextDocumentEdit(
-                text_document=ident, edits=line_edits(old.text or "", change.new_text, enc)
-            )
-        )
-
-
-def check_disk(
-    root: Path,
-    writes: Mapping[str, str | None],
-    expected: Mapping[str, str | None] | None = None,
-) -> list[tuple[Path, str | None]]:
-    """The confined targets of `write_disk`, or PathError (nothing written) naming why not.
-
-    A create (text) needs an absent path: an existing file, folder or link is never replaced.
-    A delete needs a regular file that still holds `expected[rel]` (when given), or nothing.
-    """
-    ws = Workspace(root)
-    targets: list[tuple[Path, str | None]] = []
-    for rel, text in writes.items():
-        path = _entry(ws, rel)
-        if text is not None and path.exists():
-            raise PathError(f"{rel} already exists in your folder; k2lsp will not overwrite it")
-        if text is None and path.exists():
-            if not path.is_file():
-                raise PathError(f"{rel} is not a regular file; k2lsp will not delete it")
-            if expected is not None and rel in expected:
-                want = expected[rel]
-                if want is None or path.read_bytes() != want.encode("utf-8"):
-                    raise PathError(f"{rel} changed on disk; k2lsp will not delete it")
-        targets.append((path, text))
-    return targets
-
-
-def write_disk(
-    root: Path,
-    writes: Mapping[str, str | None],
-    expected: Mapping[str, str | None] | None = None,
-) -> None:
-    """Apply fallback file operations (files the editor could not create/delete itself).
-
-    Every path is checked first (`check_disk`); a create never replaces an existing file, even
-    one that appeared since the check (exclusive create).
-    """
-    for path, text in check_disk(root, writes, expected):
-        if text is None:
-            path.unlink(missing_ok=True)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            raise PathError(f"{path} appeared meanwhile; k2lsp did not overwrite it") from None
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-
-
-def inverse(plan_before: dict[str, str | None], plan_after: dict[str, str | None]) -> ChangeSet:
-    """The change set that undoes a delivery (after -> before), for `k2lsp.undo`."""
-    files = [
-        FileChange(path=p, old_text=plan_after.get(p), new_text=plan_before.get(p))
-        for p in sorted(set(plan_before) | set(plan_after))
-        if plan_after.get(p) != plan_before.get(p)
-    ]
-    return ChangeSet(files)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from k2lsp.errors import PathError
+from k2lsp.runs.merge import holds
 from k2lsp.server.edits import Plan, current_state
 
 if TYPE_CHECKING:
@@ -127,17 +128,3 @@ async def verify(ls: LanguageServer, root: Path, plan: Plan) -> list[str]:
 
 def _held(before: str | None, texts: list[str | None], after: str | None) -> bool:
     return any(holds(before, text, after) for text in texts)
-
-
-def holds(before: str | None, now: str | None, after: str | None) -> bool:
-    """Does `now` contain the change `before` -> `after` (maybe with other edits around it)?"""
-    if now == after:
-        return True
-    if before is None or now is None or after is None:
-        return False
-    if now == before:
-        return False
-    from k2lsp.runs.merge import merge3
-
-    merged, conflicted = merge3(before, now, after)
-    return not conflicted and merged == now

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from k2lsp.code.filelist import ListingError
 from k2lsp.errors import ToolError
+from k2lsp.runs.changes import ChangeSet
 
 __all__ = ["EventSink", "ToolError"]
 
@@ -62,16 +63,23 @@ class ToolContext:
     edited: list[str] = field(default_factory=list)
     # Free-form state tools may share within one run (e.g. red/green test evidence).
     state: dict[str, Any] = field(default_factory=dict)
+    # What the editing tools changed (first old text, last new text per path); the session
+    # owns it and delivers from it (cross-checked against git, `k2lsp.runs.reconcile`).
+    changes: ChangeSet = field(default_factory=ChangeSet)
 
     @property
     def root(self) -> Path:
         """The root folder the tools work in."""
         return self.workspace.root
 
-    def record_edit(self, rel_path: str, diff: str) -> None:
-        """Note an edit made by a tool and emit an `edit` event with its unified diff."""
+    def record_edit(
+        self, rel_path: str, diff: str, *, old: str | None, new: str | None, binary: bool = False
+    ) -> None:
+        """Note an edit made by a tool (the file's text before and after it, None = absent;
+        `binary` when the old content was not text) and emit an `edit` event with its diff."""
         if rel_path not in self.edited:
             self.edited.append(rel_path)
+        self.changes.record(rel_path, old, new, binary=binary)
         if self.emitter is not None:
             self.emitter.emit("edit", path=rel_path, diff=diff)
 

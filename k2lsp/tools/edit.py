@@ -61,7 +61,7 @@ def edit_file(ctx: ToolContext, args: EditFileParams) -> str:
         ctx.workspace.overlay[rel] = disk
     fileops.remember_tree(rel, disk)  # the gate's tree when it parsed; the next edit's lookup
     diff = tf.diff_to(rel, new_full, disk)  # one diff: the event's and the model's
-    ctx.record_edit(rel, diff)
+    ctx.record_edit(rel, diff, old=tf.raw, new=disk)
     first = text.count("\n", 0, idx) + 1
     last = first + old.rstrip("\n").count("\n")
     added = fileops.plural(new.rstrip("\n").count("\n") + 1 if new else 0, "line")

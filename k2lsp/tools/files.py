@@ -197,7 +197,7 @@ def create_file(ctx: ToolContext, args: CreateFileParams) -> str:
     fileops.gate(rel, None, args.content)
     fileops.atomic_write(ctx.root, abs_path, args.content)
     diff = fileops.diff_of(rel, None, args.content)
-    ctx.record_edit(rel, diff)
+    ctx.record_edit(rel, diff, old=None, new=args.content)
     lines = args.content.count("\n") + (0 if args.content.endswith("\n") or not args.content else 1)
     return f"Created {rel} ({fileops.plural(lines, 'line')}).\n" + fileops.compact(diff)
 
@@ -234,7 +234,7 @@ def delete_file(ctx: ToolContext, args: DeleteFileParams) -> str:
     fileops.remove_file(ctx.root, abs_path)
     ctx.workspace.overlay.pop(rel, None)
     diff = fileops.diff_of(rel, old, None) if old is not None else f"Deleted {rel} (no text diff)\n"
-    ctx.record_edit(rel, diff)
+    ctx.record_edit(rel, diff, old=old, new=None, binary=old is None)
     return f"Deleted {rel}."
 
 

@@ -283,7 +283,7 @@ def _write_all(ctx: ToolContext, plans: list[FileResult]) -> str:
             fileops.remove_file(ctx.root, plan.delete_also[0])
             removed = fileops.diff_of(plan.delete_also[1], old_raw, None)
             diff = removed + fileops.diff_of(plan.rel, None, disk)
-            ctx.record_edit(plan.delete_also[1], removed)
+            ctx.record_edit(plan.delete_also[1], removed, old=old_raw, new=None)
             plan.note = f"renamed from {plan.delete_also[1]}" + (
                 f"; {plan.note}" if plan.note else ""
             )
@@ -291,7 +291,7 @@ def _write_all(ctx: ToolContext, plans: list[FileResult]) -> str:
             diff = plan.old.diff_to(plan.rel, plan.new_text, disk)
         else:
             diff = fileops.diff_of(plan.rel, old_raw, disk)
-        ctx.record_edit(plan.rel, diff)
+        ctx.record_edit(plan.rel, diff, old=None if plan.delete_also else old_raw, new=disk)
         diffs.append(diff)
         summary.append(f"{plan.rel}" + (f" ({plan.note})" if plan.note else ""))
     head = f"Applied patch to {len(plans)} file(s): " + ", ".join(summary) + "."

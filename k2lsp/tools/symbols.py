@@ -294,5 +294,5 @@ def _write(ctx: ToolContext, abs_path: Path, rel: str, tf: fileops.TextFile, new
         ctx.workspace.overlay[rel] = disk
     fileops.remember_tree(rel, new_text)  # the gate's tree when it parsed; the next lookup's
     diff = tf.diff_to(rel, new_text, disk)  # one diff: the event's and the model's
-    ctx.record_edit(rel, diff)
+    ctx.record_edit(rel, diff, old=tf.raw, new=disk)
     return fileops.compact(diff)
