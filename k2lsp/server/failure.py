@@ -71,3 +71,10 @@ def full_text(run: Any, result: Any) -> str:
     stream = getattr(run, "stream", None)
     where = getattr(stream, "transcript", None) or getattr(result, "trajectory", None)
     return str(where) if where else "the run's trajectory (`k2lsp` state folder)"
+
+
+def quiet_refusals(record: object) -> bool:
+    """A logging filter: pygls logs every failed request with its traceback; a refused command
+    is an answer, not a crash, so its record is dropped."""
+    exc = getattr(record, "exc_info", None)
+    return not (exc and isinstance(exc[1], CommandFailed))
