@@ -72,6 +72,7 @@ class Editor:
     stream: list[dict[str, Any]] = field(default_factory=list)  # k2lsp/stream payloads
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     untrusted: list[dict[str, Any]] = field(default_factory=list)  # k2lsp/untrusted payloads
+    reviews: list[dict[str, Any]] = field(default_factory=list)  # k2lsp/review payloads
     timeline: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # both, in order
     before_apply: Callable[[], Any] | None = None  # hook run when applyEdit arrives
 
@@ -285,6 +286,10 @@ def _register(client: LanguageClient, editor_ref: list[Editor]) -> None:
     @client.feature("k2lsp/untrusted")
     def untrusted(params: Any) -> None:
         editor_ref[0].untrusted.append(plain(params))
+
+    @client.feature("k2lsp/review")
+    def review(params: Any) -> None:
+        editor_ref[0].reviews.append(plain(params))
 
     @client.feature("k2lsp/delivery")
     def delivery(params: Any) -> None:

@@ -21,6 +21,7 @@ import pytest
 from k2lsp.fake.server import FakeK2Server, Reply
 from tests.editor_helpers import (
     CALC,
+    TYPING_CALC,
     fix_script,
     judge_typing,
     make_calc_project,
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "editors" / "nvim"
 SCRIPTS = PLUGIN / "tests"
 MODEL = "kimi-k2-thinking"
+FIX_EDIT = {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"}
 
 
 def _nvim() -> str | None:
@@ -233,3 +235,63 @@ def test_new_file_lands_as_a_buffer_and_undo_removes_it(nvim: str, project: Path
         line for line in data["stderr"].splitlines() if "E211" in line
     ]
     assert problems == [], problems
+
+
+def test_review_per_hunk_accept_one_reject_the_other_then_apply_the_saved_patch(
+    nvim: str, tmp_path: Path
+) -> None:
+    repo = make_typing_project(tmp_path)
+    mul = {"path": "calc.py", "old_text": "return a * b", "new_text": "return b * a"}
+    script = [
+        Reply(reasoning="Two changes.", tool_calls=[("edit_file", FIX_EDIT), ("edit_file", mul)]),
+        Reply(content="Fixed add; mul reordered."),
+        Reply(content="", tool_calls=[("create_file", {"path": "notes.py", "content": "N = 1\n"})]),
+        Reply(content="Wrote notes.py."),
+        Reply(
+            content="",
+            tool_calls=[("edit_file", {**mul, "old_text": "b * a", "new_text": "(b * a)"})],
+        ),
+        Reply(content="Changed mul."),
+    ]
+    with FakeK2Server(script, models=[MODEL]) as srv:
+        data = run_nvim(nvim, "review.lua", repo, srv.base_url)
+    assert data["errors"] == [], data["errors"]
+    marks = data["marks"]
+    assert marks["review_shown"], data["stderr"][-2000:]
+    original = TYPING_CALC.splitlines()
+    # shown inline in the real buffer, which still holds the user's text; the window is theirs
+    assert data["same_window"] and data["cursor"] == [1, 0], data
+    assert data["buffer_during_review"] == original
+    assert data["virtual_lines"] == ["    return a + b", "    return b * a"], data
+    assert data["signs"] == 2
+    assert data["after_next"] == 5 and data["second_at"] == 9, data
+    assert any(line.startswith("@@ calc.py line 5 #") for line in data["list_lines"]), data
+    # accepted from the list (which has no k2lsp client: one client in all), the user's line 1
+    # kept, the rejected hunk not applied
+    assert marks["first_accepted"], data["buffer_after_review"]
+    assert data["list_clients"] == 0 and data["clients"] == 1, data
+    assert marks["delivered"] and data["delivery"] == "applied", data
+    typed = ['"""Small calculator, reviewed."""', *original[1:]]
+    assert data["buffer_after_review"] == [
+        ("    return a + b" if line == "    return a - b" else line) for line in typed
+    ]
+    assert data["marks_left"] == 0
+    # the patch of the rejected hunk, applied later through the server
+    assert data["patch"] and Path(data["patch"]).exists(), data["notes"]
+    assert f"The rest is saved in {data['patch']}" in data["messages"], data["messages"]
+    assert marks["patch_applied"], data["buffer_after_patch"]
+    assert data["buffer_after_patch"][8] == "    return b * a"
+    assert data["buffer_after_patch"][:5] == data["buffer_after_review"][:5]
+    assert data["window_buffer"]
+    # from a window without a hunk: a pointer to ]h / `all`, then `all` creates the new file
+    assert "no K2 hunk under the cursor" in data["no_hunk_note"], data["no_hunk_note"]
+    assert marks["second_delivered"] and marks["notes_buffer"], data
+    assert data["notes_lines"] == ["N = 1"] and data["notes_after_u"] == [""], data
+    assert data["final_clients"] == 1
+    # a hunk whose line the user edited is not applied; the user's line stays, and they are told
+    assert marks["third_delivered"] and data["third_delivery"] == "conflict", data
+    assert data["buffer_after_conflict"][8] == "    return b * a  # mine"
+    problems = [n["msg"] for n in data["notes"] if n["level"] >= 3]
+    assert problems[0] == data["no_hunk_note"], problems
+    assert len(problems) == 2 and "run edit_conflict: K2 applied 0 of 1 change(s)" in problems[1]
+    assert "1 not applied (its lines changed in the editor" in problems[1], problems

@@ -12,6 +12,7 @@ Both need `bash editors/setup-test-deps.sh` (Node 24, code-server, chromium, npm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -29,7 +30,13 @@ from typing import Any
 import pytest
 
 from k2lsp.fake.server import FakeK2Server, Reply
-from tests.editor_helpers import CALC, fix_script, make_calc_project
+from tests.editor_helpers import (
+    CALC,
+    TYPING_CALC,
+    fix_script,
+    make_calc_project,
+    make_typing_project,
+)
 
 pytestmark = pytest.mark.editor
 
@@ -110,7 +117,7 @@ def test_extension_core_unit_tests() -> None:
     report = proc.stdout[-6000:] + proc.stderr[-3000:]
     assert proc.returncode == 0, report
     passed = re.search(r"ℹ pass (\d+)", proc.stdout)
-    assert passed and int(passed.group(1)) >= 10 and "ℹ fail 0" in proc.stdout, report
+    assert passed and int(passed.group(1)) >= 11 and "ℹ fail 0" in proc.stdout, report
 
 
 def test_node_contract_of_the_extension_client_code(project: Path) -> None:
@@ -155,9 +162,16 @@ def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes]) -> Non
     raise AssertionError(f"code-server did not answer at {url} within {timeout_s:.0f} s")
 
 
-@pytest.fixture
-def code_server(project: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """code-server with the freshly built .vsix installed, in its own process group."""
+@contextlib.contextmanager
+def serve_code_server(
+    project: Path,
+    tmp_path: Path,
+    script: list[Any],
+    extra_settings: dict[str, Any] | None = None,
+    key_from_palette: bool = True,
+) -> Iterator[dict[str, Any]]:
+    """code-server with the freshly built .vsix installed, in its own process group, against a
+    fake K2 host playing `script`."""
     if not (NODE24.exists() and CS_ENTRY.exists()):
         pytest.skip(f"code-server not installed under {CACHE}: {SETUP_HINT}")
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
@@ -197,17 +211,19 @@ def code_server(project: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
         "files.autoSave": "off",
         "editor.lightbulb.enabled": "on",
         "chat.disableAIFeatures": True,
+        **(extra_settings or {}),
     }
     (user / "settings.json").write_text(json.dumps(settings, indent=2))
     port = _free_port()
     serve = ["--auth", "none", "--bind-addr", f"127.0.0.1:{port}", "--disable-telemetry"]
     serve += ["--disable-update-check", "--disable-workspace-trust"]
-    stall = Reply(reasoning="Pondering " * 200, content="never", hold=True, chunk_size=40)
-    with FakeK2Server([*fix_script(), stall], models=[MODEL]) as srv:
+    with FakeK2Server(script, models=[MODEL]) as srv:
         env = _server_env(project, srv.base_url)
-        # the key must come from SecretStorage ("K2: Set API key"), and the provider from the
-        # extension's settings: moonshot requires a key (openai-compatible would run without)
-        del env["K2LSP_API_KEY"], env["K2LSP_PROVIDER"]
+        # the provider comes from the extension's settings: moonshot requires a key
+        # (openai-compatible would run without); the key from SecretStorage ("K2: Set API key")
+        del env["K2LSP_PROVIDER"]
+        if key_from_palette:
+            del env["K2LSP_API_KEY"]
         env["XDG_CONFIG_HOME"] = str(tmp_path / "config")  # code-server's config.yaml too
         log = (tmp_path / "code-server.log").open("wb")
         proc = subprocess.Popen(
@@ -238,6 +254,14 @@ def code_server(project: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
                 except ProcessLookupError:
                     pass
             log.close()
+
+
+@pytest.fixture
+def code_server(project: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """code-server for the quick-fix test: the fix, then a run that stalls until cancelled."""
+    stall = Reply(reasoning="Pondering " * 200, content="never", hold=True, chunk_size=40)
+    with serve_code_server(project, tmp_path, [*fix_script(), stall]) as cs:
+        yield cs
 
 
 def test_code_server_quick_fix_saves_file_fills_output_and_cancels(
@@ -317,3 +341,48 @@ def test_code_server_check_setup_and_fix_for_another_extensions_diagnostic(
     assert API_KEY not in out and API_KEY not in result["notification"]
     # VS Code's JSON language features reported the syntax error; k2lsp offers its fix
     assert any(t.startswith("K2: Fix") for t in result["quick_fixes"]), result["quick_fixes"]
+
+
+def test_code_server_review_accepts_one_hunk_and_rejects_another(tmp_path: Path) -> None:
+    repo = make_typing_project(tmp_path)
+    edits = [
+        ("edit_file", {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"}),
+        ("edit_file", {"path": "calc.py", "old_text": "return a * b", "new_text": "return b * a"}),
+    ]
+    script = [Reply(reasoning="Two changes.", tool_calls=edits), Reply(content="Done.")]
+    settings = {"k2lsp.preview": True}
+    with serve_code_server(repo, tmp_path, script, settings, key_from_palette=False) as cs:
+        proc = subprocess.run(
+            [str(NODE24), "test/e2e/review.mjs"],
+            cwd=EXT,
+            env={
+                **os.environ,
+                "CS_URL": cs["url"],
+                "K2_ROOT": cs["root"],
+                "SHOTS": cs["shots"],
+                "CHROMIUM": cs["chromium"],
+            },
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        cs_log = Path(cs["log"]).read_text(errors="replace")[-3000:]
+    report = f"{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}\ncode-server log:\n{cs_log}"
+    assert proc.returncode == 0, report
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # one CodeLens row per hunk (and "all" on the first); the user's editor alone, in front
+    assert result["lenses"][:5] == ["K2 #1: Accept", "Reject", "Diff", "Accept all", "Reject all"]
+    assert result["lenses"][5:] == ["K2 #2: Accept", "Reject", "Diff"], result["lenses"]
+    assert result["groups"] == 1 and result["tabs"] == ["calc.py"], result
+    assert result["active_tab"] == "calc.py", result
+    assert "return a - b" in result["text_during_review"]
+    # "Diff": the proposal (both hunks) beside the file, in a second group
+    assert "return a + b" in result["proposal"] and "return b * a" in result["proposal"]
+    assert result["groups_with_diff"] == 2
+    # exactly the accepted hunk was applied (and saved), the rejected one not
+    fixed = TYPING_CALC.replace("return a - b", "return a + b")
+    assert result["saved_after_review"] == fixed, report
+    # the rejected hunk's patch, applied later from the palette
+    assert result["patch_path"].endswith(".patch"), result
+    assert "return b * a" in result["text_after_patch"]
+    assert "return a + b" in result["text_after_patch"]

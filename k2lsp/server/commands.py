@@ -217,9 +217,20 @@ async def undo(ls: K2LanguageServer, raw: tuple[Any, ...]) -> dict[str, Any]:
     return {"runId": run.id, "restored": restored}
 
 
-def resolve_preview(ls: K2LanguageServer, raw: tuple[Any, ...], accept: bool) -> dict[str, Any]:
-    """k2lsp.accept / k2lsp.reject: answer a pending preview."""
-    run_id = first_arg(raw).get("runId")
+async def resolve_preview(
+    ls: K2LanguageServer, raw: tuple[Any, ...], accept: bool
+) -> dict[str, Any]:
+    """k2lsp.accept / k2lsp.reject: answer a pending preview (or hunks of a review)."""
+    from k2lsp.server.review import decide, pending_reviews
+
+    args = first_arg(raw)
+    run_id = args.get("runId")
+    reviews = [r for k, r in pending_reviews(ls).items() if not run_id or k == run_id]
+    if len(reviews) == 1:
+        return await decide(ls, reviews[0], args, accept)
+    if len(reviews) > 1:
+        ids = ", ".join(r.run.id for r in reviews)
+        raise UsageError(f'several runs wait for a review ({ids}); pass {{"runId": ...}}')
     pending = [
         r
         for r in ls.runs.runs.values()

@@ -27,6 +27,8 @@ class ServerOptions(BaseModel):
 
     stream_notifications: bool = False
     preview: bool = False
+    # with preview: the client shows the proposal per hunk (k2lsp/review) and decides each
+    review_hunks: bool = False
     transcript: bool = True
     log_reasoning: bool = True
     approvals: Literal["ask", "policy"] = "ask"

@@ -18,7 +18,7 @@ from k2lsp.errors import EditConflict, K2lspError, Outcome, PathError
 from k2lsp.redact import redact
 from k2lsp.runs.changes import ChangeSet, inverse
 from k2lsp.runs.fallback import check_disk, write_disk
-from k2lsp.server import landing, protocol
+from k2lsp.server import landing, protocol, review
 from k2lsp.server.config import state_dir
 from k2lsp.server.edits import Plan, plan_delivery
 from k2lsp.server.failure import edit_label, full_text, run_failure
@@ -62,6 +62,8 @@ async def deliver(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResul
             patch=patch,
         )
         return result
+    if ls.editor_config.options.preview and review.wanted(ls):
+        return await review.review(ls, run, result)  # decided per hunk in the editor
     if ls.editor_config.options.preview and not await preview(ls, run, changes):
         patch = save_patch(ls, run, changes)
         report(

@@ -207,6 +207,12 @@ async def _check_setup(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
     return await check_setup(ls, *args)
 
 
+async def _apply_patch(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
+    from k2lsp.server.patches import apply_patch
+
+    return await apply_patch(ls, args)
+
+
 def register(server: K2LanguageServer) -> None:
     """Attach every feature and command to `server`."""
     server.feature(types.INITIALIZE)(_initialize)
@@ -233,3 +239,4 @@ def register(server: K2LanguageServer) -> None:
     server.command(protocol.CMD_REJECT)(_guarded("resolve_preview", False))
     server.command(protocol.CMD_TRUST)(_trust)
     server.command(protocol.CMD_CHECK_SETUP)(_check_setup)
+    server.command(protocol.CMD_APPLY_PATCH)(_apply_patch)

@@ -16,6 +16,12 @@ optional for ask/task, the whole document when ``range`` is absent):
   cancels every active run (answer ``{cancelled: [runId...]}``); undo without runId undoes the
   last delivered run (answer ``{runId, restored: [path...]}``); accept/reject without runId
   act on the only pending preview;
+- k2lsp.accept / k2lsp.reject ``{runId?, hunks?: [id...]}`` during a review per hunk: decide
+  those hunks (no `hunks`: every pending one) -> `ReviewAnswer`; an accepted hunk is applied at
+  once (versioned, merged over the user's typing) or becomes a conflict when its lines changed;
+- k2lsp.applyPatch ``{path?}``: apply a saved patch (default: the newest one in the state dir)
+  to the editor's current text through `workspace/applyEdit`; a hunk that does not match
+  applies nothing -> ``{path, applied: [path...]}``;
 - k2lsp.status ``{}`` -> `StatusResult`;
 - k2lsp.config.trust ``{path?, revoke?}`` -> ``{path, trusted, configHash}``;
 - k2lsp.checkSetup ``{}`` -> ``{ok, checks, problems}`` (k2lsp.health.checks.summary).
@@ -90,6 +96,7 @@ CMD_TRUST = "k2lsp.trust"  # {path?, revoke?} -> {path, trusted, configHash}
 # {} -> {ok, checks: [{name, status, detail, fix}], problems: [one line each]}; called with no
 # argument (a plain client's command palette) it also shows the result with showMessage
 CMD_CHECK_SETUP = "k2lsp.checkSetup"
+CMD_APPLY_PATCH = "k2lsp.applyPatch"  # {path?} -> {path, applied: [path...]}
 
 # Command -> run mode (`k2lsp.agent.session.MODES`).
 RUN_COMMANDS: dict[str, str] = {
@@ -109,6 +116,7 @@ CONTROL_COMMANDS = (
     CMD_REJECT,
     CMD_TRUST,
     CMD_CHECK_SETUP,
+    CMD_APPLY_PATCH,
 )
 ALL_COMMANDS = (*RUN_COMMANDS, *CONTROL_COMMANDS)
 
@@ -119,6 +127,9 @@ DELIVERY_NOTIFICATION = "k2lsp/delivery"
 # ignored until the user trusts the repository (`UntrustedParams`); every client also gets
 # the same one line with window/showMessage (Warning). Sent once per configuration version.
 UNTRUSTED_NOTIFICATION = "k2lsp/untrusted"
+# Review per hunk (clients with `reviewHunks` and `preview`): the proposal of a run, per file
+# and hunk, against the editor's text when the run ended (`ReviewParams`).
+REVIEW_NOTIFICATION = "k2lsp/review"
 
 # Diagnostics published for failing tests carry this source.
 DIAGNOSTIC_SOURCE = "k2lsp"
@@ -137,6 +148,7 @@ PREVIEW_REJECT = "Discard"
 SERVER_OPTION_KEYS = (
     "streamNotifications",  # bool, default false: send k2lsp/stream and k2lsp/delivery
     "preview",  # bool, default false: show the diff and wait for k2lsp.accept / k2lsp.reject
+    "reviewHunks",  # bool, default false: with preview, send k2lsp/review (decide per hunk)
     "transcript",  # bool, default true: write and open the live Markdown transcript
     "logReasoning",  # bool, default true: reasoning lines in window/logMessage
     "approvals",  # "ask" (default: showMessageRequest) | "policy" (headless: no prompt)
@@ -210,3 +222,50 @@ class UntrustedParams(TypedDict):
     editorDecides: (
         bool  # the editor passed workspaceTrusted: trust it there, not with k2lsp.config.trust
     )
+
+
+class ReviewHunk(TypedDict):
+    """One hunk of `ReviewParams`: lines `start`.. (0-based, in the editor's text when the review
+    started) holding `oldLines` become `newLines` (lines without their endings)."""
+
+    id: int
+    start: int
+    oldLines: list[str]
+    newLines: list[str]
+    state: str  # pending | conflict (decided before it was shown)
+
+
+class ReviewFile(TypedDict):
+    """One file of `ReviewParams`; created, deleted and renamed files are one whole-file hunk."""
+
+    path: str  # workspace-relative
+    uri: str
+    kind: str  # modified | created | deleted | renamed
+    version: int | None  # the buffer version the hunks were computed on (None: not open)
+    hunks: list[ReviewHunk]
+
+
+class ReviewParams(TypedDict):
+    """`k2lsp/review`: a run's proposal waiting for decisions per hunk (after its "preview"
+    `k2lsp/delivery`; the final `k2lsp/delivery` of the run ends the review)."""
+
+    runId: str
+    title: str
+    files: list[ReviewFile]
+
+
+class ReviewConflict(TypedDict):
+    """A hunk that could not be applied, and why."""
+
+    id: int
+    reason: str
+
+
+class ReviewAnswer(TypedDict):
+    """Answer of k2lsp.accept / k2lsp.reject during a review per hunk."""
+
+    runId: str
+    accepted: list[int]
+    rejected: list[int]
+    conflicts: list[ReviewConflict]
+    pending: list[int]  # hunks still to decide; empty: the run delivers now

@@ -109,6 +109,8 @@ class RunRegistry:
         """Cancel a run still thinking (or waiting in preview); False once it is delivering."""
         if run.task is None or run.task.done() or run.state == "delivering":
             return False
+        if run.preview is not None and not run.preview.done():
+            run.preview.set_result(False)  # a preview or review ends; nothing more is applied
         run.task.cancel()
         return True
 

@@ -11,6 +11,8 @@ import {
   DELIVERY_NOTIFICATION,
   type DeliveryParams,
   FIX_FAILING_TEST_TITLE,
+  REVIEW_NOTIFICATION,
+  type ReviewParams,
   type RunStarted,
   runIdArgs,
   STREAM_NOTIFICATION,
@@ -20,6 +22,7 @@ import {
   type UntrustedParams,
 } from "./protocol";
 import { StreamRenderer } from "./render";
+import { ReviewController } from "./review";
 import { RunTracker } from "./status";
 
 const SECRET_KEY = "k2lsp.apiKey";
@@ -29,6 +32,7 @@ let output: vscode.OutputChannel;
 let statusItem: vscode.StatusBarItem;
 const renderer = new StreamRenderer();
 const tracker = new RunTracker();
+const review = new ReviewController((command, args) => exec(command, args));
 
 function settings(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration("k2lsp");
@@ -63,6 +67,7 @@ function onStream(params: StreamParams): void {
     const text = renderer.render(ev);
     if (text) output.append(text);
     if (firstOfRun) output.show(true);
+    if (ev.type === "run_finished") review.onDelivery(ev.run_id, "finished"); // e.g. cancelled in review
     // a failed run is not announced here: the server says it once with window/showMessage
   }
   updateStatus();
@@ -71,6 +76,7 @@ function onStream(params: StreamParams): void {
 async function onDelivery(params: DeliveryParams): Promise<void> {
   const msg = `K2 ${params.runId}: ${params.status}${params.message ? ` — ${params.message}` : ""}`;
   output.append(renderer.note(`[delivery] ${msg}${params.patchPath ? ` (patch: ${params.patchPath})` : ""}`));
+  review.onDelivery(params.runId, params.status, params.patchPath);
   // the server itself says it with window/showMessage: no second pop-up here
   if ((params.status === "applied" || params.status === "merged") && settings().get<boolean>("saveAfterApply", true)) {
     await saveChanged(params.paths ?? []);
@@ -151,6 +157,7 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
   client = new LanguageClient("k2lsp", "K2 (k2lsp)", serverOptions, clientOptions);
   client.onNotification(STREAM_NOTIFICATION, onStream);
   client.onNotification(DELIVERY_NOTIFICATION, (p: DeliveryParams) => void onDelivery(p));
+  client.onNotification(REVIEW_NOTIFICATION, (p: ReviewParams) => review.onReview(p));
   client.onNotification(UNTRUSTED_NOTIFICATION, (p: UntrustedParams) => void onUntrusted(p));
   await client.start();
 }
@@ -252,8 +259,10 @@ function register(context: vscode.ExtensionContext): void {
     const res = await exec<{ runId: string; restored: string[] }>(CMD.undo, runIdArgs());
     if (res) void vscode.window.showInformationMessage(`K2: undid ${res.runId} (${res.restored.join(", ") || "no file"})`);
   });
-  reg("k2.accept", () => exec(CMD.accept, runIdArgs()));
-  reg("k2.reject", () => exec(CMD.reject, runIdArgs()));
+  // during a review per hunk these decide every pending hunk (the CodeLens decide one)
+  reg("k2.accept", () => (review.pending() ? vscode.commands.executeCommand("k2.acceptAll") : exec(CMD.accept, runIdArgs())));
+  reg("k2.reject", () => (review.pending() ? vscode.commands.executeCommand("k2.rejectAll") : exec(CMD.reject, runIdArgs())));
+  review.register(context);
   reg("k2.showOutput", () => output.show(true));
   reg("k2.checkSetup", checkSetup);
   reg("k2.setApiKey", async () => {

@@ -28,6 +28,7 @@ export function buildInitializationOptions(
 ): { k2lsp: Record<string, unknown> } {
   const k2lsp: Record<string, unknown> = {
     streamNotifications: true,
+    reviewHunks: true, // with the preview setting: review per hunk (src/review.ts)
     transcript: false,
     logReasoning: false,
   };

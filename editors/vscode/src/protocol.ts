@@ -17,11 +17,48 @@ export const CMD = {
   reject: "k2lsp.reject",
   trust: "k2lsp.trust",
   checkSetup: "k2lsp.checkSetup",
+  applyPatch: "k2lsp.applyPatch",
 } as const;
 
 export const STREAM_NOTIFICATION = "k2lsp/stream";
 export const DELIVERY_NOTIFICATION = "k2lsp/delivery";
 export const UNTRUSTED_NOTIFICATION = "k2lsp/untrusted";
+export const REVIEW_NOTIFICATION = "k2lsp/review";
+
+/** One hunk of `k2lsp/review`: lines start.. (0-based, when the review started) holding
+ * oldLines become newLines. */
+export interface ReviewHunk {
+  id: number;
+  start: number;
+  oldLines: string[];
+  newLines: string[];
+  state: string; // pending | conflict
+}
+
+/** One file of `k2lsp/review`; created/deleted/renamed files are one whole-file hunk. */
+export interface ReviewFile {
+  path: string;
+  uri: string;
+  kind: "modified" | "created" | "deleted" | "renamed";
+  version: number | null;
+  hunks: ReviewHunk[];
+}
+
+/** `k2lsp/review`: a run's proposal waiting for a decision per hunk. */
+export interface ReviewParams {
+  runId: string;
+  title: string;
+  files: ReviewFile[];
+}
+
+/** Answer of k2lsp.accept / k2lsp.reject during a review. */
+export interface ReviewAnswer {
+  runId: string;
+  accepted: number[];
+  rejected: number[];
+  conflicts: { id: number; reason: string }[];
+  pending: number[];
+}
 
 /** `k2lsp/untrusted`: repository settings the server ignores until the repository is trusted. */
 export interface UntrustedParams {

@@ -1,11 +1,12 @@
 // Unit tests of the extension's vscode-free core (dist/core.mjs): server lookup and its errors,
-// initializationOptions, the Output channel renderer and the status text.
+// initializationOptions, the Output channel renderer, the status text and review hunks.
 import assert from "node:assert/strict";
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import {
+  applyHunks,
   buildInitializationOptions,
   mergeDiagnostics,
   requestError,
@@ -13,6 +14,7 @@ import {
   RunTracker,
   setupLines,
   setupMessage,
+  shiftHunks,
   StreamRenderer,
   textArgs,
 } from "../dist/core.mjs";
@@ -57,7 +59,7 @@ test("no server anywhere says how to install it", () => {
 test("VS Code defaults (empty, null) are not sent; streaming is on", () => {
   const opts = buildInitializationOptions({ provider: "", model: "kimi-k2-thinking", maxSteps: null, sandbox: "none", budgetUsd: 0.5 });
   assert.deepEqual(opts, {
-    k2lsp: { streamNotifications: true, transcript: false, logReasoning: false, model: "kimi-k2-thinking", sandbox: "none", budgetUsd: 0.5 },
+    k2lsp: { streamNotifications: true, reviewHunks: true, transcript: false, logReasoning: false, model: "kimi-k2-thinking", sandbox: "none", budgetUsd: 0.5 },
   });
 });
 
@@ -134,4 +136,18 @@ test("setup results read as one line per problem; request errors are not prefixe
   assert.equal(setupMessage({ ok: true, checks: result.checks.slice(0, 1), problems: [] }).level, "info");
   assert.equal(requestError("k2lsp.ask", "K2: the question is empty"), "K2: the question is empty");
   assert.equal(requestError("k2lsp.ask", "socket closed"), "K2: k2lsp.ask failed: socket closed");
+test("review hunks follow the user's typing above them and build the proposal", () => {
+  const hunk = (id, start, oldLines, newLines) => ({ id, start, oldLines, newLines, state: "pending", runId: "r", uri: "u" });
+  const hunks = [hunk(1, 1, ["    return a - b"], ["    return a + b"]), hunk(2, 5, ["    return a * b"], ["    return b * a", "    # ok"])];
+  // two lines typed at the top (line 0 replaced by three lines): both hunks move down by two
+  shiftHunks(hunks, 0, 0, 3);
+  assert.deepEqual(hunks.map((h) => h.start), [3, 7]);
+  // a change inside hunk 2's lines leaves it where it is (the server checks it on accept)
+  shiftHunks(hunks, 7, 7, 2);
+  assert.deepEqual(hunks.map((h) => h.start), [3, 7]);
+  const text = ["# a", "# b", "def add(a, b):", "    return a - b", "", "", "def mul(a, b):", "    return a * b", ""].join("\n");
+  assert.equal(
+    applyHunks(text, hunks.slice(0, 1).concat([hunk(2, 7, ["    return a * b"], ["    return b * a"])])),
+    ["# a", "# b", "def add(a, b):", "    return a + b", "", "", "def mul(a, b):", "    return b * a", ""].join("\n"),
+  );
 });

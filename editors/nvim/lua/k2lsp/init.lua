@@ -4,6 +4,7 @@ local apply = require("k2lsp.apply")
 local diagnostics = require("k2lsp.diagnostics")
 local key = require("k2lsp.key")
 local output = require("k2lsp.output")
+local review = require("k2lsp.review")
 local status = require("k2lsp.status")
 
 local M = {}
@@ -25,6 +26,8 @@ M.defaults = {
   api_key_env = "K2LSP_API_KEY",
   cmd_env = {},
   open_output = true, -- open the output split when a run starts
+  -- keys (buffer-local, in buffers with a K2 hunk under review) to move between hunks; false: none
+  review_keymaps = { next = "]h", prev = "[h" },
 }
 
 M.config = vim.deepcopy(M.defaults)
@@ -68,6 +71,9 @@ local function on_stream(_, result)
     if first_of_run and M.config.open_output then
       output.open(false)
     end
+    if ev.type == "run_finished" then
+      review.clear(ev.run_id) -- a run cancelled during its review leaves no marks behind
+    end
     -- a failed run is not announced here: the server says it once with window/showMessage
     local ok, err = pcall(output.render, ev)
     if not ok then
@@ -82,6 +88,7 @@ local function on_delivery(_, result)
   end
   -- the server also says it with window/showMessage: record it, do not repeat it
   status.delivered(result)
+  review.on_delivery(result)
 end
 
 -- (root .. configHash) -> true once the user was asked about that configuration this session;
@@ -146,6 +153,7 @@ function M.client_config(root, any_cmd)
   end
   local opts = vim.tbl_extend("keep", vim.deepcopy(M.config.settings), {
     streamNotifications = true,
+    reviewHunks = true, -- with settings.preview: review per hunk in the buffers (k2lsp.review)
     transcript = false,
     logReasoning = false,
   })
@@ -165,6 +173,7 @@ function M.client_config(root, any_cmd)
     handlers = {
       ["k2lsp/stream"] = on_stream,
       ["k2lsp/delivery"] = on_delivery,
+      ["k2lsp/review"] = review.on_review,
       ["k2lsp/untrusted"] = on_untrusted,
       ["workspace/applyEdit"] = apply.handler,
     },
@@ -178,7 +187,12 @@ local warned = false
 --- Start (or reuse) the server for buffer `buf` and attach it.
 function M.attach(buf)
   buf = (buf == nil or buf == 0) and vim.api.nvim_get_current_buf() or buf
-  if vim.bo[buf].buftype ~= "" or vim.api.nvim_buf_get_name(buf) == "" then
+  local name = vim.api.nvim_buf_get_name(buf)
+  if vim.bo[buf].buftype ~= "" or name == "" then
+    return nil
+  end
+  -- k2lsp's own diffs and saved patches are not part of a project: no second server for them
+  if name:find("/k2lsp/previews/", 1, true) or name:find("/k2lsp/patches/", 1, true) then
     return nil
   end
   if key.state == "running" then -- api_key_cmd still running: attach when it is done
@@ -313,8 +327,22 @@ local commands = {
       notify("undid " .. ((r and r.runId) or "?") .. ": " .. table.concat((r and r.restored) or {}, ", "))
     end)
   end },
-  K2Accept = { nargs = "?", fn = function(o) M.exec("k2lsp.accept", o.args ~= "" and { runId = o.args } or vim.empty_dict()) end },
-  K2Reject = { nargs = "?", fn = function(o) M.exec("k2lsp.reject", o.args ~= "" and { runId = o.args } or vim.empty_dict()) end },
+  -- the hunk under the cursor (any window), `all`, or a run id; a plain preview without review
+  K2Accept = { nargs = "?", fn = function(o)
+    if not review.command(o.args, true) then
+      M.exec("k2lsp.accept", (o.args ~= "" and o.args ~= "all") and { runId = o.args } or vim.empty_dict())
+    end
+  end },
+  K2Reject = { nargs = "?", fn = function(o)
+    if not review.command(o.args, false) then
+      M.exec("k2lsp.reject", (o.args ~= "" and o.args ~= "all") and { runId = o.args } or vim.empty_dict())
+    end
+  end },
+  K2Review = { fn = function() review.open_list() end },
+  K2ApplyPatch = { nargs = "?", complete = "file", fn = function(o)
+    local args = o.args ~= "" and { path = vim.fn.fnamemodify(o.args, ":p") } or vim.empty_dict()
+    M.exec("k2lsp.applyPatch", args) -- the server says what it applied (or why not)
+  end },
   K2Status = { fn = function()
     M.exec("k2lsp.status", vim.empty_dict(), function(r)
       notify(string.format("%d active run(s), %d tokens, $%.4f", r.active or 0,
@@ -331,10 +359,11 @@ local commands = {
 --- Configure k2lsp and start it for matching buffers. `opts` extends `M.defaults`.
 function M.setup(opts)
   M.config = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
+  review.keymaps = M.config.review_keymaps
   warned = false
   key.start(M.config.api_key_cmd)
   for name, spec in pairs(commands) do
-    vim.api.nvim_create_user_command(name, spec.fn, { nargs = spec.nargs or 0, range = spec.range })
+    vim.api.nvim_create_user_command(name, spec.fn, { nargs = spec.nargs or 0, range = spec.range, complete = spec.complete })
   end
   local group = vim.api.nvim_create_augroup("k2lsp", { clear = true })
   local pattern = M.config.filetypes or "*"

@@ -11,6 +11,7 @@ local M = {}
 ---@field cost number
 ---@field outcome string|nil
 ---@field delivery string|nil
+---@field patch string|nil
 
 M.runs = {} ---@type table<string, K2RunState>
 M.order = {} ---@type string[]  run ids, oldest first
@@ -50,6 +51,7 @@ end
 function M.delivered(params)
   local r = run(params.runId or "?")
   r.delivery = params.status
+  r.patch = params.patchPath or r.patch -- a saved patch (:K2ApplyPatch applies it later)
 end
 
 --- Runs that have not finished.
