@@ -136,6 +136,8 @@ test("setup results read as one line per problem; request errors are not prefixe
   assert.equal(setupMessage({ ok: true, checks: result.checks.slice(0, 1), problems: [] }).level, "info");
   assert.equal(requestError("k2lsp.ask", "K2: the question is empty"), "K2: the question is empty");
   assert.equal(requestError("k2lsp.ask", "socket closed"), "K2: k2lsp.ask failed: socket closed");
+});
+
 test("review hunks follow the user's typing above them and build the proposal", () => {
   const hunk = (id, start, oldLines, newLines) => ({ id, start, oldLines, newLines, state: "pending", runId: "r", uri: "u" });
   const hunks = [hunk(1, 1, ["    return a - b"], ["    return a + b"]), hunk(2, 5, ["    return a * b"], ["    return b * a", "    # ok"])];
