@@ -172,6 +172,14 @@ function M.client_config(root, any_cmd)
     flags = { debounce_text_changes = 0, allow_incremental_sync = true },
     handlers = {
       ["k2lsp/stream"] = on_stream,
+      -- the server's messages through vim.notify (once each; nvim-notify & co. show them)
+      ["window/showMessage"] = function(_, params)
+        local levels = { vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO, vim.log.levels.DEBUG }
+        if type(params) == "table" and type(params.message) == "string" then
+          vim.notify(params.message, levels[params.type] or vim.log.levels.INFO)
+        end
+        return vim.NIL
+      end,
       ["k2lsp/delivery"] = on_delivery,
       ["k2lsp/review"] = review.on_review,
       ["k2lsp/untrusted"] = on_untrusted,
