@@ -32,6 +32,7 @@ section "edit fidelity and the syntax gate";    $PY bench/edit_fidelity.py --cor
 section "parses per edit vs main";             $PY bench/edit_parses.py --rounds "$runs"
 section "typing while a run delivers (Neovim)"; $PY bench/nvim_typing.py --tries 100
 section "reasoning byte to display (Neovim, VS Code)"; $PY bench/reasoning_display.py --runs 30 --vscode-runs 10
+section "ACP: prompt -> first thought chunk";   $PY bench/acp_first_thought.py --runs 10
 section "sandbox overhead";                     $PY bench/sandbox_overhead.py
 section "sandbox attack campaign";               $PY bench/attack_campaign.py
 section "writes racing a folder/symlink swap";  $PY bench/race_writes.py 2000

@@ -135,6 +135,64 @@ class RunFinishedEvent:
     summary: str
 
 
+@dataclass(frozen=True)
+class HeavyStartedEvent:
+    """Heavy mode began N candidate runs (their events carry `candidate_ids` as run_id)."""
+
+    candidates: int
+    candidate_ids: list[str]
+    temperatures: list[float]
+    temperature_note: str  # why these temperatures (fixed by the host, spread, set by the user)
+    plans: list[str]  # each candidate's opening plan (the only part of its prompt that differs)
+    at_once: int  # how many sandboxes fit at once; the others queue
+    admission: str
+    prefix_chars: int  # characters every candidate's first request shares from the start
+    first_request_chars: int  # length of the shortest first request
+
+
+@dataclass(frozen=True)
+class CandidateFinishedEvent:
+    """One candidate ended and k2lsp checked it (`evidence`: the tests k2lsp ran itself)."""
+
+    candidate: str  # c1, c2, ...
+    candidate_run_id: str
+    outcome: str
+    summary: str
+    steps: int
+    cost_usd: float
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    evidence: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class JudgeVerdictEvent:
+    """The K2 judge compared candidate `a` (shown first) with `b`; `winner` a label or tie."""
+
+    a: str
+    b: str
+    winner: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class HeavySelectedEvent:
+    """The heavy run's choice, why, and every candidate's record (failing ones too)."""
+
+    winner: str | None
+    winner_run_id: str | None
+    explanation: str
+    candidates: list[Any]  # Candidate.record() of each: outcome, evidence, cost, tokens
+    excluded: dict[str, Any]  # candidate -> why it was left out
+    finalists: list[str]
+    ties: list[str]
+    disagreements: list[str]
+    cache_ratio: float  # cached / prompt tokens over every request of the heavy run
+    cost_usd: float
+    judge: dict[str, Any] | None = None
+
+
 EVENT_TYPES: dict[str, type] = {
     "run_started": RunStartedEvent,
     "reasoning": ReasoningEvent,
@@ -146,6 +204,10 @@ EVENT_TYPES: dict[str, type] = {
     "usage": UsageEvent,
     "status": StatusEvent,
     "run_finished": RunFinishedEvent,
+    "heavy_started": HeavyStartedEvent,
+    "candidate_finished": CandidateFinishedEvent,
+    "judge_verdict": JudgeVerdictEvent,
+    "heavy_selected": HeavySelectedEvent,
 }
 
 # Event types and the fields each carries (besides run_id, seq, ts), from the classes above.

@@ -25,6 +25,36 @@ def check_trust(repo: Path, ignored: list[str]) -> Check:
     )
 
 
+def check_mcp(settings: Any, repo: Path) -> list[Check]:
+    """Start each configured MCP server once and list its tools (as a run would)."""
+    import asyncio
+
+    from k2lsp.tools.mcp.hub import McpHub
+
+    async def probe(name: str, spec: Any) -> Check:
+        hub = McpHub({name: spec}, cwd=repo, cap=settings.mcp.output_cap_chars)
+        await hub.start()
+        try:
+            tools = [t.name for t in hub.tools()]
+        finally:
+            await hub.close()
+        if hub.problems and not tools:
+            return Check(f"MCP {name}", FAIL, "; ".join(hub.problems), _MCP_FIX)
+        detail = f"{len(tools)} tool(s): {', '.join(tools[:8])}" + ("…" if len(tools) > 8 else "")
+        if hub.problems:
+            return Check(f"MCP {name}", WARN, f"{detail}; {'; '.join(hub.problems)}", _MCP_FIX)
+        return Check(f"MCP {name}", OK, detail)
+
+    return [
+        asyncio.run(probe(name, spec))
+        for name, spec in settings.mcp.servers.items()
+        if spec.enabled
+    ]
+
+
+_MCP_FIX = "check the server's command/url in [mcp.servers] (see docs/acp.md#mcp-servers)"
+
+
 def check_docker(image: str) -> list[Check]:
     """Daemon, image, and what is inside the image."""
     from k2lsp.sandbox import docker as sandbox_docker
@@ -220,6 +250,7 @@ def cli(argv: list[str]) -> int:
         check_model(settings),
         *check_docker(image),
         check_bwrap(),
+        *check_mcp(settings, repo),
     ]
     wanted = args.sandbox or settings.sandbox or "auto"
     auto, kind = check_auto(repo, image, wanted)

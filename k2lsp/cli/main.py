@@ -3,6 +3,7 @@
     k2lsp [--stdio | --tcp --port N]          language server (k2lsp.server.app:serve)
     k2lsp --task "..." [flags]                 headless run (k2lsp.cli.run)
     k2lsp tool NAME --json '{...}'             run one tool by hand
+    k2lsp acp                                  ACP agent on stdio (k2lsp.acp)
     k2lsp models | demo | doctor | sandbox build | undo | gc | trust [PATH]
 
 Start-up is a feature: this module imports only the standard library at import time, so
@@ -46,6 +47,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "k2lsp.agent.event_schema:cli",
         "print the JSON schema of the --json event stream (docs/events.md)",
     ),
+    "acp": ("k2lsp.acp.main:cli", "serve the Agent Client Protocol on stdio (agent panels)"),
     "trust": (
         "k2lsp.config.trust:cli",
         "let a repository's k2lsp.toml set the key/sandbox settings",
@@ -102,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply the repository's own provider/base_url/sandbox/allow_* settings without "
         "`k2lsp trust` (CI on your own checkout; same as K2LSP_TRUST_REPO=1)",
     )
+    p.add_argument(
+        "--heavy",
+        metavar="N",
+        type=int,
+        help="heavy mode: N candidate runs in parallel, the best by test evidence (docs/heavy.md)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the run copy after delivery")
     p.add_argument("--trajectory", metavar="F", help="write the trajectory JSONL to F")
     return p
@@ -147,7 +155,11 @@ def _log_to_stderr() -> None:
 
 
 def _is_server(argv: list[str]) -> bool:
-    return not argv or (any(a.split("=")[0] in SERVER_FLAGS for a in argv) and "--task" not in argv)
+    if not argv:
+        return True
+    if argv[0] in SUBCOMMANDS:  # `k2lsp acp --log-level INFO` is the subcommand's flag
+        return False
+    return any(a.split("=")[0] in SERVER_FLAGS for a in argv) and "--task" not in argv
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             func = _load(SUBCOMMANDS[argv[0]][0], argv[0])
             return 2 if func is None else int(func(argv[1:]) or 0)
         args = build_parser().parse_args(argv)
+        if args.heavy is not None:
+            from k2lsp.cli.heavy import run_heavy_headless
+
+            return run_heavy_headless(args)
         from k2lsp.cli.run import run_headless
 
         return run_headless(args)

@@ -9,6 +9,7 @@ import typing
 from typing import Annotated, Any, Literal
 
 from k2lsp.config.model import SETTABLE, SandboxLimits, Settings, env_name, fmt_number
+from k2lsp.config.tables import McpServer
 
 
 def _type_text(annotation: Any) -> str:
@@ -51,8 +52,11 @@ def reference_rows() -> list[tuple[str, str, str, str, str]]:
             "provider": "str (a preset)",
             "base_url": "str (URL)",
             "sandbox_limits": "table of " + ", ".join(SandboxLimits.model_fields),
+            "mcp": "table: servers.NAME (" + ", ".join(McpServer.model_fields) + "), "
+            "output_cap_chars",
         }.get(name, _type_text(info.annotation))
-        rows.append((name, kind + bounds, repr(default), env_name(name), info.description or ""))
+        shown = "{}" if name == "mcp" else repr(default)
+        rows.append((name, kind + bounds, shown, env_name(name), info.description or ""))
     return rows
 
 

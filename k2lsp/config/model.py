@@ -25,13 +25,15 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from k2lsp.config.providers import PROVIDERS, provider_names
+from k2lsp.config.tables import Limits, McpSettings
+from k2lsp.config.tables import SandboxLimits as SandboxLimits  # re-exported
 from k2lsp.errors import UsageError
 
 SandboxKind = Literal["auto", "docker", "bwrap", "none"]
@@ -83,34 +85,6 @@ Positive = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
 Price = Annotated[float, Field(ge=0)]
 PriceKey = Annotated[str, AfterValidator(_price_key)]
-
-
-class SandboxLimits(BaseModel):
-    """Single limits of `sandbox_limits` (the keys of a sandbox profile, see
-    sandbox/profiles/default.toml); the table stays a plain dict of the keys given."""
-
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    memory_mb: int | None = Field(default=None, ge=16)
-    cpus: float | None = Field(default=None, gt=0)
-    pids: int | None = Field(default=None, ge=1)
-    network: bool | None = None
-    output_cap_bytes: int | None = Field(default=None, ge=1)
-    file_size_mb: int | None = Field(default=None, ge=1)
-    tmp_mb: int | None = Field(default=None, ge=1)
-    shm_mb: int | None = Field(default=None, ge=1)
-    ro_paths: list[str] | None = None
-    read_only_root: bool | None = None
-
-
-def _limits_dict(limits: SandboxLimits) -> dict[str, Any]:
-    return limits.model_dump(exclude_unset=True, exclude_none=True)
-
-
-if TYPE_CHECKING:
-    Limits = dict[str, Any]
-else:
-    Limits = Annotated[SandboxLimits, AfterValidator(_limits_dict)]
 
 
 class Settings(BaseModel):
@@ -178,6 +152,9 @@ class Settings(BaseModel):
         default_factory=list, description="more secret files (`!pattern` lifts a default)"
     )
     allow_secrets: bool = Field(default=False, description="let the model read secret files")
+    mcp: McpSettings = Field(
+        default_factory=McpSettings, description="MCP servers whose tools the model may call"
+    )
     # where things go
     state_dir: FsPath | None = Field(
         default=None, description="runs, trajectories, transcripts; unset: $XDG_STATE_HOME/k2lsp"

@@ -38,6 +38,7 @@ SENSITIVE_KEYS: tuple[str, ...] = (
     "allow_secrets",  # lets the model read .env, keys and the like
     "secret_globs",  # a `!pattern` lifts a default secret pattern
     "state_dir",  # where transcripts, trajectories and checkpoints are written
+    "mcp",  # MCP servers are processes started on the host, outside the sandbox
 )
 TRUST_ENV = "K2LSP_TRUST_REPO"
 _STORE_VERSION = 1

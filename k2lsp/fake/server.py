@@ -23,7 +23,6 @@ list; objects with a `fault` key are faults
 from __future__ import annotations
 
 import json
-import os
 import socket
 import struct
 import sys
@@ -41,6 +40,7 @@ from k2lsp.fake.hosts import (
     native_post,
 )
 from k2lsp.fake.script import Fault, Renderer, Reply, ScriptItem
+from k2lsp.fake.streams import PrefixCache, Routes
 from k2lsp.fake.validate import _count_calls, check_request, prompt_estimate
 
 __all__ = ["FakeK2Server", "Fault", "Reply"]
@@ -63,6 +63,7 @@ class FakeK2Server:
         port: int = 0,
         host: str = "moonshot",
         api_key: str | None = None,
+        prefix_cache: str = "last",
     ) -> None:
         if host not in HOST_MODES:
             raise ValueError(f"unknown host mode {host!r}; choose one of {HOST_MODES}")
@@ -76,6 +77,7 @@ class FakeK2Server:
         self.context_limit = context_limit
         self.port = port
         self.requests: list[dict[str, Any]] = []
+        self.request_times: list[float] = []  # time.monotonic() when each request arrived
         self.auth: list[bool] = []  # whether each request carried a Bearer token (never its value)
         self.missing_max_tokens: list[int] = []  # indexes of requests sent without max_tokens
         self.rejected: list[tuple[int, str]] = []  # (request index, 400 message)
@@ -84,7 +86,8 @@ class FakeK2Server:
         self.held = threading.Event()
         self.released = threading.Event()
         self._lock = threading.Lock()
-        self._prev_prefix = ""
+        self.cache = PrefixCache(prefix_cache)  # "shared": a host-wide prefix cache
+        self.routes = Routes()  # `srv.routes.add(marker, *items)`: scripts by marker
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -175,13 +178,11 @@ class FakeK2Server:
         with self._lock:
             index = len(self.requests)
             self.requests.append(body)
+            self.request_times.append(time.monotonic())
             self.auth.append(authed)
             if "max_tokens" not in body and "max_completion_tokens" not in body:
                 self.missing_max_tokens.append(index)
-            prefix = json.dumps([body.get("tools"), body.get("messages")])
-            common = os.path.commonprefix([prefix, self._prev_prefix])  # noqa: RUF071
-            self._prev_prefix = prefix
-            cached = (len(common) // 4) // 64 * 64
+            cached = self.cache.cached_tokens(body)
             ids = [m if isinstance(m, str) else m["id"] for m in self.models or []]
             if self.models is not None and body.get("model") not in ids:
                 return index, "404", cached
@@ -194,9 +195,10 @@ class FakeK2Server:
             if err:
                 self.rejected.append((index, err))
                 return index, err, cached
-            if not self.script:
+            queue = self.routes.pick(body, self.script)
+            if not queue:
                 return index, "exhausted", cached
-            return index, self.script.pop(0), cached
+            return index, queue.pop(0), cached
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -23,7 +23,37 @@ PIDNS_LABEL = "org.k2lsp.pid-ns"
 def _client(timeout: int = 60) -> Any:
     import docker  # lazy: heavy import
 
-    return docker.from_env(timeout=timeout)
+    env = dict(os.environ)
+    endpoint = docker_endpoint()
+    if endpoint:  # a docker context's engine (DOCKER_HOST itself needs nothing)
+        env["DOCKER_HOST"] = endpoint
+    return docker.from_env(timeout=timeout, environment=env)
+
+
+def docker_endpoint() -> str:
+    """The Docker engine in use when it is not the local socket: DOCKER_HOST, else the endpoint
+    of the docker context the docker CLI would use (DOCKER_CONTEXT, else `currentContext` of
+    `$DOCKER_CONFIG/config.json`, default `~/.docker`); '' = the default local socket."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if host:
+        return host
+    import hashlib
+    import json
+    from pathlib import Path
+
+    base = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    try:
+        name = os.environ.get("DOCKER_CONTEXT", "")
+        if not name:
+            config = json.loads((base / "config.json").read_text(encoding="utf-8"))
+            name = str(config.get("currentContext") or "") if isinstance(config, dict) else ""
+        if not name or name == "default":
+            return ""
+        meta = base / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
+        endpoint = str(json.loads(meta.read_text(encoding="utf-8"))["Endpoints"]["docker"]["Host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""  # no config, no such context: the local engine (as without contexts)
+    return "" if endpoint == "unix:///var/run/docker.sock" else endpoint
 
 
 # ---- who owns a container --------------------------------------------------------------------

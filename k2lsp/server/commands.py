@@ -153,10 +153,13 @@ async def start(ls: K2LanguageServer, command: str, raw: tuple[Any, ...]) -> dic
     """Start the run of a run-starting command; answers at once with `protocol.RunStarted`."""
     from k2lsp.agent.session import RunRequest
     from k2lsp.runs.runcopy import new_run_id
+    from k2lsp.server.heavy import heavy_count, heavy_driver
     from k2lsp.server.runs import launch
 
     try:
-        task, context, doc = build(ls, command, first_arg(raw))
+        args = first_arg(raw)
+        heavy = heavy_count(command, args)
+        task, context, doc = build(ls, command, args)
         run_id = new_run_id()
         while ls.runs.get(run_id) is not None:
             run_id = new_run_id()
@@ -169,8 +172,8 @@ async def start(ls: K2LanguageServer, command: str, raw: tuple[Any, ...]) -> dic
             run_id=run_id,
             focus_paths=[doc.rel] if doc.rel else [],
         )
-        title = _TITLES[command]
-        run = await launch(ls, request, title)
+        title = _TITLES[command] + (f" (heavy ×{heavy})" if heavy else "")
+        run = await launch(ls, request, title, heavy_driver(heavy) if heavy else None)
     except K2lspError as exc:  # answered as the request's error: the editor shows it once
         raise command_error(exc) from None
     transcript = run.stream.transcript if run.stream is not None else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from k2lsp.config.model import SETTABLE, Settings, snake, suggest, validate_layer
 
@@ -32,6 +32,7 @@ class ServerOptions(BaseModel):
     transcript: bool = True
     log_reasoning: bool = True
     approvals: Literal["ask", "policy"] = "ask"
+    heavy_candidates: int = Field(default=0, ge=0, le=16)  # 2+: "(K2 heavy ×N)" code actions
     # The editor's own workspace trust (VS Code: workspace.isTrusted). None: k2lsp's trust
     # store decides (`k2lsp trust`); see k2lsp.config.trust.
     workspace_trusted: bool | None = None

@@ -113,7 +113,11 @@ async def _code_action(
     doc = ls.workspace.text_documents.get(params.text_document.uri)
     if doc is not None:  # test detection runs in a worker, never on the event loop
         await ls.test_cache.ensure(doc.uri, doc.path, doc.version, doc.source)
-    return code_actions(ls, params, ls.test_cache)
+    from k2lsp.server.heavy import with_heavy
+
+    return with_heavy(
+        code_actions(ls, params, ls.test_cache), ls.editor_config.options.heavy_candidates
+    )
 
 
 def _did_open(ls: K2LanguageServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -207,6 +211,12 @@ async def _check_setup(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
     return await check_setup(ls, *args)
 
 
+async def _take_candidate(ls: K2LanguageServer, *args: Any) -> Any:
+    from k2lsp.server.heavy import take_candidate
+
+    return await take_candidate(ls, args)
+
+
 async def _apply_patch(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
     from k2lsp.server.patches import apply_patch
 
@@ -239,4 +249,5 @@ def register(server: K2LanguageServer) -> None:
     server.command(protocol.CMD_REJECT)(_guarded("resolve_preview", False))
     server.command(protocol.CMD_TRUST)(_trust)
     server.command(protocol.CMD_CHECK_SETUP)(_check_setup)
+    server.command(protocol.CMD_TAKE_CANDIDATE)(_take_candidate)
     server.command(protocol.CMD_APPLY_PATCH)(_apply_patch)

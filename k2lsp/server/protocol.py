@@ -96,6 +96,7 @@ CMD_TRUST = "k2lsp.trust"  # {path?, revoke?} -> {path, trusted, configHash}
 # {} -> {ok, checks: [{name, status, detail, fix}], problems: [one line each]}; called with no
 # argument (a plain client's command palette) it also shows the result with showMessage
 CMD_CHECK_SETUP = "k2lsp.checkSetup"
+CMD_TAKE_CANDIDATE = "k2lsp.takeCandidate"  # {runId, candidate: "c2"} -> {runId, delivery}
 CMD_APPLY_PATCH = "k2lsp.applyPatch"  # {path?} -> {path, applied: [path...]}
 
 # Command -> run mode (`k2lsp.agent.session.MODES`).
@@ -116,6 +117,7 @@ CONTROL_COMMANDS = (
     CMD_REJECT,
     CMD_TRUST,
     CMD_CHECK_SETUP,
+    CMD_TAKE_CANDIDATE,
     CMD_APPLY_PATCH,
 )
 ALL_COMMANDS = (*RUN_COMMANDS, *CONTROL_COMMANDS)
@@ -153,6 +155,7 @@ SERVER_OPTION_KEYS = (
     "logReasoning",  # bool, default true: reasoning lines in window/logMessage
     "approvals",  # "ask" (default: showMessageRequest) | "policy" (headless: no prompt)
     "workspaceTrusted",  # bool: the editor's workspace trust (VS Code); absent: `k2lsp trust`
+    "heavyCandidates",  # int, default 0: 2-16 adds "(K2 heavy ×N)" variants of editing actions
 )
 
 DeliveryStatus = Literal[

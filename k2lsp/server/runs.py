@@ -49,6 +49,7 @@ class Run:
     after: dict[str, str | None] = field(default_factory=dict)
     undone: bool = False
     base_url: str = ""  # the model host of the run (shown when it fails; never the key)
+    heavy: Any = None  # a heavy run's HeavyOutcome, kept for k2lsp.takeCandidate (latest only)
 
     def info(self) -> dict[str, Any]:
         """The `protocol.RunInfo` of this run."""
@@ -136,8 +137,9 @@ class RunRegistry:
         }
 
 
-async def launch(ls: K2LanguageServer, request: RunRequest, title: str) -> Run:
-    """Create the run, its stream and its task; returns without waiting for the model."""
+async def launch(ls: K2LanguageServer, request: RunRequest, title: str, drive: Any = None) -> Run:
+    """Create the run, its stream and its task (`drive`, default `_drive`: one agent run;
+    `k2lsp.server.heavy.heavy_driver`: heavy mode); returns without waiting for the model."""
     from k2lsp.server.config import state_dir
     from k2lsp.server.progress import Limits
     from k2lsp.server.stream import RunStream
@@ -161,7 +163,8 @@ async def launch(ls: K2LanguageServer, request: RunRequest, title: str) -> Run:
     request.state["approve"] = ls.approver(run)
     ls.runs.add(run)
     await run.stream.open(request.task)
-    run.task = asyncio.create_task(_drive(ls, run, settings), name=f"k2lsp-run-{run.id}")
+    body = (drive or _drive)(ls, run, settings)
+    run.task = asyncio.create_task(body, name=f"k2lsp-run-{run.id}")
     return run
 
 

@@ -146,6 +146,13 @@ class ToolRegistry:
             out = [t for t in out if t.name in only]
         return out
 
+    def extended(self, extra: list[Tool]) -> ToolRegistry:
+        """A new registry with these tools followed by `extra` (e.g. a session's MCP tools)."""
+        out = ToolRegistry()
+        for tool_ in [*self._tools.values(), *extra]:
+            out.register(tool_)
+        return out
+
     def schemas(self, **kw: Any) -> list[dict[str, Any]]:
         """OpenAI tool entries for `tools(**kw)`."""
         return [t.schema() for t in self.tools(**kw)]

@@ -106,7 +106,61 @@ export interface RunFinishedEvent extends EventEnvelope {
   summary: string;
 }
 
-/** One event of a k2lsp run (see docs/events.md). */
-export type K2TypedEvent = RunStartedEvent | ReasoningEvent | ContentEvent | ToolCallEvent | ToolResultEvent | EditEvent | TestResultEvent | UsageEvent | StatusEvent | RunFinishedEvent;
+/** Heavy mode began N candidate runs (their events carry `candidate_ids` as run_id). */
+export interface HeavyStartedEvent extends EventEnvelope {
+  type: "heavy_started";
+  candidates: number;
+  candidate_ids: unknown[];
+  temperatures: unknown[];
+  temperature_note: string;
+  plans: unknown[];
+  at_once: number;
+  admission: string;
+  prefix_chars: number;
+  first_request_chars: number;
+}
 
-export type K2EventType = "run_started" | "reasoning" | "content" | "tool_call" | "tool_result" | "edit" | "test_result" | "usage" | "status" | "run_finished";
+/** One candidate ended and k2lsp checked it (`evidence`: the tests k2lsp ran itself). */
+export interface CandidateFinishedEvent extends EventEnvelope {
+  type: "candidate_finished";
+  candidate: string;
+  candidate_run_id: string;
+  outcome: string;
+  summary: string;
+  steps: number;
+  cost_usd: number;
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+  evidence?: Record<string, unknown> | null;
+}
+
+/** The K2 judge compared candidate `a` (shown first) with `b`; `winner` a label or tie. */
+export interface JudgeVerdictEvent extends EventEnvelope {
+  type: "judge_verdict";
+  a: string;
+  b: string;
+  winner: string;
+  reason: string;
+}
+
+/** The heavy run's choice, why, and every candidate's record (failing ones too). */
+export interface HeavySelectedEvent extends EventEnvelope {
+  type: "heavy_selected";
+  winner: string | null;
+  winner_run_id: string | null;
+  explanation: string;
+  candidates: unknown[];
+  excluded: Record<string, unknown>;
+  finalists: unknown[];
+  ties: unknown[];
+  disagreements: unknown[];
+  cache_ratio: number;
+  cost_usd: number;
+  judge?: Record<string, unknown> | null;
+}
+
+/** One event of a k2lsp run (see docs/events.md). */
+export type K2TypedEvent = RunStartedEvent | ReasoningEvent | ContentEvent | ToolCallEvent | ToolResultEvent | EditEvent | TestResultEvent | UsageEvent | StatusEvent | RunFinishedEvent | HeavyStartedEvent | CandidateFinishedEvent | JudgeVerdictEvent | HeavySelectedEvent;
+
+export type K2EventType = "run_started" | "reasoning" | "content" | "tool_call" | "tool_result" | "edit" | "test_result" | "usage" | "status" | "run_finished" | "heavy_started" | "candidate_finished" | "judge_verdict" | "heavy_selected";

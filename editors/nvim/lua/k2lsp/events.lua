@@ -46,6 +46,22 @@ M.FIELDS = {
     required = { "outcome", "exit_code", "summary" },
     optional = {},
   },
+  heavy_started = {
+    required = { "candidates", "candidate_ids", "temperatures", "temperature_note", "plans", "at_once", "admission", "prefix_chars", "first_request_chars" },
+    optional = {},
+  },
+  candidate_finished = {
+    required = { "candidate", "candidate_run_id", "outcome", "summary", "steps", "cost_usd", "prompt_tokens", "cached_tokens", "completion_tokens" },
+    optional = { "evidence" },
+  },
+  judge_verdict = {
+    required = { "a", "b", "winner", "reason" },
+    optional = {},
+  },
+  heavy_selected = {
+    required = { "winner", "winner_run_id", "explanation", "candidates", "excluded", "finalists", "ties", "disagreements", "cache_ratio", "cost_usd" },
+    optional = { "judge" },
+  },
 }
 
 return M

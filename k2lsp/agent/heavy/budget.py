@@ -1,0 +1,132 @@
+"""One budget for N candidates: a pool of steps, tokens, dollars and wall time that every
+candidate's loop draws from, so heavy ×N never spends more than the limits the user set.
+
+Each candidate gets a `CandidateBudget`: the `Budget` interface the agent loop already uses,
+whose own counters (steps, usage) are the candidate's and whose checks are against the pool.
+The loop runs every candidate on one event loop; tools may record from worker threads, so
+the pool's counters are updated under a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from k2lsp.agent.budgets import DEFAULT_MAX_STEPS, Budget
+from k2lsp.errors import BudgetExhausted
+from k2lsp.model.types import Usage
+
+
+@dataclass
+class Pool:
+    """The shared limits (None = unlimited) and what all candidates used together."""
+
+    max_steps: int = DEFAULT_MAX_STEPS
+    max_tokens: int | None = None
+    max_usd: float | None = None
+    timeout_s: float | None = None
+    steps: int = 0
+    used: Usage = field(default_factory=Usage)
+    started: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: object) -> Pool:
+        """The pool of `Settings` (max_steps, max_tokens, budget_usd, timeout_s)."""
+        base = Budget.from_settings(settings)
+        return cls(base.max_steps, base.max_tokens, base.max_usd, base.timeout_s)
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens of every candidate (and the judge)."""
+        return self.used.prompt_tokens + self.used.completion_tokens
+
+    def elapsed(self) -> float:
+        """Seconds since heavy mode started."""
+        return time.monotonic() - self.started
+
+    def add(self, usage: Usage) -> None:
+        """Count one request's usage (a candidate's or the judge's)."""
+        with self.lock:
+            self.used += usage
+
+    def take_step(self) -> int:
+        """Count one step of some candidate; BudgetExhausted when the pool has none left."""
+        with self.lock:
+            if self.steps >= self.max_steps:
+                raise BudgetExhausted(
+                    f"heavy step budget used up: {self.steps} of {self.max_steps} steps over "
+                    "all candidates; raise it with --max-steps or use fewer candidates"
+                )
+            self.steps += 1
+            return self.steps
+
+    def check(self) -> None:
+        """Raise BudgetExhausted when the shared token, cost or time budget is used up."""
+        if self.max_tokens is not None and self.total_tokens >= self.max_tokens:
+            raise BudgetExhausted(
+                f"heavy token budget used up: {self.total_tokens:,} of {self.max_tokens:,} "
+                "tokens over all candidates; raise it with --max-tokens"
+            )
+        if self.max_usd is not None and self.used.cost_usd >= self.max_usd:
+            raise BudgetExhausted(
+                f"heavy cost budget used up: ${self.used.cost_usd:.4f} of ${self.max_usd:.2f} "
+                "over all candidates; raise it with --budget-usd"
+            )
+        if self.timeout_s is not None and self.elapsed() >= self.timeout_s:
+            raise self.time_exhausted()
+
+    def time_exhausted(self) -> BudgetExhausted:
+        """The error of a heavy run that hit its wall-time limit."""
+        return BudgetExhausted(
+            f"heavy time budget used up: {self.elapsed():.0f} s of {self.timeout_s:.0f} s; "
+            "raise it with --timeout"
+        )
+
+    def remaining_time(self) -> float | None:
+        """Seconds of shared wall time left (None: no limit)."""
+        if self.timeout_s is None:
+            return None
+        return max(0.0, self.timeout_s - self.elapsed())
+
+    def candidate(self) -> CandidateBudget:
+        """A budget view for one candidate's loop."""
+        return CandidateBudget(max_steps=self.max_steps, pool=self)
+
+
+@dataclass
+class CandidateBudget(Budget):
+    """One candidate's counters, checked against the shared pool."""
+
+    pool: Pool = field(default_factory=Pool)
+
+    def __post_init__(self) -> None:
+        self.started = self.pool.started
+        self.timeout_s = self.pool.timeout_s
+        self.max_tokens = self.pool.max_tokens
+        self.max_usd = self.pool.max_usd
+
+    def add_usage(self, usage: Usage) -> None:
+        """Count a request's usage for this candidate and for the pool."""
+        self.used += usage
+        self.pool.add(usage)
+
+    def begin_step(self) -> int:
+        """Check the pool, take one of its steps, count it here; the candidate's step number."""
+        self.pool.check()
+        self.pool.take_step()
+        self.steps += 1
+        return self.steps
+
+    def check(self) -> None:
+        """The pool's token, cost and time limits."""
+        self.pool.check()
+
+    def remaining_time(self) -> float | None:
+        """The pool's wall time left."""
+        return self.pool.remaining_time()
+
+    def time_exhausted(self) -> BudgetExhausted:
+        """The pool's time error."""
+        return self.pool.time_exhausted()

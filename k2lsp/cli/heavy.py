@@ -1,0 +1,151 @@
+"""`k2lsp --task … --heavy N`: N candidates, the winner delivered as `--output` says.
+
+- `apply` / `patch`: the winner's change set, exactly as a single run's would be.
+- `branch`: every candidate that changed something is committed on its own branch
+  `k2lsp/<heavy-id>-c<i>`, and the winner's commit also gets `k2lsp/<heavy-id>`.
+Every run copy is removed at the end (`--keep` keeps them); only delivered branches stay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from k2lsp.agent.events import EventSink
+from k2lsp.agent.session import RunRequest
+from k2lsp.errors import Outcome, UsageError
+from k2lsp.redact.boundary import SafeStream, safe_text
+
+
+def run_heavy_headless(args: argparse.Namespace) -> int:
+    """Run the task of `args` as `args.heavy` candidates; deliver; the exit code."""
+    from k2lsp.cli.heavy_render import HeavyTerminalRenderer
+    from k2lsp.cli.render import JsonRenderer
+    from k2lsp.cli.run import default_output, read_task, settings_overrides
+    from k2lsp.config.settings import load_settings
+
+    task = read_task(args)
+    repo = Path(args.repo).expanduser()
+    if not repo.is_dir():
+        what = "is a file, not a folder" if repo.exists() else "does not exist"
+        raise UsageError(f"folder {str(repo)!r} {what}; pass --repo with your project folder")
+    output = args.output or default_output()
+    if args.patch_file and output != "patch":
+        raise UsageError("--patch-file only works with --output patch")
+    overrides, labels = settings_overrides(args)
+    settings = load_settings(
+        repo.resolve(),
+        overrides,
+        labels=labels,
+        trusted=True if getattr(args, "trust_repo", False) else None,
+        notify=lambda line: print(safe_text(line), file=sys.stderr),
+    )
+    to_stderr = output == "patch" and not args.patch_file and not args.json  # stdout: the diff
+    out = SafeStream(sys.stderr if to_stderr else sys.stdout)
+    sink: EventSink = JsonRenderer(out) if args.json else HeavyTerminalRenderer(out)  # type: ignore[arg-type]
+    request = RunRequest(task=task, repo=repo, mode=args.mode)
+    notes: list[str] = []
+
+    async def finish(result: Any) -> Any:
+        if result.winner is not None or output == "branch":
+            notes.extend(await asyncio.to_thread(deliver_heavy, result, output, args, task))
+        return result
+
+    _collect_leftovers(settings)
+    trajectory = Path(args.trajectory).expanduser() if args.trajectory else None
+    result = asyncio.run(
+        _cancellable(request, int(args.heavy), settings, [sink], finish, trajectory)
+    )
+    for line in notes if not args.json else []:
+        print(safe_text(line), file=sys.stderr)
+    if args.keep:
+        for copy in result.run_copies():
+            print(safe_text(f"run copy kept at {copy.root}"), file=sys.stderr)
+    else:
+        for problem in result.cleanup():
+            print(safe_text(f"k2lsp: warning: {problem}"), file=sys.stderr)
+    return int(result.outcome.exit_code)
+
+
+def _collect_leftovers(settings: Any) -> None:
+    """Run copies of crashed runs (their process is gone) go before N new ones are made."""
+    from k2lsp.runs.gc import collect
+
+    try:
+        collect(getattr(settings, "state_dir", None))
+    except OSError:
+        pass  # an unreadable state folder: RunCopy.create reports it
+
+
+async def _cancellable(
+    request: RunRequest,
+    n: int,
+    settings: Any,
+    sinks: list[EventSink],
+    finish: Any,
+    trajectory: Path | None,
+) -> Any:
+    from k2lsp.agent.heavy.scheduler import run_heavy
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(
+        run_heavy(request, n, settings, sinks, finish=finish, trajectory_file=trajectory)
+    )
+
+    def on_signal() -> None:
+        if task.cancelling():
+            os._exit(130)  # second Ctrl-C: stop now (k2lsp gc removes what is left)
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        return await task
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def deliver_heavy(result: Any, output: str, args: argparse.Namespace, task: str) -> list[str]:
+    """Deliver the heavy run's winner (and with `branch` every candidate); notes for the user."""
+    from k2lsp.runs import git, gitcmd
+
+    notes: list[str] = []
+    winner = result.winner
+    if output != "branch":
+        patch_file = Path(args.patch_file) if args.patch_file else None
+        copy = winner.result.run_copy
+        if output == "patch" and patch_file is None and args.json:
+            patch_file = Path(copy.run_dir).parent.parent / "patches" / f"{result.run_id}.patch"
+        d = git.deliver(copy, winner.result.changes, output, task=task, patch_file=patch_file)
+        if output == "patch" and patch_file is None:
+            sys.stdout.write(d.patch)
+            sys.stdout.flush()
+        if d.outcome is not Outcome.SUCCESS:
+            result.outcome = d.outcome
+        return [f"{winner.label}: {d.message}"]
+    for c in result.candidates:
+        if not c.changed:
+            continue
+        d = git.deliver(c.result.run_copy, c.result.changes, "branch", task=task)
+        notes.append(f"{c.label}: {d.message}")
+        if c is winner and d.commit:
+            ref = f"refs/heads/k2lsp/{result.run_id}"
+            gitcmd.run(
+                c.result.run_copy.source,
+                "update-ref",
+                "-m",
+                "k2lsp: heavy winner",
+                ref,
+                d.commit,
+                "",
+            )
+            notes.append(f"winner {c.label} also on branch k2lsp/{result.run_id}")
+        if c is winner and d.outcome is not Outcome.SUCCESS:
+            result.outcome = d.outcome
+    return notes
