@@ -36,8 +36,8 @@ from k2lsp.agent.session import redacting
 from k2lsp.agent.trajectory import Trajectory
 from k2lsp.cli.render import JsonRenderer
 from k2lsp.config.settings import Settings
+from k2lsp.fake import server as fake_server
 from k2lsp.fake.script import Reply
-from k2lsp.model import fake_server
 from k2lsp.model.client import K2Client
 from k2lsp.runs.workspace import Workspace
 from k2lsp.tools.base import ToolContext, ToolRegistry, tool

@@ -1,6 +1,7 @@
 """Language-server benchmarks: cold `initialize` latency and code-action latency under load.
 
-    .venv/bin/python bench/lsp_bench.py [--runs 7] [--requests 400] [--jedi PATH]
+    .venv/bin/python bench/lsp_bench.py [--runs 7] [--requests 400] [--starts 4] [--jedi PATH]
+                                        [--skip-init] [--first-only]
 
 1. Cold initialize: process start -> InitializeResult, for `python -m k2lsp --stdio`, a bare
    pygls 2 server (the floor any pygls server pays, mostly `import lsprotocol.types`) and
@@ -11,8 +12,13 @@
 2. Code actions on a 5,000-line Python test file while a run streams reasoning from the fake K2
    host to a client with k2lsp/stream on: p50/p99 latency of textDocument/codeAction at random
    positions (cursor and selections), the same with no run for comparison (goal p99 < 20 ms),
-   right after an edit (the test-function cache is stale, so the file is re-parsed) and the
-   first one right after opening a file (five files; detection runs in a worker thread).
+   right after an edit (the test-function cache is stale, so the file is re-parsed).
+3. The first code action right after opening a file (its test detection starts at didOpen in
+   a worker thread), on fresh servers: once start-up is done (files opened 1.5 s after
+   `initialized`; goal <= 20 ms, max included) and, alternated with it, right at start-up
+   (while the start-up warm-up still runs in a worker thread). The test client pays for its
+   own first request (its converter's hooks, ~10-20 ms): it is warmed first, and in the
+   started case it opens a text file (nothing to parse) and asks for its actions once.
 
 Prints figures only; never fails.
 """
@@ -208,10 +214,6 @@ async def bench_code_actions(n: int) -> None:
         ed = await start_editor(root, base, Path(tmp) / "home")
         try:
             lines = text.count("\n")
-            first = []  # the first code action right after opening a file, five files
-            for k in range(5):
-                opened = ed.open(f"test_first_{k}.py")
-                first += await _code_action_latencies(ed.client, opened, 1, lines)
             uri = ed.open("test_big.py")
             await _code_action_latencies(ed.client, uri, 20, lines)  # warm-up
             idle = await _code_action_latencies(ed.client, uri, n, lines)
@@ -229,7 +231,6 @@ async def bench_code_actions(n: int) -> None:
             fake.stop()
     print(f"\nCode actions on a {lines:,}-line test file ({n} requests each, p50 / p99 / max):")
     rows = (
-        ("first after open", first),
         ("idle", idle),
         ("while a run streams", busy),
         ("right after an edit", edited),
@@ -241,8 +242,92 @@ async def bench_code_actions(n: int) -> None:
         )
     print(
         f"  stream batches received meanwhile: {batches}; run still streaming at the end: "
-        f"{streaming}  (goal p99 < 20 ms; first after open <= 20 ms)"
+        f"{streaming}  (goal p99 < 20 ms)"
     )
+
+
+def _warm_client(client: Any) -> None:
+    """Build the client's own (de)serialisation hooks for a code action request and its
+    answer now: the test client pays ~10-20 ms for them on its first request otherwise,
+    which is the client's start-up cost, not the server's."""
+    from lsprotocol import types
+
+    params = types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri="file:///warm.py"),
+        range=types.Range(start=types.Position(0, 0), end=types.Position(0, 0)),
+        context=types.CodeActionContext(diagnostics=[]),
+    )
+    request = types.CodeActionRequest(id=0, params=params)
+    json.dumps(request, default=client.protocol._serialize_message)
+    command = {"title": "t", "command": "k2lsp.x", "arguments": [{"uri": "file:///warm.py"}]}
+    action = {"title": "t", "kind": "quickfix", "command": command}
+    response = types.CodeActionResponse
+    client.protocol._converter.structure(
+        {"jsonrpc": "2.0", "id": 0, "result": [action, action]}, response
+    )
+
+
+async def _first_actions(base: str, tmp: Path, settle: float, files: int) -> list[float]:
+    """Start a server; after `settle` seconds open `files` new test files one by one, each
+    followed at once by a code action; that action's latency per file."""
+    from tests.lsp_fixtures import start_editor, stop_editor
+
+    root = tmp / "proj"
+    text = make_test_file()
+    lines = text.count("\n")
+    for k in range(files):
+        (root / f"test_first_{k}.py").write_text(text + f"# file {k}\n")
+    (root / "notes.txt").write_text("not code\nat all\n")
+    ed = await start_editor(root, base, tmp / "home")
+    try:
+        _warm_client(ed.client)
+        if settle:  # the client's own first open + request (a text file: nothing to parse)
+            await _code_action_latencies(ed.client, ed.open("notes.txt"), 1, 2)
+        await asyncio.sleep(settle)
+        out = []
+        for k in range(files):
+            opened = ed.open(f"test_first_{k}.py")
+            out += await _code_action_latencies(ed.client, opened, 1, lines)
+        return out
+    finally:
+        await stop_editor(ed)
+
+
+async def bench_first_action(starts: int, files: int = 5) -> None:
+    """Print the latency of the first code action after a file is opened (its test detection
+    parses at didOpen), over fresh servers: once start-up work is done (the goal's figure;
+    files opened 1.5 s after `initialized`) and, alternated with it, right at start-up."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from k2lsp.fake.server import FakeK2Server, Reply
+
+    fake = FakeK2Server([Reply(content="Done.")])
+    base = fake.start()
+    res: dict[str, list[float]] = {"settled": [], "at_start": []}
+    firsts: dict[str, list[float]] = {"settled": [], "at_start": []}
+    try:
+        for i in range(starts * 2):
+            mode = ("settled", "at_start")[i % 2]
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / "proj").mkdir()
+                got = await _first_actions(base, Path(tmp), 1.5 if mode == "settled" else 0, files)
+            res[mode] += got
+            firsts[mode].append(got[0])
+    finally:
+        fake.stop()
+    print(
+        f"\nFirst code action right after didOpen of a {make_test_file().count(chr(10)):,}-line "
+        f"test file ({starts} fresh servers per row, alternated; {files} files each), "
+        "min / median / max:"
+    )
+    for mode, label in (("settled", "once started"), ("at_start", "right at start-up")):
+        v = sorted(res[mode])
+        f = sorted(firsts[mode])
+        print(
+            f"  {label:18s} {v[0] * 1000:6.2f} / {statistics.median(v) * 1000:6.2f} / "
+            f"{v[-1] * 1000:6.2f} ms  (first file of each server: median "
+            f"{statistics.median(f) * 1000:.2f}, max {f[-1] * 1000:.2f} ms)"
+        )
+    print("  goal: <= 20 ms, max included (once started)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,11 +336,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--jedi", default=None, help="path of jedi-language-server")
+    parser.add_argument("--starts", type=int, default=4, help="servers per first-action row")
     parser.add_argument("--skip-init", action="store_true")
+    parser.add_argument("--first-only", action="store_true", help="only the first-action rows")
     args = parser.parse_args(argv)
-    if not args.skip_init:
+    if not args.skip_init and not args.first_only:
         bench_initialize(args.runs, find_jedi(args.jedi))
-    asyncio.run(bench_code_actions(args.requests))
+    asyncio.run(bench_first_action(args.starts))
+    if not args.first_only:
+        asyncio.run(bench_code_actions(args.requests))
     return 0
 
 

@@ -1,7 +1,9 @@
 """The package layering holds mechanically: imports only go downward, no package cycles.
 
-Every import in k2lsp (module level and inside functions, `TYPE_CHECKING` blocks included) is
-read with `ast`; an import of a higher layer, or of a package of the same layer, fails.
+Every import in k2lsp (module level and inside functions, `TYPE_CHECKING` blocks included,
+relative imports, and module names in strings that `importlib` loads such as the CLI's
+sub-command table) is read with `ast`; an import of a higher layer, or of a package of the same
+layer, fails.
 """
 
 from __future__ import annotations
@@ -53,11 +55,30 @@ def _modules() -> list[tuple[str, Path]]:
     return out
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
+def _is_module(dotted: str) -> bool:
+    base = PACKAGE.parent.joinpath(*dotted.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def _imports(path: Path, module: str = "") -> list[tuple[int, str]]:
+    """Every k2lsp module `path` (the module called `module`) imports: import statements
+    (relative ones resolved) and strings naming a module (`"k2lsp.x.y"`, `"k2lsp.x.y:func"`),
+    which `importlib` loads."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    if not module:
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    here = module.split(".")[:-1]  # the package a relative import starts from
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = ".".join(here[: len(here) - node.level + 1])
+            mod = f"{base}.{node.module}" if node.module else base
+            found += [(node.lineno, mod if node.module else f"{mod}.{a.name}") for a in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            target = node.value.split(":", 1)[0]
+            if target.startswith("k2lsp.") and _is_module(target):
+                found.append((node.lineno, target))
+        elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module == "k2lsp":
@@ -135,7 +156,22 @@ def test_no_module_over_limit(limit: int) -> None:
     assert long == [], "modules over the limit:\n" + "\n".join(long)
 
 
-def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("def f():\n    from k2lsp.agent.loop import run\n", "k2lsp.agent.loop"),
+        ("from ..agent.loop import run\n", "k2lsp.agent.loop"),
+        ("from .. import agent\n", "k2lsp.agent"),
+        ("HOOKS = {'x': 'k2lsp.agent.loop:run'}\n", "k2lsp.agent.loop"),
+    ],
+)
+def test_the_checker_sees_an_upward_import(tmp_path: Path, source: str, expected: str) -> None:
     probe = tmp_path / "probe.py"
-    probe.write_text("def f():\n    from k2lsp.agent.loop import run\n")
-    assert _imports(probe) == [(2, "k2lsp.agent.loop")]
+    probe.write_text(source, encoding="utf-8")
+    assert [m for _, m in _imports(probe, "k2lsp.tools.probe")] == [expected]
+
+
+def test_strings_that_name_no_module_are_not_imports(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("CMD = 'k2lsp.undo'\nFILE = 'k2lsp.toml'\n")
+    assert _imports(probe, "k2lsp.tools.probe") == []

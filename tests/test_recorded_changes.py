@@ -106,7 +106,7 @@ async def test_disagreements_keep_the_union_and_are_noted(tmp_path: Path) -> Non
         assert "outside the editing tools" in text and "snapshot.txt" in text
         assert "calc.py changed again after the tools wrote it" in text
         assert "build/gen.py was changed by the tools but git does not track it" in text
-        from k2lsp.runs.git import make_patch
+        from k2lsp.runs.patchfile import make_patch
 
         patch = make_patch(rc, changes)
         assert "+++ b/build/gen.py" in patch and "+++ b/snapshot.txt" in patch

@@ -3,6 +3,7 @@ ownership and the cached image build."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -15,6 +16,7 @@ from k2lsp.errors import SandboxUnavailable, UsageError
 from k2lsp.sandbox import bwrap as sandbox_bwrap
 from k2lsp.sandbox import docker as sandbox_docker
 from k2lsp.sandbox.base import NONE_WARNING, OutputCap, SandboxSettings, cap_bytes, get_sandbox
+from k2lsp.sandbox.profile import read_profile, settings_for
 from tests.sandbox_helpers import open_sandbox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,23 +34,56 @@ def test_output_cap_keeps_head_and_tail_of_any_stream() -> None:
 
 
 def test_default_profile_loads_and_bad_profiles_are_explained(tmp_path: Path) -> None:
-    settings = SandboxSettings.from_toml(REPO / "sandbox/profiles/default.toml", memory_mb=300)
+    from k2lsp.config.settings import Settings
+
+    default = REPO / "sandbox/profiles/default.toml"
+    settings = settings_for(Settings(sandbox_profile=default, sandbox_limits={"memory_mb": 300}))
     assert settings.memory_mb == 300 and settings.pids == 512 and settings.network is False
-    tight = SandboxSettings.from_toml(REPO / "sandbox/profiles/tight.toml")
-    assert tight.pids == 128
-    bad = tmp_path / "bad.toml"
-    bad.write_text("[sandbox]\nmemroy_mb = 5\n")
-    with pytest.raises(UsageError, match="unknown keys \\['memroy_mb'\\]"):
-        SandboxSettings.from_toml(bad)
-    broken = tmp_path / "broken.toml"
-    broken.write_text("[sandbox\n")
-    with pytest.raises(UsageError, match="cannot read sandbox profile"):
-        SandboxSettings.from_toml(broken)
+    assert read_profile(REPO / "sandbox/profiles/tight.toml")["pids"] == 128
+    cases = {
+        "[sandbox]\nmemroy_mb = 5\n": "memroy_mb: unknown key (did you mean 'memory_mb'?)",
+        "[sandbox\n": "cannot read sandbox profile",
+        "sandbox = 'docker'\n": "[sandbox] must be a table of limits",
+        "[sandbox]\nkind = 'docker'\n": "kind: not a limit; set `sandbox` in k2lsp.toml",
+    }
+    for i, (text, message) in enumerate(cases.items()):
+        bad = tmp_path / f"bad{i}.toml"
+        bad.write_text(text)
+        with pytest.raises(UsageError) as caught:
+            read_profile(bad)
+        assert message in str(caught.value) and str(bad) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "problem"),
+    [
+        ("memory_mb", -5, "memory_mb: must be >= 16 (got -5)"),
+        ("pids", "many", "pids: must be a whole number (got 'many')"),
+        ("network", 1, "network: must be true or false (got 1)"),
+    ],
+)
+def test_a_bad_limit_reads_the_same_in_a_profile_and_in_the_settings(
+    tmp_path: Path, limit: str, value: object, problem: str
+) -> None:
+    """`sandbox_limits` in k2lsp.toml and a profile file go through one validator."""
+    from k2lsp.config.settings import load_settings
+
+    shown = json.dumps(value)
+    profile = tmp_path / "p.toml"
+    profile.write_text(f"[sandbox]\n{limit} = {shown}\n")
+    with pytest.raises(UsageError) as in_profile:
+        read_profile(profile)
+    assert str(in_profile.value) == f"sandbox profile {profile}: {problem}"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "k2lsp.toml").write_text(f"[sandbox_limits]\n{limit} = {shown}\n")
+    with pytest.raises(UsageError) as in_settings:
+        load_settings(repo, trusted=True)
+    assert f"sandbox_limits.{problem}" in str(in_settings.value)
 
 
 def test_settings_for_reads_kind_image_profile_and_limits() -> None:
     from k2lsp.config.settings import Settings
-    from k2lsp.sandbox.base import settings_for
 
     plain = settings_for(Settings(sandbox="bwrap", sandbox_image="img:1"))
     assert (plain.kind, plain.image, plain.memory_mb) == ("bwrap", "img:1", 2048)
@@ -65,7 +100,7 @@ def test_settings_for_reads_kind_image_profile_and_limits() -> None:
         Settings(sandbox_limits={"ram": 1})
     odd = Settings()
     odd.sandbox_limits = {"ram": 1}
-    with pytest.raises(UsageError, match="unknown sandbox limits \\['ram'\\]"):
+    with pytest.raises(UsageError, match="setting sandbox_limits: ram: unknown key"):
         settings_for(odd)
 
 

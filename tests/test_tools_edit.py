@@ -49,7 +49,9 @@ async def test_edit_replaces_once_records_and_returns_the_diff(
         "Edited m.py: replaced line 6 with 1 line.\n--- a/m.py\n+++ b/m.py\n"
     )
     assert "-    return a - b\n+    return a - b - 0\n" in res.text
-    assert ctx.edited == ["m.py"]
+    assert ctx.changes.paths() == ["m.py"]
+    assert ctx.changes.files[0].old_text == PY
+    assert ctx.changes.files[0].new_text == (root / "m.py").read_text()
     assert events[0].type == "edit" and events[0].data["path"] == "m.py"
     assert events[0].data["diff"] in res.text
     assert not list(root.glob(".*k2tmp"))
@@ -202,7 +204,7 @@ async def test_edit_refused_when_it_breaks_the_parse(
     assert "edit refused: it breaks the parse of m.py at line 5" in res.text
     assert "nothing was written" in res.text
     assert (root / "m.py").read_bytes() == before
-    assert events == [] and ctx.edited == []
+    assert events == [] and not ctx.changes
 
 
 async def test_edit_of_an_already_broken_file_passes_if_no_worse(

@@ -378,7 +378,9 @@ async def test_create_file_makes_parents_records_the_edit_and_returns_a_diff(
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
-    assert ctx.edited == ["pkg/sub/mod.py"]
+    assert ctx.changes.paths() == ["pkg/sub/mod.py"]
+    assert ctx.changes.files[0].kind == "created"
+    assert ctx.changes.files[0].new_text == "def f():\n\treturn 1\n"
     assert [e.type for e in events] == ["edit"]
     assert events[0].data["diff"].startswith("--- /dev/null\n+++ b/pkg/sub/mod.py\n")
     assert "+\treturn 1" in res.text
@@ -407,7 +409,7 @@ async def test_create_file_refusals_write_nothing(
     assert not res.ok
     assert expected in res.text
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == before
-    assert events == [] and ctx.edited == []
+    assert events == [] and not ctx.changes
 
 
 async def test_delete_file_records_a_diff_to_dev_null(

@@ -150,8 +150,9 @@ def _disk(path: Path) -> str | None:
 
 
 def save_patch(run_copy: Any, changes: ChangeSet) -> Path:
-    """The change set as a unified diff under the state dir; its path."""
-    path = Path(run_copy.state_dir) / "patches" / f"{run_copy.run_id}.patch"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(changes.diff(), encoding="utf-8")
-    return path
+    """Save the change set as a patch, the CLI's and the editor's way
+    (`k2lsp.runs.patchfile`: <state dir>/patches/<run-id>.patch, private); its path."""
+    from k2lsp.runs import patchfile
+
+    text = patchfile.patch_text(run_copy, changes)
+    return patchfile.save_patch(text, run_copy.state_dir, run_copy.run_id)

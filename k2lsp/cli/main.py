@@ -16,7 +16,7 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from k2lsp import __version__
 
@@ -29,7 +29,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "k2lsp.cli.tool:cli_models",
         "list the models the configured host offers",
     ),
-    "demo": ("k2lsp.demo.demo:cli", "replay a recorded K2 session fixing a failing test (no key)"),
     "doctor": (
         "k2lsp.cli.doctor:cli",
         "check the installation, key, host and sandbox",
@@ -59,16 +58,17 @@ SANDBOXES = ("auto", "docker", "bwrap", "none")
 MODES = ("task", "ask", "fix_diagnostic", "explain", "refactor", "write_tests", "fix_failing_test")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of the headless run (and of `--help`)."""
-    epilog = "commands:\n" + "\n".join(
-        f"  {name:<8} {doc}" for name, (_, doc) in SUBCOMMANDS.items()
-    )
-    epilog += (
-        "\n  (none)   with no arguments, --stdio or --tcp --port N: the language server"
-        "\n\nexit codes: 0 success, 1 tests failed, 2 usage error, 3 provider error, "
-        "4 budget exhausted, 5 edit conflict, 6 sandbox unavailable, 130 cancelled"
-    )
+def build_parser(commands: Mapping[str, tuple[str, str]] | None = None) -> argparse.ArgumentParser:
+    """The parser of the headless run (and of `--help`, listing `commands`)."""
+    commands = SUBCOMMANDS if commands is None else commands
+    from k2lsp.errors import EXIT_CODES
+
+    rows = [(name, doc) for name, (_, doc) in commands.items()]
+    rows.append(("(none)", "with no arguments, --stdio or --tcp --port N: the language server"))
+    width = max(len(name) for name, _ in rows)
+    codes = sorted((code, o.value.replace("_", " ")) for o, code in EXIT_CODES.items())
+    epilog = "commands:\n" + "\n".join(f"  {name:<{width}} {doc}" for name, doc in rows)
+    epilog += "\n\nexit codes: " + ", ".join(f"{code} {name}" for code, name in codes)
     p = argparse.ArgumentParser(
         prog="k2lsp",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -154,26 +154,30 @@ def _log_to_stderr() -> None:
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
 
-def _is_server(argv: list[str]) -> bool:
+def _is_server(argv: list[str], commands: Mapping[str, tuple[str, str]]) -> bool:
     if not argv:
         return True
-    if argv[0] in SUBCOMMANDS:  # `k2lsp acp --log-level INFO` is the subcommand's flag
+    if argv[0] in commands:  # `k2lsp acp --log-level INFO` is the subcommand's flag
         return False
     return any(a.split("=")[0] in SERVER_FLAGS for a in argv) and "--task" not in argv
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Dispatch to the server, a sub-command or the headless run; returns the exit code."""
+def main(argv: list[str] | None = None, extra: Mapping[str, tuple[str, str]] | None = None) -> int:
+    """Dispatch to the server, a sub-command or the headless run; returns the exit code.
+
+    `extra` adds sub-commands from layers above the CLI (`k2lsp demo`, added by
+    `k2lsp.__main__`, replays a session through this CLI, so the CLI cannot import it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {**SUBCOMMANDS, **(extra or {})}
     try:
-        if _is_server(argv):
+        if _is_server(argv, commands):
             serve = _load("k2lsp.server.app:serve", "server")
             return 2 if serve is None else int(serve(argv) or 0)
         _log_to_stderr()
-        if argv[0] in SUBCOMMANDS:
-            func = _load(SUBCOMMANDS[argv[0]][0], argv[0])
+        if argv[0] in commands:
+            func = _load(commands[argv[0]][0], argv[0])
             return 2 if func is None else int(func(argv[1:]) or 0)
-        args = build_parser().parse_args(argv)
+        args = build_parser(commands).parse_args(argv)
         if args.heavy is not None:
             from k2lsp.cli.heavy import run_heavy_headless
 

@@ -125,27 +125,20 @@ async def _run_cancellable(
 def deliver(result: RunResult, output: str, args: argparse.Namespace, task: str) -> str:
     """Deliver the changes of `result`, note where they went in its summary (and a failed
     delivery in its outcome); returns that note."""
-    from k2lsp.runs import git
+    from k2lsp.runs.git import deliver as git_deliver
 
-    git_deliver = getattr(git, "deliver", None)
     patch_file = Path(args.patch_file) if args.patch_file else None
-    if output == "patch" and patch_file is None and args.json:  # stdout carries the events
-        patch_file = (
-            Path(result.run_copy.run_dir).parent.parent / "patches" / f"{result.run_id}.patch"
-        )
-    if git_deliver is None:
-        note = _fallback_deliver(result, output, patch_file)
-    else:
-        delivery = git_deliver(
-            result.run_copy, result.changes, output, task=task, patch_file=patch_file
-        )
-        if output == "patch" and patch_file is None:
-            _print_patch(delivery.patch)
-        note = delivery.message
-        if delivery.keep_run_copy:
-            args.keep = True
-        if delivery.outcome is not Outcome.SUCCESS:
-            result.outcome = delivery.outcome
+    printed = not args.json  # under --json stdout carries the events: the patch is saved
+    delivery = git_deliver(
+        result.run_copy, result.changes, output, task=task, patch_file=patch_file, printed=printed
+    )
+    if output == "patch" and delivery.patch_file is None and delivery.patch:
+        _print_patch(delivery.patch)
+    note = delivery.message
+    if delivery.keep_run_copy:
+        args.keep = True
+    if delivery.outcome is not Outcome.SUCCESS:
+        result.outcome = delivery.outcome
     result.summary = f"{result.summary}\n\n{note}".strip()
     return note
 
@@ -156,31 +149,6 @@ def _print_patch(patch: str) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         pass
-
-
-def _fallback_deliver(result: RunResult, output: str, patch_file: Path | None) -> str:
-    """Delivery without `k2lsp.runs.git` (plain patch / plain write)."""
-    changes = result.changes
-    if output == "patch":
-        if patch_file:
-            Path(patch_file).write_text(changes.diff(), encoding="utf-8")
-            return f"patch of {len(changes.files)} file(s) written to {patch_file}"
-        _print_patch(changes.diff())
-        return f"patch of {len(changes.files)} file(s) printed"
-    if output == "branch":
-        raise UsageError(
-            "--output branch needs k2lsp.runs.git.deliver; use --output patch or apply"
-        )
-    source = Path(result.run_copy.source)
-    for change in changes.files:
-        target = source / change.path
-        if change.new_text is None and not change.binary:
-            target.unlink(missing_ok=True)
-            continue
-        data = (Path(result.run_copy.root) / change.path).read_bytes()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return f"applied {len(changes.files)} file(s) to {source}"
 
 
 def _after(result: RunResult, args: argparse.Namespace, delivered: list[str]) -> None:

@@ -82,8 +82,8 @@ def _analyze(rel: str, data: bytes) -> tuple[Record, dict[str, int]]:
     # A file an editing tool just wrote was parsed by it: reuse that tree (and keep the symbols
     # with it for the next edit's lookup).
     symbols = symbols_of(lang, data, keep=False)
-    # Names repeat across thousands of files: one shared string each (also in the pickles).
-    idents = {intern(k): v for k, v in identifier_votes(text).items()}
+    # Identifier keys are not interned: the totals keep one copy of each name anyway.
+    idents = identifier_votes(text)
     statics = tuple((idents.get(s.name, 0), name_prior(s.name, s.kind, s.depth)) for s in symbols)
     syms = tuple((intern(s.name), s.qualname, intern(s.kind), *s[3:]) for s in symbols)
     return _record(syms, idents, "", statics), idents

@@ -23,13 +23,14 @@ import sqlite3
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from k2lsp.code.cache import content_hash, default_cache_dir
 from k2lsp.code.files import list_source_files
+from k2lsp.code.mapbulk import BulkRank
+from k2lsp.code.mappool import analyze_many
 from k2lsp.code.mapreads import MapReads
 from k2lsp.code.maprecord import (
     _BULK_FILES,
@@ -40,7 +41,7 @@ from k2lsp.code.maprecord import (
     _analyze,
     rec_votes,
 )
-from k2lsp.code.store import Store, chunks, dec, enc
+from k2lsp.code.store import Store, chunks, enc
 from k2lsp.errors import PathError
 from k2lsp.fs import safefs
 
@@ -58,7 +59,7 @@ class RefreshStats:
     seconds: float = 0.0
 
 
-class RepoMap(MapReads):
+class RepoMap(MapReads, BulkRank):
     """A map of one root: the path index in memory, everything else in its on-disk store."""
 
     def __init__(
@@ -156,6 +157,7 @@ class RepoMap(MapReads):
         stat = os.stat
         seen: set[str] = set()
         index = self.index
+        todo: list[tuple[str, int, int, tuple[int, int, str, int] | None]] = []
         for rel in paths:
             try:
                 st = stat(prefix + rel)
@@ -170,7 +172,25 @@ class RepoMap(MapReads):
                 and old[3] - old[0] > _RACY_NS
             ):
                 continue
-            self._update(rel, st.st_mtime_ns, st.st_size, now, old, stats, bulk)
+            todo.append((rel, st.st_mtime_ns, st.st_size, old))
+        # A cold build of many files: read and parse in worker processes (same records).
+        pooled = (
+            analyze_many(self._root_str, [(t[0], t[2]) for t in todo])
+            if bulk and not self._known_records
+            else None
+        )
+        if pooled is None:
+            for rel, mtime, size, old in todo:
+                self._update(rel, mtime, size, now, old, stats, bulk)
+        else:
+            files = iter(todo)
+            for items, votes, defs in pooled:
+                self._count_sums(votes, defs)
+                for got, (rel, mtime, size, old) in zip(items, files, strict=False):
+                    if got is not None:
+                        stats.rehashed += 1
+                        stats.parsed += 1
+                        self._apply(rel, mtime, size, now, old, bulk, got[0], got[1], None, True)
         for rel in [r for r in index if r not in seen]:
             self._remove(rel)
             stats.removed += 1
@@ -203,10 +223,29 @@ class RepoMap(MapReads):
             self._set_entry(rel, (mtime, size, digest, now))
             return
         rec = self.record(digest, keep=not bulk) if not bulk or self._known_records else None
-        votes = None
+        votes, new = None, rec is None
         if rec is None:
             rec, votes = _analyze(rel, data)
             stats.parsed += 1
+        self._apply(rel, mtime, size, now, old, bulk, digest, rec, votes, False, new)
+
+    def _apply(
+        self,
+        rel: str,
+        mtime: int,
+        size: int,
+        now: int,
+        old: tuple[int, int, str, int] | None,
+        bulk: bool,
+        digest: str,
+        rec: Record,
+        votes: dict[str, int] | None,
+        counted: bool = False,
+        new: bool = True,
+    ) -> None:
+        """Index one file's new content and count its votes (`counted`: they are, with
+        others; `new`: a fresh analysis)."""
+        if new:
             self._new_records.append(
                 (digest, rec[0], rec[1], rec[3], marshal.dumps(rec[4]), rec[2])
             )
@@ -220,7 +259,8 @@ class RepoMap(MapReads):
                 self._spill()
         else:
             self._changed.add(rel)
-        self._count(old_rec, rec, votes)
+        if not counted:
+            self._count(old_rec, rec, votes)
         if len(self._new_records) >= 256 or len(self._new_files) >= 1024:
             self._flush_rows()
 
@@ -259,6 +299,15 @@ class RepoMap(MapReads):
                 delta[name] = get(name, 0) + votes
             self._defs_delta.update(new[4])
             self.total_defs += len(new[4])
+
+    def _count_sums(self, votes: dict[str, int], defs: dict[str, int]) -> None:
+        """Add new files' summed votes and definitions (a cold build's worker chunk)."""
+        delta = self._votes_delta
+        get = delta.get
+        for name, n in votes.items():
+            delta[name] = get(name, 0) + n
+        self._defs_delta.update(defs)
+        self.total_defs += sum(defs.values())
 
     def _write_totals(self) -> set[str]:
         """Apply this refresh's deltas to the `names` table; return the names whose score
@@ -302,66 +351,6 @@ class RepoMap(MapReads):
                 for neg, _rel, i in file_entries(rel, rec, totals):
                     rows.append((raw, i, rec[4][i], neg))
             db.executemany("INSERT INTO defs VALUES (?, ?, ?, ?)", rows)
-
-    def _spill(self) -> None:
-        """Add a cold build's totals so far to the store and forget them (bounded memory)."""
-        self._flush_rows()
-        defs = self._defs_delta
-        rows = [(n, v, defs.pop(n, 0)) for n, v in self._votes_delta.items()]
-        rows += [(n, 0, d) for n, d in defs.items()]
-        rows.sort()
-        self.store.db.executemany(
-            "INSERT INTO names VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
-            "votes = votes + excluded.votes, defs = defs + excluded.defs",
-            rows,
-        )
-        self._votes_delta, self._defs_delta, self._bulk_files = {}, Counter(), {}
-        self._spilled = True
-
-    def _bulk_rank(self) -> None:
-        """Totals and ranks of every file from scratch (after a cold build). A small
-        repository is scored from memory; a large one was spilled to the store as it was
-        read and is scored from there in batches."""
-        from k2lsp.code.rank import file_entries
-
-        db = self.store.db
-        db.execute("DROP INDEX IF EXISTS defs_rank")  # built once at the end: faster
-        db.execute("DROP INDEX IF EXISTS defs_name")
-        totals: dict[str, tuple[int, int]] = {}
-        if not self._spilled:
-            defs = {n: d for n, d in self._defs_delta.items() if d > 0}
-            rows = [(n, v, defs.get(n, 0)) for n, v in self._votes_delta.items() if v]
-            rows += [(n, 0, d) for n, d in defs.items() if not self._votes_delta.get(n)]
-            rows.sort()  # in key order: appends to the table's b-tree
-            db.executemany("INSERT INTO names VALUES (?, ?, ?)", rows)
-            totals = {r[0]: (r[1], r[2]) for r in rows if r[2] > 0}
-            del rows
-            self._votes_delta, self._defs_delta = {}, Counter()
-            files: Iterable[tuple[str, tuple[str, ...], bytes]] = (
-                (rel, *self._bulk_files[rel]) for rel in sorted(self._bulk_files)
-            )
-        else:
-            self._spill()
-            cur = db.execute(
-                "SELECT f.path, r.names, r.statics FROM files f "
-                "JOIN records r ON r.digest = f.digest ORDER BY f.path"
-            )
-            files = ((dec(p), marshal.loads(n), st) for p, n, st in cur)
-        for batch in chunks(files, 500):
-            if self._spilled:
-                totals = self.store.totals(n for _rel, names, _st in batch for n in names)
-            out = []
-            for rel, names, statics in batch:
-                if not names:
-                    continue
-                raw = enc(rel)
-                for neg, _rel, i in file_entries(rel, (b"", b"", "", statics, names), totals):
-                    out.append((raw, i, names[i], neg))
-            out.sort(key=lambda r: (r[0], r[1]))
-            db.executemany("INSERT INTO defs VALUES (?, ?, ?, ?)", out)
-        self._bulk_files = {}
-        db.execute("CREATE INDEX defs_rank ON defs(neg, path, idx)")
-        db.execute("CREATE INDEX defs_name ON defs(name, path)")
 
     def flush(self) -> None:
         """Drop records no file uses once there are many (the store is otherwise always

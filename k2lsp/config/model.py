@@ -29,7 +29,6 @@ from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from pydantic_core import ErrorDetails
 
 from k2lsp.config.providers import PROVIDERS, provider_names
 from k2lsp.config.tables import Limits, McpSettings
@@ -43,7 +42,10 @@ SECRET_KEYS = frozenset({"api_key"})
 DERIVED = frozenset({"api_key_env", "api_key_source", "untrusted"})
 # K2LSP_* variables that are not settings (no warning for them).
 OTHER_ENV = frozenset(
-    f"K2LSP_{n}" for n in "TRUST_REPO DEBUG RG DEBIAN_MIRROR CI_CACHE VENV USER_VENV BIN".split()
+    f"K2LSP_{n}"
+    for n in (
+        "TRUST_REPO DEBUG RG DEBIAN_MIRROR CI_CACHE VENV USER_VENV BIN REQUIRE_EDITOR_DEPS"
+    ).split()
 )
 
 
@@ -267,7 +269,7 @@ def parse_text(key: str, text: str, model: type[BaseModel] = Settings) -> Any:
         return text  # validation says what is expected
 
 
-def _problem(err: ErrorDetails) -> str:
+def _problem(err: Mapping[str, Any]) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     words = {
         "greater_than_equal": f"must be >= {fmt_number(ctx.get('ge'))}",

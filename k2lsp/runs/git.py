@@ -10,7 +10,8 @@ run's starting snapshot, ours = the user's file now, theirs = the run copy; the 
 editor delivery uses); a single conflict means nothing is written, the patch is saved and the
 outcome is `edit_conflict`. Otherwise a checkpoint is recorded, each file is replaced
 atomically through `k2lsp.fs.safefs` (`k2lsp.runs.apply`), and the checkpoint is sealed with
-what was written (for `k2lsp undo`).
+what was written (for `k2lsp undo`). A saved patch follows `k2lsp.runs.patchfile`: the same
+text, file, place and modes as the editor's delivery.
 
 Before any mode delivers, the lines the run added are scanned for secrets (the API keys in
 use and the redactor's credential patterns); a hit refuses the delivery naming file and line,
@@ -32,6 +33,7 @@ from k2lsp.runs.apply import current, disk_writes, plan_on_disk, write_entry
 from k2lsp.runs.changes import ChangeSet
 from k2lsp.runs.checkpoint import UndoResult
 from k2lsp.runs.merge import merge3
+from k2lsp.runs.patchfile import make_patch, save_patch
 from k2lsp.runs.secrets import commit_message, find_secrets
 from k2lsp.runs.workspace import Workspace
 
@@ -83,8 +85,12 @@ def deliver(
     *,
     task: str,
     patch_file: Path | str | None = None,
+    printed: bool = True,
 ) -> Delivery:
-    """Deliver `changes` of `run_copy` to the user as `apply`, `branch` or `patch`."""
+    """Deliver `changes` of `run_copy` to the user as `apply`, `branch` or `patch`.
+
+    A patch goes to `patch_file` when given; else, in `patch` mode, the caller prints it
+    (`printed`) or it is saved in the state dir (`k2lsp.runs.patchfile`)."""
     if mode not in MODES:
         raise UsageError(f"unknown output mode {mode!r}; use one of {', '.join(MODES)}")
     target = Path(patch_file) if patch_file else None
@@ -95,15 +101,14 @@ def deliver(
         return _refuse_secrets(run_copy, mode, found)
     patch = make_patch(run_copy, changes)
     if mode == "patch":
-        if target:
-            _save(target, patch)
-        where = f"written to {target}" if target else "printed"
+        saved = None if printed and target is None else _keep(run_copy, patch, target)
+        where = f"written to {saved}" if saved else "printed"
         return Delivery(
             mode,
             Outcome.SUCCESS,
             f"patch of {len(changes.files)} file(s) {where}",
             patch=patch,
-            patch_file=target,
+            patch_file=saved,
             files=changes.paths(),
         )
     if mode == "branch":
@@ -111,32 +116,9 @@ def deliver(
     return _deliver_apply(run_copy, changes, task, patch, target)
 
 
-def make_patch(run_copy: RunCopy, changes: ChangeSet) -> str:
-    """A `git apply`-able diff (binary-safe, renames, modes) of `changes` vs. the start."""
-    tree = run_copy.delivery_tree()
-    args = [
-        "diff",
-        "--no-ext-diff",
-        "--no-textconv",
-        "--no-color",
-        "--binary",
-        "-M",
-        "--src-prefix=a/",
-        "--dst-prefix=b/",
-    ]
-    if run_copy.prefix:
-        args.append(f"--relative={run_copy.prefix}/")
-    specs = []
-    for fc in changes.files:
-        if fc.untracked:
-            continue  # not in the tree: added below from the tools' record
-        for rel in {fc.path, fc.old_path or fc.path}:
-            specs.append(":(literal)" + (f"{run_copy.prefix}/{rel}" if run_copy.prefix else rel))
-    text = ""
-    if specs:
-        proc = gitcmd.run(run_copy.git, *args, run_copy.base_commit, tree, "--", *specs)
-        text = proc.stdout.decode("utf-8", "surrogateescape")
-    return text + "".join(fc.diff() for fc in changes.files if fc.untracked)
+def _keep(run_copy: RunCopy, patch: str, target: Path | None) -> Path:
+    """Save the patch (to `target`, else the state dir's patches folder); its path."""
+    return save_patch(patch, run_copy.state_dir, run_copy.run_id, target)
 
 
 def _refuse_secrets(run_copy: RunCopy, mode: str, found: list[str]) -> Delivery:
@@ -153,21 +135,11 @@ def _refuse_secrets(run_copy: RunCopy, mode: str, found: list[str]) -> Delivery:
     )
 
 
-def _save(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8", errors="surrogateescape")
-
-
-def _default_patch_path(run_copy: RunCopy) -> Path:
-    return run_copy.state_dir / "patches" / f"{run_copy.run_id}.patch"
-
-
 def _deliver_branch(
     run_copy: RunCopy, changes: ChangeSet, task: str, patch: str, target: Path | None
 ) -> Delivery:
     if not run_copy.is_git or not run_copy.branch:
-        saved = target or _default_patch_path(run_copy)
-        _save(saved, patch)
+        saved = _keep(run_copy, patch, target)
         return Delivery(
             "branch",
             Outcome.USAGE_ERROR,
@@ -207,8 +179,7 @@ def _deliver_branch(
     note = ""
     kept: Path | None = None
     if ignored:
-        kept = target or _default_patch_path(run_copy)
-        _save(kept, patch)
+        kept = _keep(run_copy, patch, target)
         note = (
             f"; not committed because your .gitignore leaves them out: {', '.join(ignored)} "
             f"(the full patch, with them, is in {kept})"
@@ -308,8 +279,7 @@ def _roll_back(
 def _conflict(
     run_copy: RunCopy, conflicts: dict[str, str], patch: str, target: Path | None
 ) -> Delivery:
-    saved = target or _default_patch_path(run_copy)
-    _save(saved, patch)
+    saved = _keep(run_copy, patch, target)
     names = "; ".join(f"{path} ({why})" for path, why in sorted(conflicts.items()))
     return Delivery(
         "apply",

@@ -24,12 +24,11 @@ import subprocess
 import tempfile
 import threading
 import time
-import tomllib
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from k2lsp.errors import SandboxUnavailable, UsageError
 
@@ -60,22 +59,6 @@ class SandboxSettings:
     ro_binds: list[tuple[str, str]] = field(default_factory=list)
     project_source: str | None = None
     read_only_root: bool = False  # mount the run copy read-only (probes of a user's own tree)
-
-    @classmethod
-    def from_toml(cls, path: Path, **overrides: Any) -> SandboxSettings:
-        """Settings from a profile file (`[sandbox]` table or top level), then `overrides`."""
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise UsageError(f"cannot read sandbox profile {path}: {exc}") from None
-        table = data.get("sandbox", data)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise UsageError(
-                f"sandbox profile {path}: unknown keys {unknown}; known: {sorted(known)}"
-            )
-        return cls(**{**table, **{k: v for k, v in overrides.items() if v is not None}})
 
 
 @dataclass
@@ -345,22 +328,6 @@ class NoneSandbox(Sandbox):
             backend=self.name,
             warning=NONE_WARNING,
         )
-
-
-def settings_for(settings: Any) -> SandboxSettings:
-    """SandboxSettings from k2lsp's Settings: `sandbox`, `sandbox_image`, then a profile file
-    (`sandbox_profile`) and a table of single limits (`sandbox_limits`)."""
-    kind = getattr(settings, "sandbox", None) or "auto"
-    image = getattr(settings, "sandbox_image", None) or SandboxSettings.image
-    overrides = dict(getattr(settings, "sandbox_limits", None) or {})
-    profile = getattr(settings, "sandbox_profile", None)
-    if profile:
-        return SandboxSettings.from_toml(Path(profile), kind=kind, image=image, **overrides)
-    known = {f.name for f in fields(SandboxSettings)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise UsageError(f"unknown sandbox limits {unknown}; known: {sorted(known)}")
-    return SandboxSettings(kind=kind, image=image, **overrides)
 
 
 HOW_TO_ENABLE = (

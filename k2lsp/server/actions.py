@@ -140,19 +140,6 @@ class TestCache:
         self.entries.pop(uri, None)
 
 
-def prewarm() -> None:
-    """Import test detection and load the grammars it uses (run in a worker at start-up, so
-    the first code action pays for neither)."""
-    from k2lsp.code.languages import get_language
-    from k2lsp.testrun import testfuncs
-
-    for lang in testfuncs._MARKERS:
-        try:
-            get_language(lang)
-        except Exception:  # a missing grammar only costs this language its test actions
-            log.warning("grammar %s unavailable for test detection", lang)
-
-
 def _detect(path: str, version: int | None, text: str, previous: _Entry | None) -> _Entry:
     from k2lsp.testrun.testfuncs import detect
 

@@ -51,7 +51,7 @@ async def deliver(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResul
     if found:
         return _refuse_secrets(ls, run, result, found)
     if result.outcome not in _DELIVERABLE:
-        patch = save_patch(ls, run, changes)
+        patch = await save_patch(ls, run, result)
         report(
             ls,
             run,
@@ -65,7 +65,7 @@ async def deliver(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResul
     if ls.editor_config.options.preview and review.wanted(ls):
         return await review.review(ls, run, result)  # decided per hunk in the editor
     if ls.editor_config.options.preview and not await preview(ls, run, changes):
-        patch = save_patch(ls, run, changes)
+        patch = await save_patch(ls, run, result)
         report(
             ls,
             run,
@@ -107,11 +107,11 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
         await landing.settle(ls)
         plan = plan_delivery(ls, root, changes)
         if plan.conflicts:
-            return _conflict(ls, run, result, plan)
+            return await _conflict(ls, run, result, plan)
         label = f"k2lsp run {run.id}: {' '.join(redact(run.request.task).split())[:60]}"
         cp_id, failed = await asyncio.to_thread(_checkpoint, root, plan, label, state)
         if failed:
-            patch = save_patch(ls, run, changes)
+            patch = await save_patch(ls, run, result)
             msg = (
                 f"K2: could not record the undo checkpoint ({failed}), so nothing was applied. "
                 f"The patch is saved in {patch}"
@@ -130,7 +130,7 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
             if not missing:
                 return _applied(ls, run, result, plan)
             if set(missing) != set(landing.edited(plan)) or not landing.moved(ls, plan):
-                return _partly(ls, run, result, missing)
+                return await _partly(ls, run, result, missing)
             await asyncio.to_thread(_discard, root, cp_id, state)
             continue  # the editor skipped the whole edit (its buffer moved on): plan again
         if not partial and await landing.moved_soon(ls, plan):
@@ -138,7 +138,7 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
             continue  # refused because the user typed meanwhile: plan again
         if not partial:  # nothing landed: a live checkpoint would make `k2lsp undo` pick it
             await asyncio.to_thread(_discard, root, cp_id, state)
-        patch = save_patch(ls, run, changes)
+        patch = await save_patch(ls, run, result)
         done = (
             "the editor applied its part of the edit (use the editor's undo for it)"
             if partial
@@ -146,7 +146,7 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
         )
         msg = f"K2: the edit was refused ({reason}); {done}. Patch saved in {patch}"
         return _refuse(ls, run, result, "refused", msg, changes.paths(), patch)
-    patch = save_patch(ls, run, changes)
+    patch = await save_patch(ls, run, result)
     msg = (
         f"K2: {', '.join(changes.paths())} kept changing in the editor while the run's changes "
         f"were delivered; nothing was applied. The patch is saved in {patch}"
@@ -154,8 +154,8 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
     return _refuse(ls, run, result, "conflict", msg, changes.paths(), patch)
 
 
-def _conflict(ls: K2LanguageServer, run: Run, result: RunResult, plan: Plan) -> RunResult:
-    patch = save_patch(ls, run, result.changes)
+async def _conflict(ls: K2LanguageServer, run: Run, result: RunResult, plan: Plan) -> RunResult:
+    patch = await save_patch(ls, run, result)
     merge = [p for p in plan.conflicts if p not in plan.reasons]
     parts = [f"{p}: {why}" for p, why in plan.reasons.items()]
     if merge:
@@ -181,8 +181,10 @@ def _refuse(
     return result
 
 
-def _partly(ls: K2LanguageServer, run: Run, result: RunResult, missing: list[str]) -> RunResult:
-    patch = save_patch(ls, run, result.changes)
+async def _partly(
+    ls: K2LanguageServer, run: Run, result: RunResult, missing: list[str]
+) -> RunResult:
+    patch = await save_patch(ls, run, result)
     msg = (
         f"K2: the editor reported the edit as applied, but {', '.join(missing)} does not hold "
         f"it; use the editor's undo for any part that landed. Patch saved in {patch}"
@@ -338,12 +340,14 @@ def _discard(root: Path, cp_id: str, state: Path | None) -> None:
         log.warning("could not discard checkpoint %s of %s: %s", cp_id, root, exc)
 
 
-def save_patch(ls: K2LanguageServer, run: Run, changes: ChangeSet) -> Path:
-    """Write the change set as a unified diff under the state dir; its path."""
-    path = state_dir(ls.run_settings()) / "patches" / f"{run.id}.patch"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(changes.diff(), encoding="utf-8")
-    return path
+async def save_patch(ls: K2LanguageServer, run: Run, result: RunResult) -> Path:
+    """Save the run's change set as a patch, the CLI's way (`k2lsp.runs.patchfile`); its path."""
+    from k2lsp.runs import patchfile
+
+    rc = result.run_copy
+    where = rc.state_dir if rc is not None else state_dir(ls.run_settings())
+    text = await asyncio.to_thread(patchfile.patch_text, rc, result.changes)
+    return await asyncio.to_thread(patchfile.save_patch, text, where, run.id)
 
 
 def report(

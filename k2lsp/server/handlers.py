@@ -29,12 +29,19 @@ def _initialize(ls: K2LanguageServer, params: types.InitializeParams) -> None:
 
 
 async def _initialized(ls: K2LanguageServer, params: types.InitializedParams) -> None:
-    from k2lsp.server.actions import prewarm
+    from k2lsp.server import warm
+
+    # Imports (pydantic, settings layers) and the first-request warm-up run in worker
+    # threads, so a request arriving meanwhile (a code action at open) never waits on them.
+    ls.background(asyncio.to_thread(warm.prewarm, ls.protocol))
+    before = ls._config
+    await asyncio.to_thread(warm.import_modules)
     from k2lsp.server.config import parse_config
 
-    ls.background(asyncio.to_thread(prewarm))
-    ls.editor_config = parse_config(ls.init_options)
-    for problem in ls.editor_config.problems:
+    config = parse_config(ls.init_options)
+    if ls._config is before:  # else set meanwhile: from these options or newer settings
+        ls.editor_config = config
+    for problem in config.problems:
         ls.show(problem, types.MessageType.Warning)
     await _pull_configuration(ls)
     from k2lsp.server.workspace_trust import check

@@ -69,7 +69,8 @@ def choose(kind: str, source: Path, image: str | None) -> tuple[str, str]:
 def open_sandbox(settings: Any, root: Path, source: Path | None = None) -> tuple[Any, str]:
     """The sandbox for a run in `root` (a copy of `source`), with the project's environment
     bound in; returns (sandbox, preflight text). Raises SandboxUnavailable."""
-    from k2lsp.sandbox.base import get_sandbox, settings_for
+    from k2lsp.sandbox.base import get_sandbox
+    from k2lsp.sandbox.profile import settings_for
 
     sb = settings_for(settings)
     source = (source or root).resolve()

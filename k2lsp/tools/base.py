@@ -59,8 +59,6 @@ class ToolContext:
     sandbox: Sandbox | None = None
     emitter: EventSink | None = None
     settings: Any = None
-    # Paths (relative, posix) edited during this run, in order of first edit.
-    edited: list[str] = field(default_factory=list)
     # Free-form state tools may share within one run (e.g. red/green test evidence).
     state: dict[str, Any] = field(default_factory=dict)
     # What the editing tools changed (first old text, last new text per path); the session
@@ -77,8 +75,6 @@ class ToolContext:
     ) -> None:
         """Note an edit made by a tool (the file's text before and after it, None = absent;
         `binary` when the old content was not text) and emit an `edit` event with its diff."""
-        if rel_path not in self.edited:
-            self.edited.append(rel_path)
         self.changes.record(rel_path, old, new, binary=binary)
         if self.emitter is not None:
             self.emitter.emit("edit", path=rel_path, diff=diff)

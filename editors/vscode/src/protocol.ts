@@ -18,6 +18,7 @@ export const CMD = {
   trust: "k2lsp.trust",
   checkSetup: "k2lsp.checkSetup",
   applyPatch: "k2lsp.applyPatch",
+  takeCandidate: "k2lsp.takeCandidate",
 } as const;
 
 export const STREAM_NOTIFICATION = "k2lsp/stream";

@@ -132,7 +132,7 @@ def admit(n: int, memory_mb: int, pids: int, capacity: Capacity) -> Admission:
 
 def plan_admission(settings: Any, n: int) -> Admission:
     """`admit` for the sandbox `settings` configure (docker: the engine's capacity)."""
-    from k2lsp.sandbox.base import settings_for
+    from k2lsp.sandbox.profile import settings_for
 
     sb = settings_for(settings)
     capacity = docker_capacity() if sb.kind == "docker" else local_capacity()
