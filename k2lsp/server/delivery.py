@@ -21,6 +21,7 @@ from k2lsp.runs.fallback import check_disk, write_disk
 from k2lsp.server import landing, protocol, review
 from k2lsp.server.config import state_dir
 from k2lsp.server.edits import Plan, plan_delivery
+from k2lsp.server.failure import edit_label, full_text, run_failure
 
 if TYPE_CHECKING:
     from k2lsp.agent.session import RunResult
@@ -35,10 +36,13 @@ async def deliver(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResul
     """Apply `result.changes` in the editor (or report why not); returns the final result."""
     run.usage, run.steps = result.usage, max(run.steps, result.steps)
     changes = result.changes
+    if not changes and result.outcome not in _DELIVERABLE:
+        report(ls, run, "failed", result.summary, [], outcome=result.outcome.value)
+        return result
     if run.request.read_only or not changes:
         answer = result.summary.strip()
         if len(answer) > 500:
-            answer = answer[:500] + "… (the whole answer is in the transcript)"
+            answer = answer[:500] + f"… (the whole answer is in {full_text(run, result)})"
         report(ls, run, "nothing", f"K2: {answer}" if answer else "K2 finished; no change.", [])
         return result
     from k2lsp.runs.secrets import find_secrets
@@ -118,7 +122,7 @@ async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult
             continue
         landing.watch(ls, plan)
         try:
-            ok, reason, partial = await apply_plan(ls, root, plan, run.title)
+            ok, reason, partial = await apply_plan(ls, root, plan, edit_label(run.title))
             missing = await landing.verify(ls, root, plan) if ok else []
         finally:
             landing.unwatch(ls, plan)
@@ -194,7 +198,14 @@ def _applied(ls: K2LanguageServer, run: Run, result: RunResult, plan: Plan) -> R
     note = f" (rebased over your edits to {', '.join(plan.merged)})" if plan.merged else ""
     if plan.skipped:
         note += f"; binary files not delivered: {', '.join(plan.skipped)}"
-    report(ls, run, status, f"K2 changed {len(plan.after)} file(s){note}.", [*plan.after])
+    answer = " ".join(result.summary.split())
+    if len(answer) > 300:
+        answer = answer[:300] + f"… (all of it in {full_text(run, result)})"
+    files = ", ".join(sorted(plan.after)[:5]) + (" …" if len(plan.after) > 5 else "")
+    message = f"K2 changed {len(plan.after)} file(s) ({files}){note}." + (
+        f" {answer}" if answer else ""
+    )
+    report(ls, run, status, message, [*plan.after])
     return result
 
 
@@ -287,7 +298,7 @@ async def undo(ls: K2LanguageServer, run: Run) -> list[str]:
             f"{', '.join(plan.conflicts)} changed since K2 run {run.id} was "
             f"applied in a way that cannot be unwound; use the editor's undo{why}"
         )
-    ok, reason, partial = await apply_plan(ls, root, plan, f"K2: undo {run.id}")
+    ok, reason, partial = await apply_plan(ls, root, plan, edit_label(f"undo {run.id}"))
     if not ok:
         part = " (the editor undid its part)" if partial else ""
         raise EditConflict(f"the undo edit was refused ({reason}){part}")
@@ -348,9 +359,11 @@ def report(
     *,
     patch: Path | None = None,
     diff_uri: str = "",
+    outcome: str = "",
 ) -> None:
-    """Tell the user (showMessage, transcript, k2lsp/delivery) what became of the changes."""
-    run.delivery = status
+    """Tell the user (showMessage, transcript, k2lsp/delivery) what became of the changes;
+    status `failed`: the run failed before it changed anything (k2lsp.server.failure)."""
+    run.delivery = "nothing" if status == "failed" else status
     if run.stream is not None:
         run.stream.flush()  # every earlier event reaches the editor before the verdict
     kind = (
@@ -358,6 +371,9 @@ def report(
         if status in ("conflict", "refused", "skipped")
         else types.MessageType.Info
     )
+    if status == "failed":
+        kind, message = run_failure(outcome, message, run.base_url)
+        status = "nothing"
     ls.show(message, kind)
     if run.stream is not None:
         run.stream.append_note(message)
