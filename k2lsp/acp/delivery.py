@@ -3,8 +3,9 @@
 The user is asked first (`session/request_permission` with the whole diff, unless they chose
 "always" earlier in the session). Plain text edits then go through the client's
 `fs/write_text_file` when it offers it, so they land in its buffers (and its undo): each file
-is merged three-way against what the client's buffer holds now (`fs/read_text_file`), and a
-single conflict means nothing is written and the patch is saved. Deletions, renames, binary
+is planned by the one delivery planner (`k2lsp.runs.plan`) against what the client's buffer
+holds now (`fs/read_text_file`, else the disk): merged three-way over the user's unsaved edits,
+and a single conflict means nothing is written and the patch is saved. Deletions, renames, binary
 files and clients without fs methods go through the headless `apply` delivery (checkpointed,
 merged the same way, undoable with `k2lsp undo`). Added secrets refuse the delivery.
 """
@@ -21,7 +22,7 @@ from acp import helpers
 
 from k2lsp.errors import Outcome
 from k2lsp.runs.changes import ChangeSet, FileChange
-from k2lsp.runs.merge import merge3
+from k2lsp.runs.plan import Current, Incoming, plan_delivery
 
 ReadFn = Callable[[str], Awaitable[str | None]]  # absolute path -> buffer text (None: absent)
 WriteFn = Callable[[str, str], Awaitable[None]]
@@ -97,38 +98,39 @@ async def deliver(
 async def _through_client(
     root: Path, changes: ChangeSet, run_copy: Any, read: ReadFn | None, write: WriteFn
 ) -> Landing:
-    planned: list[tuple[FileChange, str]] = []
-    conflicts: list[str] = []
+    """Plan the delivery (`k2lsp.runs.plan`) on the client's buffers, then run its steps
+    through `fs/write_text_file`; a single conflict writes nothing and saves the patch."""
+    current: dict[str, Current] = {}
     for fc in changes.files:
-        path = str(root / fc.path)
-        if not (root / fc.path).resolve().is_relative_to(root.resolve()):
-            conflicts.append(f"{fc.path} (it leads outside your folder)")
-            continue
-        ours = await read(path) if read is not None else _disk(root / fc.path)
-        theirs = fc.new_text or ""
-        base = fc.old_text
-        if ours == base or ours == theirs or (ours is None and base is None):
-            planned.append((fc, theirs))
-        elif base is None or ours is None:
-            conflicts.append(fc.path)
-        else:
-            merged, conflicted = await asyncio.to_thread(merge3, base, ours, theirs)
-            if conflicted:
-                conflicts.append(fc.path)
-            else:
-                planned.append((fc, merged))
-    if conflicts:
+        current[fc.path] = await _current(root, fc.path, read)
+    plan = await asyncio.to_thread(
+        plan_delivery, [Incoming.of(fc) for fc in changes.files], current
+    )
+    if plan.conflicts:
         patch = await asyncio.to_thread(save_patch, run_copy, changes)
+        what = ", ".join(
+            s.path if s.clash else f"{s.path} ({s.reason})" for s in plan.by_action("conflict")
+        )
         return Landing(
             "conflict",
-            f"Not applied: you edited the same lines of {', '.join(conflicts)} meanwhile. "
+            f"Not applied: you edited the same lines of {what} meanwhile. "
             f"Nothing was written; the patch is saved in {patch}.",
             Outcome.EDIT_CONFLICT,
         )
-    for fc, text in planned:
-        await write(str(root / fc.path), text)
-    paths = [fc.path for fc, _ in planned]
+    paths: list[str] = []
+    for step in plan.steps:
+        if step.action in ("write", "merge", "create") and step.after is not None:
+            await write(str(root / step.path), step.after.decode("utf-8", "surrogatepass"))
+        paths.append(step.path)
     return Landing("applied", f"Applied to {', '.join(paths)}.", files=paths)
+
+
+async def _current(root: Path, rel: str, read: ReadFn | None) -> Current:
+    """What the client's buffer (else the disk) holds at `rel` now, for the planner."""
+    if not (root / rel).resolve().is_relative_to(root.resolve()):
+        return Current(None, refused="it leads outside your folder")
+    text = await read(str(root / rel)) if read is not None else _disk(root / rel)
+    return Current(None if text is None else text.encode("utf-8", "surrogatepass"))
 
 
 def _on_disk(run_copy: Any, changes: ChangeSet, task: str) -> Landing:
