@@ -204,8 +204,6 @@ def _chosen(rev: Review, ids: Any) -> list[tuple[FileReview, Hunk]]:
 
 async def _accept(ls: K2LanguageServer, rev: Review, chosen: list[tuple[FileReview, Hunk]]) -> None:
     """Deliver the chosen hunks (one edit); hunks whose lines moved become conflicts."""
-    from k2lsp.runs.merge import merge3
-
     await landing.settle(ls)
     batch: list[Hunk] = []
     changes: list[FileChange] = []
@@ -223,14 +221,7 @@ async def _accept(ls: K2LanguageServer, rev: Review, chosen: list[tuple[FileRevi
             h.state = "trying"
             want = f.text_with((ACCEPTED, "trying"))
             h.state = PENDING
-            clean = now == expected or now == want
-            if not clean and (
-                f.kind != "modified"
-                or now is None
-                or expected is None
-                or want is None
-                or merge3(expected, now, want)[1]
-            ):
+            if not _combines(f, expected, now, want):
                 _mark([h], CONFLICT, _MOVED)
                 continue
             ok.append(h)
@@ -252,6 +243,24 @@ async def _accept(ls: K2LanguageServer, rev: Review, chosen: list[tuple[FileRevi
     for path, text in plan.before.items():
         rev.before.setdefault(path, text)
     rev.after.update(plan.after)
+
+
+def _combines(f: FileReview, expected: str | None, now: str | None, want: str | None) -> bool:
+    """Does accepting a hunk (`expected` -> `want`) go onto the editor's text `now`? Asked of
+    the one delivery planner (`k2lsp.runs.plan`); only a modified file is merged."""
+    from k2lsp.runs.plan import Current, Incoming
+    from k2lsp.runs.plan import plan_delivery as plan_steps
+
+    if now in (expected, want):
+        return True
+    if f.kind != "modified":
+        return False
+
+    def enc(text: str | None) -> bytes | None:
+        return None if text is None else text.encode("utf-8", "surrogatepass")
+
+    plan = plan_steps([Incoming(f.path, enc(expected), enc(want))], {f.path: Current(enc(now))})
+    return not plan.conflicts
 
 
 def _mark(hunks: list[Hunk], state: str, reason: str = "") -> None:
