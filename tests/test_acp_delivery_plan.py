@@ -1,12 +1,15 @@
-"""ACP delivery through the client's fs methods runs the one planner's steps (`runs.plan`)."""
+"""ACP delivery through the client's fs methods runs the one planner's steps (`runs.plan`)
+and records an undo checkpoint first, like every delivery."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from k2lsp.acp.delivery import _through_client
+from k2lsp.cli.undo import cli_undo
 from k2lsp.runs.changes import ChangeSet, FileChange
 
 
@@ -37,10 +40,17 @@ async def test_client_buffers_are_planned_merged_and_only_changed_files_written(
             FileChange("new.py", None, "created\n"),
         ]
     )
-    landing = await _through_client(root, changes, None, read, write)
+    state = tmp_path / "state"
+    landing = await _through_client(root, changes, SimpleNamespace(state_dir=state), read, write)
     assert landing.status == "applied"
     assert landing.files == ["a.py", "same.py", "new.py"]
     assert dict(writes) == {
         str(root / "a.py"): "ONE\ntwo\nthree\nfour\nfive\nUNSAVED\n",
         str(root / "new.py"): "created\n",
     }
+    # checkpointed like any delivery: after the user saves, `k2lsp undo` gives back their text
+    for path, text in writes:
+        Path(path).write_text(text, encoding="utf-8")
+    assert cli_undo(["--repo", str(root), "--state-dir", str(state)]) == 0
+    assert (root / "a.py").read_text() == "one\ntwo\nthree\nfour\nfive\nUNSAVED\n"
+    assert not (root / "new.py").exists()
