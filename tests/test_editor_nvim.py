@@ -295,3 +295,48 @@ def test_review_per_hunk_accept_one_reject_the_other_then_apply_the_saved_patch(
     assert problems[0] == data["no_hunk_note"], problems
     assert len(problems) == 2 and "run edit_conflict: K2 applied 0 of 1 change(s)" in problems[1]
     assert "1 not applied (its lines changed in the editor" in problems[1], problems
+
+
+def test_heavy_candidates_are_listed_previewed_and_a_loser_is_taken(
+    nvim: str, tmp_path: Path
+) -> None:
+    from heavy_helpers import HOST_PYTEST, candidate_scripts, make_calc_repo, script_candidates
+
+    repo = make_calc_repo(tmp_path / "proj")
+    with FakeK2Server([], models=[MODEL]) as srv:
+        script_candidates(srv, candidate_scripts()[:3])
+        data = run_nvim(
+            nvim, "heavy_candidates.lua", repo, srv.base_url, {"K2_TEST_CMD": HOST_PYTEST}
+        )
+    assert data["errors"] == [], data["errors"]
+    marks = data["marks"]
+    assert marks["client_ready"], data["stderr"][-2000:]
+    assert any(t.endswith("(K2 heavy ×3)") for t in data["action_titles"]), data["action_titles"]
+    assert marks["selected"] and marks["winner_delivered"], (data["notes"], data["output"][-40:])
+    # c3's one-line fix won and landed in the buffer
+    assert data["winner"] == "c3"
+    assert "    return a + b" in data["calc_winner"] and not any(
+        "TypeError" in line for line in data["calc_winner"]
+    )
+    # the list: every candidate with its evidence, cost and why it won or lost
+    items = {i.split(" ", 1)[0]: i for i in data["items"]}
+    assert set(items) == {"c1", "c2", "c3"}, data["items"]
+    assert "★ winner" in items["c3"] and "chosen:" in items["c3"]
+    assert "red→green 1/1" in items["c3"] and "suite pass" in items["c3"]
+    assert "suite FAIL" in items["c1"] and "rejected: full suite fails" in items["c1"]
+    assert re.search(r"c2 \[success\] \$\d+\.\d{4} — red→green 1/1; suite pass", items["c2"])
+    assert "rejected:" in items["c2"] and "diff lines in calc.py" in items["c2"]
+    # the preview: c2's diff in a scratch split with no k2lsp client of its own
+    assert data["preview_shown"] and data["preview_filetype"] == "diff"
+    assert data["preview_clients"] == 0 and data["clients"] == 1
+    preview = "\n".join(data["preview"])
+    assert preview.startswith("# K2 heavy run ") and "candidate c2" in preview
+    assert "+            raise TypeError(" in preview, preview
+    assert data["take_choices"][0] == "Take c2 instead of the winner"
+    # taking c2 undid the winner and put c2's rewrite in the buffer
+    assert marks["taken"], (data["notes"], data["calc_taken"])
+    assert any("raise TypeError" in line for line in data["calc_taken"])
+    assert any("took c2 of run" in n["msg"] for n in data["notes"]), data["notes"]
+    # nothing is kept after a take: the list says so instead of asking
+    assert data["prompts_after"] == 2
+    assert any("no heavy run's candidates" in n["msg"] for n in data["notes"]), data["notes"]

@@ -118,6 +118,22 @@ def test_extension_core_unit_tests() -> None:
     assert "ℹ pass 9" in proc.stdout and "ℹ fail 0" in proc.stdout, report
 
 
+def test_heavy_candidates_core_unit_tests() -> None:
+    """The QuickPick text and diff sides of "K2: Show heavy candidates" (src/candidates.ts)."""
+    node = _node()
+    _build_extension(node)
+    proc = subprocess.run(
+        [node, "--test", "--test-reporter=spec", "test/candidates.test.mjs"],
+        cwd=EXT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, report
+    assert "ℹ pass 4" in proc.stdout and "ℹ fail 0" in proc.stdout, report
+
+
 def test_node_contract_of_the_extension_client_code(project: Path) -> None:
     node = _node()
     _build_extension(node)

@@ -1,5 +1,6 @@
 /** The vscode-free parts of the extension, bundled separately for the Node contract test. */
 
+export * from "./candidates";
 export * from "./hunks";
 export * from "./options";
 export * from "./protocol";

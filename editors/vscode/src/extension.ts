@@ -20,6 +20,7 @@ import {
   type UntrustedParams,
 } from "./protocol";
 import { StreamRenderer } from "./render";
+import { HeavyPicker } from "./heavy";
 import { ReviewController } from "./review";
 import { RunTracker } from "./status";
 
@@ -31,6 +32,10 @@ let statusItem: vscode.StatusBarItem;
 const renderer = new StreamRenderer();
 const tracker = new RunTracker();
 const review = new ReviewController((command, args) => exec(command, args));
+const heavy = new HeavyPicker(async (command, args) => {
+  if (!client) throw new Error("the k2lsp server is not running");
+  return client.sendRequest("workspace/executeCommand", { command, arguments: [args] });
+});
 
 function settings(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration("k2lsp");
@@ -39,7 +44,7 @@ function settings(): vscode.WorkspaceConfiguration {
 function settingsObject(): Record<string, unknown> {
   const cfg = settings();
   const out: Record<string, unknown> = {};
-  for (const key of ["provider", "baseUrl", "model", "maxSteps", "maxTokens", "budgetUsd", "timeoutS", "sandbox", "testCommand", "preview"]) {
+  for (const key of ["provider", "baseUrl", "model", "maxSteps", "maxTokens", "budgetUsd", "timeoutS", "sandbox", "testCommand", "preview", "heavyCandidates"]) {
     out[key] = cfg.get(key);
   }
   return out;
@@ -62,6 +67,7 @@ function onStream(params: StreamParams): void {
   for (const ev of params.events) {
     const firstOfRun = !tracker.runs.has(ev.run_id);
     tracker.update(ev);
+    heavy.onEvent(ev as unknown as Record<string, unknown>);
     const text = renderer.render(ev);
     if (text) output.append(text);
     if (firstOfRun) output.show(true);
@@ -246,6 +252,7 @@ function register(context: vscode.ExtensionContext): void {
   reg("k2.accept", () => (review.pending() ? vscode.commands.executeCommand("k2.acceptAll") : exec(CMD.accept, runIdArgs())));
   reg("k2.reject", () => (review.pending() ? vscode.commands.executeCommand("k2.rejectAll") : exec(CMD.reject, runIdArgs())));
   review.register(context);
+  heavy.register(context);
   reg("k2.showOutput", () => output.show(true));
   reg("k2.setApiKey", async () => {
     const key = await vscode.window.showInputBox({ prompt: "K2 API key (kept in VS Code's secret storage)", password: true, ignoreFocusOut: true });

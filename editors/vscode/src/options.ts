@@ -15,6 +15,7 @@ export const FORWARDED_SETTINGS = [
   "sandbox",
   "testCommand",
   "preview",
+  "heavyCandidates",
 ] as const;
 
 /**

@@ -17,6 +17,7 @@ export const CMD = {
   reject: "k2lsp.reject",
   trust: "k2lsp.trust",
   applyPatch: "k2lsp.applyPatch",
+  takeCandidate: "k2lsp.takeCandidate",
 } as const;
 
 export const STREAM_NOTIFICATION = "k2lsp/stream";

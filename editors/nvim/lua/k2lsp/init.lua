@@ -75,6 +75,7 @@ local function on_stream(_, result)
   for _, ev in ipairs(result.events) do
     local first_of_run = status.runs[ev.run_id or "?"] == nil
     status.update(ev)
+    require("k2lsp.heavy").on_event(ev)
     if first_of_run and M.config.open_output then
       output.open(false)
     end
@@ -335,6 +336,7 @@ local commands = {
     end
   end },
   K2Review = { fn = function() review.open_list() end },
+  K2Candidates = { nargs = "?", fn = function(o) require("k2lsp.heavy").pick(o.args) end },
   K2ApplyPatch = { nargs = "?", complete = "file", fn = function(o)
     local args = o.args ~= "" and { path = vim.fn.fnamemodify(o.args, ":p") } or vim.empty_dict()
     M.exec("k2lsp.applyPatch", args) -- the server says what it applied (or why not)
