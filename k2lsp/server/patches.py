@@ -26,10 +26,11 @@ _DEV_NULL = "/dev/null"
 
 
 def saved_patches(ls: K2LanguageServer) -> Path:
-    """The folder k2lsp saves patches in."""
+    """The folder k2lsp saves patches in (`k2lsp.runs.patchfile`'s rule)."""
+    from k2lsp.runs.patchfile import patches_dir
     from k2lsp.server.config import state_dir
 
-    return state_dir(ls.run_settings()) / "patches"
+    return patches_dir(state_dir(ls.run_settings()))
 
 
 def _pick(ls: K2LanguageServer, args: dict[str, Any]) -> Path:

@@ -154,7 +154,13 @@ async def launch(ls: K2LanguageServer, request: RunRequest, title: str, drive: A
     keeps = int(getattr(settings, "keep_conversations", 1) or 0) > 0
     # one agent run keeps its conversation; heavy mode's candidates keep none
     conversation = request.conversation or (request.run_id if keeps and drive is None else "")
-    run = Run(request.run_id, request, title, conversation=conversation, base_url=str(settings.base_url or ""))
+    run = Run(
+        request.run_id,
+        request,
+        title,
+        conversation=conversation,
+        base_url=str(settings.base_url or ""),
+    )
     opts = ls.editor_config.options
     transcript = (state_dir(settings) / "transcripts" / f"{run.id}.md") if opts.transcript else None
     observers = [run.observe, lambda ev: ls.on_event(run, ev)]
