@@ -49,6 +49,7 @@ section "repo map at scale";                    run bench/scale_bench.py --sizes
 section "edit fidelity and the syntax gate";    run bench/edit_fidelity.py --corpus both
 full && { section "parses per edit vs main";        run bench/edit_parses.py --rounds "$runs"; }
 full && { section "typing while a run delivers (Neovim)"; run bench/nvim_typing.py --tries 100; }
+full && { section "reasoning byte to display (Neovim, VS Code)"; run bench/reasoning_display.py --runs 30 --vscode-runs 10; }
 full && { section "ACP: prompt -> first thought chunk"; run bench/acp_first_thought.py --runs 10; }
 full && { section "sandbox overhead";               run bench/sandbox_overhead.py; }
 full && { section "sandbox attack campaign";        run bench/attack_campaign.py; }

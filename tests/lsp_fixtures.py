@@ -66,6 +66,7 @@ class Editor:
     docs: dict[str, tuple[int, str]] = field(default_factory=dict)  # uri -> (version, text)
     apply_edits: bool = True  # False: answer applyEdit with applied=false
     applied: list[types.WorkspaceEdit] = field(default_factory=list)
+    labels: list[str | None] = field(default_factory=list)  # applyEdit labels, in order
     approvals: list[str] = field(default_factory=list)  # answers to showMessageRequest, in order
     questions: list[types.ShowMessageRequestParams] = field(default_factory=list)
     stream: list[dict[str, Any]] = field(default_factory=list)  # k2lsp/stream payloads
@@ -116,6 +117,7 @@ class Editor:
         self, params: types.ApplyWorkspaceEditParams
     ) -> types.ApplyWorkspaceEditResult:
         """Apply a WorkspaceEdit like an editor: check versions, change buffers, notify."""
+        self.labels.append(params.label)
         if self.before_apply is not None:
             self.before_apply()
         if not self.apply_edits:

@@ -171,3 +171,140 @@ def test_eglot_applies_fix_failing_test_with_standard_lsp_only(
     assert "window/logMessage" in events
     assert "The test expects add(2, 3) == 5" in events  # reasoning, through logMessage
     assert "k2lsp/stream" not in events  # no custom method for a standard client
+
+
+ELISP_DEFAULT = r""";;; eglot-default.el -*- lexical-binding: t -*-
+(require 'eglot)
+(require 'json)
+(setq eglot-sync-connect 120
+      eglot-connect-timeout 120
+      eglot-confirm-server-initiated-edits nil
+      confirm-kill-processes nil
+      make-backup-files nil)
+(defvar k2-result '())
+(defun k2-note (key value) (push (cons key value) k2-result))
+(defun k2-finish ()
+  (with-temp-file (getenv "K2_RESULT") (insert (json-encode k2-result)))
+  (kill-emacs 0))
+(defun k2-wait (seconds pred)
+  (let ((deadline (+ (float-time) seconds)))
+    (while (and (not (funcall pred)) (< (float-time) deadline))
+      (accept-process-output nil 0.2)
+      (k2-idle))
+    (funcall pred)))
+(defun k2-idle ()
+  "What Emacs does when the user stops typing: eglot's idle timer sends pending didChange.
+Batch Emacs never goes idle, so the wait loop does it."
+  (dolist (b (buffer-list))
+    (with-current-buffer b
+      (when (and (bound-and-true-p eglot--managed-mode) eglot--change-idle-timer)
+        (cancel-timer eglot--change-idle-timer)
+        (setq eglot--change-idle-timer nil)
+        (eglot--signal-textDocument/didChange)))))
+(defun k2-messages ()
+  (with-current-buffer (messages-buffer) (buffer-substring-no-properties (point-min) (point-max))))
+(condition-case err
+    (let* ((root (file-name-as-directory (getenv "K2_ROOT")))
+           (default-directory root)
+           (calc-buf (find-file-noselect (expand-file-name "calc.py" root)))
+           (buf (find-file-noselect (expand-file-name "test_calc.py" root))))
+      (with-current-buffer buf
+        (python-mode)
+        (eglot '(python-mode) (project-current nil root) 'eglot-lsp-server
+               (list (getenv "K2LSP_BIN") "--stdio"
+                     :initializationOptions '(:k2lsp (:sandbox "none" :maxSteps 20)))
+               "python")
+        (k2-note 'connected (and (eglot-current-server) t))
+        ;; a real selection: the whole test function
+        (goto-char (point-min))
+        (search-forward "def test_add")
+        (let ((beg (line-beginning-position))
+              (end (point-max))
+              (asked nil))
+          ;; the user presses RET at eglot's menu: the default action runs
+          (cl-letf (((symbol-function 'completing-read)
+                     (lambda (prompt _coll &optional _pred _req _init _hist def &rest _)
+                       (setq asked (list prompt def))
+                       def)))
+            (let ((last-nonmenu-event ?a))  ; a keyboard event: eglot asks with completing-read
+              (eglot-code-actions beg end nil t)))
+          (k2-note 'prompt (car asked))
+          (k2-note 'default (cadr asked)))
+        (let ((server (eglot-current-server)))
+          (k2-note 'applied
+                   (k2-wait 180 (lambda ()
+                                  (with-current-buffer calc-buf
+                                    (save-excursion (goto-char (point-min))
+                                                    (and (search-forward "a + b" nil t) t))))))
+          (k2-wait 60 (lambda () (string-match-p "K2 changed 1 file" (k2-messages))))
+          (k2-note 'messages (k2-messages))
+          (k2-note 'events (with-current-buffer (jsonrpc-events-buffer server) (buffer-string))))))
+  (error (k2-note 'error (format "%S" err))))
+(k2-finish)
+"""
+
+
+def test_eglot_default_action_is_the_fix_and_it_shows_progress_and_the_answer(
+    project: Path, tmp_path: Path
+) -> None:
+    """eglot 1.9 offers `isPreferred` as its menu default and has no $/progress support: the
+    server sends it the run's progress as Log messages, which eglot shows in the echo area."""
+    emacs = _emacs_with_eglot()
+    if emacs is None:
+        pytest.skip("emacs with eglot missing (apt-get install emacs-nox elpa-eglot)")
+    script = tmp_path / "eglot-default.el"
+    script.write_text(ELISP_DEFAULT)
+    result = tmp_path / "result.json"
+    server = Path(sys.executable).parent / "k2lsp"
+    replies: list[ScriptItem] = [
+        Reply(reasoning="Read first.", tool_calls=[("read_file", {"path": "calc.py"})]),
+        Reply(
+            reasoning="add subtracts.",
+            tool_calls=[
+                (
+                    "edit_file",
+                    {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"},
+                )
+            ],
+            delay_s=2.5,  # a run that lasts: progress lines are rate-limited to one per 2 s
+        ),
+        Reply(reasoning="Done.", content="Fixed add(): it subtracted."),
+    ]
+    with FakeK2Server(replies, models=[MODEL]) as srv:
+        env = {
+            **os.environ,
+            "K2LSP_BIN": str(server) if server.exists() else "k2lsp",
+            "K2_ROOT": str(project),
+            "K2_RESULT": str(result),
+            "K2LSP_BASE_URL": srv.base_url,
+            "K2LSP_API_KEY": "sk-test-editor-eglot",
+            "K2LSP_MODEL": MODEL,
+            "K2LSP_PROVIDER": "openai-compatible",
+            "K2LSP_SANDBOX": "none",
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
+            "HOME": str(tmp_path),
+        }
+        proc = subprocess.run(
+            [emacs, "-q", "--batch", "-l", str(script)],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=420,
+        )
+    assert result.exists(), f"emacs wrote no result (exit {proc.returncode}):\n{proc.stderr[:3000]}"
+    data = json.loads(result.read_text())
+    assert "error" not in data, f"{data.get('error')}\n{proc.stderr[-3000:]}"
+    assert data["default"] == "K2: Fix failing test test_add", data["prompt"]
+    assert data["applied"] is True, data.get("events", "")[-4000:]
+    messages = data["messages"]
+    progress = [
+        line for line in messages.splitlines() if "(type=4): K2: Fix failing test ·" in line
+    ]
+    assert progress, messages  # the run's progress, in eglot's echo area
+    assert any("step" in line for line in progress), progress
+    answer = next((m for m in messages.splitlines() if "K2 changed 1 file" in m), messages[-1500:])
+    assert "(calc.py)" in answer and "Fixed add(): it subtracted." in answer, answer
+    assert ":isPreferred t" in data["events"] and "K2: Explain" in data["events"]
+    assert "$/progress" not in data["events"]  # eglot 1.9 did not ask for it

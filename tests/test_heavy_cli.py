@@ -112,6 +112,19 @@ def test_output_apply_writes_the_winner_and_leaves_nothing(tmp_path: Path) -> No
     assert not list((tmp_path / "state" / "runs").iterdir())
 
 
+def test_output_patch_under_json_is_saved_privately_by_the_patchfile_rule(
+    tmp_path: Path,
+) -> None:
+    repo = make_calc_repo(tmp_path / "repo")
+    proc, _srv = run_cli(tmp_path, repo, "--json", "--output", "patch")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]  # stdout: events only
+    patch = tmp_path / "state" / "patches" / f"{events[0]['run_id']}.patch"
+    assert "+    return a + b" in patch.read_text()
+    assert patch.stat().st_mode & 0o777 == 0o600 and patch.parent.stat().st_mode & 0o777 == 0o700
+    assert git(repo, "status", "--porcelain").strip() == ""  # the user's tree is untouched
+
+
 def test_heavy_rejects_a_bad_count(tmp_path: Path) -> None:
     repo = make_calc_repo(tmp_path / "repo")
     proc = subprocess.run(

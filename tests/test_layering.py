@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "tools": 5,
     "agent": 6,
     "fake": 7,
+    "health": 7,
     "server": 8,
     "acp": 8,
     "cli": 9,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 
 from k2lsp.fake.server import FakeK2Server, Reply
 from tests.lsp_fixtures import FIX_ADD, Editor, make_project, start_editor, stop_editor
@@ -233,9 +234,13 @@ async def test_bad_command_arguments_are_refused_with_a_clear_message(
     editor: Editor, fake: FakeK2Server, command: str, arg: dict[str, Any], message: str
 ) -> None:
     arg = {k: (editor.uri("calc.py") if v == "URI" else v) for k, v in arg.items()}
-    with pytest.raises(Exception, match=message):
+    with pytest.raises(JsonRpcException) as refused:
         await editor.command(command, arg)
-    assert any(message in m.message for m in editor.client.messages)
+    # the request's error is the one place the user reads it: plain words, no class name,
+    # and not repeated as a window/showMessage
+    assert refused.value.code == -32803 and message in refused.value.message
+    assert refused.value.message.startswith("K2: ") and "Error" not in refused.value.message
+    assert not any(message in m.message for m in editor.client.messages)
     assert fake.requests == []
 
 

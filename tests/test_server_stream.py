@@ -125,7 +125,7 @@ async def test_progress_log_and_transcript_follow_the_run(
     reports = ed.client.progress_reports[token]
     assert isinstance(reports[0], types.WorkDoneProgressBegin) and reports[0].cancellable
     messages = [r.message or "" for r in reports if isinstance(r, types.WorkDoneProgressReport)]
-    assert any("tool read_file" in m for m in messages)
+    assert any("reading calc.py" in m for m in messages)
     # Reports are coalesced (one per ~50 ms batch), so which steps show depends on speed:
     # check that step numbers only grow, reach a later step, and carry tokens and cost.
     steps = [int(m.group(1)) for m in map(re.compile(r"step (\d+)").search, messages) if m]

@@ -3,9 +3,11 @@
 The user is asked first (`session/request_permission` with the whole diff, unless they chose
 "always" earlier in the session). Plain text edits then go through the client's
 `fs/write_text_file` when it offers it, so they land in its buffers (and its undo): each file
-is merged three-way against what the client's buffer holds now (`fs/read_text_file`), and a
-single conflict means nothing is written and the patch is saved. Deletions, renames, binary
-files and clients without fs methods go through the headless `apply` delivery (checkpointed,
+is planned by the one delivery planner (`k2lsp.runs.plan`) against what the client's buffer
+holds now (`fs/read_text_file`, else the disk): merged three-way over the user's unsaved edits,
+and a single conflict means nothing is written and the patch is saved. An undo checkpoint of
+the buffers' text is recorded first (`k2lsp undo`), as for every delivery. Deletions, renames,
+binary files and clients without fs methods go through the headless `apply` delivery (checkpointed,
 merged the same way, undoable with `k2lsp undo`). Added secrets refuse the delivery.
 """
 
@@ -19,9 +21,9 @@ from typing import Any
 
 from acp import helpers
 
-from k2lsp.errors import Outcome
+from k2lsp.errors import K2lspError, Outcome
 from k2lsp.runs.changes import ChangeSet, FileChange
-from k2lsp.runs.merge import merge3
+from k2lsp.runs.plan import Current, Incoming, Step, plan_delivery
 
 ReadFn = Callable[[str], Awaitable[str | None]]  # absolute path -> buffer text (None: absent)
 WriteFn = Callable[[str, str], Awaitable[None]]
@@ -97,38 +99,69 @@ async def deliver(
 async def _through_client(
     root: Path, changes: ChangeSet, run_copy: Any, read: ReadFn | None, write: WriteFn
 ) -> Landing:
-    planned: list[tuple[FileChange, str]] = []
-    conflicts: list[str] = []
+    """Plan the delivery (`k2lsp.runs.plan`) on the client's buffers, then run its steps
+    through `fs/write_text_file`; a single conflict writes nothing and saves the patch."""
+    current: dict[str, Current] = {}
     for fc in changes.files:
-        path = str(root / fc.path)
-        if not (root / fc.path).resolve().is_relative_to(root.resolve()):
-            conflicts.append(f"{fc.path} (it leads outside your folder)")
-            continue
-        ours = await read(path) if read is not None else _disk(root / fc.path)
-        theirs = fc.new_text or ""
-        base = fc.old_text
-        if ours == base or ours == theirs or (ours is None and base is None):
-            planned.append((fc, theirs))
-        elif base is None or ours is None:
-            conflicts.append(fc.path)
-        else:
-            merged, conflicted = await asyncio.to_thread(merge3, base, ours, theirs)
-            if conflicted:
-                conflicts.append(fc.path)
-            else:
-                planned.append((fc, merged))
-    if conflicts:
+        current[fc.path] = await _current(root, fc.path, read)
+    plan = await asyncio.to_thread(
+        plan_delivery, [Incoming.of(fc) for fc in changes.files], current
+    )
+    if plan.conflicts:
         patch = await asyncio.to_thread(save_patch, run_copy, changes)
+        what = ", ".join(
+            s.path if s.clash else f"{s.path} ({s.reason})" for s in plan.by_action("conflict")
+        )
         return Landing(
             "conflict",
-            f"Not applied: you edited the same lines of {', '.join(conflicts)} meanwhile. "
+            f"Not applied: you edited the same lines of {what} meanwhile. "
             f"Nothing was written; the patch is saved in {patch}.",
             Outcome.EDIT_CONFLICT,
         )
-    for fc, text in planned:
-        await write(str(root / fc.path), text)
-    paths = [fc.path for fc, _ in planned]
+    writes = [s for s in plan.by_action("write", "merge", "create") if s.after is not None]
+    failed = await asyncio.to_thread(_checkpoint, root, writes, run_copy)
+    if failed:
+        patch = await asyncio.to_thread(save_patch, run_copy, changes)
+        return Landing(
+            "conflict",
+            f"Not applied: could not record the undo checkpoint ({failed}). Nothing was "
+            f"written; the patch is saved in {patch}.",
+            Outcome.EDIT_CONFLICT,
+        )
+    for step in writes:
+        assert step.after is not None
+        await write(str(root / step.path), step.after.decode("utf-8", "surrogatepass"))
+    paths = [step.path for step in plan.steps]
     return Landing("applied", f"Applied to {', '.join(paths)}.", files=paths)
+
+
+async def _current(root: Path, rel: str, read: ReadFn | None) -> Current:
+    """What the client's buffer (else the disk) holds at `rel` now, for the planner."""
+    if not (root / rel).resolve().is_relative_to(root.resolve()):
+        return Current(None, refused="it leads outside your folder")
+    text = await read(str(root / rel)) if read is not None else _disk(root / rel)
+    return Current(None if text is None else text.encode("utf-8", "surrogatepass"))
+
+
+def _checkpoint(root: Path, writes: list[Step], run_copy: Any) -> str:
+    """Record what the client's buffers held before `writes` (for `k2lsp undo`, like every
+    delivery); '' when recorded (or nothing to record), else why not."""
+    if not writes:
+        return ""
+    from k2lsp.runs.checkpoint import record
+
+    try:
+        record(
+            root,
+            [s.path for s in writes],
+            "k2lsp (ACP): apply the changes",
+            before={s.path: s.before for s in writes},
+            after={s.path: s.after for s in writes},
+            state_dir=getattr(run_copy, "state_dir", None),
+        )
+    except (K2lspError, OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+    return ""
 
 
 def _on_disk(run_copy: Any, changes: ChangeSet, task: str) -> Landing:

@@ -4,28 +4,13 @@ command runs inside the sandbox; print what to do about each failure."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from k2lsp.errors import K2lspError
+from k2lsp.health.checks import FAIL, OK, WARN, Check, check_key, check_model, setup_checks
 
-OK, FAIL, WARN = "ok", "FAIL", "warn"
-
-
-@dataclass
-class Check:
-    """One line of the doctor's report."""
-
-    name: str
-    status: str  # ok | FAIL | warn
-    detail: str
-    fix: str = ""
-
-    def render(self) -> str:
-        """`[ok] name: detail` plus an indented `fix:` line."""
-        line = f"[{self.status}] {self.name}: {self.detail}"
-        return line + (f"\n       fix: {self.fix}" if self.fix and self.status != OK else "")
+__all__ = ["FAIL", "OK", "WARN", "Check", "check_key", "check_model", "cli"]
 
 
 def check_trust(repo: Path, ignored: list[str]) -> Check:
@@ -162,40 +147,6 @@ def check_auto(repo: Path, image: str, kind: str = "auto") -> tuple[Check, str |
         ), None
 
 
-def check_model(settings: Any) -> Check:
-    """The configured host and model: reachable, and its context window with its source."""
-    import asyncio
-
-    from k2lsp.model.client import K2Client
-
-    try:
-        client = K2Client(settings)
-    except K2lspError as exc:
-        return Check("model", WARN, f"not checked: {exc}", "set provider, model and key")
-
-    async def probe() -> tuple[list[str], int, str]:
-        try:
-            ids = [m.id for m in await client.list_models()]
-            window, source = await client.detect_context()
-            return ids, window, source
-        finally:
-            await client.aclose()
-
-    try:
-        ids, window, source = asyncio.run(probe())
-    except K2lspError as exc:
-        return Check("model", FAIL, str(exc).splitlines()[0], "check base_url and the key")
-    name = f"{settings.model} on {settings.provider} ({settings.base_url})"
-    if ids and settings.model not in ids:
-        return Check(
-            "model", FAIL, f"{name}: not offered; the host has {', '.join(ids[:8])}", "set model"
-        )
-    detail = f"{name}: context window {window:,} tokens, from {source}"
-    if source.startswith("built-in"):  # a self-hosted server rarely runs the full window
-        return Check("model", WARN, detail, "set `context_length` to the window the host serves")
-    return Check("model", OK, detail)
-
-
 def check_tests(repo: Path, kind: str, image: str, command: str | None, settings: Any) -> Check:
     """Run the test command as a run would: in a real run copy of `repo` (the user's tree is
     never touched), in the sandbox the run would open; report the count and the first error."""
@@ -269,6 +220,13 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--test-command", default=None, help="test command to try")
     parser.add_argument("--skip-tests", action="store_true", help="do not try the test command")
     parser.add_argument(
+        "--setup",
+        action="store_true",
+        help="only the quick setup checks (API key, GET /models, sandbox probe), as the editors "
+        "run them",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
         "--sandbox",
         default=None,
         choices=["auto", "docker", "bwrap", "none"],
@@ -283,6 +241,10 @@ def cli(argv: list[str]) -> int:
 
     settings = load_settings(repo, notify=lambda _: None)
     image = args.image or settings.sandbox_image
+    if args.sandbox:
+        settings.sandbox = args.sandbox
+    if args.setup:
+        return _report([check_trust(repo, settings.untrusted), *setup_checks(settings, repo)], args)
     checks = [
         check_trust(repo, settings.untrusted),
         check_model(settings),
@@ -296,6 +258,8 @@ def cli(argv: list[str]) -> int:
     if kind and not args.skip_tests:
         command = args.test_command or settings.test_command
         checks.append(check_tests(repo, wanted, image, command, settings))
+    if args.json:
+        return _report(checks, args)
     for check in checks:
         print(check.render())
     failed = [c for c in checks if c.status == FAIL]
@@ -305,3 +269,17 @@ def cli(argv: list[str]) -> int:
         + ("" if usable else "; NO sandbox is usable: runs that need tests will stop (exit 6)")
     )
     return 0 if not failed else 1
+
+
+def _report(checks: list[Check], args: argparse.Namespace) -> int:
+    """Print `checks` (JSON with --json, else one block each); exit 1 when one failed."""
+    import json
+
+    from k2lsp.health.checks import summary
+
+    if args.json:
+        print(json.dumps(summary(checks), indent=2))
+    else:
+        for check in checks:
+            print(check.render())
+    return 0 if all(c.status != FAIL for c in checks) else 1

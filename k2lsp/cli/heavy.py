@@ -113,17 +113,19 @@ async def _cancellable(
 
 def deliver_heavy(result: Any, output: str, args: argparse.Namespace, task: str) -> list[str]:
     """Deliver the heavy run's winner (and with `branch` every candidate); notes for the user."""
-    from k2lsp.runs import git, gitcmd
+    from k2lsp.runs import git, gitcmd, patchfile
 
     notes: list[str] = []
     winner = result.winner
     if output != "branch":
         patch_file = Path(args.patch_file) if args.patch_file else None
         copy = winner.result.run_copy
-        if output == "patch" and patch_file is None and args.json:
-            patch_file = Path(copy.run_dir).parent.parent / "patches" / f"{result.run_id}.patch"
         d = git.deliver(copy, winner.result.changes, output, task=task, patch_file=patch_file)
-        if output == "patch" and patch_file is None:
+        if output == "patch" and patch_file is None and d.patch and args.json:
+            # stdout carries the events: saved the one way (`k2lsp.runs.patchfile`, private)
+            saved = patchfile.save_patch(d.patch, copy.state_dir, result.run_id)
+            d.message = d.message.replace("printed", f"written to {saved}")
+        elif output == "patch" and patch_file is None:
             sys.stdout.write(d.patch)
             sys.stdout.flush()
         if d.outcome is not Outcome.SUCCESS:

@@ -22,7 +22,6 @@ list; objects with a `fault` key are faults
 
 from __future__ import annotations
 
-import argparse
 import json
 import socket
 import struct
@@ -41,7 +40,7 @@ from k2lsp.fake.hosts import (
     native_get,
     native_post,
 )
-from k2lsp.fake.script import Fault, Renderer, Reply, ScriptItem, load_script
+from k2lsp.fake.script import Fault, Renderer, Reply, ScriptItem
 from k2lsp.fake.streams import PrefixCache, Routes
 from k2lsp.fake.validate import _count_calls, check_request, prompt_estimate
 
@@ -64,11 +63,13 @@ class FakeK2Server:
         context_limit: int | None = None,
         port: int = 0,
         host: str = "moonshot",
+        api_key: str | None = None,
         prefix_cache: str = "last",
     ) -> None:
         if host not in HOST_MODES:
             raise ValueError(f"unknown host mode {host!r}; choose one of {HOST_MODES}")
         self.host = host  # which server to imitate (see fake_hosts)
+        self.api_key = api_key  # when set, any other Bearer token gets a 401 (as a real host)
         self.script: list[ScriptItem] = list(script or [])
         self.models = models
         self.reasoning_field = reasoning_field
@@ -228,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         """GET /v1/models."""
         fake = self.fake
+        if not self._authorized():
+            return
         native = native_get(fake.host, self.path, fake.model_ids(), fake.window)
         if native is not None:
             self._json(200, native)
@@ -237,10 +240,20 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, "resource_not_found_error", f"no route {self.path}")
 
+    def _authorized(self) -> bool:
+        """False (after answering 401) when a key is required and another one was sent."""
+        want = self.fake.api_key
+        if want is None or self.headers.get("Authorization") == f"Bearer {want}":
+            return True
+        self._error(401, "invalid_authentication_error", "Invalid Authentication")
+        return False
+
     def do_POST(self) -> None:
         """POST /v1/chat/completions."""
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        if not self._authorized():
+            return
         try:
             native = native_post(
                 self.fake.host, self.path, json.loads(raw or b"{}"), self.fake.window
@@ -360,41 +373,7 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Serve a JSON script file until killed; print the base URL first."""
-    ap = argparse.ArgumentParser(prog="python -m k2lsp.fake.server")
-    ap.add_argument("--script", required=True, help="JSON list of replies / faults")
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--reasoning-field", default="reasoning_content")
-    ap.add_argument("--usage", default="choice")
-    ap.add_argument("--models", default="", help="comma-separated model ids (default: any)")
-    ap.add_argument("--context-limit", type=int, default=None)
-    ap.add_argument("--no-validate", action="store_true", help="accept any request body")
-    ap.add_argument("--host", default="moonshot", choices=HOST_MODES, help="server to imitate")
-    args = ap.parse_args(argv)
-    with open(args.script, encoding="utf-8") as fh:
-        script = load_script(json.load(fh))
-    models: list[str | dict[str, Any]] | None = (
-        [m for m in args.models.split(",") if m] if args.models else None
-    )
-    srv = FakeK2Server(
-        script,
-        models=models,
-        reasoning_field=args.reasoning_field,
-        usage=args.usage,
-        validate=not args.no_validate,
-        context_limit=args.context_limit,
-        port=args.port,
-        host=args.host,
-    )
-    print(srv.start(), flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        srv.stop()
-    return 0
-
-
 if __name__ == "__main__":
+    from k2lsp.fake.cli import main
+
     sys.exit(main())

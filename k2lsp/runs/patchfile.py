@@ -34,9 +34,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def patches_dir(state_dir: Path | str) -> Path:
+    """The folder saved patches go in (absolute)."""
+    return Path(state_dir).absolute() / "patches"
+
+
 def patch_path(state_dir: Path | str, run_id: str) -> Path:
     """Where the patch of run `run_id` is saved when the user names no file."""
-    return Path(state_dir).absolute() / "patches" / f"{run_id}.patch"
+    return patches_dir(state_dir) / f"{run_id}.patch"
 
 
 def save_patch(

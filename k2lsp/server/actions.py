@@ -39,11 +39,13 @@ def _action(
     args: dict[str, Any],
     kind: str | None,
     diagnostics: list[types.Diagnostic] | None = None,
+    preferred: bool | None = None,
 ) -> types.CodeAction:
     return types.CodeAction(
         title=title,
         kind=kind,
         diagnostics=diagnostics,
+        is_preferred=preferred,  # a client's default action (eglot, VS Code's auto-fix)
         command=types.Command(title=title, command=command, arguments=[args]),
     )
 
@@ -159,12 +161,6 @@ def code_actions(
     test_offered = any(
         a.command and a.command.command == protocol.CMD_FIX_FAILING_TEST for a in out
     )
-    if rng.start != rng.end:
-        sel = {"uri": uri, "range": _range_dict(rng)}
-        refactor = types.CodeActionKind.RefactorRewrite
-        out.append(_action("K2: Explain", protocol.CMD_EXPLAIN, sel, None))
-        out.append(_action("K2: Refactor…", protocol.CMD_REFACTOR, sel, refactor))
-        out.append(_action("K2: Write tests", protocol.CMD_WRITE_TESTS, sel, None))
     doc = ls.workspace.text_documents.get(uri)
     if doc is not None and not test_offered:
         test = _test_at(cache, uri, doc.path, doc.version, doc.source, rng.start.line)
@@ -177,8 +173,34 @@ def code_actions(
                     "range": _range_dict(span)}  # fmt: skip
             title = f"K2: Fix failing test {short(test.name, 60)}"
             fix = types.CodeActionKind.QuickFix
-            out.append(_action(title, protocol.CMD_FIX_FAILING_TEST, args, fix))
+            out.append(_action(title, protocol.CMD_FIX_FAILING_TEST, args, fix, preferred=True))
+    # the fixes first (a client without isPreferred takes the first), then the selection's
+    if _selected(list(doc.lines) if doc is not None else None, rng):
+        sel = {"uri": uri, "range": _range_dict(rng)}
+        refactor = types.CodeActionKind.RefactorRewrite
+        out.append(_action("K2: Explain", protocol.CMD_EXPLAIN, sel, None))
+        out.append(_action("K2: Refactor…", protocol.CMD_REFACTOR, sel, refactor))
+        out.append(_action("K2: Write tests", protocol.CMD_WRITE_TESTS, sel, None))
     return _only(out, params.context.only)
+
+
+def _selected(lines: list[str] | None, rng: types.Range) -> bool:
+    """A real selection: a non-empty range holding more than white space (when the document
+    is open; otherwise any non-empty range)."""
+    if rng.start == rng.end:
+        return False
+    if lines is None:
+        return True
+    first, last = rng.start.line, min(rng.end.line, len(lines) - 1)
+    if first > last:
+        return False
+    chunk = lines[first : last + 1]
+    if first == last:  # character offsets are UTF-16 units; whitespace checks need no exactness
+        return bool(chunk[0][rng.start.character : rng.end.character].strip())
+    chunk[0] = chunk[0][rng.start.character :]
+    if rng.end.line == last:
+        chunk[-1] = chunk[-1][: rng.end.character]
+    return any(line.strip() for line in chunk)
 
 
 def _diagnostic_action(ls: LanguageServer, uri: str, diag: types.Diagnostic) -> types.CodeAction:
@@ -189,10 +211,11 @@ def _diagnostic_action(ls: LanguageServer, uri: str, diag: types.Diagnostic) -> 
         args = {"uri": uri, "testName": data["testId"], "range": _range_dict(diag.range),
                 "message": str(data.get("message") or diag.message)}  # fmt: skip
         title = f"K2: Fix failing test {short(data['testId'], 60)}"
-        return _action(title, protocol.CMD_FIX_FAILING_TEST, args, fix, [diag])
+        return _action(title, protocol.CMD_FIX_FAILING_TEST, args, fix, [diag], preferred=True)
     diag_json = ls.protocol._converter.unstructure(diag, types.Diagnostic)
     args = {"uri": uri, "diagnostic": diag_json}
-    return _action(f"K2: Fix {short(diag.message)}", protocol.CMD_FIX_DIAGNOSTIC, args, fix, [diag])
+    title = f"K2: Fix {short(diag.message)}"
+    return _action(title, protocol.CMD_FIX_DIAGNOSTIC, args, fix, [diag], preferred=True)
 
 
 def _test_at(

@@ -244,6 +244,9 @@ def serve(argv: list[str] | None = None) -> int:
 
     redact_log_handlers()
     logging.getLogger("pygls").setLevel(logging.WARNING)
+    from k2lsp.server.failure import quiet_refusals
+
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(quiet_refusals)
     server = create_server()
     server.max_message_bytes = args.max_message_mb << 20
     if args.tcp:

@@ -15,6 +15,7 @@ from lsprotocol import types
 from k2lsp.agent import prompts
 from k2lsp.errors import K2lspError, UsageError
 from k2lsp.server import protocol
+from k2lsp.server.failure import command_error
 
 if TYPE_CHECKING:
     from k2lsp.server.app import K2LanguageServer
@@ -178,9 +179,8 @@ async def start(ls: K2LanguageServer, command: str, raw: tuple[Any, ...]) -> dic
         )
         title = _TITLES[command] + (f" (heavy ×{heavy})" if heavy else "")
         run = await launch(ls, request, title, heavy_driver(heavy) if heavy else None)
-    except K2lspError as exc:
-        ls.show(f"K2: {exc}", types.MessageType.Error)
-        raise
+    except K2lspError as exc:  # answered as the request's error: the editor shows it once
+        raise command_error(exc) from None
     transcript = run.stream.transcript if run.stream is not None else None
     return {
         "runId": run.id,
@@ -224,8 +224,7 @@ async def undo(ls: K2LanguageServer, raw: tuple[Any, ...]) -> dict[str, Any]:
             raise UsageError(f"nothing to undo{f' for run {run_id}' if run_id else ''}")
         restored = await undo_run(ls, run)
     except K2lspError as exc:
-        ls.show(f"K2: {exc}", types.MessageType.Warning)
-        raise
+        raise command_error(exc) from None
     ls.show(f"K2: undid run {run.id} ({', '.join(restored)})", types.MessageType.Info)
     return {"runId": run.id, "restored": restored}
 

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from k2lsp.errors import EditConflict, K2lspError, Outcome, PathError
+from k2lsp.errors import EditConflict, Outcome
 from k2lsp.redact import redact
 from k2lsp.runs.changes import ChangeSet, inverse
-from k2lsp.runs.fallback import check_disk, write_disk
 from k2lsp.server import landing, protocol, review
 from k2lsp.server.config import state_dir
 from k2lsp.server.edits import Plan, plan_delivery
+from k2lsp.server.failure import edit_label, full_text, run_failure
+from k2lsp.server.send import apply_plan, send
 
 if TYPE_CHECKING:
     from k2lsp.agent.session import RunResult
@@ -35,10 +36,13 @@ async def deliver(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResul
     """Apply `result.changes` in the editor (or report why not); returns the final result."""
     run.usage, run.steps = result.usage, max(run.steps, result.steps)
     changes = result.changes
+    if not changes and result.outcome not in _DELIVERABLE:
+        report(ls, run, "failed", result.summary, [], outcome=result.outcome.value)
+        return result
     if run.request.read_only or not changes:
         answer = result.summary.strip()
         if len(answer) > 500:
-            answer = answer[:500] + "… (the whole answer is in the transcript)"
+            answer = answer[:500] + f"… (the whole answer is in {full_text(run, result)})"
         report(ls, run, "nothing", f"K2: {answer}" if answer else "K2 finished; no change.", [])
         return result
     from k2lsp.runs.secrets import find_secrets
@@ -95,54 +99,32 @@ def _refuse_secrets(
 
 
 async def _apply(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult:
-    """Plan, checkpoint, send and check; plan again when the user's text moved underneath."""
+    """Send the change set (`k2lsp.server.send`: plan, checkpoint, send, check, plan again)."""
     root = Path(run.request.repo).resolve()
     changes = result.changes
-    state = ls.run_settings().state_dir
-    for _attempt in range(landing.ATTEMPTS):
-        await landing.settle(ls)
-        plan = plan_delivery(ls, root, changes)
-        if plan.conflicts:
-            return await _conflict(ls, run, result, plan)
-        label = f"k2lsp run {run.id}: {' '.join(redact(run.request.task).split())[:60]}"
-        cp_id, failed = await asyncio.to_thread(_checkpoint, root, plan, label, state)
-        if failed:
-            patch = await save_patch(ls, run, result)
-            msg = (
-                f"K2: could not record the undo checkpoint ({failed}), so nothing was applied. "
-                f"The patch is saved in {patch}"
-            )
-            return _refuse(ls, run, result, "conflict", msg, changes.paths(), patch)
-        if landing.moved(ls, plan):  # typed while the checkpoint was written: plan again
-            await asyncio.to_thread(_discard, root, cp_id, state)
-            continue
-        landing.watch(ls, plan)
-        try:
-            ok, reason, partial = await apply_plan(ls, root, plan, run.title)
-            missing = await landing.verify(ls, root, plan) if ok else []
-        finally:
-            landing.unwatch(ls, plan)
-        if ok:
-            if not missing:
-                return _applied(ls, run, result, plan)
-            if set(missing) != set(landing.edited(plan)) or not landing.moved(ls, plan):
-                return await _partly(ls, run, result, missing)
-            await asyncio.to_thread(_discard, root, cp_id, state)
-            continue  # the editor skipped the whole edit (its buffer moved on): plan again
-        if not partial and await landing.moved_soon(ls, plan):
-            await asyncio.to_thread(_discard, root, cp_id, state)
-            continue  # refused because the user typed meanwhile: plan again
-        if not partial:  # nothing landed: a live checkpoint would make `k2lsp undo` pick it
-            await asyncio.to_thread(_discard, root, cp_id, state)
-        patch = await save_patch(ls, run, result)
+    label = f"k2lsp run {run.id}: {' '.join(redact(run.request.task).split())[:60]}"
+    sent = await send(ls, root, changes, label, edit_label(run.title), ls.run_settings().state_dir)
+    if sent.landed and sent.plan is not None:
+        return _applied(ls, run, result, sent.plan)
+    if sent.kind == "conflict" and sent.plan is not None:
+        return await _conflict(ls, run, result, sent.plan)
+    if sent.kind == "partly":
+        return await _partly(ls, run, result, sent.missing)
+    patch = await save_patch(ls, run, result)
+    if sent.kind == "checkpoint":
+        msg = (
+            f"K2: could not record the undo checkpoint ({sent.reason}), so nothing was "
+            f"applied. The patch is saved in {patch}"
+        )
+        return _refuse(ls, run, result, "conflict", msg, changes.paths(), patch)
+    if sent.kind == "refused":
         done = (
             "the editor applied its part of the edit (use the editor's undo for it)"
-            if partial
+            if sent.partial
             else "nothing applied"
         )
-        msg = f"K2: the edit was refused ({reason}); {done}. Patch saved in {patch}"
+        msg = f"K2: the edit was refused ({sent.reason}); {done}. Patch saved in {patch}"
         return _refuse(ls, run, result, "refused", msg, changes.paths(), patch)
-    patch = await save_patch(ls, run, result)
     msg = (
         f"K2: {', '.join(changes.paths())} kept changing in the editor while the run's changes "
         f"were delivered; nothing was applied. The patch is saved in {patch}"
@@ -194,41 +176,15 @@ def _applied(ls: K2LanguageServer, run: Run, result: RunResult, plan: Plan) -> R
     note = f" (rebased over your edits to {', '.join(plan.merged)})" if plan.merged else ""
     if plan.skipped:
         note += f"; binary files not delivered: {', '.join(plan.skipped)}"
-    report(ls, run, status, f"K2 changed {len(plan.after)} file(s){note}.", [*plan.after])
+    answer = " ".join(result.summary.split())
+    if len(answer) > 300:
+        answer = answer[:300] + f"… (all of it in {full_text(run, result)})"
+    files = ", ".join(sorted(plan.after)[:5]) + (" …" if len(plan.after) > 5 else "")
+    message = f"K2 changed {len(plan.after)} file(s) ({files}){note}." + (
+        f" {answer}" if answer else ""
+    )
+    report(ls, run, status, message, [*plan.after])
     return result
-
-
-async def apply_plan(
-    ls: K2LanguageServer, root: Path, plan: Plan, label: str
-) -> tuple[bool, str, bool]:
-    """Send the plan's WorkspaceEdit, then the fallback disk operations.
-
-    (applied, reason, partial): partial when the editor applied its part but a disk operation
-    was then refused. The disk operations are checked before the edit is sent.
-    """
-    if plan.disk_writes:
-        try:
-            await asyncio.to_thread(check_disk, root, plan.disk_writes, plan.before)
-        except (PathError, OSError) as exc:
-            return False, str(exc), False
-    if plan.edit is not None:
-        caps = ls.client_capabilities
-        if not (caps and caps.workspace and caps.workspace.apply_edit):
-            return False, "the client does not support workspace/applyEdit", False
-        try:
-            res = await ls.workspace_apply_edit_async(
-                types.ApplyWorkspaceEditParams(edit=plan.edit, label=label)
-            )
-        except Exception as exc:
-            return False, f"workspace/applyEdit failed: {exc}", False
-        if not res.applied:
-            return False, res.failure_reason or "no reason given", False
-    if plan.disk_writes:
-        try:
-            await asyncio.to_thread(write_disk, root, plan.disk_writes, plan.before)
-        except (PathError, OSError) as exc:
-            return False, str(exc), plan.edit is not None
-    return True, "", False
 
 
 async def preview(ls: K2LanguageServer, run: Run, changes: ChangeSet) -> bool:
@@ -287,46 +243,12 @@ async def undo(ls: K2LanguageServer, run: Run) -> list[str]:
             f"{', '.join(plan.conflicts)} changed since K2 run {run.id} was "
             f"applied in a way that cannot be unwound; use the editor's undo{why}"
         )
-    ok, reason, partial = await apply_plan(ls, root, plan, f"K2: undo {run.id}")
+    ok, reason, partial = await apply_plan(ls, root, plan, edit_label(f"undo {run.id}"))
     if not ok:
         part = " (the editor undid its part)" if partial else ""
         raise EditConflict(f"the undo edit was refused ({reason}){part}")
     run.undone = True
     return sorted(set(plan.before) | set(plan.after))
-
-
-def _checkpoint(root: Path, plan: Plan, label: str, state: Path | None) -> tuple[str, str]:
-    """Record a checkpoint for `k2lsp undo`: (its id, ''), else ('', why not) and then nothing
-    is applied.
-
-    The "before" content is what the plan was computed against (open buffers included), so
-    undo gives back the text the user had, not an older disk version.
-    """
-    try:
-        from k2lsp.runs.git import record_checkpoint
-
-        cp_id = record_checkpoint(
-            root,
-            list(plan.before),
-            label,
-            before=dict(plan.before),
-            after=dict(plan.after),
-            state_dir=state,
-        )
-    except (K2lspError, OSError, ImportError, ValueError) as exc:
-        log.warning("no checkpoint recorded for %s: %s", root, exc)
-        return "", str(exc) or type(exc).__name__
-    return cp_id, ""
-
-
-def _discard(root: Path, cp_id: str, state: Path | None) -> None:
-    """Forget the checkpoint of a delivery the editor refused (nothing was written)."""
-    from k2lsp.runs.checkpoint import discard
-
-    try:
-        discard(root, cp_id, state_dir=state)
-    except (K2lspError, OSError) as exc:
-        log.warning("could not discard checkpoint %s of %s: %s", cp_id, root, exc)
 
 
 async def save_patch(ls: K2LanguageServer, run: Run, result: RunResult) -> Path:
@@ -348,9 +270,11 @@ def report(
     *,
     patch: Path | None = None,
     diff_uri: str = "",
+    outcome: str = "",
 ) -> None:
-    """Tell the user (showMessage, transcript, k2lsp/delivery) what became of the changes."""
-    run.delivery = status
+    """Tell the user (showMessage, transcript, k2lsp/delivery) what became of the changes;
+    status `failed`: the run failed before it changed anything (k2lsp.server.failure)."""
+    run.delivery = "nothing" if status == "failed" else status
     if run.stream is not None:
         run.stream.flush()  # every earlier event reaches the editor before the verdict
     kind = (
@@ -358,6 +282,9 @@ def report(
         if status in ("conflict", "refused", "skipped")
         else types.MessageType.Info
     )
+    if status == "failed":
+        kind, message = run_failure(outcome, message, run.base_url)
+        status = "nothing"
     ls.show(message, kind)
     if run.stream is not None:
         run.stream.append_note(message)

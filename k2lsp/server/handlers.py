@@ -13,6 +13,7 @@ from lsprotocol import types
 from k2lsp.server import protocol
 from k2lsp.server.app import K2LanguageServer
 from k2lsp.server.commands import as_dict
+from k2lsp.server.failure import command_error
 
 log = logging.getLogger(__name__)
 CommandHandler = Callable[..., Awaitable[dict[str, Any]]]
@@ -177,7 +178,8 @@ def _run_command(name: str) -> CommandHandler:
 
 
 def _guarded(name: str, *extra: Any) -> CommandHandler:
-    """A control command (`k2lsp.server.commands.<name>`) that shows its UsageError."""
+    """A control command (`k2lsp.server.commands.<name>`) answering a UsageError as the
+    request's error (k2lsp.server.failure)."""
 
     async def handler(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
         from k2lsp.errors import UsageError
@@ -186,9 +188,8 @@ def _guarded(name: str, *extra: Any) -> CommandHandler:
         try:
             result = getattr(commands, name)(ls, args, *extra)
             return await result if asyncio.iscoroutine(result) else result
-        except UsageError as exc:
-            ls.show(f"K2: {exc}", types.MessageType.Warning)
-            raise
+        except UsageError as exc:  # answered as the request's error: the editor shows it once
+            raise command_error(exc) from None
 
     return handler
 
@@ -212,8 +213,13 @@ async def _trust(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
     try:
         return await trust_command(ls, args)
     except UsageError as exc:
-        ls.show(f"K2: {exc}", types.MessageType.Warning)
-        raise
+        raise command_error(exc) from None
+
+
+async def _check_setup(ls: K2LanguageServer, *args: Any) -> dict[str, Any]:
+    from k2lsp.server.setup_check import check_setup
+
+    return await check_setup(ls, *args)
 
 
 async def _take_candidate(ls: K2LanguageServer, *args: Any) -> Any:
@@ -253,6 +259,7 @@ def register(server: K2LanguageServer) -> None:
     server.command(protocol.CMD_ACCEPT)(_guarded("resolve_preview", True))
     server.command(protocol.CMD_REJECT)(_guarded("resolve_preview", False))
     server.command(protocol.CMD_TRUST)(_trust)
+    server.command(protocol.CMD_CHECK_SETUP)(_check_setup)
     server.command(protocol.CMD_TAKE_CANDIDATE)(_take_candidate)
     server.command(protocol.CMD_APPLY_PATCH)(_apply_patch)
     from k2lsp.server.refactor_job import CMD_REFACTOR_REPOSITORY, refactor_repository

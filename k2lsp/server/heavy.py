@@ -22,6 +22,7 @@ from lsprotocol import types
 from k2lsp.agent.events import Event
 from k2lsp.errors import K2lspError, Outcome, UsageError
 from k2lsp.server import protocol
+from k2lsp.server.failure import command_error, run_failure
 
 if TYPE_CHECKING:
     from k2lsp.server.app import K2LanguageServer
@@ -90,7 +91,8 @@ def heavy_driver(n: int) -> Drive:
             _synthetic_end(run, Outcome.CANCELLED, "the run was cancelled; nothing was delivered")
         except K2lspError as exc:
             _synthetic_end(run, exc.outcome, str(exc))
-            ls.show(f"K2: {exc}", types.MessageType.Error)
+            kind, text = run_failure(exc.outcome.value, str(exc), run.base_url)
+            ls.show(text, kind)
         except Exception as exc:
             log.exception("heavy run %s failed", run.id)
             _synthetic_end(run, Outcome.PROVIDER_ERROR, f"internal error: {exc}")
@@ -169,9 +171,8 @@ async def take_candidate(ls: K2LanguageServer, raw: tuple[Any, ...]) -> dict[str
                 f"the winner of run {run_id} is applied; undo it first (k2lsp.undo), "
                 f"then take {label}"
             )
-    except K2lspError as exc:
-        ls.show(f"K2: {exc}", types.MessageType.Warning)
-        raise
+    except K2lspError as exc:  # answered as the request's error: the editor shows it once
+        raise command_error(exc) from None
     run.undone = False
     await deliver(ls, run, cand.result)
     run.state = "finished"

@@ -12,12 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lsprotocol import types
-
 from k2lsp.errors import EditConflict, K2lspError, PathError, UsageError
 from k2lsp.runs.changes import ChangeSet, FileChange
 from k2lsp.server.commands import first_arg
 from k2lsp.server.edits import current_state
+from k2lsp.server.failure import command_error
 
 if TYPE_CHECKING:
     from k2lsp.server.app import K2LanguageServer
@@ -27,10 +26,11 @@ _DEV_NULL = "/dev/null"
 
 
 def saved_patches(ls: K2LanguageServer) -> Path:
-    """The folder k2lsp saves patches in."""
+    """The folder k2lsp saves patches in (`k2lsp.runs.patchfile`'s rule)."""
+    from k2lsp.runs.patchfile import patches_dir
     from k2lsp.server.config import state_dir
 
-    return state_dir(ls.run_settings()) / "patches"
+    return patches_dir(state_dir(ls.run_settings()))
 
 
 def _pick(ls: K2LanguageServer, args: dict[str, Any]) -> Path:
@@ -132,9 +132,8 @@ async def apply_patch(ls: K2LanguageServer, raw: tuple[Any, ...]) -> dict[str, A
         plan, why = await land(ls, root, changes, f"K2: apply {path.name}")
         if plan is None:
             raise EditConflict(f"the patch {path} was not applied: {why}")
-    except K2lspError as exc:
-        ls.show(f"K2: {exc}", types.MessageType.Warning)
-        raise
+    except K2lspError as exc:  # answered as the request's error: the editor shows it once
+        raise command_error(exc) from None
     applied = sorted(set(plan.after))
     ls.show(f"K2: applied {path} to {', '.join(applied)}")
     return {"path": str(path), "applied": applied}

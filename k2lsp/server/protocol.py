@@ -26,11 +26,16 @@ optional for ask/task, the whole document when ``range`` is absent):
   to the editor's current text through `workspace/applyEdit`; a hunk that does not match
   applies nothing -> ``{path, applied: [path...]}``;
 - k2lsp.status ``{}`` -> `StatusResult`;
-- k2lsp.config.trust ``{path?, revoke?}`` -> ``{path, trusted, configHash}``.
+- k2lsp.config.trust ``{path?, revoke?}`` -> ``{path, trusted, configHash}``;
+- k2lsp.checkSetup ``{}`` -> ``{ok, checks, problems}`` (k2lsp.health.checks.summary).
+A refused command is answered with a JSON-RPC error (code -32803) whose message is the
+sentence to show (k2lsp.server.failure); the server does not show it a second time.
 
 Server -> client, for every client (standard channels only):
-- `$/progress` work-done progress per run (only if `window.workDoneProgress` is advertised);
-  cancellable: `window/workDoneProgress/cancel` cancels the run.
+- `$/progress` work-done progress per run (only if `window.workDoneProgress` is advertised;
+  otherwise, without the custom channel, the same lines as `window/showMessage` Log, at most
+  one every 2 s); cancellable: `window/workDoneProgress/cancel` cancels the run.
+- `window/showMessage` Error, once, for a run that failed (provider errors name the host URL).
 - `window/logMessage`: lines ``[k2lsp <run id>] <text>`` (reasoning, tool calls, results);
   one message may hold several such lines separated by newlines.
 - a live Markdown transcript ``<state dir>/transcripts/<run id>.md`` opened with
@@ -91,6 +96,9 @@ CMD_STATUS = "k2lsp.status"
 CMD_ACCEPT = "k2lsp.accept"
 CMD_REJECT = "k2lsp.reject"
 CMD_TRUST = "k2lsp.trust"  # {path?, revoke?} -> {path, trusted, configHash}
+# {} -> {ok, checks: [{name, status, detail, fix}], problems: [one line each]}; called with no
+# argument (a plain client's command palette) it also shows the result with showMessage
+CMD_CHECK_SETUP = "k2lsp.checkSetup"
 CMD_TAKE_CANDIDATE = "k2lsp.takeCandidate"  # {runId, candidate: "c2"} -> {runId, delivery}
 CMD_APPLY_PATCH = "k2lsp.applyPatch"  # {path?} -> {path, applied: [path...]}
 
@@ -111,6 +119,7 @@ CONTROL_COMMANDS = (
     CMD_ACCEPT,
     CMD_REJECT,
     CMD_TRUST,
+    CMD_CHECK_SETUP,
     CMD_TAKE_CANDIDATE,
     CMD_APPLY_PATCH,
 )

@@ -204,8 +204,6 @@ def _chosen(rev: Review, ids: Any) -> list[tuple[FileReview, Hunk]]:
 
 async def _accept(ls: K2LanguageServer, rev: Review, chosen: list[tuple[FileReview, Hunk]]) -> None:
     """Deliver the chosen hunks (one edit); hunks whose lines moved become conflicts."""
-    from k2lsp.runs.merge import merge3
-
     await landing.settle(ls)
     batch: list[Hunk] = []
     changes: list[FileChange] = []
@@ -223,14 +221,7 @@ async def _accept(ls: K2LanguageServer, rev: Review, chosen: list[tuple[FileRevi
             h.state = "trying"
             want = f.text_with((ACCEPTED, "trying"))
             h.state = PENDING
-            clean = now == expected or now == want
-            if not clean and (
-                f.kind != "modified"
-                or now is None
-                or expected is None
-                or want is None
-                or merge3(expected, now, want)[1]
-            ):
+            if not _combines(f, expected, now, want):
                 _mark([h], CONFLICT, _MOVED)
                 continue
             ok.append(h)
@@ -254,6 +245,24 @@ async def _accept(ls: K2LanguageServer, rev: Review, chosen: list[tuple[FileRevi
     rev.after.update(plan.after)
 
 
+def _combines(f: FileReview, expected: str | None, now: str | None, want: str | None) -> bool:
+    """Does accepting a hunk (`expected` -> `want`) go onto the editor's text `now`? Asked of
+    the one delivery planner (`k2lsp.runs.plan`); only a modified file is merged."""
+    from k2lsp.runs.plan import Current, Incoming
+    from k2lsp.runs.plan import plan_delivery as plan_steps
+
+    if now in (expected, want):
+        return True
+    if f.kind != "modified":
+        return False
+
+    def enc(text: str | None) -> bytes | None:
+        return None if text is None else text.encode("utf-8", "surrogatepass")
+
+    plan = plan_steps([Incoming(f.path, enc(expected), enc(want))], {f.path: Current(enc(now))})
+    return not plan.conflicts
+
+
 def _mark(hunks: list[Hunk], state: str, reason: str = "") -> None:
     for h in hunks:
         h.state, h.reason = state, reason
@@ -262,31 +271,24 @@ def _mark(hunks: list[Hunk], state: str, reason: str = "") -> None:
 async def land(
     ls: K2LanguageServer, root: Path, changes: ChangeSet, label: str
 ) -> tuple[Plan | None, str]:
-    """Deliver `changes` through the editor: (the plan that landed, '') or (None, why not).
+    """Deliver `changes` through the editor the way a run's delivery is
+    (`k2lsp.server.send`: planned on the editor's text, checkpointed for `k2lsp undo`, sent as
+    versioned edits, planned again when the user typed meanwhile, checked to have landed):
+    (the plan that landed, '') or (None, why not)."""
+    from k2lsp.server.send import send
 
-    Planned on the editor's current text (versioned edits), planned again when the user typed
-    while it was sent, checked to have landed; never written over text that moved on.
-    """
-    from k2lsp.server.delivery import apply_plan
-
-    for _attempt in range(landing.ATTEMPTS):
-        await landing.settle(ls)
-        plan = plan_delivery(ls, root, changes)
-        if plan.conflicts:
-            why = "; ".join(f"{p}: {plan.reasons.get(p, _MOVED)}" for p in plan.conflicts)
-            return None, why
-        landing.watch(ls, plan)
-        try:
-            ok, reason, partial = await apply_plan(ls, root, plan, label)
-            missing = await landing.verify(ls, root, plan) if ok else []
-        finally:
-            landing.unwatch(ls, plan)
-        if ok and not missing:
-            return plan, ""
-        if ok and (set(missing) != set(landing.edited(plan)) or not landing.moved(ls, plan)):
-            return None, f"the editor did not apply it to {', '.join(missing)}"
-        if not ok and (partial or not await landing.moved_soon(ls, plan)):
-            return None, f"the editor refused the edit ({reason})"
+    sent = await send(ls, root, changes, label, label, ls.run_settings().state_dir)
+    plan = sent.plan
+    if sent.landed:
+        return plan, ""
+    if sent.kind == "conflict" and plan is not None:
+        return None, "; ".join(f"{p}: {plan.reasons.get(p, _MOVED)}" for p in plan.conflicts)
+    if sent.kind == "checkpoint":
+        return None, f"could not record the undo checkpoint ({sent.reason})"
+    if sent.kind == "partly":
+        return None, f"the editor did not apply it to {', '.join(sent.missing)}"
+    if sent.kind == "refused":
+        return None, f"the editor refused the edit ({sent.reason})"
     return None, "the file kept changing in the editor"
 
 
@@ -301,11 +303,10 @@ def _finish(ls: K2LanguageServer, run: Run, result: RunResult, rev: Review) -> R
     patch = None
     rest = patch_of(rev.files, (REJECTED, CONFLICT))
     if rest:
+        from k2lsp.runs import patchfile
         from k2lsp.server.config import state_dir
 
-        patch = state_dir(ls.run_settings()) / "patches" / f"{run.id}.patch"
-        patch.parent.mkdir(parents=True, exist_ok=True)
-        patch.write_text(rest, encoding="utf-8")
+        patch = patchfile.save_patch(rest, state_dir(ls.run_settings()), run.id)
     total = len(accepted) + len(rejected) + len(conflicts)
     parts = [f"K2 applied {len(accepted)} of {total} change(s)"]
     if touched:

@@ -50,6 +50,7 @@ class Run:
     conversation: str = ""  # the conversation this run is a turn of (k2lsp.server.chat)
     kept: bool = False  # its conversation was kept for a follow-up
     settled: bool = False  # its run copy was parked or removed (a follow-up may start)
+    base_url: str = ""  # the model host of the run (shown when it fails; never the key)
     heavy: Any = None  # a heavy run's HeavyOutcome, kept for k2lsp.takeCandidate (latest only)
 
     def info(self) -> dict[str, Any]:
@@ -145,6 +146,7 @@ async def launch(ls: K2LanguageServer, request: RunRequest, title: str, drive: A
     """Create the run, its stream and its task (`drive`, default `_drive`: one agent run;
     `k2lsp.server.heavy.heavy_driver`: heavy mode); returns without waiting for the model."""
     from k2lsp.server.config import state_dir
+    from k2lsp.server.progress import Limits
     from k2lsp.server.stream import RunStream
 
     settings = ls.run_settings()
@@ -152,7 +154,13 @@ async def launch(ls: K2LanguageServer, request: RunRequest, title: str, drive: A
     keeps = int(getattr(settings, "keep_conversations", 1) or 0) > 0
     # one agent run keeps its conversation; heavy mode's candidates keep none
     conversation = request.conversation or (request.run_id if keeps and drive is None else "")
-    run = Run(request.run_id, request, title, conversation=conversation)
+    run = Run(
+        request.run_id,
+        request,
+        title,
+        conversation=conversation,
+        base_url=str(settings.base_url or ""),
+    )
     opts = ls.editor_config.options
     transcript = (state_dir(settings) / "transcripts" / f"{run.id}.md") if opts.transcript else None
     observers = [run.observe, lambda ev: ls.on_event(run, ev)]
@@ -164,6 +172,7 @@ async def launch(ls: K2LanguageServer, request: RunRequest, title: str, drive: A
         log_reasoning=opts.log_reasoning,
         transcript=transcript,
         observers=observers,
+        limits=Limits.from_settings(settings),
     )
     request.state["approve"] = ls.approver(run)
     ls.runs.add(run)
@@ -178,6 +187,7 @@ async def _drive(ls: K2LanguageServer, run: Run, settings: Any) -> None:
     from k2lsp.agent.session import execute_run
     from k2lsp.errors import K2lspError
     from k2lsp.server.delivery import deliver
+    from k2lsp.server.failure import run_failure
 
     assert run.stream is not None
     result: RunResult | None = None
@@ -197,7 +207,8 @@ async def _drive(ls: K2LanguageServer, run: Run, settings: Any) -> None:
         _synthetic_end(run, Outcome.CANCELLED, "the run was cancelled; nothing was delivered")
     except K2lspError as exc:  # configuration problems raised before the run started
         _synthetic_end(run, exc.outcome, str(exc))
-        ls.show(f"K2: {exc}", types.MessageType.Error)
+        kind, text = run_failure(exc.outcome.value, str(exc), run.base_url)
+        ls.show(text, kind)
     except Exception as exc:
         log.exception("run %s failed", run.id)
         _synthetic_end(run, Outcome.PROVIDER_ERROR, f"internal error: {exc}")

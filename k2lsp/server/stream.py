@@ -22,6 +22,7 @@ from lsprotocol import types
 from k2lsp.agent.events import Event
 from k2lsp.redact.boundary import safe_text
 from k2lsp.server import protocol
+from k2lsp.server.progress import MESSAGE_INTERVAL_S, Limits, Progress
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _MERGEABLE = ("reasoning", "content")
 _LINE_FLUSH_CHARS = 300
+
+
+def short_task(task: str, limit: int = 120) -> str:
+    """The task on one line, cut to `limit` characters."""
+    line = " ".join(task.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def coalesce(events: list[Event]) -> list[Event]:
@@ -68,6 +75,7 @@ class RunStream:
         transcript: Path | None = None,
         interval: float = 0.05,
         observers: list[Callable[[Event], None]] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.ls = ls
         self.run_id = run_id
@@ -78,6 +86,8 @@ class RunStream:
         self.interval = interval
         self.observers = list(observers or [])
         self.progress_token: str | None = None
+        self.limits = limits or Limits()
+        self.progress: Progress | None = None
         self.last_seq = 0  # highest seq received
         self._loop = asyncio.get_running_loop()
         self._pending: list[Event] = []
@@ -87,14 +97,6 @@ class RunStream:
         self._last_flush = 0.0
         self._partial: dict[str, str] = {"reasoning": "", "content": ""}
         self._last_kind = ""
-        self._status: dict[str, Any] = {
-            "step": 0,
-            "max_steps": 0,
-            "tool": "",
-            "phase": "starting",
-            "tokens": 0,
-            "cost": 0.0,
-        }
 
     # --- lifecycle ------------------------------------------------------------------------
     async def open(self, task: str) -> None:
@@ -106,15 +108,21 @@ class RunStream:
             try:
                 await asyncio.wait_for(self.ls.work_done_progress.create_async(token), 5)
                 self.progress_token = token
+                self.progress = Progress(self.ls, token, self.limits)
                 self.ls.work_done_progress.begin(
                     token,
                     types.WorkDoneProgressBegin(
-                        title=self.title, cancellable=True, message=task[:120], percentage=0
+                        title=self.title,
+                        cancellable=True,
+                        message=short_task(task),
+                        percentage=self.progress.percentage(),
                     ),
                 )
             except Exception as exc:  # the client may refuse progress; runs go on without it
                 log.warning("progress not available: %s", exc)
-                self.progress_token = None
+                self.progress_token = self.progress = None
+        if self.progress is None and not self.notify:  # no $/progress: Log messages instead
+            self.progress = Progress(self.ls, "", self.limits, MESSAGE_INTERVAL_S, title=self.title)
         if self.transcript is not None:
             self._open_transcript(task, window)
 
@@ -137,11 +145,9 @@ class RunStream:
     def close(self, message: str) -> None:
         """Flush what is left and end the progress bar with `message`."""
         self.flush()
-        if self.progress_token is not None:
-            self.ls.work_done_progress.end(
-                self.progress_token, types.WorkDoneProgressEnd(message=message[:200])
-            )
-            self.progress_token = None
+        if self.progress is not None:
+            self.progress.end(message)
+            self.progress_token = self.progress = None
 
     # --- intake (any thread) -------------------------------------------------------------
     def sink(self, event: Event) -> None:
@@ -198,13 +204,15 @@ class RunStream:
         lines: list[tuple[str, types.MessageType]] = []
         md: list[str] = []
         for ev in merged:
-            self._track(ev)
-            if ev.type == "tool_call":  # every tool shows in the progress, however fast it ran
-                self._report_progress()
+            if self.progress is not None:
+                self.progress.track(ev.type, ev.data)
+                if ev.type == "tool_call":  # every tool shows, however fast it ran
+                    self.progress.report(force=True)
             lines.extend(self._log_lines(ev))
             md.append(self._markdown(ev))
         self._send_log(lines)
-        self._report_progress()
+        if self.progress is not None:
+            self.progress.report()
         self._append_transcript("".join(md))
 
     def _send_log(self, lines: list[tuple[str, types.MessageType]]) -> None:
@@ -217,41 +225,6 @@ class RunStream:
                     types.LogMessageParams(type=kind, message="\n".join(group))
                 )
                 group = []
-
-    def _track(self, ev: Event) -> None:
-        d, st = ev.data, self._status
-        if ev.type == "status":
-            st["step"] = int(d.get("step") or 0)
-            st["max_steps"] = int(d.get("max_steps") or 0)
-            st["phase"] = str(d.get("phase") or "")
-        elif ev.type == "tool_call":
-            st["tool"] = str(d.get("name") or "")
-        elif ev.type == "tool_result":
-            st["tool"] = ""
-        elif ev.type == "usage":
-            st["tokens"] = int(d.get("total_prompt_tokens") or 0) + int(
-                d.get("total_completion_tokens") or 0
-            )
-            st["cost"] = float(d.get("total_cost_usd") or 0.0)
-
-    def progress_message(self) -> str:
-        """One line: step, current tool (or phase), tokens, cost."""
-        st = self._status
-        step = f"step {st['step']}/{st['max_steps']}" if st["max_steps"] else f"step {st['step']}"
-        doing = f"tool {st['tool']}" if st["tool"] else str(st["phase"] or "thinking")
-        return f"{step} · {doing} · {st['tokens']:,} tokens · ${st['cost']:.4f}"
-
-    def _report_progress(self) -> None:
-        if self.progress_token is None:
-            return
-        st = self._status
-        pct = int(100 * st["step"] / st["max_steps"]) if st["max_steps"] else None
-        self.ls.work_done_progress.report(
-            self.progress_token,
-            types.WorkDoneProgressReport(
-                message=self.progress_message(), percentage=pct, cancellable=True
-            ),
-        )
 
     def _log_lines(self, ev: Event) -> list[tuple[str, types.MessageType]]:
         d = ev.data

@@ -7,3 +7,5 @@ export * from "./options";
 export * from "./protocol";
 export * from "./render";
 export * from "./status";
+export * from "./diagnostics";
+export * from "./health";

@@ -3,6 +3,8 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { LanguageClient, type LanguageClientOptions, type ServerOptions } from "vscode-languageclient/node";
+import { mergeDiagnostics } from "./diagnostics";
+import { requestError, type SetupResult, setupLines, setupMessage } from "./health";
 import { buildInitializationOptions, resolveServerPath } from "./options";
 import {
   CMD,
@@ -73,9 +75,7 @@ function showEvent(ev: K2Event): void {
   const text = renderer.render(ev);
   if (text) output.append(text);
   if (ev.type === "run_started") output.show(true);
-  if (ev.type === "run_finished" && !["success", "cancelled"].includes(String(ev.outcome))) {
-    void vscode.window.showWarningMessage(`K2 run ${ev.outcome}: ${String(ev.summary ?? "").slice(0, 300)}`);
-  }
+  // a failed run is not announced here: the server says it once with window/showMessage
 }
 
 function onStream(params: StreamParams): void {
@@ -149,6 +149,12 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
     initializationOptions: buildInitializationOptions(settingsObject(), vscode.workspace.isTrusted),
     outputChannelName: "K2 Language Server",
     middleware: {
+      // every diagnostic under the cursor (any source), not only those VS Code picked
+      provideCodeActions: (document, range, context, token, next) => {
+        const all = vscode.languages.getDiagnostics(document.uri);
+        const diagnostics = mergeDiagnostics(context.diagnostics, all, range);
+        return next(document, range, { ...context, diagnostics }, token);
+      },
       workspace: {
         // answer the server's workspace/configuration "k2lsp" with the set options only
         // (VS Code would hand over every default, "" included, and the editor-only keys)
@@ -186,7 +192,7 @@ async function exec<T>(command: string, args: Record<string, unknown>): Promise<
   try {
     return await client.sendRequest<T>("workspace/executeCommand", { command, arguments: [args] });
   } catch (err) {
-    void vscode.window.showErrorMessage(`K2: ${command} failed: ${(err as Error).message}`);
+    void vscode.window.showErrorMessage(requestError(command, (err as Error).message));
     return undefined;
   }
 }
@@ -234,6 +240,17 @@ async function fixFailingTest(): Promise<void> {
   if (testName) await startRun(CMD.fixFailingTest, { uri: ed.document.uri.toString(), testName });
 }
 
+/** "K2: Check setup": the server's own checks (key, GET /models, sandbox), one line each. */
+async function checkSetup(): Promise<void> {
+  const res = await exec<SetupResult>(CMD.checkSetup, {});
+  if (!res) return;
+  output.appendLine("[K2 setup]");
+  for (const line of setupLines(res)) output.appendLine(line);
+  const msg = setupMessage(res);
+  const show = msg.level === "error" ? vscode.window.showErrorMessage : msg.level === "warning" ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
+  void show(msg.text);
+}
+
 function register(context: vscode.ExtensionContext): void {
   const reg = (id: string, fn: () => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, fn));
   reg("k2.ask", async () => {
@@ -269,6 +286,7 @@ function register(context: vscode.ExtensionContext): void {
   review.register(context);
   heavy.register(context);
   reg("k2.showOutput", () => output.show(true));
+  reg("k2.checkSetup", checkSetup);
   reg("k2.setApiKey", async () => {
     const key = await vscode.window.showInputBox({ prompt: "K2 API key (kept in VS Code's secret storage)", password: true, ignoreFocusOut: true });
     if (!key) return;

@@ -17,6 +17,7 @@ export const CMD = {
   accept: "k2lsp.accept",
   reject: "k2lsp.reject",
   trust: "k2lsp.trust",
+  checkSetup: "k2lsp.checkSetup",
   applyPatch: "k2lsp.applyPatch",
   takeCandidate: "k2lsp.takeCandidate",
 } as const;

@@ -5,7 +5,19 @@ import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { applyHunks, buildInitializationOptions, resolveServerPath, RunTracker, shiftHunks, StreamRenderer, textArgs } from "../dist/core.mjs";
+import {
+  applyHunks,
+  buildInitializationOptions,
+  mergeDiagnostics,
+  requestError,
+  resolveServerPath,
+  RunTracker,
+  setupLines,
+  setupMessage,
+  shiftHunks,
+  StreamRenderer,
+  textArgs,
+} from "../dist/core.mjs";
 
 function fakeExe(dir, rel) {
   const file = path.join(dir, rel);
@@ -86,6 +98,44 @@ test("the status text follows step, tokens and cost, then the outcome", () => {
   assert.equal(t.text(), "K2 step 2/300 model · 2.0k tok · $0.0123");
   t.update(ev("run_finished", { outcome: "cancelled" }));
   assert.equal(t.text(), "K2 cancelled · 2.0k tok · $0.0123");
+});
+
+test("code actions get every diagnostic on the cursor's lines, whatever its source, once", () => {
+  const at = (line, message, source) => ({
+    range: { start: { line, character: 2 }, end: { line, character: 9 } },
+    message,
+    source,
+  });
+  const own = [at(3, "mine", "k2lsp")];
+  const all = [at(3, "mine", "k2lsp"), at(3, "F821 undefined name", "ruff"), at(7, "elsewhere", "pyright")];
+  const cursor = { start: { line: 3, character: 5 }, end: { line: 3, character: 5 } };
+  const merged = mergeDiagnostics(own, all, cursor);
+  assert.deepEqual(merged.map((d) => d.message), ["mine", "F821 undefined name"]);
+  const wide = { start: { line: 0, character: 0 }, end: { line: 9, character: 0 } };
+  assert.equal(mergeDiagnostics([], all, wide).length, 3);
+});
+
+test("setup results read as one line per problem; request errors are not prefixed twice", () => {
+  const result = {
+    ok: false,
+    checks: [
+      { name: "API key", status: "ok", detail: "set (from $MOONSHOT_API_KEY)", fix: "" },
+      { name: "model", status: "FAIL", detail: "GET https://h/v1/models failed: HTTP 401", fix: "check the key" },
+    ],
+    problems: ["model: GET https://h/v1/models failed: HTTP 401 — check the key"],
+  };
+  assert.deepEqual(setupLines(result), [
+    "[ok] API key: set (from $MOONSHOT_API_KEY)",
+    "[FAIL] model: GET https://h/v1/models failed: HTTP 401",
+    "       fix: check the key",
+  ]);
+  assert.deepEqual(setupMessage(result), {
+    level: "error",
+    text: "K2 setup: model: GET https://h/v1/models failed: HTTP 401 — check the key",
+  });
+  assert.equal(setupMessage({ ok: true, checks: result.checks.slice(0, 1), problems: [] }).level, "info");
+  assert.equal(requestError("k2lsp.ask", "K2: the question is empty"), "K2: the question is empty");
+  assert.equal(requestError("k2lsp.ask", "socket closed"), "K2: k2lsp.ask failed: socket closed");
 });
 
 test("review hunks follow the user's typing above them and build the proposal", () => {

@@ -2,6 +2,8 @@
 -- events in an output split, and adds :K2* commands, a statusline function and :checkhealth.
 local apply = require("k2lsp.apply")
 local chat = require("k2lsp.chat")
+local diagnostics = require("k2lsp.diagnostics")
+local key = require("k2lsp.key")
 local output = require("k2lsp.output")
 local review = require("k2lsp.review")
 local status = require("k2lsp.status")
@@ -56,26 +58,15 @@ function M.resolve_cmd(root)
 end
 
 local function api_key_env()
-  local env = vim.deepcopy(M.config.cmd_env)
-  local cmd = M.config.api_key_cmd
-  if cmd then
-    local res = vim.system(cmd, { text = true }):wait()
-    if res.code ~= 0 then
-      notify("api_key_cmd failed (exit " .. res.code .. "); starting without a key", vim.log.levels.WARN)
-    else
-      env[M.config.api_key_env] = vim.trim(res.stdout or "")
-    end
-  end
-  return env
+  -- the api_key_cmd result (run once, asynchronously, at setup: k2lsp.key)
+  return key.env(M.config.cmd_env, M.config.api_key_env)
 end
 
 local function show(ev)
   if ev.type == "run_started" and M.config.open_output then
     output.open(false)
   end
-  if ev.type == "run_finished" and ev.outcome ~= "success" and ev.outcome ~= "cancelled" then
-    notify(string.format("run %s: %s", ev.outcome or "?", ev.summary or ""), vim.log.levels.WARN)
-  end
+  -- a failed run is not announced here: the server says it once with window/showMessage
   local ok, err = pcall(output.render, ev)
   if not ok then
     notify("could not render event: " .. tostring(err), vim.log.levels.WARN)
@@ -158,10 +149,14 @@ local function on_untrusted(_, result)
 end
 
 --- The vim.lsp client configuration for `root`.
-function M.client_config(root)
+--- (`any_cmd`: a config even when k2lsp is not found, for lsp/k2lsp.lua)
+function M.client_config(root, any_cmd)
   local cmd = M.resolve_cmd(root)
   if not cmd then
-    return nil
+    if not any_cmd then
+      return nil
+    end
+    cmd = { "k2lsp", "--stdio" }
   end
   local opts = vim.tbl_extend("keep", vim.deepcopy(M.config.settings), {
     streamNotifications = true,
@@ -184,11 +179,21 @@ function M.client_config(root)
     flags = { debounce_text_changes = 0, allow_incremental_sync = true },
     handlers = {
       ["k2lsp/stream"] = on_stream,
+      -- the server's messages through vim.notify (once each; nvim-notify & co. show them)
+      ["window/showMessage"] = function(_, params)
+        local levels = { vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO, vim.log.levels.DEBUG }
+        if type(params) == "table" and type(params.message) == "string" then
+          vim.notify(params.message, levels[params.type] or vim.log.levels.INFO)
+        end
+        return vim.NIL
+      end,
       ["k2lsp/delivery"] = on_delivery,
       ["k2lsp/review"] = review.on_review,
       ["k2lsp/untrusted"] = on_untrusted,
       ["workspace/applyEdit"] = apply.handler,
     },
+    -- code actions get every diagnostic under the cursor, not only k2lsp's own
+    on_init = function(client) diagnostics.wrap(client) end,
   }
 end
 
@@ -203,6 +208,13 @@ function M.attach(buf)
   end
   -- k2lsp's own diffs and saved patches are not part of a project: no second server for them
   if name:find("/k2lsp/previews/", 1, true) or name:find("/k2lsp/patches/", 1, true) then
+    return nil
+  end
+  if key.state == "running" then -- api_key_cmd still running: attach when it is done
+    key.when_ready(function() M.attach(buf) end)
+    return nil
+  end
+  if not vim.api.nvim_buf_is_valid(buf) then
     return nil
   end
   local root = vim.fs.root(buf, M.config.root_markers) or vim.fs.dirname(vim.api.nvim_buf_get_name(buf))
@@ -375,6 +387,7 @@ function M.setup(opts)
   M.config = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
   review.keymaps = M.config.review_keymaps
   warned = false
+  key.start(M.config.api_key_cmd)
   for name, spec in pairs(commands) do
     vim.api.nvim_create_user_command(name, spec.fn, { nargs = spec.nargs or 0, range = spec.range, complete = spec.complete })
   end
