@@ -77,8 +77,9 @@ async def test_refactor_repository_needs_an_instruction(editor: Editor) -> None:
         await editor.command("k2lsp.refactorRepository", {})
 
 
+@pytest.mark.parametrize("how", ["command", "k2lsp.cancel"])
 async def test_a_running_job_is_cancelled_and_left_resumable(
-    editor: Editor, fake: FakeK2Server
+    editor: Editor, fake: FakeK2Server, how: str
 ) -> None:
     def holding(body: dict[str, object]) -> object:
         reply = JOB.policy(body)  # type: ignore[arg-type]
@@ -89,7 +90,11 @@ async def test_a_running_job_is_cancelled_and_left_resumable(
     fake.responder = holding  # type: ignore[assignment]
     assert (await editor.command("k2lsp.refactorRepository", {"instruction": JOB.task}))["started"]
     assert await asyncio.to_thread(fake.wait_held, 120)
-    assert await editor.command("k2lsp.refactorRepository", {"cancel": True}) == {"cancelled": 1}
+    if how == "command":
+        answer = await editor.command("k2lsp.refactorRepository", {"cancel": True})
+        assert answer == {"cancelled": 1}
+    else:  # the editors' generic cancel reaches the job too
+        assert await editor.command("k2lsp.cancel", {}) == {"cancelled": [], "jobs": 1}
     fake.release()
 
     def shown() -> list[str]:

@@ -201,7 +201,9 @@ _TITLES = {
 
 
 def cancel(ls: K2LanguageServer, raw: tuple[Any, ...]) -> dict[str, Any]:
-    """k2lsp.cancel: cancel one run (or every active run)."""
+    """k2lsp.cancel: cancel one run (or every active run and refactor job)."""
+    from k2lsp.server import jobs
+
     run_id = first_arg(raw).get("runId")
     if run_id:
         run = ls.runs.get(str(run_id))
@@ -210,6 +212,10 @@ def cancel(ls: K2LanguageServer, raw: tuple[Any, ...]) -> dict[str, Any]:
         targets = [run]
     else:
         targets = ls.runs.active()
+        stopped = jobs.cancel_all(ls)  # each stops after its current tool call, resumable
+        if stopped:
+            cancelled = [r.id for r in targets if ls.runs.cancel(r)]
+            return {"cancelled": cancelled, "jobs": stopped}
     return {"cancelled": [r.id for r in targets if ls.runs.cancel(r)]}
 
 

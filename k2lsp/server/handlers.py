@@ -153,14 +153,22 @@ def _did_close(ls: K2LanguageServer, params: types.DidCloseTextDocumentParams) -
 
 
 def _progress_cancel(ls: K2LanguageServer, params: types.WorkDoneProgressCancelParams) -> None:
+    from k2lsp.server import jobs
+
     run = ls.runs.by_token(params.token)
     if run is not None:
         ls.runs.cancel(run)
+    else:
+        jobs.cancel_token(ls, params.token)  # a refactor job's progress bar
 
 
 async def _shutdown(ls: K2LanguageServer, *args: Any) -> None:
-    """Cancel every run and give them a moment to remove their run copies."""
+    """Cancel every run and job and give them a moment to remove their run copies."""
+    from k2lsp.server import jobs
+
     tasks = [run.task for run in ls.runs.runs.values() if run.task is not None]
+    tasks += jobs.running(ls)
+    jobs.cancel_all(ls)  # each is saved as cancelled and stays resumable
     for run in ls.runs.active():
         ls.runs.cancel(run)
     pending = [t for t in tasks if not t.done()]

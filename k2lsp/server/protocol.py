@@ -16,7 +16,8 @@ optional for ask/task, the whole document when ``range`` is absent):
 - k2lsp.fixFailingTest ``{uri, testName, framework?, range?, message?}`` (the code action
   fills every field; framework: pytest | unittest | jest | vitest | go | cargo);
 - k2lsp.cancel / k2lsp.accept / k2lsp.reject / k2lsp.undo ``{runId?}``: cancel without runId
-  cancels every active run (answer ``{cancelled: [runId...]}``); undo without runId undoes the
+  cancels every active run and refactor job (answer ``{cancelled: [runId...], jobs?: n}``;
+  a job stops after its current tool call and stays resumable); undo without runId undoes the
   last delivered run (answer ``{runId, restored: [path...]}``); accept/reject without runId
   act on the only pending preview;
 - k2lsp.accept / k2lsp.reject ``{runId?, hunks?: [id...]}`` during a review per hunk: decide

@@ -3,7 +3,8 @@
 
 Arguments: `{"instruction": "rename X to Y …"}` or `{"resume": "<job id>"}`. Answers at once
 with `{"started": true}`; `{"cancel": true}` stops the running jobs after their current tool
-call (`{"cancelled": n}`; each is saved as cancelled and resumable). The job's events
+call (`{"cancelled": n}`; each is saved as cancelled and resumable); so do `k2lsp.cancel`
+without a runId and `window/workDoneProgress/cancel` on the job's progress bar (server/jobs.py). The job's events
 (including `job_progress`: batch k of n, files, sites left, tests, cost) go to the editor like
 a run's (`$/progress`, `window/logMessage`, opt-in `k2lsp/stream`), and its end is shown with
 `window/showMessage`: the branch `k2lsp/<job-id>` with a commit per batch (the user's files
@@ -13,7 +14,6 @@ are not touched), the sites left, or how to resume. A stopped editor leaves a jo
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import Any
 
 from lsprotocol import types
@@ -23,22 +23,19 @@ from k2lsp.server.app import K2LanguageServer  # pygls reads the handler's annot
 
 CMD_REFACTOR_REPOSITORY = "k2lsp.refactorRepository"
 TITLE = "K2: Refactor across the repository"
-_JOBS: weakref.WeakKeyDictionary[Any, set[asyncio.Task[None]]] = weakref.WeakKeyDictionary()
 
 
 async def refactor_repository(ls: K2LanguageServer, *raw: Any) -> dict[str, Any]:
     """Start (or resume) a refactor job on the workspace folder."""
     from k2lsp.agent.refactor.job import JobOptions
     from k2lsp.agent.refactor.runner import run_job
+    from k2lsp.server import jobs
     from k2lsp.server.commands import first_arg
     from k2lsp.server.stream import RunStream
 
     arg = first_arg(raw)
     if arg.get("cancel"):
-        running = [t for t in _JOBS.get(ls, set()) if not t.done()]
-        for task in running:
-            task.cancel()
-        return {"cancelled": len(running)}
+        return {"cancelled": jobs.cancel_all(ls)}
     instruction = str(arg.get("instruction") or "").strip()
     resume = str(arg.get("resume") or "").strip() or None
     if not instruction and not resume:
@@ -63,7 +60,5 @@ async def refactor_repository(ls: K2LanguageServer, *raw: Any) -> dict[str, Any]
         ls.show(f"{TITLE}: {summary}", kind)
 
     task = asyncio.get_running_loop().create_task(go())
-    jobs = _JOBS.setdefault(ls, set())
-    jobs.add(task)
-    task.add_done_callback(jobs.discard)
+    jobs.register(ls, task, stream.progress_token)
     return {"started": True}
