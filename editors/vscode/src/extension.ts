@@ -273,8 +273,9 @@ function register(context: vscode.ExtensionContext): void {
     if (instruction) await exec(CMD.refactorRepository, { instruction });
   });
   reg("k2.cancel", async () => {
-    const res = await exec<{ cancelled: string[] }>(CMD.cancel, runIdArgs());
-    if (res) void vscode.window.showInformationMessage(res.cancelled.length ? `K2: cancelled ${res.cancelled.join(", ")}` : "K2: no run to cancel");
+    const res = await exec<{ cancelled: string[]; jobs?: number }>(CMD.cancel, runIdArgs());
+    const what = res ? [...res.cancelled, ...(res.jobs ? [`${res.jobs} refactor job(s) (resumable)`] : [])] : [];
+    if (res) void vscode.window.showInformationMessage(what.length ? `K2: cancelled ${what.join(", ")}` : "K2: no run to cancel");
   });
   reg("k2.undo", async () => {
     const res = await exec<{ runId: string; restored: string[] }>(CMD.undo, runIdArgs());

@@ -333,8 +333,9 @@ local commands = {
   end },
   K2Cancel = { nargs = "?", fn = function(o)
     M.exec("k2lsp.cancel", o.args ~= "" and { runId = o.args } or vim.empty_dict(), function(r)
-      local n = r and r.cancelled and #r.cancelled or 0
-      notify(n > 0 and ("cancelled " .. table.concat(r.cancelled, ", ")) or "no run to cancel")
+      local what = vim.deepcopy(r and r.cancelled or {})
+      if r and r.jobs then what[#what + 1] = r.jobs .. " refactor job(s) (resumable)" end
+      notify(#what > 0 and ("cancelled " .. table.concat(what, ", ")) or "no run to cancel")
     end)
   end },
   K2Undo = { nargs = "?", fn = function(o)
