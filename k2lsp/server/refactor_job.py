@@ -6,9 +6,10 @@ with `{"started": true}`; `{"cancel": true}` stops the running jobs after their 
 call (`{"cancelled": n}`; each is saved as cancelled and resumable); so do `k2lsp.cancel`
 without a runId and `window/workDoneProgress/cancel` on the job's progress bar
 (server/jobs.py). The job's events (including `job_progress`: batch k of n, files, sites
-left, tests, cost) go to the editor like a run's (`$/progress`, `window/logMessage`, opt-in `k2lsp/stream`), and its end is shown with
-`window/showMessage`: the branch `k2lsp/<job-id>` with a commit per batch (the user's files
-are not touched), the sites left, or how to resume. A stopped editor leaves a job resumable.
+left, tests, cost) go to the editor like a run's (`$/progress`, `window/logMessage`, opt-in
+`k2lsp/stream`), and its end is shown with `window/showMessage`: the branch `k2lsp/<job-id>`
+with a commit per batch (the user's files are not touched), the sites left, or how to resume.
+A stopped editor leaves a job resumable.
 """
 
 from __future__ import annotations
