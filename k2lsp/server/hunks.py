@@ -52,6 +52,7 @@ class FileReview:
     version: int | None = None  # the buffer version `base` was read at (None: not open)
     old_path: str | None = None  # renamed from
     hunks: list[Hunk] = field(default_factory=list)
+    group: str = ""  # a label shown over the file (a refactor job's batch), "" for none
 
     def text_with(self, states: tuple[str, ...]) -> str | None:
         """The base with the hunks in `states` applied (whole-file hunks: base or target)."""
@@ -71,6 +72,7 @@ class FileReview:
             "kind": self.kind,
             "version": self.version,
             "hunks": [h.payload() for h in self.hunks],
+            **({"group": self.group} if self.group else {}),
         }
 
 

@@ -32,6 +32,7 @@ async def refactor_repository(ls: K2LanguageServer, *raw: Any) -> dict[str, Any]
     from k2lsp.agent.refactor.runner import run_job
     from k2lsp.server import jobs
     from k2lsp.server.commands import first_arg
+    from k2lsp.server.job_review import offer
     from k2lsp.server.stream import RunStream
 
     arg = first_arg(raw)
@@ -49,6 +50,7 @@ async def refactor_repository(ls: K2LanguageServer, *raw: Any) -> dict[str, Any]
 
     async def go() -> None:
         summary = "the refactor job failed"
+        result = None
         kind = types.MessageType.Error
         try:
             result = await run_job(opts, settings, [stream.sink])  # a cancel ends it normally
@@ -59,6 +61,8 @@ async def refactor_repository(ls: K2LanguageServer, *raw: Any) -> dict[str, Any]
         finally:
             stream.close(summary)
         ls.show(f"{TITLE}: {summary}", kind)
+        if result is not None:  # clients reviewing per hunk get the branch as one review
+            await offer(ls, result, TITLE)
 
     task = asyncio.get_running_loop().create_task(go())
     jobs.register(ls, task, stream.progress_token)

@@ -120,12 +120,17 @@ def _conflicted(root: Path, change: FileChange, first: int, why: str) -> FileRev
     return f
 
 
-async def review(ls: K2LanguageServer, run: Run, result: RunResult) -> RunResult:
-    """Show the proposal per hunk and wait until every hunk is decided; report the delivery."""
+async def review(
+    ls: K2LanguageServer, run: Run, result: RunResult, groups: dict[str, str] | None = None
+) -> RunResult:
+    """Show the proposal per hunk and wait until every hunk is decided; report the delivery.
+    `groups` labels files (path -> e.g. a refactor job's batch)."""
     from k2lsp.server.delivery import report
 
     root = Path(run.request.repo).resolve()
     files, skipped = build(ls, root, result.changes)
+    for f in files:
+        f.group = (groups or {}).get(f.path, "")
     rev = Review(run, root, files, skipped, done=asyncio.get_running_loop().create_future())
     if not rev.ids(PENDING):
         rev.done.set_result(True)  # type: ignore[union-attr]
@@ -167,7 +172,7 @@ async def decide(
 ) -> dict[str, Any]:
     """k2lsp.accept / k2lsp.reject of some hunks (`hunks`) or of every pending one."""
     async with rev.lock:
-        chosen = _chosen(rev, args.get("hunks"))
+        chosen = _chosen(rev, args.get("hunks"), args.get("files"))
         if accept:
             await _accept(ls, rev, chosen)
         else:
@@ -184,8 +189,18 @@ async def decide(
     }
 
 
-def _chosen(rev: Review, ids: Any) -> list[tuple[FileReview, Hunk]]:
+def _chosen(rev: Review, ids: Any, paths: Any = None) -> list[tuple[FileReview, Hunk]]:
     pending = [(f, h) for f, h in rev.hunks() if h.state == PENDING]
+    if paths is not None:  # whole files: every pending hunk of each
+        if ids is not None:
+            raise UsageError("pass hunks or files, not both")
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise UsageError('files must be a list of paths, e.g. {"files": ["src/a.py"]}')
+        known = {f.path for f in rev.files}
+        unknown = [p for p in paths if p not in known]
+        if unknown:
+            raise UsageError(f"run {rev.run.id} has no file {unknown[0]!r} under review")
+        return [(f, h) for f, h in pending if f.path in paths]
     if ids is None:
         return pending
     if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
