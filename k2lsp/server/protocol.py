@@ -20,7 +20,8 @@ optional for ask/task, the whole document when ``range`` is absent):
   a job stops after its current tool call and stays resumable); undo without runId undoes the
   last delivered run (answer ``{runId, restored: [path...]}``); accept/reject without runId
   act on the only pending preview;
-- k2lsp.accept / k2lsp.reject ``{runId?, hunks?: [id...]}`` during a review per hunk: decide
+- k2lsp.accept / k2lsp.reject ``{runId?, hunks?: [id...], files?: [path...]}`` during a
+  review per hunk (``files``: every pending hunk of those files): decide
   those hunks (no `hunks`: every pending one) -> `ReviewAnswer`; an accepted hunk is applied at
   once (versioned, merged over the user's typing) or becomes a conflict when its lines changed;
 - k2lsp.applyPatch ``{path?}``: apply a saved patch (default: the newest one in the state dir)

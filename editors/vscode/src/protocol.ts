@@ -44,6 +44,7 @@ export interface ReviewFile {
   kind: "modified" | "created" | "deleted" | "renamed";
   version: number | null;
   hunks: ReviewHunk[];
+  group?: string; // e.g. a refactor job's "batch 2: …"
 }
 
 /** `k2lsp/review`: a run's proposal waiting for a decision per hunk. */

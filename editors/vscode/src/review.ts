@@ -54,6 +54,8 @@ export class ReviewController implements vscode.CodeLensProvider, vscode.TextDoc
     );
     reg("k2.acceptHunk", (runId: string, id: number) => this.decide(runId, [id], true));
     reg("k2.rejectHunk", (runId: string, id: number) => this.decide(runId, [id], false));
+    reg("k2.acceptFile", (runId: string, path: string) => this.decideFile(runId, path, true));
+    reg("k2.rejectFile", (runId: string, path: string) => this.decideFile(runId, path, false));
     reg("k2.acceptAll", (runId?: string) => this.decideAll(runId, true));
     reg("k2.rejectAll", (runId?: string) => this.decideAll(runId, false));
     reg("k2.showProposal", (runId?: string, uri?: string) => this.showDiff(runId, uri));
@@ -106,6 +108,12 @@ export class ReviewController implements vscode.CodeLensProvider, vscode.TextDoc
         lens(`K2 #${h.id}: Accept`, "k2.acceptHunk", [rev.runId, h.id]);
         lens("Reject", "k2.rejectHunk", [rev.runId, h.id]);
         lens("Diff", "k2.showProposal", [rev.runId, key]);
+        const file = rev.files.find((f) => vscode.Uri.parse(f.uri).toString() === key);
+        if (i === 0 && file?.group) {
+          lens(`K2 ${file.group}`, "", []);
+          lens("Accept file", "k2.acceptFile", [rev.runId, file.path]);
+          lens("Reject file", "k2.rejectFile", [rev.runId, file.path]);
+        }
         if (i === 0) {
           lens("Accept all", "k2.acceptAll", [rev.runId]);
           lens("Reject all", "k2.rejectAll", [rev.runId]);
@@ -187,6 +195,14 @@ export class ReviewController implements vscode.CodeLensProvider, vscode.TextDoc
     const answer = await this.exec<ReviewAnswer>(accept ? CMD.accept : CMD.reject, { runId, hunks: ids });
     if (!answer) return;
     this.settle(rev, answer);
+  }
+
+  /** Every pending hunk of one file (a refactor job's review decides per file). */
+  private async decideFile(runId: string, path: string, accept: boolean): Promise<void> {
+    const rev = this.reviews.get(runId);
+    if (!rev) return;
+    const answer = await this.exec<ReviewAnswer>(accept ? CMD.accept : CMD.reject, { runId, files: [path] });
+    if (answer) this.settle(rev, answer);
   }
 
   private async decideAll(runId: string | undefined, accept: boolean): Promise<void> {

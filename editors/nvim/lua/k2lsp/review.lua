@@ -338,7 +338,8 @@ function M.decide(rev, ids, accept)
   end)
 end
 
---- :K2Accept / :K2Reject [all | runId]: the hunk under the cursor, or every pending hunk.
+--- :K2Accept / :K2Reject [all | file | runId]: the hunk under the cursor, every hunk of its
+--- file, or every pending hunk.
 --- Returns false when there is no review at all (the caller falls back to a plain preview).
 function M.command(arg, accept)
   local pending = M.pending()
@@ -353,6 +354,21 @@ function M.command(arg, accept)
       return true
     end
     M.decide(rev, nil, accept)
+    return true
+  end
+  if arg == "file" then -- every pending hunk of the file under the cursor
+    local rev, h = M.at_cursor()
+    if not rev then
+      notify("no K2 hunk under the cursor", vim.log.levels.WARN)
+      return true
+    end
+    local ids = {}
+    for _, x in ipairs(h.file.hunks) do
+      if x.state == "pending" then
+        ids[#ids + 1] = x.id
+      end
+    end
+    M.decide(rev, ids, accept)
     return true
   end
   if arg == "all" then

@@ -17,9 +17,14 @@ function L.fill(buf)
   local R = require("k2lsp.review")
   for _, rev in ipairs(R.pending()) do
     lines[#lines + 1] = "# K2 run " .. rev.id .. " " .. rev.title
+    local group = nil
     for _, f in ipairs(rev.files) do
       for _, h in ipairs(f.hunks) do
         if h.state == "pending" then
+          if f.group and f.group ~= "" and f.group ~= group then -- a refactor job's batch
+            group = f.group
+            lines[#lines + 1] = "## " .. group
+          end
           local first = #lines
           local row = h.mark and (R.rows(h)) or h.start -- where it is now, after any typing
           local where = f.kind == "modified" and ("line " .. (row + 1)) or f.kind
