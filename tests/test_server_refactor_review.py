@@ -75,3 +75,16 @@ async def test_a_finished_job_is_one_review_decided_per_file(editor: Editor) -> 
         assert (editor.root / name).read_text() == FILES[name]
     final = [d for d in editor.deliveries if d["runId"] == review["runId"]][-1]
     assert "in use.py" in final["message"] and "rejected" in final["message"]
+
+
+async def test_the_generic_cancel_ends_a_job_review_and_lands_nothing(editor: Editor) -> None:
+    assert (await editor.command("k2lsp.refactorRepository", {"instruction": JOB.task}))["started"]
+    await editor.wait_for(lambda: any(r["runId"].startswith("job-") for r in editor.reviews), 240)
+    run_id = next(r for r in editor.reviews if r["runId"].startswith("job-"))["runId"]
+    answer = await editor.command("k2lsp.cancel", {})
+    assert answer["cancelled"] == [run_id] and "jobs" not in answer  # the job itself is over
+    info = await editor.finished(run_id)
+    assert info["state"] == "cancelled" and editor.applied == []
+    for name, text in FILES.items():
+        assert (editor.root / name).read_text() == text
+    assert any("review cancelled; the branch k2lsp/" in m.message for m in editor.client.messages)

@@ -66,7 +66,13 @@ async def offer(ls: K2LanguageServer, result: JobResult, title: str) -> None:
     if not changes:
         return
     run = Run(f"job-{result.job_id}", RunRequest(result.summary, root, "refactor"), title)
+    run.task = asyncio.current_task()  # k2lsp.cancel ends the review like a run's
     ls.runs.add(run)
     outcome = RunResult(run.id, Outcome.SUCCESS, result.summary, changes)
-    await review.review(ls, run, outcome, groups)
+    try:
+        await review.review(ls, run, outcome, groups)
+    except asyncio.CancelledError:  # hunks already accepted stay; the branch keeps it all
+        run.state, run.outcome, run.delivery = "cancelled", Outcome.CANCELLED.value, "nothing"
+        ls.show(f"{title}: review cancelled; the branch {result.branch} keeps the whole change")
+        raise
     run.state, run.outcome = "finished", Outcome.SUCCESS.value

@@ -21,6 +21,11 @@ def register(ls: Any, task: asyncio.Task[None], token: str | None) -> None:
     task.add_done_callback(lambda t: jobs.pop(t, None))
 
 
+def forget(ls: Any, task: asyncio.Task[None]) -> None:
+    """`task` no longer runs a job (its review is a run of its own, cancelled as runs are)."""
+    _JOBS.get(ls, {}).pop(task, None)
+
+
 def running(ls: Any) -> list[asyncio.Task[None]]:
     return [t for t in _JOBS.get(ls, {}) if not t.done()]
 

@@ -62,6 +62,9 @@ async def refactor_repository(ls: K2LanguageServer, *raw: Any) -> dict[str, Any]
             stream.close(summary)
         ls.show(f"{TITLE}: {summary}", kind)
         if result is not None:  # clients reviewing per hunk get the branch as one review
+            me = asyncio.current_task()
+            if me is not None:
+                jobs.forget(ls, me)  # the job is over; its review is cancelled like a run's
             await offer(ls, result, TITLE)
 
     task = asyncio.get_running_loop().create_task(go())
