@@ -116,11 +116,12 @@ async def test_a_run_survives_truncation_a_cut_stream_and_a_real_overflow(
         result.run_copy.cleanup()
     chats = proxy.chats()
     statuses = [e.status for e in chats]
-    # the server refused one request for its size and accepted every other one
-    assert statuses.count(400) == 1, statuses
-    overflow = next(e for e in chats if e.status == 400)
-    assert overflow.error["error"]["type"] == "exceed_context_size_error"
-    assert set(statuses) == {200, 400}, statuses  # never a 500: every history parsed
+    # the digits do not fit the 8k window: either the server refused that one request for its
+    # size, or k2lsp's own estimate (calibrated on the server's counts) saw it first; every
+    # other request was accepted, never a 500 (every history parsed)
+    assert statuses.count(400) <= 1 and set(statuses) <= {200, 400}, statuses
+    for overflow in (e for e in chats if e.status == 400):
+        assert overflow.error["error"]["type"] == "exceed_context_size_error"
     assert result.outcome is Outcome.NO_CHANGE, result.summary
     # no raw truncated arguments were ever sent: each is exactly one JSON object
     for ex in chats:
@@ -133,7 +134,8 @@ async def test_a_run_survives_truncation_a_cut_stream_and_a_real_overflow(
     compacting = [
         e.data["message"] for e in events if e.type == "status" and e.data["phase"] == "compacting"
     ]
-    assert any("host reported a context overflow" in m for m in compacting), compacting
+    said = "host reported a context overflow" if 400 in statuses else "would not fit the context"
+    assert any(said in m for m in compacting), compacting
     # every attempt's usage counted, by the server's own count (the cut one too)
     usage = [e.data for e in events if e.type == "usage"]
     assert any(u["attempt_failed"] and not u["estimated"] for u in usage)

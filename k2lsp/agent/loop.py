@@ -150,7 +150,11 @@ class AgentLoop:
                 chars = self._history_chars()
                 self._tokens_per_char = exc.prompt_tokens / max(1, chars)
             self._compact(step, forced=True, host=exc.status is not None)
-            turn = await self._request(step)
+            try:
+                turn = await self._request(step)
+            except ContextOverflow as again:  # the fixed part (system, tool schemas) is large
+                self._compact(step, forced=True, host=again.status is not None, hard=True)
+                turn = await self._request(step)
         reply = self.client.history_message(turn)
         if self.trajectory is not None:
             usage = asdict(turn.usage)
@@ -255,11 +259,14 @@ class AgentLoop:
             )
         self.ledger.on_event(event)
 
-    def _compact(self, step: int, *, forced: bool, host: bool = False) -> None:
+    def _compact(self, step: int, *, forced: bool, host: bool = False, hard: bool = False) -> None:
+        """Fold old turns into the ledger; `hard` (a forced compaction did not fit): keep only
+        the last call/result pair, cut to 5% of the context."""
         ctx_chars = int(self.client.context_length / self._tokens_per_char)
         before = len(self.messages)
-        keep = ctx_chars * (15 if forced else 30) // 100
-        new = compact(self.messages, self.ledger, keep_chars=keep, max_units=2 if forced else None)
+        keep = ctx_chars * (5 if hard else 15 if forced else 30) // 100
+        units = 1 if hard else 2 if forced else None
+        new = compact(self.messages, self.ledger, keep_chars=keep, max_units=units)
         if new is self.messages:
             return
         self.messages = new
