@@ -249,9 +249,23 @@ async def test_context_overflow_compacts_then_retries_once(repo: Path, tmp_path:
     assert any(d["phase"] == "compacting" for d in of(events, "status"))
 
 
-async def test_a_second_overflow_is_a_provider_error(repo: Path, tmp_path: Path) -> None:
+async def test_a_second_overflow_is_retried_after_a_harder_compaction(
+    repo: Path, tmp_path: Path
+) -> None:
     look = Reply(reasoning="look", tool_calls=[("list_files", {})])
     with FakeK2Server([look, OVERFLOW, OVERFLOW, FINAL], models=[MODEL]) as srv:
+        result, events = await run(srv, repo, tmp_path)
+        sizes = [len(json.dumps(r["messages"])) for r in srv.requests]
+    assert result.outcome is not Outcome.PROVIDER_ERROR, result.summary
+    # each overflow was followed by a request no larger (compacted when there was anything
+    # to fold), and the third one was answered
+    assert len(sizes) == 4 and sizes[3] <= sizes[2] <= sizes[1], sizes
+    assert events[-1].type == "run_finished"
+
+
+async def test_a_third_overflow_is_a_provider_error(repo: Path, tmp_path: Path) -> None:
+    look = Reply(reasoning="look", tool_calls=[("list_files", {})])
+    with FakeK2Server([look, OVERFLOW, OVERFLOW, OVERFLOW, FINAL], models=[MODEL]) as srv:
         result, _ = await run(srv, repo, tmp_path)
     assert result.outcome is Outcome.PROVIDER_ERROR
 
