@@ -18,35 +18,17 @@ from typing import Any
 
 from k2lsp.agent.events import EventSink
 from k2lsp.agent.session import RunRequest
-from k2lsp.errors import Outcome, UsageError
-from k2lsp.redact.boundary import SafeStream, safe_text
+from k2lsp.errors import Outcome
+from k2lsp.redact.boundary import safe_text
 
 
 def run_heavy_headless(args: argparse.Namespace) -> int:
     """Run the task of `args` as `args.heavy` candidates; deliver; the exit code."""
     from k2lsp.cli.heavy_render import HeavyTerminalRenderer
     from k2lsp.cli.render import JsonRenderer
-    from k2lsp.cli.run import default_output, read_task, settings_overrides
-    from k2lsp.config.settings import load_settings
+    from k2lsp.cli.run import prepare_headless
 
-    task = read_task(args)
-    repo = Path(args.repo).expanduser()
-    if not repo.is_dir():
-        what = "is a file, not a folder" if repo.exists() else "does not exist"
-        raise UsageError(f"folder {str(repo)!r} {what}; pass --repo with your project folder")
-    output = args.output or default_output()
-    if args.patch_file and output != "patch":
-        raise UsageError("--patch-file only works with --output patch")
-    overrides, labels = settings_overrides(args)
-    settings = load_settings(
-        repo.resolve(),
-        overrides,
-        labels=labels,
-        trusted=True if getattr(args, "trust_repo", False) else None,
-        notify=lambda line: print(safe_text(line), file=sys.stderr),
-    )
-    to_stderr = output == "patch" and not args.patch_file and not args.json  # stdout: the diff
-    out = SafeStream(sys.stderr if to_stderr else sys.stdout)
+    task, repo, output, settings, out = prepare_headless(args)
     sink: EventSink = JsonRenderer(out) if args.json else HeavyTerminalRenderer(out)  # type: ignore[arg-type]
     request = RunRequest(task=task, repo=repo, mode=args.mode)
     notes: list[str] = []
