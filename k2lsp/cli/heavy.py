@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,24 +71,11 @@ async def _cancellable(
     trajectory: Path | None,
 ) -> Any:
     from k2lsp.agent.heavy.scheduler import run_heavy
+    from k2lsp.cli.run import cancellable
 
-    loop = asyncio.get_running_loop()
-    task = asyncio.create_task(
+    return await cancellable(
         run_heavy(request, n, settings, sinks, finish=finish, trajectory_file=trajectory)
     )
-
-    def on_signal() -> None:
-        if task.cancelling():
-            os._exit(130)  # second Ctrl-C: stop now (k2lsp gc removes what is left)
-        task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    try:
-        return await task
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 def deliver_heavy(result: Any, output: str, args: argparse.Namespace, task: str) -> list[str]:

@@ -12,15 +12,16 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from k2lsp.agent.events import EventSink
 from k2lsp.agent.session import RunRequest, RunResult
 from k2lsp.errors import Outcome, UsageError
 from k2lsp.redact.boundary import SafeStream, safe_text
 
+T = TypeVar("T")
 DELIVER_ON = (Outcome.SUCCESS, Outcome.TESTS_FAILED)
 
 
@@ -173,14 +174,19 @@ async def _run_cancellable(
 ) -> RunResult:
     from k2lsp.agent.session import execute_run
 
-    loop = asyncio.get_running_loop()
-    task = asyncio.create_task(
+    return await cancellable(
         execute_run(request, settings, sinks, finish=finish, trajectory_file=trajectory)
     )
 
+
+async def cancellable(run: Coroutine[Any, Any, T]) -> T:
+    """Await `run` as a task that Ctrl-C (SIGINT) or SIGTERM cancels; a second one exits."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(run)
+
     def on_signal() -> None:
         if task.cancelling():
-            os._exit(130)  # second Ctrl-C: stop now
+            os._exit(130)  # second Ctrl-C: stop now (k2lsp gc removes what is left)
         task.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
