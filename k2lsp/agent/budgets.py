@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from k2lsp.errors import BudgetExhausted
 from k2lsp.model.types import Usage
@@ -23,6 +24,59 @@ def with_editor_defaults(settings: object) -> object:
     if getattr(settings, "timeout_s", None) is None:
         settings.timeout_s = EDITOR_DEFAULT_TIMEOUT_S  # type: ignore[attr-defined]
     return settings
+
+
+class Limits(Protocol):
+    """What `check_limits` reads: a run's (or heavy pool's) limits and usage so far."""
+
+    max_tokens: int | None
+    max_usd: float | None
+    timeout_s: float | None
+    used: Usage
+
+    @property
+    def total_tokens(self) -> int: ...
+
+    def elapsed(self) -> float: ...
+
+    def time_exhausted(self) -> BudgetExhausted: ...
+
+
+def steps_exhausted(
+    steps: int, max_steps: int, *, label: str, scope: str, advice: str
+) -> BudgetExhausted:
+    """The error of a step budget used up; `label` prefixes it, `scope` follows the counts."""
+    return BudgetExhausted(
+        f"{label}step budget used up: {steps} of {max_steps} steps{scope}; "
+        f"raise it with --max-steps or {advice}"
+    )
+
+
+def check_limits(limits: Limits, *, label: str = "", scope: str = "") -> None:
+    """Raise BudgetExhausted when the token, cost or time limit of `limits` is used up.
+
+    `label` prefixes each message ("heavy "), `scope` follows its counts (" over all
+    candidates"); the time error is `limits.time_exhausted()`.
+    """
+    if limits.max_tokens is not None and limits.total_tokens >= limits.max_tokens:
+        raise BudgetExhausted(
+            f"{label}token budget used up: {limits.total_tokens:,} of {limits.max_tokens:,} "
+            f"tokens{scope}; raise it with --max-tokens"
+        )
+    if limits.max_usd is not None and limits.used.cost_usd >= limits.max_usd:
+        raise BudgetExhausted(
+            f"{label}cost budget used up: ${limits.used.cost_usd:.4f} of ${limits.max_usd:.2f}"
+            f"{scope}; raise it with --budget-usd"
+        )
+    if limits.timeout_s is not None and limits.elapsed() >= limits.timeout_s:
+        raise limits.time_exhausted()
+
+
+def time_exhausted(elapsed: float, timeout_s: float | None, *, label: str = "") -> BudgetExhausted:
+    """The error of a run (or heavy pool) that hit its wall-time limit."""
+    return BudgetExhausted(
+        f"{label}time budget used up: {elapsed:.0f} s of {timeout_s:.0f} s; raise it with --timeout"
+    )
 
 
 @dataclass
@@ -70,9 +124,8 @@ class Budget:
     def begin_step(self) -> int:
         """Check every limit, then count a new step and return its number (1-based)."""
         if self.steps >= self.max_steps:
-            raise BudgetExhausted(
-                f"step budget used up: {self.steps} of {self.max_steps} steps; "
-                "raise it with --max-steps or narrow the task"
+            raise steps_exhausted(
+                self.steps, self.max_steps, label="", scope="", advice="narrow the task"
             )
         self.check()
         self.steps += 1
@@ -80,22 +133,8 @@ class Budget:
 
     def check(self) -> None:
         """Raise BudgetExhausted if the token, cost or time budget is used up."""
-        if self.max_tokens is not None and self.total_tokens >= self.max_tokens:
-            raise BudgetExhausted(
-                f"token budget used up: {self.total_tokens:,} of {self.max_tokens:,} tokens; "
-                "raise it with --max-tokens"
-            )
-        if self.max_usd is not None and self.used.cost_usd >= self.max_usd:
-            raise BudgetExhausted(
-                f"cost budget used up: ${self.used.cost_usd:.4f} of ${self.max_usd:.2f}; "
-                "raise it with --budget-usd"
-            )
-        if self.timeout_s is not None and self.elapsed() >= self.timeout_s:
-            raise self.time_exhausted()
+        check_limits(self)
 
     def time_exhausted(self) -> BudgetExhausted:
         """The error for a run that hit its wall-time limit."""
-        return BudgetExhausted(
-            f"time budget used up: {self.elapsed():.0f} s of {self.timeout_s:.0f} s; "
-            "raise it with --timeout"
-        )
+        return time_exhausted(self.elapsed(), self.timeout_s)

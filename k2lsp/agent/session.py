@@ -26,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from k2lsp.agent.events import Emitter, EventSink
 from k2lsp.errors import K2lspError, Outcome, UsageError
@@ -34,6 +34,7 @@ from k2lsp.model.types import Usage
 from k2lsp.runs.changes import ChangeSet
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Run modes: what the request asks for (drives prompt and read-only tool sets).
 MODES = ("task", "ask", "fix_diagnostic", "explain", "refactor", "write_tests", "fix_failing_test")
@@ -144,7 +145,6 @@ async def execute_run(
 ) -> RunResult:
     """Run the agent on `request`; returns the (undelivered) result. See the module doc."""
     from k2lsp.agent.followup import open_conversation, resume_copy
-    from k2lsp.agent.trajectory import Trajectory, trajectory_path
     from k2lsp.model.client import K2Client
     from k2lsp.redact import register_secret
     from k2lsp.runs.runcopy import new_run_id
@@ -156,20 +156,17 @@ async def execute_run(
     resumed = resume_copy(conv) if conv is not None else None  # UsageError: busy
     run_id = request.run_id or new_run_id()
     state_dir = getattr(settings, "state_dir", None)
-    path = trajectory_file or trajectory_path(state_dir, run_id)
-    trajectory = Trajectory(path)
-    emitter = Emitter(run_id, [redacting([trajectory.event_safe, *(sinks or [])])])
-    result = RunResult(run_id, Outcome.SUCCESS, "", trajectory=path, conversation=conv)
-    result.run_copy = resumed
-    emitter.emit(
-        "run_started",
-        task=request.task,
-        model=settings.model,
-        provider=settings.provider,
-        repo=str(repo),
-        mode=request.mode,
+    path, trajectory, emitter = open_events(
+        request,
+        settings,
+        repo,
+        run_id,
+        sinks,
+        trajectory_file,
         conversation=conv.id if conv is not None else (run_id if _keeps(settings) else ""),
     )
+    result = RunResult(run_id, Outcome.SUCCESS, "", trajectory=path, conversation=conv)
+    result.run_copy = resumed
     try:
         if result.run_copy is None:
             making = asyncio.ensure_future(
@@ -184,7 +181,7 @@ async def execute_run(
                 raise
         await _drive(request, settings, client, result.run_copy, emitter, trajectory, result)
         if finish is not None and result.outcome is not Outcome.CANCELLED:
-            result = await _uncancellable(finish(result))
+            result = await uncancellable(finish(result))
     except asyncio.CancelledError:
         result.outcome = Outcome.CANCELLED
         result.summary = "the run was cancelled; nothing was delivered"
@@ -200,15 +197,7 @@ async def execute_run(
     finally:
         with contextlib.suppress(Exception):
             await client.aclose()
-    try:
-        emitter.emit(
-            "run_finished",
-            outcome=result.outcome.value,
-            exit_code=result.outcome.exit_code,
-            summary=result.summary,
-        )
-    finally:
-        trajectory.close()
+    close_events(emitter, trajectory, result.outcome, result.summary)
     return result
 
 
@@ -217,13 +206,51 @@ def _keeps(settings: Any) -> bool:
     return int(getattr(settings, "keep_conversations", 1) or 0) > 0
 
 
-async def _uncancellable(coro: Awaitable[RunResult]) -> RunResult:
+async def uncancellable(coro: Awaitable[T]) -> T:
     """Await a delivery to its end even if cancelled meanwhile (it reports what happened)."""
     task = asyncio.ensure_future(coro)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         return await task
+
+
+def open_events(
+    request: RunRequest,
+    settings: Any,
+    repo: Path,
+    run_id: str,
+    sinks: list[EventSink] | None,
+    trajectory_file: Path | None,
+    **started: Any,
+) -> tuple[Path, Any, Emitter]:
+    """The trajectory (its path, the open file) and emitter of a run (single or heavy), after
+    emitting its `run_started` (`started`: fields after the common ones)."""
+    from k2lsp.agent.trajectory import Trajectory, trajectory_path
+
+    path = trajectory_file or trajectory_path(getattr(settings, "state_dir", None), run_id)
+    trajectory = Trajectory(path)
+    emitter = Emitter(run_id, [redacting([trajectory.event_safe, *(sinks or [])])])
+    emitter.emit(
+        "run_started",
+        task=request.task,
+        model=settings.model,
+        provider=settings.provider,
+        repo=str(repo),
+        mode=request.mode,
+        **started,
+    )
+    return path, trajectory, emitter
+
+
+def close_events(emitter: Emitter, trajectory: Any, outcome: Outcome, summary: str) -> None:
+    """Emit a run's one `run_finished`, then close its trajectory (even if emitting fails)."""
+    try:
+        emitter.emit(
+            "run_finished", outcome=outcome.value, exit_code=outcome.exit_code, summary=summary
+        )
+    finally:
+        trajectory.close()
 
 
 async def _drive(

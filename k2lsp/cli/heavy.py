@@ -10,43 +10,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from k2lsp.agent.events import EventSink
 from k2lsp.agent.session import RunRequest
-from k2lsp.errors import Outcome, UsageError
-from k2lsp.redact.boundary import SafeStream, safe_text
+from k2lsp.errors import Outcome
+from k2lsp.redact.boundary import safe_text
 
 
 def run_heavy_headless(args: argparse.Namespace) -> int:
     """Run the task of `args` as `args.heavy` candidates; deliver; the exit code."""
     from k2lsp.cli.heavy_render import HeavyTerminalRenderer
     from k2lsp.cli.render import JsonRenderer
-    from k2lsp.cli.run import default_output, read_task, settings_overrides
-    from k2lsp.config.settings import load_settings
+    from k2lsp.cli.run import prepare_headless
 
-    task = read_task(args)
-    repo = Path(args.repo).expanduser()
-    if not repo.is_dir():
-        what = "is a file, not a folder" if repo.exists() else "does not exist"
-        raise UsageError(f"folder {str(repo)!r} {what}; pass --repo with your project folder")
-    output = args.output or default_output()
-    if args.patch_file and output != "patch":
-        raise UsageError("--patch-file only works with --output patch")
-    overrides, labels = settings_overrides(args)
-    settings = load_settings(
-        repo.resolve(),
-        overrides,
-        labels=labels,
-        trusted=True if getattr(args, "trust_repo", False) else None,
-        notify=lambda line: print(safe_text(line), file=sys.stderr),
-    )
-    to_stderr = output == "patch" and not args.patch_file and not args.json  # stdout: the diff
-    out = SafeStream(sys.stderr if to_stderr else sys.stdout)
+    task, repo, output, settings, out = prepare_headless(args)
     sink: EventSink = JsonRenderer(out) if args.json else HeavyTerminalRenderer(out)  # type: ignore[arg-type]
     request = RunRequest(task=task, repo=repo, mode=args.mode)
     notes: list[str] = []
@@ -91,24 +71,11 @@ async def _cancellable(
     trajectory: Path | None,
 ) -> Any:
     from k2lsp.agent.heavy.scheduler import run_heavy
+    from k2lsp.cli.run import cancellable
 
-    loop = asyncio.get_running_loop()
-    task = asyncio.create_task(
+    return await cancellable(
         run_heavy(request, n, settings, sinks, finish=finish, trajectory_file=trajectory)
     )
-
-    def on_signal() -> None:
-        if task.cancelling():
-            os._exit(130)  # second Ctrl-C: stop now (k2lsp gc removes what is left)
-        task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    try:
-        return await task
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 def deliver_heavy(result: Any, output: str, args: argparse.Namespace, task: str) -> list[str]:

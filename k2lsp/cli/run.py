@@ -12,15 +12,16 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from k2lsp.agent.events import EventSink
 from k2lsp.agent.session import RunRequest, RunResult
 from k2lsp.errors import Outcome, UsageError
 from k2lsp.redact.boundary import SafeStream, safe_text
 
+T = TypeVar("T")
 DELIVER_ON = (Outcome.SUCCESS, Outcome.TESTS_FAILED)
 
 
@@ -57,9 +58,19 @@ def read_task(args: argparse.Namespace) -> str:
     return task.strip()
 
 
-def run_headless(args: argparse.Namespace) -> int:
-    """Run the task of `args`, render it, deliver, and return the exit code."""
-    from k2lsp.cli.render import JsonRenderer, TerminalRenderer
+class Headless(NamedTuple):
+    """What a headless run (single or heavy) starts from, checked and loaded from `args`."""
+
+    task: str
+    repo: Path
+    output: str
+    settings: Any
+    out: SafeStream  # the redaction boundary: stdout, or stderr when stdout carries the patch
+
+
+def prepare_headless(args: argparse.Namespace) -> Headless:
+    """The task, repo folder, delivery, settings and event stream of `args`; UsageError on bad
+    input (no task, no such folder, --patch-file without --output patch, a bad setting)."""
     from k2lsp.config.settings import load_settings
 
     task = read_task(args)
@@ -79,8 +90,16 @@ def run_headless(args: argparse.Namespace) -> int:
         notify=lambda line: print(safe_text(line), file=sys.stderr),
     )
     to_stdout_patch = output == "patch" and not args.patch_file and not args.json
+    out = SafeStream(sys.stderr if to_stdout_patch else sys.stdout)
+    return Headless(task, repo, output, settings, out)
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    """Run the task of `args`, render it, deliver, and return the exit code."""
+    from k2lsp.cli.render import JsonRenderer, TerminalRenderer
+
+    task, repo, output, settings, out = prepare_headless(args)
     sink: EventSink
-    out = SafeStream(sys.stderr if to_stdout_patch else sys.stdout)  # the redaction boundary
     if args.json:
         sink = JsonRenderer(out)  # type: ignore[arg-type]
     else:
@@ -155,14 +174,19 @@ async def _run_cancellable(
 ) -> RunResult:
     from k2lsp.agent.session import execute_run
 
-    loop = asyncio.get_running_loop()
-    task = asyncio.create_task(
+    return await cancellable(
         execute_run(request, settings, sinks, finish=finish, trajectory_file=trajectory)
     )
 
+
+async def cancellable(run: Coroutine[Any, Any, T]) -> T:
+    """Await `run` as a task that Ctrl-C (SIGINT) or SIGTERM cancels; a second one exits."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(run)
+
     def on_signal() -> None:
         if task.cancelling():
-            os._exit(130)  # second Ctrl-C: stop now
+            os._exit(130)  # second Ctrl-C: stop now (k2lsp gc removes what is left)
         task.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -13,9 +13,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from k2lsp.agent.budgets import DEFAULT_MAX_STEPS, Budget
+from k2lsp.agent.budgets import (
+    DEFAULT_MAX_STEPS,
+    Budget,
+    check_limits,
+    steps_exhausted,
+    time_exhausted,
+)
 from k2lsp.errors import BudgetExhausted
 from k2lsp.model.types import Usage
+
+# How heavy-mode budget messages begin and what their counts cover.
+HEAVY = "heavy "
+OVER_ALL = " over all candidates"
 
 
 @dataclass
@@ -55,34 +65,23 @@ class Pool:
         """Count one step of some candidate; BudgetExhausted when the pool has none left."""
         with self.lock:
             if self.steps >= self.max_steps:
-                raise BudgetExhausted(
-                    f"heavy step budget used up: {self.steps} of {self.max_steps} steps over "
-                    "all candidates; raise it with --max-steps or use fewer candidates"
+                raise steps_exhausted(
+                    self.steps,
+                    self.max_steps,
+                    label=HEAVY,
+                    scope=OVER_ALL,
+                    advice="use fewer candidates",
                 )
             self.steps += 1
             return self.steps
 
     def check(self) -> None:
         """Raise BudgetExhausted when the shared token, cost or time budget is used up."""
-        if self.max_tokens is not None and self.total_tokens >= self.max_tokens:
-            raise BudgetExhausted(
-                f"heavy token budget used up: {self.total_tokens:,} of {self.max_tokens:,} "
-                "tokens over all candidates; raise it with --max-tokens"
-            )
-        if self.max_usd is not None and self.used.cost_usd >= self.max_usd:
-            raise BudgetExhausted(
-                f"heavy cost budget used up: ${self.used.cost_usd:.4f} of ${self.max_usd:.2f} "
-                "over all candidates; raise it with --budget-usd"
-            )
-        if self.timeout_s is not None and self.elapsed() >= self.timeout_s:
-            raise self.time_exhausted()
+        check_limits(self, label=HEAVY, scope=OVER_ALL)
 
     def time_exhausted(self) -> BudgetExhausted:
         """The error of a heavy run that hit its wall-time limit."""
-        return BudgetExhausted(
-            f"heavy time budget used up: {self.elapsed():.0f} s of {self.timeout_s:.0f} s; "
-            "raise it with --timeout"
-        )
+        return time_exhausted(self.elapsed(), self.timeout_s, label=HEAVY)
 
     def remaining_time(self) -> float | None:
         """Seconds of shared wall time left (None: no limit)."""

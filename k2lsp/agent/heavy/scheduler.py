@@ -26,7 +26,13 @@ from k2lsp.agent.heavy.diversity import opening_plan, plan_context, prefix_ident
 from k2lsp.agent.heavy.evidence import Baseline, Boxes, take_baseline, verify
 from k2lsp.agent.heavy.outcome import HeavyOutcome, heavy_outcome
 from k2lsp.agent.heavy.selection import Tiering, explain, tier
-from k2lsp.agent.session import RunRequest, check_request, redacting
+from k2lsp.agent.session import (
+    RunRequest,
+    check_request,
+    close_events,
+    open_events,
+    uncancellable,
+)
 from k2lsp.errors import K2lspError, Outcome, UsageError
 
 log = logging.getLogger(__name__)
@@ -46,7 +52,6 @@ async def run_heavy(
     trajectory_file: Path | None = None,
 ) -> HeavyOutcome:
     """Run `request` as `n` candidates and choose one (see the module doc)."""
-    from k2lsp.agent.trajectory import Trajectory, trajectory_path
     from k2lsp.redact import register_secret
     from k2lsp.runs.runcopy import new_run_id
 
@@ -57,24 +62,16 @@ async def run_heavy(
     repo = check_request(request, settings)
     register_secret(getattr(settings, "api_key", ""))
     heavy_id = request.run_id or new_run_id()
-    path = trajectory_file or trajectory_path(getattr(settings, "state_dir", None), heavy_id)
-    trajectory = Trajectory(path)
-    emitter = Emitter(heavy_id, [redacting([trajectory.event_safe, *(sinks or [])])])
-    out = HeavyOutcome(heavy_id, Outcome.SUCCESS, "", trajectory=path)
-    emitter.emit(
-        "run_started",
-        task=request.task,
-        model=settings.model,
-        provider=settings.provider,
-        repo=str(repo),
-        mode=request.mode,
+    path, trajectory, emitter = open_events(
+        request, settings, repo, heavy_id, sinks, trajectory_file
     )
+    out = HeavyOutcome(heavy_id, Outcome.SUCCESS, "", trajectory=path)
     run = _HeavyRun(request, n, settings, sinks or [], emitter, trajectory, out)
     try:
         await run.start(repo)
         await run.select()
         if finish is not None and out.outcome is not Outcome.CANCELLED:
-            out = await _uncancellable(finish(out))
+            out = await uncancellable(finish(out))
     except asyncio.CancelledError:
         await run.stop()
         out.outcome, out.summary = Outcome.CANCELLED, "heavy run cancelled; nothing was delivered"
@@ -86,24 +83,8 @@ async def run_heavy(
         await run.stop()
         out.outcome = Outcome.USAGE_ERROR
         out.summary = f"internal error: {type(exc).__name__}: {exc} (a bug in k2lsp; report it)"
-    try:
-        emitter.emit(
-            "run_finished",
-            outcome=out.outcome.value,
-            exit_code=out.outcome.exit_code,
-            summary=out.summary,
-        )
-    finally:
-        trajectory.close()
+    close_events(emitter, trajectory, out.outcome, out.summary)
     return out
-
-
-async def _uncancellable(coro: Awaitable[HeavyOutcome]) -> HeavyOutcome:
-    task = asyncio.ensure_future(coro)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        return await task
 
 
 class _HeavyRun:

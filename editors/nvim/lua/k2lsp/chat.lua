@@ -66,27 +66,14 @@ function M.buf()
   if valid(st.buf) then
     return st.buf
   end
-  local buf = vim.fn.bufnr(NAME)
-  if buf == -1 then
-    buf = vim.api.nvim_create_buf(false, true)
-    vim.api.nvim_buf_set_name(buf, NAME)
-  end
-  vim.bo[buf].buftype = "nofile"
-  vim.bo[buf].bufhidden = "hide"
-  vim.bo[buf].swapfile = false
-  vim.bo[buf].filetype = "k2chat"
+  local buf = require("k2lsp.output").scratch(NAME, "k2chat", {
+    { "K2Reasoning", [[^┆ .*$]], "Comment" },
+    { "K2ChatRole", [[^## .*$]], "Title" },
+    { "K2Tool", [[^[→←✎✓✗] .*$]], "Identifier" },
+    { "K2ChatSep", [[^── message .*$]], "NonText" },
+  })
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, { M.SEP, "" })
   vim.keymap.set("n", "<CR>", M.send, { buffer = buf, desc = "k2lsp: send the chat message" })
-  vim.api.nvim_buf_call(buf, function()
-    vim.cmd([[syntax match K2Reasoning /^┆ .*$/]])
-    vim.cmd([[syntax match K2ChatRole /^## .*$/]])
-    vim.cmd([[syntax match K2Tool /^[→←✎✓✗] .*$/]])
-    vim.cmd([[syntax match K2ChatSep /^── message .*$/]])
-  end)
-  vim.api.nvim_set_hl(0, "K2Reasoning", { default = true, link = "Comment" })
-  vim.api.nvim_set_hl(0, "K2ChatRole", { default = true, link = "Title" })
-  vim.api.nvim_set_hl(0, "K2Tool", { default = true, link = "Identifier" })
-  vim.api.nvim_set_hl(0, "K2ChatSep", { default = true, link = "NonText" })
   st.buf = buf
   return buf
 end

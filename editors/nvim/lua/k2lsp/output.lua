@@ -21,30 +21,43 @@ local function valid(buf)
   return buf ~= nil and vim.api.nvim_buf_is_valid(buf)
 end
 
+--- The scratch buffer `name` (found, or created unlisted) with `filetype`; each
+--- `{ group, pattern, link }` of `syntax` is matched in it and highlighted (linked by default).
+---@param syntax {[1]: string, [2]: string, [3]: string}[]
+---@return integer
+function M.scratch(name, filetype, syntax)
+  local buf = vim.fn.bufnr(name)
+  if buf == -1 then
+    buf = vim.api.nvim_create_buf(false, true)
+    vim.api.nvim_buf_set_name(buf, name)
+  end
+  vim.bo[buf].buftype = "nofile"
+  vim.bo[buf].bufhidden = "hide"
+  vim.bo[buf].swapfile = false
+  vim.bo[buf].filetype = filetype
+  vim.api.nvim_buf_call(buf, function()
+    for _, s in ipairs(syntax) do
+      vim.cmd(string.format("syntax match %s /%s/", s[1], s[2]))
+    end
+  end)
+  for _, s in ipairs(syntax) do
+    vim.api.nvim_set_hl(0, s[1], { default = true, link = s[3] })
+  end
+  return buf
+end
+
 --- The output buffer, created on first use.
 function M.buf()
   local st = M.state
   if valid(st.buf) then
     return st.buf
   end
-  local buf = vim.fn.bufnr(NAME)
-  if buf == -1 then
-    buf = vim.api.nvim_create_buf(false, true)
-    vim.api.nvim_buf_set_name(buf, NAME)
-  end
-  vim.bo[buf].buftype = "nofile"
-  vim.bo[buf].bufhidden = "hide"
-  vim.bo[buf].swapfile = false
-  vim.bo[buf].filetype = "k2output"
+  local buf = M.scratch(NAME, "k2output", {
+    { "K2Reasoning", [[^┆ .*$]], "Comment" },
+    { "K2Header", [[^━━ .*$]], "Title" },
+    { "K2Tool", [[^[→←✎✓✗] .*$]], "Identifier" },
+  })
   vim.bo[buf].modifiable = false
-  vim.api.nvim_buf_call(buf, function()
-    vim.cmd([[syntax match K2Reasoning /^┆ .*$/]])
-    vim.cmd([[syntax match K2Header /^━━ .*$/]])
-    vim.cmd([[syntax match K2Tool /^[→←✎✓✗] .*$/]])
-  end)
-  vim.api.nvim_set_hl(0, "K2Reasoning", { default = true, link = "Comment" })
-  vim.api.nvim_set_hl(0, "K2Header", { default = true, link = "Title" })
-  vim.api.nvim_set_hl(0, "K2Tool", { default = true, link = "Identifier" })
   st.buf = buf
   return buf
 end
