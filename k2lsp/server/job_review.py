@@ -9,11 +9,11 @@ saved as a patch. The branch itself stays as it was."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from k2lsp.errors import Outcome
+from k2lsp.runs import gitcmd
 from k2lsp.runs.changes import ChangeSet, FileChange
 
 if TYPE_CHECKING:
@@ -22,16 +22,12 @@ if TYPE_CHECKING:
 
 
 def _git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
-    ).stdout
+    return gitcmd.out(root, *args)  # the one hardened runner (no repo config, no hooks)
 
 
 def _blob(root: Path, rev: str, path: str) -> str | None:
-    done = subprocess.run(
-        ["git", "-C", str(root), "show", f"{rev}:{path}"], capture_output=True, check=False
-    )
-    return done.stdout.decode("utf-8", "surrogateescape") if done.returncode == 0 else None
+    data = gitcmd.cat_file(root, f"{rev}:{path}")
+    return data.decode("utf-8", "surrogateescape") if data is not None else None
 
 
 def branch_changes(root: Path, branch: str) -> tuple[ChangeSet, dict[str, str]]:
