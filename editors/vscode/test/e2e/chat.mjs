@@ -6,39 +6,11 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { chromium } from "playwright-core";
+import { WAIT_MS, poll, runCommand } from "./lib.mjs";
 
-const WAIT_MS = Number(process.env.K2_WAIT_MS ?? 180000);
 const root = process.env.K2_ROOT;
 const shots = process.env.SHOTS ?? "/tmp";
 const log = (...a) => console.error("[e2e-chat]", ...a);
-
-async function poll(what, fn, ms = WAIT_MS, every = 500) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, every));
-  }
-}
-
-async function runCommand(page, title) {
-  const row = await poll(`${title} in the palette`, async () => {
-    await page.keyboard.press("Escape");
-    await page.keyboard.press("F1");
-    const input = page.locator(".quick-input-widget input");
-    await input.waitFor({ state: "visible", timeout: 30000 });
-    await input.fill(`>${title}`);
-    const found = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
-    try {
-      await found.waitFor({ timeout: 5000 });
-      return found;
-    } catch {
-      return undefined;
-    }
-  }, WAIT_MS, 1000);
-  await row.click();
-}
 
 async function main() {
   const browser = await chromium.launch({

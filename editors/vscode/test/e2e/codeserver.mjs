@@ -5,53 +5,14 @@
 // K2_SET_KEY (an API key to enter with "K2: Set API key" first).
 // Then starts "K2: Task" from the palette and cancels it by clicking the status bar item.
 // Prints one JSON line of observations on success; exits 1 with a reason otherwise.
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { chromium } from "playwright-core";
+import { WAIT_MS, findFiles, poll, runCommand } from "./lib.mjs";
 
-const WAIT_MS = Number(process.env.K2_WAIT_MS ?? 180000);
 const root = process.env.K2_ROOT;
 const shots = process.env.SHOTS ?? "/tmp";
 const log = (...a) => console.error("[e2e]", ...a);
-
-function findFiles(dir, pred, out = []) {
-  if (!existsSync(dir)) return out;
-  for (const name of readdirSync(dir)) {
-    const p = path.join(dir, name);
-    if (statSync(p).isDirectory()) findFiles(p, pred, out);
-    else if (pred(p)) out.push(p);
-  }
-  return out;
-}
-
-async function poll(what, fn, ms = WAIT_MS, every = 500) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, every));
-  }
-}
-
-async function runCommand(page, title) {
-  // retried: the palette lists the extension's commands once the extension host has scanned it
-  const row = await poll(`${title} in the palette`, async () => {
-    await page.keyboard.press("Escape");
-    await page.keyboard.press("F1");
-    const input = page.locator(".quick-input-widget input");
-    await input.waitFor({ state: "visible", timeout: 30000 });
-    await input.fill(`>${title}`);
-    const found = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
-    try {
-      await found.waitFor({ timeout: 5000 });
-      return found;
-    } catch {
-      return undefined;
-    }
-  }, WAIT_MS, 1000);
-  await row.click();
-}
 
 async function openQuickFix(page) {
   // the server may still be starting: retry until K2's action is in the menu
