@@ -119,8 +119,6 @@ def test_eglot_applies_fix_failing_test_with_standard_lsp_only(
         pytest.skip("emacs with eglot missing (apt-get install emacs-nox elpa-eglot)")
     script = tmp_path / "eglot-test.el"
     script.write_text(ELISP)
-    result = tmp_path / "result.json"
-    server = Path(sys.executable).parent / "k2lsp"
     replies: list[ScriptItem] = [
         Reply(
             reasoning="The test expects add(2, 3) == 5. Let me read calc.py first.",
@@ -138,31 +136,7 @@ def test_eglot_applies_fix_failing_test_with_standard_lsp_only(
         Reply(reasoning="The edit is in place.", content="Fixed add()."),
     ]
     with FakeK2Server(replies, models=[MODEL]) as srv:
-        env = {
-            **os.environ,
-            "K2LSP_BIN": str(server) if server.exists() else "k2lsp",
-            "K2_ROOT": str(project),
-            "K2_RESULT": str(result),
-            "K2LSP_BASE_URL": srv.base_url,
-            "K2LSP_API_KEY": "sk-test-editor-eglot",
-            "K2LSP_MODEL": MODEL,
-            "K2LSP_PROVIDER": "openai-compatible",
-            "K2LSP_SANDBOX": "none",
-            "XDG_STATE_HOME": str(tmp_path / "state"),
-            "XDG_CONFIG_HOME": str(tmp_path / "config"),
-            "HOME": str(tmp_path),
-        }
-        proc = subprocess.run(
-            [emacs, "-q", "--batch", "-l", str(script)],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=420,
-        )
-    assert result.exists(), f"emacs wrote no result (exit {proc.returncode}):\n{proc.stderr[:3000]}"
-    data = json.loads(result.read_text())
-    assert "error" not in data, f"{data.get('error')}\n{proc.stderr[-3000:]}"
+        data = run_eglot_batch(emacs, script, project, srv.base_url, tmp_path)
     assert data["connected"] is True
     assert any("Fix failing test" in t for t in data["titles"]), data["titles"]
     assert data["applied"] is True, f"{data.get('calc')}\n{data.get('events', '')[-4000:]}"
@@ -254,8 +228,6 @@ def test_eglot_default_action_is_the_fix_and_it_shows_progress_and_the_answer(
         pytest.skip("emacs with eglot missing (apt-get install emacs-nox elpa-eglot)")
     script = tmp_path / "eglot-default.el"
     script.write_text(ELISP_DEFAULT)
-    result = tmp_path / "result.json"
-    server = Path(sys.executable).parent / "k2lsp"
     replies: list[ScriptItem] = [
         Reply(reasoning="Read first.", tool_calls=[("read_file", {"path": "calc.py"})]),
         Reply(
@@ -271,31 +243,7 @@ def test_eglot_default_action_is_the_fix_and_it_shows_progress_and_the_answer(
         Reply(reasoning="Done.", content="Fixed add(): it subtracted."),
     ]
     with FakeK2Server(replies, models=[MODEL]) as srv:
-        env = {
-            **os.environ,
-            "K2LSP_BIN": str(server) if server.exists() else "k2lsp",
-            "K2_ROOT": str(project),
-            "K2_RESULT": str(result),
-            "K2LSP_BASE_URL": srv.base_url,
-            "K2LSP_API_KEY": "sk-test-editor-eglot",
-            "K2LSP_MODEL": MODEL,
-            "K2LSP_PROVIDER": "openai-compatible",
-            "K2LSP_SANDBOX": "none",
-            "XDG_STATE_HOME": str(tmp_path / "state"),
-            "XDG_CONFIG_HOME": str(tmp_path / "config"),
-            "HOME": str(tmp_path),
-        }
-        proc = subprocess.run(
-            [emacs, "-q", "--batch", "-l", str(script)],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=420,
-        )
-    assert result.exists(), f"emacs wrote no result (exit {proc.returncode}):\n{proc.stderr[:3000]}"
-    data = json.loads(result.read_text())
-    assert "error" not in data, f"{data.get('error')}\n{proc.stderr[-3000:]}"
+        data = run_eglot_batch(emacs, script, project, srv.base_url, tmp_path)
     assert data["default"] == "K2: Fix failing test test_add", data["prompt"]
     assert data["applied"] is True, data.get("events", "")[-4000:]
     messages = data["messages"]
@@ -308,3 +256,36 @@ def test_eglot_default_action_is_the_fix_and_it_shows_progress_and_the_answer(
     assert "(calc.py)" in answer and "Fixed add(): it subtracted." in answer, answer
     assert ":isPreferred t" in data["events"] and "K2: Explain" in data["events"]
     assert "$/progress" not in data["events"]  # eglot 1.9 did not ask for it
+
+
+def run_eglot_batch(emacs: str, script: Path, project: Path, base_url: str, tmp_path: Path) -> dict:
+    """Run `script` in batch Emacs against k2lsp pointed at the fake host at `base_url`; the
+    JSON the script wrote to $K2_RESULT (checked to exist and to carry no "error")."""
+    result = tmp_path / "result.json"
+    server = Path(sys.executable).parent / "k2lsp"
+    env = {
+        **os.environ,
+        "K2LSP_BIN": str(server) if server.exists() else "k2lsp",
+        "K2_ROOT": str(project),
+        "K2_RESULT": str(result),
+        "K2LSP_BASE_URL": base_url,
+        "K2LSP_API_KEY": "sk-test-editor-eglot",
+        "K2LSP_MODEL": MODEL,
+        "K2LSP_PROVIDER": "openai-compatible",
+        "K2LSP_SANDBOX": "none",
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "HOME": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [emacs, "-q", "--batch", "-l", str(script)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
+    assert result.exists(), f"emacs wrote no result (exit {proc.returncode}):\n{proc.stderr[:3000]}"
+    data: dict = json.loads(result.read_text())
+    assert "error" not in data, f"{data.get('error')}\n{proc.stderr[-3000:]}"
+    return data

@@ -5,18 +5,14 @@ in the calc.py buffer."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from k2lsp.fake.server import FakeK2Server, Reply
 from tests.editor_helpers import make_calc_project
-from tests.test_editor_eglot import _emacs_with_eglot
+from tests.test_editor_eglot import _emacs_with_eglot, run_eglot_batch
 
 pytestmark = pytest.mark.editor
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,39 +78,13 @@ def test_eglot_follow_up_with_the_documented_snippet(tmp_path: Path) -> None:
     project = make_calc_project(tmp_path)
     script = tmp_path / "k2-chat.el"
     script.write_text(";;; -*- lexical-binding: t -*-\n" + doc_snippet() + DRIVER)
-    result = tmp_path / "result.json"
-    server = Path(sys.executable).parent / "k2lsp"
     replies = [
         Reply(reasoning="It subtracts.", content="add returns a minus b."),
         Reply(reasoning="Fix it.", tool_calls=[FIX]),
         Reply(reasoning="ok", content="Fixed."),
     ]
     with FakeK2Server(replies, models=[MODEL]) as srv:
-        env = {
-            **os.environ,
-            "K2LSP_BIN": str(server) if server.exists() else "k2lsp",
-            "K2_ROOT": str(project),
-            "K2_RESULT": str(result),
-            "K2LSP_BASE_URL": srv.base_url,
-            "K2LSP_API_KEY": "sk-test-editor-eglot",
-            "K2LSP_MODEL": MODEL,
-            "K2LSP_PROVIDER": "openai-compatible",
-            "K2LSP_SANDBOX": "none",
-            "XDG_STATE_HOME": str(tmp_path / "state"),
-            "XDG_CONFIG_HOME": str(tmp_path / "config"),
-            "HOME": str(tmp_path),
-        }
-        proc = subprocess.run(
-            [emacs, "-q", "--batch", "-l", str(script)],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=420,
-        )
-    assert result.exists(), f"emacs wrote no result (exit {proc.returncode}):\n{proc.stderr[:3000]}"
-    data = json.loads(result.read_text())
-    assert "error" not in data, f"{data.get('error')}\n{proc.stderr[-3000:]}"
+        data = run_eglot_batch(emacs, script, project, srv.base_url, tmp_path)
     assert data["first_done"] is True and data["second_done"] is True, data
     assert data["conversation_1"] and data["conversation_1"] == data["conversation_2"]
     assert srv.rejected == []
