@@ -280,30 +280,37 @@ def code_server(project: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
         yield cs
 
 
-def test_code_server_quick_fix_saves_file_fills_output_and_cancels(
-    code_server: dict[str, Any],
-) -> None:
+def run_e2e(script: str, cs: dict[str, Any], **extra: str) -> tuple[dict[str, Any], str]:
+    """Run `test/e2e/<script>` against the code-server `cs`; (its JSON result, a report with
+    its output and the code-server log for assertion messages). Fails the test on exit != 0."""
     env = {
         **os.environ,
-        "CS_URL": code_server["url"],
-        "CS_DATA": code_server["data"],
-        "K2_ROOT": code_server["root"],
-        "SHOTS": code_server["shots"],
-        "CHROMIUM": code_server["chromium"],
-        "K2_SET_KEY": API_KEY,
+        "CS_URL": cs["url"],
+        "K2_ROOT": cs["root"],
+        "SHOTS": cs["shots"],
+        "CHROMIUM": cs["chromium"],
+        **extra,
     }
     proc = subprocess.run(
-        [str(NODE24), "test/e2e/codeserver.mjs"],
+        [str(NODE24), f"test/e2e/{script}"],
         cwd=EXT,
         env=env,
         capture_output=True,
         text=True,
         timeout=900,
     )
-    cs_log = Path(code_server["log"]).read_text(errors="replace")[-3000:]
+    cs_log = Path(cs["log"]).read_text(errors="replace")[-3000:]
     report = f"{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}\ncode-server log:\n{cs_log}"
     assert proc.returncode == 0, report
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1]), report
+
+
+def test_code_server_quick_fix_saves_file_fills_output_and_cancels(
+    code_server: dict[str, Any],
+) -> None:
+    result, report = run_e2e(
+        "codeserver.mjs", code_server, CS_DATA=code_server["data"], K2_SET_KEY=API_KEY
+    )
     calc = Path(code_server["root"]) / "calc.py"
     assert calc.read_text() == "def add(a, b):\n    return a + b\n", report
     out = result["output_channel"]
@@ -326,27 +333,9 @@ def test_code_server_quick_fix_saves_file_fills_output_and_cancels(
 def test_code_server_check_setup_and_fix_for_another_extensions_diagnostic(
     code_server: dict[str, Any],
 ) -> None:
-    env = {
-        **os.environ,
-        "CS_URL": code_server["url"],
-        "CS_DATA": code_server["data"],
-        "K2_ROOT": code_server["root"],
-        "SHOTS": code_server["shots"],
-        "CHROMIUM": code_server["chromium"],
-        "K2_SET_KEY": API_KEY,
-    }
-    proc = subprocess.run(
-        [str(NODE24), "test/e2e/setup_check.mjs"],
-        cwd=EXT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    result, _report = run_e2e(
+        "setup_check.mjs", code_server, CS_DATA=code_server["data"], K2_SET_KEY=API_KEY
     )
-    cs_log = Path(code_server["log"]).read_text(errors="replace")[-3000:]
-    report = f"{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}\ncode-server log:\n{cs_log}"
-    assert proc.returncode == 0, report
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
     # "K2: Check setup": the key from SecretStorage, GET /models on the fake host, the sandbox
     assert "K2 setup:" in result["notification"] and "sandbox" in result["notification"], result
     out = result["output_channel"]
@@ -368,24 +357,7 @@ def test_code_server_review_accepts_one_hunk_and_rejects_another(tmp_path: Path)
     script = [Reply(reasoning="Two changes.", tool_calls=edits), Reply(content="Done.")]
     settings = {"k2lsp.preview": True}
     with serve_code_server(repo, tmp_path, script, settings, key_from_palette=False) as cs:
-        proc = subprocess.run(
-            [str(NODE24), "test/e2e/review.mjs"],
-            cwd=EXT,
-            env={
-                **os.environ,
-                "CS_URL": cs["url"],
-                "K2_ROOT": cs["root"],
-                "SHOTS": cs["shots"],
-                "CHROMIUM": cs["chromium"],
-            },
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        cs_log = Path(cs["log"]).read_text(errors="replace")[-3000:]
-    report = f"{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}\ncode-server log:\n{cs_log}"
-    assert proc.returncode == 0, report
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result, report = run_e2e("review.mjs", cs)
     # one CodeLens row per hunk (and "all" on the first); the user's editor alone, in front
     assert result["lenses"][:5] == ["K2 #1: Accept", "Reject", "Diff", "Accept all", "Reject all"]
     assert result["lenses"][5:] == ["K2 #2: Accept", "Reject", "Diff"], result["lenses"]
