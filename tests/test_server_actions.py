@@ -270,3 +270,34 @@ async def test_test_detection_runs_once_off_the_event_loop_for_concurrent_reques
     await cache.ensure("u", "test_m.py", 2, text.replace("test_b", "test_c"))
     assert [t.name for t in cache.entries["u"].tests] == ["test_a", "test_c"]
     assert len(threads) == 2
+
+
+async def test_a_detection_finished_before_its_callback_ran_is_not_parsed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A code action that asks for a detection which has just finished (its done-callback
+    not yet run) gets its result: the event loop never parses the file a second time (that
+    double parse made every few first code actions twice as slow)."""
+    import threading
+
+    from k2lsp.server import actions
+
+    threads: list[str] = []
+    real = actions._detect
+
+    def spy(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(actions, "_detect", spy)
+    cache = actions.TestCache()
+    text = "def test_a():\n    assert 1\n"
+    entry = await asyncio.to_thread(real, "test_m.py", 1, text, None)
+    done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    cache._running["u"] = (1, done)
+    done.add_done_callback(lambda f: cache._finish("u", 1, f))
+    done.set_result(entry)  # its callback is only scheduled: the loop has not run it yet
+    await cache.ensure("u", "test_m.py", 1, text)
+    assert [t.name for t in cache.tests("u", "test_m.py", 1, text)] == ["test_a"]
+    assert threads == []  # neither a worker nor the event loop parsed it again
+    assert "u" not in cache._running

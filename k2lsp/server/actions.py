@@ -94,7 +94,11 @@ class TestCache:
             if pending is not None:
                 pending.cancel()
             running = self._start(uri, path, version, text)
-        await asyncio.shield(running[1])
+        future = running[1]
+        await asyncio.shield(future)
+        # A detection that had already finished when we asked is awaited without yielding,
+        # before its done-callback stored it: store it here, or the request parses again.
+        self._finish(uri, version, future)
 
     def _start(
         self, uri: str, path: str, version: int | None, text: str
@@ -107,6 +111,7 @@ class TestCache:
         return running
 
     def _finish(self, uri: str, version: int | None, future: asyncio.Future[_Entry]) -> None:
+        """Store a finished detection (idempotent: its callback and `ensure` both call it)."""
         running = self._running.get(uri)
         if running is not None and running[1] is future:
             del self._running[uri]

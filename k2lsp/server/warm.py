@@ -4,12 +4,14 @@
 `initialized` a worker thread imports the modules later requests and start-up checks need
 (pydantic configuration, settings layers, test detection), loads the grammars and parsers
 test detection uses, and has the LSP converter build its (de)serialisation hooks for the
-messages of the code-action path. The first code action after a file is opened then waits
+messages of the code-action path, then freezes the heap start-up made (no later full
+collection walks it). The first code action after a file is opened then waits
 only for that file's own parse, which starts at didOpen.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import logging
@@ -103,11 +105,21 @@ def warm_converter(protocol: Any) -> None:
     json.dumps(response, default=protocol._serialize_message)
 
 
+def settle_heap() -> None:
+    """Collect once, then move everything start-up made (modules, grammars, schemas, the
+    converter's hooks) out of the collector's sight: a full collection otherwise walks those
+    hundreds of thousands of objects again, 15-25 ms with the GIL held, whenever the next
+    request happens to trigger one."""
+    gc.collect()
+    gc.freeze()
+
+
 def prewarm(protocol: Any) -> None:
     """All of the above (run in a worker thread right after `initialized`)."""
     try:  # what the first code action needs first, then the rest
         load_grammars()
         warm_converter(protocol)
         import_modules()
+        settle_heap()
     except Exception:  # warming is an optimisation: a failure must not break start-up
         log.exception("start-up warming failed")
