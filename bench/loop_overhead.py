@@ -105,7 +105,7 @@ def registry(kb: int) -> ToolRegistry:
     line = "x = compute_something(alpha, beta, gamma)  # a typical line of code\n"
     blob = (line * (kb * 1024 // len(line) + 1))[: kb * 1024]
 
-    @tool("dump", PartArgs, registry=reg)
+    @tool("dump", PartArgs, writes="none", registry=reg)
     def dump(ctx: ToolContext, args: PartArgs) -> str:
         """Return a large text."""
         return f"part {args.part}\n" + blob

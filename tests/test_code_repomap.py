@@ -441,3 +441,52 @@ def test_large_cold_build_spilled_to_the_store_equals_one_in_memory(
     assert spilled._spilled
     assert spilled.totals() == whole.totals() and _rows(spilled) == _rows(whole)
     assert spilled.render(1024) == whole.render(1024)
+
+
+def test_a_journal_refresh_reads_only_its_paths_and_equals_a_rebuild(
+    repo: Path, cache: Path
+) -> None:
+    """With a journal (the paths the editing tools recorded) a refresh looks at those files
+    only: its cost follows the edit, not the repository. What it gives equals a rebuild."""
+    journal = object()
+    rmap = RepoMap(repo, cache)
+    assert rmap.refresh(set(), journal).files == 5  # the first look is a full scan anyway
+    (repo / "core.py").write_text(CORE + "\n\ndef added_later():\n    return helper()\n")
+    (repo / "other.py").write_text("def unjournaled():\n    pass\n")  # not in the journal
+    stats = rmap.refresh({"core.py", "notes.md", "gone.py"}, journal)
+    assert (stats.rehashed, stats.parsed) == (1, 1)  # core.py alone (notes.md: not mapped)
+    assert "added_later" in rmap.render(2048) and "unjournaled" not in rmap.render(2048)
+    (repo / "user.py").unlink()
+    assert rmap.refresh({"user.py"}, journal).removed == 1
+    # Not this journal's last look (another caller, or none): a full scan finds the rest.
+    stats = rmap.refresh({"core.py"}, object())
+    assert stats.parsed == 1 and "unjournaled" in rmap.render(2048)
+    fresh = RepoMap(repo, cache.parent / "fresh-cache")
+    fresh.refresh()
+    assert fresh.totals() == rmap.totals() and _rows(fresh) == _rows(rmap)
+    assert fresh.render(2048) == rmap.render(2048)
+
+
+def test_a_journal_naming_a_new_file_or_a_store_written_elsewhere_means_a_full_scan(
+    repo: Path, cache: Path
+) -> None:
+    journal = object()
+    rmap = RepoMap(repo, cache)
+    rmap.refresh(None, journal)
+    (repo / "other.py").write_text("def unjournaled():\n    pass\n")
+    (repo / "pkg").mkdir()
+    (repo / "pkg" / "new.py").write_text("def brand_new():\n    pass\n")
+    # A file the map does not index yet: whether it is listed is the listing's call.
+    stats = rmap.refresh({"pkg/new.py"}, journal)
+    assert stats.parsed == 2 and stats.files == 6
+    text = rmap.render(2048)
+    assert "brand_new" in text and "unjournaled" in text
+    # Another process wrote the store since: what changed is not known, so a full scan.
+    other = RepoMap(repo, cache)
+    (repo / "core.py").write_text(CORE.replace("def helper", "def helper_by_other"))
+    other.refresh()
+    (repo / "user.py").write_text(USER + "\n\ndef mine():\n    pass\n")
+    (repo / "other.py").write_text("def also_unjournaled():\n    pass\n")
+    rmap.refresh({"user.py"}, journal)
+    text = rmap.render(2048)
+    assert "helper_by_other" in text and "mine" in text and "also_unjournaled" in text

@@ -44,7 +44,7 @@ class PartArgs(BaseModel):
 def _registry() -> ToolRegistry:
     reg = ToolRegistry()
 
-    @tool("read_part", PartArgs, registry=reg)
+    @tool("read_part", PartArgs, writes="none", registry=reg)
     def read_part(ctx: ToolContext, args: PartArgs) -> str:
         """Return one part of a long text."""
         return f"part {args.part}: " + "é line of text\n" * 200

@@ -43,17 +43,17 @@ def make_registry(started: threading.Event) -> ToolRegistry:
     """A registry with a raising tool, an empty-output tool and a slow editing tool."""
     reg = ToolRegistry()
 
-    @tool("explode", NoArgs, registry=reg)
+    @tool("explode", NoArgs, writes="none", registry=reg)
     def explode(ctx: ToolContext, args: NoArgs) -> str:
         """Always fails."""
         raise RuntimeError("kaboom")
 
-    @tool("quiet", NoArgs, registry=reg)
+    @tool("quiet", NoArgs, writes="none", registry=reg)
     def quiet(ctx: ToolContext, args: NoArgs) -> str:
         """Returns nothing."""
         return ""
 
-    @tool("slow_write", WriteArgs, edits=True, registry=reg)
+    @tool("slow_write", WriteArgs, writes="any", edits=True, registry=reg)
     def slow_write(ctx: ToolContext, args: WriteArgs) -> str:
         """Writes a file slowly, in two halves."""
         target = ctx.workspace.resolve(args.path)
@@ -123,7 +123,7 @@ async def test_cancel_lets_a_running_edit_finish(tmp_path: Path) -> None:
 async def test_tool_output_is_capped_and_redacted(tmp_path: Path) -> None:
     reg = ToolRegistry()
 
-    @tool("big", NoArgs, registry=reg)
+    @tool("big", NoArgs, writes="none", registry=reg)
     def big(ctx: ToolContext, args: NoArgs) -> str:
         """Returns a lot, including the key."""
         return TEST_KEY + "\n" + "y" * 200_000

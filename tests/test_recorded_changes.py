@@ -141,3 +141,59 @@ async def test_a_file_only_the_tools_know_is_delivered_and_named(tmp_path: Path)
         assert "a + b" in (repo / "calc.py").read_text()
     finally:
         rc.cleanup()
+
+
+async def test_the_repo_map_follows_the_journal_and_rescans_after_any_writer(
+    tmp_path: Path,
+) -> None:
+    """The editing tools' record is also the repo map's journal: after them the map reads
+    only the files they wrote; after a tool that may write anything (a command, an MCP tool)
+    or a failed one, it scans everything again and sees what that tool wrote."""
+    from pydantic import BaseModel
+
+    from k2lsp.tools.base import ToolError, tool
+
+    class NoArgs(BaseModel):
+        pass
+
+    repo = make_repo(tmp_path / "repo", FILES)
+    rc = RunCopy.create(repo, "journal", state_dir=tmp_path / "state")
+    try:
+        ctx = ToolContext(rc.workspace())
+        reg = build_registry().extended([])
+
+        @tool("like_a_command", NoArgs, writes="any", registry=reg)
+        def like_a_command(ctx: ToolContext, args: NoArgs) -> str:
+            """Writes a source file behind the tools' back, as a test run's code generator."""
+            write(rc.root, {"gen.py": "def generated_by_command():\n    pass\n"})
+            return "done"
+
+        @tool("fails_after_writing", NoArgs, writes="any", registry=reg)
+        def fails_after_writing(ctx: ToolContext, args: NoArgs) -> str:
+            """Writes, then fails."""
+            write(rc.root, {"half.py": "def half_written():\n    pass\n"})
+            raise ToolError("gave up half-way")
+
+        async def map_text() -> str:
+            res = await reg.execute("repo_map", {"max_tokens": 4096}, ctx)
+            assert res.ok, res.text
+            return res.text
+
+        assert ctx.journal.pending() is None  # nothing known before the first look
+        await map_text()
+        await _call(ctx, "edit_file", path="calc.py", old_text="def mul", new_text="def times")
+        await _call(ctx, "create_file", path="notes2.txt", content="x\n")
+        assert ctx.journal.pending() == {"calc.py", "notes2.txt"}
+        await _call(ctx, "edit_file", path="calc.py", old_text="def add", new_text="def plus")
+        write(rc.root, {"obsolete.py": "def behind_the_back():\n    pass\n"})  # no tool did it
+        text = await map_text()
+        assert "plus" in text and "behind_the_back" not in text  # only the journal was read
+        assert (await reg.execute("like_a_command", {}, ctx)).ok
+        assert ctx.journal.pending() is None
+        text = await map_text()
+        assert "generated_by_command" in text and "behind_the_back" in text
+        assert not (await reg.execute("fails_after_writing", {}, ctx)).ok
+        assert ctx.journal.pending() is None
+        assert "half_written" in await map_text()
+    finally:
+        rc.cleanup()

@@ -13,11 +13,12 @@ from k2lsp.code.filelist import list_files
 from k2lsp.code.languages import EXTENSIONS
 
 
-def _is_source(name: str) -> bool:
+def is_source(name: str) -> bool:
+    """Does a grammar cover a file of this name?"""
     dot = name.rfind(".")
     return dot > 0 and name[dot:].lower() in EXTENSIONS
 
 
 def list_source_files(root: Path) -> list[str]:
     """Workspace-relative posix paths of every listed file a grammar covers, sorted."""
-    return [rel for rel in list_files(Path(root)) if _is_source(rel.rsplit("/", 1)[-1])]
+    return [rel for rel in list_files(Path(root)) if is_source(rel.rsplit("/", 1)[-1])]

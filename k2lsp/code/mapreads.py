@@ -46,7 +46,7 @@ class MapReads:
     left_out: int
     total_defs: int
 
-    def _sync(self) -> None:
+    def _sync(self) -> bool:
         raise NotImplementedError
 
     def _flush_rows(self) -> None:

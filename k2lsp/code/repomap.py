@@ -23,12 +23,13 @@ import sqlite3
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from k2lsp.code.cache import content_hash, default_cache_dir
-from k2lsp.code.files import list_source_files
+from k2lsp.code.files import is_source, list_source_files
 from k2lsp.code.mapbulk import BulkRank
 from k2lsp.code.mappool import analyze_many
 from k2lsp.code.mapreads import MapReads
@@ -88,13 +89,29 @@ class RepoMap(MapReads, BulkRank):
         self._bulk_files: dict[str, tuple[tuple[str, ...], bytes]] = {}
         self._known_records = True
         self._spilled = False
+        self._journal: object | None = None  # the token of the last refresh's caller
 
     # ----- keeping up to date -------------------------------------------------------------
-    def refresh(self) -> RefreshStats:
-        """Bring the map up to date with the files on disk; return what was done."""
+    def refresh(
+        self, changed: Collection[str] | None = None, journal: object | None = None
+    ) -> RefreshStats:
+        """Bring the map up to date with the files on disk; return what was done.
+
+        With `changed` (paths relative to the root) and a `journal` token, the caller states
+        that since this map's last refresh under the same token nothing but those paths
+        changed: only they are looked at, so the cost depends on the edit, not on the
+        repository. A first refresh, a different token, a path the map does not know yet
+        (new files follow the listing rules: a full scan decides) or another process's write
+        to the store makes it a full scan."""
         with self._lock:
+            last, self._journal = self._journal, None  # set again once this one succeeds
+            only = set(changed) if changed is not None and journal is not None else None
+            if only is not None and (journal is not last or not self.index):
+                only = None
             try:
-                return self._refresh()
+                stats = self._refresh(only)
+                self._journal = journal
+                return stats
             except sqlite3.OperationalError:
                 raise  # locked or unwritable: the store itself is fine
             except sqlite3.DatabaseError as exc:  # damaged while in use: start again
@@ -104,24 +121,29 @@ class RepoMap(MapReads, BulkRank):
                     Path(str(self.store.path) + suffix).unlink(missing_ok=True)
                 self.store = Store(self.cache_dir, self.root)
                 self._gen = None
-                return self._refresh()
+                return self._refresh(None)
 
-    def _sync(self) -> None:
-        """Re-read the index when the store changed under us (another process wrote it)."""
+    def _sync(self) -> bool:
+        """Re-read the index when the store changed under us (another process wrote it);
+        True when it did."""
         gen = self.store.meta("gen")
         if gen == self._gen:
-            return
+            return False
         self.index = self.store.load_index()
         self.total_defs = int(self.store.meta("defs") or 0)
         self._gen, self._token, self._token_sum = gen, None, None
+        return True
 
-    def _refresh(self) -> RefreshStats:
+    def _refresh(self, only: set[str] | None) -> RefreshStats:
         t0 = time.perf_counter()
         db = self.store.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            self._sync()
-            stats = self._scan()
+            if self._sync():
+                only = None  # written by someone else: what changed is not known
+            stats = self._scan_some(only) if only is not None else None
+            if stats is None:
+                stats = self._scan()
             if stats.rehashed or stats.removed:
                 self._gen = int(self._gen or 0) + 1
                 self.store.set_meta("gen", self._gen)
@@ -137,6 +159,42 @@ class RepoMap(MapReads, BulkRank):
             self._votes_delta, self._defs_delta, self._changed = {}, Counter(), set()
             self._new_records, self._new_files, self._bulk_files = [], [], {}
         stats.seconds = time.perf_counter() - t0
+        return stats
+
+    def _scan_some(self, only: set[str]) -> RefreshStats | None:
+        """Look at `only` (a journal's paths); None when a full scan must decide instead
+        (a path the map does not index yet: whether it is listed is the listing's call)."""
+        index = self.index
+        fixed = set(self.fixed_files) if self.fixed_files is not None else None
+        prefix = os.path.join(self._root_str, "")
+        todo: list[tuple[str, os.stat_result | None]] = []
+        for rel in sorted(only):
+            if fixed is not None and rel not in fixed:
+                continue
+            try:
+                st: os.stat_result | None = os.stat(prefix + rel)
+            except OSError:
+                st = None
+            if rel not in index:
+                if st is None or not is_source(rel.rsplit("/", 1)[-1]):
+                    continue  # created and deleted again, or not a file the map looks at
+                return None
+            todo.append((rel, st))
+        stats = RefreshStats()
+        now = time.time_ns()
+        for rel, st in todo:
+            old = index[rel]
+            if st is None:
+                self._remove(rel)
+                stats.removed += 1
+            elif not (
+                old[0] == st.st_mtime_ns and old[1] == st.st_size and old[3] - old[0] > _RACY_NS
+            ):
+                self._update(rel, st.st_mtime_ns, st.st_size, now, old, stats, False)
+        stats.files = len(index)
+        self._flush_rows()
+        if self._changed or self._votes_delta or self._defs_delta:
+            self._rerank()
         return stats
 
     def _scan(self) -> RefreshStats:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -51,6 +52,47 @@ class ToolResult:
     summary: str = ""
 
 
+# What a tool may write in the tools' folder: nothing; only files it records through
+# `ToolContext.record_edit`; or anything (commands, test runs, MCP tools: the default).
+Writes = Literal["none", "recorded", "any"]
+
+
+class FileJournal:
+    """What changed in the tools' folder since the code tools last looked (their repo map):
+    the paths the editing tools recorded, or not known, after a tool that may write anything
+    ran, and before the first look (whatever set the folder up came before). Tools run in
+    worker threads: every step holds the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: set[str] = set()
+        self._known = False
+
+    def wrote(self, rel_path: str) -> None:
+        """An editing tool wrote (or deleted) this path."""
+        with self._lock:
+            if self._known:
+                self._paths.add(rel_path)
+
+    def lose_track(self) -> None:
+        """Something may have written anything: the next look is a full one."""
+        with self._lock:
+            self._known, self._paths = False, set()
+
+    def pending(self) -> set[str] | None:
+        """What the next look would be given, without taking it."""
+        with self._lock:
+            return set(self._paths) if self._known else None
+
+    def take(self) -> set[str] | None:
+        """For a look starting now: the paths changed since the last one, or None when that
+        is not known. Writes from here on count for the next look."""
+        with self._lock:
+            out = self._paths if self._known else None
+            self._known, self._paths = True, set()
+            return out
+
+
 @dataclass
 class ToolContext:
     """What a tool may use. `workspace.root` is the run copy (never the user's tree in a run)."""
@@ -64,6 +106,8 @@ class ToolContext:
     # What the editing tools changed (first old text, last new text per path); the session
     # owns it and delivers from it (cross-checked against git, `k2lsp.runs.reconcile`).
     changes: ChangeSet = field(default_factory=ChangeSet)
+    # What changed since the repo map last looked (its refresh then reads only those files).
+    journal: FileJournal = field(default_factory=FileJournal)
 
     @property
     def root(self) -> Path:
@@ -76,6 +120,7 @@ class ToolContext:
         """Note an edit made by a tool (the file's text before and after it, None = absent;
         `binary` when the old content was not text) and emit an `edit` event with its diff."""
         self.changes.record(rel_path, old, new, binary=binary)
+        self.journal.wrote(rel_path)
         if self.emitter is not None:
             self.emitter.emit("edit", path=rel_path, diff=diff)
 
@@ -92,6 +137,7 @@ class Tool:
     params: type[BaseModel]
     func: ToolFunc
     edits: bool = False  # does the tool change files? (read-only modes hide these)
+    writes: Writes = "any"  # what it may write (the repo map's journal trusts only the others)
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI `tools[]` entry (un-normalised; the model client normalises it)."""
@@ -202,6 +248,9 @@ class ToolRegistry:
                 f"Error: tool {name} failed internally: {type(exc).__name__}: {exc}",
                 "internal tool error",
             )
+        finally:  # failed or cancelled part-way too: it may have written some of it
+            if tool_.writes == "any":
+                ctx.journal.lose_track()
         if isinstance(out, ToolResult):
             return out
         text = str(out)
@@ -220,13 +269,20 @@ REGISTRY = ToolRegistry()
 
 
 def tool(
-    name: str, params: type[BaseModel], *, edits: bool = False, registry: ToolRegistry | None = None
+    name: str,
+    params: type[BaseModel],
+    *,
+    writes: Writes,
+    edits: bool = False,
+    registry: ToolRegistry | None = None,
 ) -> Callable[[ToolFunc], ToolFunc]:
-    """Decorator registering `func` as tool `name`; the description is the function docstring."""
+    """Decorator registering `func` as tool `name`; the description is the function docstring.
+    `writes` is required: what the tool may write decides whether the repo map can trust the
+    journal after it ran."""
 
     def deco(func: ToolFunc) -> ToolFunc:
         doc = inspect.cleandoc(func.__doc__ or name)
-        (registry or REGISTRY).register(Tool(name, doc, params, func, edits))
+        (registry or REGISTRY).register(Tool(name, doc, params, func, edits, writes))
         return func
 
     return deco

@@ -90,7 +90,7 @@ def _syntax_only(ctx: ToolContext, rel: str) -> list[str]:
     return [f"{rel}: parses"]
 
 
-@tool("diagnostics", DiagnosticsParams)
+@tool("diagnostics", DiagnosticsParams, writes="none")
 def diagnostics(ctx: ToolContext, args: DiagnosticsParams) -> ToolResult:
     """The language server's errors (and warnings) in the files you changed, compared with the
     same files before your edits: NEW lines are problems you introduced; fix them. Falls back to

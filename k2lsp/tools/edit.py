@@ -31,7 +31,7 @@ class EditFileParams(fileops.Params):
     new_text: str = Field(description="The text that replaces old_text (empty to delete it).")
 
 
-@tool("edit_file", EditFileParams, edits=True)
+@tool("edit_file", EditFileParams, writes="recorded", edits=True)
 def edit_file(ctx: ToolContext, args: EditFileParams) -> str:
     """Replace the one occurrence of old_text in a file with new_text. Line endings (CRLF),
     tabs and the file mode are kept; an edit that breaks the file's syntax is refused."""

@@ -36,7 +36,7 @@ class ReadFileParams(fileops.Params):
     )
 
 
-@tool("read_file", ReadFileParams)
+@tool("read_file", ReadFileParams, writes="none")
 def read_file(ctx: ToolContext, args: ReadFileParams) -> ToolResult:
     """Read a text file with line numbers (`number<TAB>line`; the numbers are not part of the
     file). Large files come in pages of about 400 lines; the footer gives the next call."""
@@ -108,7 +108,7 @@ class ListFilesParams(fileops.Params):
     )
 
 
-@tool("list_files", ListFilesParams)
+@tool("list_files", ListFilesParams, writes="none")
 def list_files(ctx: ToolContext, args: ListFilesParams) -> str:
     """List the files under a folder as a tree (folders, then their file names), skipping what
     .gitignore ignores and .git itself. Capped at 500 files; narrow with path or pattern."""
@@ -179,7 +179,7 @@ class CreateFileParams(fileops.Params):
     content: str = Field(description="The whole content of the new file.")
 
 
-@tool("create_file", CreateFileParams, edits=True)
+@tool("create_file", CreateFileParams, writes="recorded", edits=True)
 def create_file(ctx: ToolContext, args: CreateFileParams) -> str:
     """Create a new file (and its parent folders) with the given content. Refuses existing
     files: use edit_file to change one. The content must parse (syntax gate)."""
@@ -217,7 +217,7 @@ class DeleteFileParams(fileops.Params):
     path: str = Field(description="File to delete, relative to the workspace root.")
 
 
-@tool("delete_file", DeleteFileParams, edits=True)
+@tool("delete_file", DeleteFileParams, writes="recorded", edits=True)
 def delete_file(ctx: ToolContext, args: DeleteFileParams) -> str:
     """Delete one file (not a folder). The change is recorded and can be undone."""
     abs_path, rel = fileops.confined(ctx, args.path)

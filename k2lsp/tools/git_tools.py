@@ -83,7 +83,7 @@ def _finish(text: str, empty: str, hint: str) -> str:
     return cap_output(text, hint=hint) if text.strip() else empty
 
 
-@tool("git_status", GitStatusParams)
+@tool("git_status", GitStatusParams, writes="none")
 def git_status(ctx: ToolContext, args: GitStatusParams) -> str:
     """Show the status of the workspace: branch, changed, staged and untracked files."""
     specs = _pathspecs(ctx, args.paths)
@@ -91,7 +91,7 @@ def git_status(ctx: ToolContext, args: GitStatusParams) -> str:
     return _finish(text, "nothing changed", "pass paths to narrow the status")
 
 
-@tool("git_diff", GitDiffParams)
+@tool("git_diff", GitDiffParams, writes="none")
 def git_diff(ctx: ToolContext, args: GitDiffParams) -> str:
     """Show the unified diff of changes in the workspace (unstaged by default, or staged)."""
     cmd = ["diff", "--no-ext-diff", "--no-color", "--no-textconv", "--stat", "--patch"]
@@ -102,7 +102,7 @@ def git_diff(ctx: ToolContext, args: GitDiffParams) -> str:
     return _finish(text, "no differences", "pass paths to see one file's diff")
 
 
-@tool("git_log", GitLogParams)
+@tool("git_log", GitLogParams, writes="none")
 def git_log(ctx: ToolContext, args: GitLogParams) -> str:
     """Show recent commits (id, date, author, subject), newest first."""
     fmt = "--format=%h %ad %an: %s"
@@ -111,7 +111,7 @@ def git_log(ctx: ToolContext, args: GitLogParams) -> str:
     return _finish(text, "no commits yet", "lower n or pass paths")
 
 
-@tool("git_show", GitShowParams)
+@tool("git_show", GitShowParams, writes="none")
 def git_show(ctx: ToolContext, args: GitShowParams) -> str:
     """Show the content of a file as it was at a given revision."""
     rev = args.rev.strip()

@@ -215,7 +215,7 @@ def _plan_file(ctx: ToolContext, pf: Any) -> tuple[FileResult | None, list[str]]
     return FileResult(rel, abs_path, tf, new_text, delete_also=renamed, note=note), []
 
 
-@tool("apply_patch", ApplyPatchParams, edits=True)
+@tool("apply_patch", ApplyPatchParams, writes="recorded", edits=True)
 def apply_patch(ctx: ToolContext, args: ApplyPatchParams) -> str:
     """Apply a unified diff to one or several files. Hunks are found by their context lines near
     the line numbers given (small offsets are fine; wrong hunk counts are recounted). All or

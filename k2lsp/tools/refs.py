@@ -70,7 +70,7 @@ def find_sites(
     return sites, f"FALLBACK tree-sitter name matching ({why}); same-named symbols are included"
 
 
-@tool("references", ReferencesParams)
+@tool("references", ReferencesParams, writes="none")
 def references(ctx: ToolContext, args: ReferencesParams) -> ToolResult:
     """Every reference of a symbol (definition, imports, calls, attribute uses) found by the
     project's language server, so same-named but unrelated symbols are left out. Without a
@@ -147,7 +147,7 @@ def _offset(text: str, line: int, column: int) -> int:
     return pos + column - 1
 
 
-@tool("rename_symbol", RenameParams, edits=True)
+@tool("rename_symbol", RenameParams, writes="recorded", edits=True)
 def rename_symbol(ctx: ToolContext, args: RenameParams) -> ToolResult:
     """Rename a symbol everywhere it is used, with the language server's own rename (scope
     aware: imports, attribute uses, keyword arguments). Each changed file passes the syntax gate.

@@ -119,7 +119,7 @@ def _candidates(ctx: ToolContext, args: RewriteParams) -> list[str]:
     return keep
 
 
-@tool("rewrite", RewriteParams, edits=True)
+@tool("rewrite", RewriteParams, writes="recorded", edits=True)
 def rewrite(ctx: ToolContext, args: RewriteParams) -> ToolResult:
     """Structural search-and-replace (ast-grep): a code pattern with metavariables and a
     replacement. First call it with apply=false (default) to see the match count and samples,

@@ -49,7 +49,7 @@ class SearchParams(fileops.Params):
     )
 
 
-@tool("search", SearchParams)
+@tool("search", SearchParams, writes="none")
 def search(ctx: ToolContext, args: SearchParams) -> str:
     """Search file contents for a regex (or literal text) and return matching lines as
     `path:line:text`, files in path order. Ignored (.gitignore) files are skipped."""

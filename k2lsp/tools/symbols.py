@@ -45,6 +45,12 @@ def repo_map_for(ctx: ToolContext) -> RepoMap:
     return rmap
 
 
+def refresh(ctx: ToolContext, rmap: RepoMap) -> None:
+    """Bring the map up to date: only the files the run's tools recorded since the last look
+    when nothing else may have written (the journal), else a full scan."""
+    rmap.refresh(ctx.journal.take(), ctx.journal)
+
+
 class RepoMapParams(BaseModel):
     """Arguments of repo_map."""
 
@@ -61,7 +67,7 @@ class RepoMapParams(BaseModel):
     )
 
 
-@tool("repo_map", RepoMapParams)
+@tool("repo_map", RepoMapParams, writes="none")
 def repo_map(ctx: ToolContext, args: RepoMapParams) -> str:
     """Outline of the repository: the definitions (classes, functions, methods with signatures and
     line numbers) that the rest of the code refers to most, within a token budget. Use it first to
@@ -70,7 +76,7 @@ def repo_map(ctx: ToolContext, args: RepoMapParams) -> str:
 
     rmap = repo_map_for(ctx)
     with _MAPS_LOCK:
-        rmap.refresh()
+        refresh(ctx, rmap)
         only = tuple(_rel_dir(ctx, p) for p in (args.paths or []))
         focus_files: set[str] = set()
         focus_names: set[str] = set()
@@ -104,7 +110,7 @@ class FindSymbolParams(BaseModel):
     path: str | None = Field(None, description="Only look in this file or folder.")
 
 
-@tool("find_symbol", FindSymbolParams)
+@tool("find_symbol", FindSymbolParams, writes="none")
 def find_symbol(ctx: ToolContext, args: FindSymbolParams) -> str:
     """Where a function, class or method is defined (file, lines, signature, doc) and the lines
     that refer to it by name. Pass the qualified name (`Class.method`) to narrow the search."""
@@ -116,7 +122,7 @@ def find_symbol(ctx: ToolContext, args: FindSymbolParams) -> str:
     only = _rel_dir(ctx, args.path) if args.path else ""
     rmap = repo_map_for(ctx)
     with _MAPS_LOCK:
-        rmap.refresh()
+        refresh(ctx, rmap)
         defs = [(rel, s) for rel, s in rmap.definitions(name) if _under(rel, only)]
         exact = [(rel, s) for rel, s in defs if s.qualname == name or s.name == name]
         defs = exact or defs
@@ -189,7 +195,7 @@ class ReplaceSymbolParams(BaseModel):
     code: str = Field(..., description="The complete new definition (signature and body).")
 
 
-@tool("replace_symbol", ReplaceSymbolParams, edits=True)
+@tool("replace_symbol", ReplaceSymbolParams, writes="recorded", edits=True)
 def replace_symbol(ctx: ToolContext, args: ReplaceSymbolParams) -> str:
     """Replace one whole definition (function, class, method) by name. Give the complete new
     definition; indentation is fitted for you. Decorators / `export` / attributes before the
@@ -228,7 +234,7 @@ class InsertCodeParams(BaseModel):
     )
 
 
-@tool("insert_code", InsertCodeParams, edits=True)
+@tool("insert_code", InsertCodeParams, writes="recorded", edits=True)
 def insert_code(ctx: ToolContext, args: InsertCodeParams) -> str:
     """Insert code after or before a definition (at its indentation level, separated by blank
     lines), or at the end of the file when no anchor is given. Refused (nothing written) if the

@@ -100,7 +100,7 @@ def _test_paths(ctx: ToolContext, paths: list[str] | None) -> list[str]:
     return out
 
 
-@tool("run_tests", RunTestsParams)
+@tool("run_tests", RunTestsParams, writes="any")
 async def run_tests_tool(ctx: ToolContext, args: RunTestsParams) -> ToolResult:
     """Run the project's tests in the sandbox. Returns counts (passed, failed, errors, skipped),
     each failure's test id, file:line and assertion message, then the tail of the raw output.
@@ -277,7 +277,7 @@ async def approve_command(ctx: ToolContext, command: str) -> str | None:
     )
 
 
-@tool("run_command", RunCommandParams)
+@tool("run_command", RunCommandParams, writes="any")
 async def run_command_tool(ctx: ToolContext, args: RunCommandParams) -> ToolResult:
     """Run a shell command in the workspace inside the sandbox (no network) and return its exit
     code and output (capped). Subject to the user's approval policy; prefer run_tests for tests."""

@@ -64,7 +64,13 @@ def job_registry(with_plan: bool) -> ToolRegistry:
         reg.register(tool_)
     if with_plan:
         reg.register(
-            Tool("record_plan", "Record the refactor plan (once).", PlanArgs, _record_plan)
+            Tool(
+                "record_plan",
+                "Record the refactor plan (once).",
+                PlanArgs,
+                _record_plan,
+                writes="none",
+            )
         )
     return reg
 
