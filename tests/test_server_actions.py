@@ -246,9 +246,9 @@ def test_incremental_detection_matches_a_fresh_parse(
     assert detect(rel, new, (tree, data))[0] == find_tests(rel, new)
 
 
-async def test_test_detection_runs_once_off_the_event_loop_for_concurrent_requests(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def detections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The threads test detection ran on (every `_detect` call is recorded)."""
     import threading
 
     from k2lsp.server import actions
@@ -261,6 +261,17 @@ async def test_test_detection_runs_once_off_the_event_loop_for_concurrent_reques
         return real(*args)
 
     monkeypatch.setattr(actions, "_detect", spy)
+    return threads
+
+
+async def test_test_detection_runs_once_off_the_event_loop_for_concurrent_requests(
+    detections: list[str],
+) -> None:
+    import threading
+
+    from k2lsp.server import actions
+
+    threads = detections
     cache = actions.TestCache()
     text = "def test_a():\n    assert 1\n\n\ndef test_b():\n    assert 2\n"
     cache.warm("u", "test_m.py", 1, text, delay=0.0)
@@ -273,26 +284,19 @@ async def test_test_detection_runs_once_off_the_event_loop_for_concurrent_reques
 
 
 async def test_a_detection_finished_before_its_callback_ran_is_not_parsed_again(
-    monkeypatch: pytest.MonkeyPatch,
+    detections: list[str],
 ) -> None:
     """A code action that asks for a detection which has just finished (its done-callback
     not yet run) gets its result: the event loop never parses the file a second time (that
     double parse made every few first code actions twice as slow)."""
-    import threading
-
     from k2lsp.server import actions
 
-    threads: list[str] = []
-    real = actions._detect
-
-    def spy(*args: Any) -> Any:
-        threads.append(threading.current_thread().name)
-        return real(*args)
-
-    monkeypatch.setattr(actions, "_detect", spy)
+    threads = detections
     cache = actions.TestCache()
     text = "def test_a():\n    assert 1\n"
-    entry = await asyncio.to_thread(real, "test_m.py", 1, text, None)
+    from k2lsp.testrun.testfuncs import detect
+
+    entry = actions._Entry(1, *detect("test_m.py", text))
     done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     cache._running["u"] = (1, done)
     done.add_done_callback(lambda f: cache._finish("u", 1, f))
