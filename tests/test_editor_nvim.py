@@ -382,3 +382,83 @@ def test_heavy_candidates_are_listed_previewed_and_a_loser_is_taken(
     # nothing is kept after a take: the list says so instead of asking
     assert data["prompts_after"] == 2
     assert any("no heavy run's candidates" in n["msg"] for n in data["notes"]), data["notes"]
+
+
+USE = '"""Totals."""\n\nfrom calc import add\n\nBASE = 10\n\nTOTAL = add(BASE, 2)\n'
+
+
+def test_refactor_job_review_accepts_a_file_over_typing_rejects_one_to_a_patch_and_undoes(
+    nvim: str, tmp_path: Path
+) -> None:
+    from refactor_helpers import RenameJob
+
+    from k2lsp.lspc.servers import find_server
+
+    if find_server("python") is None:
+        pytest.skip("no jedi-language-server (the job renames through it)")
+    job = RenameJob(path="calc.py", old="add", new="plus", batch_files=1)
+    repo = make_calc_project(tmp_path)
+    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    (repo / "use.py").write_text(USE)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "project"], check=True)
+    before = {p: (repo / p).read_text() for p in ("calc.py", "use.py", "test_calc.py")}
+    with FakeK2Server([], models=[MODEL]) as srv:
+        srv.responder = job.policy
+        data = run_nvim(nvim, "refactor_review.lua", repo, srv.base_url, {"K2_TASK": job.task})
+    assert data["errors"] == [], data["errors"]
+    marks = data["marks"]
+    assert marks["client_ready"] and marks["review_shown"], data["stderr"][-2000:]
+    # ONE review of the job branch, each file under the batch that changed it
+    files = {f["path"]: f for f in data["files"]}
+    assert set(files) == set(before), files
+    assert all(f["group"].startswith("batch ") for f in files.values()), files
+    assert len({f["group"] for f in files.values()}) == 3
+    groups = [line for line in data["list_lines"] if line.startswith("## batch ")]
+    assert len(groups) == 3 and any(
+        line.startswith("@@ use.py line ") for line in data["list_lines"]
+    )
+    # shown without touching the user's window or text
+    assert data["same_window"] and data["use_during_review"] == USE.splitlines()
+    typed = USE.splitlines()
+    typed.insert(5, "EXTRA = BASE * 2")
+    assert data["use_typed"] == typed
+    # `:K2Accept file` decided every hunk of use.py (and nothing else)
+    assert marks["use_accepted"], (data["states_after_accept"], data["notes"])
+    assert files["use.py"]["hunks"] == 2
+    assert sorted(data["states_after_accept"]) == sorted(
+        ["use.py:accepted"] * 2 + ["calc.py:pending"] * files["calc.py"]["hunks"]
+        + ["test_calc.py:pending"] * files["test_calc.py"]["hunks"]
+    )  # fmt: skip
+    assert marks["calc_rejected"] and not any("@@ calc.py" in x for x in data["list_after_reject"])
+    assert marks["delivered"] and data["delivery"] == "applied", data["notes"]
+    assert data["pending_after"] == 0 and data["marks_left"] == 0
+    # the accepted file: the user's typing AND the job's change; nothing lost
+    merged = [line.replace("add", "plus") for line in typed]
+    assert data["use_after_review"] == merged, data["use_after_review"]
+    # the rejected files: unchanged, in the editor and on disk
+    for name, key in (("calc.py", "calc_buffer"), ("test_calc.py", "test_buffer")):
+        assert (repo / name).read_text() == before[name]
+        assert data[key] == before[name].splitlines(), data[key]  # loaded by the review
+    # the rejected change is saved as a patch, named to the user
+    patch = Path(data["patch"])
+    said = data["messages"] + "\n".join(n["msg"] for n in data["notes"])
+    assert f"The rest is saved in {patch}" in said, said
+    text = patch.read_text()
+    assert "+def plus(a, b):" in text and "-from calc import add" in text  # calc, test_calc
+    assert "use.py" not in text
+    assert data["patch_lines"] == text.splitlines()
+    # no k2lsp client for the list or the patch: one client in all, for the project's files
+    assert data["list_clients"] == 0 and data["patch_clients"] == 0
+    assert data["clients"] == 1 and data["buffer_clients"] == {"use": 1, "calc": 1}
+    # :K2Undo takes the accepted file back to what the user had typed
+    assert marks["undone"] and data["use_after_undo"] == typed, data["use_after_undo"]
+    # the job branch still holds the whole change
+    listing = [*git, "branch", "--list", "--format=%(refname:short)", "k2lsp/*"]
+    branches = subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split()
+    assert len(branches) == 1, branches
+    show = subprocess.run([*git, "show", f"{branches[0]}:calc.py"], capture_output=True, text=True)
+    assert show.stdout == "def plus(a, b):\n    return a + b\n"
+    problems = [n["msg"] for n in data["notes"] if n["level"] >= 3]
+    assert problems == [], problems

@@ -347,16 +347,9 @@ function M.command(arg, accept)
     return false
   end
   local word = accept and "Accept" or "Reject"
-  if arg ~= "" and arg ~= "all" then
-    local rev = M.reviews[arg]
-    if not rev then
-      notify("no review is waiting for run " .. arg, vim.log.levels.ERROR)
-      return true
-    end
-    M.decide(rev, nil, accept)
-    return true
-  end
-  if arg == "file" then -- every pending hunk of the file under the cursor
+  -- `file` before run ids: every pending hunk of the file under the cursor (a job review
+  -- is decided file by file)
+  if arg == "file" then
     local rev, h = M.at_cursor()
     if not rev then
       notify("no K2 hunk under the cursor", vim.log.levels.WARN)
@@ -369,6 +362,15 @@ function M.command(arg, accept)
       end
     end
     M.decide(rev, ids, accept)
+    return true
+  end
+  if arg ~= "" and arg ~= "all" then -- a run id
+    local rev = M.reviews[arg]
+    if not rev then
+      notify("no review is waiting for run " .. arg, vim.log.levels.ERROR)
+      return true
+    end
+    M.decide(rev, nil, accept)
     return true
   end
   if arg == "all" then
