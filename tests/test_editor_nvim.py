@@ -437,6 +437,7 @@ def test_refactor_job_review_accepts_a_file_over_typing_rejects_one_to_a_patch_a
     # the accepted file: the user's typing AND the job's change; nothing lost
     merged = [line.replace("add", "plus") for line in typed]
     assert data["use_after_review"] == merged, data["use_after_review"]
+    assert data["use_disk"] == merged  # after :write
     # the rejected files: unchanged, in the editor and on disk
     for name, key in (("calc.py", "calc_buffer"), ("test_calc.py", "test_buffer")):
         assert (repo / name).read_text() == before[name]

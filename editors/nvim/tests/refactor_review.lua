@@ -101,6 +101,9 @@ H.run(function()
   H.result.patch = r.patch or vim.NIL
   H.result.pending_after = #review.pending()
   H.result.use_after_review = vim.api.nvim_buf_get_lines(use, 0, -1, false)
+  -- the user saves: the merged text is what reaches the disk
+  vim.api.nvim_buf_call(use, function() vim.cmd("silent write") end)
+  H.result.use_disk = vim.fn.readfile(root .. "/use.py")
   H.result.calc_buffer = H.buffer_lines(root .. "/calc.py")
   H.result.test_buffer = H.buffer_lines(root .. "/test_calc.py")
   H.result.marks_left = #vim.api.nvim_buf_get_extmarks(use, review.ns, 0, -1, {})
