@@ -461,5 +461,6 @@ def test_refactor_job_review_accepts_a_file_over_typing_rejects_one_to_a_patch_a
     assert len(branches) == 1, branches
     show = subprocess.run([*git, "show", f"{branches[0]}:calc.py"], capture_output=True, text=True)
     assert show.stdout == "def plus(a, b):\n    return a + b\n"
+    assert data["late_note"] == "k2lsp: no K2 review is waiting", data["late_note"]
     problems = [n["msg"] for n in data["notes"] if n["level"] >= 3]
-    assert problems == [], problems
+    assert problems == [data["late_note"]], problems

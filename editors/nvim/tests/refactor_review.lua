@@ -108,6 +108,10 @@ H.run(function()
   H.result.test_buffer = H.buffer_lines(root .. "/test_calc.py")
   H.result.marks_left = #vim.api.nvim_buf_get_extmarks(use, review.ns, 0, -1, {})
   H.result.messages = vim.api.nvim_exec2("messages", { output = true }).output
+  -- once the review is over, `:K2Accept file` says so (it is not a run id)
+  local n = #H.result.notes
+  vim.cmd("K2Accept file")
+  H.result.late_note = #H.result.notes > n and H.result.notes[#H.result.notes].msg or vim.NIL
   -- the saved patch opens as a plain file: no k2lsp client for it, one client in all
   if r.patch then
     vim.cmd("split " .. vim.fn.fnameescape(r.patch))

@@ -344,6 +344,10 @@ end
 function M.command(arg, accept)
   local pending = M.pending()
   if #pending == 0 then
+    if arg == "file" then -- not a run id for the plain preview either
+      notify("no K2 review is waiting", vim.log.levels.WARN)
+      return true
+    end
     return false
   end
   local word = accept and "Accept" or "Reject"
