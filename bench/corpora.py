@@ -2,7 +2,7 @@
 
 - stdlib: the running interpreter's standard library minus test/ and site-packages/;
 - django: the Django 5.2.19 sdist, downloaded once with pip and extracted under the cache
-  (`$K2LSP_CI_CACHE`, else /var/cache/k2lsp-ci when writable, else bench/.cache).
+  (`$K2TEST_CI_CACHE`, else /var/cache/k2lsp-ci when writable, else bench/.cache).
 
 Usage: python bench/corpora.py fetch   (download Django if missing; print both roots)
 """
@@ -21,7 +21,7 @@ DJANGO = "5.2.19"
 
 def cache_dir() -> Path:
     """Where downloaded corpora live (kept between CI runs)."""
-    env = os.environ.get("K2LSP_CI_CACHE")
+    env = os.environ.get("K2TEST_CI_CACHE")
     if env:
         return Path(env)
     ci = Path("/var/cache/k2lsp-ci")

@@ -1,6 +1,6 @@
 """A corpus of real, pinned packages (PyPI sdists and npm tarballs) in the shapes people have.
 
-Layout under $K2LSP_CI_CACHE/corpus (default /var/cache/k2lsp-ci/corpus), built once and kept:
+Layout under $K2TEST_CI_CACHE/corpus (default /var/cache/k2lsp-ci/corpus), built once and kept:
 
     src/<name>-<version>/<archive>     the downloaded sdist / tarball
     pkgs/<name>-<version>/             the unpacked source (never modified)
@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CACHE = Path(os.environ.get("K2LSP_CI_CACHE", "/var/cache/k2lsp-ci")) / "corpus"
+CACHE = Path(os.environ.get("K2TEST_CI_CACHE", "/var/cache/k2lsp-ci")) / "corpus"
 # The envs must work for any uid (the sandbox's, an ordinary user's): not an interpreter under
 # /root (pyenv), the system's.
 SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else "python3"

@@ -1,7 +1,7 @@
 """What the refactor tests and bench/refactor_bench.py need beyond the Python corpus: a real
 TypeScript package (immer 10.1.1 from the npm registry, which ships its `src/*.ts`) and
 typescript-language-server 4.4.1 + typescript 5.9.3, both cached under
-`$K2LSP_CI_CACHE` (default /var/cache/k2lsp-ci)/refactor and installed once.
+`$K2TEST_CI_CACHE` (default /var/cache/k2lsp-ci)/refactor and installed once.
 
 Usage: python bench/refactor_corpus.py fetch   (download what is missing; print the paths)
 """
@@ -26,7 +26,7 @@ TSCONFIG = (
 
 def cache() -> Path:
     """The folder this module downloads into."""
-    return Path(os.environ.get("K2LSP_CI_CACHE", "/var/cache/k2lsp-ci")) / "refactor"
+    return Path(os.environ.get("K2TEST_CI_CACHE", "/var/cache/k2lsp-ci")) / "refactor"
 
 
 def tsls_bin() -> Path:

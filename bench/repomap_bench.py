@@ -4,7 +4,7 @@ Corpora (copied/extracted under bench/.cache so neither tool writes into the rea
 - the running interpreter's stdlib minus test/ and site-packages/ (as in baselines.md);
 - the Django 5.2.19 sdist (`pip download --no-deps --no-binary :all: django==5.2.19`).
 
-Aider 0.86.2 runs from its own venv ($K2LSP_AIDER_VENV, else aider-venv under the corpora
+Aider 0.86.2 runs from its own venv ($K2TEST_AIDER_VENV, else aider-venv under the corpora
 cache, see corpora.py; created on first use with
 `pip install aider-chat==0.86.2`), with a 4-chars-per-token counter instead of a tokenizer
 download. Each measurement runs in a fresh process; times exclude interpreter start-up; both cold
@@ -35,7 +35,7 @@ CACHE = HERE / ".cache"
 REPO = HERE.parent
 K2_PY = sys.executable
 AIDER_VENV = Path(
-    os.environ.get("K2LSP_AIDER_VENV") or corpora.cache_dir() / "bench" / "aider-venv"
+    os.environ.get("K2TEST_AIDER_VENV") or corpora.cache_dir() / "bench" / "aider-venv"
 )
 AIDER_PY = AIDER_VENV / "bin" / "python"
 MAP_TOKENS = 1024

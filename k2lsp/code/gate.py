@@ -97,6 +97,18 @@ def _snippet(data: bytes, line: int) -> str:
     return snippet
 
 
+def server_message(
+    rel_path: str, line: int, data: bytes, server: str, code: str, message: str
+) -> str:
+    """The refusal text for a syntax error a language server reports: its message and line."""
+    label = f"TS{code}" if server == "typescript-language-server" and code.isdigit() else code
+    says = f"{server} says {label}: {message}" if label else f"{server} says: {message}"
+    return (
+        f"edit refused: it breaks the parse of {rel_path} at line {line}: "
+        f"`{_snippet(data, line)}` ({says}); nothing was written. Fix the syntax and retry."
+    )
+
+
 def compile_message(rel_path: str, failure: CompileFailure, data: bytes) -> str:
     """The refusal text for a Python compile failure: the interpreter's message and line."""
     return (

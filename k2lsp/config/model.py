@@ -40,14 +40,9 @@ PRICE_KEYS: tuple[str, ...] = ("input_cache_hit", "input", "output")
 SECRET_KEYS = frozenset({"api_key"})
 # Runtime fields filled by `k2lsp.config.settings.load_settings`, never read from a layer.
 DERIVED = frozenset({"api_key_env", "api_key_source", "untrusted"})
-# K2LSP_* variables that are not settings (no warning for them).
-OTHER_ENV = frozenset(
-    f"K2LSP_{n}"
-    for n in (
-        "TRUST_REPO DEBUG RG DEBIAN_MIRROR CI_CACHE VENV USER_VENV BIN REQUIRE_EDITOR_DEPS"
-        " LLAMA_SERVER LLAMA_MODEL LLAMA_TEMPLATE LSP_LOG AIDER_VENV"
-    ).split()
-)
+# K2LSP_* variables that are not settings but that k2lsp reads (no warning for them). Variables
+# only the tests, CI scripts and benchmarks read are named K2TEST_*, which k2lsp never reads.
+OTHER_ENV = frozenset(f"K2LSP_{n}" for n in "TRUST_REPO DEBUG RG DEBIAN_MIRROR LSP_LOG".split())
 
 
 def _provider(value: str) -> str:

@@ -78,6 +78,18 @@ def pool_of(state: dict[str, Any], root: Path, settings: Any = None) -> ServerPo
     return pool
 
 
+def running_session(state: dict[str, Any], rel: str) -> ServerSession | None:
+    """The run's live server for `rel`'s language if one was started already (never starts
+    one: the syntax gate asks a server only when the run has one)."""
+    pool = state.get(STATE_KEY)
+    language = language_of(rel)
+    if not isinstance(pool, ServerPool) or language is None or not pool.enabled():
+        return None
+    with pool._lock:
+        session = pool.sessions.get(language)
+    return session if session is not None and session.alive else None
+
+
 def close_pool(state: dict[str, Any]) -> None:
     """Shut down the run's servers, if any were started."""
     pool = state.pop(STATE_KEY, None)

@@ -37,6 +37,7 @@ class ServerSession:
         self.texts: dict[str, str] = {}
         self.diagnostics: dict[str, list[dict[str, Any]]] = {}
         self._diag_seen: dict[str, int] = {}
+        self._diag_version: dict[str, int | None] = {}  # the document version they are for
         self._cond = threading.Condition()
         self._lock = threading.Lock()  # one request sequence at a time
         self.settled = False  # has the server answered a query the same way twice?
@@ -122,6 +123,8 @@ class ServerSession:
                 [d for d in items if isinstance(d, dict)] if isinstance(items, list) else []
             )
             self._diag_seen[rel] = self._diag_seen.get(rel, 0) + 1
+            version = params.get("version")
+            self._diag_version[rel] = version if isinstance(version, int) else None
             self._cond.notify_all()
 
     def read(self, rel: str) -> str:
@@ -221,18 +224,26 @@ class ServerSession:
         self, rel: str, text: str | None = None, wait_s: float = 20.0
     ) -> list[dict[str, Any]]:
         """The server's diagnostics for `rel` with content `text` (default: the file on disk),
-        waiting for the server to publish them after the document was sent."""
+        waiting for the server to publish them after the document was sent. A server that
+        says which version its diagnostics are for is waited for until they are for this
+        one (a late publish for an earlier text is not taken for this text's)."""
         with self._lock:
             with self._cond:
                 seen = self._diag_seen.get(rel, 0)
             before = self.texts.get(rel)
             self.sync(rel, text)
-            if before == self.texts[rel] and seen:
-                with self._cond:
-                    return list(self.diagnostics.get(rel, []))
+            version = self.versions[rel]
+            unchanged = seen > 0 and before == self.texts[rel]
+
+            def current() -> bool:
+                published = self._diag_version.get(rel)
+                if published is not None:  # the server says which text they are for
+                    return published == version
+                return unchanged or self._diag_seen.get(rel, 0) != seen
+
             deadline = time.monotonic() + wait_s
             with self._cond:
-                while self._diag_seen.get(rel, 0) == seen and self.alive:
+                while not current() and self.alive:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
@@ -275,7 +286,11 @@ _CAPABILITIES: dict[str, Any] = {
         "synchronization": {"didSave": True},
         "references": {},
         "rename": {"prepareSupport": False},
-        "publishDiagnostics": {"relatedInformation": False, "versionSupport": True},
+        "publishDiagnostics": {
+            "relatedInformation": False,
+            "versionSupport": True,
+            "categorySupport": True,  # clangd: "Parse Issue" marks its syntax errors
+        },
     },
     "window": {"workDoneProgress": True},
 }

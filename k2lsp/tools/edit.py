@@ -55,7 +55,7 @@ def edit_file(ctx: ToolContext, args: EditFileParams) -> str:
     idx = where[0]
     new_full = text[:idx] + new + text[idx + len(old) :]
     disk = tf.to_disk(new_full)
-    fileops.gate(rel, tf.raw, disk)
+    fileops.gate(ctx, rel, tf.raw, disk)
     fileops.atomic_write(ctx.root, abs_path, disk)
     if rel in ctx.workspace.overlay:
         ctx.workspace.overlay[rel] = disk

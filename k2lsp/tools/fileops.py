@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -182,11 +183,66 @@ def _rel_to(root: Path, abs_path: Path) -> str:
         raise ToolError(f"{abs_path} is outside the workspace {root}") from None
 
 
-def gate(rel: str, old_text: str | None, new_text: str) -> None:
-    """Run the syntax gate (refuses edits that add parse errors) before anything is written."""
+# How long the gate waits for a server's diagnostics of a text. Some servers publish only
+# when they change (typescript-language-server skips "still none"), so a text that adds
+# nothing is known only when this passes: the last published set then still holds.
+GATE_SERVER_WAIT_S = 2.0
+
+
+def gate(ctx: ToolContext, rel: str, old_text: str | None, new_text: str) -> None:
+    """Run the syntax gate (refuses edits that add parse errors) before anything is written:
+    tree-sitter, and Python's `compile()`, then `server_gate`."""
     from k2lsp.code.gate import check_edit
 
     check_edit(rel, old_text, new_text)
+    server_gate(ctx, rel, old_text, new_text)
+
+
+def server_gate(ctx: ToolContext, rel: str, old_text: str | None, new_text: str) -> None:
+    """When the run already has a language server for `rel` whose syntax errors k2lsp can
+    tell apart (`k2lsp.lspc.syntax`), refuse a text it finds more of them in than in the old
+    one, with its message and line. No server is started for this; a server that fails or
+    does not answer in time leaves tree-sitter's verdict standing."""
+    from k2lsp.code.gate import server_message
+    from k2lsp.lspc.pool import running_session
+    from k2lsp.lspc.rpc import LspError
+    from k2lsp.lspc.syntax import judges, line_of, syntax_errors
+
+    session = running_session(ctx.state, rel)
+    if session is None or not judges(session.name):
+        return
+    wait = GATE_SERVER_WAIT_S  # read at each call (tests on a loaded machine raise it)
+    try:
+        before = (
+            []
+            if old_text is None
+            else syntax_errors(session.name, session.file_diagnostics(rel, old_text, wait))
+        )
+        after = syntax_errors(session.name, session.file_diagnostics(rel, new_text, wait))
+    except (LspError, OSError):
+        return
+    if len(after) <= len(before):
+        return
+    old_keys = Counter((str(d.get("code")), str(d.get("message"))) for d in before)
+    first = after[0]
+    for diag in after:
+        key = (str(diag.get("code")), str(diag.get("message")))
+        if old_keys[key] > 0:
+            old_keys[key] -= 1
+        else:
+            first = diag
+            break
+    data = new_text.encode("utf-8", "surrogatepass")
+    raise ToolError(
+        server_message(
+            rel,
+            line_of(first),
+            data,
+            session.name,
+            str(first.get("code") or ""),
+            str(first.get("message") or ""),
+        )
+    )
 
 
 def remember_tree(rel: str, text: str) -> None:

@@ -194,7 +194,7 @@ def create_file(ctx: ToolContext, args: CreateFileParams) -> str:
             "(or delete_file first if you really mean to replace it wholesale)"
         )
     _check_parents(ctx, abs_path)
-    fileops.gate(rel, None, args.content)
+    fileops.gate(ctx, rel, None, args.content)
     fileops.atomic_write(ctx.root, abs_path, args.content)
     diff = fileops.diff_of(rel, None, args.content)
     ctx.record_edit(rel, diff, old=None, new=args.content)

@@ -244,21 +244,19 @@ def apply_patch(ctx: ToolContext, args: ApplyPatchParams) -> str:
         failures.extend(errs)
         if plan is not None:
             plans.append(plan)
-    failures.extend(_gate_all(plans))
+    failures.extend(_gate_all(ctx, plans))
     if failures:
         raise ToolError("patch not applied; nothing was written:\n- " + "\n- ".join(failures))
     return _write_all(ctx, plans)
 
 
-def _gate_all(plans: list[FileResult]) -> list[str]:
-    from k2lsp.code.gate import check_edit
-
+def _gate_all(ctx: ToolContext, plans: list[FileResult]) -> list[str]:
     out = []
     for plan in plans:
         if plan.new_text is None:
             continue
         try:
-            check_edit(plan.rel, plan.old.text if plan.old else None, plan.new_text)
+            fileops.gate(ctx, plan.rel, plan.old.text if plan.old else None, plan.new_text)
         except ToolError as exc:
             out.append(str(exc))
     return out

@@ -89,7 +89,7 @@ def apply_file_edits(
             new = apply_edits(tf.raw, edits)
             if new == tf.raw:
                 continue
-            fileops.gate(rel, tf.raw, new)
+            fileops.gate(ctx, rel, tf.raw, new)
             fileops.atomic_write(ctx.root, abs_path, new)
         except (ToolError, ValueError) as exc:
             done.refused[rel] = str(exc)

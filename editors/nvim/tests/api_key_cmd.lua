@@ -15,7 +15,7 @@ H.run(function()
     cmd = { "sh", "-c", 'echo run >> "$K2_KEY_COUNT"; sleep 1; echo sk-from-key-cmd-0123456789abcdef' }
   end
   require("k2lsp").setup({
-    cmd = { assert(os.getenv("K2LSP_BIN")), "--stdio" },
+    cmd = { assert(os.getenv("K2TEST_BIN")), "--stdio" },
     settings = { sandbox = "none", maxSteps = 20 },
     api_key_cmd = cmd,
   })

@@ -36,10 +36,10 @@ function H.capture_notify()
   end
 end
 
---- Set up k2lsp against the server given in $K2LSP_BIN with the sandbox off.
+--- Set up k2lsp against the server given in $K2TEST_BIN with the sandbox off.
 function H.setup()
   require("k2lsp").setup({
-    cmd = { assert(os.getenv("K2LSP_BIN")), "--stdio" },
+    cmd = { assert(os.getenv("K2TEST_BIN")), "--stdio" },
     settings = { sandbox = "none", maxSteps = 20 },
   })
 end

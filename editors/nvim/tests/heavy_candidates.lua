@@ -22,7 +22,7 @@ H.run(function()
     on_choice(items[1], 1) -- "Take c2 instead of the winner"
   end
   require("k2lsp").setup({
-    cmd = { assert(os.getenv("K2LSP_BIN")), "--stdio" },
+    cmd = { assert(os.getenv("K2TEST_BIN")), "--stdio" },
     settings = { sandbox = "none", maxSteps = 20, heavyCandidates = 3, testCommand = os.getenv("K2_TEST_CMD") },
   })
   local heavy, status = require("k2lsp.heavy"), require("k2lsp.status")

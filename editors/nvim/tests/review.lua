@@ -19,7 +19,7 @@ end
 H.run(function()
   H.capture_notify()
   require("k2lsp").setup({
-    cmd = { assert(os.getenv("K2LSP_BIN")), "--stdio" },
+    cmd = { assert(os.getenv("K2TEST_BIN")), "--stdio" },
     settings = { sandbox = "none", maxSteps = 20, preview = true },
   })
   local review = require("k2lsp.review")

@@ -1,7 +1,7 @@
 // Contract test of the extension's client code (dist/core.mjs: initializationOptions, command
 // names and arguments, the stream renderer and the run tracker) against the real k2lsp server
 // over stdio. Run by tests/test_editor_vscode.py, which starts the fake K2 host and sets:
-//   K2LSP_BIN (server executable), K2_ROOT (a repo whose test_calc.py fails), K2LSP_BASE_URL,
+//   K2TEST_BIN (server executable), K2_ROOT (a repo whose test_calc.py fails), K2LSP_BASE_URL,
 //   K2LSP_API_KEY, K2LSP_MODEL, K2LSP_PROVIDER. The fake host's script: a fix run, then a reply
 //   that stalls (for the cancel test).
 import assert from "node:assert/strict";
@@ -93,7 +93,7 @@ function onApplyEdit(params) {
 }
 
 before(async () => {
-  const command = resolveServerPath(process.env.K2LSP_BIN ?? "", [ROOT], process.env.PATH);
+  const command = resolveServerPath(process.env.K2TEST_BIN ?? "", [ROOT], process.env.PATH);
   proc = spawn(command, ["--stdio"], { cwd: ROOT, env: process.env, stdio: ["pipe", "pipe", "pipe"] });
   proc.stderr.on("data", (d) => (stderr += d.toString()));
   conn = rpc.createMessageConnection(new rpc.StreamMessageReader(proc.stdout), new rpc.StreamMessageWriter(proc.stdin));
