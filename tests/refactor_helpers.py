@@ -6,10 +6,27 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bench import refactor_corpus
 from k2lsp.fake.script import Reply
+
+
+def typescript_or_skip() -> tuple[Path, Path]:
+    """immer's source folder and typescript-language-server (fetched once from npm, as CI
+    does); the test is skipped where node/npm or the registry are not there."""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        pytest.skip("node/npm are not installed")
+    try:
+        return refactor_corpus.fetch()
+    except (subprocess.SubprocessError, OSError) as exc:
+        pytest.skip(f"cannot fetch immer / typescript-language-server: {exc}")
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,13 @@ the server's message and line, and writes nothing. Real typescript-language-serv
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from refactor_helpers import typescript_or_skip
 
-from bench import refactor_corpus
 from k2lsp.code.gate import check_edit
 from k2lsp.runs.workspace import Workspace
 from k2lsp.tools import build_registry, fileops
@@ -27,13 +25,7 @@ B_TS = 'import { add } from "./a";\n\nexport const total = add(1, 2);\n'
 
 @pytest.fixture(scope="module")
 def tsls() -> Path:
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        pytest.skip("node/npm are not installed")
-    try:
-        _, server = refactor_corpus.fetch()
-    except (subprocess.SubprocessError, OSError) as exc:
-        pytest.skip(f"cannot fetch typescript-language-server: {exc}")
-    return server
+    return typescript_or_skip()[1]
 
 
 @pytest.fixture
@@ -90,13 +82,8 @@ async def test_a_running_server_refuses_what_typescript_does_not_parse(ctx: Tool
     assert not res.ok and "TS1105" in res.text
     assert (root / "src" / "b.ts").read_text() == B_TS
 
-    res = await call(
-        ctx,
-        "replace_symbol",
-        path="src/a.ts",
-        symbol="add",
-        code="export function add(a: number, b: number): number {\n  const y;\n  return a;\n}",
-    )
+    body = A_TS.replace("return a + b;", "const y;\n  return a;").rstrip("\n")
+    res = await call(ctx, "replace_symbol", path="src/a.ts", symbol="add", code=body)
     assert not res.ok and "TS1155" in res.text
     assert (root / "src" / "a.ts").read_text() == A_TS
 

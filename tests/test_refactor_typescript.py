@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import TEST_KEY
-from refactor_helpers import RenameJob
+from refactor_helpers import RenameJob, typescript_or_skip
 
 from bench import refactor_corpus
 from k2lsp.agent.events import Event
@@ -34,13 +33,7 @@ JOB = RenameJob(path="src/utils/errors.ts", old="die", new="fail", language="typ
 
 @pytest.fixture(scope="module")
 def immer() -> Path:
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        pytest.skip("node/npm are not installed")
-    try:
-        src, _ = refactor_corpus.fetch()
-    except (subprocess.SubprocessError, OSError) as exc:
-        pytest.skip(f"cannot fetch immer / typescript-language-server: {exc}")
-    return src
+    return typescript_or_skip()[0]
 
 
 def ts_files(root: Path) -> dict[str, str]:

@@ -239,8 +239,8 @@ def server_gate(ctx: ToolContext, rel: str, old_text: str | None, new_text: str)
             line_of(first),
             data,
             session.name,
-            str(first.get("code") or ""),
-            str(first.get("message") or ""),
+            str(first.get("code") or "")[:40],  # a server's text: bounded before the model
+            " ".join(str(first.get("message") or "").split())[:300],
         )
     )
 

@@ -62,6 +62,24 @@ function H.buffer_lines(path)
   return vim.api.nvim_buf_get_lines(buf, 0, -1, false)
 end
 
+--- 1-based number of the first line of `buf` containing `text` (plain), or nil.
+function H.line_of(buf, text)
+  for i, l in ipairs(vim.api.nvim_buf_get_lines(buf, 0, -1, false)) do
+    if l:find(text, 1, true) then
+      return i
+    end
+  end
+  return nil
+end
+
+--- Put the cursor on the first K2 hunk of the buffer in `win` (]h from the top); its line.
+function H.first_hunk(win)
+  vim.api.nvim_set_current_win(win)
+  vim.api.nvim_win_set_cursor(win, { 1, 0 })
+  vim.cmd("normal ]h")
+  return vim.api.nvim_win_get_cursor(win)[1]
+end
+
 --- Run `fn`, recording any error, then finish.
 function H.run(fn)
   local ok, err = xpcall(fn, debug.traceback)

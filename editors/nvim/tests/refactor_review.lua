@@ -7,15 +7,6 @@
 package.path = vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/?.lua;" .. package.path
 local H = require("harness")
 
-local function line_of(buf, text)
-  for i, l in ipairs(vim.api.nvim_buf_get_lines(buf, 0, -1, false)) do
-    if l:find(text, 1, true) then
-      return i
-    end
-  end
-  return nil
-end
-
 local function clients(buf)
   return #vim.lsp.get_clients({ bufnr = buf, name = "k2lsp" })
 end
@@ -48,7 +39,7 @@ H.run(function()
   H.result.same_window = vim.api.nvim_get_current_win() == win and vim.api.nvim_win_get_buf(win) == use
   H.result.use_during_review = vim.api.nvim_buf_get_lines(use, 0, -1, false)
   -- the user types a new line below BASE (a line the job does not touch), in insert mode
-  local base = assert(line_of(use, "BASE = 10"), "no BASE line in use.py")
+  local base = assert(H.line_of(use, "BASE = 10"), "no BASE line in use.py")
   vim.api.nvim_win_set_cursor(win, { base, 0 })
   vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes("oEXTRA = BASE * 2<Esc>", true, false, true), "xt", false)
   H.result.use_typed = vim.api.nvim_buf_get_lines(use, 0, -1, false)
@@ -57,10 +48,7 @@ H.run(function()
   H.result.list_lines = vim.api.nvim_buf_get_lines(list, 0, -1, false)
   H.result.list_clients = #vim.lsp.get_clients({ bufnr = list })
   -- accept use.py as a whole: `:K2Accept file` with the cursor on one of its hunks (]h)
-  vim.api.nvim_set_current_win(win)
-  vim.api.nvim_win_set_cursor(win, { 1, 0 })
-  vim.cmd("normal ]h")
-  H.result.hunk_at = vim.api.nvim_win_get_cursor(win)[1]
+  H.result.hunk_at = H.first_hunk(win)
   vim.cmd("K2Accept file")
   H.wait("use_accepted", 60000, function()
     for _, h in ipairs(rev.hunks) do
@@ -68,7 +56,7 @@ H.run(function()
         return false
       end
     end
-    return line_of(use, "from calc import plus") ~= nil
+    return H.line_of(use, "from calc import plus") ~= nil
   end)
   H.result.states_after_accept = {}
   for _, h in ipairs(rev.hunks) do
@@ -76,7 +64,7 @@ H.run(function()
   end
   -- reject calc.py from the list: `:K2Reject file` on its hunk's lines
   list = review.open_list()
-  local at = line_of(list, "@@ calc.py ")
+  local at = H.line_of(list, "@@ calc.py ")
   if at then
     vim.api.nvim_win_set_cursor(0, { at, 0 })
     vim.cmd("K2Reject file")
@@ -125,6 +113,6 @@ H.run(function()
   -- :K2Undo takes the accepted file back to the user's text (their line stays)
   vim.api.nvim_set_current_win(win)
   vim.cmd("K2Undo")
-  H.wait("undone", 60000, function() return line_of(use, "from calc import add") ~= nil end)
+  H.wait("undone", 60000, function() return H.line_of(use, "from calc import add") ~= nil end)
   H.result.use_after_undo = vim.api.nvim_buf_get_lines(use, 0, -1, false)
 end)

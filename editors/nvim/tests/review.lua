@@ -7,15 +7,6 @@
 package.path = vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/?.lua;" .. package.path
 local H = require("harness")
 
-local function line_of(buf, text)
-  for i, l in ipairs(vim.api.nvim_buf_get_lines(buf, 0, -1, false)) do
-    if l:find(text, 1, true) then
-      return i
-    end
-  end
-  return nil
-end
-
 H.run(function()
   H.capture_notify()
   require("k2lsp").setup({
@@ -57,7 +48,7 @@ H.run(function()
   -- accept it from the :K2Review list: the list gets no k2lsp client of its own
   local list = review.open_list()
   H.result.list_lines = vim.api.nvim_buf_get_lines(list, 0, -1, false)
-  local at = line_of(list, "-    return a - b")
+  local at = H.line_of(list, "-    return a - b")
   vim.api.nvim_win_set_cursor(0, { at, 0 })
   vim.cmd("K2Accept")
   H.wait("first_accepted", 30000, function()
@@ -67,10 +58,7 @@ H.run(function()
   H.result.list_clients = #vim.lsp.get_clients({ bufnr = list })
   H.result.clients = #vim.lsp.get_clients({ name = "k2lsp" })
   -- reject the second hunk from the buffer, with the cursor on it
-  vim.api.nvim_set_current_win(win)
-  vim.api.nvim_win_set_cursor(win, { 1, 0 })
-  vim.cmd("normal ]h")
-  H.result.second_at = vim.api.nvim_win_get_cursor(win)[1]
+  H.result.second_at = H.first_hunk(win)
   vim.cmd("K2Reject")
   H.wait("delivered", 30000, function()
     local r = run_id and status.runs[run_id]
@@ -126,7 +114,7 @@ H.run(function()
     third = r and r.runId
   end)
   H.wait("third_review", 120000, function() return #review.pending() == 1 end)
-  local at9 = line_of(calc, "return b * a")
+  local at9 = H.line_of(calc, "return b * a")
   vim.api.nvim_buf_set_lines(calc, at9 - 1, at9, false, { "    return b * a  # mine" })
   vim.api.nvim_win_set_cursor(win, { at9, 0 })
   vim.cmd("K2Accept")
