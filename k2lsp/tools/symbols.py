@@ -213,7 +213,8 @@ def replace_symbol(ctx: ToolContext, args: ReplaceSymbolParams) -> str:
             "code is empty; to delete a definition use edit_file with an empty new_text"
         )
     candidates = replace_definitions(lang, tf.text, sym, args.code)
-    new_text = _first_passing(ctx, rel, tf.text, candidates)
+    new_text = _first_passing(rel, tf.text, candidates)
+    fileops.server_gate(ctx, rel, tf.text, new_text)
     diff = _write(ctx, abs_path, rel, tf, new_text)
     where = f"was lines {sym.start_line}-{sym.end_line}"
     return f"Replaced {sym.kind} {sym.qualname} in {rel} ({where}).\n{diff}"
@@ -254,7 +255,8 @@ def insert_code(ctx: ToolContext, args: InsertCodeParams) -> str:
         except LookupFailure as exc:
             raise ToolError(str(exc)) from None
     new_text = insert_text(lang, tf.text, args.code, anchor, after=bool(args.after_symbol))
-    _first_passing(ctx, rel, tf.text, [new_text])
+    _first_passing(rel, tf.text, [new_text])
+    fileops.server_gate(ctx, rel, tf.text, new_text)
     diff = _write(ctx, abs_path, rel, tf, new_text)
     where = (
         f"after {anchor.qualname}"
@@ -276,17 +278,16 @@ def _open_code_file(ctx: ToolContext, path: str) -> tuple[Path, str, fileops.Tex
     return abs_path, rel, text_file, lang
 
 
-def _first_passing(ctx: ToolContext, rel: str, old: str, candidates: list[str]) -> str:
-    """The first candidate text that passes the syntax gate; the first refusal otherwise
-    (placements are tried by tree-sitter and `compile()`; a running server judges the one
-    chosen)."""
+def _first_passing(rel: str, old: str, candidates: list[str]) -> str:
+    """The first candidate text that passes the syntax gate's own checks (tree-sitter and
+    `compile()`); the first refusal otherwise. The caller has a running server judge the one
+    chosen (`fileops.server_gate`)."""
     from k2lsp.code.gate import check_edit
 
     first_error: ToolError | None = None
     for text in candidates:
         try:
             check_edit(rel, old, text)
-            fileops.server_gate(ctx, rel, old, text)
             return text
         except ToolError as exc:
             first_error = first_error or exc
