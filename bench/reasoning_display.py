@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -119,19 +118,6 @@ def _code_server(repo: Path, tmp: Path, base_url: str, key: str) -> Iterator[str
     """code-server with the freshly built .vsix; yields its URL."""
     from tests import test_editor_vscode as vs
 
-    node = str(vs.NODE24)
-    subprocess.run([node, "build.mjs"], cwd=vs.EXT, check=True, timeout=300)
-    vsix = tmp / "k2lsp.vsix"
-    vsce = vs.EXT / "node_modules" / "@vscode" / "vsce" / "vsce"
-    subprocess.run(
-        [node, str(vsce), "package", "--no-dependencies", "--skip-license",
-         "--allow-missing-repository", "-o", str(vsix)],
-        cwd=vs.EXT, check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
-    data, exts = tmp / "cs-data", tmp / "cs-ext"
-    base = [node, str(vs.CS_ENTRY), "--user-data-dir", str(data), "--extensions-dir", str(exts)]
-    subprocess.run([*base, "--install-extension", str(vsix)], check=True, timeout=300)
-    (data / "User").mkdir(parents=True, exist_ok=True)
     settings = {
         "k2lsp.serverPath": vs._server_bin(),
         "k2lsp.sandbox": "none",
@@ -143,25 +129,12 @@ def _code_server(repo: Path, tmp: Path, base_url: str, key: str) -> Iterator[str
         "extensions.autoCheckUpdates": False,
         "chat.disableAIFeatures": True,
     }
-    (data / "User" / "settings.json").write_text(json.dumps(settings))
-    port = vs._free_port()
+    base, _data, _chromium = vs.install_code_server(tmp, settings)
     env = vs._server_env(repo, base_url)
     del env["K2LSP_API_KEY"], env["K2LSP_PROVIDER"]
     env["XDG_CONFIG_HOME"] = str(tmp / "config")
-    serve = ["--auth", "none", "--bind-addr", f"127.0.0.1:{port}", "--disable-telemetry"]
-    serve += ["--disable-update-check", "--disable-workspace-trust"]
-    with (tmp / "code-server.log").open("wb") as log:
-        proc = subprocess.Popen(["setsid", *base, *serve, str(repo)], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-        try:
-            vs._wait_http(f"http://127.0.0.1:{port}/healthz", 180, proc)
-            yield f"http://127.0.0.1:{port}/?folder={repo}"
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(proc.pid, signal.SIGKILL)
+    with vs.run_code_server(base, repo, env, tmp) as url:
+        yield url
 
 
 def bench_vscode(runs: int) -> list[float]:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from git_helpers import make_repo
 
 from k2lsp.agent.heavy.diversity import opening_plan
 from k2lsp.fake.script import Reply
 from k2lsp.fake.server import FakeK2Server
+
+if TYPE_CHECKING:
+    from tests.lsp_fixtures import Editor
 
 MODEL = "kimi-k2-thinking"
 HOST_PYTEST = f"PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {sys.executable} -m pytest -q -p no:cacheprovider"
@@ -121,3 +124,27 @@ def heavy_settings(srv: FakeK2Server, tmp_path: Path, sandbox: str, **kw: Any) -
     )
     base.update(kw)
     return Settings(**base)
+
+
+async def start_heavy_editor(
+    tmp_path: Path, base_url: str, sandbox: str, env: dict[str, str | None] | None = None
+) -> Editor:
+    """The language server (heavy ×3 by default, host pytest) on the calculator repository at
+    tmp_path/proj, talking to the fake host at `base_url`; its home under tmp_path/home."""
+    from tests.lsp_fixtures import start_editor
+
+    root = make_calc_repo(tmp_path / "proj")
+    options = {"sandbox": sandbox, "testCommand": HOST_PYTEST, "heavyCandidates": 3}
+    return await start_editor(root, base_url, tmp_path / "home", init_options=options, env=env)
+
+
+async def run_heavy_task(
+    editor: Editor, fake: FakeK2Server, timeout: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Candidates c1..c3 scripted on `fake`, then a heavy ×3 TASK on calc.py until it ends;
+    (the command's reply, the run's finished info)."""
+    script_candidates(fake, candidate_scripts()[:3])
+    uri = editor.open("calc.py")
+    started = await editor.command("k2lsp.task", {"task": TASK, "uri": uri, "heavy": 3})
+    info = await editor.finished(started["runId"], timeout=timeout)
+    return started, info

@@ -104,17 +104,23 @@ def _server_env(repo: Path, base_url: str) -> dict[str, str]:
     }
 
 
-def test_extension_core_unit_tests() -> None:
+def run_node_tests(test_file: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Build the extension, then `node --test test/<test_file>` in editors/vscode; (the
+    process, a report of its output for assertion messages)."""
     node = _node()
     _build_extension(node)
     proc = subprocess.run(
-        [node, "--test", "--test-reporter=spec", "test/core.test.mjs"],
+        [node, "--test", "--test-reporter=spec", f"test/{test_file}"],
         cwd=EXT,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    report = proc.stdout[-6000:] + proc.stderr[-3000:]
+    return proc, proc.stdout[-6000:] + proc.stderr[-3000:]
+
+
+def test_extension_core_unit_tests() -> None:
+    proc, report = run_node_tests("core.test.mjs")
     assert proc.returncode == 0, report
     passed = re.search(r"ℹ pass (\d+)", proc.stdout)
     assert passed and int(passed.group(1)) >= 11 and "ℹ fail 0" in proc.stdout, report
@@ -122,16 +128,7 @@ def test_extension_core_unit_tests() -> None:
 
 def test_heavy_candidates_core_unit_tests() -> None:
     """The QuickPick text and diff sides of "K2: Show heavy candidates" (src/candidates.ts)."""
-    node = _node()
-    _build_extension(node)
-    proc = subprocess.run(
-        [node, "--test", "--test-reporter=spec", "test/candidates.test.mjs"],
-        cwd=EXT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    report = proc.stdout[-6000:] + proc.stderr[-3000:]
+    proc, report = run_node_tests("candidates.test.mjs")
     assert proc.returncode == 0, report
     assert "ℹ pass 4" in proc.stdout and "ℹ fail 0" in proc.stdout, report
 
@@ -178,16 +175,10 @@ def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes]) -> Non
     raise AssertionError(f"code-server did not answer at {url} within {timeout_s:.0f} s")
 
 
-@contextlib.contextmanager
-def serve_code_server(
-    project: Path,
-    tmp_path: Path,
-    script: list[Any],
-    extra_settings: dict[str, Any] | None = None,
-    key_from_palette: bool = True,
-) -> Iterator[dict[str, Any]]:
-    """code-server with the freshly built .vsix installed, in its own process group, against a
-    fake K2 host playing `script`."""
+def install_code_server(tmp_path: Path, settings: dict[str, Any]) -> tuple[list[str], Path, str]:
+    """The freshly built .vsix installed into a new code-server user-data dir with `settings`
+    (skips without code-server or chromium); (code-server's command, its user-data dir,
+    chromium's path)."""
     if not (NODE24.exists() and CS_ENTRY.exists()):
         pytest.skip(f"code-server not installed under {CACHE}: {SETUP_HINT}")
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
@@ -210,6 +201,52 @@ def serve_code_server(
     subprocess.run([*base, "--install-extension", str(vsix)], check=True, timeout=300)
     user = data / "User"
     user.mkdir(parents=True, exist_ok=True)
+    (user / "settings.json").write_text(json.dumps(settings, indent=2))
+    return base, data, chromium
+
+
+@contextlib.contextmanager
+def run_code_server(
+    base: list[str], project: Path, env: dict[str, str], tmp_path: Path
+) -> Iterator[str]:
+    """code-server (`base`, from install_code_server) serving `project` in its own process
+    group, its output in tmp_path/code-server.log; yields its URL, kills it after."""
+    port = _free_port()
+    serve = ["--auth", "none", "--bind-addr", f"127.0.0.1:{port}", "--disable-telemetry"]
+    serve += ["--disable-update-check", "--disable-workspace-trust"]
+    log = (tmp_path / "code-server.log").open("wb")
+    proc = subprocess.Popen(
+        ["setsid", *base, *serve, str(project)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=False,
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", 180, proc)
+        yield f"http://127.0.0.1:{port}/?folder={project}"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        log.close()
+
+
+@contextlib.contextmanager
+def serve_code_server(
+    project: Path,
+    tmp_path: Path,
+    script: list[Any],
+    extra_settings: dict[str, Any] | None = None,
+    key_from_palette: bool = True,
+) -> Iterator[dict[str, Any]]:
+    """code-server with the freshly built .vsix installed, in its own process group, against a
+    fake K2 host playing `script`."""
     settings = {
         "k2lsp.serverPath": _server_bin(),
         "k2lsp.sandbox": "none",
@@ -229,10 +266,7 @@ def serve_code_server(
         "chat.disableAIFeatures": True,
         **(extra_settings or {}),
     }
-    (user / "settings.json").write_text(json.dumps(settings, indent=2))
-    port = _free_port()
-    serve = ["--auth", "none", "--bind-addr", f"127.0.0.1:{port}", "--disable-telemetry"]
-    serve += ["--disable-update-check", "--disable-workspace-trust"]
+    base, data, chromium = install_code_server(tmp_path, settings)
     with FakeK2Server(script, models=[MODEL]) as srv:
         env = _server_env(project, srv.base_url)
         # the provider comes from the extension's settings: moonshot requires a key
@@ -241,18 +275,9 @@ def serve_code_server(
         if key_from_palette:
             del env["K2LSP_API_KEY"]
         env["XDG_CONFIG_HOME"] = str(tmp_path / "config")  # code-server's config.yaml too
-        log = (tmp_path / "code-server.log").open("wb")
-        proc = subprocess.Popen(
-            ["setsid", *base, *serve, str(project)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=False,
-        )
-        try:
-            _wait_http(f"http://127.0.0.1:{port}/healthz", 180, proc)
+        with run_code_server(base, project, env, tmp_path) as url:
             yield {
-                "url": f"http://127.0.0.1:{port}/?folder={project}",
+                "url": url,
                 "data": str(data),
                 "root": str(project),
                 "shots": str(tmp_path),
@@ -260,16 +285,6 @@ def serve_code_server(
                 "log": str(tmp_path / "code-server.log"),
                 "auth": srv.auth,
             }
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            log.close()
 
 
 @pytest.fixture
@@ -286,7 +301,7 @@ def run_e2e(script: str, cs: dict[str, Any], **extra: str) -> tuple[dict[str, An
     env = {
         **os.environ,
         "CS_URL": cs["url"],
-        "K2_ROOT": cs["root"],
+        "K2_ROOT": str(cs["root"]),
         "SHOTS": cs["shots"],
         "CHROMIUM": cs["chromium"],
         **extra,

@@ -8,11 +8,6 @@ opens the webview panel: that is what runs for real. Needs `bash editors/setup-t
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,18 +18,13 @@ from k2lsp.fake.server import FakeK2Server, Reply
 from tests.editor_helpers import make_calc_project
 from tests.test_editor_vscode import (
     API_KEY,
-    CACHE,
-    CS_ENTRY,
-    EXT,
     MODEL,
-    NODE24,
-    SETUP_HINT,
-    _build_extension,
-    _free_port,
-    _node,
     _server_bin,
     _server_env,
-    _wait_http,
+    install_code_server,
+    run_code_server,
+    run_e2e,
+    run_node_tests,
 )
 
 pytestmark = pytest.mark.editor
@@ -50,16 +40,7 @@ def chat_script() -> list[Reply]:
 
 
 def test_chat_core_unit_tests() -> None:
-    node = _node()
-    _build_extension(node)
-    proc = subprocess.run(
-        [node, "--test", "--test-reporter=spec", "test/chat.test.mjs"],
-        cwd=EXT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    report = proc.stdout[-6000:] + proc.stderr[-3000:]
+    proc, report = run_node_tests("chat.test.mjs")
     assert proc.returncode == 0, report
     assert "ℹ pass 5" in proc.stdout and "ℹ fail 0" in proc.stdout, report
 
@@ -67,22 +48,6 @@ def test_chat_core_unit_tests() -> None:
 @pytest.fixture
 def chat_server(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """code-server with the freshly built .vsix and the fake K2 host scripted for the chat."""
-    if not (NODE24.exists() and CS_ENTRY.exists()):
-        pytest.skip(f"code-server not installed under {CACHE}: {SETUP_HINT}")
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        pytest.skip(f"Debian chromium missing: {SETUP_HINT}")
-    project = make_calc_project(tmp_path)
-    node = str(NODE24)
-    _build_extension(node)
-    vsix = tmp_path / "k2lsp.vsix"
-    vsce = [node, str(EXT / "node_modules" / "@vscode" / "vsce" / "vsce"), "package"]
-    vsce += ["--no-dependencies", "--skip-license", "--allow-missing-repository", "-o", str(vsix)]
-    subprocess.run(vsce, cwd=EXT, check=True, capture_output=True, timeout=300)
-    data, exts = tmp_path / "cs-data", tmp_path / "cs-ext"
-    base = [node, str(CS_ENTRY), "--user-data-dir", str(data), "--extensions-dir", str(exts)]
-    subprocess.run([*base, "--install-extension", str(vsix)], check=True, timeout=300)
-    (data / "User").mkdir(parents=True, exist_ok=True)
     settings = {
         "k2lsp.serverPath": _server_bin(),
         "k2lsp.sandbox": "none",
@@ -96,21 +61,14 @@ def chat_server(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "extensions.ignoreRecommendations": True,
         "files.autoSave": "off",
     }
-    (data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
-    port = _free_port()
-    serve = ["--auth", "none", "--bind-addr", f"127.0.0.1:{port}", "--disable-telemetry"]
-    serve += ["--disable-update-check", "--disable-workspace-trust"]
+    base, data, chromium = install_code_server(tmp_path, settings)
+    project = make_calc_project(tmp_path)
     with FakeK2Server(chat_script(), models=[MODEL]) as srv:
         env = _server_env(project, srv.base_url)
         env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-        log = (tmp_path / "code-server.log").open("wb")
-        proc = subprocess.Popen(
-            ["setsid", *base, *serve, str(project)], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            _wait_http(f"http://127.0.0.1:{port}/healthz", 180, proc)
+        with run_code_server(base, project, env, tmp_path) as url:
             yield {
-                "url": f"http://127.0.0.1:{port}/?folder={project}",
+                "url": url,
                 "root": project,
                 "shots": str(tmp_path),
                 "chromium": chromium,
@@ -118,40 +76,12 @@ def chat_server(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 "data": data,
                 "fake": srv,
             }
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            log.close()
 
 
 def test_code_server_chat_panel_sends_a_message_and_a_follow_up(
     chat_server: dict[str, Any],
 ) -> None:
-    env = {
-        **os.environ,
-        "CS_URL": chat_server["url"],
-        "K2_ROOT": str(chat_server["root"]),
-        "SHOTS": chat_server["shots"],
-        "CHROMIUM": chat_server["chromium"],
-    }
-    proc = subprocess.run(
-        [str(NODE24), "test/e2e/chat.mjs"],
-        cwd=EXT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    cs_log = chat_server["log"].read_text(errors="replace")[-3000:]
-    report = f"{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}\ncode-server log:\n{cs_log}"
-    assert proc.returncode == 0, report
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result, report = run_e2e("chat.mjs", chat_server)
     fake: FakeK2Server = chat_server["fake"]
     assert fake.rejected == [] and len(fake.requests) == 3, report
     # the question carried the unsaved buffer (the "current file" chip) with its version

@@ -11,18 +11,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from heavy_helpers import (
-    HOST_PYTEST,
-    MODEL,
-    TASK,
-    candidate_scripts,
-    make_calc_repo,
-    script_candidates,
-)
+from heavy_helpers import MODEL, run_heavy_task, start_heavy_editor
 from test_editor_vscode import EXT, _build_extension, _node
 
 from k2lsp.fake.server import FakeK2Server
-from tests.lsp_fixtures import Editor, start_editor, stop_editor
+from tests.lsp_fixtures import Editor, stop_editor
 
 pytestmark = [pytest.mark.editor, pytest.mark.timeout(400)]
 
@@ -44,9 +37,7 @@ console.log(JSON.stringify({ latest: store.latest, items: items.map(show), sides
 async def editor(tmp_path: Path) -> AsyncIterator[tuple[Editor, FakeK2Server]]:
     srv = FakeK2Server([], models=[MODEL])
     srv.start()
-    root = make_calc_repo(tmp_path / "proj")
-    options = {"sandbox": "none", "testCommand": HOST_PYTEST, "heavyCandidates": 3}
-    ed = await start_editor(root, srv.base_url, tmp_path / "home", init_options=options)
+    ed = await start_heavy_editor(tmp_path, srv.base_url, "none")
     yield ed, srv
     await stop_editor(ed)
     srv.stop()
@@ -58,10 +49,7 @@ async def test_quickpick_items_and_diff_previews_from_a_real_heavy_run(
     node = _node()
     _build_extension(node)
     ed, fake = editor
-    script_candidates(fake, candidate_scripts()[:3])
-    uri = ed.open("calc.py")
-    started = await ed.command("k2lsp.task", {"task": TASK, "uri": uri, "heavy": 3})
-    info = await ed.finished(started["runId"], timeout=300)
+    started, info = await run_heavy_task(ed, fake, timeout=300)
     assert info["outcome"] == "success" and info["delivery"] == "applied", info
     events = tmp_path / "events.json"
     events.write_text(json.dumps(ed.events(started["runId"])))

@@ -9,18 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from heavy_helpers import (
-    HOST_PYTEST,
-    MODEL,
-    TASK,
-    candidate_scripts,
-    make_calc_repo,
-    script_candidates,
-)
+from heavy_helpers import MODEL, run_heavy_task, start_heavy_editor
 from lsprotocol import types
 
 from k2lsp.fake.server import FakeK2Server
-from tests.lsp_fixtures import Editor, code_action_params, start_editor, stop_editor
+from tests.lsp_fixtures import Editor, code_action_params, stop_editor
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -39,11 +32,9 @@ async def editor(tmp_path: Path, fake: FakeK2Server) -> AsyncIterator[Editor]:
 
     if bwrap.problem():
         pytest.skip(f"bwrap unavailable: {bwrap.problem()}")
-    root = make_calc_repo(tmp_path / "proj")
-    options = {"sandbox": "bwrap", "testCommand": HOST_PYTEST, "heavyCandidates": 3}
     # the host interpreter the tests run with lives under the real HOME (bound into bwrap)
     home = {"HOME": os.environ.get("HOME")}
-    ed = await start_editor(root, fake.base_url, tmp_path / "home", init_options=options, env=home)
+    ed = await start_heavy_editor(tmp_path, fake.base_url, "bwrap", env=home)
     yield ed
     await stop_editor(ed)
 
@@ -70,10 +61,7 @@ async def test_editing_actions_come_with_a_heavy_variant(editor: Editor) -> None
 async def test_heavy_task_delivers_the_winner_into_the_buffer(
     editor: Editor, fake: FakeK2Server, tmp_path: Path
 ) -> None:
-    script_candidates(fake, candidate_scripts()[:3])
-    uri = editor.open("calc.py")
-    started = await editor.command("k2lsp.task", {"task": TASK, "uri": uri, "heavy": 3})
-    info = await editor.finished(started["runId"], timeout=240)
+    started, info = await run_heavy_task(editor, fake, timeout=240)
     assert info["outcome"] == "success" and info["delivery"] == "applied", info
     text = editor.text("calc.py")
     assert "return a + b" in text and "TypeError" not in text  # c3, not c2's rewrite

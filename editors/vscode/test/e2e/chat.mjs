@@ -5,73 +5,52 @@
 // Env: CS_URL, K2_ROOT, SHOTS, CHROMIUM. Prints one JSON line of observations on success.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
-import { WAIT_MS, poll, runCommand } from "./lib.mjs";
+import { inBrowser, openWorkbench, poll, runCommand } from "./lib.mjs";
 
 const root = process.env.K2_ROOT;
 const shots = process.env.SHOTS ?? "/tmp";
 const log = (...a) => console.error("[e2e-chat]", ...a);
 
-async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-  });
-  const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
-  page.on("pageerror", (e) => log("page error:", e.message));
-  try {
-    await page.goto(process.env.CS_URL, { timeout: 120000 });
-    await page.locator(".monaco-workbench").waitFor({ timeout: 180000 });
-    await page.locator(".explorer-folders-view, .explorer-viewlet").first().waitFor({ timeout: 120000 });
-    await page.locator(".explorer-folders-view .monaco-list-row", { hasText: "calc.py" }).first().dblclick();
-    const first = page.locator(".monaco-editor .view-line", { hasText: "def add(a, b):" });
-    await first.waitFor({ timeout: 60000 });
-    await first.click();
-    await page.keyboard.press("Home");
-    await page.keyboard.type("# typed in the editor\n");
-    log("calc.py open and edited (unsaved)");
-    await runCommand(page, "K2: Open chat");
-    const frame = page.frameLocator("iframe.webview").frameLocator("iframe#active-frame");
-    const box = frame.locator("#message");
-    await box.waitFor({ timeout: 60000 });
-    log("chat panel open");
-    await page.mouse.move(900, 700); // away from the editor toolbar's hover tooltips
-    await box.click();
-    await frame.locator("#chip-file").check();
-    await box.fill("/ask what does add do?");
-    await frame.locator("#send").click();
-    const transcript = frame.locator("#transcript");
-    await poll("the first answer", async () => (await transcript.innerText()).includes("add subtracts b from a."));
-    await poll("the first run to end", async () => (await frame.locator(".end").count()) >= 1);
-    const conversation1 = (await frame.locator("#conversation").innerText()).trim();
-    log("first answer shown;", conversation1);
-    await box.fill("now fix it");
-    await frame.locator("#send").click();
-    await poll("the second answer", async () => (await transcript.innerText()).includes("Fixed: add adds now."));
-    await poll("the second run to end", async () => (await frame.locator(".end").count()) >= 2);
-    const conversation2 = (await frame.locator("#conversation").innerText()).trim();
-    const calc = path.join(root, "calc.py");
-    await poll("calc.py saved with the fix", () => readFileSync(calc, "utf8").includes("return a + b"));
-    await page.screenshot({ path: path.join(shots, "chat.png") });
-    console.log(JSON.stringify({
-      transcript: await transcript.innerText(),
-      html: await transcript.innerHTML(),
-      open_details: await frame.locator("#transcript details[open]").count(),
-      details: await frame.locator("#transcript details").count(),
-      ends: await frame.locator(".end").allInnerTexts(),
-      conversation_1: conversation1,
-      conversation_2: conversation2,
-      calc: readFileSync(calc, "utf8"),
-    }));
-  } catch (err) {
-    await page.screenshot({ path: path.join(shots, "failure.png") }).catch(() => undefined);
-    log(`FAILED: ${err.message} (screenshot ${path.join(shots, "failure.png")})`);
-    process.exitCode = 1;
-  } finally {
-    await browser.close();
-  }
-}
-
-await main();
+await inBrowser(log, shots, async (page) => {
+  await openWorkbench(page);
+  await page.locator(".explorer-folders-view .monaco-list-row", { hasText: "calc.py" }).first().dblclick();
+  const first = page.locator(".monaco-editor .view-line", { hasText: "def add(a, b):" });
+  await first.waitFor({ timeout: 60000 });
+  await first.click();
+  await page.keyboard.press("Home");
+  await page.keyboard.type("# typed in the editor\n");
+  log("calc.py open and edited (unsaved)");
+  await runCommand(page, "K2: Open chat");
+  const frame = page.frameLocator("iframe.webview").frameLocator("iframe#active-frame");
+  const box = frame.locator("#message");
+  await box.waitFor({ timeout: 60000 });
+  log("chat panel open");
+  await page.mouse.move(900, 700); // away from the editor toolbar's hover tooltips
+  await box.click();
+  await frame.locator("#chip-file").check();
+  await box.fill("/ask what does add do?");
+  await frame.locator("#send").click();
+  const transcript = frame.locator("#transcript");
+  await poll("the first answer", async () => (await transcript.innerText()).includes("add subtracts b from a."));
+  await poll("the first run to end", async () => (await frame.locator(".end").count()) >= 1);
+  const conversation1 = (await frame.locator("#conversation").innerText()).trim();
+  log("first answer shown;", conversation1);
+  await box.fill("now fix it");
+  await frame.locator("#send").click();
+  await poll("the second answer", async () => (await transcript.innerText()).includes("Fixed: add adds now."));
+  await poll("the second run to end", async () => (await frame.locator(".end").count()) >= 2);
+  const conversation2 = (await frame.locator("#conversation").innerText()).trim();
+  const calc = path.join(root, "calc.py");
+  await poll("calc.py saved with the fix", () => readFileSync(calc, "utf8").includes("return a + b"));
+  await page.screenshot({ path: path.join(shots, "chat.png") });
+  console.log(JSON.stringify({
+    transcript: await transcript.innerText(),
+    html: await transcript.innerHTML(),
+    open_details: await frame.locator("#transcript details[open]").count(),
+    details: await frame.locator("#transcript details").count(),
+    ends: await frame.locator(".end").allInnerTexts(),
+    conversation_1: conversation1,
+    conversation_2: conversation2,
+    calc: readFileSync(calc, "utf8"),
+  }));
+});

@@ -5,28 +5,16 @@
 // Prints one JSON line of observations; exits 1 with a reason otherwise.
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
-import { WAIT_MS, findFiles, poll, runCommand } from "./lib.mjs";
+import { WAIT_MS, findFiles, inBrowser, openWorkbench, poll, runCommand, setApiKey } from "./lib.mjs";
 
 const shots = process.env.SHOTS ?? "/tmp";
 const log = (...a) => console.error("[e2e]", ...a);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage"],
-});
-const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
-try {
+const args = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage"];
+await inBrowser(log, shots, async (page) => {
   writeFileSync(path.join(process.env.K2_ROOT, "bad.json"), '{\n  "name": "calc",\n  "version": ,\n}\n');
-  await page.goto(process.env.CS_URL, { timeout: 120000 });
-  await page.locator(".monaco-workbench").waitFor({ timeout: 180000 });
-  await page.locator(".explorer-folders-view, .explorer-viewlet").first().waitFor({ timeout: 120000 });
-  await runCommand(page, "K2: Set API key");
-  await page.locator(".quick-input-widget input[type=password]").waitFor({ timeout: 30000 });
-  await page.keyboard.type(process.env.K2_SET_KEY);
-  await page.keyboard.press("Enter");
-  await page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 30000 });
+  await openWorkbench(page);
+  await setApiKey(page, process.env.K2_SET_KEY);
   // "K2: Check setup": the notification and the Output lines
   const toast = await poll("the setup notification", async () => {
     await runCommand(page, "K2: Check setup");
@@ -67,10 +55,4 @@ try {
   }, WAIT_MS, 2000);
   await page.screenshot({ path: path.join(shots, "setup-diagnostic.png") });
   console.log(JSON.stringify({ notification, output_channel: files, quick_fixes: titles }));
-} catch (err) {
-  await page.screenshot({ path: path.join(shots, "failure.png") }).catch(() => undefined);
-  log(`FAILED: ${err.message} (screenshot ${path.join(shots, "failure.png")})`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+}, { args, pageErrors: false });
