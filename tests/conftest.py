@@ -4,8 +4,9 @@ context confined to a temporary workspace."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,6 +16,32 @@ from k2lsp.runs.workspace import Workspace
 from k2lsp.tools.base import ToolContext
 
 TEST_KEY = "sk-test-k2lsp-0123456789abcdefghij"
+
+if TYPE_CHECKING:
+    from tests.lsp_fixtures import Editor
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeK2Server]:
+    """A started fake K2 host with an empty script that lists kimi-k2-thinking among its
+    models (what a language server's start-up check asks); add replies with `fake.add`."""
+    srv = FakeK2Server([], models=["kimi-k2-thinking"])
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+async def editor(tmp_path: Path, fake: FakeK2Server) -> AsyncIterator[Editor]:
+    """`k2lsp --stdio` driven by a pytest-lsp client, on `make_project(tmp_path / "proj")`
+    (a module defines its own `editor` for another project or other options)."""
+    from tests.lsp_fixtures import make_project, start_editor, stop_editor
+
+    ed = await start_editor(make_project(tmp_path / "proj"), fake.base_url, tmp_path / "home")
+    yield ed
+    await stop_editor(ed)
 
 
 @pytest.fixture

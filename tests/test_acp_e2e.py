@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,6 @@ CALC = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n
 TEST = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
 UNSAVED = "# unsaved note from the editor\n" + CALC
 TOKEN = "demo-secret-token-0a1b2c3d4e5f"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeK2Server]:
-    srv = FakeK2Server([], models=["kimi-k2-thinking"])
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def _project(tmp_path: Path) -> Path:

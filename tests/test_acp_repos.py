@@ -5,7 +5,6 @@ unsaved edit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ pytestmark = [
 ]
 NAME = "inflection"
 NOTE = "# an unsaved note in the editor\n"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeK2Server]:
-    srv = FakeK2Server([], models=["kimi-k2-thinking"])
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 async def test_a_real_package_is_fixed_red_to_green_into_the_unsaved_buffer(

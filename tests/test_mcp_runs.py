@@ -52,14 +52,6 @@ def http_mcp() -> Iterator[str]:
         proc.wait(10)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeK2Server]:
-    srv = FakeK2Server([], models=["kimi-k2-thinking"])
-    srv.start()
-    yield srv
-    srv.stop()
-
-
 def _run(
     tmp_path: Path, fake: FakeK2Server, url: str, *flags: str
 ) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +39,6 @@ def hostile_answer(key: str) -> Reply:
 def assert_no_key(text: str, key: str, where: str) -> None:
     for n in range(12, len(key) + 1):
         assert key[:n] not in text, f"{n} characters of the key reached {where}"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeK2Server]:
-    srv = FakeK2Server([], models=["kimi-k2-thinking"])
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def record_wire(client: Any) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ from tests.lsp_fixtures import (
 pytestmark = pytest.mark.timeout(240)
 FIRST = ("run_command", {"command": "echo first-ran"})
 SECOND = ("run_command", {"command": "echo second-ran"})
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeK2Server]:
-    srv = FakeK2Server([], models=["kimi-k2-thinking"])
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def _tool_texts(fake: FakeK2Server) -> list[str]:

@@ -4,7 +4,6 @@ and two runs at once. Nothing the user typed is ever overwritten."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,6 @@ from tests.lsp_fixtures import FIX_ADD, Editor, make_project, start_editor, stop
 
 pytestmark = pytest.mark.timeout(180)
 ORIGINAL = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeK2Server]:
-    srv = FakeK2Server([], models=["kimi-k2-thinking"])
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-async def editor(tmp_path: Path, fake: FakeK2Server) -> AsyncIterator[Editor]:
-    ed = await start_editor(make_project(tmp_path / "proj"), fake.base_url, tmp_path / "home")
-    yield ed
-    await stop_editor(ed)
 
 
 async def _start_held(editor: Editor, fake: FakeK2Server) -> str:

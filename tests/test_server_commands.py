@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +14,6 @@ from k2lsp.fake.server import FakeK2Server, Reply
 from tests.lsp_fixtures import FIX_ADD, Editor, make_project, start_editor, stop_editor
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeK2Server]:
-    srv = FakeK2Server([], models=["kimi-k2-thinking"])
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-async def editor(tmp_path: Path, fake: FakeK2Server) -> AsyncIterator[Editor]:
-    root = make_project(tmp_path / "proj")
-    ed = await start_editor(root, fake.base_url, tmp_path / "home")
-    yield ed
-    await stop_editor(ed)
 
 
 def sel(start: int, end: int) -> dict[str, Any]:

@@ -21,14 +21,6 @@ FIX_MUL = ("edit_file", {"path": "calc.py", "old_text": "return a * b", "new_tex
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeK2Server]:
-    srv = FakeK2Server([], models=["kimi-k2-thinking"])
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
 async def editor(tmp_path: Path, fake: FakeK2Server) -> AsyncIterator[Editor]:
     root = make_project(tmp_path / "proj")
     (root / ".env").write_text("TOKEN=abc\n")

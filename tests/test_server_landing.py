@@ -4,7 +4,6 @@ silently and still answer `applied`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from lsprotocol import types
 
 from k2lsp.fake.server import FakeK2Server, Reply
 from k2lsp.runs.merge import holds
-from tests.lsp_fixtures import FIX_ADD, Editor, make_project, start_editor, stop_editor
+from tests.lsp_fixtures import FIX_ADD, Editor
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -20,22 +19,6 @@ CALC = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n
 FIXED = CALC.replace("a - b", "a + b")
 TYPED_MUL = CALC.replace("a * b", "a * b  # typed")  # far from the fix: merges
 TYPED_ADD = CALC.replace("a - b", "a - b  # typed")  # on the fixed line: conflicts
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeK2Server]:
-    srv = FakeK2Server([], models=["kimi-k2-thinking"])
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-async def editor(tmp_path: Path, fake: FakeK2Server) -> AsyncIterator[Editor]:
-    root = make_project(tmp_path / "proj")
-    ed = await start_editor(root, fake.base_url, tmp_path / "home")
-    yield ed
-    await stop_editor(ed)
 
 
 async def _fix(editor: Editor, fake: FakeK2Server) -> dict[str, object]:

@@ -25,14 +25,6 @@ OPTIONS = {"preview": True, "reviewHunks": True}
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeK2Server]:
-    srv = FakeK2Server([], models=["kimi-k2-thinking"])
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
 async def editor(tmp_path: Path, fake: FakeK2Server) -> AsyncIterator[Editor]:
     root = make_project(tmp_path / "proj")
     ed = await start_editor(root, fake.base_url, tmp_path / "home", init_options=OPTIONS)

@@ -7,7 +7,6 @@ Real server over stdio (pytest-lsp), the fake K2 host, a real git repository.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,6 @@ from tests.lsp_fixtures import FIX_ADD, make_project, start_editor, stop_editor
 pytestmark = pytest.mark.timeout(180)
 
 FIX_MUL = ("edit_file", {"path": "calc.py", "old_text": "return a * b", "new_text": "return b * a"})
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeK2Server]:
-    srv = FakeK2Server([], models=["kimi-k2-thinking"])
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def _git_project(root: Path) -> Path:

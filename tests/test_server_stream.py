@@ -4,7 +4,6 @@ strict client with no custom capability that must get everything over standard L
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,6 @@ pytestmark = pytest.mark.timeout(180)
 REASONING = "".join(
     f"Step {i}: checking how add behaves with {i} and {i + 1}.\n" for i in range(40)
 )
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeK2Server]:
-    srv = FakeK2Server([], models=["kimi-k2-thinking"])
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 async def test_stream_batches_are_ordered_coalesced_and_lose_nothing(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, Self
 
 from k2lsp.errors import BudgetExhausted
 from k2lsp.model.types import Usage
@@ -92,7 +92,7 @@ class Budget:
     started: float = field(default_factory=time.monotonic)
 
     @classmethod
-    def from_settings(cls, settings: object) -> Budget:
+    def from_settings(cls, settings: object) -> Self:
         """A budget from `Settings` (max_steps, max_tokens, budget_usd, timeout_s)."""
         steps = getattr(settings, "max_steps", None) or DEFAULT_MAX_STEPS
         return cls(

@@ -22,8 +22,15 @@ def record_usage(
 ) -> None:
     """Add `usage` to the budget and emit its `usage` event with the running totals."""
     budget.add_usage(usage)
+    emit_usage(emitter, usage, budget.used, attempt_failed=attempt_failed)
+
+
+def emit_usage(
+    emitter: Emitter, usage: Usage, total: Usage, *, attempt_failed: bool = False
+) -> None:
+    """Emit the `usage` event of one attempt with the running totals `total`."""
     counts = asdict(usage)
-    totals = asdict(budget.used)
+    totals = asdict(total)
     emitter.emit(
         "usage",
         **{k: counts[k] for k in _COUNTS},

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cli(argv: list[str]) -> int:
     """Run (or resume) a refactor job; the exit code of its outcome."""
     from k2lsp.agent.refactor.job import JobOptions
-    from k2lsp.cli.render import JsonRenderer, TerminalRenderer
+    from k2lsp.cli.render import renderer
     from k2lsp.config.settings import load_settings
 
     args = build_parser().parse_args(argv)
@@ -57,11 +57,7 @@ def cli(argv: list[str]) -> int:
         repo.resolve(), overrides, notify=lambda line: print(safe_text(line), file=sys.stderr)
     )
     out = SafeStream(sys.stdout)
-    sink: EventSink
-    if args.json:
-        sink = JsonRenderer(out)  # type: ignore[arg-type]
-    else:
-        sink = TerminalRenderer(out=out, err=SafeStream(sys.stderr))  # type: ignore[arg-type]
+    sink = renderer(args.json, out)  # type: ignore[arg-type]
     opts = JobOptions(
         task=args.task,
         repo=repo,

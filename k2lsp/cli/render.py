@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from k2lsp.agent.events import Event
+from k2lsp.agent.events import Event, EventSink
 
 DIM, RESET, BOLD, RED, GREEN, YELLOW = (
     "\x1b[2m",
@@ -199,3 +199,13 @@ def _write(stream: TextIO, text: str) -> None:
         stream.flush()
     except (BrokenPipeError, ValueError, OSError):
         pass
+
+
+def renderer(json_lines: bool, out: TextIO) -> EventSink:
+    """The sink of a headless command: JSON lines (`--json`) or the terminal rendering on
+    `out`, with the status line on stderr (both through the CLI's `SafeStream` boundary)."""
+    from k2lsp.redact.boundary import SafeStream
+
+    if json_lines:
+        return JsonRenderer(out)  # type: ignore[return-value]
+    return TerminalRenderer(out=out, err=SafeStream(sys.stderr))  # type: ignore[arg-type, return-value]

@@ -96,14 +96,10 @@ def prepare_headless(args: argparse.Namespace) -> Headless:
 
 def run_headless(args: argparse.Namespace) -> int:
     """Run the task of `args`, render it, deliver, and return the exit code."""
-    from k2lsp.cli.render import JsonRenderer, TerminalRenderer
+    from k2lsp.cli.render import renderer
 
     task, repo, output, settings, out = prepare_headless(args)
-    sink: EventSink
-    if args.json:
-        sink = JsonRenderer(out)  # type: ignore[arg-type]
-    else:
-        sink = TerminalRenderer(out=out, err=SafeStream(sys.stderr))  # type: ignore[arg-type]
+    sink = renderer(args.json, out)  # type: ignore[arg-type]
     request = RunRequest(
         task=task,
         repo=repo,

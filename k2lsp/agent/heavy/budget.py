@@ -10,11 +10,9 @@ the pool's counters are updated under a lock.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 
 from k2lsp.agent.budgets import (
-    DEFAULT_MAX_STEPS,
     Budget,
     check_limits,
     steps_exhausted,
@@ -29,32 +27,12 @@ OVER_ALL = " over all candidates"
 
 
 @dataclass
-class Pool:
-    """The shared limits (None = unlimited) and what all candidates used together."""
+class Pool(Budget):
+    """The shared limits (None = unlimited) and what all candidates used together: a budget
+    whose counters candidates running in parallel change under its lock, and whose messages
+    speak of all candidates."""
 
-    max_steps: int = DEFAULT_MAX_STEPS
-    max_tokens: int | None = None
-    max_usd: float | None = None
-    timeout_s: float | None = None
-    steps: int = 0
-    used: Usage = field(default_factory=Usage)
-    started: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @classmethod
-    def from_settings(cls, settings: object) -> Pool:
-        """The pool of `Settings` (max_steps, max_tokens, budget_usd, timeout_s)."""
-        base = Budget.from_settings(settings)
-        return cls(base.max_steps, base.max_tokens, base.max_usd, base.timeout_s)
-
-    @property
-    def total_tokens(self) -> int:
-        """Prompt plus completion tokens of every candidate (and the judge)."""
-        return self.used.prompt_tokens + self.used.completion_tokens
-
-    def elapsed(self) -> float:
-        """Seconds since heavy mode started."""
-        return time.monotonic() - self.started
 
     def add(self, usage: Usage) -> None:
         """Count one request's usage (a candidate's or the judge's)."""
@@ -82,12 +60,6 @@ class Pool:
     def time_exhausted(self) -> BudgetExhausted:
         """The error of a heavy run that hit its wall-time limit."""
         return time_exhausted(self.elapsed(), self.timeout_s, label=HEAVY)
-
-    def remaining_time(self) -> float | None:
-        """Seconds of shared wall time left (None: no limit)."""
-        if self.timeout_s is None:
-            return None
-        return max(0.0, self.timeout_s - self.elapsed())
 
     def candidate(self) -> CandidateBudget:
         """A budget view for one candidate's loop."""

@@ -302,25 +302,14 @@ class _HeavyRun:
 
     async def _judge(self, t: Tiering) -> Any:
         from k2lsp.agent.heavy.judge import judge
+        from k2lsp.agent.usage import emit_usage
         from k2lsp.model.client import K2Client
 
         client = K2Client(self.settings)
 
         def on_usage(usage: Any) -> None:
-            total = self.pool.used  # the pool counted it already: totals of the whole run
-            self.emitter.emit(
-                "usage",
-                prompt_tokens=usage.prompt_tokens,
-                cached_tokens=usage.cached_tokens,
-                completion_tokens=usage.completion_tokens,
-                cost_usd=usage.cost_usd,
-                total_prompt_tokens=total.prompt_tokens,
-                total_cached_tokens=total.cached_tokens,
-                total_completion_tokens=total.completion_tokens,
-                total_cost_usd=total.cost_usd,
-                estimated=usage.estimated,
-                attempt_failed=False,
-            )
+            # The pool counted it already: the event carries the totals of the whole run.
+            emit_usage(self.emitter, usage, self.pool.used)
 
         try:
             return await judge(
