@@ -7,11 +7,20 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from k2lsp.fake.script import ScriptItem
 from k2lsp.fake.server import Reply
 
 CALC = "def add(a, b):\n    return a - b\n"
 TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+
+
+def found_or_skip(path: str | None, missing: str) -> str:
+    """`path` of an editor the tests need; skip the test with `missing` when it was not found."""
+    if path is None:
+        pytest.skip(missing)
+    return path
 
 
 def make_calc_project(tmp_path: Path) -> Path:

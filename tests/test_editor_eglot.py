@@ -19,22 +19,24 @@ import pytest
 
 from k2lsp.fake.script import ScriptItem
 from k2lsp.fake.server import FakeK2Server, Reply
-from tests.editor_helpers import make_calc_project
+from tests.editor_helpers import found_or_skip, make_calc_project
 
 pytestmark = pytest.mark.editor
 
 MODEL = "kimi-k2-thinking"
 
-ELISP = r""";;; eglot-test.el -*- lexical-binding: t -*-
-(require 'eglot)
+# What every batch-Emacs script here starts with (run_eglot_batch puts it in front): eglot's
+# settings for an unattended run, k2-note/k2-finish to record the result, k2-wait to poll (it
+# runs k2-wait-hook between slices) and k2-eglot to start the server.
+ELISP_PRELUDE = r"""(require 'eglot)
 (require 'json)
-(require 'seq)
 (setq eglot-sync-connect 120
       eglot-connect-timeout 120
       eglot-confirm-server-initiated-edits nil
       confirm-kill-processes nil
       make-backup-files nil)
 (defvar k2-result '())
+(defvar k2-wait-hook nil "Run after each slice of `k2-wait'.")
 (defun k2-note (key value) (push (cons key value) k2-result))
 (defun k2-finish ()
   (with-temp-file (getenv "K2_RESULT") (insert (json-encode k2-result)))
@@ -42,24 +44,32 @@ ELISP = r""";;; eglot-test.el -*- lexical-binding: t -*-
 (defun k2-wait (seconds pred)
   (let ((deadline (+ (float-time) seconds)))
     (while (and (not (funcall pred)) (< (float-time) deadline))
-      (accept-process-output nil 0.2))
+      (accept-process-output nil 0.2)
+      (run-hooks 'k2-wait-hook))
     (funcall pred)))
+(defun k2-root () (file-name-as-directory (getenv "K2_ROOT")))
+(defun k2-eglot (root)
+  "Turn on python-mode in the current buffer and start k2lsp (sandbox off) in eglot for ROOT."
+  (python-mode)
+  (eglot '(python-mode) (project-current nil root) 'eglot-lsp-server
+         (list (getenv "K2TEST_BIN") "--stdio"
+               :initializationOptions '(:k2lsp (:sandbox "none" :maxSteps 20)))
+         "python"))
+"""
+
+ELISP = r"""(require 'seq)
 (defun k2-fixed-p (file)
   (let ((calc (get-file-buffer file)))
     (and calc (with-current-buffer calc
                 (save-excursion (goto-char (point-min)) (and (search-forward "a + b" nil t) t))))))
 (condition-case err
-    (let* ((root (file-name-as-directory (getenv "K2_ROOT")))
+    (let* ((root (k2-root))
            (default-directory root)
            ;; calc.py is open too: eglot 1.9 asks y-or-n-p before editing unvisited files
            (calc-buf (find-file-noselect (expand-file-name "calc.py" root)))
            (buf (find-file-noselect (expand-file-name "test_calc.py" root))))
       (with-current-buffer buf
-        (python-mode)
-        (eglot '(python-mode) (project-current nil root) 'eglot-lsp-server
-               (list (getenv "K2TEST_BIN") "--stdio"
-                     :initializationOptions '(:k2lsp (:sandbox "none" :maxSteps 20)))
-               "python")
+        (k2-eglot root)
         (k2-note 'connected (and (eglot-current-server) t))
         (goto-char (point-min))
         (search-forward "assert add")
@@ -111,14 +121,17 @@ def _emacs_with_eglot() -> str | None:
     return emacs if probe.returncode == 0 else None
 
 
+@pytest.fixture(scope="module")
+def emacs() -> str:
+    """Path of an Emacs with eglot, or skip."""
+    return found_or_skip(
+        _emacs_with_eglot(), "emacs with eglot missing (apt-get install emacs-nox elpa-eglot)"
+    )
+
+
 def test_eglot_applies_fix_failing_test_with_standard_lsp_only(
-    project: Path, tmp_path: Path
+    emacs: str, project: Path, tmp_path: Path
 ) -> None:
-    emacs = _emacs_with_eglot()
-    if emacs is None:
-        pytest.skip("emacs with eglot missing (apt-get install emacs-nox elpa-eglot)")
-    script = tmp_path / "eglot-test.el"
-    script.write_text(ELISP)
     replies: list[ScriptItem] = [
         Reply(
             reasoning="The test expects add(2, 3) == 5. Let me read calc.py first.",
@@ -136,7 +149,7 @@ def test_eglot_applies_fix_failing_test_with_standard_lsp_only(
         Reply(reasoning="The edit is in place.", content="Fixed add()."),
     ]
     with FakeK2Server(replies, models=[MODEL]) as srv:
-        data = run_eglot_batch(emacs, script, project, srv.base_url, tmp_path)
+        data = run_eglot_batch(emacs, ELISP, project, srv.base_url, tmp_path)
     assert data["connected"] is True
     assert any("Fix failing test" in t for t in data["titles"]), data["titles"]
     assert data["applied"] is True, f"{data.get('calc')}\n{data.get('events', '')[-4000:]}"
@@ -147,26 +160,7 @@ def test_eglot_applies_fix_failing_test_with_standard_lsp_only(
     assert "k2lsp/stream" not in events  # no custom method for a standard client
 
 
-ELISP_DEFAULT = r""";;; eglot-default.el -*- lexical-binding: t -*-
-(require 'eglot)
-(require 'json)
-(setq eglot-sync-connect 120
-      eglot-connect-timeout 120
-      eglot-confirm-server-initiated-edits nil
-      confirm-kill-processes nil
-      make-backup-files nil)
-(defvar k2-result '())
-(defun k2-note (key value) (push (cons key value) k2-result))
-(defun k2-finish ()
-  (with-temp-file (getenv "K2_RESULT") (insert (json-encode k2-result)))
-  (kill-emacs 0))
-(defun k2-wait (seconds pred)
-  (let ((deadline (+ (float-time) seconds)))
-    (while (and (not (funcall pred)) (< (float-time) deadline))
-      (accept-process-output nil 0.2)
-      (k2-idle))
-    (funcall pred)))
-(defun k2-idle ()
+ELISP_DEFAULT = r"""(defun k2-idle ()
   "What Emacs does when the user stops typing: eglot's idle timer sends pending didChange.
 Batch Emacs never goes idle, so the wait loop does it."
   (dolist (b (buffer-list))
@@ -175,19 +169,16 @@ Batch Emacs never goes idle, so the wait loop does it."
         (cancel-timer eglot--change-idle-timer)
         (setq eglot--change-idle-timer nil)
         (eglot--signal-textDocument/didChange)))))
+(add-hook 'k2-wait-hook #'k2-idle)
 (defun k2-messages ()
   (with-current-buffer (messages-buffer) (buffer-substring-no-properties (point-min) (point-max))))
 (condition-case err
-    (let* ((root (file-name-as-directory (getenv "K2_ROOT")))
+    (let* ((root (k2-root))
            (default-directory root)
            (calc-buf (find-file-noselect (expand-file-name "calc.py" root)))
            (buf (find-file-noselect (expand-file-name "test_calc.py" root))))
       (with-current-buffer buf
-        (python-mode)
-        (eglot '(python-mode) (project-current nil root) 'eglot-lsp-server
-               (list (getenv "K2TEST_BIN") "--stdio"
-                     :initializationOptions '(:k2lsp (:sandbox "none" :maxSteps 20)))
-               "python")
+        (k2-eglot root)
         (k2-note 'connected (and (eglot-current-server) t))
         ;; a real selection: the whole test function
         (goto-char (point-min))
@@ -219,15 +210,10 @@ Batch Emacs never goes idle, so the wait loop does it."
 
 
 def test_eglot_default_action_is_the_fix_and_it_shows_progress_and_the_answer(
-    project: Path, tmp_path: Path
+    emacs: str, project: Path, tmp_path: Path
 ) -> None:
     """eglot 1.9 offers `isPreferred` as its menu default and has no $/progress support: the
     server sends it the run's progress as Log messages, which eglot shows in the echo area."""
-    emacs = _emacs_with_eglot()
-    if emacs is None:
-        pytest.skip("emacs with eglot missing (apt-get install emacs-nox elpa-eglot)")
-    script = tmp_path / "eglot-default.el"
-    script.write_text(ELISP_DEFAULT)
     replies: list[ScriptItem] = [
         Reply(reasoning="Read first.", tool_calls=[("read_file", {"path": "calc.py"})]),
         Reply(
@@ -243,7 +229,7 @@ def test_eglot_default_action_is_the_fix_and_it_shows_progress_and_the_answer(
         Reply(reasoning="Done.", content="Fixed add(): it subtracted."),
     ]
     with FakeK2Server(replies, models=[MODEL]) as srv:
-        data = run_eglot_batch(emacs, script, project, srv.base_url, tmp_path)
+        data = run_eglot_batch(emacs, ELISP_DEFAULT, project, srv.base_url, tmp_path)
     assert data["default"] == "K2: Fix failing test test_add", data["prompt"]
     assert data["applied"] is True, data.get("events", "")[-4000:]
     messages = data["messages"]
@@ -258,9 +244,14 @@ def test_eglot_default_action_is_the_fix_and_it_shows_progress_and_the_answer(
     assert "$/progress" not in data["events"]  # eglot 1.9 did not ask for it
 
 
-def run_eglot_batch(emacs: str, script: Path, project: Path, base_url: str, tmp_path: Path) -> dict:
-    """Run `script` in batch Emacs against k2lsp pointed at the fake host at `base_url`; the
-    JSON the script wrote to $K2_RESULT (checked to exist and to carry no "error")."""
+def run_eglot_batch(
+    emacs: str, body: str, project: Path, base_url: str, tmp_path: Path, prefix: str = ""
+) -> dict:
+    """Run `prefix`, ELISP_PRELUDE and `body` as one script in batch Emacs against k2lsp pointed
+    at the fake host at `base_url`; the JSON the script wrote to $K2_RESULT (checked to exist
+    and to carry no "error")."""
+    script = tmp_path / "k2-eglot.el"
+    script.write_text(";;; -*- lexical-binding: t -*-\n" + prefix + ELISP_PRELUDE + body)
     result = tmp_path / "result.json"
     server = Path(sys.executable).parent / "k2lsp"
     env = {

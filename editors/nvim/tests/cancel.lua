@@ -3,11 +3,7 @@ package.path = vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. 
 local H = require("harness")
 
 H.run(function()
-  H.setup()
-  local root = assert(os.getenv("K2_ROOT"))
-  if not H.open(root .. "/calc.py") then
-    error("k2lsp client did not start")
-  end
+  local root = H.start("calc.py")
   vim.cmd("K2Task Explain every function of this module in great detail")
   H.wait("streaming", 120000, function()
     return table.concat(require("k2lsp.output").lines(), "\n"):find("Pondering", 1, true) ~= nil
@@ -15,8 +11,5 @@ H.run(function()
   if os.getenv("K2_SKIP_CANCEL") ~= "1" then
     vim.cmd("K2Cancel")
   end
-  H.wait("run_finished", tonumber(os.getenv("K2_FINISH_WAIT_MS") or "120000"), function()
-    local r = require("k2lsp.status").last()
-    return r ~= nil and r.outcome ~= nil
-  end)
+  H.wait_run_finished(tonumber(os.getenv("K2_FINISH_WAIT_MS") or "120000"))
 end)

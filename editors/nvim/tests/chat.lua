@@ -28,11 +28,7 @@ end
 
 H.run(function()
   H.capture_notify()
-  H.setup()
-  local root = assert(os.getenv("K2_ROOT"))
-  if not H.open(root .. "/calc.py") then
-    error("k2lsp client did not start")
-  end
+  local root = H.start("calc.py")
   local calc = vim.api.nvim_get_current_buf()
   vim.api.nvim_buf_set_lines(calc, 0, 0, false, { "# UNSAVED note" }) -- not written to disk
   local ns = vim.api.nvim_create_namespace("otherlint") -- another source's diagnostic

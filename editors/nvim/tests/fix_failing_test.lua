@@ -4,34 +4,13 @@ package.path = vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. 
 local H = require("harness")
 
 H.run(function()
-  H.setup()
-  local root = assert(os.getenv("K2_ROOT"))
-  if not H.open(root .. "/test_calc.py") then
-    error("k2lsp client did not start")
-  end
-  -- cursor on the body of test_add
-  local lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
-  for i, l in ipairs(lines) do
-    if l:find("def test_add", 1, true) then
-      vim.api.nvim_win_set_cursor(0, { i + 1, 4 })
-    end
-  end
-  local titles = {}
-  vim.lsp.buf.code_action({
-    apply = true,
-    filter = function(a)
-      table.insert(titles, a.title)
-      return (a.title or ""):find("Fix failing test", 1, true) ~= nil
-    end,
-  })
-  H.result.action_titles = titles
-  H.wait("run_finished", 180000, function()
-    local r = require("k2lsp.status").last()
-    return r ~= nil and r.outcome ~= nil
+  local root = H.start("test_calc.py")
+  H.cursor_below("def test_add") -- cursor on the body of test_add
+  H.result.action_titles = H.apply_action(function(t)
+    return t:find("Fix failing test", 1, true) ~= nil
   end)
-  H.wait("buffer_changed", 60000, function()
-    return table.concat(H.buffer_lines(root .. "/calc.py"), "\n"):find("a + b", 1, true) ~= nil
-  end)
+  H.wait_run_finished(180000)
+  H.wait_buffer_has("buffer_changed", 60000, root .. "/calc.py", "a + b")
   H.result.calc_buffer = H.buffer_lines(root .. "/calc.py")
   local wins = require("k2lsp.output").windows()
   H.mark("output_window", #wins > 0)
@@ -52,9 +31,7 @@ H.run(function()
   end
   -- :K2Undo restores what the run delivered, through the editor
   vim.cmd("K2Undo")
-  H.wait("undone", 60000, function()
-    return table.concat(H.buffer_lines(root .. "/calc.py"), "\n"):find("a - b", 1, true) ~= nil
-  end)
+  H.wait_buffer_has("undone", 60000, root .. "/calc.py", "a - b")
   H.result.calc_after_undo = H.buffer_lines(root .. "/calc.py")
   vim.cmd("checkhealth k2lsp")
   H.result.health = vim.api.nvim_buf_get_lines(0, 0, -1, false)

@@ -5,11 +5,7 @@ package.path = vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. 
 local H = require("harness")
 
 H.run(function()
-  H.setup()
-  local root = assert(os.getenv("K2_ROOT"))
-  if not H.open(root .. "/calc.py") then
-    error("k2lsp client did not start")
-  end
+  local root = H.start("calc.py")
   local ns = vim.api.nvim_create_namespace("fake-linter")
   vim.diagnostic.set(ns, 0, {
     { lnum = 1, col = 4, end_lnum = 1, end_col = 16, severity = vim.diagnostic.severity.ERROR,
@@ -30,12 +26,7 @@ H.run(function()
   vim.lsp.buf.code_action()
   H.wait("offered", 20000, function() return #items > 0 end)
   H.result.actions = items
-  H.wait("run_finished", 180000, function()
-    local r = require("k2lsp.status").last()
-    return r ~= nil and r.outcome ~= nil
-  end)
-  H.wait("buffer_changed", 60000, function()
-    return table.concat(H.buffer_lines(root .. "/calc.py"), "\n"):find("a + b", 1, true) ~= nil
-  end)
+  H.wait_run_finished(180000)
+  H.wait_buffer_has("buffer_changed", 60000, root .. "/calc.py", "a + b")
   H.result.calc_buffer = H.buffer_lines(root .. "/calc.py")
 end)

@@ -36,11 +36,12 @@ function H.capture_notify()
   end
 end
 
---- Set up k2lsp against the server given in $K2TEST_BIN with the sandbox off.
-function H.setup()
+--- Set up k2lsp against the server given in $K2TEST_BIN with the sandbox off; `settings` (optional)
+--- adds to or overrides the server settings.
+function H.setup(settings)
   require("k2lsp").setup({
     cmd = { assert(os.getenv("K2TEST_BIN")), "--stdio" },
-    settings = { sandbox = "none", maxSteps = 20 },
+    settings = vim.tbl_extend("force", { sandbox = "none", maxSteps = 20 }, settings or {}),
   })
 end
 
@@ -53,6 +54,41 @@ function H.open(path)
   end)
 end
 
+--- H.setup(settings), then open `rel` (a path under $K2_ROOT) with the client ready, or raise;
+--- returns $K2_ROOT.
+function H.start(rel, settings)
+  H.setup(settings)
+  local root = assert(os.getenv("K2_ROOT"))
+  if not H.open(root .. "/" .. rel) then
+    error("k2lsp client did not start")
+  end
+  return root
+end
+
+--- Put the cursor in column 4 of the line below the (last) line of the current buffer that
+--- contains `text` (plain).
+function H.cursor_below(text)
+  for i, l in ipairs(vim.api.nvim_buf_get_lines(0, 0, -1, false)) do
+    if l:find(text, 1, true) then
+      vim.api.nvim_win_set_cursor(0, { i + 1, 4 })
+    end
+  end
+end
+
+--- vim.lsp.buf.code_action applying the action whose title satisfies `pick(title)`; returns the
+--- list that collects every offered title.
+function H.apply_action(pick)
+  local titles = {}
+  vim.lsp.buf.code_action({
+    apply = true,
+    filter = function(a)
+      table.insert(titles, a.title)
+      return pick(a.title or "")
+    end,
+  })
+  return titles
+end
+
 --- Lines of the buffer holding `path` (empty when not loaded).
 function H.buffer_lines(path)
   local buf = vim.fn.bufnr(path)
@@ -60,6 +96,21 @@ function H.buffer_lines(path)
     return {}
   end
   return vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+end
+
+--- Wait up to `ms` for the buffer holding `path` to contain `text` (plain); recorded as `name`.
+function H.wait_buffer_has(name, ms, path, text)
+  return H.wait(name, ms, function()
+    return table.concat(H.buffer_lines(path), "\n"):find(text, 1, true) ~= nil
+  end)
+end
+
+--- Wait up to `ms` for the last run to have an outcome; recorded as "run_finished".
+function H.wait_run_finished(ms)
+  return H.wait("run_finished", ms, function()
+    local r = require("k2lsp.status").last()
+    return r ~= nil and r.outcome ~= nil
+  end)
 end
 
 --- 1-based number of the first line of `buf` containing `text` (plain), or nil.

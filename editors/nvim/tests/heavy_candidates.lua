@@ -21,31 +21,13 @@ H.run(function()
     H.result.take_choices = items
     on_choice(items[1], 1) -- "Take c2 instead of the winner"
   end
-  require("k2lsp").setup({
-    cmd = { assert(os.getenv("K2TEST_BIN")), "--stdio" },
-    settings = { sandbox = "none", maxSteps = 20, heavyCandidates = 3, testCommand = os.getenv("K2_TEST_CMD") },
-  })
+  local root = H.start("tests/test_calc.py", { heavyCandidates = 3, testCommand = os.getenv("K2_TEST_CMD") })
   local heavy, status = require("k2lsp.heavy"), require("k2lsp.status")
-  local root = assert(os.getenv("K2_ROOT"))
   local calc = root .. "/calc.py"
-  if not H.open(root .. "/tests/test_calc.py") then
-    error("k2lsp client did not start")
-  end
-  for i, l in ipairs(vim.api.nvim_buf_get_lines(0, 0, -1, false)) do
-    if l:find("def test_add", 1, true) then
-      vim.api.nvim_win_set_cursor(0, { i + 1, 4 })
-    end
-  end
-  local titles = {}
-  vim.lsp.buf.code_action({
-    apply = true,
-    filter = function(a)
-      table.insert(titles, a.title)
-      local t = a.title or ""
-      return t:find("Fix failing test", 1, true) ~= nil and t:find("(K2 heavy ×3)", 1, true) ~= nil
-    end,
-  })
-  H.result.action_titles = titles
+  H.cursor_below("def test_add")
+  H.result.action_titles = H.apply_action(function(t)
+    return t:find("Fix failing test", 1, true) ~= nil and t:find("(K2 heavy ×3)", 1, true) ~= nil
+  end)
   H.wait("selected", 240000, function()
     return heavy.latest ~= nil and heavy.runs[heavy.latest].selected
   end)

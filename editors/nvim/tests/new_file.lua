@@ -29,11 +29,7 @@ end
 
 H.run(function()
   H.capture_notify()
-  H.setup()
-  local root = assert(os.getenv("K2_ROOT"))
-  if not H.open(root .. "/calc.py") then
-    error("k2lsp client did not start")
-  end
+  local root = H.start("calc.py")
   local calc = vim.api.nvim_get_current_buf()
   -- run 1 creates notes.py
   H.result.first = run_task("write notes")

@@ -13,13 +13,9 @@ end
 
 H.run(function()
   H.capture_notify()
-  H.setup()
+  local root = H.start("use.py")
   local review = require("k2lsp.review")
   local status = require("k2lsp.status")
-  local root = assert(os.getenv("K2_ROOT"))
-  if not H.open(root .. "/use.py") then
-    error("k2lsp client did not start")
-  end
   local win, use = vim.api.nvim_get_current_win(), vim.api.nvim_get_current_buf()
   vim.cmd("K2RefactorRepo " .. assert(os.getenv("K2_TASK")))
   local rev

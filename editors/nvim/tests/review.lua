@@ -9,16 +9,9 @@ local H = require("harness")
 
 H.run(function()
   H.capture_notify()
-  require("k2lsp").setup({
-    cmd = { assert(os.getenv("K2TEST_BIN")), "--stdio" },
-    settings = { sandbox = "none", maxSteps = 20, preview = true },
-  })
+  local root = H.start("calc.py", { preview = true })
   local review = require("k2lsp.review")
   local status = require("k2lsp.status")
-  local root = assert(os.getenv("K2_ROOT"))
-  if not H.open(root .. "/calc.py") then
-    error("k2lsp client did not start")
-  end
   local win, calc = vim.api.nvim_get_current_win(), vim.api.nvim_get_current_buf()
   vim.api.nvim_win_set_cursor(win, { 1, 0 })
   local run_id

@@ -62,12 +62,7 @@ local status = require("k2lsp.status")
 
 H.run(function()
   H.capture_notify()
-  H.setup()
-  local root = assert(os.getenv("K2_ROOT"))
-  local path = root .. "/calc.py"
-  if not H.open(path) then
-    error("k2lsp client did not start")
-  end
+  local path = H.start("calc.py") .. "/calc.py"
   local buf = vim.api.nvim_get_current_buf()
   local original = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
   local k2 = require("k2lsp")

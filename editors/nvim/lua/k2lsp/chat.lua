@@ -62,20 +62,15 @@ end
 
 --- The chat buffer, created on first use.
 function M.buf()
-  local st = M.state
-  if valid(st.buf) then
-    return st.buf
-  end
-  local buf = require("k2lsp.output").scratch(NAME, "k2chat", {
+  return require("k2lsp.output").kept_scratch(M.state, NAME, "k2chat", {
     { "K2Reasoning", [[^┆ .*$]], "Comment" },
     { "K2ChatRole", [[^## .*$]], "Title" },
     { "K2Tool", [[^[→←✎✓✗] .*$]], "Identifier" },
     { "K2ChatSep", [[^── message .*$]], "NonText" },
-  })
-  vim.api.nvim_buf_set_lines(buf, 0, -1, false, { M.SEP, "" })
-  vim.keymap.set("n", "<CR>", M.send, { buffer = buf, desc = "k2lsp: send the chat message" })
-  st.buf = buf
-  return buf
+  }, function(buf)
+    vim.api.nvim_buf_set_lines(buf, 0, -1, false, { M.SEP, "" })
+    vim.keymap.set("n", "<CR>", M.send, { buffer = buf, desc = "k2lsp: send the chat message" })
+  end)
 end
 
 --- The line (0-based) of the input separator (the last one in the buffer).

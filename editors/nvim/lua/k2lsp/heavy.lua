@@ -168,11 +168,7 @@ local function request(command, args, cb)
   end
   local params = { command = command, arguments = { args } }
   local handler = function(err, result) cb(err, result) end
-  if vim.fn.has("nvim-0.11") == 1 then
-    client:request("workspace/executeCommand", params, handler)
-  else
-    client.request("workspace/executeCommand", params, handler)
-  end
+  require("k2lsp").request(client, "workspace/executeCommand", params, handler)
 end
 
 --- Take candidate `label` of run `id` instead of its winner; `done(result|nil)` after.

@@ -244,12 +244,14 @@ function M.client()
   return clients[1]
 end
 
+--- `client`'s request of `method` (the 0.11 method call or the 0.10 field call).
 local function request(client, method, params, handler)
   if has_011 then
     return client:request(method, params, handler)
   end
   return client.request(method, params, handler)
 end
+M.request = request
 
 --- Run `workspace/executeCommand` for `command` with one argument object `args`.
 function M.exec(command, args, on_result, on_error)

@@ -46,20 +46,28 @@ function M.scratch(name, filetype, syntax)
   return buf
 end
 
---- The output buffer, created on first use.
-function M.buf()
-  local st = M.state
+--- `st.buf` while it is valid; else a new M.scratch(name, filetype, syntax), given once to
+--- `init(buf)` and kept in `st.buf`.
+---@return integer
+function M.kept_scratch(st, name, filetype, syntax, init)
   if valid(st.buf) then
     return st.buf
   end
-  local buf = M.scratch(NAME, "k2output", {
+  local buf = M.scratch(name, filetype, syntax)
+  init(buf)
+  st.buf = buf
+  return buf
+end
+
+--- The output buffer, created on first use.
+function M.buf()
+  return M.kept_scratch(M.state, NAME, "k2output", {
     { "K2Reasoning", [[^┆ .*$]], "Comment" },
     { "K2Header", [[^━━ .*$]], "Title" },
     { "K2Tool", [[^[→←✎✓✗] .*$]], "Identifier" },
-  })
-  vim.bo[buf].modifiable = false
-  st.buf = buf
-  return buf
+  }, function(buf)
+    vim.bo[buf].modifiable = false
+  end)
 end
 
 local function line_count()

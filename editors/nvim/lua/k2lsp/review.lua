@@ -264,11 +264,7 @@ local function request(rev, command, args, on_result, on_error)
       on_result(result)
     end
   end
-  if vim.fn.has("nvim-0.11") == 1 then
-    client:request("workspace/executeCommand", params, handler)
-  else
-    client.request("workspace/executeCommand", params, handler)
-  end
+  require("k2lsp").request(client, "workspace/executeCommand", params, handler)
 end
 
 local function settle(rev, answer)
