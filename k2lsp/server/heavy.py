@@ -22,7 +22,7 @@ from lsprotocol import types
 from k2lsp.agent.events import Event
 from k2lsp.errors import K2lspError, Outcome, UsageError
 from k2lsp.server import protocol
-from k2lsp.server.failure import command_error, run_failure
+from k2lsp.server.failure import command_error
 
 if TYPE_CHECKING:
     from k2lsp.server.app import K2LanguageServer
@@ -74,7 +74,7 @@ def heavy_driver(n: int) -> Drive:
 
     async def drive(ls: K2LanguageServer, run: Run, settings: Any) -> None:
         from k2lsp.agent.heavy.scheduler import run_heavy
-        from k2lsp.server.runs import _synthetic_end
+        from k2lsp.server.runs import ended_by
 
         assert run.stream is not None
         out = None
@@ -87,18 +87,8 @@ def heavy_driver(n: int) -> Drive:
         try:
             out = await run_heavy(run.request, n, settings, [own], finish=_finisher(ls, run))
             run.outcome, run.usage = out.outcome.value, out.usage
-        except asyncio.CancelledError:
-            _synthetic_end(run, Outcome.CANCELLED, "the run was cancelled; nothing was delivered")
-        except K2lspError as exc:
-            _synthetic_end(run, exc.outcome, str(exc))
-            kind, text = run_failure(exc.outcome.value, str(exc), run.base_url)
-            ls.show(text, kind)
-        except Exception as exc:
-            log.exception("heavy run %s failed", run.id)
-            _synthetic_end(run, Outcome.PROVIDER_ERROR, f"internal error: {exc}")
-            ls.show(
-                f"K2: the heavy run failed with an internal error: {exc}", types.MessageType.Error
-            )
+        except (asyncio.CancelledError, Exception) as exc:
+            ended_by(ls, run, exc, "heavy run")
         finally:
             run.state = "cancelled" if run.outcome == Outcome.CANCELLED.value else "finished"
             run.delivery = run.delivery or "skipped"

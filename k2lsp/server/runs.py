@@ -182,12 +182,30 @@ async def launch(ls: K2LanguageServer, request: RunRequest, title: str, drive: A
     return run
 
 
+def ended_by(ls: K2LanguageServer, run: Run, exc: BaseException, what: str = "run") -> None:
+    """Record how a run whose task raised `exc` ended and tell the user: cancelled (nothing
+    to show), a k2lsp error (a configuration problem raised before the run started: its
+    message and fix), or an internal error (logged with its traceback). Call it from the
+    `except` block, so the traceback is the one being handled."""
+    from k2lsp.errors import K2lspError
+    from k2lsp.server.failure import run_failure
+
+    if isinstance(exc, asyncio.CancelledError):
+        _synthetic_end(run, Outcome.CANCELLED, "the run was cancelled; nothing was delivered")
+    elif isinstance(exc, K2lspError):
+        _synthetic_end(run, exc.outcome, str(exc))
+        kind, text = run_failure(exc.outcome.value, str(exc), run.base_url)
+        ls.show(text, kind)
+    else:
+        log.exception("%s %s failed", what, run.id)
+        _synthetic_end(run, Outcome.PROVIDER_ERROR, f"internal error: {exc}")
+        ls.show(f"K2: the {what} failed with an internal error: {exc}", types.MessageType.Error)
+
+
 async def _drive(ls: K2LanguageServer, run: Run, settings: Any) -> None:
     """The run's task: execute, deliver in the finish hook, report, clean up."""
     from k2lsp.agent.session import execute_run
-    from k2lsp.errors import K2lspError
     from k2lsp.server.delivery import deliver
-    from k2lsp.server.failure import run_failure
 
     assert run.stream is not None
     result: RunResult | None = None
@@ -203,16 +221,8 @@ async def _drive(ls: K2LanguageServer, run: Run, settings: Any) -> None:
         result = await execute_run(run.request, settings, sinks=[run.stream.sink], finish=finish)
         run.outcome = result.outcome.value
         run.usage, run.steps = result.usage, max(run.steps, result.steps)
-    except asyncio.CancelledError:
-        _synthetic_end(run, Outcome.CANCELLED, "the run was cancelled; nothing was delivered")
-    except K2lspError as exc:  # configuration problems raised before the run started
-        _synthetic_end(run, exc.outcome, str(exc))
-        kind, text = run_failure(exc.outcome.value, str(exc), run.base_url)
-        ls.show(text, kind)
-    except Exception as exc:
-        log.exception("run %s failed", run.id)
-        _synthetic_end(run, Outcome.PROVIDER_ERROR, f"internal error: {exc}")
-        ls.show(f"K2: the run failed with an internal error: {exc}", types.MessageType.Error)
+    except (asyncio.CancelledError, Exception) as exc:
+        ended_by(ls, run, exc)
     finally:
         if run.outcome == Outcome.CANCELLED.value:
             run.state = "cancelled"
