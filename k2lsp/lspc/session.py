@@ -38,6 +38,8 @@ class ServerSession:
         self.diagnostics: dict[str, list[dict[str, Any]]] = {}
         self._diag_seen: dict[str, int] = {}
         self._diag_version: dict[str, int | None] = {}  # the document version they are for
+        self._scratch = 0  # scratch documents shown to the server (`scratch_diagnostics`)
+        self._closed_scratch: set[str] = set()  # their late publishes are dropped
         self._cond = threading.Condition()
         self._lock = threading.Lock()  # one request sequence at a time
         self.settled = False  # has the server answered a query the same way twice?
@@ -119,6 +121,10 @@ class ServerSession:
             return
         items = params.get("diagnostics")
         with self._cond:
+            if rel in self._closed_scratch:
+                self.diagnostics.pop(rel, None)
+                self._diag_seen.pop(rel, None)
+                return
             self.diagnostics[rel] = (
                 [d for d in items if isinstance(d, dict)] if isinstance(items, list) else []
             )
@@ -249,6 +255,42 @@ class ServerSession:
                         break
                     self._cond.wait(left)
                 return list(self.diagnostics.get(rel, []))
+
+    def scratch_diagnostics(
+        self, rel: str, text: str, wait_s: float
+    ) -> list[dict[str, Any]] | None:
+        """The server's first diagnostics for `text` shown to it as a new document next to
+        `rel` (never written to disk; closed again), or None when none came within `wait_s`.
+
+        A document the server has never seen gets a publish of its own even when it has no
+        problem, and no earlier text's late publish can be taken for it: unlike the file's own
+        document, whose publishes say neither which text they are for nor come at all when
+        nothing changed (typescript-language-server), the answer is about this text."""
+        assert self.conn is not None
+        folder, _, name = rel.rpartition("/")
+        with self._lock:
+            self._scratch += 1
+            scratch = f"{folder}/" if folder else ""
+            scratch += f".k2lsp-gate-{os.getpid()}-{self._scratch}-{name}"
+            uri = uri_of(self.root / scratch)
+            document = {"uri": uri, "languageId": language_id(rel), "version": 1, "text": text}
+            self.conn.notify("textDocument/didOpen", {"textDocument": document})
+            try:
+                deadline = time.monotonic() + wait_s
+                with self._cond:
+                    while not self._diag_seen.get(scratch) and self.alive:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            return None
+                        self._cond.wait(left)
+                    return list(self.diagnostics.get(scratch, []))
+            finally:
+                self.conn.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+                with self._cond:
+                    self._closed_scratch.add(scratch)
+                    self.diagnostics.pop(scratch, None)
+                    self._diag_seen.pop(scratch, None)
+                    self._diag_version.pop(scratch, None)
 
     def _sites(self, locations: list[Any]) -> list[Site]:
         out: set[Site] = set()

@@ -183,10 +183,10 @@ def _rel_to(root: Path, abs_path: Path) -> str:
         raise ToolError(f"{abs_path} is outside the workspace {root}") from None
 
 
-# How long the gate waits for a server's diagnostics of a text. Some servers publish only
-# when they change (typescript-language-server skips "still none"), so a text that adds
-# nothing is known only when this passes: the last published set then still holds.
-GATE_SERVER_WAIT_S = 2.0
+# How long the gate waits for a server's diagnostics of a text (each text is shown to the
+# server as a new document, which always gets a publish: only a slow server waits this long;
+# then tree-sitter's verdict stands).
+GATE_SERVER_WAIT_S = 10.0
 
 
 def gate(ctx: ToolContext, rel: str, old_text: str | None, new_text: str) -> None:
@@ -213,14 +213,14 @@ def server_gate(ctx: ToolContext, rel: str, old_text: str | None, new_text: str)
         return
     wait = GATE_SERVER_WAIT_S  # read at each call (tests on a loaded machine raise it)
     try:
-        before = (
-            []
-            if old_text is None
-            else syntax_errors(session.name, session.file_diagnostics(rel, old_text, wait))
-        )
-        after = syntax_errors(session.name, session.file_diagnostics(rel, new_text, wait))
+        before = [] if old_text is None else session.scratch_diagnostics(rel, old_text, wait)
+        after = session.scratch_diagnostics(rel, new_text, wait)
     except (LspError, OSError):
         return
+    if before is None or after is None:
+        return  # no answer in time: tree-sitter's verdict stands
+    before = syntax_errors(session.name, before)
+    after = syntax_errors(session.name, after)
     if len(after) <= len(before):
         return
     old_keys = Counter((str(d.get("code")), str(d.get("message"))) for d in before)
