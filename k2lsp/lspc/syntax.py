@@ -8,6 +8,7 @@ Each server marks syntax errors its own way; a server without a rule here is not
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -68,3 +69,20 @@ def line_of(diag: Diagnostic) -> int:
     """1-based line of a diagnostic."""
     start = (diag.get("range") or {}).get("start") or {}
     return int(start.get("line", 0)) + 1
+
+
+def _key(diag: Diagnostic) -> tuple[str, str]:
+    return (str(diag.get("code") or ""), str(diag.get("message") or "").strip())
+
+
+def added(before: list[Diagnostic], after: list[Diagnostic]) -> list[Diagnostic]:
+    """The diagnostics of `after` that `before` did not have (matched by code and message,
+    each one of `before` used once), in `after`'s order."""
+    old = Counter(_key(d) for d in before)
+    out = []
+    for diag in after:
+        if old[_key(diag)] > 0:
+            old[_key(diag)] -= 1
+        else:
+            out.append(diag)
+    return out

@@ -8,12 +8,12 @@ to the server."""
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from k2lsp.lspc.rpc import LspError
+from k2lsp.lspc.syntax import added, line_of
 from k2lsp.tools import fileops
 from k2lsp.tools.base import ToolResult, cap_output, tool
 from k2lsp.tools.refs import pool
@@ -34,15 +34,6 @@ class DiagnosticsParams(fileops.Params):
     include_warnings: bool = Field(default=True, description="Also list warnings.")
 
 
-def _key(diag: dict[str, Any]) -> tuple[str, str]:
-    return (str(diag.get("code") or ""), str(diag.get("message") or "").strip())
-
-
-def _line(diag: dict[str, Any]) -> int:
-    start = (diag.get("range") or {}).get("start") or {}
-    return int(start.get("line", 0)) + 1
-
-
 def file_report(ctx: ToolContext, rel: str, warnings: bool) -> tuple[list[str], int, str]:
     """Lines describing `rel`'s new and fixed problems, the count of new ones, the checker."""
     if fileops.is_secret(ctx, rel):
@@ -59,19 +50,14 @@ def file_report(ctx: ToolContext, rel: str, warnings: bool) -> tuple[list[str], 
     except (LspError, OSError) as exc:
         return [f"{rel}: the server failed: {exc}"], 0, session.name
     keep = [d for d in after if int(d.get("severity") or 1) <= worst]
-    old = Counter(_key(d) for d in before if int(d.get("severity") or 1) <= worst)
-    new: list[dict[str, Any]] = []
-    for diag in keep:
-        if old[_key(diag)] > 0:
-            old[_key(diag)] -= 1
-        else:
-            new.append(diag)
+    kept_before = [d for d in before if int(d.get("severity") or 1) <= worst]
+    new = added(kept_before, keep)
     lines = [
-        f"{rel}:{_line(d)}: NEW {SEVERITY.get(int(d.get('severity') or 1), 'error')}: "
+        f"{rel}:{line_of(d)}: NEW {SEVERITY.get(int(d.get('severity') or 1), 'error')}: "
         f"{str(d.get('message'))[:300]}"
-        for d in sorted(new, key=_line)
+        for d in sorted(new, key=line_of)
     ]
-    fixed = sum(old.values())
+    fixed = len(added(keep, kept_before))  # before's problems that are gone
     if fixed:
         lines.append(f"{rel}: {fileops.plural(fixed, 'problem')} of before are gone")
     if not lines:

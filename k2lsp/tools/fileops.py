@@ -6,7 +6,6 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -206,7 +205,7 @@ def server_gate(ctx: ToolContext, rel: str, old_text: str | None, new_text: str)
     from k2lsp.code.gate import server_message
     from k2lsp.lspc.pool import running_session
     from k2lsp.lspc.rpc import LspError
-    from k2lsp.lspc.syntax import judges, line_of, syntax_errors
+    from k2lsp.lspc.syntax import added, judges, line_of, syntax_errors
 
     session = running_session(ctx.state, rel)
     if session is None or not judges(session.name):
@@ -223,15 +222,7 @@ def server_gate(ctx: ToolContext, rel: str, old_text: str | None, new_text: str)
     after = syntax_errors(session.name, after)
     if len(after) <= len(before):
         return
-    old_keys = Counter((str(d.get("code")), str(d.get("message"))) for d in before)
-    first = after[0]
-    for diag in after:
-        key = (str(diag.get("code")), str(diag.get("message")))
-        if old_keys[key] > 0:
-            old_keys[key] -= 1
-        else:
-            first = diag
-            break
+    first = added(before, after)[0]  # more errors after than before: at least one is new
     data = new_text.encode("utf-8", "surrogatepass")
     raise ToolError(
         server_message(
